@@ -1,0 +1,48 @@
+// The public mmx::kernels launchers for the CPU. Each picks the fastest implementation the
+// running CPU supports; the reference loops are the fallback.
+#include "kernels/kernels.h"
+
+#include "kernels/cpu/reference.h"
+
+namespace mmx::kernels {
+
+void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
+  reference::Gemm(x, num_tokens, w, y);
+}
+
+void RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,
+             float* out) {
+  reference::RmsNorm(x, num_tokens, n, gamma, eps, out);
+}
+
+void SiluInPlace(float* x, int64_t n) { reference::SiluInPlace(x, n); }
+
+void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  reference::SiluMul(gate, up, n, out);
+}
+
+void SigmoidMulInPlace(const float* gate, float* x, int64_t n) {
+  reference::SigmoidMulInPlace(gate, x, n);
+}
+
+void ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim, int rotary_dim,
+               const int64_t* positions, const float* inv_freq) {
+  reference::ApplyRope(x, num_tokens, num_heads, head_dim, rotary_dim, positions, inv_freq);
+}
+
+void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k,
+                     const float* v, int64_t total_len, float* out) {
+  reference::CausalAttention(shape, q, n, k, v, total_len, out);
+}
+
+void LightningAttention(const LightningShape& shape, const float* qkv, int64_t n, float* state,
+                        float* out) {
+  reference::LightningAttention(shape, qkv, n, state, out);
+}
+
+void RouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k, int* ids,
+                float* weights) {
+  reference::RouterTopK(logits, num_tokens, num_experts, k, ids, weights);
+}
+
+}  // namespace mmx::kernels
