@@ -1,0 +1,91 @@
+// The numeric primitives behind the model, one launcher API. Every function here runs on the
+// CPU (kernels/cpu: AVX2/AVX-512 with runtime dispatch, each with a plain reference loop in
+// kernels/cpu/reference.h that the tests use as the oracle). A CUDA backend will offer the same
+// signatures.
+//
+// Conventions: activations are fp32, row-major, contiguous. Weight matrices are PyTorch Linear
+// weights [out, in] in the checkpoint's own dtype, read in place (usually from an mmap), with
+// fp32 accumulation. Shape legend (model/layers.h): T tokens, H hidden, N heads, D head dim,
+// E experts, K experts per token, F expert hidden.
+//
+// Multithreaded kernels use ThreadPool::Default() and must not be called from inside a pool job.
+#pragma once
+
+#include <cstdint>
+
+#include "base/dtype.h"
+
+namespace mmx::kernels {
+
+// A weight matrix [rows, cols], row-major, in its stored dtype. Not owning.
+struct WeightView {
+  const void* data = nullptr;
+  DType dtype = DType::kBF16;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  // Rows [begin, end) of this matrix, still a view.
+  WeightView Rows(int64_t begin, int64_t end) const {
+    return WeightView{static_cast<const char*>(data) + begin * cols * static_cast<int64_t>(DTypeSize(dtype)),
+                      dtype, end - begin, cols};
+  }
+};
+
+// y[t, o] = sum_i x[t, i] * w[o, i], for t < num_tokens and o < w.rows.
+// x: [num_tokens, w.cols] fp32; y: [num_tokens, w.rows] fp32 (overwritten). Each weight row is
+// read once per call whatever num_tokens is: batching tokens through one call is what makes
+// batched decode cheaper than one call per token.
+void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y);
+
+// out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * gamma, over rows of width n. In place ok.
+void RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,
+             float* out);
+
+// Elementwise: x = x * sigmoid(x) (SiLU), in place.
+void SiluInPlace(float* x, int64_t n);
+// out = silu(gate) * up (the SwiGLU combine). out may alias gate or up.
+void SiluMul(const float* gate, const float* up, int64_t n, float* out);
+// x = sigmoid(gate) * x (the lightning output gate), in place on x.
+void SigmoidMulInPlace(const float* gate, float* x, int64_t n);
+
+// Rotate-half (NeoX) RoPE on the first rotary_dim dims of every head, in place.
+// x: [num_tokens, num_heads * head_dim]; positions: [num_tokens] absolute positions;
+// inv_freq: [rotary_dim / 2]. Pairs are (i, i + rotary_dim/2); angles fp32(pos) * inv_freq[i].
+void ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim, int rotary_dim,
+               const int64_t* positions, const float* inv_freq);
+
+struct AttentionShape {
+  int num_heads = 0;     // N query heads
+  int num_kv_heads = 0;  // KV heads; query head h reads KV head h / (N / num_kv_heads)
+  int head_dim = 0;      // D
+  float scale = 0.f;     // usually 1/sqrt(D)
+};
+
+// Causal softmax attention of one sequence's new queries against its KV cache.
+// q: [n, N*D] for absolute positions total_len-n .. total_len-1; k, v: [total_len, Nkv*D], the
+// cache including the n new rows (K after RoPE). out: [n, N*D]. Query i sees keys 0..total_len-n+i.
+void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k,
+                     const float* v, int64_t total_len, float* out);
+
+struct LightningShape {
+  int num_heads = 0;            // N
+  int head_dim = 0;             // D
+  const float* slopes = nullptr;  // [N] decay rates s_{l,h} of this layer (lambda = exp(-s))
+  int block_size = 256;         // prefill block length B (changes rounding only, not the math)
+};
+
+// Lightning attention over n new tokens of one sequence, continuing from `state`.
+// qkv: [n, N*3*D], per head [q_h | k_h | v_h] (after SiLU). state: [N, D, D] fp32, row = key dim,
+// column = value dim; updated in place to the state after the n tokens. out: [n, N*D].
+// n == 1 uses the recurrence S = lambda*S + k^T v, o = q S; n > 1 uses the block form, which
+// equals the recurrence exactly in real arithmetic (MODEL.md §3.4).
+void LightningAttention(const LightningShape& shape, const float* qkv, int64_t n, float* state,
+                        float* out);
+
+// Router: softmax over num_experts logits (fp32), top-k, weights renormalised over the chosen k.
+// logits: [num_tokens, num_experts]; ids: [num_tokens, k] in descending probability;
+// weights: [num_tokens, k]. Ties go to the lower expert id.
+void RouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k, int* ids,
+                float* weights);
+
+}  // namespace mmx::kernels

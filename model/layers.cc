@@ -1,0 +1,212 @@
+#include "model/layers.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/bf16.h"
+#include "base/status_macros.h"
+
+namespace mmx::model {
+namespace {
+
+// The lightning output norm's eps: the module's constructor default, not rms_norm_eps (MODEL.md §3.6).
+constexpr float kLightningNormEps = 1e-6f;
+
+// Lightning attention on the normed input u [T, H]: a [T, H].
+void LightningForward(const ModelConfig& c, const LightningWeights& w, const BatchLayout& batch,
+                      int layer, const float* u, float* a) {
+  const int64_t T = batch.num_tokens;
+  const int64_t qw = c.q_width();  // N*D
+  std::vector<float> qkv(T * 3 * qw);  // [T, N*3*D]
+  kernels::Gemm(u, T, w.qkv, qkv.data());
+  kernels::SiluInPlace(qkv.data(), static_cast<int64_t>(qkv.size()));
+
+  std::vector<float> o(T * qw);  // [T, N*D], heads concatenated
+  kernels::LightningShape shape{c.num_attention_heads, c.head_dim, w.slopes.data(),
+                                c.lightning_block_size};
+  for (const SequenceSlice& s : batch.sequences) {
+    LayerState& state = s.state->layer(layer);
+    kernels::LightningAttention(shape, qkv.data() + s.row_begin * 3 * qw, s.num_tokens,
+                                state.lightning.data(), o.data() + s.row_begin * qw);
+    state.length += s.num_tokens;
+  }
+  // One RMSNorm over all N*D features, then the sigmoid gate from the same u.
+  kernels::RmsNorm(o.data(), T, qw, w.norm.data(), kLightningNormEps, o.data());
+  std::vector<float> gate(T * qw);
+  kernels::Gemm(u, T, w.gate, gate.data());
+  kernels::SigmoidMulInPlace(gate.data(), o.data(), T * qw);
+  kernels::Gemm(o.data(), T, w.out, a);
+}
+
+// Softmax attention (GQA, partial rotate-half RoPE, KV cache) on u [T, H]: a [T, H].
+void SoftmaxForward(const ModelConfig& c, const SoftmaxWeights& w, const BatchLayout& batch,
+                    int layer, const float* u, float* a) {
+  const int64_t T = batch.num_tokens;
+  const int64_t qw = c.q_width(), kvw = c.kv_width();
+  std::vector<float> q(T * qw), k(T * kvw), v(T * kvw);
+  kernels::Gemm(u, T, w.q, q.data());
+  kernels::Gemm(u, T, w.k, k.data());
+  kernels::Gemm(u, T, w.v, v.data());
+  kernels::ApplyRope(q.data(), T, c.num_attention_heads, c.head_dim, c.rotary_dim,
+                     batch.positions.data(), w.inv_freq.data());
+  kernels::ApplyRope(k.data(), T, c.num_key_value_heads, c.head_dim, c.rotary_dim,
+                     batch.positions.data(), w.inv_freq.data());
+
+  std::vector<float> o(T * qw);
+  kernels::AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                                1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  for (const SequenceSlice& s : batch.sequences) {
+    LayerState& state = s.state->layer(layer);
+    MMX_CHECK(state.length == s.start_position);
+    const float* k_new = k.data() + s.row_begin * kvw;
+    const float* v_new = v.data() + s.row_begin * kvw;
+    state.keys.insert(state.keys.end(), k_new, k_new + s.num_tokens * kvw);
+    state.values.insert(state.values.end(), v_new, v_new + s.num_tokens * kvw);
+    state.length += s.num_tokens;
+    kernels::CausalAttention(shape, q.data() + s.row_begin * qw, s.num_tokens, state.keys.data(),
+                             state.values.data(), state.length, o.data() + s.row_begin * qw);
+  }
+  kernels::Gemm(o.data(), T, w.o, a);
+}
+
+}  // namespace
+
+void BatchLayout::Add(int64_t num_new_tokens, int64_t start_position, SequenceState* state) {
+  sequences.push_back(SequenceSlice{num_tokens, num_new_tokens, start_position, state});
+  for (int64_t i = 0; i < num_new_tokens; ++i) positions.push_back(start_position + i);
+  num_tokens += num_new_tokens;
+}
+
+void AttentionBlockForward(const ModelConfig& c, const AttentionBlockWeights& w,
+                           const BatchLayout& batch, float* x, std::vector<float>* residual,
+                           Routing* routing) {
+  const int64_t T = batch.num_tokens, H = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const bool softmax = w.kind == AttentionKind::kSoftmax;
+  const float alpha = static_cast<float>(softmax ? c.full_attn_alpha : c.linear_attn_alpha);
+  const float beta = static_cast<float>(softmax ? c.full_attn_beta : c.linear_attn_beta);
+
+  std::vector<float> u(T * H), a(T * H);  // [T, H]
+  kernels::RmsNorm(x, T, H, w.input_norm.data(), eps, u.data());
+  if (softmax) {
+    SoftmaxForward(c, w.softmax, batch, w.layer, u.data(), a.data());
+  } else {
+    LightningForward(c, w.lightning, batch, w.layer, u.data(), a.data());
+  }
+  // Postnorm: the skip path carries alpha * norm(x), never x itself (MODEL.md §2).
+  const float* skip = c.postnorm ? u.data() : x;
+  for (int64_t i = 0; i < T * H; ++i) a[i] = alpha * skip[i] + beta * a[i];  // a is now y
+  if (c.postnorm) {
+    residual->clear();
+  } else {
+    residual->assign(a.begin(), a.end());
+  }
+  kernels::RmsNorm(a.data(), T, H, w.post_norm.data(), eps, x);  // x is now w
+
+  const int E = c.num_local_experts, K = c.num_experts_per_tok;
+  std::vector<float> logits(T * E);
+  kernels::Gemm(x, T, w.router, logits.data());
+  routing->k = K;
+  routing->expert_ids.resize(T * K);
+  routing->weights.resize(T * K);
+  kernels::RouterTopK(logits.data(), T, E, K, routing->expert_ids.data(), routing->weights.data());
+}
+
+void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_t intermediate,
+               float* out) {
+  std::vector<float> gate(n * intermediate), up(n * intermediate);  // [n, F]
+  kernels::Gemm(rows, n, expert.w1, gate.data());
+  kernels::Gemm(rows, n, expert.w3, up.data());
+  kernels::SiluMul(gate.data(), up.data(), n * intermediate, gate.data());
+  kernels::Gemm(gate.data(), n, expert.w2, out);
+}
+
+void RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
+                int64_t num_tokens, const Routing& routing, float* m) {
+  const int64_t H = c.hidden_size;
+  const int K = routing.k;
+  std::vector<int64_t> tokens;
+  std::vector<float> scales;
+  std::vector<float> rows, out;
+  // Ascending expert id: each token's m accumulates its lower-id expert first (MODEL.md §5).
+  for (int e = 0; e < static_cast<int>(experts.experts.size()); ++e) {
+    const ExpertWeights& expert = experts.experts[e];
+    if (!expert.loaded()) continue;
+    tokens.clear();
+    scales.clear();
+    for (int64_t t = 0; t < num_tokens; ++t) {
+      for (int j = 0; j < K; ++j) {
+        if (routing.expert_ids[t * K + j] == e) {
+          tokens.push_back(t);
+          scales.push_back(routing.weights[t * K + j]);
+        }
+      }
+    }
+    if (tokens.empty()) continue;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    rows.resize(n * H);
+    out.resize(n * H);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(w + tokens[i] * H, H, rows.data() + i * H);
+    ExpertFfn(expert, rows.data(), n, c.intermediate_size, out.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* dst = m + tokens[i] * H;
+      const float* src = out.data() + i * H;
+      for (int64_t h = 0; h < H; ++h) dst[h] += scales[i] * src[h];
+    }
+  }
+}
+
+void CombineMoe(const ModelConfig& c, const float* residual, const float* m, int64_t num_tokens,
+                float* x) {
+  const float alpha = static_cast<float>(c.mlp_alpha), beta = static_cast<float>(c.mlp_beta);
+  const int64_t n = num_tokens * c.hidden_size;
+  for (int64_t i = 0; i < n; ++i) x[i] = alpha * residual[i] + beta * m[i];
+}
+
+void DecoderLayerForward(const ModelConfig& c, const AttentionBlockWeights& attention,
+                         const MoeWeights& experts, const BatchLayout& batch, float* x) {
+  const int64_t T = batch.num_tokens;
+  std::vector<float> residual;
+  Routing routing;
+  AttentionBlockForward(c, attention, batch, x, &residual, &routing);
+  std::vector<float> m(T * c.hidden_size, 0.f);
+  RunExperts(c, experts, x, T, routing, m.data());
+  CombineMoe(c, c.postnorm ? x : residual.data(), m.data(), T, x);
+}
+
+void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,
+                 float* x) {
+  const int64_t H = embed.cols;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int64_t id = token_ids[t];
+    float* dst = x + t * H;
+    switch (embed.dtype) {
+      case DType::kBF16: {
+        const uint16_t* src = static_cast<const uint16_t*>(embed.data) + id * H;
+        for (int64_t h = 0; h < H; ++h) dst[h] = Bf16ToFloat(src[h]);
+        break;
+      }
+      case DType::kF16: {
+        const uint16_t* src = static_cast<const uint16_t*>(embed.data) + id * H;
+        for (int64_t h = 0; h < H; ++h) dst[h] = F16ToFloat(src[h]);
+        break;
+      }
+      case DType::kF32:
+        std::copy_n(static_cast<const float*>(embed.data) + id * H, H, dst);
+        break;
+    }
+  }
+}
+
+void ComputeLogits(const ModelConfig& c, const TailWeights& tail, const float* x,
+                   const std::vector<int64_t>& rows, float* logits) {
+  const int64_t H = c.hidden_size;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  std::vector<float> h(n * H);
+  for (int64_t i = 0; i < n; ++i) std::copy_n(x + rows[i] * H, H, h.data() + i * H);
+  kernels::RmsNorm(h.data(), n, H, tail.final_norm.data(), static_cast<float>(c.rms_norm_eps),
+                   h.data());
+  kernels::Gemm(h.data(), n, tail.lm_head, logits);
+}
+
+}  // namespace mmx::model

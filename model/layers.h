@@ -1,0 +1,88 @@
+// The math of one MiniMax-Text-01 decoder layer, written once and used by every execution path:
+// the single-process engine (model/model_runner.h) and, later, the workers of a distributed
+// cluster, which place these same functions on different machines.
+//
+// Shape legend (used in every comment under model/):
+//   T tokens in the batch (packed across sequences, no padding), H hidden (6144),
+//   N heads (64), Nkv KV heads (8), D head dim (128), E experts (32), K experts per token (2),
+//   F expert hidden (9216), L layers (80), V vocab (200064).
+//
+// A decoder layer is split where the distributed engine splits it:
+//   AttentionBlockForward:  x -> u = norm_in(x); a = Attn(u); y = a_attn*u + b_attn*a;
+//                           w = norm_post(y); routing = top-K(router(w))
+//   ExpertFfn (per expert, on whichever host holds it): E_e(w) = W2 (silu(W1 w) * W3 w)
+//   CombineMoe:             m = sum over chosen experts in ascending id of r_e * E_e(w);
+//                           x' = a_mlp*w + b_mlp*m
+// Numerics: fp32 activations, weights in the checkpoint dtype read in place, fp32 lightning
+// state and KV cache. This is the golden set's fp32 reference mode (MODEL.md §2, golden README).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model/config.h"
+#include "model/sequence_state.h"
+#include "model/weights.h"
+
+namespace mmx::model {
+
+// Where each sequence's rows sit in a packed batch. Rows [row_begin, row_begin + num_tokens) of
+// every [T, ...] activation belong to `state`, at absolute positions start_position + i.
+struct SequenceSlice {
+  int64_t row_begin = 0;
+  int64_t num_tokens = 0;
+  int64_t start_position = 0;
+  SequenceState* state = nullptr;
+};
+
+struct BatchLayout {
+  std::vector<SequenceSlice> sequences;
+  int64_t num_tokens = 0;          // T
+  std::vector<int64_t> positions;  // [T] absolute positions, filled by Finalize()
+
+  // Appends a sequence's rows after the ones already added.
+  void Add(int64_t num_new_tokens, int64_t start_position, SequenceState* state);
+};
+
+// Top-K routing of T tokens: expert ids (descending probability) and renormalised weights.
+struct Routing {
+  int k = 0;
+  std::vector<int> expert_ids;  // [T, K]
+  std::vector<float> weights;   // [T, K]
+};
+
+// Runs the attention half of `layer` on x [T, H] (overwritten with w, the normed MoE input) and
+// writes the routing. With postnorm = false, `residual` [T, H] receives y (the tensor the MoE
+// residual scales); with postnorm = true it is left empty because the residual is w itself.
+void AttentionBlockForward(const ModelConfig& config, const AttentionBlockWeights& weights,
+                           const BatchLayout& batch, float* x, std::vector<float>* residual,
+                           Routing* routing);
+
+// One expert on n rows: out [n, H] = W2 (silu(W1 rows) * W3 rows), rows [n, H].
+void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_t intermediate,
+               float* out);
+
+// Runs every routed (token, expert) pair whose expert `experts` holds, in ascending expert id,
+// and adds weight * E_e(w) into m [T, H]. Tokens whose experts live elsewhere are left alone
+// (a distributed stage adds those from the expert hosts' replies in the same order).
+void RunExperts(const ModelConfig& config, const MoeWeights& experts, const float* w,
+                int64_t num_tokens, const Routing& routing, float* m);
+
+// x [T, H] = a_mlp * residual + b_mlp * m, where residual is w (postnorm) or y.
+void CombineMoe(const ModelConfig& config, const float* residual, const float* m,
+                int64_t num_tokens, float* x);
+
+// The full decoder layer on one machine: attention block, all experts, combine. x in/out.
+void DecoderLayerForward(const ModelConfig& config, const AttentionBlockWeights& attention,
+                         const MoeWeights& experts, const BatchLayout& batch, float* x);
+
+// Embedding lookup: x [T, H] = embed[token_ids]. Ids must be < V (checked by the caller).
+void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,
+                 float* x);
+
+// Final norm and lm_head for the given rows of x [T, H]: logits [rows.size(), V].
+void ComputeLogits(const ModelConfig& config, const TailWeights& tail, const float* x,
+                   const std::vector<int64_t>& rows, float* logits);
+
+}  // namespace mmx::model

@@ -1,0 +1,62 @@
+// ModelRunner: the whole model in one process. It owns every piece's weights (views into the
+// checkpoint's mmap) and the per-sequence state, and runs one step over a packed batch of
+// sequences: embed -> each decoder layer (model/layers.h) -> final norm and lm_head.
+// This is the executable spec the distributed engine must match: it calls the same layer
+// functions with every placement local. Not thread-safe: one Step at a time.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/checkpoint.h"
+#include "model/layers.h"
+#include "model/weights.h"
+
+namespace mmx::model {
+
+// The tokens one sequence feeds in a step: a prefill chunk or one decode token.
+struct StepInput {
+  int64_t sequence_id = 0;
+  std::vector<int32_t> tokens;
+  bool all_logits = false;  // logits for every token (else only for the last one)
+};
+
+struct StepOutput {
+  // Per input, in input order: [rows, V] logits, rows = tokens.size() or 1.
+  std::vector<std::vector<float>> logits;
+};
+
+class ModelRunner {
+ public:
+  // Opens the checkpoint directory and maps every tensor (nothing is copied).
+  static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(const std::string& dir);
+
+  const ModelConfig& config() const { return checkpoint_->config(); }
+
+  // Creates empty state for a new sequence. AlreadyExists if the id is live.
+  absl::Status StartSequence(int64_t sequence_id);
+  // Frees a sequence's state. Unknown ids are ignored.
+  void EndSequence(int64_t sequence_id);
+  // Tokens already processed by a live sequence.
+  int64_t SequenceLength(int64_t sequence_id) const;
+
+  // Runs one step. InvalidArgument for an unknown sequence, an empty token list, a sequence
+  // listed twice, or a token id outside [0, V).
+  absl::StatusOr<StepOutput> Step(const std::vector<StepInput>& inputs);
+
+ private:
+  ModelRunner() = default;
+
+  std::unique_ptr<Checkpoint> checkpoint_;
+  kernels::WeightView embedding_;
+  std::vector<AttentionBlockWeights> attention_;  // [L]
+  std::vector<MoeWeights> experts_;               // [L]
+  TailWeights tail_;
+  std::map<int64_t, std::unique_ptr<SequenceState>> sequences_;
+};
+
+}  // namespace mmx::model

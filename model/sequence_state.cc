@@ -1,0 +1,23 @@
+#include "model/sequence_state.h"
+
+namespace mmx::model {
+
+SequenceState::SequenceState(const ModelConfig& config, int first_layer, int end_layer)
+    : first_layer_(first_layer) {
+  layers_.resize(end_layer - first_layer);
+  const size_t lightning_size =
+      static_cast<size_t>(config.num_attention_heads) * config.head_dim * config.head_dim;
+  for (int l = first_layer; l < end_layer; ++l) {
+    if (!config.is_softmax(l)) layers_[l - first_layer].lightning.assign(lightning_size, 0.f);
+  }
+}
+
+int64_t SequenceState::bytes() const {
+  int64_t total = 0;
+  for (const LayerState& s : layers_) {
+    total += static_cast<int64_t>((s.lightning.size() + s.keys.size() + s.values.size()) * sizeof(float));
+  }
+  return total;
+}
+
+}  // namespace mmx::model
