@@ -1,0 +1,38 @@
+// Which SIMD level the CPU kernels run at. Every translation unit is built for the AVX2+FMA+F16C
+// baseline; the *_avx512.cc files are entered only when CPUID reports AVX-512 (F, BW, VL, DQ and
+// BF16). Tests and benchmarks may lower the level to exercise the baseline paths on a machine
+// that has AVX-512.
+#pragma once
+
+#include <vector>
+
+namespace mmx::kernels {
+
+enum class Isa { kAvx2, kAvx512 };
+
+const char* IsaName(Isa isa);
+
+// The best level this CPU supports (detected once).
+Isa BestIsa();
+
+// The level the kernels use now: BestIsa(), or the override if one is set.
+Isa ActiveIsa();
+
+// Makes the kernels use `isa` (clamped to BestIsa()). Not for concurrent use with running
+// kernels: meant for tests and benchmarks.
+void SetIsaOverride(Isa isa);
+void ClearIsaOverride();
+
+// Every level this CPU can run, lowest first.
+std::vector<Isa> SupportedIsas();
+
+// Sets an override for its lifetime.
+class ScopedIsa {
+ public:
+  explicit ScopedIsa(Isa isa) { SetIsaOverride(isa); }
+  ~ScopedIsa() { ClearIsaOverride(); }
+  ScopedIsa(const ScopedIsa&) = delete;
+  ScopedIsa& operator=(const ScopedIsa&) = delete;
+};
+
+}  // namespace mmx::kernels
