@@ -121,8 +121,9 @@ void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_
   kernels::Gemm(gate.data(), n, expert.w2, out);
 }
 
-void RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
-                int64_t num_tokens, const Routing& routing, float* m) {
+int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
+                   int64_t num_tokens, const Routing& routing, float* m) {
+  int64_t bytes_read = 0;
   const int64_t H = c.hidden_size;
   const int K = routing.k;
   std::vector<int64_t> tokens;
@@ -148,12 +149,14 @@ void RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
     out.resize(n * H);
     for (int64_t i = 0; i < n; ++i) std::copy_n(w + tokens[i] * H, H, rows.data() + i * H);
     ExpertFfn(expert, rows.data(), n, c.intermediate_size, out.data());
+    bytes_read += WeightBytes(expert.w1) + WeightBytes(expert.w2) + WeightBytes(expert.w3);
     for (int64_t i = 0; i < n; ++i) {
       float* dst = m + tokens[i] * H;
       const float* src = out.data() + i * H;
       for (int64_t h = 0; h < H; ++h) dst[h] += scales[i] * src[h];
     }
   }
+  return bytes_read;
 }
 
 void CombineMoe(const ModelConfig& c, const float* residual, const float* m, int64_t num_tokens,
@@ -163,15 +166,16 @@ void CombineMoe(const ModelConfig& c, const float* residual, const float* m, int
   for (int64_t i = 0; i < n; ++i) x[i] = alpha * residual[i] + beta * m[i];
 }
 
-void DecoderLayerForward(const ModelConfig& c, const AttentionBlockWeights& attention,
-                         const MoeWeights& experts, const BatchLayout& batch, float* x) {
+int64_t DecoderLayerForward(const ModelConfig& c, const AttentionBlockWeights& attention,
+                            const MoeWeights& experts, const BatchLayout& batch, float* x) {
   const int64_t T = batch.num_tokens;
   std::vector<float> residual;
   Routing routing;
   AttentionBlockForward(c, attention, batch, x, &residual, &routing);
   std::vector<float> m(T * c.hidden_size, 0.f);
-  RunExperts(c, experts, x, T, routing, m.data());
+  const int64_t bytes_read = RunExperts(c, experts, x, T, routing, m.data());
   CombineMoe(c, c.postnorm ? x : residual.data(), m.data(), T, x);
+  return bytes_read;
 }
 
 void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,

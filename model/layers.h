@@ -66,7 +66,8 @@ void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_
 // Runs every routed (token, expert) pair whose expert `experts` holds, in ascending expert id,
 // and adds weight * E_e(w) into m [T, H]. Tokens whose experts live elsewhere are left alone
 // (a distributed stage adds those from the expert hosts' replies in the same order).
-void RunExperts(const ModelConfig& config, const MoeWeights& experts, const float* w,
+// Returns the bytes of expert weights read: each touched expert once, however many tokens.
+int64_t RunExperts(const ModelConfig& config, const MoeWeights& experts, const float* w,
                 int64_t num_tokens, const Routing& routing, float* m);
 
 // x [T, H] = a_mlp * residual + b_mlp * m, where residual is w (postnorm) or y.
@@ -74,7 +75,8 @@ void CombineMoe(const ModelConfig& config, const float* residual, const float* m
                 int64_t num_tokens, float* x);
 
 // The full decoder layer on one machine: attention block, all experts, combine. x in/out.
-void DecoderLayerForward(const ModelConfig& config, const AttentionBlockWeights& attention,
+// Returns the bytes of expert weights read (see RunExperts).
+int64_t DecoderLayerForward(const ModelConfig& config, const AttentionBlockWeights& attention,
                          const MoeWeights& experts, const BatchLayout& batch, float* x);
 
 // Embedding lookup: x [T, H] = embed[token_ids]. Ids must be < V (checked by the caller).

@@ -72,9 +72,12 @@ absl::StatusOr<StepOutput> ModelRunner::Step(const std::vector<StepInput>& input
   const int64_t T = batch.num_tokens;
   std::vector<float> x(T * H);  // [T, H], the residual stream between layers
   EmbedTokens(embedding_, tokens.data(), T, x.data());
+  int64_t bytes_read = T * H * static_cast<int64_t>(DTypeSize(embedding_.dtype));
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    DecoderLayerForward(c, attention_[l], experts_[l], batch, x.data());
+    bytes_read += AttentionBlockBytes(attention_[l]);
+    bytes_read += DecoderLayerForward(c, attention_[l], experts_[l], batch, x.data());
   }
+  bytes_read += WeightBytes(tail_.lm_head);
 
   std::vector<int64_t> rows;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -89,6 +92,7 @@ absl::StatusOr<StepOutput> ModelRunner::Step(const std::vector<StepInput>& input
   ComputeLogits(c, tail_, x.data(), rows, logits.data());
 
   StepOutput out;
+  out.weight_bytes_read = bytes_read;
   size_t row = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const int64_t n = inputs[i].all_logits ? batch.sequences[i].num_tokens : 1;

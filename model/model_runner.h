@@ -28,6 +28,9 @@ struct StepInput {
 struct StepOutput {
   // Per input, in input order: [rows, V] logits, rows = tokens.size() or 1.
   std::vector<std::vector<float>> logits;
+  // Weight bytes this step read: every attention block and router, each expert that had
+  // tokens (once), the embedding rows and lm_head. The numerator of achieved bandwidth.
+  int64_t weight_bytes_read = 0;
 };
 
 class ModelRunner {

@@ -58,6 +58,17 @@ std::vector<float> RopeInvFreq(const ModelConfig& config) {
   return inv_freq;
 }
 
+int64_t AttentionBlockBytes(const AttentionBlockWeights& w) {
+  int64_t bytes = WeightBytes(w.router);
+  if (w.kind == AttentionKind::kLightning) {
+    bytes += WeightBytes(w.lightning.qkv) + WeightBytes(w.lightning.gate) + WeightBytes(w.lightning.out);
+  } else {
+    bytes += WeightBytes(w.softmax.q) + WeightBytes(w.softmax.k) + WeightBytes(w.softmax.v) +
+             WeightBytes(w.softmax.o);
+  }
+  return bytes;
+}
+
 absl::StatusOr<AttentionBlockWeights> LoadAttentionBlock(const Checkpoint& checkpoint, int layer) {
   const ModelConfig& c = checkpoint.config();
   const std::string p = LayerPrefix(layer);

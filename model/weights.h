@@ -59,6 +59,12 @@ struct TailWeights {
   kernels::WeightView lm_head;    // [V, H]
 };
 
+inline int64_t WeightBytes(const kernels::WeightView& w) {
+  return w.rows * w.cols * static_cast<int64_t>(DTypeSize(w.dtype));
+}
+// Bytes of matrices an attention block reads per step (projections and router).
+int64_t AttentionBlockBytes(const AttentionBlockWeights& w);
+
 absl::StatusOr<AttentionBlockWeights> LoadAttentionBlock(const Checkpoint& checkpoint, int layer);
 // Loads the listed experts of `layer` (all of them when `expert_ids` is empty).
 absl::StatusOr<MoeWeights> LoadExperts(const Checkpoint& checkpoint, int layer,

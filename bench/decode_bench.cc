@@ -1,0 +1,172 @@
+// mmx-bench-decode: end-to-end CPU decode and prefill throughput of the local engine, beside
+// this machine's measured memory bandwidth (a STREAM triad run in the same process).
+//
+//   mmx-bench-decode --model DIR [--threads N] [--batches 1,8,32] [--steps 32] [--prefill 512]
+//
+// For each batch size b: b sequences with a short random prompt are prefilled (not timed), then
+// `steps` decode steps run with all b sequences in each step. Reported: tokens/s (b * steps /
+// time) and the achieved bandwidth, i.e. weight bytes actually read per step (each touched
+// expert once, attention, router, lm_head; StepOutput::weight_bytes_read) over step time, as a
+// fraction of the triad. Then one prompt of --prefill tokens is prefilled and timed. Peak RSS is
+// compared with the checkpoint's weight bytes (weights are mmap'ed, never copied).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "base/thread_pool.h"
+#include "model/model_runner.h"
+#include "model/sampling.h"
+#include "nlohmann/json.hpp"
+
+namespace mmx {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// STREAM triad a = b + s*c over arrays far larger than the caches, on every pool thread.
+// Returns GB/s counting 3 arrays of traffic per element, as STREAM does.
+double TriadGBs(int64_t n, int repeats) {
+  std::vector<float> a(n), b(n, 1.f), c(n, 2.f);
+  ThreadPool& pool = ThreadPool::Default();
+  pool.ParallelFor(n, 1 << 16, [&](int64_t b0, int64_t b1) {  // first touch on the thread that uses it
+    std::fill(a.begin() + b0, a.begin() + b1, 0.f);
+  });
+  double best = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = Now();
+    pool.ParallelFor(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+      float* __restrict pa = a.data();
+      const float* __restrict pb = b.data();
+      const float* __restrict pc = c.data();
+      for (int64_t i = i0; i < i1; ++i) pa[i] = pb[i] + 3.f * pc[i];
+    });
+    best = std::max(best, 3.0 * n * sizeof(float) / (Now() - t0) / 1e9);
+  }
+  return best;
+}
+
+int64_t PeakRssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+int64_t CheckpointWeightBytes(const std::string& dir) {
+  std::ifstream in(dir + "/model.safetensors.index.json");
+  if (!in) return 0;
+  return nlohmann::json::parse(in)["metadata"]["total_size"].get<int64_t>();
+}
+
+}  // namespace
+}  // namespace mmx
+
+int main(int argc, char** argv) {
+  using namespace mmx;
+  std::string model_dir, batches_text = "1,8,32";
+  int threads = 0, steps = 32, prefill_len = 512;
+  CLI::App app{"mmx-bench-decode: decode and prefill throughput against the memory roofline"};
+  app.add_option("--model", model_dir, "Checkpoint directory")->required();
+  app.add_option("--threads", threads, "Compute threads (default: all cores)");
+  app.add_option("--batches", batches_text, "Batch sizes, comma-separated");
+  app.add_option("--steps", steps, "Timed decode steps per batch size");
+  app.add_option("--prefill", prefill_len, "Prompt length of the prefill measurement (0 = skip)");
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) ThreadPool::SetDefaultThreads(threads);
+
+  std::vector<int> batches;
+  for (absl::string_view s : absl::StrSplit(batches_text, ',')) {
+    int b;
+    if (!absl::SimpleAtoi(s, &b) || b < 1) {
+      std::fprintf(stderr, "mmx-bench-decode: error: bad batch size '%s'\n", std::string(s).c_str());
+      return 2;
+    }
+    batches.push_back(b);
+  }
+
+  const double triad = TriadGBs(int64_t{1} << 26, 5);  // 3 x 256 MiB
+  std::printf("threads: %d\nSTREAM triad: %.1f GB/s\n", ThreadPool::Default().num_threads(), triad);
+
+  {
+    // Reset the peak-RSS mark so the triad's arrays do not count against the model's footprint.
+    std::ofstream clear_refs("/proc/self/clear_refs");
+    clear_refs << "5";
+  }
+  auto runner = model::ModelRunner::Load(model_dir);
+  if (!runner.ok()) {
+    std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(runner.status().message()).c_str());
+    return 1;
+  }
+  const model::ModelConfig& c = (*runner)->config();
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
+
+  std::printf("\n| batch | tokens/s | ms/step | weight GB read/step | achieved GB/s | of triad |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  double batch1_tps = 0;
+  int64_t next_id = 0;
+  for (int b : batches) {
+    std::vector<model::StepInput> inputs(b);
+    for (int i = 0; i < b; ++i) {
+      inputs[i].sequence_id = next_id++;
+      for (int t = 0; t < 16; ++t) inputs[i].tokens.push_back(token(rng));
+      if (!(*runner)->StartSequence(inputs[i].sequence_id).ok()) return 1;
+    }
+    auto out = (*runner)->Step(inputs);  // prefill, untimed
+    if (!out.ok()) return 1;
+    double seconds = 0;
+    int64_t bytes = 0;
+    for (int s = 0; s < steps + 1; ++s) {
+      for (int i = 0; i < b; ++i) {
+        inputs[i].tokens = {model::Argmax(out->logits[i].data(), c.vocab_size)};
+      }
+      const double t0 = Now();
+      out = (*runner)->Step(inputs);
+      const double dt = Now() - t0;
+      if (!out.ok()) return 1;
+      if (s == 0) continue;  // warm-up step: first touch of pages not read by the prefill
+      seconds += dt;
+      bytes += out->weight_bytes_read;
+    }
+    for (auto& in : inputs) (*runner)->EndSequence(in.sequence_id);
+    const double tps = b * steps / seconds;
+    if (b == 1) batch1_tps = tps;
+    const double gbs = bytes / seconds / 1e9;
+    std::printf("| %d | %.2f | %.1f | %.3f | %.1f | %.2f |\n", b, tps, 1e3 * seconds / steps,
+                bytes / 1e9 / steps, gbs, gbs / triad);
+  }
+  if (batch1_tps > 0 && batches.size() > 1) {
+    // Aggregate speed-up of the largest batch over batch 1.
+    std::printf("\n(largest batch aggregate / batch 1: see tokens/s column; batch-1 = %.2f tokens/s)\n",
+                batch1_tps);
+  }
+
+  if (prefill_len > 0) {
+    model::StepInput in;
+    in.sequence_id = next_id++;
+    for (int t = 0; t < prefill_len; ++t) in.tokens.push_back(token(rng));
+    if (!(*runner)->StartSequence(in.sequence_id).ok()) return 1;
+    const double t0 = Now();
+    auto out = (*runner)->Step({in});
+    const double dt = Now() - t0;
+    if (!out.ok()) return 1;
+    std::printf("\nprefill: %d tokens in %.2f s = %.1f tokens/s\n", prefill_len, dt, prefill_len / dt);
+  }
+
+  const int64_t weights = CheckpointWeightBytes(model_dir);
+  const int64_t rss = PeakRssBytes();
+  std::printf("peak RSS: %.2f GB; checkpoint weights: %.2f GB; ratio %.3f\n", rss / 1e9,
+              weights / 1e9, weights > 0 ? static_cast<double>(rss) / weights : 0.0);
+  return 0;
+}

@@ -1,0 +1,124 @@
+// `mmx-coord run` as users call it: a real process on the golden checkpoint. Checks the JSON
+// contract, --logits-out, stop ids, and that bad input gives one error line and a non-zero exit.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "base/npy.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/golden_reader.h"
+
+namespace mmx::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kCoord = std::string(MMX_BINARY_DIR) + "/bin/mmx-coord";
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+RunResult RunCoord(const std::string& args) {
+  const std::string err_file = ::testing::TempDir() + "/mmx_coord_stderr.txt";
+  const std::string cmd = kCoord + " " + args + " 2>" + err_file;
+  RunResult r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return r;
+}
+
+int CountLines(const std::string& s) {
+  int lines = 0;
+  for (char c : s) lines += c == '\n';
+  return lines;
+}
+
+TEST(RunCommandTest, JsonReproducesGoldenGreedyIds) {
+  RunResult r = RunCoord("run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 16 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt_ids"].get<std::vector<int>>(), (std::vector<int>{446, 348, 230, 12, 113}));
+  EXPECT_EQ(j["output_ids"].get<std::vector<int>>(),
+            (std::vector<int>{441, 506, 272, 27, 357, 11, 372, 456, 112, 157, 235, 485, 285, 19, 260, 293}));
+  EXPECT_EQ(j["finish_reason"], "length");
+  EXPECT_GT(j["tokens_per_second"].get<double>(), 0.0);
+}
+
+TEST(RunCommandTest, StopsOnAnEosIdWithFinishReasonStop) {
+  RunResult r = RunCoord("run --model " + kModel +
+                         " --prompt-ids 446,348,230,12,113 --max-tokens 16 --eos-id 272 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["output_ids"].get<std::vector<int>>(), (std::vector<int>{441, 506, 272}));
+  EXPECT_EQ(j["finish_reason"], "stop");
+}
+
+TEST(RunCommandTest, LogitsOutHasPrefillThenDecodeRows) {
+  const std::string npy = ::testing::TempDir() + "/logits_p5.npy";
+  RunResult r = RunCoord("run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 4 --json --logits-out " + npy);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto array = ReadNpyF32(npy);
+  ASSERT_TRUE(array.ok()) << array.status();
+  ASSERT_EQ(array->shape, (std::vector<int64_t>{5 + 4 - 1, 512}));
+  auto prefill = testing::ReadGolden(kModel + "/golden/prefill_logits.safetensors").at("p5").f32;
+  auto decode = testing::ReadGolden(kModel + "/golden/decode.safetensors").at("p5.decode_logits").f32;
+  for (size_t i = 0; i < prefill.size(); ++i) ASSERT_NEAR(array->data[i], prefill[i], 5e-4) << i;
+  for (size_t i = 0; i < 3 * 512; ++i) ASSERT_NEAR(array->data[prefill.size() + i], decode[i], 5e-4) << i;
+}
+
+TEST(RunCommandTest, SeededSamplingIsReproducible) {
+  const std::string args = "run --model " + kModel +
+                           " --prompt-ids 1,2,3 --max-tokens 12 --temperature 0.8 --top-p 0.9 --top-k 50 --json";
+  RunResult a = RunCoord(args + " --seed 11"), b = RunCoord(args + " --seed 11"), c = RunCoord(args + " --seed 12");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto ids = [](const RunResult& r) { return nlohmann::json::parse(r.out)["output_ids"].get<std::vector<int>>(); };
+  EXPECT_EQ(ids(a), ids(b));
+  EXPECT_NE(ids(a), ids(c));
+}
+
+struct BadInput {
+  std::string args;
+  std::string message;
+};
+
+class RunCommandBadInputTest : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(RunCommandBadInputTest, OneErrorLineAndNonZeroExit) {
+  RunResult r = RunCoord(GetParam().args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(CountLines(r.err), 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("error"));
+  EXPECT_THAT(r.err, HasSubstr(GetParam().message));
+  EXPECT_EQ(r.out, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, RunCommandBadInputTest,
+    ::testing::Values(
+        BadInput{"run --model " + kModel + " --prompt-ids 5,512,7 --max-tokens 4", "outside the vocabulary"},
+        BadInput{"run --model " + kModel + " --prompt-ids '' --max-tokens 4", "prompt is empty"},
+        BadInput{"run --model " + kModel + " --prompt-ids 5,x --max-tokens 4", "not an integer"},
+        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --temperature -1", "temperature"},
+        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 0", "max_tokens"},
+        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --top-p 2", "top_p"},
+        BadInput{"run --model /nonexistent/model --prompt-ids 5 --max-tokens 4", "/nonexistent/model"},
+        BadInput{"run --model " + kModel + " --max-tokens 4", "prompt-ids"},
+        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --bogus", "bogus"}));
+
+}  // namespace
+}  // namespace mmx::coordinator
