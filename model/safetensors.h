@@ -29,8 +29,11 @@ struct TensorInfo {
 class SafetensorsFile {
  public:
   // Maps `path` and validates its header: JSON well-formed, each entry's dtype known, shape
-  // non-negative, data_offsets inside the file and matching shape x dtype size.
-  // NotFound if the file is missing; DataLoss (naming file and tensor) if anything is corrupt.
+  // non-negative, data_offsets inside the file and matching shape x dtype size, no two tensors
+  // overlapping. Reads the header only; tensor bytes are paged in when the caller touches them.
+  // NotFound if the file is missing; DataLoss (naming file and tensor) if anything is corrupt;
+  // InvalidArgument for a valid safetensors dtype mmx does not compute with (I64, F64, F8, ...).
+  // Thread-safe for readers once open; the TensorInfo data pointers die with this object.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
   ~SafetensorsFile();
 
@@ -54,6 +57,50 @@ struct TensorToWrite {
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;   // exactly num_elements * DTypeSize(dtype)
 };
+// InvalidArgument if a tensor's bytes do not match its shape; the errno's code if the file
+// cannot be written.
 absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors);
+
+// The header half of a tensor to write: its bytes come later, through SafetensorsWriter::Write.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kBF16;
+  std::vector<int64_t> shape;
+
+  uint64_t num_bytes() const;
+};
+
+// Streams a safetensors file whose tensor list is known up front: the header is written by
+// Create, then the data section through any number of Write calls (tensors in spec order,
+// back to back), so a multi-GB shard never has to be in memory. The file is written as
+// PATH.partial and renamed to PATH by Close, so an interrupted write never leaves a file that
+// looks complete. Not thread-safe.
+class SafetensorsWriter {
+ public:
+  // InvalidArgument for duplicate names or negative dims; the errno's code if PATH.partial
+  // cannot be created.
+  static absl::StatusOr<std::unique_ptr<SafetensorsWriter>> Create(const std::string& path,
+                                                                   std::vector<TensorSpec> specs);
+  // Removes PATH.partial unless Close succeeded.
+  ~SafetensorsWriter();
+
+  // Appends `size` bytes to the data section. FailedPrecondition past the declared total.
+  absl::Status Write(const void* data, size_t size);
+  // FailedPrecondition unless exactly data_size() bytes were written; then flushes, closes and
+  // renames the file into place.
+  absl::Status Close();
+
+  uint64_t data_size() const { return data_size_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  SafetensorsWriter() = default;
+  std::string path_;
+  std::string partial_path_;
+  int fd_ = -1;
+  uint64_t data_size_ = 0;
+  uint64_t bytes_written_ = 0;
+  bool closed_ = false;
+};
 
 }  // namespace mmx::model
