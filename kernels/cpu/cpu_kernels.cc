@@ -6,10 +6,6 @@
 
 namespace mmx::kernels {
 
-void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
-  reference::Gemm(x, num_tokens, w, y);
-}
-
 void RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,
              float* out) {
   reference::RmsNorm(x, num_tokens, n, gamma, eps, out);

@@ -1,0 +1,74 @@
+// The Gemm launcher: lays the activations out for the row kernels, splits the output rows over
+// ThreadPool::Default() and calls the row kernel of the active ISA.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_impl.h"
+#include "kernels/kernels.h"
+
+namespace mmx::kernels {
+namespace {
+
+using internal::GemmArgs;
+
+// Below this many multiply-adds a second thread costs more to wake than it saves.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
+
+// Copies x [num_tokens, cols] into buf as [num_tokens, ldx], zero padded; for BF16 weights each
+// chunk is split into its even then its odd columns (the order gemm_tile.h's bf16 loads produce).
+const float* PrepareActivations(const float* x, int64_t num_tokens, int64_t cols, DType dtype,
+                                int64_t chunk, int64_t* ldx, std::vector<float>& buf) {
+  if (dtype != DType::kBF16 && cols % chunk == 0) {
+    *ldx = cols;
+    return x;  // already in the kernel's layout
+  }
+  const int64_t ld = (cols + chunk - 1) / chunk * chunk;
+  *ldx = ld;
+  buf.assign(static_cast<size_t>(num_tokens * ld), 0.f);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* src = x + t * cols;
+    float* dst = buf.data() + t * ld;
+    if (dtype != DType::kBF16) {
+      std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(float));
+      continue;
+    }
+    const int64_t half = chunk / 2;
+    for (int64_t k = 0; k < cols; ++k) {
+      const int64_t base = k / chunk * chunk, j = k - base;
+      dst[base + (j & 1) * half + j / 2] = src[k];
+    }
+  }
+  return buf.data();
+}
+
+}  // namespace
+
+void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
+  if (num_tokens <= 0 || w.rows <= 0) return;
+  if (w.cols == 0) {
+    std::fill(y, y + num_tokens * w.rows, 0.f);
+    return;
+  }
+  const bool avx512 = ActiveIsa() == Isa::kAvx512;
+  const int64_t chunk = avx512 ? internal::kGemmChunkAvx512 : internal::kGemmChunkAvx2;
+  auto* rows_fn = avx512 ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;
+  // The launcher runs on the caller's thread (never inside a pool job), so one buffer per
+  // calling thread is enough and its allocation is reused across calls.
+  thread_local std::vector<float> buf;
+  GemmArgs args;
+  args.x = PrepareActivations(x, num_tokens, w.cols, w.dtype, chunk, &args.ldx, buf);
+  args.num_tokens = num_tokens;
+  args.w = w;
+  args.y = y;
+  if (num_tokens * w.rows * w.cols < kMinParallelMacs) {
+    rows_fn(args, 0, w.rows);
+    return;
+  }
+  // Ranges in multiples of 8 rows keep every thread on whole register tiles.
+  ThreadPool::Default().ParallelFor(w.rows, 8, [&](int64_t begin, int64_t end) { rows_fn(args, begin, end); });
+}
+
+}  // namespace mmx::kernels

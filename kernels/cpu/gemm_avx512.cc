@@ -1,0 +1,45 @@
+// Gemm row kernels for AVX-512 (F, BW, VL, DQ): 16-float vectors, 32 registers, so the batched
+// tile is 4 rows x 6 tokens (24 accumulators + 4 weight vectors + 1 activation vector).
+// clang-format off
+#include "kernels/cpu/avx512_intrin.h"  // first: see there
+// clang-format on
+#include "kernels/cpu/gemm_tile.h"
+
+namespace mmx::kernels::internal {
+namespace {
+
+struct Avx512 {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static constexpr int kRows = 4;
+  static constexpr int kMaxTokens = 6;
+  static constexpr int kGemvRows = 4;
+
+  static V Zero() { return _mm512_setzero_ps(); }
+  static V LoadX(const float* p) { return _mm512_loadu_ps(p); }
+  static V Fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static float Sum(V v) { return _mm512_reduce_add_ps(v); }
+  static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+  // 32 bf16 = 16 little-endian pairs per 32-bit lane: the even column is the low half (shift it
+  // up), the odd column is already the high half (clear the low half). Exact, no rounding.
+  static V LoadBf16(const uint16_t* p, int half) {
+    const __m512i v = _mm512_loadu_si512(p);
+    return half == 0 ? _mm512_castsi512_ps(_mm512_slli_epi32(v, 16))
+                     : _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+  static V LoadF16(const uint16_t* p, int half) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + half * 16)));
+  }
+  static V LoadF32(const float* p, int half) { return _mm512_loadu_ps(p + half * 16); }
+};
+
+static_assert(2 * Avx512::kWidth == kGemmChunkAvx512);
+
+}  // namespace
+
+void GemmRowsAvx512(const GemmArgs& args, int64_t row_begin, int64_t row_end) {
+  GemmRowsFor<Avx512>(args, row_begin, row_end);
+}
+
+}  // namespace mmx::kernels::internal
