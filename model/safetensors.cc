@@ -222,8 +222,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   }
 
   // Overlap check: sorted by start, each tensor must begin at or after the previous one's end.
-  std::sort(spans.begin(), spans.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(spans.begin(), spans.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->name < b.second->name;
+  });
   for (size_t i = 1; i < spans.size(); ++i) {
     const auto& [prev_begin, prev] = spans[i - 1];
     const auto& [begin, cur] = spans[i];
