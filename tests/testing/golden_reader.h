@@ -31,12 +31,16 @@ inline std::map<std::string, GoldenTensor> ReadGolden(const std::string& path) {
   in.read(header.data(), static_cast<std::streamsize>(header_len));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::map<std::string, GoldenTensor> out;
-  for (auto& [name, info] : nlohmann::json::parse(header).items()) {
+  const nlohmann::json parsed = nlohmann::json::parse(header);
+  for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+    const std::string& name = it.key();
+    const nlohmann::json& info = it.value();
     if (name == "__metadata__") continue;
     GoldenTensor t;
     t.dtype = info["dtype"].get<std::string>();
     t.shape = info["shape"].get<std::vector<int64_t>>();
-    const uint64_t begin = info["data_offsets"][0], end = info["data_offsets"][1];
+    const uint64_t begin = info["data_offsets"][0].get<uint64_t>();
+    const uint64_t end = info["data_offsets"][1].get<uint64_t>();
     if (t.dtype == "F32") {
       t.f32.resize((end - begin) / 4);
       std::memcpy(t.f32.data(), data.data() + begin, end - begin);
