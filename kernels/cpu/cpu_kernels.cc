@@ -6,21 +6,6 @@
 
 namespace mmx::kernels {
 
-void RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,
-             float* out) {
-  reference::RmsNorm(x, num_tokens, n, gamma, eps, out);
-}
-
-void SiluInPlace(float* x, int64_t n) { reference::SiluInPlace(x, n); }
-
-void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
-  reference::SiluMul(gate, up, n, out);
-}
-
-void SigmoidMulInPlace(const float* gate, float* x, int64_t n) {
-  reference::SigmoidMulInPlace(gate, x, n);
-}
-
 void ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim, int rotary_dim,
                const int64_t* positions, const float* inv_freq) {
   reference::ApplyRope(x, num_tokens, num_heads, head_dim, rotary_dim, positions, inv_freq);

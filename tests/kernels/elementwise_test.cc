@@ -1,11 +1,13 @@
 // RmsNorm, SiluInPlace, SiluMul and SigmoidMulInPlace: hand-worked values, then the fast paths
 // against the reference over odd lengths (vector tails) and arguments wide enough to reach the
 // saturated ends of exp.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "kernels/cpu/reference.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -55,6 +57,28 @@ TEST(RmsNormTest, MatchesReferenceOnOddWidthsAndInPlace) {
       ExpectClose(inplace, expected, RelTol(expected, 4e-6f), "RmsNorm in place");
     });
   }
+}
+
+TEST(VecMathTest, ExpIsWithinOneMillionthOfStdExpAndKeepsSpecialValues) {
+  double worst = 0;
+  for (float x = -87.3f; x < 88.7f; x += 0.0137f) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, internal::Exp(_mm256_set1_ps(x)));
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::fabs(out[0] - want) / want);
+  }
+  EXPECT_LT(worst, 1e-6);
+  alignas(32) float in[8] = {0.f, -0.f, 100.f, -110.f, INFINITY, -INFINITY, NAN, 88.7f};
+  alignas(32) float out[8];
+  _mm256_store_ps(out, internal::Exp(_mm256_load_ps(in)));
+  EXPECT_EQ(out[0], 1.f);
+  EXPECT_EQ(out[1], 1.f);
+  EXPECT_EQ(out[2], INFINITY);
+  EXPECT_EQ(out[3], 0.f);
+  EXPECT_EQ(out[4], INFINITY);
+  EXPECT_EQ(out[5], 0.f);
+  EXPECT_TRUE(std::isnan(out[6]));
+  EXPECT_NEAR(out[7] / std::exp(static_cast<double>(88.7f)), 1.0, 1e-6);
 }
 
 TEST(SiluTest, ComputesHandWorkedValues) {
