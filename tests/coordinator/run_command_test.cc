@@ -92,6 +92,7 @@ TEST(RunCommandTest, SeededSamplingIsReproducible) {
 }
 
 struct BadInput {
+  std::string name;
   std::string args;
   std::string message;
 };
@@ -110,15 +111,16 @@ TEST_P(RunCommandBadInputTest, OneErrorLineAndNonZeroExit) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, RunCommandBadInputTest,
     ::testing::Values(
-        BadInput{"run --model " + kModel + " --prompt-ids 5,512,7 --max-tokens 4", "outside the vocabulary"},
-        BadInput{"run --model " + kModel + " --prompt-ids '' --max-tokens 4", "prompt is empty"},
-        BadInput{"run --model " + kModel + " --prompt-ids 5,x --max-tokens 4", "not an integer"},
-        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --temperature -1", "temperature"},
-        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 0", "max_tokens"},
-        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --top-p 2", "top_p"},
-        BadInput{"run --model /nonexistent/model --prompt-ids 5 --max-tokens 4", "/nonexistent/model"},
-        BadInput{"run --model " + kModel + " --max-tokens 4", "prompt-ids"},
-        BadInput{"run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --bogus", "bogus"}));
+        BadInput{"IdOutsideVocabulary", "run --model " + kModel + " --prompt-ids 5,512,7 --max-tokens 4", "outside the vocabulary"},
+        BadInput{"EmptyPrompt", "run --model " + kModel + " --prompt-ids '' --max-tokens 4", "prompt is empty"},
+        BadInput{"NonIntegerId", "run --model " + kModel + " --prompt-ids 5,x --max-tokens 4", "not an integer"},
+        BadInput{"NegativeTemperature", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --temperature -1", "temperature"},
+        BadInput{"ZeroMaxTokens", "run --model " + kModel + " --prompt-ids 5 --max-tokens 0", "max_tokens"},
+        BadInput{"TopPAboveOne", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --top-p 2", "top_p"},
+        BadInput{"MissingModelDir", "run --model /nonexistent/model --prompt-ids 5 --max-tokens 4", "/nonexistent/model"},
+        BadInput{"MissingPromptIds", "run --model " + kModel + " --max-tokens 4", "prompt-ids"},
+        BadInput{"UnknownFlag", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --bogus", "bogus"}),
+    [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace mmx::coordinator
