@@ -1,0 +1,40 @@
+#include "base/thread_pool.h"
+
+#include <atomic>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace mmx {
+namespace {
+
+TEST(ThreadPoolTest, RunOnAllRunsEveryIndexOnce) {
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(3);
+  for (int round = 0; round < 200; ++round) pool.RunOnAll([&](int t) { hits[t].fetch_add(1); });
+  for (int t = 0; t < 3; ++t) EXPECT_EQ(hits[t].load(), 200);
+}
+
+TEST(ThreadPoolTest, ParallelForCoversTheRangeExactlyOnceInAlignedPieces) {
+  ThreadPool pool(2);
+  for (int64_t n : {1, 7, 64, 1000, 4097}) {
+    std::vector<int> seen(n, 0);
+    pool.ParallelFor(n, 16, [&](int64_t b, int64_t e) {
+      EXPECT_EQ(b % 16, 0);
+      for (int64_t i = b; i < e; ++i) ++seen[i];
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(ThreadPoolTest, WorkersWakeAfterSleeping) {
+  ThreadPool pool(2);
+  std::atomic<int> hits{0};
+  pool.RunOnAll([&](int) { hits.fetch_add(1); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin budget
+  pool.RunOnAll([&](int) { hits.fetch_add(1); });
+  EXPECT_EQ(hits.load(), 4);
+}
+
+}  // namespace
+}  // namespace mmx
