@@ -16,11 +16,6 @@ void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, con
   reference::CausalAttention(shape, q, n, k, v, total_len, out);
 }
 
-void LightningAttention(const LightningShape& shape, const float* qkv, int64_t n, float* state,
-                        float* out) {
-  reference::LightningAttention(shape, qkv, n, state, out);
-}
-
 void RouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k, int* ids,
                 float* weights) {
   reference::RouterTopK(logits, num_tokens, num_experts, k, ids, weights);

@@ -112,7 +112,7 @@ TEST(LightningTest, ReferenceBlockFormEqualsRecurrence) {
 
 TEST(LightningTest, FastPathEqualsRecurrence) {
   const int heads = 4;
-  for (int dim : {16, 128}) {
+  for (int dim : {16, 20, 128}) {  // 20: vector tiles plus scalar columns
     for (int block : {1, 7, 64, 256}) {
       for (int64_t n : {1, 2, 3, 8, 17, 40, 300}) {
         if (dim == 128 && n > 40 && block != 256) continue;  // keeps the test fast
