@@ -14,10 +14,14 @@ int g_default_threads = 0;
 // kernels of one decode step, short enough not to burn a core while the process idles.
 constexpr auto kSpinBudget = std::chrono::microseconds(2000);
 
+// Ranges per thread in ParallelFor: more than one, so that a late or slow thread's share can be
+// taken by the others.
+constexpr int64_t kRangesPerThread = 4;
+
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
-  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -30,55 +34,78 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop(int index) {
+void ThreadPool::RunClaimedTasks() {
+  for (int64_t i; (i = next_task_.fetch_add(1, std::memory_order_relaxed)) < num_tasks_;) {
+    (*task_fn_)(i);
+  }
+}
+
+void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
     auto spin_start = std::chrono::steady_clock::now();
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen) {
+    uint64_t current;
+    while ((current = generation_.load(std::memory_order_acquire)) == seen) {
       _mm_pause();
       if (++spins % 256 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinBudget) {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
       }
     }
-    seen = generation_.load(std::memory_order_acquire);
+    seen = current;
     if (stop_.load()) return;
-    (*job_)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    // Join only if the job is still open. seq_cst on both sides (here: joined_ then open_job_;
+    // in RunTasks: open_job_ then joined_) guarantees the caller sees us or we see it closed.
+    joined_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_job_.load(std::memory_order_seq_cst) == current) RunClaimedTasks();
+    joined_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void ThreadPool::RunTasks(int64_t num_tasks, const std::function<void(int64_t)>& fn) {
+  if (num_tasks <= 0) return;
+  if (num_threads_ == 1 || num_tasks == 1) {
+    for (int64_t i = 0; i < num_tasks; ++i) fn(i);
+    return;
+  }
+  task_fn_ = &fn;
+  num_tasks_ = num_tasks;
+  next_task_.store(0, std::memory_order_relaxed);
+  {
+    // Taking the lock orders the bump against a worker that is about to sleep.
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t job = generation_.load(std::memory_order_relaxed) + 1;
+    open_job_.store(job, std::memory_order_seq_cst);
+    generation_.store(job, std::memory_order_release);
+  }
+  cv_.notify_all();
+  RunClaimedTasks();
+  // Every task is claimed. Close the job, then wait for the workers that joined it.
+  open_job_.store(0, std::memory_order_seq_cst);
+  int spins = 0;
+  while (joined_.load(std::memory_order_seq_cst) != 0) {
+    _mm_pause();
+    if (++spins % 1024 == 0) std::this_thread::yield();  // a joined worker was descheduled
   }
 }
 
 void ThreadPool::RunOnAll(const std::function<void(int)>& fn) {
-  if (num_threads_ == 1) {
-    fn(0);
-    return;
-  }
-  job_ = &fn;
-  pending_.store(num_threads_ - 1, std::memory_order_release);
-  {
-    // Taking the lock orders the bump against a worker that is about to sleep.
-    std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-  }
-  cv_.notify_all();
-  fn(0);
-  while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  RunTasks(num_threads_, [&](int64_t i) { fn(static_cast<int>(i)); });
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t align,
                              const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   align = std::max<int64_t>(1, align);
-  int64_t blocks = (n + align - 1) / align;
-  int parts = static_cast<int>(std::min<int64_t>(num_threads_, blocks));
-  if (parts <= 1) {
+  const int64_t blocks = (n + align - 1) / align;
+  const int64_t ranges = std::min<int64_t>(blocks, num_threads_ * kRangesPerThread);
+  if (ranges <= 1 || num_threads_ == 1) {
     fn(0, n);
     return;
   }
-  RunOnAll([&](int t) {
-    if (t >= parts) return;
-    int64_t b0 = blocks * t / parts, b1 = blocks * (t + 1) / parts;
+  RunTasks(ranges, [&](int64_t r) {
+    const int64_t b0 = blocks * r / ranges, b1 = blocks * (r + 1) / ranges;
     fn(std::min(n, b0 * align), std::min(n, b1 * align));
   });
 }
