@@ -1,6 +1,7 @@
 // `mmx-coord run` as users call it: a real process on the golden checkpoint. Checks the JSON
 // contract, --logits-out, stop ids, and that bad input gives one error line and a non-zero exit.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -28,7 +29,9 @@ struct RunResult {
 };
 
 RunResult RunCoord(const std::string& args) {
-  const std::string err_file = ::testing::TempDir() + "/mmx_coord_stderr.txt";
+  // One file per process: CTest runs these cases in parallel processes.
+  const std::string err_file =
+      ::testing::TempDir() + "/mmx_coord_stderr_" + std::to_string(getpid()) + ".txt";
   const std::string cmd = kCoord + " " + args + " 2>" + err_file;
   RunResult r;
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -69,7 +72,7 @@ TEST(RunCommandTest, StopsOnAnEosIdWithFinishReasonStop) {
 }
 
 TEST(RunCommandTest, LogitsOutHasPrefillThenDecodeRows) {
-  const std::string npy = ::testing::TempDir() + "/logits_p5.npy";
+  const std::string npy = ::testing::TempDir() + "/logits_p5_" + std::to_string(getpid()) + ".npy";
   RunResult r = RunCoord("run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 4 --json --logits-out " + npy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto array = ReadNpyF32(npy);
