@@ -5,6 +5,7 @@
 
 #include "base/bf16.h"
 #include "base/status_macros.h"
+#include "model/scratch.h"
 
 namespace mmx::model {
 namespace {
@@ -17,25 +18,26 @@ void LightningForward(const ModelConfig& c, const LightningWeights& w, const Bat
                       int layer, const float* u, float* a) {
   const int64_t T = batch.num_tokens;
   const int64_t qw = c.q_width();  // N*D
-  std::vector<float> qkv(T * 3 * qw);  // [T, N*3*D]
-  kernels::Gemm(u, T, w.qkv, qkv.data());
-  kernels::SiluInPlace(qkv.data(), static_cast<int64_t>(qkv.size()));
+  Scratch& scratch = Scratch::ForThisThread();
+  float* qkv = scratch.Get(Slot::kQkv, T * 3 * qw);  // [T, N*3*D]
+  kernels::Gemm(u, T, w.qkv, qkv);
+  kernels::SiluInPlace(qkv, T * 3 * qw);
 
-  std::vector<float> o(T * qw);  // [T, N*D], heads concatenated
+  float* o = scratch.Get(Slot::kHeads, T * qw);  // [T, N*D], heads concatenated
   kernels::LightningShape shape{c.num_attention_heads, c.head_dim, w.slopes.data(),
                                 c.lightning_block_size};
   for (const SequenceSlice& s : batch.sequences) {
     LayerState& state = s.state->layer(layer);
-    kernels::LightningAttention(shape, qkv.data() + s.row_begin * 3 * qw, s.num_tokens,
-                                state.lightning.data(), o.data() + s.row_begin * qw);
+    kernels::LightningAttention(shape, qkv + s.row_begin * 3 * qw, s.num_tokens,
+                                state.lightning.data(), o + s.row_begin * qw);
     state.length += s.num_tokens;
   }
   // One RMSNorm over all N*D features, then the sigmoid gate from the same u.
-  kernels::RmsNorm(o.data(), T, qw, w.norm.data(), kLightningNormEps, o.data());
-  std::vector<float> gate(T * qw);
-  kernels::Gemm(u, T, w.gate, gate.data());
-  kernels::SigmoidMulInPlace(gate.data(), o.data(), T * qw);
-  kernels::Gemm(o.data(), T, w.out, a);
+  kernels::RmsNorm(o, T, qw, w.norm.data(), kLightningNormEps, o);
+  float* gate = scratch.Get(Slot::kGate, T * qw);
+  kernels::Gemm(u, T, w.gate, gate);
+  kernels::SigmoidMulInPlace(gate, o, T * qw);
+  kernels::Gemm(o, T, w.out, a);
 }
 
 // Softmax attention (GQA, partial rotate-half RoPE, KV cache) on u [T, H]: a [T, H].
@@ -43,30 +45,33 @@ void SoftmaxForward(const ModelConfig& c, const SoftmaxWeights& w, const BatchLa
                     int layer, const float* u, float* a) {
   const int64_t T = batch.num_tokens;
   const int64_t qw = c.q_width(), kvw = c.kv_width();
-  std::vector<float> q(T * qw), k(T * kvw), v(T * kvw);
-  kernels::Gemm(u, T, w.q, q.data());
-  kernels::Gemm(u, T, w.k, k.data());
-  kernels::Gemm(u, T, w.v, v.data());
-  kernels::ApplyRope(q.data(), T, c.num_attention_heads, c.head_dim, c.rotary_dim,
+  Scratch& scratch = Scratch::ForThisThread();
+  float* q = scratch.Get(Slot::kQ, T * qw);
+  float* k = scratch.Get(Slot::kK, T * kvw);
+  float* v = scratch.Get(Slot::kV, T * kvw);
+  kernels::Gemm(u, T, w.q, q);
+  kernels::Gemm(u, T, w.k, k);
+  kernels::Gemm(u, T, w.v, v);
+  kernels::ApplyRope(q, T, c.num_attention_heads, c.head_dim, c.rotary_dim,
                      batch.positions.data(), w.inv_freq.data());
-  kernels::ApplyRope(k.data(), T, c.num_key_value_heads, c.head_dim, c.rotary_dim,
+  kernels::ApplyRope(k, T, c.num_key_value_heads, c.head_dim, c.rotary_dim,
                      batch.positions.data(), w.inv_freq.data());
 
-  std::vector<float> o(T * qw);
+  float* o = scratch.Get(Slot::kHeads, T * qw);
   kernels::AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim,
                                 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   for (const SequenceSlice& s : batch.sequences) {
     LayerState& state = s.state->layer(layer);
     MMX_CHECK(state.length == s.start_position);
-    const float* k_new = k.data() + s.row_begin * kvw;
-    const float* v_new = v.data() + s.row_begin * kvw;
+    const float* k_new = k + s.row_begin * kvw;
+    const float* v_new = v + s.row_begin * kvw;
     state.keys.insert(state.keys.end(), k_new, k_new + s.num_tokens * kvw);
     state.values.insert(state.values.end(), v_new, v_new + s.num_tokens * kvw);
     state.length += s.num_tokens;
-    kernels::CausalAttention(shape, q.data() + s.row_begin * qw, s.num_tokens, state.keys.data(),
-                             state.values.data(), state.length, o.data() + s.row_begin * qw);
+    kernels::CausalAttention(shape, q + s.row_begin * qw, s.num_tokens, state.keys.data(),
+                             state.values.data(), state.length, o + s.row_begin * qw);
   }
-  kernels::Gemm(o.data(), T, w.o, a);
+  kernels::Gemm(o, T, w.o, a);
 }
 
 }  // namespace
@@ -86,39 +91,43 @@ void AttentionBlockForward(const ModelConfig& c, const AttentionBlockWeights& w,
   const float alpha = static_cast<float>(softmax ? c.full_attn_alpha : c.linear_attn_alpha);
   const float beta = static_cast<float>(softmax ? c.full_attn_beta : c.linear_attn_beta);
 
-  std::vector<float> u(T * H), a(T * H);  // [T, H]
-  kernels::RmsNorm(x, T, H, w.input_norm.data(), eps, u.data());
+  Scratch& scratch = Scratch::ForThisThread();
+  float* u = scratch.Get(Slot::kNormed, T * H);    // [T, H]
+  float* a = scratch.Get(Slot::kAttnOut, T * H);   // [T, H]
+  kernels::RmsNorm(x, T, H, w.input_norm.data(), eps, u);
   if (softmax) {
-    SoftmaxForward(c, w.softmax, batch, w.layer, u.data(), a.data());
+    SoftmaxForward(c, w.softmax, batch, w.layer, u, a);
   } else {
-    LightningForward(c, w.lightning, batch, w.layer, u.data(), a.data());
+    LightningForward(c, w.lightning, batch, w.layer, u, a);
   }
   // Postnorm: the skip path carries alpha * norm(x), never x itself (MODEL.md §2).
-  const float* skip = c.postnorm ? u.data() : x;
+  const float* skip = c.postnorm ? u : x;
   for (int64_t i = 0; i < T * H; ++i) a[i] = alpha * skip[i] + beta * a[i];  // a is now y
   if (c.postnorm) {
     residual->clear();
   } else {
-    residual->assign(a.begin(), a.end());
+    residual->assign(a, a + T * H);
   }
-  kernels::RmsNorm(a.data(), T, H, w.post_norm.data(), eps, x);  // x is now w
+  kernels::RmsNorm(a, T, H, w.post_norm.data(), eps, x);  // x is now w
 
   const int E = c.num_local_experts, K = c.num_experts_per_tok;
-  std::vector<float> logits(T * E);
-  kernels::Gemm(x, T, w.router, logits.data());
+  float* logits = scratch.Get(Slot::kRouterLogits, T * E);
+  kernels::Gemm(x, T, w.router, logits);
   routing->k = K;
   routing->expert_ids.resize(T * K);
   routing->weights.resize(T * K);
-  kernels::RouterTopK(logits.data(), T, E, K, routing->expert_ids.data(), routing->weights.data());
+  kernels::RouterTopK(logits, T, E, K, routing->expert_ids.data(), routing->weights.data());
 }
 
 void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_t intermediate,
                float* out) {
-  std::vector<float> gate(n * intermediate), up(n * intermediate);  // [n, F]
-  kernels::Gemm(rows, n, expert.w1, gate.data());
-  kernels::Gemm(rows, n, expert.w3, up.data());
-  kernels::SiluMul(gate.data(), up.data(), n * intermediate, gate.data());
-  kernels::Gemm(gate.data(), n, expert.w2, out);
+  Scratch& scratch = Scratch::ForThisThread();
+  float* gate = scratch.Get(Slot::kFfnGate, n * intermediate);  // [n, F]
+  float* up = scratch.Get(Slot::kFfnUp, n * intermediate);      // [n, F]
+  kernels::Gemm(rows, n, expert.w1, gate);
+  kernels::Gemm(rows, n, expert.w3, up);
+  kernels::SiluMul(gate, up, n * intermediate, gate);
+  kernels::Gemm(gate, n, expert.w2, out);
 }
 
 int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
@@ -128,7 +137,7 @@ int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float*
   const int K = routing.k;
   std::vector<int64_t> tokens;
   std::vector<float> scales;
-  std::vector<float> rows, out;
+  Scratch& scratch = Scratch::ForThisThread();
   // Ascending expert id: each token's m accumulates its lower-id expert first (MODEL.md §5).
   for (int e = 0; e < static_cast<int>(experts.experts.size()); ++e) {
     const ExpertWeights& expert = experts.experts[e];
@@ -145,14 +154,14 @@ int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float*
     }
     if (tokens.empty()) continue;
     const int64_t n = static_cast<int64_t>(tokens.size());
-    rows.resize(n * H);
-    out.resize(n * H);
-    for (int64_t i = 0; i < n; ++i) std::copy_n(w + tokens[i] * H, H, rows.data() + i * H);
-    ExpertFfn(expert, rows.data(), n, c.intermediate_size, out.data());
+    float* rows = scratch.Get(Slot::kExpertRows, n * H);
+    float* out = scratch.Get(Slot::kExpertOut, n * H);
+    for (int64_t i = 0; i < n; ++i) std::copy_n(w + tokens[i] * H, H, rows + i * H);
+    ExpertFfn(expert, rows, n, c.intermediate_size, out);
     bytes_read += WeightBytes(expert.w1) + WeightBytes(expert.w2) + WeightBytes(expert.w3);
     for (int64_t i = 0; i < n; ++i) {
       float* dst = m + tokens[i] * H;
-      const float* src = out.data() + i * H;
+      const float* src = out + i * H;
       for (int64_t h = 0; h < H; ++h) dst[h] += scales[i] * src[h];
     }
   }
@@ -172,9 +181,10 @@ int64_t DecoderLayerForward(const ModelConfig& c, const AttentionBlockWeights& a
   std::vector<float> residual;
   Routing routing;
   AttentionBlockForward(c, attention, batch, x, &residual, &routing);
-  std::vector<float> m(T * c.hidden_size, 0.f);
-  const int64_t bytes_read = RunExperts(c, experts, x, T, routing, m.data());
-  CombineMoe(c, c.postnorm ? x : residual.data(), m.data(), T, x);
+  float* m = Scratch::ForThisThread().Get(Slot::kMoeSum, T * c.hidden_size);
+  std::fill(m, m + T * c.hidden_size, 0.f);
+  const int64_t bytes_read = RunExperts(c, experts, x, T, routing, m);
+  CombineMoe(c, c.postnorm ? x : residual.data(), m, T, x);
   return bytes_read;
 }
 
@@ -206,11 +216,10 @@ void ComputeLogits(const ModelConfig& c, const TailWeights& tail, const float* x
                    const std::vector<int64_t>& rows, float* logits) {
   const int64_t H = c.hidden_size;
   const int64_t n = static_cast<int64_t>(rows.size());
-  std::vector<float> h(n * H);
-  for (int64_t i = 0; i < n; ++i) std::copy_n(x + rows[i] * H, H, h.data() + i * H);
-  kernels::RmsNorm(h.data(), n, H, tail.final_norm.data(), static_cast<float>(c.rms_norm_eps),
-                   h.data());
-  kernels::Gemm(h.data(), n, tail.lm_head, logits);
+  float* h = Scratch::ForThisThread().Get(Slot::kTail, n * H);
+  for (int64_t i = 0; i < n; ++i) std::copy_n(x + rows[i] * H, H, h + i * H);
+  kernels::RmsNorm(h, n, H, tail.final_norm.data(), static_cast<float>(c.rms_norm_eps), h);
+  kernels::Gemm(h, n, tail.lm_head, logits);
 }
 
 }  // namespace mmx::model
