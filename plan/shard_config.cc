@@ -1,0 +1,306 @@
+#include "plan/shard_config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status_macros.h"
+#include "yaml-cpp/yaml.h"
+
+namespace mmx::plan {
+namespace {
+
+// Parse-time error with the YAML position, e.g. "cluster.yaml:7: workers[1].attention: ...".
+absl::Status ParseError(const std::string& source, const YAML::Node& node, const std::string& what) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.line >= 0) return absl::InvalidArgumentError(absl::StrCat(source, ":", mark.line + 1, ": ", what));
+  return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
+}
+
+absl::Status CheckKeys(const std::string& source, const YAML::Node& node, const std::string& where,
+                       const std::set<std::string>& allowed) {
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      return ParseError(source, kv.first,
+                        absl::StrCat(where, ": unknown key '", key, "' (known: ",
+                                     absl::StrJoin(allowed, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LayerRange> ParseRange(const std::string& source, const YAML::Node& node,
+                                      const std::string& where) {
+  if (!node.IsSequence() || node.size() != 2) {
+    return ParseError(source, node, absl::StrCat(where, ": expected a half-open range [begin, end]"));
+  }
+  LayerRange r;
+  try {
+    r.begin = node[0].as<int>();
+    r.end = node[1].as<int>();
+  } catch (const YAML::Exception&) {
+    return ParseError(source, node, absl::StrCat(where, ": range bounds must be integers"));
+  }
+  if (r.begin < 0 || r.end <= r.begin) {
+    return ParseError(source, node,
+                      absl::StrCat(where, ": [", r.begin, ", ", r.end,
+                                   ") is empty or negative; write [begin, end) with begin < end"));
+  }
+  return r;
+}
+
+absl::StatusOr<bool> ParseBool(const std::string& source, const YAML::Node& node, const std::string& where) {
+  try {
+    return node.as<bool>();
+  } catch (const YAML::Exception&) {
+    return ParseError(source, node, absl::StrCat(where, ": expected true or false"));
+  }
+}
+
+absl::StatusOr<WorkerShard> ParseWorker(const std::string& source, const YAML::Node& node, int index) {
+  const std::string where = absl::StrCat("workers[", index, "]");
+  if (!node.IsMap()) return ParseError(source, node, where + ": expected a mapping");
+  MMX_RETURN_IF_ERROR(CheckKeys(source, node, where,
+                                {"name", "device", "embedding", "lm_head", "attention", "experts"}));
+  WorkerShard w;
+  if (!node["name"] || !node["name"].IsScalar()) {
+    return ParseError(source, node, where + ": missing 'name'");
+  }
+  w.name = node["name"].as<std::string>();
+  const std::string named = absl::StrCat(where, " (", w.name, ")");
+  if (node["device"]) w.device = node["device"].as<std::string>();
+  if (node["embedding"]) {
+    MMX_ASSIGN_OR_RETURN(w.embedding, ParseBool(source, node["embedding"], named + ".embedding"));
+  }
+  if (node["lm_head"]) {
+    MMX_ASSIGN_OR_RETURN(w.lm_head, ParseBool(source, node["lm_head"], named + ".lm_head"));
+  }
+  if (node["attention"]) {
+    MMX_ASSIGN_OR_RETURN(LayerRange r, ParseRange(source, node["attention"], named + ".attention"));
+    w.attention = r;
+  }
+  if (const YAML::Node experts = node["experts"]) {
+    if (!experts.IsSequence()) return ParseError(source, experts, named + ".experts: expected a list of blocks");
+    for (size_t b = 0; b < experts.size(); ++b) {
+      const YAML::Node block = experts[b];
+      const std::string bwhere = absl::StrCat(named, ".experts[", b, "]");
+      if (!block.IsMap()) return ParseError(source, block, bwhere + ": expected {layers: [a, b], ids: [...] | all}");
+      MMX_RETURN_IF_ERROR(CheckKeys(source, block, bwhere, {"layers", "ids"}));
+      if (!block["layers"] || !block["ids"]) {
+        return ParseError(source, block, bwhere + ": needs both 'layers' and 'ids'");
+      }
+      ExpertBlock eb;
+      MMX_ASSIGN_OR_RETURN(eb.layers, ParseRange(source, block["layers"], bwhere + ".layers"));
+      const YAML::Node ids = block["ids"];
+      if (ids.IsScalar() && ids.as<std::string>() == "all") {
+        eb.all = true;
+      } else if (ids.IsSequence()) {
+        try {
+          for (const auto& id : ids) eb.ids.push_back(id.as<int>());
+        } catch (const YAML::Exception&) {
+          return ParseError(source, ids, bwhere + ".ids: expert ids must be integers");
+        }
+      } else {
+        return ParseError(source, ids, bwhere + ".ids: expected a list of expert ids or 'all'");
+      }
+      w.experts.push_back(std::move(eb));
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+bool ExpertBlock::Holds(int layer, int expert) const {
+  if (!layers.Contains(layer)) return false;
+  return all || std::find(ids.begin(), ids.end(), expert) != ids.end();
+}
+
+std::vector<int> WorkerShard::ExpertsOfLayer(int layer, int num_experts) const {
+  std::set<int> held;
+  for (const ExpertBlock& b : experts) {
+    if (!b.layers.Contains(layer)) continue;
+    if (b.all) {
+      for (int e = 0; e < num_experts; ++e) held.insert(e);
+    } else {
+      held.insert(b.ids.begin(), b.ids.end());
+    }
+  }
+  return {held.begin(), held.end()};
+}
+
+const WorkerShard* ShardConfig::Find(const std::string& name) const {
+  for (const WorkerShard& w : workers) {
+    if (w.name == name) return &w;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+  }
+  if (!root.IsMap()) return absl::InvalidArgumentError(source + ": expected a mapping with 'model' and 'workers'");
+  MMX_RETURN_IF_ERROR(CheckKeys(source, root, "top level", {"model", "expert_dtype", "workers"}));
+  ShardConfig shard;
+  if (!root["model"] || !root["model"].IsScalar()) {
+    return absl::InvalidArgumentError(source + ": missing 'model' (the checkpoint directory)");
+  }
+  shard.model = root["model"].as<std::string>();
+  if (root["expert_dtype"]) {
+    shard.expert_dtype = root["expert_dtype"].as<std::string>();
+    if (shard.expert_dtype != "bf16" && shard.expert_dtype != "int8") {
+      return ParseError(source, root["expert_dtype"],
+                        absl::StrCat("expert_dtype '", shard.expert_dtype, "' is not bf16 or int8"));
+    }
+  }
+  const YAML::Node workers = root["workers"];
+  if (!workers || !workers.IsSequence() || workers.size() == 0) {
+    return absl::InvalidArgumentError(source + ": 'workers' must be a non-empty list");
+  }
+  for (size_t i = 0; i < workers.size(); ++i) {
+    MMX_ASSIGN_OR_RETURN(WorkerShard w, ParseWorker(source, workers[i], static_cast<int>(i)));
+    shard.workers.push_back(std::move(w));
+  }
+  return shard;
+}
+
+absl::StatusOr<ShardConfig> LoadShardConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read shard config ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseShardConfig(text.str(), path);
+}
+
+absl::Status ValidateShardConfig(const ShardConfig& shard, const model::ModelConfig& config) {
+  std::vector<std::string> problems;
+  const int L = config.num_hidden_layers, E = config.num_local_experts;
+
+  std::map<std::string, int> names;
+  for (const WorkerShard& w : shard.workers) {
+    if (w.name.empty()) problems.push_back("a worker has an empty name");
+    if (++names[w.name] == 2) problems.push_back(absl::StrCat("worker name '", w.name, "' is used more than once"));
+    const bool cuda = w.device.rfind("cuda:", 0) == 0 && w.device.size() > 5 &&
+                      w.device.find_first_not_of("0123456789,", 5) == std::string::npos;
+    if (w.device != "cpu" && !cuda) {
+      problems.push_back(absl::StrCat("worker '", w.name, "': device '", w.device,
+                                      "' is not cpu or cuda:N"));
+    }
+    if (!w.embedding && !w.lm_head && !w.attention && w.experts.empty()) {
+      problems.push_back(absl::StrCat("worker '", w.name, "' has no role"));
+    }
+    for (const ExpertBlock& b : w.experts) {
+      if (b.layers.end > L) {
+        problems.push_back(absl::StrCat("worker '", w.name, "': expert block layers [", b.layers.begin, ", ",
+                                        b.layers.end, ") go past the model's ", L, " layers"));
+      }
+      for (int id : b.ids) {
+        if (id < 0 || id >= E) {
+          problems.push_back(absl::StrCat("worker '", w.name, "': expert id ", id, " is outside [0, ", E, ")"));
+        }
+      }
+    }
+  }
+
+  auto count_role = [&](bool WorkerShard::*role, const char* label) {
+    std::vector<std::string> holders;
+    for (const WorkerShard& w : shard.workers) {
+      if (w.*role) holders.push_back(w.name);
+    }
+    if (holders.size() != 1) {
+      problems.push_back(absl::StrCat(label, " must be on exactly one worker, found ", holders.size(),
+                                      holders.empty() ? "" : absl::StrCat(" (", absl::StrJoin(holders, ", "), ")")));
+    }
+  };
+  count_role(&WorkerShard::embedding, "embedding");
+  count_role(&WorkerShard::lm_head, "lm_head");
+
+  // Attention: ranges sorted by begin must tile [0, L) with no gap and no overlap.
+  std::vector<std::pair<LayerRange, std::string>> ranges;
+  for (const WorkerShard& w : shard.workers) {
+    if (w.attention) ranges.emplace_back(*w.attention, w.name);
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const auto& a, const auto& b) { return a.first.begin < b.first.begin; });
+  int covered = 0;
+  for (const auto& [r, name] : ranges) {
+    if (r.begin > covered) {
+      problems.push_back(absl::StrCat("attention layers [", covered, ", ", r.begin, ") are on no worker"));
+    } else if (r.begin < covered) {
+      problems.push_back(absl::StrCat("attention layers [", r.begin, ", ", std::min(covered, r.end),
+                                      ") are on more than one worker (again on '", name, "')"));
+    }
+    covered = std::max(covered, r.end);
+  }
+  if (covered < L) {
+    problems.push_back(absl::StrCat("attention layers [", covered, ", ", L, ") are on no worker"));
+  } else if (covered > L) {
+    problems.push_back(absl::StrCat("attention ranges reach layer ", covered, " but the model has ", L, " layers"));
+  }
+
+  // Experts: every (layer, expert) at least once. Report per layer, listing the missing ids.
+  for (int l = 0; l < L; ++l) {
+    std::vector<bool> hosted(E, false);
+    for (const WorkerShard& w : shard.workers) {
+      for (int e : w.ExpertsOfLayer(l, E)) {
+        if (e >= 0 && e < E) hosted[e] = true;
+      }
+    }
+    std::vector<int> missing;
+    for (int e = 0; e < E; ++e) {
+      if (!hosted[e]) missing.push_back(e);
+    }
+    if (!missing.empty()) {
+      problems.push_back(absl::StrCat("layer ", l, ": experts [", absl::StrJoin(missing, ", "), "] are on no worker"));
+    }
+  }
+
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("shard config for ", shard.model, " is invalid:\n  ",
+                                                 absl::StrJoin(problems, "\n  ")));
+}
+
+std::string ShardConfigToYaml(const ShardConfig& shard) {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "model" << YAML::Value << shard.model;
+  if (shard.expert_dtype != "bf16") out << YAML::Key << "expert_dtype" << YAML::Value << shard.expert_dtype;
+  out << YAML::Key << "workers" << YAML::Value << YAML::BeginSeq;
+  for (const WorkerShard& w : shard.workers) {
+    out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << w.name;
+    out << YAML::Key << "device" << YAML::Value << w.device;
+    if (w.embedding) out << YAML::Key << "embedding" << YAML::Value << true;
+    if (w.attention) {
+      out << YAML::Key << "attention" << YAML::Value << YAML::Flow << YAML::BeginSeq << w.attention->begin
+          << w.attention->end << YAML::EndSeq;
+    }
+    if (w.lm_head) out << YAML::Key << "lm_head" << YAML::Value << true;
+    if (!w.experts.empty()) {
+      out << YAML::Key << "experts" << YAML::Value << YAML::BeginSeq;
+      for (const ExpertBlock& b : w.experts) {
+        out << YAML::Flow << YAML::BeginMap << YAML::Key << "layers" << YAML::Value << YAML::Flow
+            << YAML::BeginSeq << b.layers.begin << b.layers.end << YAML::EndSeq << YAML::Key << "ids";
+        if (b.all) {
+          out << YAML::Value << "all";
+        } else {
+          out << YAML::Value << YAML::Flow << b.ids;
+        }
+        out << YAML::EndMap;
+      }
+      out << YAML::EndSeq;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace mmx::plan

@@ -1,0 +1,76 @@
+// ShardConfig: which worker holds which part of the model (the YAML schema below is fixed;
+// the planner and people both write it). Parsing and validation are pure functions: the
+// runtime checks any shard config, planned or hand-written, before a byte of weights loads.
+//
+//   model: /path/to/checkpoint      # as every worker sees it
+//   expert_dtype: bf16              # optional: bf16 | int8
+//   workers:
+//     - name: stage0                # unique; `mmx-worker --name stage0` claims this entry
+//       device: cpu                 # cpu | cuda:N   (default cpu)
+//       embedding: true             # holds embed_tokens (exactly one worker)
+//       attention: [0, 4]           # half-open layer range: norms, attention, router, state
+//       lm_head: true               # final norm + lm_head + sampling (exactly one worker)
+//       experts:                    # any number of blocks
+//         - layers: [0, 8]          # half-open
+//           ids: [0, 1, 2, 3]       # or: all
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/config.h"
+
+namespace mmx::plan {
+
+struct LayerRange {
+  int begin = 0;
+  int end = 0;  // exclusive
+  bool Contains(int layer) const { return layer >= begin && layer < end; }
+  bool operator==(const LayerRange&) const = default;
+};
+
+struct ExpertBlock {
+  LayerRange layers;
+  bool all = false;       // `ids: all`
+  std::vector<int> ids;   // when !all
+  bool Holds(int layer, int expert) const;
+};
+
+struct WorkerShard {
+  std::string name;
+  std::string device = "cpu";
+  bool embedding = false;
+  bool lm_head = false;
+  std::optional<LayerRange> attention;
+  std::vector<ExpertBlock> experts;
+
+  // Expert ids of `layer` this worker holds, ascending (num_experts resolves `all`).
+  std::vector<int> ExpertsOfLayer(int layer, int num_experts) const;
+};
+
+struct ShardConfig {
+  std::string model;
+  std::string expert_dtype = "bf16";
+  std::vector<WorkerShard> workers;
+
+  const WorkerShard* Find(const std::string& name) const;
+};
+
+// Parses the YAML text. InvalidArgument with the source name and the YAML line for syntax
+// errors, unknown keys, wrong types, and ranges that are not [begin, end) with begin < end.
+absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text,
+                                             const std::string& source = "shard config");
+absl::StatusOr<ShardConfig> LoadShardConfig(const std::string& path);
+
+// Checks the config against the model: attention ranges cover [0, L) exactly once and in order,
+// every (layer, expert) pair is hosted at least once, embedding and lm_head exactly once, names
+// unique and non-empty, devices well-formed, layer and expert ids in range. Every violation is
+// reported, one per line, in one InvalidArgument.
+absl::Status ValidateShardConfig(const ShardConfig& shard, const model::ModelConfig& config);
+
+// Writes the config back as YAML in the schema above.
+std::string ShardConfigToYaml(const ShardConfig& shard);
+
+}  // namespace mmx::plan
