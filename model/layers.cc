@@ -130,41 +130,69 @@ void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_
   kernels::Gemm(gate, n, expert.w2, out);
 }
 
-int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
-                   int64_t num_tokens, const Routing& routing, float* m) {
-  int64_t bytes_read = 0;
+int64_t RunExpertPairs(const ModelConfig& c, const MoeWeights& experts, const float* rows,
+                       const int* expert_ids, const float* weights, int64_t n, float* out) {
   const int64_t H = c.hidden_size;
-  const int K = routing.k;
-  std::vector<int64_t> tokens;
-  std::vector<float> scales;
+  int64_t bytes_read = 0;
   Scratch& scratch = Scratch::ForThisThread();
-  // Ascending expert id: each token's m accumulates its lower-id expert first (MODEL.md §5).
+  std::vector<int64_t> pairs;
   for (int e = 0; e < static_cast<int>(experts.experts.size()); ++e) {
-    const ExpertWeights& expert = experts.experts[e];
-    if (!expert.loaded()) continue;
-    tokens.clear();
-    scales.clear();
-    for (int64_t t = 0; t < num_tokens; ++t) {
-      for (int j = 0; j < K; ++j) {
-        if (routing.expert_ids[t * K + j] == e) {
-          tokens.push_back(t);
-          scales.push_back(routing.weights[t * K + j]);
-        }
-      }
-    }
-    if (tokens.empty()) continue;
-    const int64_t n = static_cast<int64_t>(tokens.size());
-    float* rows = scratch.Get(Slot::kExpertRows, n * H);
-    float* out = scratch.Get(Slot::kExpertOut, n * H);
-    for (int64_t i = 0; i < n; ++i) std::copy_n(w + tokens[i] * H, H, rows + i * H);
-    ExpertFfn(expert, rows, n, c.intermediate_size, out);
-    bytes_read += WeightBytes(expert.w1) + WeightBytes(expert.w2) + WeightBytes(expert.w3);
+    pairs.clear();
     for (int64_t i = 0; i < n; ++i) {
-      float* dst = m + tokens[i] * H;
-      const float* src = out + i * H;
-      for (int64_t h = 0; h < H; ++h) dst[h] += scales[i] * src[h];
+      if (expert_ids[i] == e) pairs.push_back(i);
+    }
+    if (pairs.empty()) continue;
+    const ExpertWeights& expert = experts.experts[e];
+    MMX_CHECK(expert.loaded());  // the caller routes only pairs whose expert this process holds
+    // All of this expert's pairs in one batched call: its weights are read once per step.
+    const int64_t m = static_cast<int64_t>(pairs.size());
+    float* in = scratch.Get(Slot::kExpertRows, m * H);
+    float* res = scratch.Get(Slot::kExpertOut, m * H);
+    for (int64_t i = 0; i < m; ++i) std::copy_n(rows + pairs[i] * H, H, in + i * H);
+    ExpertFfn(expert, in, m, c.intermediate_size, res);
+    bytes_read += WeightBytes(expert.w1) + WeightBytes(expert.w2) + WeightBytes(expert.w3);
+    for (int64_t i = 0; i < m; ++i) {
+      const float scale = weights[pairs[i]];
+      float* dst = out + pairs[i] * H;
+      const float* src = res + i * H;
+      for (int64_t h = 0; h < H; ++h) dst[h] = scale * src[h];
     }
   }
+  return bytes_read;
+}
+
+void SumExpertContributions(const Routing& routing, const float* contributions, int64_t num_tokens,
+                            int64_t hidden, float* m) {
+  const int K = routing.k;
+  std::vector<int> order(K);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    // Ascending expert id, as the reference accumulates (MODEL.md §5).
+    for (int j = 0; j < K; ++j) order[j] = j;
+    const int* ids = routing.expert_ids.data() + t * K;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return ids[a] < ids[b]; });
+    float* dst = m + t * hidden;
+    std::copy_n(contributions + (t * K + order[0]) * hidden, hidden, dst);
+    for (int j = 1; j < K; ++j) {
+      const float* src = contributions + (t * K + order[j]) * hidden;
+      for (int64_t h = 0; h < hidden; ++h) dst[h] += src[h];
+    }
+  }
+}
+
+int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
+                   int64_t num_tokens, const Routing& routing, float* m) {
+  const int64_t H = c.hidden_size;
+  const int64_t pairs = num_tokens * routing.k;
+  Scratch& scratch = Scratch::ForThisThread();
+  // Row t*K + j is token t's input for its j-th chosen expert.
+  float* rows = scratch.Get(Slot::kPairRows, pairs * H);
+  float* contributions = scratch.Get(Slot::kPairOut, pairs * H);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    for (int j = 0; j < routing.k; ++j) std::copy_n(w + t * H, H, rows + (t * routing.k + j) * H);
+  }
+  const int64_t bytes_read = RunExpertPairs(c, experts, rows, routing.expert_ids.data(),
+                                            routing.weights.data(), pairs, contributions);
+  SumExpertContributions(routing, contributions, num_tokens, H, m);
   return bytes_read;
 }
 
@@ -182,7 +210,6 @@ int64_t DecoderLayerForward(const ModelConfig& c, const AttentionBlockWeights& a
   Routing routing;
   AttentionBlockForward(c, attention, batch, x, &residual, &routing);
   float* m = Scratch::ForThisThread().Get(Slot::kMoeSum, T * c.hidden_size);
-  std::fill(m, m + T * c.hidden_size, 0.f);
   const int64_t bytes_read = RunExperts(c, experts, x, T, routing, m);
   CombineMoe(c, c.postnorm ? x : residual.data(), m, T, x);
   return bytes_read;

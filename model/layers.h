@@ -63,12 +63,23 @@ void AttentionBlockForward(const ModelConfig& config, const AttentionBlockWeight
 void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_t intermediate,
                float* out);
 
-// Runs every routed (token, expert) pair whose expert `experts` holds, in ascending expert id,
-// and adds weight * E_e(w) into m [T, H]. Tokens whose experts live elsewhere are left alone
-// (a distributed stage adds those from the expert hosts' replies in the same order).
-// Returns the bytes of expert weights read: each touched expert once, however many tokens.
+// Runs n (token, expert) pairs on the experts this process holds: out [n, H] row i =
+// weights[i] * E_{expert_ids[i]}(rows[i]), rows [n, H]. Every named expert must be loaded here.
+// Pairs of one expert run as one batched GEMM, so each expert's weights are read once per call.
+// An expert host runs this on the rows a stage dispatched to it. Returns expert bytes read.
+int64_t RunExpertPairs(const ModelConfig& config, const MoeWeights& experts, const float* rows,
+                       const int* expert_ids, const float* weights, int64_t n, float* out);
+
+// m [T, H]: each token's K pair contributions summed in ascending expert id (the reference
+// order, MODEL.md §5). contributions [T*K, H]: row t*K + j belongs to routing pair (t, j),
+// wherever it was computed.
+void SumExpertContributions(const Routing& routing, const float* contributions, int64_t num_tokens,
+                            int64_t hidden, float* m);
+
+// All experts local: RunExpertPairs over every routed pair, then SumExpertContributions into
+// m [T, H] (overwritten). Returns the expert weight bytes read (each touched expert once).
 int64_t RunExperts(const ModelConfig& config, const MoeWeights& experts, const float* w,
-                int64_t num_tokens, const Routing& routing, float* m);
+                   int64_t num_tokens, const Routing& routing, float* m);
 
 // x [T, H] = a_mlp * residual + b_mlp * m, where residual is w (postnorm) or y.
 void CombineMoe(const ModelConfig& config, const float* residual, const float* m,

@@ -18,6 +18,8 @@ enum class Slot : int {
   kQ, kK, kV,     // softmax projections
   kRouterLogits,  // [T, E]
   kMoeSum,        // m [T, H]
+  kPairRows,      // inputs of (token, expert) pairs [T*K, H]
+  kPairOut,       // their weighted outputs [T*K, H]
   kExpertRows,    // gathered rows [n, H]
   kExpertOut,     // [n, H]
   kFfnGate,       // [n, F]
