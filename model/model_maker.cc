@@ -201,7 +201,7 @@ absl::Status WriteShard(const std::string& path, const std::vector<TensorSpec>& 
                         uint64_t seed, ThreadPool& pool,
                         const std::function<void(const std::string&)>& progress) {
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
-                       SafetensorsWriter::Create(path, specs));
+                       SafetensorsWriter::Create(path, specs, SafetensorsWriter::Mode::kDirect));
   const std::string label = absl::StrCat("writing ", fs::path(path).filename().string(), " (",
                                          HumanBytes(writer->data_size()), ")");
   const uint64_t total = std::max<uint64_t>(writer->data_size(), 1);

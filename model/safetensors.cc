@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <utility>
@@ -27,6 +28,11 @@ using Json = nlohmann::json;
 
 // The format's own bound on the header (safetensors' MAX_HEADER_SIZE).
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+// O_DIRECT writes: alignment that satisfies every common logical block size, and a staging
+// buffer large enough that each write keeps the disk busy.
+constexpr size_t kDirectAlignment = 4096;
+constexpr size_t kStagingBytes = size_t{8} << 20;
 
 // Safetensors dtypes that are valid in the format but that mmx does not compute with.
 const std::set<std::string>& OtherSafetensorsDTypes() {
@@ -248,7 +254,7 @@ const TensorInfo* SafetensorsFile::Find(const std::string& name) const {
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
-    const std::string& path, std::vector<TensorSpec> specs) {
+    const std::string& path, std::vector<TensorSpec> specs, Mode mode) {
   Json header = Json::object();
   header["__metadata__"] = {{"format", "pt"}};
   uint64_t offset = 0;
@@ -278,14 +284,65 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   writer->path_ = path;
   writer->partial_path_ = path + ".partial";
   writer->data_size_ = offset;
-  writer->fd_ = ::open(writer->partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                       0644);
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  if (mode == Mode::kDirect) {
+    writer->fd_ = ::open(writer->partial_path_.c_str(), flags | O_DIRECT, 0644);
+    if (writer->fd_ >= 0) {
+      void* staging = nullptr;
+      if (::posix_memalign(&staging, kDirectAlignment, kStagingBytes) != 0) {
+        return absl::ResourceExhaustedError("cannot allocate the O_DIRECT staging buffer");
+      }
+      writer->staging_.reset(static_cast<uint8_t*>(staging));
+      writer->direct_ = true;
+    }
+  }
+  if (writer->fd_ < 0) writer->fd_ = ::open(writer->partial_path_.c_str(), flags, 0644);
   if (writer->fd_ < 0) return FileError(errno, "cannot create", writer->partial_path_);
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * i));
-  MMX_RETURN_IF_ERROR(WriteAll(writer->fd_, length, sizeof length, writer->partial_path_));
-  MMX_RETURN_IF_ERROR(WriteAll(writer->fd_, text.data(), text.size(), writer->partial_path_));
+  MMX_RETURN_IF_ERROR(writer->Append(length, sizeof length));
+  MMX_RETURN_IF_ERROR(writer->Append(text.data(), text.size()));
   return writer;
+}
+
+void SafetensorsWriter::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+
+absl::Status SafetensorsWriter::Append(const void* data, size_t size) {
+  if (staging_ == nullptr) return WriteAll(fd_, data, size, partial_path_);
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const size_t n = std::min(size, kStagingBytes - staged_);
+    std::memcpy(staging_.get() + staged_, p, n);
+    staged_ += n;
+    p += n;
+    size -= n;
+    if (staged_ == kStagingBytes) MMX_RETURN_IF_ERROR(FlushStaging(kStagingBytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SafetensorsWriter::FlushStaging(size_t size) {
+  // O_DIRECT needs aligned memory, offsets and sizes: every flush but the last is a whole
+  // staging buffer, so the file offset stays aligned.
+  const size_t aligned = direct_ ? size / kDirectAlignment * kDirectAlignment : 0;
+  absl::Status status = WriteAll(fd_, staging_.get(), aligned, partial_path_);
+  if (absl::IsInvalidArgument(status) || aligned != size) {
+    // A filesystem that refuses this O_DIRECT write, or the unaligned tail: go on buffered,
+    // from wherever the direct writes stopped.
+    const off_t position = ::lseek(fd_, 0, SEEK_CUR);
+    const int flags = ::fcntl(fd_, F_GETFL);
+    if (position < 0 || flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) {
+      return FileError(errno, "cannot turn off O_DIRECT on", partial_path_);
+    }
+    direct_ = false;
+    const size_t done = static_cast<size_t>(static_cast<uint64_t>(position) - flushed_);
+    status = WriteAll(fd_, staging_.get() + done, size - done, partial_path_);
+  }
+  MMX_RETURN_IF_ERROR(status);
+  flushed_ += size;
+  std::memmove(staging_.get(), staging_.get() + size, staged_ - size);
+  staged_ -= size;
+  return absl::OkStatus();
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
@@ -300,7 +357,7 @@ absl::Status SafetensorsWriter::Write(const void* data, size_t size) {
         absl::StrCat(path_, ": writing ", size, " more bytes would exceed the ", data_size_,
                      " bytes the header declares (", bytes_written_, " written)"));
   }
-  MMX_RETURN_IF_ERROR(WriteAll(fd_, data, size, partial_path_));
+  MMX_RETURN_IF_ERROR(Append(data, size));
   bytes_written_ += size;
   return absl::OkStatus();
 }
@@ -311,6 +368,7 @@ absl::Status SafetensorsWriter::Close() {
     return absl::FailedPreconditionError(absl::StrCat(path_, ": only ", bytes_written_, " of ",
                                                       data_size_, " data bytes were written"));
   }
+  if (staging_ != nullptr && staged_ > 0) MMX_RETURN_IF_ERROR(FlushStaging(staged_));
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) return FileError(errno, "cannot close", partial_path_);

@@ -77,10 +77,20 @@ struct TensorSpec {
 // looks complete. Not thread-safe.
 class SafetensorsWriter {
  public:
+  enum class Mode {
+    kBuffered,  // ordinary writes through the page cache
+    // O_DIRECT through an aligned staging buffer, for multi-GB files: copying into the page
+    // cache costs more CPU than generating random weights, and it leaves gigabytes of dirty
+    // pages to flush behind the writer's back. Falls back to kBuffered where the filesystem
+    // refuses O_DIRECT (tmpfs). The bytes on disk are the same either way.
+    kDirect,
+  };
+
   // InvalidArgument for duplicate names or negative dims; the errno's code if PATH.partial
   // cannot be created.
   static absl::StatusOr<std::unique_ptr<SafetensorsWriter>> Create(const std::string& path,
-                                                                   std::vector<TensorSpec> specs);
+                                                                   std::vector<TensorSpec> specs,
+                                                                   Mode mode = Mode::kBuffered);
   // Removes PATH.partial unless Close succeeded.
   ~SafetensorsWriter();
 
@@ -92,15 +102,32 @@ class SafetensorsWriter {
 
   uint64_t data_size() const { return data_size_; }
   uint64_t bytes_written() const { return bytes_written_; }
+  // Whether writes really bypass the page cache (kDirect and the filesystem accepted it).
+  bool is_direct() const { return direct_; }
 
  private:
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const;
+  };
+
   SafetensorsWriter() = default;
+  // Appends raw file bytes (header or data), through the staging buffer when direct.
+  absl::Status Append(const void* data, size_t size);
+  // Writes the staging buffer's first `size` bytes; switches to buffered writes if the kernel
+  // refuses this O_DIRECT write.
+  absl::Status FlushStaging(size_t size);
+
   std::string path_;
   std::string partial_path_;
   int fd_ = -1;
   uint64_t data_size_ = 0;
   uint64_t bytes_written_ = 0;
   bool closed_ = false;
+  // Mode::kDirect only: file bytes go through staging_, flushed in whole aligned buffers.
+  bool direct_ = false;                            // O_DIRECT still on
+  std::unique_ptr<uint8_t, FreeDeleter> staging_;
+  size_t staged_ = 0;                              // bytes waiting in staging_
+  uint64_t flushed_ = 0;                           // bytes written to the file from staging_
 };
 
 }  // namespace mmx::model

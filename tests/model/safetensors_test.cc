@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -276,6 +277,53 @@ TEST_F(SafetensorsTest, WriterStreamsDataAcrossCallsAndChecksTheTotal) {
   absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(Path());
   ASSERT_THAT(file, IsOk());
   EXPECT_THAT((*file)->Find("y")->shape, ElementsAre(2, 2));
+}
+
+// Writes a ~9 MB file (more than one O_DIRECT staging buffer, and a size no block divides)
+// in `mode` and returns its bytes.
+std::string WriteBigFile(const std::string& path, SafetensorsWriter::Mode mode, bool* direct) {
+  std::vector<uint8_t> bytes(9'000'006);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7 + (i >> 13));
+  absl::StatusOr<std::unique_ptr<SafetensorsWriter>> writer = SafetensorsWriter::Create(
+      path, {{"a", DType::kBF16, {3}}, {"b", DType::kF32, {2'250'000}}}, mode);
+  EXPECT_THAT(writer, IsOk());
+  if (!writer.ok()) return "";
+  *direct = (*writer)->is_direct();
+  // Odd-sized pieces, so staging boundaries fall mid-write.
+  for (size_t at = 0; at < bytes.size();) {
+    const size_t n = std::min<size_t>(1'000'003, bytes.size() - at);
+    EXPECT_THAT((*writer)->Write(bytes.data() + at, n), IsOk());
+    at += n;
+  }
+  EXPECT_THAT((*writer)->Close(), IsOk());
+  return ReadFile(path);
+}
+
+TEST_F(SafetensorsTest, DirectModeWritesTheSameBytesAsBuffered) {
+  bool direct = false;
+  const std::string buffered =
+      WriteBigFile((dir_ / "buffered").string(), SafetensorsWriter::Mode::kBuffered, &direct);
+  EXPECT_FALSE(direct);
+  const std::string unbuffered =
+      WriteBigFile((dir_ / "direct").string(), SafetensorsWriter::Mode::kDirect, &direct);
+  EXPECT_EQ(buffered.size(), unbuffered.size());
+  EXPECT_TRUE(buffered == unbuffered);
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open((dir_ / "direct").string());
+  ASSERT_THAT(file, IsOk());
+  EXPECT_EQ((*file)->Find("b")->num_bytes, 9'000'000u);
+}
+
+TEST_F(SafetensorsTest, DirectModeWritesTheSameBytesOnTmpfs) {
+  // tmpfs refuses O_DIRECT before Linux 6.6 (the writer falls back) and accepts it since.
+  if (!fs::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm";
+  const fs::path path = fs::path("/dev/shm") / (dir_.filename().string() + ".safetensors");
+  bool direct = true;
+  const std::string bytes = WriteBigFile(path.string(), SafetensorsWriter::Mode::kDirect, &direct);
+  fs::remove(path);
+  bool unused;
+  EXPECT_TRUE(bytes == WriteBigFile((dir_ / "ref").string(), SafetensorsWriter::Mode::kBuffered,
+                                    &unused));
 }
 
 TEST_F(SafetensorsTest, AbandonedWriterLeavesNoFile) {
