@@ -69,6 +69,7 @@ void ThreadPool::RunTasks(int64_t num_tasks, const std::function<void(int64_t)>&
     for (int64_t i = 0; i < num_tasks; ++i) fn(i);
     return;
   }
+  std::lock_guard<std::mutex> submit(submit_mu_);
   task_fn_ = &fn;
   num_tasks_ = num_tasks;
   next_task_.store(0, std::memory_order_relaxed);

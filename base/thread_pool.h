@@ -8,7 +8,8 @@
 // Between jobs the workers spin briefly (decode issues hundreds of small jobs per token, and a
 // futex wake costs more than the job) and then sleep.
 //
-// Not reentrant: a task must not submit another job to the same pool.
+// Jobs from different caller threads are serialised (a worker's stage thread and expert thread
+// share one pool). Not reentrant: a task must not submit another job to the same pool.
 #pragma once
 
 #include <atomic>
@@ -62,6 +63,7 @@ class ThreadPool {
   std::atomic<uint64_t> open_job_{0};    // generation a worker may still join; 0 = closed
   std::atomic<int> joined_{0};           // workers inside the current job
 
+  std::mutex submit_mu_;  // one job at a time, whichever thread submits it
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;

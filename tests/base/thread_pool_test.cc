@@ -49,6 +49,20 @@ TEST(ThreadPoolTest, ManyTinyJobsInARowAllComplete) {
   EXPECT_EQ(total, 20000 * 6);
 }
 
+TEST(ThreadPoolTest, JobsFromTwoCallerThreadsAreSerialisedCorrectly) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  auto submitter = [&] {
+    for (int round = 0; round < 2000; ++round) {
+      pool.ParallelFor(64, 1, [&](int64_t b, int64_t e) { total.fetch_add(e - b); });
+    }
+  };
+  std::thread a(submitter), b(submitter);
+  a.join();
+  b.join();
+  EXPECT_EQ(total.load(), 2 * 2000 * 64);
+}
+
 TEST(ThreadPoolTest, WorkersWakeAfterSleeping) {
   ThreadPool pool(2);
   std::atomic<int> hits{0};
