@@ -1,16 +1,20 @@
 // mmx-coord: the coordinator binary. Subcommands:
-//   run   generate locally, in this process (coordinator/run_command.h)
+//   run    generate locally, in this process (coordinator/run_command.h)
+//   serve  coordinate a cluster of workers and serve the API (coordinator/serve_command.h)
 // Every failure prints one line, "mmx-coord: error: ...", and exits non-zero.
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
 #include "coordinator/run_command.h"
+#include "coordinator/serve_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mmx-coord: the mmx coordinator (MiniMax-Text-01 serving)"};
   app.require_subcommand(1);
   mmx::coordinator::RunOptions run_options;
   CLI::App* run = mmx::coordinator::AddRunCommand(app, &run_options);
+  mmx::coordinator::ServeOptions serve_options;
+  CLI::App* serve = mmx::coordinator::AddServeCommand(app, &serve_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -23,6 +27,7 @@ int main(int argc, char** argv) {
   }
   absl::Status status;
   if (run->parsed()) status = mmx::coordinator::RunLocal(run_options);
+  if (serve->parsed()) status = mmx::coordinator::Serve(serve_options);
   if (!status.ok()) {
     std::fprintf(stderr, "mmx-coord: error: %s\n", std::string(status.message()).c_str());
     return 1;

@@ -197,6 +197,11 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
 
 bool Checkpoint::Has(const std::string& name) const { return where_.count(name) > 0; }
 
+const TensorInfo* Checkpoint::Find(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? nullptr : it->second->Find(name);
+}
+
 std::vector<std::string> Checkpoint::TensorNames() const {
   std::vector<std::string> names;
   names.reserve(where_.size());

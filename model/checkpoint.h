@@ -30,6 +30,8 @@ class Checkpoint {
   const std::string& dir() const { return dir_; }
 
   bool Has(const std::string& name) const;
+  // The tensor's header entry, or nullptr if absent. No shape check.
+  const TensorInfo* Find(const std::string& name) const;
   // All tensor names, sorted.
   std::vector<std::string> TensorNames() const;
 

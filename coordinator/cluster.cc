@@ -1,0 +1,285 @@
+#include "coordinator/cluster.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace mmx::coordinator {
+
+std::vector<std::string> DescribeRoles(const plan::WorkerShard& w) {
+  std::vector<std::string> roles;
+  if (w.embedding) roles.push_back("embedding");
+  if (w.attention) roles.push_back(absl::StrCat("attention[", w.attention->begin, ",", w.attention->end, ")"));
+  for (const plan::ExpertBlock& b : w.experts) {
+    roles.push_back(absl::StrCat("experts[", b.layers.begin, ",", b.layers.end, "):",
+                                 b.all ? std::string("all") : absl::StrJoin(b.ids, ",")));
+  }
+  if (w.lm_head) roles.push_back("lm_head");
+  return roles;
+}
+
+std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const model::ModelConfig& config,
+                                         const std::vector<transport::PeerId>& peer_of_worker) {
+  const int L = config.num_hidden_layers, E = config.num_local_experts;
+  std::vector<uint32_t> owners(static_cast<size_t>(L) * E, 0);
+  std::vector<int64_t> load(shard.workers.size(), 0);
+  for (int l = 0; l < L; ++l) {
+    for (int e = 0; e < E; ++e) {
+      int best = -1;
+      for (size_t w = 0; w < shard.workers.size(); ++w) {
+        const plan::WorkerShard& ws = shard.workers[w];
+        bool holds = false;
+        for (const plan::ExpertBlock& b : ws.experts) holds = holds || b.Holds(l, e);
+        if (!holds) continue;
+        const bool colocated = ws.attention && ws.attention->Contains(l);
+        if (best < 0) {
+          best = static_cast<int>(w);
+          continue;
+        }
+        const plan::WorkerShard& bs = shard.workers[best];
+        const bool best_colocated = bs.attention && bs.attention->Contains(l);
+        if ((colocated && !best_colocated) || (colocated == best_colocated && load[w] < load[best])) {
+          best = static_cast<int>(w);
+        }
+      }
+      if (best >= 0) {
+        owners[static_cast<size_t>(l) * E + e] = peer_of_worker[best];
+        ++load[best];
+      }
+    }
+  }
+  return owners;
+}
+
+Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
+                 transport::Transport* transport, uint64_t cluster_token)
+    : shard_(std::move(shard)), config_(std::move(config)), fingerprint_(std::move(fingerprint)),
+      transport_(transport), cluster_token_(cluster_token) {
+  slots_.resize(shard_.workers.size());
+  for (size_t i = 0; i < shard_.workers.size(); ++i) {
+    slots_[i].entry = &shard_.workers[i];
+    slots_[i].peer_id = static_cast<transport::PeerId>(i + 1);  // 0 is the coordinator
+    if (shard_.workers[i].embedding) head_ = slots_[i].peer_id;
+    if (shard_.workers[i].lm_head) tail_ = slots_[i].peer_id;
+  }
+}
+
+Cluster::Slot* Cluster::FindSession(uint64_t session_id) {
+  for (Slot& s : slots_) {
+    if (s.session_id == session_id && session_id != 0) return &s;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, SessionWriter writer,
+                                                 uint64_t* session_id) {
+  if (request.protocol_version() != v1::PROTOCOL_VERSION_CURRENT) {
+    return absl::InvalidArgumentError(absl::StrCat("worker speaks control protocol ", request.protocol_version(),
+                                                   ", this coordinator speaks ",
+                                                   static_cast<int>(v1::PROTOCOL_VERSION_CURRENT),
+                                                   "; run the same mmx version on both"));
+  }
+  absl::MutexLock lock(&mu_);
+  Slot* slot = nullptr;
+  std::vector<std::string> names;
+  for (Slot& s : slots_) {
+    names.push_back(s.entry->name);
+    if (s.entry->name == request.name()) slot = &s;
+  }
+  if (slot == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown worker name '", request.name(),
+                                                   "'; the shard config names: ", absl::StrJoin(names, ", ")));
+  }
+  if (slot->session_id != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("worker name '", request.name(),
+                                                 "' is already claimed by a live worker; give each worker its own name"));
+  }
+  slot->session_id = next_session_++;
+  slot->writer = std::move(writer);
+  slot->state = v1::WORKER_STATE_LOADING;
+  slot->bytes_done = slot->bytes_total = 0;
+  slot->message.clear();
+  slot->applied_version = 0;
+  slot->info = request;
+  *session_id = slot->session_id;
+  std::fprintf(stderr, "mmx-coord: worker '%s' registered (device %s), loading\n", request.name().c_str(),
+               request.device().c_str());
+
+  v1::Assignment a;
+  a.set_peer_id(slot->peer_id);
+  a.set_cluster_token(cluster_token_);
+  a.set_model_dir(shard_.model);
+  a.set_shard_yaml(plan::ShardConfigToYaml(shard_));
+  a.set_config_fingerprint(fingerprint_);
+  return a;
+}
+
+void Cluster::OnProgress(uint64_t session_id, int64_t done, int64_t total) {
+  absl::MutexLock lock(&mu_);
+  if (Slot* s = FindSession(session_id)) {
+    s->bytes_done = done;
+    s->bytes_total = total;
+  }
+}
+
+absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
+  absl::MutexLock lock(&mu_);
+  Slot* s = FindSession(session_id);
+  if (s == nullptr) return absl::NotFoundError("session is gone");
+  if (ready.checkpoint_fingerprint() != fingerprint_) {
+    s->state = v1::WORKER_STATE_FAILED;
+    s->message = absl::StrCat("checkpoint differs from the coordinator's (fingerprint ", ready.checkpoint_fingerprint(),
+                              " vs ", fingerprint_, "): config.json or tensor headers are not the same model");
+    return absl::FailedPreconditionError(absl::StrCat("worker '", s->entry->name, "': ", s->message));
+  }
+  s->data_address = ready.data_address();
+  s->state = v1::WORKER_STATE_READY;
+  s->bytes_done = s->bytes_total;
+  std::fprintf(stderr, "mmx-coord: worker '%s' loaded its shard\n", s->entry->name.c_str());
+  published_ = false;  // a (re)joined worker needs a new table, and so do its peers
+  MaybePublishPeers();
+  return absl::OkStatus();
+}
+
+v1::PeerTable Cluster::BuildPeerTable() const {
+  v1::PeerTable table;
+  table.set_version(table_version_);
+  v1::Peer* coord = table.add_peers();
+  coord->set_peer_id(0);
+  coord->set_name("coordinator");
+  coord->set_data_address(transport_->LocalAddress());
+  std::vector<transport::PeerId> peer_of_worker;
+  for (const Slot& s : slots_) {
+    v1::Peer* p = table.add_peers();
+    p->set_peer_id(s.peer_id);
+    p->set_name(s.entry->name);
+    p->set_data_address(s.data_address);
+    peer_of_worker.push_back(s.peer_id);
+  }
+  for (uint32_t owner : ChooseExpertOwners(shard_, config_, peer_of_worker)) table.add_expert_owner(owner);
+  return table;
+}
+
+void Cluster::MaybePublishPeers() {
+  if (published_) return;
+  for (const Slot& s : slots_) {
+    if (s.state != v1::WORKER_STATE_READY) return;
+  }
+  ++table_version_;
+  for (const Slot& s : slots_) {
+    absl::Status st = transport_->Connect(s.peer_id, s.data_address);
+    if (!st.ok()) std::fprintf(stderr, "mmx-coord: cannot reach worker '%s' on the data plane: %s\n",
+                               s.entry->name.c_str(), std::string(st.message()).c_str());
+  }
+  v1::CoordinatorMessage msg;
+  *msg.mutable_peers() = BuildPeerTable();
+  for (Slot& s : slots_) s.writer(msg);
+  published_ = true;
+}
+
+void Cluster::OnPeersApplied(uint64_t session_id, uint64_t version) {
+  absl::MutexLock lock(&mu_);
+  if (Slot* s = FindSession(session_id)) s->applied_version = version;
+  UpdateReady();
+}
+
+void Cluster::UpdateReady() {
+  bool all = published_;
+  for (const Slot& s : slots_) {
+    all = all && s.state == v1::WORKER_STATE_READY && s.applied_version == table_version_;
+  }
+  if (all && !ready_) std::fprintf(stderr, "mmx-coord: cluster ready (%zu workers)\n", slots_.size());
+  ready_ = all;
+}
+
+void Cluster::OnFailed(uint64_t session_id, const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  if (Slot* s = FindSession(session_id)) {
+    s->state = v1::WORKER_STATE_FAILED;
+    s->message = message;
+    std::fprintf(stderr, "mmx-coord: worker '%s' failed: %s\n", s->entry->name.c_str(), message.c_str());
+  }
+  if (ready_) ++epoch_;
+  ready_ = false;
+}
+
+void Cluster::OnSessionEnded(uint64_t session_id) {
+  absl::MutexLock lock(&mu_);
+  Slot* s = FindSession(session_id);
+  if (s == nullptr) return;
+  s->session_id = 0;
+  s->writer = nullptr;
+  if (s->state != v1::WORKER_STATE_FAILED) {
+    s->state = v1::WORKER_STATE_LOST;
+    s->message = "control session ended (worker exited or was killed)";
+  }
+  std::fprintf(stderr, "mmx-coord: worker '%s' lost: %s\n", s->entry->name.c_str(), s->message.c_str());
+  transport_->Disconnect(s->peer_id);
+  published_ = false;
+  ++epoch_;
+  ready_ = false;
+}
+
+bool Cluster::ready() const {
+  absl::MutexLock lock(&mu_);
+  return ready_;
+}
+
+uint64_t Cluster::epoch() const {
+  absl::MutexLock lock(&mu_);
+  return epoch_;
+}
+
+bool Cluster::WaitReady(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&ready_), timeout);
+  return ready_;
+}
+
+std::string Cluster::NotReadyReason() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> parts;
+  for (const Slot& s : slots_) {
+    switch (s.state) {
+      case v1::WORKER_STATE_READY:
+        if (s.applied_version != table_version_) parts.push_back(absl::StrCat("worker '", s.entry->name, "' is connecting to its peers"));
+        break;
+      case v1::WORKER_STATE_LOADING:
+        parts.push_back(absl::StrCat("worker '", s.entry->name, "' is loading (",
+                                     s.bytes_total > 0 ? 100 * s.bytes_done / s.bytes_total : 0, "%)"));
+        break;
+      case v1::WORKER_STATE_LOST:
+      case v1::WORKER_STATE_FAILED:
+        parts.push_back(absl::StrCat("worker '", s.entry->name, "' is ", s.state == v1::WORKER_STATE_LOST ? "lost" : "failed",
+                                     s.message.empty() ? "" : ": " + s.message));
+        break;
+      default:
+        parts.push_back(absl::StrCat("worker '", s.entry->name, "' has not registered"));
+    }
+  }
+  return parts.empty() ? "cluster is ready" : absl::StrCat("cluster not ready: ", absl::StrJoin(parts, "; "));
+}
+
+v1::ClusterStatus Cluster::Status() const {
+  absl::MutexLock lock(&mu_);
+  v1::ClusterStatus status;
+  status.set_ready(ready_);
+  status.set_model(shard_.model);
+  for (const Slot& s : slots_) {
+    v1::WorkerStatus* w = status.add_workers();
+    w->set_name(s.entry->name);
+    for (const std::string& r : DescribeRoles(*s.entry)) w->add_roles(r);
+    w->set_state(s.state == v1::WORKER_STATE_UNSPECIFIED ? v1::WORKER_STATE_REGISTERING : s.state);
+    w->set_load_progress(s.bytes_total > 0 ? static_cast<float>(s.bytes_done) / s.bytes_total : 0.f);
+    w->set_device(s.info.device().empty() ? s.entry->device : s.info.device());
+    w->set_message(s.message);
+    w->set_memory_bytes(s.info.memory_bytes());
+    w->set_mem_bandwidth_gbs(s.info.mem_bandwidth_gbs());
+  }
+  return status;
+}
+
+}  // namespace mmx::coordinator

@@ -1,0 +1,106 @@
+// Cluster: the coordinator's view of its workers. Each shard config entry is a slot that one
+// live worker session claims by name. The cluster is ready when every slot's worker has loaded
+// its shard (with the coordinator's checkpoint fingerprint) and applied the current peer table.
+// Losing a worker makes it not ready and bumps the epoch (in-flight steps fail); when the
+// worker (or a restarted one with the same name) is back, a new peer table goes out.
+//
+// Thread-safe: control-plane sessions, the scheduler and the API service all call in.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "mmx/v1/control.pb.h"
+#include "mmx/v1/inference.pb.h"
+#include "model/config.h"
+#include "plan/shard_config.h"
+#include "transport/transport.h"
+
+namespace mmx::coordinator {
+
+// Sends a message down one worker's session stream (thread-safe; false once the stream is gone).
+using SessionWriter = std::function<bool(const v1::CoordinatorMessage&)>;
+
+class Cluster {
+ public:
+  // `transport` is the coordinator's data-plane endpoint, peer id 0.
+  Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
+          transport::Transport* transport, uint64_t cluster_token);
+
+  // A worker's session opened with Register. Returns the Assignment to send, or
+  // InvalidArgument (unknown name, or bad protocol version) / AlreadyExists (the name is held
+  // by a live session), whose message the worker prints before exiting.
+  absl::StatusOr<v1::Assignment> Register(const v1::Register& request, SessionWriter writer,
+                                          uint64_t* session_id);
+  void OnProgress(uint64_t session_id, int64_t done, int64_t total);
+  // FailedPrecondition if the worker's checkpoint fingerprint differs (the session is then
+  // rejected and ends).
+  absl::Status OnReady(uint64_t session_id, const v1::Ready& ready);
+  void OnPeersApplied(uint64_t session_id, uint64_t version);
+  void OnFailed(uint64_t session_id, const std::string& message);
+  // The session stream ended (the worker exited, crashed or was cut off).
+  void OnSessionEnded(uint64_t session_id);
+
+  bool ready() const;
+  // Bumped whenever the cluster stops being ready; a step started in an older epoch is void.
+  uint64_t epoch() const;
+  // Waits until ready or the timeout passes; returns ready().
+  bool WaitReady(absl::Duration timeout) const;
+  // Why the cluster is not ready, for UNAVAILABLE messages ("worker 'b' is loading (45%)").
+  std::string NotReadyReason() const;
+
+  v1::ClusterStatus Status() const;
+  const model::ModelConfig& config() const { return config_; }
+  const plan::ShardConfig& shard() const { return shard_; }
+  transport::PeerId head() const { return head_; }
+  transport::PeerId tail() const { return tail_; }
+
+ private:
+  struct Slot {
+    const plan::WorkerShard* entry = nullptr;
+    transport::PeerId peer_id = 0;
+    uint64_t session_id = 0;  // 0 = no live session
+    SessionWriter writer;
+    v1::WorkerState state = v1::WORKER_STATE_UNSPECIFIED;
+    int64_t bytes_done = 0, bytes_total = 0;
+    std::string message;
+    std::string data_address;
+    uint64_t applied_version = 0;
+    v1::Register info;
+  };
+  Slot* FindSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybePublishPeers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::PeerTable BuildPeerTable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const plan::ShardConfig shard_;
+  const model::ModelConfig config_;
+  const std::string fingerprint_;
+  transport::Transport* const transport_;
+  const uint64_t cluster_token_;
+  transport::PeerId head_ = 0, tail_ = 0;
+
+  mutable absl::Mutex mu_;
+  std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t table_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool published_ ABSL_GUARDED_BY(mu_) = false;
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// The replica that serves each (layer, expert) pair, index layer * E + expert: among the
+// workers holding the pair, prefer the one running that layer's attention (no network hop),
+// else the one with the fewest pairs assigned so far, so replicas share the load.
+std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const model::ModelConfig& config,
+                                         const std::vector<transport::PeerId>& peer_of_worker);
+
+// Human-readable roles of a shard entry ("embedding", "attention[0,4)", ...).
+std::vector<std::string> DescribeRoles(const plan::WorkerShard& worker);
+
+}  // namespace mmx::coordinator

@@ -1,0 +1,29 @@
+// mmx: command-line client of an mmx-coord server (coordinator/client_commands.h).
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "coordinator/client_commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mmx: client of an mmx-coord server"};
+  app.require_subcommand(1);
+  mmx::coordinator::ClientOptions options;
+  CLI::App* generate = mmx::coordinator::AddGenerateCommand(app, &options);
+  CLI::App* status_cmd = mmx::coordinator::AddStatusCommand(app, &options);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "mmx: error: %s (see mmx --help)\n", e.what());
+    return 2;
+  }
+  absl::Status status;
+  if (generate->parsed()) status = mmx::coordinator::RunGenerateClient(options);
+  if (status_cmd->parsed()) status = mmx::coordinator::RunStatusClient(options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "mmx: error: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

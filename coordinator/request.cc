@@ -1,0 +1,61 @@
+#include "coordinator/request.h"
+
+namespace mmx::coordinator {
+
+void Request::AddToken(TokenEvent event) {
+  absl::MutexLock lock(&mu_);
+  events_.push_back(std::move(event));
+}
+
+void Request::Finish(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (done_) return;
+  done_ = true;
+  finish_reason_ = reason;
+}
+
+void Request::Fail(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (done_) return;
+  done_ = true;
+  status_ = std::move(status);
+}
+
+bool Request::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+void Request::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+}
+
+bool Request::done() const {
+  absl::MutexLock lock(&mu_);
+  return done_;
+}
+
+absl::Status Request::final_status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+std::string Request::finish_reason() const {
+  absl::MutexLock lock(&mu_);
+  return finish_reason_;
+}
+
+bool Request::Next(std::vector<TokenEvent>* tokens, absl::Duration timeout) {
+  tokens->clear();
+  absl::MutexLock lock(&mu_);
+  auto has_news = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !events_.empty() || done_; };
+  mu_.AwaitWithTimeout(absl::Condition(&has_news), timeout);
+  while (!events_.empty()) {
+    tokens->push_back(std::move(events_.front()));
+    events_.pop_front();
+  }
+  return !(done_ && tokens->empty());
+}
+
+}  // namespace mmx::coordinator

@@ -1,0 +1,214 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "mmx/v1/wire.pb.h"
+#include "worker/message_keys.h"
+#include "worker/wire_check.h"
+
+namespace mmx::coordinator {
+
+using worker::InboxKey;
+using worker::MessageKind;
+using worker::ReplyKey;
+
+Scheduler::Scheduler(Cluster* cluster, transport::Transport* transport, SchedulerOptions options)
+    : cluster_(cluster), transport_(transport), options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+absl::Status Scheduler::Submit(std::shared_ptr<Request> request) {
+  absl::MutexLock lock(&mu_);
+  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+    return absl::ResourceExhaustedError(absl::StrCat("the queue is full (", options_.max_queue,
+                                                     " requests waiting); retry later"));
+  }
+  queue_.push_back(Live{std::move(request), absl::Now()});
+  return absl::OkStatus();
+}
+
+int Scheduler::running() const {
+  absl::MutexLock lock(&mu_);
+  return running_count_;
+}
+
+void Scheduler::Loop() {
+  std::vector<Live> running;
+  std::vector<uint64_t> freed;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty() || !running.empty(); };
+      mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(100));
+      if (stop_) break;
+      // Cancelled requests leave now; their state goes with the next step header.
+      for (Live& l : running) {
+        if (l.request->cancelled() && !l.request->done()) {
+          l.request->Fail(absl::CancelledError("cancelled by the client"));
+        }
+      }
+      const bool ready = cluster_->ready();
+      if (!ready) {
+        // Waiting requests get a bounded wait for the cluster, then a clear UNAVAILABLE.
+        for (auto it = queue_.begin(); it != queue_.end();) {
+          if (it->request->cancelled() || absl::Now() - it->queued_at > options_.queue_timeout) {
+            it->request->Fail(absl::UnavailableError(cluster_->NotReadyReason()));
+            it = queue_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      while (ready && !queue_.empty() && static_cast<int>(running.size()) < options_.max_sequences) {
+        if (!queue_.front().request->cancelled()) running.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      running_count_ = static_cast<int>(running.size());
+    }
+    // Requests that ended (cancelled, finished) leave the running set; free their state.
+    for (auto it = running.begin(); it != running.end();) {
+      if (it->request->done()) {
+        if (it->request->sent_first_step) freed.push_back(it->request->id());
+        it = running.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (running.empty()) continue;
+    if (!cluster_->ready()) {
+      for (Live& l : running) l.request->Fail(absl::UnavailableError(cluster_->NotReadyReason()));
+      running.clear();
+      freed.clear();  // a new peer table resets every worker's sequence state
+      continue;
+    }
+    absl::Status status = Step(running, freed);
+    if (!status.ok()) {
+      for (Live& l : running) l.request->Fail(status);
+      for (Live& l : running) {
+        if (l.request->sent_first_step) freed.push_back(l.request->id());
+      }
+      running.clear();
+    }
+  }
+  for (Live& l : running) l.request->Fail(absl::UnavailableError("the coordinator is shutting down"));
+  absl::MutexLock lock(&mu_);
+  for (Live& l : queue_) l.request->Fail(absl::UnavailableError("the coordinator is shutting down"));
+}
+
+absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& freed) {
+  const uint64_t epoch = cluster_->epoch();
+  const uint64_t step_id = next_step_++;
+  const int n = static_cast<int>(running.size());
+  const int num_mb = std::max(1, std::min(options_.micro_batches, n / std::max(1, options_.min_sequences_per_micro_batch)));
+
+  // Build every micro-batch's header and token payload.
+  struct MicroBatch {
+    v1::StepHeader header;
+    std::vector<int32_t> tokens;
+    std::vector<Live*> members;
+  };
+  std::vector<MicroBatch> mbs(num_mb);
+  for (int i = 0; i < n; ++i) {
+    Live& l = running[i];
+    Request& r = *l.request;
+    MicroBatch& mb = mbs[i * num_mb / n];
+    v1::StepSequence* s = mb.header.add_sequences();
+    const int64_t P = static_cast<int64_t>(r.params().prompt.size());
+    s->set_sequence_id(r.id());
+    if (r.prompt_done < P) {
+      const int64_t chunk = std::min<int64_t>(options_.prefill_chunk, P - r.prompt_done);
+      s->set_start_position(r.prompt_done);
+      s->set_num_tokens(static_cast<int32_t>(chunk));
+      mb.tokens.insert(mb.tokens.end(), r.params().prompt.begin() + r.prompt_done,
+                       r.params().prompt.begin() + r.prompt_done + chunk);
+      s->set_sample(r.prompt_done + chunk == P);
+    } else {
+      s->set_start_position(P + static_cast<int64_t>(r.output.size()) - 1);
+      s->set_num_tokens(1);
+      mb.tokens.push_back(r.output.back());
+      s->set_sample(true);
+    }
+    const model::SamplingParams& sp = r.params().sampling;
+    s->set_temperature(sp.temperature);
+    s->set_top_p(sp.top_p);
+    s->set_top_k(sp.top_k);
+    s->set_seed(sp.seed);
+    s->set_logprobs(r.params().logprobs);
+    mb.members.push_back(&l);
+  }
+  for (int m = 0; m < num_mb; ++m) {
+    mbs[m].header.set_step_id(step_id);
+    mbs[m].header.set_micro_batch(m);
+    mbs[m].header.set_layer(-1);
+  }
+  for (uint64_t id : freed) mbs[0].header.add_freed_sequences(id);
+  freed.clear();
+
+  for (MicroBatch& mb : mbs) {
+    MMX_RETURN_IF_ERROR(transport_->Send(cluster_->head(), InboxKey(MessageKind::kStep), mb.header.SerializeAsString(),
+                                         mb.tokens.data(), mb.tokens.size() * sizeof(int32_t)));
+    for (Live* l : mb.members) l->request->sent_first_step = true;
+  }
+
+  const absl::Time deadline = absl::Now() + options_.step_timeout;
+  for (int m = 0; m < num_mb; ++m) {
+    MicroBatch& mb = mbs[m];
+    const uint64_t key = ReplyKey(MessageKind::kTokens, step_id, m, 0);
+    absl::StatusOr<transport::Message> reply;
+    while (true) {
+      // Short waits so that a worker lost mid-step ends the step within a poll interval.
+      reply = transport_->ReceiveAny(key, absl::Milliseconds(50));
+      if (reply.ok() || !absl::IsDeadlineExceeded(reply.status())) break;
+      if (cluster_->epoch() != epoch) return absl::UnavailableError(cluster_->NotReadyReason());
+      if (absl::Now() > deadline) {
+        return absl::UnavailableError(absl::StrCat("step ", step_id, " got no tokens within ",
+                                                   absl::FormatDuration(options_.step_timeout)));
+      }
+    }
+    MMX_RETURN_IF_ERROR(reply.status());
+    MMX_ASSIGN_OR_RETURN(v1::TokensHeader tokens, worker::CheckTokens(*reply, cluster_->config()));
+    if (!tokens.error().empty()) return absl::UnavailableError(tokens.error());
+
+    std::map<uint64_t, const v1::SampledToken*> by_seq;
+    for (const auto& t : tokens.tokens()) by_seq[t.sequence_id()] = &t;
+    for (size_t i = 0; i < mb.members.size(); ++i) {
+      Request& r = *mb.members[i]->request;
+      const v1::StepSequence& s = mb.header.sequences(static_cast<int>(i));
+      const int64_t P = static_cast<int64_t>(r.params().prompt.size());
+      if (r.prompt_done < P) r.prompt_done += s.num_tokens();
+      if (!s.sample()) continue;
+      auto it = by_seq.find(r.id());
+      if (it == by_seq.end()) return absl::DataLossError(absl::StrCat("the tail sent no token for sequence ", r.id()));
+      const v1::SampledToken& t = *it->second;
+      if (r.done()) continue;  // cancelled meanwhile
+      TokenEvent ev;
+      ev.token_id = t.token_id();
+      ev.logprob = t.logprob();
+      ev.top_ids.assign(t.top_token_ids().begin(), t.top_token_ids().end());
+      ev.top_logprobs.assign(t.top_logprobs().begin(), t.top_logprobs().end());
+      r.output.push_back(t.token_id());
+      r.AddToken(std::move(ev));
+      const auto& stops = r.params().stop_ids;
+      if (std::find(stops.begin(), stops.end(), t.token_id()) != stops.end()) {
+        r.Finish("stop");
+      } else if (static_cast<int>(r.output.size()) >= r.params().max_tokens) {
+        r.Finish("length");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mmx::coordinator

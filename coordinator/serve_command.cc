@@ -1,0 +1,87 @@
+#include "coordinator/serve_command.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/thread_pool.h"
+#include "coordinator/cluster.h"
+#include "coordinator/control_service.h"
+#include "coordinator/inference_service.h"
+#include "coordinator/scheduler.h"
+#include "grpcpp/grpcpp.h"
+#include "model/checkpoint.h"
+#include "model/checkpoint_fingerprint.h"
+#include "plan/shard_config.h"
+#include "transport/ucx_transport.h"
+
+namespace mmx::coordinator {
+
+CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
+  CLI::App* serve = app.add_subcommand("serve", "Coordinate a cluster of mmx-worker processes and serve the API");
+  serve->add_option("--shard-config", o->shard_config, "Shard config (YAML): which worker holds what")->required();
+  serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
+  serve->add_option("--max-sequences", o->max_sequences, "Sequences running at once");
+  serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step");
+  serve->add_option("--micro-batches", o->micro_batches, "Micro-batches in flight per step (when enough sequences)");
+  return serve;
+}
+
+absl::Status Serve(const ServeOptions& o) {
+  MMX_ASSIGN_OR_RETURN(plan::ShardConfig shard, plan::LoadShardConfig(o.shard_config));
+  // Headers only: the coordinator holds no weights, but checks the plan against the real model.
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::Checkpoint> checkpoint, model::Checkpoint::Open(shard.model));
+  MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());
+  MMX_RETURN_IF_ERROR(plan::ValidateShardConfig(shard, checkpoint->config()));
+  const std::string fingerprint = model::CheckpointFingerprint(*checkpoint);
+
+  std::random_device rd;
+  const uint64_t token = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  transport::TransportOptions topts;
+  topts.self = 0;
+  topts.cluster_token = token;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
+
+  Cluster cluster(shard, checkpoint->config(), fingerprint, data_plane.get(), token);
+  SchedulerOptions sopts;
+  sopts.max_sequences = o.max_sequences;
+  sopts.prefill_chunk = o.prefill_chunk;
+  sopts.micro_batches = o.micro_batches;
+  Scheduler scheduler(&cluster, data_plane.get(), sopts);
+  ControlService control(&cluster);
+  InferenceService inference(&cluster, &scheduler);
+
+  // Block the stop signals before gRPC starts its threads, so only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&control);
+  builder.RegisterService(&inference);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen, " (address in use or not local?)"));
+  }
+  const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+  std::printf("mmx-coord: listening on %s:%d, waiting for %zu workers (model %s)\n", host.c_str(), port,
+              shard.workers.size(), shard.model.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "mmx-coord: signal %d, shutting down\n", sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  data_plane->Shutdown();
+  return absl::OkStatus();
+}
+
+}  // namespace mmx::coordinator

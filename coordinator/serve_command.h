@@ -1,0 +1,25 @@
+// `mmx-coord serve --shard-config FILE --listen HOST:PORT`: runs the coordinator of a cluster.
+// It validates the shard config against the checkpoint before anything loads, waits for the
+// workers to register, load and connect, then serves the Inference API until SIGINT/SIGTERM.
+#pragma once
+
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace mmx::coordinator {
+
+struct ServeOptions {
+  std::string shard_config;
+  std::string listen = "127.0.0.1:7070";
+  int max_sequences = 32;
+  int prefill_chunk = 256;
+  int micro_batches = 2;
+  int threads = 0;
+};
+
+CLI::App* AddServeCommand(CLI::App& app, ServeOptions* options);
+absl::Status Serve(const ServeOptions& options);
+
+}  // namespace mmx::coordinator

@@ -1,0 +1,32 @@
+// mmx-worker: one per machine (or GPU). Holds the shard of the model the coordinator assigns
+// to its name and serves it on the data plane. Every failure prints one line and exits non-zero.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "worker/worker_process.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mmx-worker: holds a shard of MiniMax-Text-01 and serves it to an mmx-coord cluster"};
+  mmx::worker::WorkerOptions o;
+  int connect_timeout_s = 120;
+  app.add_option("--coordinator", o.coordinator, "Coordinator address HOST:PORT")->required();
+  app.add_option("--name", o.name, "This worker's entry in the shard config")->required();
+  app.add_option("--device", o.device, "cpu (cuda:N comes with the CUDA issue)");
+  app.add_option("--threads", o.threads, "Compute threads (default: all cores)");
+  app.add_option("--connect-timeout", connect_timeout_s, "Seconds to keep trying to reach the coordinator");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "mmx-worker: error: %s (see mmx-worker --help)\n", e.what());
+    return 2;
+  }
+  o.connect_timeout = absl::Seconds(connect_timeout_s);
+  absl::Status status = mmx::worker::RunWorker(o);
+  if (!status.ok()) {
+    std::fprintf(stderr, "mmx-worker %s: error: %s\n", o.name.c_str(), std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+#include "worker/wire_check.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace mmx::worker {
+namespace {
+
+// Steps larger than this are refused before anything is allocated for them.
+constexpr int64_t kMaxStepTokens = int64_t{1} << 20;
+
+absl::Status Bad(const std::string& what, const transport::Message& m) {
+  return absl::DataLossError(absl::StrCat("bad data-plane message from peer ", m.from, ": ", what));
+}
+
+}  // namespace
+
+int64_t StepTokens(const v1::StepHeader& header) {
+  int64_t total = 0;
+  for (const auto& s : header.sequences()) total += s.num_tokens();
+  return total;
+}
+
+absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const model::ModelConfig& c) {
+  v1::StepHeader h;
+  if (!h.ParseFromString(m.header)) return Bad("step header does not parse", m);
+  if (h.layer() < -1 || h.layer() > c.num_hidden_layers) {
+    return Bad(absl::StrCat("step layer ", h.layer(), " outside [-1, ", c.num_hidden_layers, "]"), m);
+  }
+  if (h.sequences_size() == 0) return Bad("step has no sequences", m);
+  std::set<uint64_t> ids;
+  int64_t total = 0;
+  for (const auto& s : h.sequences()) {
+    if (!ids.insert(s.sequence_id()).second) {
+      return Bad(absl::StrCat("sequence ", s.sequence_id(), " listed twice"), m);
+    }
+    if (s.num_tokens() < 1 || s.start_position() < 0) {
+      return Bad(absl::StrCat("sequence ", s.sequence_id(), ": num_tokens ", s.num_tokens(),
+                              ", start_position ", s.start_position()), m);
+    }
+    total += s.num_tokens();
+    if (total > kMaxStepTokens) return Bad("step too large", m);
+  }
+  const uint64_t row_bytes = h.layer() == -1 ? sizeof(int32_t) : c.hidden_size * sizeof(float);
+  if (m.payload.size() != static_cast<uint64_t>(total) * row_bytes) {
+    return Bad(absl::StrCat("payload is ", m.payload.size(), " bytes, header implies ", total, " rows of ",
+                            row_bytes), m);
+  }
+  if (h.layer() == -1) {
+    const int32_t* ids32 = reinterpret_cast<const int32_t*>(m.payload.data());
+    for (int64_t i = 0; i < total; ++i) {
+      if (ids32[i] < 0 || ids32[i] >= c.vocab_size) {
+        return Bad(absl::StrCat("token id ", ids32[i], " outside [0, ", c.vocab_size, ")"), m);
+      }
+    }
+  }
+  return h;
+}
+
+absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& m, const model::ModelConfig& c) {
+  v1::DispatchHeader h;
+  if (!h.ParseFromString(m.header)) return Bad("dispatch header does not parse", m);
+  if (h.layer() < 0 || h.layer() >= c.num_hidden_layers) {
+    return Bad(absl::StrCat("dispatch layer ", h.layer(), " outside [0, ", c.num_hidden_layers, ")"), m);
+  }
+  if (h.expert_ids_size() != h.weights_size()) return Bad("expert_ids and weights differ in length", m);
+  for (int id : h.expert_ids()) {
+    if (id < 0 || id >= c.num_local_experts) {
+      return Bad(absl::StrCat("expert id ", id, " outside [0, ", c.num_local_experts, ")"), m);
+    }
+  }
+  const uint64_t expect = static_cast<uint64_t>(h.expert_ids_size()) * c.hidden_size * sizeof(float);
+  if (m.payload.size() != expect) {
+    return Bad(absl::StrCat("dispatch payload is ", m.payload.size(), " bytes, expected ", expect), m);
+  }
+  return h;
+}
+
+absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, const model::ModelConfig& c,
+                                               int64_t expected_rows) {
+  v1::CombineHeader h;
+  if (!h.ParseFromString(m.header)) return Bad("combine header does not parse", m);
+  if (!h.error().empty()) return absl::UnavailableError(absl::StrCat("expert host ", m.from, ": ", h.error()));
+  if (h.num_rows() != expected_rows) {
+    return Bad(absl::StrCat("combine has ", h.num_rows(), " rows, expected ", expected_rows), m);
+  }
+  const uint64_t expect = static_cast<uint64_t>(expected_rows) * c.hidden_size * sizeof(float);
+  if (m.payload.size() != expect) return Bad("combine payload size does not match its rows", m);
+  return h;
+}
+
+absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const model::ModelConfig& c) {
+  v1::TokensHeader h;
+  if (!h.ParseFromString(m.header)) return Bad("tokens header does not parse", m);
+  if (!m.payload.empty()) return Bad("tokens message carries a payload", m);
+  for (const auto& t : h.tokens()) {
+    if (t.token_id() < 0 || t.token_id() >= c.vocab_size) {
+      return Bad(absl::StrCat("sampled token ", t.token_id(), " outside the vocabulary"), m);
+    }
+    if (t.top_token_ids_size() != t.top_logprobs_size()) return Bad("top logprob lists differ in length", m);
+  }
+  return h;
+}
+
+}  // namespace mmx::worker

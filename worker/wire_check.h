@@ -1,0 +1,32 @@
+// Validation of data-plane messages before any field is used: the header parses, every count
+// agrees with the payload size, ids and layers are in range. A message that fails is answered
+// with an error (never acted on) and the worker keeps serving.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "mmx/v1/wire.pb.h"
+#include "model/config.h"
+#include "transport/transport.h"
+
+namespace mmx::worker {
+
+// Tokens (layer == -1: payload int32 [T]) or activations (layer in [0, L]: payload fp32 [T, H]).
+absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& message,
+                                         const model::ModelConfig& config);
+// Rows fp32 [n, H] with n expert ids and n weights; layer in [0, L), ids in [0, E).
+absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& message,
+                                                 const model::ModelConfig& config);
+// Rows fp32 [num_rows, H] unless error is set.
+absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& message,
+                                               const model::ModelConfig& config,
+                                               int64_t expected_rows);
+absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& message,
+                                             const model::ModelConfig& config);
+
+// Total tokens of a step (sum of num_tokens).
+int64_t StepTokens(const v1::StepHeader& header);
+
+}  // namespace mmx::worker

@@ -1,0 +1,217 @@
+#include "worker/worker_process.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/thread_pool.h"
+#include "grpcpp/grpcpp.h"
+#include "mmx/v1/control.grpc.pb.h"
+#include "model/checkpoint_fingerprint.h"
+#include "transport/ucx_transport.h"
+#include "worker/loaded_shard.h"
+#include "worker/message_keys.h"
+#include "worker/progress.h"
+#include "worker/stage_executor.h"
+
+namespace mmx::worker {
+namespace {
+
+using Stream = grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>;
+
+// Read bandwidth of this machine in GB/s, measured over a short scan (reported at Register so
+// the planner can place work by speed).
+double MeasureReadBandwidth() {
+  const size_t n = size_t{64} << 20 >> 2;  // 64 MiB of floats
+  std::vector<float> data(n, 1.f);
+  float sum = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int rep = 0; rep < 2; ++rep) {
+    for (size_t i = 0; i < n; ++i) sum += data[i];
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sum > 0 ? 2.0 * n * sizeof(float) / s / 1e9 : 0;
+}
+
+int64_t MemoryBytes() { return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE); }
+
+// The executor serving the current peer table; replaced (with fresh sequence state) by a new table.
+class Serving {
+ public:
+  void Set(std::shared_ptr<StageExecutor> executor) {
+    std::lock_guard<std::mutex> lock(mu_);
+    executor_ = std::move(executor);
+  }
+  std::shared_ptr<StageExecutor> Get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return executor_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<StageExecutor> executor_;
+};
+
+}  // namespace
+
+absl::Status RunWorker(const WorkerOptions& o) {
+  if (o.threads > 0) ThreadPool::SetDefaultThreads(o.threads);
+  if (o.device != "cpu") {
+    return absl::UnimplementedError(absl::StrCat("device '", o.device, "': this build serves on cpu only"));
+  }
+  auto channel = grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials());
+  const auto give_up = std::chrono::system_clock::now() + absl::ToChronoSeconds(o.connect_timeout);
+  bool said_waiting = false;
+  while (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {
+    if (!said_waiting) {
+      std::fprintf(stderr, "mmx-worker %s: waiting for the coordinator at %s\n", o.name.c_str(), o.coordinator.c_str());
+      said_waiting = true;
+    }
+    if (std::chrono::system_clock::now() > give_up) {
+      return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", o.coordinator, " after ",
+                                                 absl::FormatDuration(o.connect_timeout),
+                                                 "; is mmx-coord serve running there?"));
+    }
+  }
+
+  auto stub = v1::Control::NewStub(channel);
+  grpc::ClientContext context;
+  std::unique_ptr<Stream> stream = stub->Session(&context);
+  std::mutex write_mu;
+  auto write = [&](const v1::WorkerMessage& m) {
+    std::lock_guard<std::mutex> lock(write_mu);
+    return stream->Write(m);
+  };
+
+  v1::WorkerMessage hello;
+  v1::Register* reg = hello.mutable_register_();
+  reg->set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  reg->set_name(o.name);
+  reg->set_device(o.device);
+  reg->set_memory_bytes(MemoryBytes());
+  reg->set_mem_bandwidth_gbs(MeasureReadBandwidth());
+  reg->set_threads(ThreadPool::Default().num_threads());
+  if (!write(hello)) return absl::UnavailableError("the coordinator closed the session at Register");
+
+  v1::CoordinatorMessage msg;
+  if (!stream->Read(&msg)) {
+    grpc::Status st = stream->Finish();
+    return absl::UnavailableError(absl::StrCat("the coordinator ended the session: ", st.error_message()));
+  }
+  if (msg.has_rejected()) return absl::FailedPreconditionError(msg.rejected().message());
+  if (!msg.has_assignment()) return absl::InternalError("expected an Assignment from the coordinator");
+  const v1::Assignment assignment = msg.assignment();
+
+  MMX_ASSIGN_OR_RETURN(plan::ShardConfig shard, plan::ParseShardConfig(assignment.shard_yaml(), "assigned shard"));
+  const plan::WorkerShard* mine = shard.Find(o.name);
+  if (mine == nullptr) return absl::InternalError("the assigned shard config does not name this worker");
+
+  transport::TransportOptions topts;
+  topts.self = assignment.peer_id();
+  topts.cluster_token = assignment.cluster_token();
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
+
+  // Load, reporting progress to the terminal and (at most every 100 ms) to the coordinator.
+  ProgressReporter reporter(absl::StrCat("mmx-worker ", o.name, ": loading"));
+  auto last_sent = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  absl::StatusOr<std::unique_ptr<LoadedShard>> loaded =
+      LoadShard(assignment.model_dir(), *mine, [&](int64_t done, int64_t total) {
+        reporter.Update(done, total);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_sent > std::chrono::milliseconds(100) || done == total) {
+          v1::WorkerMessage p;
+          p.mutable_progress()->set_bytes_done(done);
+          p.mutable_progress()->set_bytes_total(total);
+          write(p);
+          last_sent = now;
+        }
+      });
+  if (!loaded.ok()) {
+    v1::WorkerMessage failed;
+    failed.mutable_failed()->set_message(std::string(loaded.status().message()));
+    write(failed);
+    return loaded.status();
+  }
+  reporter.Done();
+  std::unique_ptr<LoadedShard> shard_weights = *std::move(loaded);
+
+  v1::WorkerMessage ready;
+  ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*shard_weights->checkpoint));
+  ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
+  write(ready);
+
+  Serving serving;
+  std::atomic<bool> stop{false};
+  std::thread step_thread([&] {
+    while (!stop.load()) {
+      auto m = data_plane->ReceiveAny(InboxKey(MessageKind::kStep), absl::Milliseconds(500));
+      if (!m.ok()) {
+        if (absl::IsCancelled(m.status())) return;
+        continue;
+      }
+      std::shared_ptr<StageExecutor> executor = serving.Get();
+      if (!executor) continue;
+      absl::Status st = executor->HandleStep(*m);
+      if (!st.ok()) std::fprintf(stderr, "mmx-worker %s: step failed: %s\n", o.name.c_str(), std::string(st.message()).c_str());
+    }
+  });
+  std::thread expert_thread([&] {
+    while (!stop.load()) {
+      auto m = data_plane->ReceiveAny(InboxKey(MessageKind::kDispatch), absl::Milliseconds(500));
+      if (!m.ok()) {
+        if (absl::IsCancelled(m.status())) return;
+        continue;
+      }
+      absl::Status st = HandleDispatch(*shard_weights, data_plane.get(), *m);
+      if (!st.ok()) std::fprintf(stderr, "mmx-worker %s: dispatch failed: %s\n", o.name.c_str(), std::string(st.message()).c_str());
+    }
+  });
+
+  absl::Status result = absl::UnavailableError("lost the coordinator (session ended)");
+  while (stream->Read(&msg)) {
+    if (msg.has_rejected()) {
+      result = absl::FailedPreconditionError(msg.rejected().message());
+      break;
+    }
+    if (!msg.has_peers()) continue;
+    const v1::PeerTable& table = msg.peers();
+    absl::Status st;
+    for (const v1::Peer& p : table.peers()) {
+      if (p.peer_id() == assignment.peer_id()) continue;
+      st.Update(data_plane->Connect(p.peer_id(), p.data_address()));
+    }
+    absl::StatusOr<Routes> routes =
+        BuildRoutes(shard, table, shard_weights->config().num_hidden_layers, shard_weights->config().num_local_experts);
+    st.Update(routes.status());
+    if (!st.ok()) {
+      v1::WorkerMessage failed;
+      failed.mutable_failed()->set_message(absl::StrCat("cannot apply the peer table: ", st.message()));
+      write(failed);
+      continue;
+    }
+    // A new table voids every sequence: fresh executor, fresh state.
+    serving.Set(std::make_shared<StageExecutor>(shard_weights.get(), data_plane.get(), assignment.peer_id(),
+                                                *std::move(routes), o.reply_timeout));
+    v1::WorkerMessage applied;
+    applied.mutable_peers_applied()->set_version(table.version());
+    write(applied);
+    std::fprintf(stderr, "mmx-worker %s: serving (peer table v%llu)\n", o.name.c_str(),
+                 static_cast<unsigned long long>(table.version()));
+  }
+  stop.store(true);
+  data_plane->Shutdown();
+  step_thread.join();
+  expert_thread.join();
+  context.TryCancel();
+  return result;
+}
+
+}  // namespace mmx::worker
