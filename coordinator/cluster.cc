@@ -218,6 +218,12 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   }
   std::fprintf(stderr, "mmx-coord: worker '%s' lost: %s\n", s->entry->name.c_str(), s->message.c_str());
   transport_->Disconnect(s->peer_id);
+  v1::CoordinatorMessage lost;
+  lost.mutable_peer_lost()->set_peer_id(s->peer_id);
+  lost.mutable_peer_lost()->set_name(s->entry->name);
+  for (Slot& other : slots_) {
+    if (other.writer) other.writer(lost);
+  }
   published_ = false;
   ++epoch_;
   ready_ = false;

@@ -181,6 +181,14 @@ absl::Status RunWorker(const WorkerOptions& o) {
       result = absl::FailedPreconditionError(msg.rejected().message());
       break;
     }
+    if (msg.has_peer_lost()) {
+      // Fail whatever waits on the lost peer now, rather than at a timeout.
+      data_plane->Disconnect(msg.peer_lost().peer_id());
+      serving.Set(nullptr);
+      std::fprintf(stderr, "mmx-worker %s: peer '%s' lost; waiting for a new peer table\n", o.name.c_str(),
+                   msg.peer_lost().name().c_str());
+      continue;
+    }
     if (!msg.has_peers()) continue;
     const v1::PeerTable& table = msg.peers();
     absl::Status st;

@@ -1,0 +1,162 @@
+#include "tests/testing/local_cluster.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "plan/shard_config.h"
+
+extern char** environ;
+
+namespace mmx::testing {
+namespace {
+
+const std::string kBin = std::string(MMX_BINARY_DIR) + "/bin/";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+std::vector<std::string> WorkerNames(const std::string& shard_yaml) {
+  std::vector<std::string> names;
+  auto shard = plan::ParseShardConfig(shard_yaml);
+  if (shard.ok()) {
+    for (const auto& w : shard->workers) names.push_back(w.name);
+  }
+  return names;
+}
+
+pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string>& argv) {
+  const std::string log = dir_ + "/" + name + ".log";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  pids_[name] = pid;
+  return pid;
+}
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& shard_yaml, bool workers_first,
+                                                                  int threads_per_worker) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->threads_ = threads_per_worker;
+  char tmpl[] = "/tmp/mmx-cluster-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+  c->dir_ = tmpl;
+  {
+    std::ofstream out(c->dir_ + "/shard.yaml");
+    out << shard_yaml;
+  }
+  // A free port: bind to 0, read it, release it. The coordinator binds it right after.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  c->address_ = absl::StrCat("127.0.0.1:", port);
+
+  auto start_coordinator = [&] {
+    c->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_});
+  };
+  if (!workers_first) start_coordinator();
+  for (const std::string& name : WorkerNames(shard_yaml)) {
+    absl::Status st = c->StartWorker(name);
+    if (!st.ok()) return st;
+  }
+  if (workers_first) start_coordinator();
+  c->stub_ = v1::Inference::NewStub(grpc::CreateChannel(c->address_, grpc::InsecureChannelCredentials()));
+  return c;
+}
+
+absl::Status LocalCluster::StartWorker(const std::string& name) {
+  Spawn(name, {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--threads",
+               std::to_string(threads_), "--connect-timeout", "60"});
+  return absl::OkStatus();
+}
+
+void LocalCluster::KillWorker(const std::string& name) {
+  auto it = pids_.find(name);
+  if (it == pids_.end()) return;
+  kill(it->second, SIGKILL);
+  waitpid(it->second, nullptr, 0);
+  pids_.erase(it);
+}
+
+LocalCluster::~LocalCluster() {
+  for (auto& [name, pid] : pids_) kill(pid, SIGKILL);
+  for (auto& [name, pid] : pids_) waitpid(pid, nullptr, 0);
+}
+
+std::string LocalCluster::Log(const std::string& name) const { return ReadFile(dir_ + "/" + name + ".log"); }
+
+absl::StatusOr<v1::ClusterStatus> LocalCluster::Status() {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::ClusterStatus status;
+  grpc::Status st = stub_->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status);
+  if (!st.ok()) return absl::UnavailableError(st.error_message());
+  return status;
+}
+
+absl::Status LocalCluster::WaitReady(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto status = Status();
+    if (status.ok() && status->ready()) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("cluster not ready after ", absl::FormatDuration(timeout),
+                                                  "; coordinator log:\n", Log("coordinator")));
+}
+
+absl::StatusOr<Generation> GenerateOnce(v1::Inference::Stub& stub, const std::vector<int32_t>& prompt,
+                                        int max_tokens, int logprobs, absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(timeout));
+  v1::GenerateRequest request;
+  request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+  request.mutable_sampling()->set_max_tokens(max_tokens);
+  request.mutable_sampling()->set_logprobs(logprobs);
+  auto reader = stub.Generate(&context, request);
+  Generation g;
+  v1::GenerateResponse response;
+  while (reader->Read(&response)) {
+    g.tokens.insert(g.tokens.end(), response.token_ids().begin(), response.token_ids().end());
+    g.logprobs.insert(g.logprobs.end(), response.logprobs().begin(), response.logprobs().end());
+    if (!response.finish_reason().empty()) g.finish_reason = response.finish_reason();
+  }
+  grpc::Status st = reader->Finish();
+  if (!st.ok()) return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+  return g;
+}
+
+}  // namespace mmx::testing

@@ -1,0 +1,67 @@
+// LocalCluster: a real mmx-coord and real mmx-worker processes on this machine, for integration
+// tests. Writes the shard config, starts the processes (coordinator on a free loopback port),
+// waits until the cluster is ready, and kills everything in its destructor.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mmx/v1/inference.grpc.pb.h"
+
+namespace mmx::testing {
+
+class LocalCluster {
+ public:
+  // `shard_yaml` is a shard config; its worker names are started as workers. Workers start
+  // before the coordinator when `workers_first` (both orders must work).
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const std::string& shard_yaml,
+                                                             bool workers_first = false,
+                                                             int threads_per_worker = 1);
+  ~LocalCluster();
+
+  const std::string& address() const { return address_; }
+  v1::Inference::Stub& stub() { return *stub_; }
+
+  // Waits until GetClusterStatus says ready.
+  absl::Status WaitReady(absl::Duration timeout);
+  absl::StatusOr<v1::ClusterStatus> Status();
+
+  // kill -9 one worker; StartWorker(name) starts it again.
+  void KillWorker(const std::string& name);
+  absl::Status StartWorker(const std::string& name);
+
+  // What a process printed (stdout and stderr together).
+  std::string Log(const std::string& name) const;
+
+ private:
+  LocalCluster() = default;
+  pid_t Spawn(const std::string& name, const std::vector<std::string>& argv);
+
+  std::string dir_;
+  std::string address_;
+  int threads_ = 1;
+  std::map<std::string, pid_t> pids_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+
+// The names of the workers in a shard config text, in order.
+std::vector<std::string> WorkerNames(const std::string& shard_yaml);
+
+// Runs one Generate to completion: the tokens, their logprobs and the finish reason, or the
+// RPC's status.
+struct Generation {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  std::string finish_reason;
+};
+absl::StatusOr<Generation> GenerateOnce(v1::Inference::Stub& stub, const std::vector<int32_t>& prompt,
+                                        int max_tokens, int logprobs = 0,
+                                        absl::Duration timeout = absl::Seconds(60));
+
+}  // namespace mmx::testing
