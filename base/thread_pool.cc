@@ -9,10 +9,9 @@ namespace mmx {
 namespace {
 
 int g_default_threads = 0;
-
-// How long an idle worker spins before it sleeps. Long enough to cover the gap between two
-// kernels of one decode step, short enough not to burn a core while the process idles.
-constexpr auto kSpinBudget = std::chrono::microseconds(2000);
+// How long an idle worker spins before it sleeps, by default. Long enough to cover the gap
+// between two kernels of one decode step, short enough not to burn a core while idle.
+int g_default_spin_micros = 2000;
 
 // Ranges per thread in ParallelFor: more than one, so that a late or slow thread's share can be
 // taken by the others.
@@ -20,7 +19,8 @@ constexpr int64_t kRangesPerThread = 4;
 
 }  // namespace
 
-ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
+ThreadPool::ThreadPool(int num_threads, int spin_micros)
+    : num_threads_(std::max(1, num_threads)), spin_micros_(std::max(0, spin_micros)) {
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -42,13 +42,14 @@ void ThreadPool::RunClaimedTasks() {
 
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
+  const auto spin_budget = std::chrono::microseconds(spin_micros_);
   while (true) {
     auto spin_start = std::chrono::steady_clock::now();
     int spins = 0;
     uint64_t current;
     while ((current = generation_.load(std::memory_order_acquire)) == seen) {
       _mm_pause();
-      if (++spins % 256 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinBudget) {
+      if (++spins % 256 == 0 && std::chrono::steady_clock::now() - spin_start > spin_budget) {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
       }
@@ -114,10 +115,13 @@ void ThreadPool::ParallelFor(int64_t n, int64_t align,
 ThreadPool& ThreadPool::Default() {
   static ThreadPool* pool = new ThreadPool(
       g_default_threads > 0 ? g_default_threads
-                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
+      g_default_spin_micros);
   return *pool;
 }
 
 void ThreadPool::SetDefaultThreads(int num_threads) { g_default_threads = num_threads; }
+
+void ThreadPool::SetDefaultSpinMicros(int spin_micros) { g_default_spin_micros = spin_micros; }
 
 }  // namespace mmx

@@ -24,7 +24,8 @@ namespace mmx {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int num_threads);
+  // spin_micros: how long an idle worker spins before it sleeps (see the class comment).
+  explicit ThreadPool(int num_threads, int spin_micros = 2000);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -46,6 +47,9 @@ class ThreadPool {
   // take effect; the default is the number of online CPUs.
   static ThreadPool& Default();
   static void SetDefaultThreads(int num_threads);
+  // A process that shares its cores with others (a worker waiting on the network while another
+  // worker computes) should spin little: its idle threads would take the others' CPU.
+  static void SetDefaultSpinMicros(int spin_micros);
 
  private:
   void WorkerLoop();
@@ -53,6 +57,7 @@ class ThreadPool {
   void RunClaimedTasks();
 
   const int num_threads_;
+  const int spin_micros_;
   std::vector<std::thread> workers_;
 
   // The current job. Written by the caller before it bumps generation_.

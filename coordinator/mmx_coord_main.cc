@@ -1,6 +1,7 @@
 // mmx-coord: the coordinator binary. Subcommands:
 //   run    generate locally, in this process (coordinator/run_command.h)
 //   serve  coordinate a cluster of workers and serve the API (coordinator/serve_command.h)
+//   check  validate a shard config against its checkpoint
 // Every failure prints one line, "mmx-coord: error: ...", and exits non-zero.
 #include <cstdio>
 
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   CLI::App* run = mmx::coordinator::AddRunCommand(app, &run_options);
   mmx::coordinator::ServeOptions serve_options;
   CLI::App* serve = mmx::coordinator::AddServeCommand(app, &serve_options);
+  mmx::coordinator::CheckOptions check_options;
+  CLI::App* check = mmx::coordinator::AddCheckCommand(app, &check_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -28,6 +31,7 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (run->parsed()) status = mmx::coordinator::RunLocal(run_options);
   if (serve->parsed()) status = mmx::coordinator::Serve(serve_options);
+  if (check->parsed()) status = mmx::coordinator::Check(check_options);
   if (!status.ok()) {
     std::fprintf(stderr, "mmx-coord: error: %s\n", std::string(status.message()).c_str());
     return 1;

@@ -31,12 +31,50 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   return serve;
 }
 
+namespace {
+
+// Loads a shard config and checks it against its checkpoint (headers only: the coordinator
+// holds no weights, but checks the plan against the real model before any worker loads).
+absl::Status LoadAndCheck(const std::string& path, plan::ShardConfig* shard,
+                          std::unique_ptr<model::Checkpoint>* checkpoint) {
+  MMX_ASSIGN_OR_RETURN(*shard, plan::LoadShardConfig(path));
+  MMX_ASSIGN_OR_RETURN(*checkpoint, model::Checkpoint::Open(shard->model));
+  MMX_RETURN_IF_ERROR((*checkpoint)->ValidateAgainstConfig());
+  return plan::ValidateShardConfig(*shard, (*checkpoint)->config());
+}
+
+}  // namespace
+
+CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* o) {
+  CLI::App* check = app.add_subcommand("check", "Validate a shard config against its checkpoint");
+  check->add_option("--shard-config", o->shard_config, "Shard config (YAML)")->required();
+  check->add_flag("--list-workers", o->list_workers, "Print only the worker names, one per line");
+  return check;
+}
+
+absl::Status Check(const CheckOptions& o) {
+  plan::ShardConfig shard;
+  std::unique_ptr<model::Checkpoint> checkpoint;
+  MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
+  if (o.list_workers) {
+    for (const auto& w : shard.workers) std::printf("%s\n", w.name.c_str());
+    return absl::OkStatus();
+  }
+  std::printf("%s: valid for %s (%d layers, %d experts each), %zu workers\n", o.shard_config.c_str(),
+              shard.model.c_str(), checkpoint->config().num_hidden_layers, checkpoint->config().num_local_experts,
+              shard.workers.size());
+  for (const auto& w : shard.workers) {
+    std::string roles;
+    for (const std::string& r : DescribeRoles(w)) roles += " " + r;
+    std::printf("  %-16s %-6s%s\n", w.name.c_str(), w.device.c_str(), roles.c_str());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Serve(const ServeOptions& o) {
-  MMX_ASSIGN_OR_RETURN(plan::ShardConfig shard, plan::LoadShardConfig(o.shard_config));
-  // Headers only: the coordinator holds no weights, but checks the plan against the real model.
-  MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::Checkpoint> checkpoint, model::Checkpoint::Open(shard.model));
-  MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());
-  MMX_RETURN_IF_ERROR(plan::ValidateShardConfig(shard, checkpoint->config()));
+  plan::ShardConfig shard;
+  std::unique_ptr<model::Checkpoint> checkpoint;
+  MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
   const std::string fingerprint = model::CheckpointFingerprint(*checkpoint);
 
   std::random_device rd;

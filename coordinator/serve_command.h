@@ -22,4 +22,13 @@ struct ServeOptions {
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions* options);
 absl::Status Serve(const ServeOptions& options);
 
+// `mmx-coord check --shard-config FILE [--list-workers]`: validates a shard config against its
+// checkpoint (headers only) exactly as serve does, then prints a summary or the worker names.
+struct CheckOptions {
+  std::string shard_config;
+  bool list_workers = false;
+};
+CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* options);
+absl::Status Check(const CheckOptions& options);
+
 }  // namespace mmx::coordinator

@@ -64,6 +64,8 @@ class Serving {
 
 absl::Status RunWorker(const WorkerOptions& o) {
   if (o.threads > 0) ThreadPool::SetDefaultThreads(o.threads);
+  // Workers share cores with each other and wait on the network between kernels: spin little.
+  ThreadPool::SetDefaultSpinMicros(100);
   if (o.device != "cpu") {
     return absl::UnimplementedError(absl::StrCat("device '", o.device, "': this build serves on cpu only"));
   }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Starts (or stops) a whole mmx cluster on this machine: one mmx-coord and one mmx-worker per
+# worker of a shard config, each a separate process talking gRPC and UCX over loopback.
+#
+#   deploy/local-cluster.sh start --shard-config FILE [--port 7070] [--threads N] [--run-dir DIR]
+#   deploy/local-cluster.sh stop [--run-dir DIR]
+#
+# Logs and pid files go to the run dir (default out/cluster). `start` returns once the cluster
+# is ready (or fails with the coordinator's log). Needs a build (deploy/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cmd=${1:-}; shift || true
+shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shard-config) shard=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --run-dir) run_dir=$2; shift 2 ;;
+    --timeout) timeout_s=$2; shift 2 ;;
+    *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+bin=build/bin
+
+stop_all() {
+  [ -d "$run_dir" ] || return 0
+  for pidfile in "$run_dir"/*.pid; do
+    [ -f "$pidfile" ] || continue
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+}
+
+case "$cmd" in
+  stop)
+    stop_all
+    echo "local-cluster: stopped"
+    ;;
+  start)
+    [ -n "$shard" ] || { echo "local-cluster.sh: error: start needs --shard-config FILE" >&2; exit 2; }
+    # Validates the config against the checkpoint before anything starts.
+    workers=$("$bin/mmx-coord" check --shard-config "$shard" --list-workers)
+    stop_all
+    mkdir -p "$run_dir"
+    addr=127.0.0.1:$port
+    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" >"$run_dir/coordinator.log" 2>&1 &
+    echo $! >"$run_dir/coordinator.pid"
+    for w in $workers; do
+      "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$threads" >"$run_dir/$w.log" 2>&1 &
+      echo $! >"$run_dir/$w.pid"
+    done
+    echo "local-cluster: coordinator on $addr, workers: $(echo $workers | tr '\n' ' ')"
+    deadline=$((SECONDS + timeout_s))
+    while ! "$bin/mmx" status --server "$addr" 2>/dev/null | grep -q "^cluster: ready"; do
+      if [ $SECONDS -gt $deadline ] || ! kill -0 "$(cat "$run_dir/coordinator.pid")" 2>/dev/null; then
+        echo "local-cluster.sh: error: cluster not ready; coordinator log:" >&2
+        tail -20 "$run_dir/coordinator.log" >&2
+        stop_all
+        exit 1
+      fi
+      sleep 0.5
+    done
+    "$bin/mmx" status --server "$addr"
+    ;;
+  *)
+    echo "usage: local-cluster.sh start --shard-config FILE [--port P] [--threads N] | stop" >&2
+    exit 2
+    ;;
+esac
