@@ -69,7 +69,13 @@ absl::Status RunWorker(const WorkerOptions& o) {
   if (o.device != "cpu") {
     return absl::UnimplementedError(absl::StrCat("device '", o.device, "': this build serves on cpu only"));
   }
-  auto channel = grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials());
+  // Short reconnect backoff: a worker started before its coordinator should join within a
+  // fraction of a second of it coming up, not after gRPC's default backoff of seconds.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto channel = grpc::CreateCustomChannel(o.coordinator, grpc::InsecureChannelCredentials(), args);
   const auto give_up = std::chrono::system_clock::now() + absl::ToChronoSeconds(o.connect_timeout);
   bool said_waiting = false;
   while (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {

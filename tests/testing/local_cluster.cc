@@ -35,6 +35,43 @@ std::string ReadFile(const std::string& path) {
 
 }  // namespace
 
+ProcessResult RunToExit(const std::vector<std::string>& argv, absl::Duration timeout, const std::string& cwd) {
+  char tmpl[] = "/tmp/mmx-run-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fd, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, fd, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fd);
+  ProcessResult result;
+  const absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  while (true) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) {
+      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      break;
+    }
+    if (absl::Now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  result.output = ReadFile(tmpl);
+  unlink(tmpl);
+  return result;
+}
+
 std::vector<std::string> WorkerNames(const std::string& shard_yaml) {
   std::vector<std::string> names;
   auto shard = plan::ParseShardConfig(shard_yaml);
@@ -44,13 +81,14 @@ std::vector<std::string> WorkerNames(const std::string& shard_yaml) {
   return names;
 }
 
-pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string>& argv) {
+pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string>& argv, const std::string& cwd) {
   const std::string log = dir_ + "/" + name + ".log";
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -62,9 +100,10 @@ pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string
 }
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& shard_yaml, bool workers_first,
-                                                                  int threads_per_worker) {
+                                                                  int threads_per_worker, const std::string& cwd) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->threads_ = threads_per_worker;
+  c->cwd_ = cwd;
   char tmpl[] = "/tmp/mmx-cluster-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
   c->dir_ = tmpl;
@@ -85,7 +124,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
   c->address_ = absl::StrCat("127.0.0.1:", port);
 
   auto start_coordinator = [&] {
-    c->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_});
+    c->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_},
+             c->cwd_);
   };
   if (!workers_first) start_coordinator();
   for (const std::string& name : WorkerNames(shard_yaml)) {
@@ -93,13 +133,20 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
     if (!st.ok()) return st;
   }
   if (workers_first) start_coordinator();
-  c->stub_ = v1::Inference::NewStub(grpc::CreateChannel(c->address_, grpc::InsecureChannelCredentials()));
+  // The coordinator may not listen yet: keep gRPC's reconnect backoff short so polling for
+  // readiness does not wait out multi-second backoffs.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  c->stub_ = v1::Inference::NewStub(grpc::CreateCustomChannel(c->address_, grpc::InsecureChannelCredentials(), args));
   return c;
 }
 
 absl::Status LocalCluster::StartWorker(const std::string& name) {
   Spawn(name, {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--threads",
-               std::to_string(threads_), "--connect-timeout", "60"});
+               std::to_string(threads_), "--connect-timeout", "60"},
+        cwd_);
   return absl::OkStatus();
 }
 
@@ -121,6 +168,7 @@ std::string LocalCluster::Log(const std::string& name) const { return ReadFile(d
 absl::StatusOr<v1::ClusterStatus> LocalCluster::Status() {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  context.set_wait_for_ready(true);  // the coordinator may still be starting
   v1::ClusterStatus status;
   grpc::Status st = stub_->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status);
   if (!st.ok()) return absl::UnavailableError(st.error_message());

@@ -20,9 +20,11 @@ class LocalCluster {
  public:
   // `shard_yaml` is a shard config; its worker names are started as workers. Workers start
   // before the coordinator when `workers_first` (both orders must work).
+  // Processes run in `cwd` when given (a relative `model:` path resolves there).
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const std::string& shard_yaml,
                                                              bool workers_first = false,
-                                                             int threads_per_worker = 1);
+                                                             int threads_per_worker = 1,
+                                                             const std::string& cwd = "");
   ~LocalCluster();
 
   const std::string& address() const { return address_; }
@@ -41,14 +43,23 @@ class LocalCluster {
 
  private:
   LocalCluster() = default;
-  pid_t Spawn(const std::string& name, const std::vector<std::string>& argv);
+  pid_t Spawn(const std::string& name, const std::vector<std::string>& argv, const std::string& cwd);
 
   std::string dir_;
   std::string address_;
   int threads_ = 1;
+  std::string cwd_;
   std::map<std::string, pid_t> pids_;
   std::unique_ptr<v1::Inference::Stub> stub_;
 };
+
+// Runs a program to completion (killing it after `timeout`), in `cwd` when given. Returns the
+// exit code (-1 if killed) and what it printed on stdout and stderr together.
+struct ProcessResult {
+  int exit_code = -1;
+  std::string output;
+};
+ProcessResult RunToExit(const std::vector<std::string>& argv, absl::Duration timeout, const std::string& cwd = "");
 
 // The names of the workers in a shard config text, in order.
 std::vector<std::string> WorkerNames(const std::string& shard_yaml);

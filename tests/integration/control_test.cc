@@ -1,0 +1,119 @@
+// Bad input at the control plane: each gives a clear message and a non-zero exit, and the
+// coordinator keeps serving.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/local_cluster.h"
+
+namespace mmx {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kBin = std::string(MMX_BINARY_DIR) + "/bin/";
+
+std::string OneWorker(const std::string& model) {
+  return absl::StrCat("model: ", model, R"(
+workers:
+  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}
+)");
+}
+
+int CountLines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(ControlTest, UnknownWorkerNameIsRefusedWithTheKnownNames) {
+  auto cluster = testing::LocalCluster::Start(OneWorker(kModel));
+  ASSERT_TRUE(cluster.ok());
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok());
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "bogus"},
+                              absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("unknown worker name 'bogus'; the shard config names: all"));
+  EXPECT_EQ(CountLines(r.output), 1) << r.output;
+  EXPECT_TRUE((*cluster)->Status()->ready());
+}
+
+TEST(ControlTest, SecondWorkerClaimingALiveNameIsRefused) {
+  auto cluster = testing::LocalCluster::Start(OneWorker(kModel));
+  ASSERT_TRUE(cluster.ok());
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok());
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "all"},
+                              absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("'all' is already claimed by a live worker"));
+  EXPECT_TRUE((*cluster)->Status()->ready());
+}
+
+TEST(ControlTest, WorkerWhoseCheckpointDiffersIsRefused) {
+  // The same relative model path resolves to different directories for the coordinator and the
+  // worker; the worker's copy has a different config.json.
+  const fs::path root = fs::temp_directory_path() / ("mmx-ckpt-" + std::to_string(getpid()));
+  fs::remove_all(root);
+  for (const char* side : {"coord", "worker"}) {
+    fs::create_directories(root / side / "model");
+    for (const auto& f : fs::directory_iterator(kModel)) {
+      if (f.is_regular_file()) fs::copy_file(f.path(), root / side / "model" / f.path().filename());
+    }
+  }
+  {
+    std::ifstream in(root / "worker" / "model" / "config.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("\"rope_theta\": 10000000"), 22, "\"rope_theta\": 5000000");
+    fs::permissions(root / "worker" / "model" / "config.json", fs::perms::owner_write, fs::perm_options::add);
+    std::ofstream(root / "worker" / "model" / "config.json") << text;
+  }
+  auto cluster = testing::LocalCluster::Start(
+      "model: model\nworkers:\n  - {name: other, experts: [{layers: [0, 8], ids: all}]}\n"
+      "  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}\n",
+      false, 1, (root / "coord").string());
+  ASSERT_TRUE(cluster.ok());
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "all"},
+                              absl::Seconds(30), (root / "worker").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("checkpoint differs from the coordinator's"));
+  fs::remove_all(root);
+}
+
+TEST(ControlTest, UnreachableCoordinatorIsOneLineAndNonZeroExit) {
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", "127.0.0.1:1", "--name", "w", "--connect-timeout", "1"},
+                              absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("cannot reach the coordinator at 127.0.0.1:1"));
+  auto c = testing::RunToExit({kBin + "mmx", "status", "--server", "127.0.0.1:1"}, absl::Seconds(20));
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_THAT(c.output, HasSubstr("error"));
+  EXPECT_EQ(CountLines(c.output), 1) << c.output;
+}
+
+TEST(ControlTest, InvalidShardConfigStopsTheCoordinatorBeforeServing) {
+  const std::string path = ::testing::TempDir() + "/bad-shard.yaml";
+  std::ofstream(path) << "model: " << kModel << "\nworkers:\n  - {name: a, embedding: true, attention: [0, 6], lm_head: true}\n";
+  auto r = testing::RunToExit({kBin + "mmx-coord", "serve", "--shard-config", path, "--listen", "127.0.0.1:0"},
+                              absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("attention layers [6, 8) are on no worker"));
+  EXPECT_THAT(r.output, HasSubstr("layer 0: experts [0, 1, 2, 3, 4, 5, 6, 7] are on no worker"));
+}
+
+TEST(ControlTest, BadGenerateRequestsGetInvalidArgument) {
+  auto cluster = testing::LocalCluster::Start(OneWorker(kModel));
+  ASSERT_TRUE(cluster.ok());
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok());
+  auto empty = testing::GenerateOnce((*cluster)->stub(), {}, 4);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(empty.status().message()), HasSubstr("prompt is empty"));
+  auto big = testing::GenerateOnce((*cluster)->stub(), {1, 9999}, 4);
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("outside the vocabulary"));
+  auto zero = testing::GenerateOnce((*cluster)->stub(), {1}, 0);
+  EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mmx

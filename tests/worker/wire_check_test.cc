@@ -1,0 +1,113 @@
+// Data-plane messages are checked field by field before use: each forged or truncated message
+// is refused with DataLoss naming the problem.
+#include "worker/wire_check.h"
+
+#include <cstring>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace mmx::worker {
+namespace {
+
+using ::mmx::testing::IsOk;
+using ::mmx::testing::StatusIs;
+using ::testing::HasSubstr;
+
+model::ModelConfig Tiny() {
+  auto c = model::ModelConfig::FromFile(std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a");
+  EXPECT_TRUE(c.ok());
+  return *c;  // H 96, V 512, L 8, E 8
+}
+
+transport::Message StepMessage(int layer, std::vector<int> lengths, size_t payload_bytes) {
+  v1::StepHeader h;
+  h.set_step_id(1);
+  h.set_layer(layer);
+  uint64_t id = 1;
+  for (int n : lengths) {
+    auto* s = h.add_sequences();
+    s->set_sequence_id(id++);
+    s->set_num_tokens(n);
+  }
+  transport::Message m;
+  m.header = h.SerializeAsString();
+  m.payload.assign(payload_bytes, 0);
+  return m;
+}
+
+TEST(WireCheckTest, AcceptsWellFormedTokensAndActivations) {
+  EXPECT_THAT(CheckStep(StepMessage(-1, {3, 2}, 5 * 4), Tiny()).status(), IsOk());
+  EXPECT_THAT(CheckStep(StepMessage(2, {3, 2}, 5 * 96 * 4), Tiny()).status(), IsOk());
+}
+
+TEST(WireCheckTest, RejectsAPayloadShorterThanTheHeaderSays) {
+  EXPECT_THAT(CheckStep(StepMessage(2, {3, 2}, 5 * 96 * 4 - 4), Tiny()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("header implies 5 rows")));
+}
+
+TEST(WireCheckTest, RejectsAHeaderThatDoesNotParse) {
+  transport::Message m = StepMessage(-1, {1}, 4);
+  m.header = "\xff\xff\xff garbage";
+  EXPECT_THAT(CheckStep(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not parse")));
+}
+
+TEST(WireCheckTest, RejectsOutOfRangeLayersTokensAndCounts) {
+  EXPECT_THAT(CheckStep(StepMessage(9, {1}, 96 * 4), Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("layer 9")));
+  EXPECT_THAT(CheckStep(StepMessage(0, {0}, 0), Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("num_tokens 0")));
+  transport::Message bad_token = StepMessage(-1, {1}, 4);
+  const int32_t id = 512;
+  std::memcpy(bad_token.payload.data(), &id, 4);
+  EXPECT_THAT(CheckStep(bad_token, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("token id 512")));
+  transport::Message dup = StepMessage(-1, {1, 1}, 8);
+  v1::StepHeader h;
+  h.ParseFromString(dup.header);
+  h.mutable_sequences(1)->set_sequence_id(1);
+  dup.header = h.SerializeAsString();
+  EXPECT_THAT(CheckStep(dup, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("listed twice")));
+}
+
+TEST(WireCheckTest, RejectsForgedDispatches) {
+  v1::DispatchHeader d;
+  d.set_layer(3);
+  d.add_expert_ids(1);
+  d.add_expert_ids(8);
+  d.add_weights(0.5f);
+  d.add_weights(0.5f);
+  transport::Message m;
+  m.header = d.SerializeAsString();
+  m.payload.assign(2 * 96 * 4, 0);
+  EXPECT_THAT(CheckDispatch(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("expert id 8")));
+  d.set_expert_ids(1, 7);
+  d.add_weights(1.f);
+  m.header = d.SerializeAsString();
+  EXPECT_THAT(CheckDispatch(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("differ in length")));
+  d.mutable_weights()->RemoveLast();
+  m.header = d.SerializeAsString();
+  EXPECT_THAT(CheckDispatch(m, Tiny()).status(), IsOk());
+  m.payload.resize(96 * 4);
+  EXPECT_THAT(CheckDispatch(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("dispatch payload")));
+}
+
+TEST(WireCheckTest, CombineAndTokensAreCheckedToo) {
+  v1::CombineHeader c;
+  c.set_num_rows(3);
+  transport::Message m;
+  m.header = c.SerializeAsString();
+  m.payload.assign(3 * 96 * 4, 0);
+  EXPECT_THAT(CheckCombine(m, Tiny(), 3).status(), IsOk());
+  EXPECT_THAT(CheckCombine(m, Tiny(), 2), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("expected 2")));
+  c.set_error("no such expert");
+  m.header = c.SerializeAsString();
+  EXPECT_THAT(CheckCombine(m, Tiny(), 3), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("no such expert")));
+
+  v1::TokensHeader t;
+  t.add_tokens()->set_token_id(600);
+  m.header = t.SerializeAsString();
+  m.payload.clear();
+  EXPECT_THAT(CheckTokens(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("outside the vocabulary")));
+}
+
+}  // namespace
+}  // namespace mmx::worker
