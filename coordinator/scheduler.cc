@@ -152,6 +152,7 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
     mbs[m].header.set_step_id(step_id);
     mbs[m].header.set_micro_batch(m);
     mbs[m].header.set_layer(-1);
+    mbs[m].header.set_num_micro_batches(num_mb);
   }
   for (uint64_t id : freed) mbs[0].header.add_freed_sequences(id);
   freed.clear();

@@ -45,6 +45,25 @@ void FillLogprobs(const float* logits, int64_t vocab, int n, v1::SampledToken* o
 
 }  // namespace
 
+// One micro-batch as it moves through this worker.
+struct StageExecutor::PendingMoe {
+  std::map<transport::PeerId, std::vector<int64_t>> by_owner;  // pairs per expert owner
+  std::vector<float> contributions;                             // [T*K, H]
+};
+
+struct StageExecutor::MicroBatch {
+  v1::StepHeader header;
+  int64_t num_tokens = 0;
+  int layer = 0;                  // next layer to run
+  std::vector<float> x;           // [T, H]
+  model::BatchLayout batch;
+  std::vector<float> residual;    // postnorm = false only
+  model::Routing routing;
+  PendingMoe moe;
+  bool failed = false;
+  bool forwarded = false;
+};
+
 StageExecutor::StageExecutor(const LoadedShard* shard, transport::Transport* transport,
                              transport::PeerId self, Routes routes, absl::Duration reply_timeout)
     : shard_(shard), transport_(transport), self_(self), routes_(std::move(routes)),
@@ -53,19 +72,6 @@ StageExecutor::StageExecutor(const LoadedShard* shard, transport::Transport* tra
 void StageExecutor::Reset() {
   states_.clear();
   samplers_.clear();
-}
-
-absl::Status StageExecutor::HandleStep(const transport::Message& message) {
-  absl::StatusOr<v1::StepHeader> header = CheckStep(message, shard_->config());
-  if (!header.ok()) {
-    // A header that does not parse cannot be answered by step id; the coordinator's timeout covers it.
-    v1::StepHeader partial;
-    if (partial.ParseFromString(message.header)) ReportError(partial, header.status());
-    return header.status();
-  }
-  absl::Status status = Run(*header, message);
-  if (!status.ok()) ReportError(*header, status);
-  return status;
 }
 
 void StageExecutor::ReportError(const v1::StepHeader& header, const absl::Status& status) {
@@ -77,82 +83,131 @@ void StageExecutor::ReportError(const v1::StepHeader& header, const absl::Status
                          reply.SerializeAsString(), nullptr, 0);
 }
 
-absl::Status StageExecutor::Run(const v1::StepHeader& header, const transport::Message& message) {
+absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& messages) {
+  const model::ModelConfig& c = shard_->config();
+  std::vector<MicroBatch> mbs(messages.size());
+  absl::Status first_error;
+  auto fail = [&](MicroBatch& mb, const absl::Status& st) {
+    mb.failed = true;
+    ReportError(mb.header, st);
+    first_error.Update(st);
+  };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    absl::StatusOr<v1::StepHeader> header = CheckStep(messages[i], c);
+    if (!header.ok()) {
+      // A header that does not parse cannot be answered by step id; the coordinator's timeout covers it.
+      mbs[i].failed = true;
+      if (mbs[i].header.ParseFromString(messages[i].header)) ReportError(mbs[i].header, header.status());
+      first_error.Update(header.status());
+      continue;
+    }
+    mbs[i].header = *std::move(header);
+    absl::Status st = Prepare(mbs[i], messages[i]);
+    if (!st.ok()) fail(mbs[i], st);
+  }
+
+  // Ping-pong over the layers this worker owns: every micro-batch's attention and dispatch, then
+  // every micro-batch's combine. Micro-batches that reached us at the same layer move together.
+  const bool owns = shard_->attention.has_value();
+  const int end = owns ? shard_->attention->end : 0;
+  for (int layer = owns ? shard_->attention->begin : 0; owns && layer < end; ++layer) {
+    for (MicroBatch& mb : mbs) {
+      if (mb.failed || mb.layer != layer) continue;
+      model::AttentionBlockForward(c, shard_->attention_blocks[layer - shard_->attention->begin], mb.batch,
+                                   mb.x.data(), &mb.residual, &mb.routing);
+      absl::Status st = StartMoe(mb, layer);
+      if (!st.ok()) fail(mb, st);
+    }
+    for (MicroBatch& mb : mbs) {
+      if (mb.failed || mb.layer != layer) continue;
+      absl::Status st = FinishMoe(mb, layer);
+      if (!st.ok()) {
+        fail(mb, st);
+        continue;
+      }
+      ++mb.layer;
+      if (mb.layer == end) {
+        st = Forward(mb);  // on to the next stage while the other micro-batches finish
+        mb.forwarded = true;
+        if (!st.ok()) fail(mb, st);
+      }
+    }
+  }
+  // Micro-batches this worker only passes through (head without layer 0, tail only).
+  for (MicroBatch& mb : mbs) {
+    if (mb.failed || mb.forwarded) continue;
+    absl::Status st = Forward(mb);
+    if (!st.ok()) fail(mb, st);
+  }
+  return first_error;
+}
+
+absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& message) {
   const model::ModelConfig& c = shard_->config();
   const int64_t H = c.hidden_size;
-  const int L = c.num_hidden_layers;
-  for (uint64_t id : header.freed_sequences()) {
+  for (uint64_t id : mb.header.freed_sequences()) {
     states_.erase(id);
     samplers_.erase(id);
   }
-  const int64_t T = StepTokens(header);
-  std::vector<float> x;
-  int layer = header.layer();
-  if (layer == -1) {
+  mb.num_tokens = StepTokens(mb.header);
+  mb.x.resize(mb.num_tokens * H);
+  mb.layer = mb.header.layer();
+  if (mb.layer == -1) {
     if (!shard_->embedding) return absl::FailedPreconditionError("received tokens but holds no embedding");
-    x.resize(T * H);
-    model::EmbedTokens(*shard_->embedding, reinterpret_cast<const int32_t*>(message.payload.data()), T, x.data());
-    layer = 0;
+    model::EmbedTokens(*shard_->embedding, reinterpret_cast<const int32_t*>(message.payload.data()), mb.num_tokens,
+                       mb.x.data());
+    mb.layer = 0;
   } else {
-    x.resize(T * H);
-    std::memcpy(x.data(), message.payload.data(), x.size() * sizeof(float));
+    std::memcpy(mb.x.data(), message.payload.data(), mb.x.size() * sizeof(float));
   }
-
-  if (layer < L && routes_.attention_owner[layer] == self_) {
-    if (!shard_->attention || !shard_->attention->Contains(layer)) {
-      return absl::FailedPreconditionError(absl::StrCat("routed layer ", layer, " but does not hold it"));
-    }
-    const plan::LayerRange range = *shard_->attention;
-    model::BatchLayout batch;
-    for (const auto& s : header.sequences()) {
-      auto& state = states_[s.sequence_id()];
-      if (s.start_position() == 0 && layer == range.begin) {
-        state = std::make_unique<model::SequenceState>(c, range.begin, range.end);
-      } else if (!state || state->length() != s.start_position()) {
-        const int64_t have = state ? state->length() : -1;
-        states_.erase(s.sequence_id());
-        return absl::FailedPreconditionError(absl::StrCat(
-            "sequence ", s.sequence_id(), " at position ", s.start_position(), " but this stage holds ",
-            have < 0 ? std::string("no state for it") : absl::StrCat(have, " tokens of it"),
-            " (was the worker restarted?)"));
-      }
-      batch.Add(s.num_tokens(), s.start_position(), state.get());
-    }
-    std::vector<float> residual, m(T * H);
-    model::Routing routing;
-    for (; layer < range.end; ++layer) {
-      const model::AttentionBlockWeights& block = shard_->attention_blocks[layer - range.begin];
-      model::AttentionBlockForward(c, block, batch, x.data(), &residual, &routing);
-      MMX_RETURN_IF_ERROR(RunMoe(header, layer, T, routing, x.data(), m.data()));
-      model::CombineMoe(c, c.postnorm ? x.data() : residual.data(), m.data(), T, x.data());
-    }
+  if (mb.layer >= c.num_hidden_layers || routes_.attention_owner[mb.layer] != self_) return absl::OkStatus();
+  if (!shard_->attention || shard_->attention->begin != mb.layer) {
+    return absl::FailedPreconditionError(absl::StrCat("routed layer ", mb.layer, " but its range does not start there"));
   }
-  return Forward(header, layer, x.data(), T);
+  const plan::LayerRange range = *shard_->attention;
+  for (const auto& s : mb.header.sequences()) {
+    auto& state = states_[s.sequence_id()];
+    if (s.start_position() == 0) {
+      state = std::make_unique<model::SequenceState>(c, range.begin, range.end);
+    } else if (!state || state->length() != s.start_position()) {
+      const int64_t have = state ? state->length() : -1;
+      states_.erase(s.sequence_id());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sequence ", s.sequence_id(), " at position ", s.start_position(), " but this stage holds ",
+          have < 0 ? std::string("no state for it") : absl::StrCat(have, " tokens of it"),
+          " (was the worker restarted?)"));
+    }
+    mb.batch.Add(s.num_tokens(), s.start_position(), state.get());
+  }
+  return absl::OkStatus();
 }
 
-absl::Status StageExecutor::Forward(v1::StepHeader header, int layer, const float* x, int64_t num_tokens) {
+absl::Status StageExecutor::Forward(MicroBatch& mb) {
   const model::ModelConfig& c = shard_->config();
-  if (layer == c.num_hidden_layers && routes_.tail == self_) return RunTail(header, x);
-  const transport::PeerId next = layer == c.num_hidden_layers ? routes_.tail : routes_.attention_owner[layer];
-  header.set_layer(layer);
-  return transport_->Send(next, InboxKey(MessageKind::kStep), header.SerializeAsString(), x,
-                          num_tokens * c.hidden_size * sizeof(float));
+  const int L = c.num_hidden_layers;
+  if (mb.layer == L && routes_.tail == self_) return RunTail(mb.header, mb.x.data());
+  const transport::PeerId next = mb.layer == L ? routes_.tail : routes_.attention_owner[mb.layer];
+  v1::StepHeader header = mb.header;
+  header.set_layer(mb.layer);
+  return transport_->Send(next, InboxKey(MessageKind::kStep), header.SerializeAsString(), mb.x.data(),
+                          mb.x.size() * sizeof(float));
 }
 
-absl::Status StageExecutor::RunMoe(const v1::StepHeader& header, int layer, int64_t num_tokens,
-                                   const model::Routing& routing, const float* w, float* m) {
+absl::Status StageExecutor::StartMoe(MicroBatch& mb, int layer) {
   const model::ModelConfig& c = shard_->config();
   const int64_t H = c.hidden_size;
+  const model::Routing& routing = mb.routing;
   const int K = routing.k;
-  const int64_t P = num_tokens * K;
-  std::vector<float> contributions(P * H);  // [T*K, H], row t*K + j = pair (t, j)
+  const int64_t P = mb.num_tokens * K;
+  const float* w = mb.x.data();
+  PendingMoe& moe = mb.moe;
+  moe.by_owner.clear();
+  moe.contributions.resize(P * H);  // row t*K + j = pair (t, j)
+  for (int64_t p = 0; p < P; ++p) moe.by_owner[routes_.ExpertOwner(layer, routing.expert_ids[p])].push_back(p);
 
-  // Pairs grouped by the peer that owns their expert (this worker included).
-  std::map<transport::PeerId, std::vector<int64_t>> by_owner;
-  for (int64_t p = 0; p < P; ++p) by_owner[routes_.ExpertOwner(layer, routing.expert_ids[p])].push_back(p);
-
-  auto gather = [&](const std::vector<int64_t>& pairs, std::vector<float>& rows, std::vector<int>& ids,
-                    std::vector<float>& weights) {
+  std::vector<float> rows, weights;
+  std::vector<int> ids;
+  auto gather = [&](const std::vector<int64_t>& pairs) {
     rows.resize(pairs.size() * H);
     ids.resize(pairs.size());
     weights.resize(pairs.size());
@@ -162,41 +217,48 @@ absl::Status StageExecutor::RunMoe(const v1::StepHeader& header, int layer, int6
       weights[i] = routing.weights[pairs[i]];
     }
   };
-  // Send to every remote host first, then compute the local pairs while they work.
-  std::vector<float> rows, weights;
-  std::vector<int> ids;
-  for (const auto& [owner, pairs] : by_owner) {
+  // Remote hosts first, so they work while this worker computes its own pairs.
+  for (const auto& [owner, pairs] : moe.by_owner) {
     if (owner == self_) continue;
-    gather(pairs, rows, ids, weights);
+    gather(pairs);
     v1::DispatchHeader d;
-    d.set_step_id(header.step_id());
-    d.set_micro_batch(header.micro_batch());
+    d.set_step_id(mb.header.step_id());
+    d.set_micro_batch(mb.header.micro_batch());
     d.set_layer(layer);
     d.mutable_expert_ids()->Add(ids.begin(), ids.end());
     d.mutable_weights()->Add(weights.begin(), weights.end());
     MMX_RETURN_IF_ERROR(transport_->Send(owner, InboxKey(MessageKind::kDispatch), d.SerializeAsString(),
                                          rows.data(), rows.size() * sizeof(float)));
   }
-  if (auto local = by_owner.find(self_); local != by_owner.end()) {
-    gather(local->second, rows, ids, weights);
+  if (auto local = moe.by_owner.find(self_); local != moe.by_owner.end()) {
+    gather(local->second);
     std::vector<float> out(rows.size());
     model::RunExpertPairs(c, shard_->experts[layer], rows.data(), ids.data(), weights.data(),
                           static_cast<int64_t>(ids.size()), out.data());
     for (size_t i = 0; i < local->second.size(); ++i) {
-      std::copy_n(out.data() + i * H, H, contributions.data() + local->second[i] * H);
+      std::copy_n(out.data() + i * H, H, moe.contributions.data() + local->second[i] * H);
     }
   }
-  for (const auto& [owner, pairs] : by_owner) {
+  return absl::OkStatus();
+}
+
+absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
+  const model::ModelConfig& c = shard_->config();
+  const int64_t H = c.hidden_size;
+  PendingMoe& moe = mb.moe;
+  for (const auto& [owner, pairs] : moe.by_owner) {
     if (owner == self_) continue;
     MMX_ASSIGN_OR_RETURN(transport::Message reply,
-                         transport_->Receive(owner, ReplyKey(MessageKind::kCombine, header.step_id(),
-                                                             header.micro_batch(), layer),
+                         transport_->Receive(owner, ReplyKey(MessageKind::kCombine, mb.header.step_id(),
+                                                             mb.header.micro_batch(), layer),
                                              reply_timeout_));
     MMX_RETURN_IF_ERROR(CheckCombine(reply, c, static_cast<int64_t>(pairs.size())).status());
     const float* src = reinterpret_cast<const float*>(reply.payload.data());
-    for (size_t i = 0; i < pairs.size(); ++i) std::copy_n(src + i * H, H, contributions.data() + pairs[i] * H);
+    for (size_t i = 0; i < pairs.size(); ++i) std::copy_n(src + i * H, H, moe.contributions.data() + pairs[i] * H);
   }
-  model::SumExpertContributions(routing, contributions.data(), num_tokens, H, m);
+  std::vector<float> m(mb.num_tokens * H);
+  model::SumExpertContributions(mb.routing, moe.contributions.data(), mb.num_tokens, H, m.data());
+  model::CombineMoe(c, c.postnorm ? mb.x.data() : mb.residual.data(), m.data(), mb.num_tokens, mb.x.data());
   return absl::OkStatus();
 }
 

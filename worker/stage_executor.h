@@ -4,12 +4,16 @@
 // the activations to the owner of the next layer, and at the tail samples and sends tokens to
 // the coordinator. The math is model/layers.h's, the same functions the local engine calls.
 //
-// One thread calls HandleStep at a time (the worker's step loop).
+// Micro-batches of one step run interleaved layer by layer (MegaScale-Infer's ping-pong): the
+// attention of micro-batch 1 runs while the expert hosts work on micro-batch 0's rows.
+//
+// One thread calls HandleSteps at a time (the worker's step loop).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -28,21 +32,26 @@ class StageExecutor {
   StageExecutor(const LoadedShard* shard, transport::Transport* transport, transport::PeerId self,
                 Routes routes, absl::Duration reply_timeout);
 
-  // Runs one kStep inbox message. Errors (bad message, missing state, an expert host that does
-  // not answer) are returned; when the header parsed, the coordinator is also told, so that the
-  // requests in that step fail at once instead of timing out.
-  absl::Status HandleStep(const transport::Message& message);
+  // Runs the kStep inbox messages of one step (all its micro-batches that reached this worker).
+  // Errors (bad message, missing state, an expert host that does not answer) are returned; when
+  // a header parsed, the coordinator is also told, so that the requests of that micro-batch
+  // fail at once instead of timing out.
+  absl::Status HandleSteps(const std::vector<transport::Message>& messages);
+  absl::Status HandleStep(const transport::Message& message) { return HandleSteps({message}); }
 
   // Drops every sequence's state and sampler (the cluster was reset).
   void Reset();
   size_t live_sequences() const { return states_.size(); }
 
  private:
-  absl::Status Run(const v1::StepHeader& header, const transport::Message& message);
-  absl::Status RunMoe(const v1::StepHeader& header, int layer, int64_t num_tokens,
-                      const model::Routing& routing, const float* w, float* m);
+  struct MicroBatch;
+  struct PendingMoe;
+
+  absl::Status Prepare(MicroBatch& mb, const transport::Message& message);
+  absl::Status StartMoe(MicroBatch& mb, int layer);
+  absl::Status FinishMoe(MicroBatch& mb, int layer);
   absl::Status RunTail(const v1::StepHeader& header, const float* x);
-  absl::Status Forward(v1::StepHeader header, int layer, const float* x, int64_t num_tokens);
+  absl::Status Forward(MicroBatch& mb);
   void ReportError(const v1::StepHeader& header, const absl::Status& status);
 
   const LoadedShard* shard_;
@@ -54,8 +63,8 @@ class StageExecutor {
   std::map<uint64_t, std::unique_ptr<model::Sampler>> samplers_;
 };
 
-// Serves a kDispatch inbox message: runs the pairs on the experts held here and replies with a
-// kCombine message to the sender (or an error reply if a named expert is not held here).
+// Serves kDispatch inbox messages: runs the pairs on the experts held here and replies to each
+// sender with a kCombine message (or an error reply if a named expert is not held here).
 absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* transport,
                             const transport::Message& message);
 

@@ -21,6 +21,7 @@
 #include "worker/message_keys.h"
 #include "worker/progress.h"
 #include "worker/stage_executor.h"
+#include "worker/step_collector.h"
 
 namespace mmx::worker {
 namespace {
@@ -159,15 +160,16 @@ absl::Status RunWorker(const WorkerOptions& o) {
   Serving serving;
   std::atomic<bool> stop{false};
   std::thread step_thread([&] {
+    StepCollector collector(data_plane.get(), absl::Seconds(2));
     while (!stop.load()) {
-      auto m = data_plane->ReceiveAny(InboxKey(MessageKind::kStep), absl::Milliseconds(500));
-      if (!m.ok()) {
-        if (absl::IsCancelled(m.status())) return;
+      auto group = collector.Next(absl::Milliseconds(500));
+      if (!group.ok()) {
+        if (absl::IsCancelled(group.status())) return;
         continue;
       }
       std::shared_ptr<StageExecutor> executor = serving.Get();
       if (!executor) continue;
-      absl::Status st = executor->HandleStep(*m);
+      absl::Status st = executor->HandleSteps(*group);
       if (!st.ok()) std::fprintf(stderr, "mmx-worker %s: step failed: %s\n", o.name.c_str(), std::string(st.message()).c_str());
     }
   });
