@@ -1,0 +1,365 @@
+#include "transport/ucx_transport.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "base/status_macros.h"
+#include "transport/envelope.h"
+#include "transport/ucs_status.h"
+
+namespace mmx::transport {
+
+// One posted send, on the sending thread's stack until the send completes.
+struct UcxTransport::SendState {
+  ucs_status_t status = UCS_OK;  // written before `done` is notified
+  // Polled (HasBeenNotified) while the sender progresses, slept on after that. NOTE: absl's
+  // Notification may be destroyed as soon as its waiter has seen it: its destructor waits for
+  // Notify() to return, so the callback never touches a dead SendState.
+  absl::Notification done;
+};
+
+// A rendezvous message whose data UCX is pulling into message.payload. For the split form the
+// data starts with the caller header, which is checked and moved out on completion.
+struct UcxTransport::RendezvousReceive {
+  UcxTransport* transport = nullptr;
+  Message message;
+  bool split = false;
+  std::string prefix;         // split form: the envelope prefix, for the checksum
+  uint32_t header_bytes = 0;  // split form: header bytes at the front of message.payload
+};
+
+UcxTransport::UcxTransport(const TransportOptions& options, const UcxTransportOptions& ucx_options)
+    : options_(options), ucx_options_(ucx_options), inbox_(options.cluster_token) {}
+
+absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(
+    const TransportOptions& options, const UcxTransportOptions& ucx_options) {
+  std::unique_ptr<UcxTransport> transport(new UcxTransport(options, ucx_options));
+  MMX_ASSIGN_OR_RETURN(transport->worker_, UcxWorker::Create());
+  MMX_RETURN_IF_ERROR(
+      transport->worker_->SetHandler(kUcxAmId, &UcxTransport::OnActiveMessage, transport.get()));
+  MMX_RETURN_IF_ERROR(transport->worker_->SetHandler(
+      kUcxAmIdSplit, &UcxTransport::OnSplitActiveMessage, transport.get()));
+  MMX_RETURN_IF_ERROR(transport->worker_->Start());
+  return transport;
+}
+
+UcxTransport::~UcxTransport() {
+  if (worker_ == nullptr) return;  // Create failed before UCX was up
+  Shutdown();
+  // Push out what our completed eager sends left in UCX's queues, then let ucp_worker_destroy
+  // drop the endpoints. NOTE: not ucp_ep_close_nbx per endpoint: in error mode NONE a flushing
+  // close fails with "Endpoint timeout" (and UCX logs an ERROR) whenever the peer closed its
+  // side first, which at cluster shutdown is every other time.
+  {
+    absl::MutexLock lock(&pending_mu_);
+    ++pending_closes_;
+  }
+  ucp_request_param_t params{};
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  params.cb.send = &UcxTransport::OnCloseDone;
+  params.user_data = this;
+  void* request = ucp_worker_flush_nbx(worker_->worker(), &params);
+  if (UCS_PTR_IS_PTR(request)) {
+    worker_->Kick();
+  } else {
+    absl::MutexLock lock(&pending_mu_);
+    --pending_closes_;
+  }
+  {
+    // The progress thread is still running and completes the flushes and pulls.
+    absl::MutexLock lock(&pending_mu_);
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
+      return pending_closes_ == 0 && rendezvous_in_flight_ == 0;
+    };
+    pending_mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(1));
+  }
+  worker_->Stop();
+  {
+    absl::MutexLock lock(&mu_);
+    endpoints_.clear();  // destroyed with the worker
+  }
+  worker_.reset();  // destroys the worker while inbox_ (used by late callbacks) is alive
+}
+
+absl::Status UcxTransport::Connect(PeerId peer, const std::string& address) {
+  if (address.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ucx transport: empty address for peer ", peer));
+  }
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return absl::CancelledError("ucx transport: shut down");
+  ucp_ep_params_t params{};
+  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+  params.address = reinterpret_cast<const ucp_address_t*>(address.data());
+  // NONE, not PEER: PEER would cost us shared memory on one host (see the header).
+  params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
+  ucp_ep_h ep = nullptr;
+  MMX_RETURN_IF_ERROR(UcsStatus(ucp_ep_create(worker_->worker(), &params, &ep),
+                                absl::StrCat("ucp_ep_create for peer ", peer)));
+  if (auto found = endpoints_.find(peer); found != endpoints_.end()) {
+    CloseEndpoint(found->second);
+    found->second = ep;
+  } else {
+    endpoints_.emplace(peer, ep);
+  }
+  inbox_.mailbox().Connect(peer);
+  return absl::OkStatus();
+}
+
+void UcxTransport::Disconnect(PeerId peer) {
+  absl::MutexLock lock(&mu_);
+  if (auto found = endpoints_.find(peer); found != endpoints_.end()) {
+    CloseEndpoint(found->second);
+    endpoints_.erase(found);
+  }
+  inbox_.mailbox().Disconnect(peer);
+}
+
+void UcxTransport::CloseEndpoint(ucp_ep_h ep) {
+  {
+    absl::MutexLock lock(&pending_mu_);
+    ++pending_closes_;
+  }
+  ucp_request_param_t params{};
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  params.cb.send = &UcxTransport::OnCloseDone;
+  params.user_data = this;
+  // Flush mode (no UCP_EP_CLOSE_FLAG_FORCE): FORCE is undefined behaviour in error mode NONE.
+  void* request = ucp_ep_close_nbx(ep, &params);
+  if (UCS_PTR_IS_PTR(request)) {
+    worker_->Kick();  // the progress thread completes the flush and then calls OnCloseDone
+    return;
+  }
+  // Closed at once, or failed (nothing left to wait for either way).
+  absl::MutexLock lock(&pending_mu_);
+  --pending_closes_;
+}
+
+void UcxTransport::OnCloseDone(void* request, ucs_status_t /*status*/, void* user_data) {
+  auto* self = static_cast<UcxTransport*>(user_data);
+  ucp_request_free(request);
+  absl::MutexLock lock(&self->pending_mu_);
+  --self->pending_closes_;
+}
+
+absl::Status UcxTransport::Send(PeerId peer, uint64_t key, const std::string& header,
+                                const void* payload, size_t payload_bytes) {
+  Envelope envelope;
+  envelope.sender = options_.self;
+  envelope.cluster_token = options_.cluster_token;
+  envelope.key = key;
+  envelope.payload_bytes = payload_bytes;
+  // NOTE: UCX 1.13 keeps pointers to the AM header and the iov array until the send completes
+  // (there is no UCP_AM_SEND_FLAG_COPY_HEADER yet): `frame` and `iov` must outlive WaitForSend.
+  std::string frame;
+  MMX_RETURN_IF_ERROR(EncodeFrame(envelope, header, &frame));
+  const bool split = frame.size() > worker_->max_am_header();
+  ucp_dt_iov_t iov[2] = {{frame.data() + kEnvelopeBytes, header.size()},
+                         {const_cast<void*>(payload), payload_bytes}};
+
+  SendState state;
+  ucp_request_param_t params{};
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  params.cb.send = &UcxTransport::OnSendDone;
+  params.user_data = &state;
+  if (split) {
+    // Header and payload go as one message body, gathered without a copy.
+    params.op_attr_mask |= UCP_OP_ATTR_FIELD_DATATYPE;
+    params.datatype = ucp_dt_make_iov();
+  }
+  void* request = nullptr;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (shut_down_) return absl::CancelledError("ucx transport: shut down");
+    auto found = endpoints_.find(peer);
+    if (found == endpoints_.end()) {
+      return absl::UnavailableError(
+          absl::StrCat("ucx transport: peer ", peer, " is not connected"));
+    }
+    if (split) {
+      request = ucp_am_send_nbx(found->second, kUcxAmIdSplit, frame.data(), kEnvelopeBytes, iov,
+                                payload_bytes == 0 ? 1 : 2, &params);
+    } else {
+      request = ucp_am_send_nbx(found->second, kUcxAmId, frame.data(), frame.size(), payload,
+                                payload_bytes, &params);
+    }
+  }
+  if (request == nullptr) return absl::OkStatus();  // completed in place (eager, copied out)
+  if (UCS_PTR_IS_ERR(request)) {
+    return UcsStatus(UCS_PTR_STATUS(request), absl::StrCat("ucp_am_send_nbx to peer ", peer));
+  }
+  WaitForSend(request, &state);
+  return UcsStatus(state.status, absl::StrCat("ucp_am_send_nbx to peer ", peer));
+}
+
+void UcxTransport::WaitForSend(void* request, SendState* state) {
+  // Most rendezvous sends on shared memory complete within tens of microseconds, sooner than two
+  // thread wakeups (the progress thread's, then ours) would take; so progress here first.
+  const absl::Duration budget = ucx_options_.send_progress_budget;
+  if (budget > absl::ZeroDuration()) {
+    const absl::Time give_up = absl::Now() + budget;  // InfiniteDuration: InfiniteFuture
+    while (!state->done.HasBeenNotified()) {
+      if (worker_->Progress() == 0 && absl::Now() >= give_up) break;
+    }
+  }
+  if (!state->done.HasBeenNotified()) {
+    // The progress thread may be asleep on an fd that our request will not signal (e.g. a send
+    // queued behind wireup): make it run progress once more before we sleep.
+    worker_->Kick();
+    state->done.WaitForNotification();
+  }
+  ucp_request_free(request);
+}
+
+void UcxTransport::OnSendDone(void* /*request*/, ucs_status_t status, void* user_data) {
+  auto* state = static_cast<SendState*>(user_data);
+  state->status = status;
+  state->done.Notify();
+}
+
+ucs_status_t UcxTransport::OnActiveMessage(void* arg, const void* header, size_t header_length,
+                                           void* data, size_t length,
+                                           const ucp_am_recv_param_t* param) {
+  auto* self = static_cast<UcxTransport*>(arg);
+  // UCX leaves `header` undefined when header_length is 0; DecodeFrame then rejects the size.
+  absl::string_view frame(header_length == 0 ? "" : static_cast<const char*>(header),
+                          header_length);
+  if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) == 0) {
+    self->inbox_.Accept(frame, data, length);
+    return UCS_OK;
+  }
+  absl::StatusOr<DecodedFrame> decoded = self->inbox_.Admit(frame, length);
+  // Returning UCS_OK without receiving drops the rendezvous descriptor; the sender's request
+  // completes normally, so a forger learns nothing.
+  if (!decoded.ok()) return UCS_OK;
+  auto* receive = new RendezvousReceive;
+  receive->message.from = decoded->envelope.sender;
+  receive->message.key = decoded->envelope.key;
+  receive->message.header.assign(decoded->header.data(), decoded->header.size());
+  self->StartRendezvous(data, length, receive);
+  return UCS_OK;
+}
+
+ucs_status_t UcxTransport::OnSplitActiveMessage(void* arg, const void* header,
+                                                size_t header_length, void* data, size_t length,
+                                                const ucp_am_recv_param_t* param) {
+  auto* self = static_cast<UcxTransport*>(arg);
+  absl::string_view prefix(header_length == 0 ? "" : static_cast<const char*>(header),
+                           header_length);
+  absl::StatusOr<Envelope> envelope = self->inbox_.AdmitPrefix(prefix, length);
+  if (!envelope.ok()) return UCS_OK;  // dropped and counted; see OnActiveMessage
+  if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) == 0) {
+    // AdmitPrefix checked header_bytes + payload_bytes == length.
+    const char* bytes = static_cast<const char*>(data);
+    absl::string_view caller_header(bytes, envelope->header_bytes);
+    if (!self->inbox_.VerifyHeader(prefix, caller_header).ok()) return UCS_OK;
+    Message message;
+    message.from = envelope->sender;
+    message.key = envelope->key;
+    message.header.assign(caller_header.data(), caller_header.size());
+    const auto* payload = reinterpret_cast<const uint8_t*>(bytes) + envelope->header_bytes;
+    message.payload.assign(payload, payload + envelope->payload_bytes);
+    self->inbox_.Deliver(std::move(message));
+    return UCS_OK;
+  }
+  auto* receive = new RendezvousReceive;
+  receive->message.from = envelope->sender;
+  receive->message.key = envelope->key;
+  receive->split = true;
+  receive->prefix.assign(prefix.data(), prefix.size());
+  receive->header_bytes = envelope->header_bytes;
+  self->StartRendezvous(data, length, receive);
+  return UCS_OK;
+}
+
+void UcxTransport::StartRendezvous(void* data_descriptor, size_t length,
+                                   RendezvousReceive* receive) {
+  receive->transport = this;
+  // NOTE: resize() zero-fills; std::vector offers no uninitialized growth, and Message fixes
+  // the type. Measured as part of the 1 MiB figures in docs/protocol.md.
+  receive->message.payload.resize(length);
+  {
+    absl::MutexLock lock(&pending_mu_);
+    ++rendezvous_in_flight_;
+  }
+  ucp_request_param_t params{};
+  params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+  params.cb.recv_am = &UcxTransport::OnRendezvousDone;
+  params.user_data = receive;
+  void* request = ucp_am_recv_data_nbx(worker_->worker(), data_descriptor,
+                                       receive->message.payload.data(), length, &params);
+  if (UCS_PTR_IS_PTR(request)) return;  // OnRendezvousDone delivers
+  // Completed in place (UCX does not call the callback then), or failed.
+  OnRendezvousDone(nullptr, UCS_PTR_STATUS(request), length, receive);
+}
+
+void UcxTransport::OnRendezvousDone(void* request, ucs_status_t status, size_t length,
+                                    void* user_data) {
+  auto* receive = static_cast<RendezvousReceive*>(user_data);
+  UcxTransport* self = receive->transport;
+  Message& message = receive->message;
+  if (request != nullptr) ucp_request_free(request);
+  if (status != UCS_OK) {
+    self->inbox_.CountDrop(
+        UcsStatus(status, absl::StrCat("ucp_am_recv_data_nbx from peer ", message.from)));
+  } else if (length != message.payload.size()) {
+    self->inbox_.CountDrop(absl::DataLossError(
+        absl::StrCat("ucx transport: rendezvous from peer ", message.from, " delivered ", length,
+                     " of ", message.payload.size(), " bytes")));
+  } else if (!receive->split) {
+    self->inbox_.Deliver(std::move(message));
+  } else {
+    const auto header_end = message.payload.begin() + receive->header_bytes;
+    absl::string_view caller_header(reinterpret_cast<const char*>(message.payload.data()),
+                                    receive->header_bytes);
+    if (self->inbox_.VerifyHeader(receive->prefix, caller_header).ok()) {
+      message.header.assign(caller_header.data(), caller_header.size());
+      message.payload.erase(message.payload.begin(), header_end);  // one memmove, rare path
+      self->inbox_.Deliver(std::move(message));
+    }
+  }
+  delete receive;
+  absl::MutexLock lock(&self->pending_mu_);
+  --self->rendezvous_in_flight_;
+}
+
+absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::Duration timeout) {
+  return inbox_.mailbox().Receive(peer, key, timeout);
+}
+
+absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration timeout) {
+  return inbox_.mailbox().ReceiveAny(key, timeout);
+}
+
+void UcxTransport::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  inbox_.mailbox().Shutdown();
+}
+
+absl::StatusOr<std::string> UcxTransport::DescribeEndpoint(PeerId peer) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto found = endpoints_.find(peer);
+  if (found == endpoints_.end()) {
+    return absl::NotFoundError(absl::StrCat("ucx transport: peer ", peer, " is not connected"));
+  }
+  char* text = nullptr;
+  size_t size = 0;
+  FILE* stream = open_memstream(&text, &size);
+  if (stream == nullptr) return absl::InternalError("ucx transport: open_memstream failed");
+  ucp_ep_print_info(found->second, stream);
+  std::fclose(stream);
+  std::string description(text, size);
+  std::free(text);
+  return description;
+}
+
+size_t UcxTransport::max_inline_header_bytes() const {
+  const size_t limit = worker_->max_am_header();
+  return limit <= kEnvelopeBytes ? 0 : limit - kEnvelopeBytes;
+}
+
+}  // namespace mmx::transport
