@@ -7,14 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "mmx/v1/wire.pb.h"
-#include "worker/message_keys.h"
-#include "worker/wire_check.h"
+#include "transport/message_keys.h"
+#include "transport/wire_check.h"
 
 namespace mmx::coordinator {
 
-using worker::InboxKey;
-using worker::MessageKind;
-using worker::ReplyKey;
+using transport::InboxKey;
+using transport::MessageKind;
+using transport::ReplyKey;
 
 Scheduler::Scheduler(Cluster* cluster, transport::Transport* transport, SchedulerOptions options)
     : cluster_(cluster), transport_(transport), options_(options) {
@@ -163,6 +163,9 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
     for (Live* l : mb.members) l->request->sent_first_step = true;
   }
 
+  const model::ModelConfig& config = cluster_->config();
+  const transport::WireLimits limits{config.hidden_size, config.vocab_size, config.num_hidden_layers,
+                                     config.num_local_experts};
   const absl::Time deadline = absl::Now() + options_.step_timeout;
   for (int m = 0; m < num_mb; ++m) {
     MicroBatch& mb = mbs[m];
@@ -179,7 +182,7 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
       }
     }
     MMX_RETURN_IF_ERROR(reply.status());
-    MMX_ASSIGN_OR_RETURN(v1::TokensHeader tokens, worker::CheckTokens(*reply, cluster_->config()));
+    MMX_ASSIGN_OR_RETURN(v1::TokensHeader tokens, transport::CheckTokens(*reply, limits));
     if (!tokens.error().empty()) return absl::UnavailableError(tokens.error());
 
     std::map<uint64_t, const v1::SampledToken*> by_seq;

@@ -13,6 +13,7 @@
 #include "model/checkpoint.h"
 #include "model/weights.h"
 #include "plan/shard_config.h"
+#include "transport/wire_check.h"
 
 namespace mmx::worker {
 
@@ -27,6 +28,10 @@ struct LoadedShard {
   int64_t weight_bytes = 0;
 
   const model::ModelConfig& config() const { return checkpoint->config(); }
+  transport::WireLimits wire_limits() const {
+    const model::ModelConfig& c = config();
+    return transport::WireLimits{c.hidden_size, c.vocab_size, c.num_hidden_layers, c.num_local_experts};
+  }
   bool HoldsExpert(int layer, int expert) const {
     return experts[layer].experts[expert].loaded();
   }

@@ -9,10 +9,18 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "model/layers.h"
-#include "worker/message_keys.h"
-#include "worker/wire_check.h"
+#include "transport/message_keys.h"
+#include "transport/wire_check.h"
 
 namespace mmx::worker {
+
+using transport::InboxKey;
+using transport::MessageKind;
+using transport::ReplyKey;
+using transport::CheckCombine;
+using transport::CheckDispatch;
+using transport::CheckStep;
+using transport::StepTokens;
 namespace {
 
 model::SamplingParams ToSampling(const v1::StepSequence& s) {
@@ -93,7 +101,7 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
     first_error.Update(st);
   };
   for (size_t i = 0; i < messages.size(); ++i) {
-    absl::StatusOr<v1::StepHeader> header = CheckStep(messages[i], c);
+    absl::StatusOr<v1::StepHeader> header = CheckStep(messages[i], shard_->wire_limits());
     if (!header.ok()) {
       // A header that does not parse cannot be answered by step id; the coordinator's timeout covers it.
       mbs[i].failed = true;
@@ -252,7 +260,7 @@ absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
                          transport_->Receive(owner, ReplyKey(MessageKind::kCombine, mb.header.step_id(),
                                                              mb.header.micro_batch(), layer),
                                              reply_timeout_));
-    MMX_RETURN_IF_ERROR(CheckCombine(reply, c, static_cast<int64_t>(pairs.size())).status());
+    MMX_RETURN_IF_ERROR(CheckCombine(reply, shard_->wire_limits(), static_cast<int64_t>(pairs.size())).status());
     const float* src = reinterpret_cast<const float*>(reply.payload.data());
     for (size_t i = 0; i < pairs.size(); ++i) std::copy_n(src + i * H, H, moe.contributions.data() + pairs[i] * H);
   }
@@ -299,7 +307,7 @@ absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x
 absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* transport,
                             const transport::Message& message) {
   const model::ModelConfig& c = shard.config();
-  MMX_ASSIGN_OR_RETURN(v1::DispatchHeader d, CheckDispatch(message, c));
+  MMX_ASSIGN_OR_RETURN(v1::DispatchHeader d, CheckDispatch(message, shard.wire_limits()));
   v1::CombineHeader reply;
   reply.set_step_id(d.step_id());
   reply.set_micro_batch(d.micro_batch());

@@ -1,9 +1,13 @@
 #include "worker/step_collector.h"
 
 #include "mmx/v1/wire.pb.h"
-#include "worker/message_keys.h"
+#include "transport/message_keys.h"
 
 namespace mmx::worker {
+
+using transport::InboxKey;
+using transport::MessageKind;
+using transport::ReplyKey;
 namespace {
 
 struct GroupId {

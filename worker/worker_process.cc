@@ -18,12 +18,16 @@
 #include "model/checkpoint_fingerprint.h"
 #include "transport/ucx_transport.h"
 #include "worker/loaded_shard.h"
-#include "worker/message_keys.h"
+#include "transport/message_keys.h"
 #include "worker/progress.h"
 #include "worker/stage_executor.h"
 #include "worker/step_collector.h"
 
 namespace mmx::worker {
+
+using transport::InboxKey;
+using transport::MessageKind;
+using transport::ReplyKey;
 namespace {
 
 using Stream = grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>;

@@ -3,7 +3,7 @@
 #include "gtest/gtest.h"
 #include "mmx/v1/wire.pb.h"
 #include "transport/inproc_transport.h"
-#include "worker/message_keys.h"
+#include "transport/message_keys.h"
 
 namespace mmx::worker {
 namespace {
@@ -23,7 +23,7 @@ class StepCollectorTest : public ::testing::Test {
     h.set_micro_batch(micro_batch);
     h.set_layer(layer);
     h.set_num_micro_batches(count);
-    ASSERT_TRUE(a_->Send(2, InboxKey(MessageKind::kStep), h.SerializeAsString(), nullptr, 0).ok());
+    ASSERT_TRUE(a_->Send(2, transport::InboxKey(transport::MessageKind::kStep), h.SerializeAsString(), nullptr, 0).ok());
   }
   static v1::StepHeader Header(const transport::Message& m) {
     v1::StepHeader h;

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-namespace mmx::worker {
+namespace mmx::transport {
 
 enum class MessageKind : uint64_t {
   kStep = 1,      // StepHeader: tokens to the head, activations stage to stage (inbox)
@@ -27,4 +27,4 @@ inline uint64_t ReplyKey(MessageKind kind, uint64_t step, uint32_t micro_batch, 
          (static_cast<uint64_t>(layer + 1) & 0xfff);
 }
 
-}  // namespace mmx::worker
+}  // namespace mmx::transport

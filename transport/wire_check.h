@@ -8,25 +8,32 @@
 
 #include "absl/status/statusor.h"
 #include "mmx/v1/wire.pb.h"
-#include "model/config.h"
 #include "transport/transport.h"
 
-namespace mmx::worker {
+namespace mmx::transport {
+
+// The model dimensions every count in a message is checked against.
+struct WireLimits {
+  int64_t hidden_size = 0;
+  int64_t vocab_size = 0;
+  int num_layers = 0;
+  int num_experts = 0;
+};
 
 // Tokens (layer == -1: payload int32 [T]) or activations (layer in [0, L]: payload fp32 [T, H]).
 absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& message,
-                                         const model::ModelConfig& config);
+                                         const WireLimits& limits);
 // Rows fp32 [n, H] with n expert ids and n weights; layer in [0, L), ids in [0, E).
 absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& message,
-                                                 const model::ModelConfig& config);
+                                                 const WireLimits& limits);
 // Rows fp32 [num_rows, H] unless error is set.
 absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& message,
-                                               const model::ModelConfig& config,
+                                               const WireLimits& limits,
                                                int64_t expected_rows);
 absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& message,
-                                             const model::ModelConfig& config);
+                                             const WireLimits& limits);
 
 // Total tokens of a step (sum of num_tokens).
 int64_t StepTokens(const v1::StepHeader& header);
 
-}  // namespace mmx::worker
+}  // namespace mmx::transport

@@ -1,6 +1,6 @@
 // Data-plane messages are checked field by field before use: each forged or truncated message
 // is refused with DataLoss naming the problem.
-#include "worker/wire_check.h"
+#include "transport/wire_check.h"
 
 #include <cstring>
 
@@ -8,18 +8,14 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 
-namespace mmx::worker {
+namespace mmx::transport {
 namespace {
 
 using ::mmx::testing::IsOk;
 using ::mmx::testing::StatusIs;
 using ::testing::HasSubstr;
 
-model::ModelConfig Tiny() {
-  auto c = model::ModelConfig::FromFile(std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a");
-  EXPECT_TRUE(c.ok());
-  return *c;  // H 96, V 512, L 8, E 8
-}
+WireLimits Tiny() { return WireLimits{96, 512, 8, 8}; }  // the golden tiny-a model
 
 transport::Message StepMessage(int layer, std::vector<int> lengths, size_t payload_bytes) {
   v1::StepHeader h;
@@ -110,4 +106,4 @@ TEST(WireCheckTest, CombineAndTokensAreCheckedToo) {
 }
 
 }  // namespace
-}  // namespace mmx::worker
+}  // namespace mmx::transport

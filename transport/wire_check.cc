@@ -1,10 +1,10 @@
-#include "worker/wire_check.h"
+#include "transport/wire_check.h"
 
 #include <set>
 
 #include "absl/strings/str_cat.h"
 
-namespace mmx::worker {
+namespace mmx::transport {
 namespace {
 
 // Steps larger than this are refused before anything is allocated for them.
@@ -22,11 +22,11 @@ int64_t StepTokens(const v1::StepHeader& header) {
   return total;
 }
 
-absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const model::ModelConfig& c) {
+absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const WireLimits& c) {
   v1::StepHeader h;
   if (!h.ParseFromString(m.header)) return Bad("step header does not parse", m);
-  if (h.layer() < -1 || h.layer() > c.num_hidden_layers) {
-    return Bad(absl::StrCat("step layer ", h.layer(), " outside [-1, ", c.num_hidden_layers, "]"), m);
+  if (h.layer() < -1 || h.layer() > c.num_layers) {
+    return Bad(absl::StrCat("step layer ", h.layer(), " outside [-1, ", c.num_layers, "]"), m);
   }
   if (h.sequences_size() == 0) return Bad("step has no sequences", m);
   std::set<uint64_t> ids;
@@ -58,16 +58,16 @@ absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const mode
   return h;
 }
 
-absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& m, const model::ModelConfig& c) {
+absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& m, const WireLimits& c) {
   v1::DispatchHeader h;
   if (!h.ParseFromString(m.header)) return Bad("dispatch header does not parse", m);
-  if (h.layer() < 0 || h.layer() >= c.num_hidden_layers) {
-    return Bad(absl::StrCat("dispatch layer ", h.layer(), " outside [0, ", c.num_hidden_layers, ")"), m);
+  if (h.layer() < 0 || h.layer() >= c.num_layers) {
+    return Bad(absl::StrCat("dispatch layer ", h.layer(), " outside [0, ", c.num_layers, ")"), m);
   }
   if (h.expert_ids_size() != h.weights_size()) return Bad("expert_ids and weights differ in length", m);
   for (int id : h.expert_ids()) {
-    if (id < 0 || id >= c.num_local_experts) {
-      return Bad(absl::StrCat("expert id ", id, " outside [0, ", c.num_local_experts, ")"), m);
+    if (id < 0 || id >= c.num_experts) {
+      return Bad(absl::StrCat("expert id ", id, " outside [0, ", c.num_experts, ")"), m);
     }
   }
   const uint64_t expect = static_cast<uint64_t>(h.expert_ids_size()) * c.hidden_size * sizeof(float);
@@ -77,7 +77,7 @@ absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& m, co
   return h;
 }
 
-absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, const model::ModelConfig& c,
+absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, const WireLimits& c,
                                                int64_t expected_rows) {
   v1::CombineHeader h;
   if (!h.ParseFromString(m.header)) return Bad("combine header does not parse", m);
@@ -90,7 +90,7 @@ absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, cons
   return h;
 }
 
-absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const model::ModelConfig& c) {
+absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const WireLimits& c) {
   v1::TokensHeader h;
   if (!h.ParseFromString(m.header)) return Bad("tokens header does not parse", m);
   if (!m.payload.empty()) return Bad("tokens message carries a payload", m);
@@ -103,4 +103,4 @@ absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const 
   return h;
 }
 
-}  // namespace mmx::worker
+}  // namespace mmx::transport
