@@ -1,5 +1,7 @@
 #include "transport/ucx_transport.h"
 
+#include <atomic>
+
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -13,12 +15,25 @@
 namespace mmx::transport {
 
 // One posted send, on the sending thread's stack until the send completes.
+// A posted send. Owned jointly by the sending thread and the UCX callback (refs = 2); whoever
+// lets go last deletes it. A sender may give up on a send to a peer that was disconnected (it
+// died: UCX in error mode NONE would otherwise never complete the request); then the callback,
+// if it ever runs, frees the request. The frame and iov live here because UCX reads them until
+// completion. NOTE: the caller's payload is not copied: it is only read while the peer pulls it,
+// and a disconnected peer is a dead one (the control plane says so), so it pulls nothing.
 struct UcxTransport::SendState {
-  ucs_status_t status = UCS_OK;  // written before `done` is notified
-  // Polled (HasBeenNotified) while the sender progresses, slept on after that. NOTE: absl's
-  // Notification may be destroyed as soon as its waiter has seen it: its destructor waits for
-  // Notify() to return, so the callback never touches a dead SendState.
-  absl::Notification done;
+  absl::Mutex mu;
+  ucs_status_t status ABSL_GUARDED_BY(mu) = UCS_OK;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  bool abandoned ABSL_GUARDED_BY(mu) = false;
+  std::atomic<bool> done_flag{false};  // polled without the lock while the sender progresses
+  std::atomic<int> refs{2};
+  std::string frame;
+  ucp_dt_iov_t iov[2];
+
+  void Release() {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
 };
 
 // A rendezvous message whose data UCX is pulling into message.payload. For the split form the
@@ -102,6 +117,7 @@ absl::Status UcxTransport::Connect(PeerId peer, const std::string& address) {
   if (auto found = endpoints_.find(peer); found != endpoints_.end()) {
     CloseEndpoint(found->second);
     found->second = ep;
+    ++peer_epoch_[peer];  // sends still waiting on the old endpoint give up
   } else {
     endpoints_.emplace(peer, ep);
   }
@@ -115,6 +131,7 @@ void UcxTransport::Disconnect(PeerId peer) {
     CloseEndpoint(found->second);
     endpoints_.erase(found);
   }
+  ++peer_epoch_[peer];
   inbox_.mailbox().Disconnect(peer);
 }
 
@@ -154,31 +171,41 @@ absl::Status UcxTransport::Send(PeerId peer, uint64_t key, const std::string& he
   envelope.payload_bytes = payload_bytes;
   // NOTE: UCX 1.13 keeps pointers to the AM header and the iov array until the send completes
   // (there is no UCP_AM_SEND_FLAG_COPY_HEADER yet): `frame` and `iov` must outlive WaitForSend.
-  std::string frame;
-  MMX_RETURN_IF_ERROR(EncodeFrame(envelope, header, &frame));
+  auto* state = new SendState;
+  std::string& frame = state->frame;
+  if (absl::Status st = EncodeFrame(envelope, header, &frame); !st.ok()) {
+    delete state;
+    return st;
+  }
   const bool split = frame.size() > worker_->max_am_header();
-  ucp_dt_iov_t iov[2] = {{frame.data() + kEnvelopeBytes, header.size()},
-                         {const_cast<void*>(payload), payload_bytes}};
+  ucp_dt_iov_t* iov = state->iov;
+  iov[0] = {frame.data() + kEnvelopeBytes, header.size()};
+  iov[1] = {const_cast<void*>(payload), payload_bytes};
 
-  SendState state;
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
   params.cb.send = &UcxTransport::OnSendDone;
-  params.user_data = &state;
+  params.user_data = state;
   if (split) {
     // Header and payload go as one message body, gathered without a copy.
     params.op_attr_mask |= UCP_OP_ATTR_FIELD_DATATYPE;
     params.datatype = ucp_dt_make_iov();
   }
   void* request = nullptr;
+  uint64_t epoch = 0;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (shut_down_) return absl::CancelledError("ucx transport: shut down");
+    if (shut_down_) {
+      delete state;
+      return absl::CancelledError("ucx transport: shut down");
+    }
     auto found = endpoints_.find(peer);
     if (found == endpoints_.end()) {
+      delete state;
       return absl::UnavailableError(
           absl::StrCat("ucx transport: peer ", peer, " is not connected"));
     }
+    if (auto e = peer_epoch_.find(peer); e != peer_epoch_.end()) epoch = e->second;
     if (split) {
       request = ucp_am_send_nbx(found->second, kUcxAmIdSplit, frame.data(), kEnvelopeBytes, iov,
                                 payload_bytes == 0 ? 1 : 2, &params);
@@ -187,37 +214,73 @@ absl::Status UcxTransport::Send(PeerId peer, uint64_t key, const std::string& he
                                 payload_bytes, &params);
     }
   }
-  if (request == nullptr) return absl::OkStatus();  // completed in place (eager, copied out)
-  if (UCS_PTR_IS_ERR(request)) {
+  if (request == nullptr || UCS_PTR_IS_ERR(request)) {
+    // Completed in place (eager, copied out) or failed: UCX never calls back.
+    delete state;
+    if (request == nullptr) return absl::OkStatus();
     return UcsStatus(UCS_PTR_STATUS(request), absl::StrCat("ucp_am_send_nbx to peer ", peer));
   }
-  WaitForSend(request, &state);
-  return UcsStatus(state.status, absl::StrCat("ucp_am_send_nbx to peer ", peer));
+  return WaitForSend(request, state, peer, epoch);
 }
 
-void UcxTransport::WaitForSend(void* request, SendState* state) {
+bool UcxTransport::PeerStillConnected(PeerId peer, uint64_t epoch) const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (shut_down_ || !endpoints_.contains(peer)) return false;
+  auto e = peer_epoch_.find(peer);
+  return (e == peer_epoch_.end() ? 0 : e->second) == epoch;
+}
+
+absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch) {
   // Most rendezvous sends on shared memory complete within tens of microseconds, sooner than two
   // thread wakeups (the progress thread's, then ours) would take; so progress here first.
   const absl::Duration budget = ucx_options_.send_progress_budget;
   if (budget > absl::ZeroDuration()) {
     const absl::Time give_up = absl::Now() + budget;  // InfiniteDuration: InfiniteFuture
-    while (!state->done.HasBeenNotified()) {
+    while (!state->done_flag.load(std::memory_order_acquire)) {
       if (worker_->Progress() == 0 && absl::Now() >= give_up) break;
     }
   }
-  if (!state->done.HasBeenNotified()) {
+  if (!state->done_flag.load(std::memory_order_acquire)) {
     // The progress thread may be asleep on an fd that our request will not signal (e.g. a send
     // queued behind wireup): make it run progress once more before we sleep.
     worker_->Kick();
-    state->done.WaitForNotification();
   }
-  ucp_request_free(request);
+  absl::Status result;
+  {
+    absl::MutexLock lock(&state->mu);
+    // Wakes at once on completion; the timeout only bounds how late a dead peer is noticed.
+    while (!state->mu.AwaitWithTimeout(absl::Condition(&state->done), absl::Milliseconds(50))) {
+      state->mu.Unlock();
+      const bool connected = PeerStillConnected(peer, epoch);
+      state->mu.Lock();
+      if (!connected && !state->done) {
+        state->abandoned = true;  // the callback frees the request if it ever runs
+        result = absl::UnavailableError(
+            absl::StrCat("ucx transport: peer ", peer, " was disconnected during a send"));
+        break;
+      }
+    }
+    if (!state->abandoned) {
+      result = UcsStatus(state->status, absl::StrCat("ucp_am_send_nbx to peer ", peer));
+      ucp_request_free(request);
+    }
+  }
+  state->Release();
+  return result;
 }
 
-void UcxTransport::OnSendDone(void* /*request*/, ucs_status_t status, void* user_data) {
+void UcxTransport::OnSendDone(void* request, ucs_status_t status, void* user_data) {
   auto* state = static_cast<SendState*>(user_data);
-  state->status = status;
-  state->done.Notify();
+  bool abandoned;
+  {
+    absl::MutexLock lock(&state->mu);
+    abandoned = state->abandoned;
+    state->status = status;
+    state->done = true;
+    state->done_flag.store(true, std::memory_order_release);
+  }
+  if (abandoned) ucp_request_free(request);
+  state->Release();
 }
 
 ucs_status_t UcxTransport::OnActiveMessage(void* arg, const void* header, size_t header_length,

@@ -78,7 +78,7 @@ class UcxTransport final : public Transport {
   // mode NONE has no quieter way); nothing else is affected.
   void Disconnect(PeerId peer) override;
   // Blocks until UCX no longer needs `payload` (eager: copied out; rendezvous: pulled by the
-  // peer). Unavailable if `peer` is not connected; InvalidArgument if the header or payload
+  // peer), or until `peer` is disconnected meanwhile (Unavailable: a dead peer never pulls). Unavailable if `peer` is not connected; InvalidArgument if the header or payload
   // exceed the envelope's limits; Cancelled after Shutdown(); UCX failures via UcsStatus.
   absl::Status Send(PeerId peer, uint64_t key, const std::string& header, const void* payload,
                     size_t payload_bytes) override;
@@ -116,7 +116,10 @@ class UcxTransport final : public Transport {
   static void OnCloseDone(void* request, ucs_status_t status, void* user_data);
   // Starts closing `ep` in the background (flush mode, as error mode NONE requires).
   void CloseEndpoint(ucp_ep_h ep);
-  void WaitForSend(void* request, SendState* state);
+  // Waits for a posted send; gives up (Unavailable) if `peer` is disconnected or reconnected
+  // meanwhile (its endpoint epoch moved past `epoch`). Releases the sender's share of `state`.
+  absl::Status WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch);
+  bool PeerStillConnected(PeerId peer, uint64_t epoch) const;
 
   const TransportOptions options_;
   const UcxTransportOptions ucx_options_;
@@ -128,6 +131,8 @@ class UcxTransport final : public Transport {
   mutable absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<PeerId, ucp_ep_h> endpoints_ ABSL_GUARDED_BY(mu_);
+  // Bumped on every Disconnect or replacing Connect of a peer: waiting sends to it give up.
+  absl::flat_hash_map<PeerId, uint64_t> peer_epoch_ ABSL_GUARDED_BY(mu_);
 
   // Operations still owned by UCX callbacks; the destructor waits for them.
   absl::Mutex pending_mu_;

@@ -69,9 +69,9 @@ TEST(ControlTest, WorkerWhoseCheckpointDiffersIsRefused) {
     std::ofstream(root / "worker" / "model" / "config.json") << text;
   }
   auto cluster = testing::LocalCluster::Start(
-      "model: model\nworkers:\n  - {name: other, experts: [{layers: [0, 8], ids: all}]}\n"
+      "model: model\nworkers:\n"
       "  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}\n",
-      false, 1, (root / "coord").string());
+      false, 1, (root / "coord").string(), /*start_workers=*/false);
   ASSERT_TRUE(cluster.ok());
   auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "all"},
                               absl::Seconds(30), (root / "worker").string());

@@ -100,7 +100,8 @@ pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string
 }
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& shard_yaml, bool workers_first,
-                                                                  int threads_per_worker, const std::string& cwd) {
+                                                                  int threads_per_worker, const std::string& cwd,
+                                                                  bool start_workers) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->threads_ = threads_per_worker;
   c->cwd_ = cwd;
@@ -128,7 +129,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
              c->cwd_);
   };
   if (!workers_first) start_coordinator();
-  for (const std::string& name : WorkerNames(shard_yaml)) {
+  for (const std::string& name : start_workers ? WorkerNames(shard_yaml) : std::vector<std::string>{}) {
     absl::Status st = c->StartWorker(name);
     if (!st.ok()) return st;
   }

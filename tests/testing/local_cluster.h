@@ -20,11 +20,13 @@ class LocalCluster {
  public:
   // `shard_yaml` is a shard config; its worker names are started as workers. Workers start
   // before the coordinator when `workers_first` (both orders must work).
-  // Processes run in `cwd` when given (a relative `model:` path resolves there).
+  // Processes run in `cwd` when given (a relative `model:` path resolves there). With
+  // `start_workers` false only the coordinator starts (tests start workers themselves).
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const std::string& shard_yaml,
                                                              bool workers_first = false,
                                                              int threads_per_worker = 1,
-                                                             const std::string& cwd = "");
+                                                             const std::string& cwd = "",
+                                                             bool start_workers = true);
   ~LocalCluster();
 
   const std::string& address() const { return address_; }
