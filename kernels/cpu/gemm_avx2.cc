@@ -12,10 +12,10 @@ struct Avx2 {
   static constexpr int kWidth = 8;
   static constexpr int kRows = 2;
   static constexpr int kMaxTokens = 6;
-  static constexpr int kGemvRows = 4;
 
   static V Zero() { return _mm256_setzero_ps(); }
   static V LoadX(const float* p) { return _mm256_loadu_ps(p); }
+  static V Add(V a, V b) { return _mm256_add_ps(a, b); }
   static V Fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
   static float Sum(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -23,7 +23,6 @@ struct Avx2 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static void Prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 
   // See gemm_avx512.cc: even columns are the low halves of the 32-bit lanes, odd the high.
   static V LoadBf16(const uint16_t* p, int half) {
