@@ -10,6 +10,8 @@
 // bytes_per_second = weight bytes read per call (SetBytesProcessed); FLOPS = 2*rows*cols*tokens.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -120,6 +122,50 @@ void BM_LightningDecode(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(state_size * 8));
 }
 BENCHMARK(BM_LightningDecode)->ArgName("cold")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Lightning prefill (block form) of n tokens at 16 heads x 128, block 256, from a zero state.
+void BM_LightningPrefill(benchmark::State& state) {
+  const int heads = 16, dim = 128;
+  const int64_t n = state.range(0);
+  std::vector<float> slopes(heads);
+  for (int h = 0; h < heads; ++h) slopes[h] = std::exp2(-0.5f * (h + 1));
+  std::vector<float> st(static_cast<size_t>(heads) * dim * dim), qkv(static_cast<size_t>(n * heads * 3 * dim), 0.1f),
+      out(static_cast<size_t>(n * heads * dim));
+  const LightningShape shape{heads, dim, slopes.data(), 256};
+  for (auto _ : state) {
+    std::fill(st.begin(), st.end(), 0.f);
+    LightningAttention(shape, qkv.data(), n, st.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["tokens_per_second"] =
+      benchmark::Counter(static_cast<double>(n) * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LightningPrefill)->ArgName("n")->Arg(512)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Softmax attention of the benchmark model's shape (16 query heads, 2 KV heads, D = 128):
+// n new queries against a cache of total_len rows. bytes_per_second counts one read of K and V.
+void BM_CausalAttention(benchmark::State& state) {
+  const int64_t n = state.range(0), total = state.range(1);
+  const AttentionShape shape{16, 2, 128, 1.f / std::sqrt(128.f)};
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> q(static_cast<size_t>(n * 16 * 128)), k(static_cast<size_t>(total * 2 * 128)), v(k.size()),
+      out(q.size());
+  for (auto* vec : {&q, &k, &v})
+    for (float& f : *vec) f = dist(rng);
+  for (auto _ : state) {
+    CausalAttention(shape, q.data(), n, k.data(), v.data(), total, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * total * 2 * 128 * 4 * 2);
+}
+BENCHMARK(BM_CausalAttention)
+    ->ArgNames({"n", "total"})
+    ->Args({1, 4096})
+    ->Args({8, 4096})
+    ->Args({512, 512})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace mmx::kernels
