@@ -3,6 +3,7 @@
 # worker of a shard config, each a separate process talking gRPC and UCX over loopback.
 #
 #   deploy/local-cluster.sh start --shard-config FILE [--port 7070] [--threads N] [--run-dir DIR]
+#                                 [--micro-batches M]
 #   deploy/local-cluster.sh stop [--run-dir DIR]
 #
 # Logs and pid files go to the run dir (default out/cluster). `start` returns once the cluster
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cmd=${1:-}; shift || true
-shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300
+shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard-config) shard=$2; shift 2 ;;
@@ -19,6 +20,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --run-dir) run_dir=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
+    --micro-batches) micro_batches=$2; shift 2 ;;
     *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +47,8 @@ case "$cmd" in
     stop_all
     mkdir -p "$run_dir"
     addr=127.0.0.1:$port
-    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" >"$run_dir/coordinator.log" 2>&1 &
+    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" \
+      >"$run_dir/coordinator.log" 2>&1 &
     echo $! >"$run_dir/coordinator.pid"
     for w in $workers; do
       "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$threads" >"$run_dir/$w.log" 2>&1 &
