@@ -1,0 +1,224 @@
+#include "plan/planner.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "plan/attention_partition.h"
+#include "plan/expert_placement.h"
+#include "plan/model_sizes.h"
+
+namespace mmx::plan {
+namespace {
+
+struct Candidate {
+  Layout layout;
+  double step_s = 0;
+  int num_stages = 0;
+};
+
+// Workers that could be an attention stage (room for the largest layer and a workspace),
+// fastest first, ties in spec order.
+std::vector<int> StageCandidates(const CostModel& cost) {
+  const int L = cost.sizes().num_layers;
+  int64_t largest = 0;
+  for (int l = 0; l < L; ++l) largest = std::max(largest, cost.StageLayerMemory(l));
+  std::vector<int> order;
+  std::vector<double> seconds(cost.cluster().workers.size());
+  for (size_t w = 0; w < seconds.size(); ++w) {
+    seconds[w] = cost.AttentionLayerSeconds(static_cast<int>(w), 0);
+    if (cost.UsableBytes(static_cast<int>(w)) >= largest + cost.StageWorkspaceBytes()) {
+      order.push_back(static_cast<int>(w));
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return seconds[a] < seconds[b]; });
+  return order;
+}
+
+// The best layout (or, with `first_only`, the first one that fits) over the stage counts.
+std::optional<Candidate> Search(const CostModel& cost, bool first_only) {
+  const int L = cost.sizes().num_layers, E = cost.sizes().num_experts;
+  const std::vector<int> ranked = StageCandidates(cost);
+  std::optional<Candidate> best;
+  for (size_t k = 1; k <= std::min<size_t>(ranked.size(), L); ++k) {
+    std::vector<int> stages(ranked.begin(), ranked.begin() + k);
+    std::sort(stages.begin(), stages.end());  // pipeline order = spec order
+    const std::optional<std::vector<LayerRange>> ranges = PartitionLayers(cost, stages);
+    if (!ranges) continue;
+    Candidate c;
+    c.layout = Layout::Empty(L, E, cost.cluster().workers.size());
+    for (size_t i = 0; i < k; ++i) c.layout.workers[stages[i]].attention = (*ranges)[i];
+    c.layout.workers[stages.front()].embedding = true;
+    c.layout.workers[stages.back()].lm_head = true;
+    if (!PlaceExperts(cost, &c.layout)) continue;
+    bool fits = true;
+    for (const WorkerMemory& m : cost.Memory(c.layout)) fits = fits && m.fits();
+    if (!fits) continue;
+    c.num_stages = static_cast<int>(k);
+    if (first_only) return c;
+    c.step_s = cost.DecodeStepSeconds(c.layout);
+    if (!best || c.step_s < best->step_s * (1 - 1e-9)) best = std::move(c);
+  }
+  return best;
+}
+
+ClusterSpec WithServing(ClusterSpec cluster, const ServingSpec& serving) {
+  cluster.serving = serving;
+  return cluster;
+}
+
+// The worker to add more of: the group with the most workers among those with usable memory
+// (ties: more memory, then first in the spec); -1 if no worker has any.
+int CommonKind(const CostModel& cost) {
+  const ClusterSpec& cluster = cost.cluster();
+  std::map<std::string, int> count;
+  for (const WorkerSpec& w : cluster.workers) ++count[w.group];
+  int best = -1;
+  for (size_t i = 0; i < cluster.workers.size(); ++i) {
+    if (cost.UsableBytes(static_cast<int>(i)) <= 0) continue;
+    const WorkerSpec& w = cluster.workers[i];
+    if (best < 0) {
+      best = static_cast<int>(i);
+      continue;
+    }
+    const WorkerSpec& b = cluster.workers[best];
+    const int cw = count[w.group], cb = count[b.group];
+    if (cw > cb || (cw == cb && w.memory_gib > b.memory_gib)) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+// Largest value in [1, below) for which fits(value) holds, assuming it is monotone; 0 if none.
+template <typename Fn>
+int64_t LargestFitting(int64_t below, Fn fits) {
+  if (below <= 1 || !fits(1)) return 0;
+  int64_t lo = 1, hi = below - 1;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (fits(mid)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// What is short, by how much, and the single changes that would make it fit.
+void DescribeShortfall(const model::ModelConfig& config, const CostModel& cost, PlanResult* result) {
+  const ModelSizes& s = cost.sizes();
+  const ClusterSpec& cluster = cost.cluster();
+  int64_t need = s.EmbeddingBytes() + s.TailBytes() + cost.TailWorkspaceBytes() + cost.StageWorkspaceBytes() +
+                 s.num_expert_pairs() * s.ExpertBytes(cost.int8());
+  int64_t largest_layer = 0, have = 0, largest_worker = 0;
+  for (int l = 0; l < s.num_layers; ++l) {
+    need += cost.StageLayerMemory(l);
+    largest_layer = std::max(largest_layer, cost.StageLayerMemory(l));
+  }
+  for (size_t w = 0; w < cluster.workers.size(); ++w) {
+    have += cost.UsableBytes(static_cast<int>(w));
+    largest_worker = std::max(largest_worker, cost.UsableBytes(static_cast<int>(w)));
+  }
+  result->short_bytes = std::max<int64_t>(0, need - have);
+  std::string what;
+  if (result->short_bytes > 0) {
+    what = absl::StrCat("needs ", FormatGiB(result->short_bytes), " more memory (",
+                        FormatGiB(need), " for weights, state and workspace; the workers have ", FormatGiB(have),
+                        " usable)");
+  } else if (largest_layer + cost.StageWorkspaceBytes() > largest_worker) {
+    what = absl::StrCat("one attention layer with its state at the serving target needs ",
+                        FormatGiB(largest_layer + cost.StageWorkspaceBytes()),
+                        ", more than the largest worker's ", FormatGiB(largest_worker), " usable");
+  } else {
+    what = absl::StrCat("has ", FormatGiB(have - need),
+                        " to spare in total, but not where whole layers, experts and workspaces fit");
+  }
+
+  std::vector<std::string> fixes;
+  const int kind_index = CommonKind(cost);
+  const WorkerSpec& kind = cluster.workers[std::max(0, kind_index)];
+  const int64_t per_worker = std::max<int64_t>(1, cost.UsableBytes(std::max(0, kind_index)));
+  const int64_t first = std::max<int64_t>(1, (result->short_bytes + per_worker - 1) / per_worker);
+  // Try a few counts from the estimate up (packing may need more than the total says); beyond
+  // kMaxExtraWorkers the advice would not be useful.
+  constexpr int64_t kMaxExtraWorkers = 4096;
+  for (int64_t n = first; kind_index >= 0 && n < first + 16 && n <= kMaxExtraWorkers; ++n) {
+    ClusterSpec bigger = cluster;
+    for (int64_t i = 0; i < n; ++i) {
+      WorkerSpec extra = kind;
+      extra.name = absl::StrCat(kind.group, "-extra-", i);
+      bigger.workers.push_back(std::move(extra));
+    }
+    if (Fits(config, bigger)) {
+      fixes.push_back(absl::StrFormat("%d more %g GiB workers (like %s)", n, kind.memory_gib, kind.name));
+      break;
+    }
+  }
+  const ServingSpec& serving = cluster.serving;
+  auto largest_context = [&](const ServingSpec& base) {
+    const int64_t c = LargestFitting(base.max_context, [&](int64_t context) {
+      ServingSpec t = base;
+      t.max_context = context;
+      return Fits(config, WithServing(cluster, t));
+    });
+    return c >= 1024 ? c / 1024 * 1024 : c;  // a round figure, still fitting (monotone)
+  };
+  bool int8_alone = false;
+  ServingSpec int8 = serving;
+  int8.expert_dtype = "int8";
+  if (!serving.int8_experts()) {
+    int8_alone = Fits(config, WithServing(cluster, int8));
+    if (int8_alone) fixes.push_back("expert_dtype int8");
+  }
+  const int64_t context = largest_context(serving);
+  if (context > 0) fixes.push_back(absl::StrCat("max_context ", context));
+  const int64_t sequences = LargestFitting(serving.max_sequences, [&](int64_t n) {
+    ServingSpec t = serving;
+    t.max_sequences = static_cast<int>(n);
+    return Fits(config, WithServing(cluster, t));
+  });
+  if (sequences > 0) fixes.push_back(absl::StrCat("max_sequences ", sequences));
+  // MiniMax's own design point (8-bit weights on 8 x 80 GB) needs both changes at once.
+  if (!serving.int8_experts() && !int8_alone && context == 0) {
+    if (const int64_t both = largest_context(int8); both > 0) {
+      fixes.push_back(absl::StrCat("expert_dtype int8 with max_context ", both));
+    }
+  }
+  result->shortfall = absl::StrCat(
+      what, "; ",
+      fixes.empty() ? "no single change fixes it (tried more workers, int8 experts, a shorter context, fewer "
+                      "sequences): combine them"
+                    : absl::StrCat("smallest fix: ", absl::StrJoin(fixes, " or ")));
+}
+
+}  // namespace
+
+std::string FormatGiB(int64_t bytes) { return absl::StrFormat("%.1f GiB", static_cast<double>(bytes) / kGiB); }
+
+bool Fits(const model::ModelConfig& config, const ClusterSpec& cluster) {
+  const CostModel cost(ComputeModelSizes(config), cluster);
+  return Search(cost, /*first_only=*/true).has_value();
+}
+
+PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& model_dir) {
+  const CostModel cost(ComputeModelSizes(config), cluster);
+  PlanResult result;
+  std::optional<Candidate> best = Search(cost, /*first_only=*/false);
+  if (!best) {
+    DescribeShortfall(config, cost, &result);
+    return result;
+  }
+  AddReplicas(cost, &best->layout);
+  result.fits = true;
+  result.layout = std::move(best->layout);
+  result.num_stages = best->num_stages;
+  result.prediction = cost.Predict(result.layout);
+  result.shard = ShardConfigFromLayout(result.layout, cluster, model_dir, cluster.serving.expert_dtype);
+  return result;
+}
+
+}  // namespace mmx::plan

@@ -1,0 +1,49 @@
+// Plan: the shard config a cluster should run a model with, and what it will cost.
+//
+// How it decides (docs/capacity-planning.md has the why):
+//   1. Rank workers by how fast they run one attention layer at the serving target.
+//   2. For k = 1, 2, ... take the k fastest as attention stages (in spec order), split the layers
+//      among them in proportion to speed within their memory (plan/attention_partition.h),
+//      embedding on the first, lm_head on the last.
+//   3. Deal the experts over every worker with memory left, by expert speed (bandwidth and NIC)
+//      within memory (plan/expert_placement.h).
+//   4. Keep the k whose predicted decode step (plan/cost_model.h) is shortest; then spend spare
+//      memory on expert replicas where they do not slow the step.
+// Deterministic: the same inputs give the same plan, byte for byte.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "plan/cluster_spec.h"
+#include "plan/cost_model.h"
+#include "plan/layout.h"
+#include "plan/shard_config.h"
+
+namespace mmx::plan {
+
+struct PlanResult {
+  bool fits = false;
+  // When it fits:
+  Layout layout;
+  ShardConfig shard;        // model: the model directory given to Plan
+  Prediction prediction;
+  int num_stages = 0;
+  // When it does not fit:
+  int64_t short_bytes = 0;  // memory missing in total; 0 when the total suffices but cannot be split
+  std::string shortfall;    // "needs 112.4 GiB more memory; smallest fix: 5 more 24 GiB workers or ..."
+};
+
+// Plans `config` on `cluster` (its serving target included). Any well-formed input gives a
+// result: a cluster that cannot hold the model gives fits = false and the shortfall.
+PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& model_dir);
+
+// True when some layout of `config` fits `cluster` (the first one found; no optimisation).
+bool Fits(const model::ModelConfig& config, const ClusterSpec& cluster);
+
+// "112.4 GiB" (one decimal).
+std::string FormatGiB(int64_t bytes);
+
+}  // namespace mmx::plan
