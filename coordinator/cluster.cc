@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "plan/expert_routing.h"
 
 namespace mmx::coordinator {
 
@@ -24,32 +25,23 @@ std::vector<std::string> DescribeRoles(const plan::WorkerShard& w) {
 std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const model::ModelConfig& config,
                                          const std::vector<transport::PeerId>& peer_of_worker) {
   const int L = config.num_hidden_layers, E = config.num_local_experts;
-  std::vector<uint32_t> owners(static_cast<size_t>(L) * E, 0);
-  std::vector<int64_t> load(shard.workers.size(), 0);
-  for (int l = 0; l < L; ++l) {
-    for (int e = 0; e < E; ++e) {
-      int best = -1;
-      for (size_t w = 0; w < shard.workers.size(); ++w) {
-        const plan::WorkerShard& ws = shard.workers[w];
-        bool holds = false;
-        for (const plan::ExpertBlock& b : ws.experts) holds = holds || b.Holds(l, e);
-        if (!holds) continue;
-        const bool colocated = ws.attention && ws.attention->Contains(l);
-        if (best < 0) {
-          best = static_cast<int>(w);
-          continue;
+  const std::vector<int> routes = plan::RouteExperts(
+      static_cast<int>(shard.workers.size()), L, E,
+      [&](int w, int l, int e) {
+        for (const plan::ExpertBlock& b : shard.workers[w].experts) {
+          if (b.Holds(l, e)) return true;
         }
-        const plan::WorkerShard& bs = shard.workers[best];
-        const bool best_colocated = bs.attention && bs.attention->Contains(l);
-        if ((colocated && !best_colocated) || (colocated == best_colocated && load[w] < load[best])) {
-          best = static_cast<int>(w);
+        return false;
+      },
+      [&](int l) {
+        for (size_t w = 0; w < shard.workers.size(); ++w) {
+          if (shard.workers[w].attention && shard.workers[w].attention->Contains(l)) return static_cast<int>(w);
         }
-      }
-      if (best >= 0) {
-        owners[static_cast<size_t>(l) * E + e] = peer_of_worker[best];
-        ++load[best];
-      }
-    }
+        return -1;
+      });
+  std::vector<uint32_t> owners(routes.size(), 0);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (routes[i] >= 0) owners[i] = peer_of_worker[routes[i]];
   }
   return owners;
 }

@@ -94,9 +94,8 @@ class Cluster {
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
-// The replica that serves each (layer, expert) pair, index layer * E + expert: among the
-// workers holding the pair, prefer the one running that layer's attention (no network hop),
-// else the one with the fewest pairs assigned so far, so replicas share the load.
+// The replica that serves each (layer, expert) pair, index layer * E + expert, as peer ids:
+// plan/expert_routing.h's rule (the planner predicts load with the same rule).
 std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const model::ModelConfig& config,
                                          const std::vector<transport::PeerId>& peer_of_worker);
 

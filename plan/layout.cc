@@ -1,5 +1,7 @@
 #include "plan/layout.h"
 
+#include "plan/expert_routing.h"
+
 #include "absl/strings/str_cat.h"
 
 namespace mmx::plan {
@@ -34,31 +36,10 @@ int Layout::Holder(bool WorkerRoles::*role) const {
 }
 
 std::vector<int> Layout::ActiveOwners() const {
-  const int L = num_layers, E = num_experts;
-  std::vector<int> owners(static_cast<size_t>(L) * E, -1);
-  std::vector<int64_t> load(workers.size(), 0);
-  for (int l = 0; l < L; ++l) {
-    const int stage = AttentionOwner(l);
-    for (int e = 0; e < E; ++e) {
-      int best = -1;
-      for (size_t w = 0; w < workers.size(); ++w) {
-        if (!workers[w].Holds(l, e, E)) continue;
-        if (best < 0) {
-          best = static_cast<int>(w);
-          continue;
-        }
-        const bool colocated = static_cast<int>(w) == stage, best_colocated = best == stage;
-        if ((colocated && !best_colocated) || (colocated == best_colocated && load[w] < load[best])) {
-          best = static_cast<int>(w);
-        }
-      }
-      if (best >= 0) {
-        owners[static_cast<size_t>(l) * E + e] = best;
-        ++load[best];
-      }
-    }
-  }
-  return owners;
+  return RouteExperts(
+      static_cast<int>(workers.size()), num_layers, num_experts,
+      [&](int w, int l, int e) { return workers[w].Holds(l, e, num_experts); },
+      [&](int l) { return AttentionOwner(l); });
 }
 
 absl::StatusOr<Layout> LayoutFromShardConfig(const ShardConfig& shard, const ClusterSpec& cluster, int num_layers,

@@ -41,11 +41,8 @@ struct Layout {
   int AttentionOwner(int layer) const;
   int Holder(bool WorkerRoles::*role) const;
 
-  // For every pair, the worker the runtime routes it to ([L * E], -1 where nobody holds it).
-  // NOTE: this is the rule of coordinator/cluster.cc ChooseExpertOwners, restated here because
-  // plan/ may not depend on coordinator/: a holder co-located with the layer's attention stage
-  // wins; otherwise the holder with the fewest pairs routed to it so far; ties go to the first
-  // worker in spec order. Replicas therefore spread load only across pairs, never within one.
+  // For every pair, the worker the runtime routes it to ([L * E], -1 where nobody holds it):
+  // plan/expert_routing.h's rule, the one the coordinator applies.
   std::vector<int> ActiveOwners() const;
 };
 
