@@ -3,6 +3,8 @@
 // fraction of what the machine can stream.
 //
 //   mmx_kernels_bench [--mmx_threads=N] [--mmx_isa=avx2|avx512] [benchmark flags]
+//   e.g. --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+//        --benchmark_report_aggregates_only=true
 //
 // --mmx_threads sets ThreadPool::Default()'s size (default: all CPUs); run once with 1 and once
 // with 2 to see scaling. Gemm benchmarks cycle through enough copies of the weight matrix to
@@ -38,8 +40,9 @@ std::vector<uint16_t> RandomBf16(size_t n, uint32_t seed) {
   return v;
 }
 
-// STREAM-like read: sums a 1 GiB buffer split over the pool's threads, 4 vector accumulators
-// each. The figure the GEMV's GB/s is compared with.
+// STREAM-like read: sums a 1 GiB buffer split over the pool's threads. The figure the GEMV's
+// GB/s is compared with; run with --benchmark_enable_random_interleaving so both see the same
+// machine (on a shared VM the memory bandwidth drifts by tens of percent over minutes).
 void BM_ReadBandwidth(benchmark::State& state) {
   const size_t n = (size_t{1} << 30) / sizeof(float);
   static std::vector<float>* buf = [&] {
@@ -52,16 +55,15 @@ void BM_ReadBandwidth(benchmark::State& state) {
   for (auto _ : state) {
     pool.ParallelFor(static_cast<int64_t>(n), 1024, [&](int64_t begin, int64_t end) {
       const float* p = buf->data();
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (int64_t i = begin; i < end; i += 32) {
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
-        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
-        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
-        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
-      }
-      const __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+      // Eight independent accumulators, four cache lines per iteration: the loop issues loads
+      // faster than memory can answer them, so only bandwidth limits it.
+      __m256 a[8];
+      for (auto& v : a) v = _mm256_setzero_ps();
+      for (int64_t i = begin; i < end; i += 64)
+        for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_loadu_ps(p + i + 8 * j));
+      for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
       float out[8];
-      _mm256_storeu_ps(out, s);
+      _mm256_storeu_ps(out, a[0]);
       sums[static_cast<size_t>(begin / 1024 % 16)] = out[0];
     });
     benchmark::DoNotOptimize(sums.data());
