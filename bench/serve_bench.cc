@@ -4,9 +4,9 @@
 //
 // For each concurrency c, c streams run at once, each a distinct random prompt of --prompt-len
 // tokens generating --max-tokens tokens (stop ids ignored). Reported: aggregate decode tokens/s,
-// i.e. the tokens after each stream's first, over the time from the first stream's first token
-// to the last stream's last (prefill mostly excluded), and the mean time per output token.
-#include <algorithm>
+// the sum over streams of each stream's decode rate (tokens after its first, over the time from
+// its first token to its last: prefill and the streams' staggered arrival excluded), and the
+// mean time per output token.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -81,21 +81,17 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int i = 0; i < c; ++i) threads.emplace_back([&, i] { results[i] = RunStream(*stub, prompts[i], max_tokens); });
     for (auto& t : threads) t.join();
-    Clock::time_point start = results[0].first_token, end = results[0].last_token;
-    int64_t decode_tokens = 0;
-    double per_token_ms = 0;
+    double tps = 0, per_token_ms = 0;
     for (const StreamResult& r : results) {
       if (!r.error.empty()) {
         std::fprintf(stderr, "mmx-bench-serve: error: %s\n", r.error.c_str());
         return 1;
       }
-      start = std::min(start, r.first_token);
-      end = std::max(end, r.last_token);
-      per_token_ms += std::chrono::duration<double, std::milli>(r.last_token - r.first_token).count() / std::max(1, r.tokens - 1);
+      const double ms = std::chrono::duration<double, std::milli>(r.last_token - r.first_token).count();
+      const double ms_per_token = ms / std::max(1, r.tokens - 1);
+      per_token_ms += ms_per_token;
+      if (ms_per_token > 0) tps += 1e3 / ms_per_token;
     }
-    for (const StreamResult& r : results) decode_tokens += r.tokens;
-    const double seconds = std::chrono::duration<double>(end - start).count();
-    const double tps = seconds > 0 ? static_cast<double>(decode_tokens - c) / seconds : 0;
     std::printf("| %d | %.2f | %.1f |\n", c, tps, per_token_ms / c);
     std::fflush(stdout);
   }
