@@ -92,12 +92,14 @@ int main(int argc, char** argv) {
   using namespace mmx;
   std::string model_dir, batches_text = "1,8,32";
   int threads = 0, steps = 32, prefill_len = 512;
+  std::string activations = "fp32";
   CLI::App app{"mmx-bench-decode: decode and prefill throughput against the memory roofline"};
   app.add_option("--model", model_dir, "Checkpoint directory")->required();
   app.add_option("--threads", threads, "Compute threads (default: all cores)");
   app.add_option("--batches", batches_text, "Batch sizes, comma-separated");
   app.add_option("--steps", steps, "Timed decode steps per batch size");
   app.add_option("--prefill", prefill_len, "Prompt length of the prefill measurement (0 = skip)");
+  app.add_option("--activations", activations, "fp32 or bf16 (batched GEMMs)")->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) ThreadPool::SetDefaultThreads(threads);
 
@@ -125,6 +127,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(runner.status().message()).c_str());
     return 1;
   }
+  (*runner)->set_activation_precision(activations == "bf16" ? kernels::ActivationPrecision::kBf16
+                                                             : kernels::ActivationPrecision::kFp32);
+  std::printf("activations: %s\n", activations.c_str());
   const model::ModelConfig& c = (*runner)->config();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));

@@ -31,6 +31,9 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions* o) {
   run->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per prefill step");
   run->add_option("--eos-id", o->eos_ids, "Stop token id (repeatable; default: the model's)");
   run->add_flag("--no-eos", o->no_eos, "Never stop early: always generate --max-tokens");
+  run->add_option("--activations", o->activations,
+                  "fp32 (exact, default) or bf16 (batched GEMMs round activations to bf16: faster prefill)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   return run;
 }
 
@@ -71,6 +74,8 @@ absl::Status RunLocal(const RunOptions& o) {
 
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::ModelRunner> runner,
                        model::ModelRunner::Load(o.model_dir));
+  runner->set_activation_precision(o.activations == "bf16" ? kernels::ActivationPrecision::kBf16
+                                                           : kernels::ActivationPrecision::kFp32);
   if (o.no_eos) {
     options.eos_ids.clear();
   } else if (!o.eos_ids.empty()) {

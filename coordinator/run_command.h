@@ -27,6 +27,7 @@ struct RunOptions {
   int prefill_chunk = 256;
   std::vector<int64_t> eos_ids;  // empty = the model's default stop ids
   bool no_eos = false;
+  std::string activations = "fp32";  // fp32 | bf16 (batched GEMMs)
 };
 
 // Registers the `run` subcommand and its flags on `app`.

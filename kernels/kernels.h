@@ -31,6 +31,30 @@ struct WeightView {
   }
 };
 
+// How Gemm treats its fp32 activations.
+//   kFp32: exact fp32 products, fp32 sums (the golden-exact mode, and the default).
+//   kBf16: activations are rounded to bf16 (nearest even) and multiplied with bf16 weights by
+//          dot-product instructions (AVX512_BF16 vdpbf16ps: twice the fp32 FMA rate), sums in
+//          fp32. Only BF16 weights with num_tokens > 1 take this path; GEMV (memory-bound) and
+//          F16/F32 weights stay exact. Like the official model in bf16, not bit-equal to kFp32.
+enum class ActivationPrecision { kFp32, kBf16 };
+
+// The precision Gemm uses on the calling thread (kFp32 unless a ScopedActivationPrecision is
+// alive on it).
+ActivationPrecision CurrentActivationPrecision();
+
+// Sets the calling thread's activation precision for its lifetime (restores the previous one).
+class ScopedActivationPrecision {
+ public:
+  explicit ScopedActivationPrecision(ActivationPrecision precision);
+  ~ScopedActivationPrecision();
+  ScopedActivationPrecision(const ScopedActivationPrecision&) = delete;
+  ScopedActivationPrecision& operator=(const ScopedActivationPrecision&) = delete;
+
+ private:
+  ActivationPrecision previous_;
+};
+
 // y[t, o] = sum_i x[t, i] * w[o, i], for t < num_tokens and o < w.rows.
 // x: [num_tokens, w.cols] fp32; y: [num_tokens, w.rows] fp32 (overwritten). Each weight row is
 // read once per call whatever num_tokens is: batching tokens through one call is what makes

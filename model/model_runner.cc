@@ -70,6 +70,7 @@ absl::StatusOr<StepOutput> ModelRunner::Step(const std::vector<StepInput>& input
   }
 
   const int64_t T = batch.num_tokens;
+  kernels::ScopedActivationPrecision precision(precision_);
   std::vector<float> x(T * H);  // [T, H], the residual stream between layers
   EmbedTokens(embedding_, tokens.data(), T, x.data());
   int64_t bytes_read = T * H * static_cast<int64_t>(DTypeSize(embedding_.dtype));

@@ -40,6 +40,9 @@ class ModelRunner {
 
   const ModelConfig& config() const { return checkpoint_->config(); }
 
+  // Activation precision of batched GEMMs (kernels.h): kFp32 (default, golden-exact) or kBf16.
+  void set_activation_precision(kernels::ActivationPrecision p) { precision_ = p; }
+
   // Creates empty state for a new sequence. AlreadyExists if the id is live.
   absl::Status StartSequence(int64_t sequence_id);
   // Frees a sequence's state. Unknown ids are ignored.
@@ -55,6 +58,7 @@ class ModelRunner {
   ModelRunner() = default;
 
   std::unique_ptr<Checkpoint> checkpoint_;
+  kernels::ActivationPrecision precision_ = kernels::ActivationPrecision::kFp32;
   kernels::WeightView embedding_;
   std::vector<AttentionBlockWeights> attention_;  // [L]
   std::vector<MoeWeights> experts_;               // [L]

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu (cuda:N comes with the CUDA issue)");
   app.add_option("--threads", o.threads, "Compute threads (default: all cores)");
   app.add_option("--connect-timeout", connect_timeout_s, "Seconds to keep trying to reach the coordinator");
+  std::string activations = "fp32";
+  app.add_option("--activations", activations, "fp32 (exact, default) or bf16 (batched GEMMs)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -23,6 +26,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.connect_timeout = absl::Seconds(connect_timeout_s);
+  o.bf16_activations = activations == "bf16";
   absl::Status status = mmx::worker::RunWorker(o);
   if (!status.ok()) {
     std::fprintf(stderr, "mmx-worker %s: error: %s\n", o.name.c_str(), std::string(status.message()).c_str());

@@ -169,7 +169,10 @@ absl::Status RunWorker(const WorkerOptions& o) {
 
   Serving serving;
   std::atomic<bool> stop{false};
+  const kernels::ActivationPrecision precision =
+      o.bf16_activations ? kernels::ActivationPrecision::kBf16 : kernels::ActivationPrecision::kFp32;
   std::thread step_thread([&] {
+    kernels::ScopedActivationPrecision scoped_precision(precision);
     StepCollector collector(data_plane.get(), absl::Seconds(2));
     while (!stop.load()) {
       auto group = collector.Next(absl::Milliseconds(500));
@@ -184,6 +187,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
     }
   });
   std::thread expert_thread([&] {
+    kernels::ScopedActivationPrecision scoped_precision(precision);
     while (!stop.load()) {
       auto m = data_plane->ReceiveAny(InboxKey(MessageKind::kDispatch), absl::Milliseconds(500));
       if (!m.ok()) {

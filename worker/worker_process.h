@@ -16,6 +16,7 @@ struct WorkerOptions {
   std::string name;
   std::string device = "cpu";
   int threads = 0;           // 0 = all cores
+  bool bf16_activations = false;  // batched GEMMs round activations to bf16 (kernels.h)
   absl::Duration connect_timeout = absl::Seconds(120);
   absl::Duration reply_timeout = absl::Seconds(30);
 };

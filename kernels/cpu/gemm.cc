@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "base/bf16.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_bf16_dot.h"
 #include "kernels/cpu/gemm_impl.h"
 #include "kernels/kernels.h"
 
@@ -53,6 +55,18 @@ void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
     return;
   }
   const bool avx512 = ActiveIsa() == Isa::kAvx512;
+  // Batched bf16-activation mode (kernels.h): vdpbf16ps where the CPU has it; elsewhere the
+  // same math through the fp32 path on activations rounded to bf16.
+  thread_local std::vector<float> rounded;
+  if (num_tokens > 1 && w.dtype == DType::kBF16 && CurrentActivationPrecision() == ActivationPrecision::kBf16) {
+    if (avx512) {
+      internal::GemmBf16DotAvx512(x, num_tokens, w, y);
+      return;
+    }
+    rounded.resize(static_cast<size_t>(num_tokens * w.cols));
+    for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = Bf16ToFloat(FloatToBf16(x[i]));
+    x = rounded.data();
+  }
   const int64_t chunk = avx512 ? internal::kGemmChunkAvx512 : internal::kGemmChunkAvx2;
   auto* rows_fn = avx512 ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;
   // The launcher runs on the caller's thread (never inside a pool job), so one buffer per
