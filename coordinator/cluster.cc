@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "plan/expert_routing.h"
+#include "plan/planner.h"
 
 namespace mmx::coordinator {
 
@@ -48,8 +49,23 @@ std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const m
 
 Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
                  transport::Transport* transport, uint64_t cluster_token)
-    : shard_(std::move(shard)), config_(std::move(config)), fingerprint_(std::move(fingerprint)),
-      transport_(transport), cluster_token_(cluster_token) {
+    : config_(std::move(config)), fingerprint_(std::move(fingerprint)), transport_(transport),
+      cluster_token_(cluster_token) {
+  absl::MutexLock lock(&mu_);
+  SetShard(std::move(shard));
+}
+
+Cluster::Cluster(LivePlanning planning, model::ModelConfig config, std::string fingerprint,
+                 transport::Transport* transport, uint64_t cluster_token)
+    : config_(std::move(config)), fingerprint_(std::move(fingerprint)), transport_(transport),
+      cluster_token_(cluster_token), planning_(std::move(planning)) {
+  absl::MutexLock lock(&mu_);
+  shard_.model = planning_->model_dir;
+}
+
+void Cluster::SetShard(plan::ShardConfig shard) {
+  shard_ = std::move(shard);
+  slots_.clear();
   slots_.resize(shard_.workers.size());
   for (size_t i = 0; i < shard_.workers.size(); ++i) {
     slots_[i].entry = &shard_.workers[i];
@@ -57,6 +73,48 @@ Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string
     if (shard_.workers[i].embedding) head_ = slots_[i].peer_id;
     if (shard_.workers[i].lm_head) tail_ = slots_[i].peer_id;
   }
+  planned_ = true;
+}
+
+plan::ShardConfig Cluster::shard() const {
+  absl::MutexLock lock(&mu_);
+  return shard_;
+}
+
+transport::PeerId Cluster::head() const {
+  absl::MutexLock lock(&mu_);
+  return head_;
+}
+
+transport::PeerId Cluster::tail() const {
+  absl::MutexLock lock(&mu_);
+  return tail_;
+}
+
+void Cluster::PlanFromPendingWorkers() {
+  plan::ClusterSpec spec;
+  spec.serving = planning_->serving;
+  for (const v1::Register& r : pending_) {
+    plan::WorkerSpec w;
+    w.name = w.group = r.name();
+    w.device = r.device() == "cpu" ? plan::DeviceKind::kCpu : plan::DeviceKind::kCuda;
+    w.memory_gib = static_cast<double>(r.memory_bytes()) / (1ull << 30);
+    w.mem_bandwidth_gbs = r.mem_bandwidth_gbs() > 0 ? r.mem_bandwidth_gbs() : 10;
+    // Not measured at registration yet: ~0.1 TFLOP/s of fp32 FMA per CPU thread (BUILD.md §9).
+    w.tflops = 0.1 * std::max(1, r.threads());
+    w.network_gbps = planning_->network_gbps;
+    spec.workers.push_back(w);
+  }
+  plan::PlanResult result = plan::Plan(config_, spec, planning_->model_dir);
+  if (!result.fits) {
+    plan_error_ = absl::ResourceExhaustedError(absl::StrCat(
+        "the ", pending_.size(), " registered workers cannot hold the model: ", result.shortfall));
+    std::fprintf(stderr, "mmx-coord: %s\n", std::string(plan_error_.message()).c_str());
+    return;
+  }
+  std::fprintf(stderr, "mmx-coord: planned from %zu live workers; shard config:\n%s", pending_.size(),
+               plan::ShardConfigToYaml(result.shard).c_str());
+  SetShard(std::move(result.shard));
 }
 
 Cluster::Slot* Cluster::FindSession(uint64_t session_id) {
@@ -75,6 +133,21 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
                                                    "; run the same mmx version on both"));
   }
   absl::MutexLock lock(&mu_);
+  if (planning_ && !planned_) {
+    for (const v1::Register& p : pending_) {
+      if (p.name() == request.name()) {
+        return absl::AlreadyExistsError(absl::StrCat("worker name '", request.name(),
+                                                     "' is already registered; give each worker its own name"));
+      }
+    }
+    pending_.push_back(request);
+    std::fprintf(stderr, "mmx-coord: worker '%s' registered (%zu of %d expected), waiting for the plan\n",
+                 request.name().c_str(), pending_.size(), planning_->expect_workers);
+    if (static_cast<int>(pending_.size()) == planning_->expect_workers) PlanFromPendingWorkers();
+    auto decided = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return planned_ || !plan_error_.ok(); };
+    mu_.Await(absl::Condition(&decided));
+  }
+  if (!plan_error_.ok()) return plan_error_;
   Slot* slot = nullptr;
   std::vector<std::string> names;
   for (Slot& s : slots_) {
@@ -82,6 +155,10 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
     if (s.entry->name == request.name()) slot = &s;
   }
   if (slot == nullptr) {
+    if (planning_) {
+      return absl::InvalidArgumentError(absl::StrCat("the plan gives worker '", request.name(),
+                                                     "' no role (it uses: ", absl::StrJoin(names, ", "), ")"));
+    }
     return absl::InvalidArgumentError(absl::StrCat("unknown worker name '", request.name(),
                                                    "'; the shard config names: ", absl::StrJoin(names, ", ")));
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "mmx/v1/control.pb.h"
 #include "mmx/v1/inference.pb.h"
 #include "model/config.h"
+#include "plan/cluster_spec.h"
 #include "plan/shard_config.h"
 #include "transport/transport.h"
 
@@ -32,9 +34,22 @@ class Cluster {
   Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
           transport::Transport* transport, uint64_t cluster_token);
 
+  // Plans from live workers: waits until `expect_workers` workers (any distinct names) have
+  // registered, plans the model on the capabilities they reported (plan/planner.h), logs the
+  // shard config it chose, and only then answers their registrations.
+  struct LivePlanning {
+    std::string model_dir;
+    int expect_workers = 0;
+    plan::ServingSpec serving;
+    double network_gbps = 10;  // the link between workers (not measured yet)
+  };
+  Cluster(LivePlanning planning, model::ModelConfig config, std::string fingerprint,
+          transport::Transport* transport, uint64_t cluster_token);
+
   // A worker's session opened with Register. Returns the Assignment to send, or
   // InvalidArgument (unknown name, or bad protocol version) / AlreadyExists (the name is held
-  // by a live session), whose message the worker prints before exiting.
+  // by a live session), whose message the worker prints before exiting. With live planning it
+  // blocks until the plan exists (ResourceExhausted if the workers cannot hold the model).
   absl::StatusOr<v1::Assignment> Register(const v1::Register& request, SessionWriter writer,
                                           uint64_t* session_id);
   void OnProgress(uint64_t session_id, int64_t done, int64_t total);
@@ -56,9 +71,10 @@ class Cluster {
 
   v1::ClusterStatus Status() const;
   const model::ModelConfig& config() const { return config_; }
-  const plan::ShardConfig& shard() const { return shard_; }
-  transport::PeerId head() const { return head_; }
-  transport::PeerId tail() const { return tail_; }
+  // The shard config (empty until planned, with live planning).
+  plan::ShardConfig shard() const;
+  transport::PeerId head() const;
+  transport::PeerId tail() const;
 
  private:
   struct Slot {
@@ -74,19 +90,28 @@ class Cluster {
     v1::Register info;
   };
   Slot* FindSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Plans on the pending registrations (live planning); sets planned_ or plan_error_.
+  void PlanFromPendingWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybePublishPeers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::PeerTable BuildPeerTable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const plan::ShardConfig shard_;
+  plan::ShardConfig shard_ ABSL_GUARDED_BY(mu_);
   const model::ModelConfig config_;
   const std::string fingerprint_;
   transport::Transport* const transport_;
   const uint64_t cluster_token_;
-  transport::PeerId head_ = 0, tail_ = 0;
+  transport::PeerId head_ ABSL_GUARDED_BY(mu_) = 0;
+  transport::PeerId tail_ ABSL_GUARDED_BY(mu_) = 0;
 
   mutable absl::Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  // Live planning: registrations wait here until the plan exists.
+  std::optional<LivePlanning> planning_;
+  std::vector<v1::Register> pending_ ABSL_GUARDED_BY(mu_);
+  bool planned_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status plan_error_ ABSL_GUARDED_BY(mu_);
   uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t table_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool published_ ABSL_GUARDED_BY(mu_) = false;

@@ -23,7 +23,15 @@ namespace mmx::coordinator {
 
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   CLI::App* serve = app.add_subcommand("serve", "Coordinate a cluster of mmx-worker processes and serve the API");
-  serve->add_option("--shard-config", o->shard_config, "Shard config (YAML): which worker holds what")->required();
+  auto* shard = serve->add_option("--shard-config", o->shard_config, "Shard config (YAML): which worker holds what");
+  auto* model = serve->add_option("--model", o->model_dir, "Checkpoint directory, to plan from live workers");
+  auto* expect = serve->add_option("--expect-workers", o->expect_workers,
+                                   "With --model: plan once this many workers have registered")
+                     ->check(CLI::PositiveNumber);
+  serve->add_option("--max-context", o->max_context, "With --model: context length the plan must hold");
+  shard->excludes(model);
+  model->needs(expect);
+  expect->needs(model);
   serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
   serve->add_option("--max-sequences", o->max_sequences, "Sequences running at once");
   serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step");
@@ -72,9 +80,17 @@ absl::Status Check(const CheckOptions& o) {
 }
 
 absl::Status Serve(const ServeOptions& o) {
+  if (o.shard_config.empty() && o.model_dir.empty()) {
+    return absl::InvalidArgumentError("give --shard-config FILE, or --model DIR --expect-workers N to plan from live workers");
+  }
   plan::ShardConfig shard;
   std::unique_ptr<model::Checkpoint> checkpoint;
-  MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
+  if (!o.shard_config.empty()) {
+    MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
+  } else {
+    MMX_ASSIGN_OR_RETURN(checkpoint, model::Checkpoint::Open(o.model_dir));
+    MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());
+  }
   const std::string fingerprint = model::CheckpointFingerprint(*checkpoint);
 
   std::random_device rd;
@@ -84,7 +100,18 @@ absl::Status Serve(const ServeOptions& o) {
   topts.cluster_token = token;
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
 
-  Cluster cluster(shard, checkpoint->config(), fingerprint, data_plane.get(), token);
+  std::unique_ptr<Cluster> cluster_owner;
+  if (!o.shard_config.empty()) {
+    cluster_owner = std::make_unique<Cluster>(shard, checkpoint->config(), fingerprint, data_plane.get(), token);
+  } else {
+    Cluster::LivePlanning planning;
+    planning.model_dir = o.model_dir;
+    planning.expect_workers = o.expect_workers;
+    planning.serving.max_sequences = o.max_sequences;
+    if (o.max_context > 0) planning.serving.max_context = o.max_context;
+    cluster_owner = std::make_unique<Cluster>(planning, checkpoint->config(), fingerprint, data_plane.get(), token);
+  }
+  Cluster& cluster = *cluster_owner;
   SchedulerOptions sopts;
   sopts.max_sequences = o.max_sequences;
   sopts.prefill_chunk = o.prefill_chunk;
@@ -111,7 +138,8 @@ absl::Status Serve(const ServeOptions& o) {
   }
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));
   std::printf("mmx-coord: listening on %s:%d, waiting for %zu workers (model %s)\n", host.c_str(), port,
-              shard.workers.size(), shard.model.c_str());
+              o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size(),
+              o.shard_config.empty() ? o.model_dir.c_str() : shard.model.c_str());
   std::fflush(stdout);
 
   int sig = 0;

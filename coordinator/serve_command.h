@@ -1,4 +1,6 @@
 // `mmx-coord serve --shard-config FILE --listen HOST:PORT`: runs the coordinator of a cluster.
+// `mmx-coord serve --model DIR --expect-workers N ...`: the same, planning the shard config from
+// the capabilities the first N workers report when they register.
 // It validates the shard config against the checkpoint before anything loads, waits for the
 // workers to register, load and connect, then serves the Inference API until SIGINT/SIGTERM.
 #pragma once
@@ -12,6 +14,10 @@ namespace mmx::coordinator {
 
 struct ServeOptions {
   std::string shard_config;
+  // Without a shard config: plan from the first `expect_workers` workers that register.
+  std::string model_dir;
+  int expect_workers = 0;
+  int64_t max_context = 0;  // serving target for live planning (0 = the planner's default)
   std::string listen = "127.0.0.1:7070";
   int max_sequences = 32;
   int prefill_chunk = 256;

@@ -111,6 +111,18 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ClusterGoldenTest,
                                            Layout{"DisaggregatedWorkersFirst", Disaggregated(), true}),
                          [](const auto& info) { return info.param.name; });
 
+TEST(ClusterTest, PlansFromLiveWorkersAndReproducesGolden) {
+  auto cluster = testing::LocalCluster::StartPlanned(kModel, {"alpha", "beta", "gamma"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  EXPECT_THAT((*cluster)->Log("coordinator"), HasSubstr("planned from 3 live workers; shard config:"));
+  auto status = (*cluster)->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->workers_size(), 3);
+  ExpectGolden((*cluster)->stub(), "p5");
+  ExpectGolden((*cluster)->stub(), "p64");
+}
+
 TEST(ClusterTest, EightConcurrentRequestsGiveWhatEachGivesAlone) {
   auto cluster = testing::LocalCluster::Start(Disaggregated());
   ASSERT_TRUE(cluster.ok()) << cluster.status();

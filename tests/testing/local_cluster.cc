@@ -144,6 +144,23 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
   return c;
 }
 
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartPlanned(const std::string& model_dir,
+                                                                         const std::vector<std::string>& workers,
+                                                                         int threads_per_worker) {
+  // An empty shard config text starts no workers; the coordinator is replaced below.
+  auto c = Start("", false, threads_per_worker, "", /*start_workers=*/false);
+  if (!c.ok()) return c.status();
+  (*c)->KillWorker("coordinator");
+  (*c)->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--model", model_dir, "--expect-workers",
+                              std::to_string(workers.size()), "--max-context", "4096", "--listen", (*c)->address_},
+              "");
+  for (const std::string& name : workers) {
+    absl::Status st = (*c)->StartWorker(name);
+    if (!st.ok()) return st;
+  }
+  return c;
+}
+
 absl::Status LocalCluster::StartWorker(const std::string& name) {
   Spawn(name, {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--threads",
                std::to_string(threads_), "--connect-timeout", "60"},

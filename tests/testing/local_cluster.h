@@ -27,6 +27,11 @@ class LocalCluster {
                                                              int threads_per_worker = 1,
                                                              const std::string& cwd = "",
                                                              bool start_workers = true);
+  // A coordinator that plans from live workers (`serve --model DIR --expect-workers N`), and N
+  // workers with the given names.
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlanned(const std::string& model_dir,
+                                                                    const std::vector<std::string>& workers,
+                                                                    int threads_per_worker = 1);
   ~LocalCluster();
 
   const std::string& address() const { return address_; }
