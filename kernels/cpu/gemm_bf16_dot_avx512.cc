@@ -20,6 +20,7 @@ namespace {
 
 constexpr int64_t kChunk = 32;       // bf16 elements per zmm
 constexpr int64_t kRowsPerTask = 64;
+constexpr int64_t kTileRows = 4;
 
 // Sum of the 16 lanes, once per output. (_mm512_reduce_add_ps and the 512->256 casts trip a
 // false -Wuninitialized in GCC 12's headers; a store and a scalar sum do not.)
@@ -107,8 +108,8 @@ void GemmBf16DotAvx512(const float* x, int64_t num_tokens, const WeightView& w, 
       const int64_t r1 = std::min(end, r0 + kRowsPerTask);
       for (int64_t t0 = 0; t0 < num_tokens; t0 += 4) {
         const int tb = static_cast<int>(std::min<int64_t>(4, num_tokens - t0));
-        for (int64_t r = r0; r < r1; r += 4) {
-          const int rb = static_cast<int>(std::min<int64_t>(4, r1 - r));
+        for (int64_t r = r0; r < r1; r += kTileRows) {
+          const int rb = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
           Pick(rb, tb)(wd, k, xd, kp, r, t0, rows, y);
         }
       }
