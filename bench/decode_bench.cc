@@ -2,13 +2,16 @@
 // this machine's measured memory bandwidth (a STREAM triad run in the same process).
 //
 //   mmx-bench-decode --model DIR [--threads N] [--batches 1,8,32] [--steps 32] [--prefill 512]
+//                    [--activations fp32|bf16] [--expert-dtype bf16|int8]
 //
 // For each batch size b: b sequences with a short random prompt are prefilled (not timed), then
 // `steps` decode steps run with all b sequences in each step. Reported: tokens/s (b * steps /
 // time) and the achieved bandwidth, i.e. weight bytes actually read per step (each touched
 // expert once, attention, router, lm_head; StepOutput::weight_bytes_read) over step time, as a
 // fraction of the triad. Then one prompt of --prefill tokens is prefilled and timed. Peak RSS is
-// compared with the checkpoint's weight bytes (weights are mmap'ed, never copied).
+// compared with the checkpoint's weight bytes (weights are mmap'ed, never copied; with
+// --expert-dtype int8 the experts are int8 copies, made at load, whose bf16 pages are released,
+// and weight bytes read count the int8 bytes).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
   std::string model_dir, batches_text = "1,8,32";
   int threads = 0, steps = 32, prefill_len = 512;
   std::string activations = "fp32";
+  std::string expert_dtype = "bf16";
   CLI::App app{"mmx-bench-decode: decode and prefill throughput against the memory roofline"};
   app.add_option("--model", model_dir, "Checkpoint directory")->required();
   app.add_option("--threads", threads, "Compute threads (default: all cores)");
@@ -100,6 +104,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "Timed decode steps per batch size");
   app.add_option("--prefill", prefill_len, "Prompt length of the prefill measurement (0 = skip)");
   app.add_option("--activations", activations, "fp32 or bf16 (batched GEMMs)")->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--expert-dtype", expert_dtype, "bf16 (as stored) or int8 (experts quantized at load)")
+      ->check(CLI::IsMember({"bf16", "int8"}));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) ThreadPool::SetDefaultThreads(threads);
 
@@ -122,14 +128,19 @@ int main(int argc, char** argv) {
     std::ofstream clear_refs("/proc/self/clear_refs");
     clear_refs << "5";
   }
-  auto runner = model::ModelRunner::Load(model_dir);
+  model::ModelLoadOptions load;
+  load.expert_dtype = *model::ParseExpertDType(expert_dtype);  // checked by CLI11 above
+  const double load_t0 = Now();
+  auto runner = model::ModelRunner::Load(model_dir, load);
+  const double load_seconds = Now() - load_t0;
   if (!runner.ok()) {
     std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(runner.status().message()).c_str());
     return 1;
   }
   (*runner)->set_activation_precision(activations == "bf16" ? kernels::ActivationPrecision::kBf16
                                                              : kernels::ActivationPrecision::kFp32);
-  std::printf("activations: %s\n", activations.c_str());
+  std::printf("activations: %s\nexperts: %s (load %.1f s)\n", activations.c_str(), expert_dtype.c_str(),
+              load_seconds);
   const model::ModelConfig& c = (*runner)->config();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));

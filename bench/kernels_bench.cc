@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -40,36 +41,39 @@ std::vector<uint16_t> RandomBf16(size_t n, uint32_t seed) {
   return v;
 }
 
-// STREAM-like read: sums a 1 GiB buffer split over the pool's threads. The figure the GEMV's
-// GB/s is compared with; run with --benchmark_enable_random_interleaving so both see the same
-// machine (on a shared VM the memory bandwidth drifts by tens of percent over minutes).
+// Sums `bytes` bytes at p over the pool's threads: the STREAM-like read kernel. Eight
+// independent accumulators, four cache lines per iteration: the loop issues loads faster than
+// memory answers them, so only bandwidth limits it.
+float ReadSum(const void* data, size_t bytes) {
+  const float* p = static_cast<const float*>(data);
+  const int64_t n = static_cast<int64_t>(bytes / sizeof(float)) / 64 * 64;
+  ThreadPool& pool = ThreadPool::Default();
+  std::vector<float> sums(static_cast<size_t>(pool.num_threads()) * 16, 0.f);
+  pool.ParallelFor(n, 1024, [&](int64_t begin, int64_t end) {
+    __m256 a[8];
+    for (auto& v : a) v = _mm256_setzero_ps();
+    for (int64_t i = begin; i < end; i += 64)
+      for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_loadu_ps(p + i + 8 * j));
+    for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
+    float out[8];
+    _mm256_storeu_ps(out, a[0]);
+    sums[static_cast<size_t>(begin / 1024 % 16)] = out[0];
+  });
+  float total = 0;
+  for (float v : sums) total += v;
+  return total;
+}
+
+// STREAM-like read of a 1 GiB buffer: the machine's read bandwidth, for reference.
 void BM_ReadBandwidth(benchmark::State& state) {
-  const size_t n = (size_t{1} << 30) / sizeof(float);
+  const size_t bytes = size_t{1} << 30;
   static std::vector<float>* buf = [&] {
-    auto* b = new std::vector<float>(n);
-    for (size_t i = 0; i < n; ++i) (*b)[i] = static_cast<float>(i & 7);
+    auto* b = new std::vector<float>(bytes / sizeof(float));
+    for (size_t i = 0; i < b->size(); ++i) (*b)[i] = static_cast<float>(i & 7);
     return b;
   }();
-  ThreadPool& pool = ThreadPool::Default();
-  std::vector<float> sums(static_cast<size_t>(pool.num_threads()) * 16);
-  for (auto _ : state) {
-    pool.ParallelFor(static_cast<int64_t>(n), 1024, [&](int64_t begin, int64_t end) {
-      const float* p = buf->data();
-      // Eight independent accumulators, four cache lines per iteration: the loop issues loads
-      // faster than memory can answer them, so only bandwidth limits it.
-      __m256 a[8];
-      for (auto& v : a) v = _mm256_setzero_ps();
-      for (int64_t i = begin; i < end; i += 64)
-        for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_loadu_ps(p + i + 8 * j));
-      for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
-      float out[8];
-      _mm256_storeu_ps(out, a[0]);
-      sums[static_cast<size_t>(begin / 1024 % 16)] = out[0];
-    });
-    benchmark::DoNotOptimize(sums.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(n * sizeof(float)));
+  for (auto _ : state) benchmark::DoNotOptimize(ReadSum(buf->data(), bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
 }
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
 
@@ -98,6 +102,43 @@ BENCHMARK(BM_GemmBf16)
     ->ArgsProduct({{2048}, {2048}, {1, 8, 32, 512}})
     ->ArgsProduct({{6144}, {2048}, {1, 8, 32, 512}})
     ->ArgsProduct({{32000}, {2048}, {1, 8, 32}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// GEMV (one token) and the read kernel alternately over the same weight copies, so both see the
+// same pages and the same moment of a shared machine's memory bandwidth (which drifts by tens of
+// percent over minutes). Counters: gemv_GBps, read_GBps and their ratio, gemv_of_read.
+void BM_GemvVsRead(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const size_t matrix = static_cast<size_t>(rows * cols);
+  // Even copies for the GEMV, odd ones for the read, each set larger than the L3 on its own, so
+  // neither finds the other's lines in cache.
+  const size_t pairs = kColdBytes / (matrix * 2) + 1;
+  const std::vector<uint16_t> w = RandomBf16(matrix * 2 * pairs, 2);
+  std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
+  double gemv_s = 0, read_s = 0;
+  size_t c = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Gemm(x.data(), 1, WeightView{w.data() + matrix * (2 * c), DType::kBF16, rows, cols}, y.data());
+    const auto t1 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(ReadSum(w.data() + matrix * (2 * c + 1), matrix * 2));
+    const auto t2 = std::chrono::steady_clock::now();
+    gemv_s += std::chrono::duration<double>(t1 - t0).count();
+    read_s += std::chrono::duration<double>(t2 - t1).count();
+    benchmark::DoNotOptimize(y.data());
+    c = (c + 1) % pairs;
+  }
+  const double bytes = static_cast<double>(matrix * 2) * state.iterations();
+  state.counters["gemv_GBps"] = bytes / gemv_s / 1e9;
+  state.counters["read_GBps"] = bytes / read_s / 1e9;
+  state.counters["gemv_of_read"] = read_s / gemv_s;
+}
+BENCHMARK(BM_GemvVsRead)
+    ->ArgNames({"rows", "cols"})
+    ->Args({2048, 2048})
+    ->Args({6144, 2048})
+    ->Args({32000, 2048})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
@@ -168,6 +209,80 @@ BENCHMARK(BM_CausalAttention)
     ->Args({512, 512})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+// ---- int8 experts: the I8 Gemm (weight-only, per-row scales) against bf16 ----
+
+std::vector<int8_t> RandomInt8(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-127, 127);
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(dist(rng));
+  return v;
+}
+
+// Gemm with I8 weights [rows, cols] (+ one fp32 scale per row) and `tokens` fp32 activation rows.
+// bytes_per_second counts the int8 weights and the scales.
+void BM_GemmInt8(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
+  const size_t matrix = static_cast<size_t>(rows * cols);
+  const size_t copies = std::max<size_t>(1, kColdBytes / matrix + 1);
+  const std::vector<int8_t> w = RandomInt8(matrix * copies, 1);
+  const std::vector<float> scales(static_cast<size_t>(rows) * copies, 1.f / 127);
+  std::vector<float> x(static_cast<size_t>(tokens * cols), 0.5f), y(static_cast<size_t>(tokens * rows));
+  size_t c = 0;
+  for (auto _ : state) {
+    const WeightView view{w.data() + matrix * c, DType::kI8, rows, cols, scales.data() + rows * c};
+    Gemm(x.data(), tokens, view, y.data());
+    benchmark::DoNotOptimize(y.data());
+    c = (c + 1) % copies;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(matrix + rows * 4));
+  state.counters["FLOPS"] = benchmark::Counter(static_cast<double>(2 * matrix * tokens) * state.iterations(),
+                                               benchmark::Counter::kIsRate);
+}
+// The medium model's expert shape (2048 x 2048) at decode batches 1, 8, 32 and a 512-token prefill.
+BENCHMARK(BM_GemmInt8)
+    ->ArgNames({"rows", "cols", "tokens"})
+    ->ArgsProduct({{2048}, {2048}, {1, 8, 32, 512}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// One-token GEMV with I8 weights, with bf16 weights of the same shape and the read kernel, in turn
+// over cold copies (the same moment of a shared machine's bandwidth, see BM_GemvVsRead). The read
+// kernel takes the bf16 copy half a cycle away, so neither GEMV finds its copy in the L3.
+// Counters: int8_GBps and bf16_GBps (each its own bytes), read_GBps, and int8_speedup = bf16
+// time / int8 time: the point of int8 decode is ~2x, half the bytes at the same GB/s.
+void BM_GemvInt8VsBf16(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const size_t matrix = static_cast<size_t>(rows * cols);
+  const size_t copies = std::max<size_t>(4, kColdBytes / (matrix * 3) + 1);
+  const std::vector<int8_t> q = RandomInt8(matrix * copies, 3);
+  const std::vector<float> scales(static_cast<size_t>(rows) * copies, 1.f / 127);
+  const std::vector<uint16_t> b = RandomBf16(matrix * copies, 4);
+  std::vector<float> x(static_cast<size_t>(cols), 0.5f), y(static_cast<size_t>(rows));
+  double int8_s = 0, bf16_s = 0, read_s = 0;
+  size_t c = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Gemm(x.data(), 1, WeightView{q.data() + matrix * c, DType::kI8, rows, cols, scales.data() + rows * c}, y.data());
+    const auto t1 = std::chrono::steady_clock::now();
+    Gemm(x.data(), 1, WeightView{b.data() + matrix * c, DType::kBF16, rows, cols}, y.data());
+    const auto t2 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(ReadSum(b.data() + matrix * ((c + copies / 2) % copies), matrix * 2));
+    const auto t3 = std::chrono::steady_clock::now();
+    int8_s += std::chrono::duration<double>(t1 - t0).count();
+    bf16_s += std::chrono::duration<double>(t2 - t1).count();
+    read_s += std::chrono::duration<double>(t3 - t2).count();
+    benchmark::DoNotOptimize(y.data());
+    c = (c + 1) % copies;
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["int8_GBps"] = static_cast<double>(matrix + rows * 4) * n / int8_s / 1e9;
+  state.counters["bf16_GBps"] = static_cast<double>(matrix * 2) * n / bf16_s / 1e9;
+  state.counters["read_GBps"] = static_cast<double>(matrix * 2) * n / read_s / 1e9;
+  state.counters["int8_speedup"] = bf16_s / int8_s;
+}
+BENCHMARK(BM_GemvInt8VsBf16)->ArgNames({"rows", "cols"})->Args({2048, 2048})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 }  // namespace mmx::kernels

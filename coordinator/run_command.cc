@@ -34,6 +34,10 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions* o) {
   run->add_option("--activations", o->activations,
                   "fp32 (exact, default) or bf16 (batched GEMMs round activations to bf16: faster prefill)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  run->add_option("--expert-dtype", o->expert_dtype,
+                  "bf16 (experts as the checkpoint stores them, default) or int8 (quantized at load: "
+                  "weight-only, per-output-channel scales; half the expert bytes)")
+      ->check(CLI::IsMember({"bf16", "int8"}));
   return run;
 }
 
@@ -72,8 +76,10 @@ absl::Status RunLocal(const RunOptions& o) {
   MMX_ASSIGN_OR_RETURN(model::ModelConfig config, model::ModelConfig::FromFile(o.model_dir));
   MMX_RETURN_IF_ERROR(model::ValidateGenerateRequest(config, {prompt}, options));
 
+  model::ModelLoadOptions load;
+  MMX_ASSIGN_OR_RETURN(load.expert_dtype, model::ParseExpertDType(o.expert_dtype));
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::ModelRunner> runner,
-                       model::ModelRunner::Load(o.model_dir));
+                       model::ModelRunner::Load(o.model_dir, load));
   runner->set_activation_precision(o.activations == "bf16" ? kernels::ActivationPrecision::kBf16
                                                            : kernels::ActivationPrecision::kFp32);
   if (o.no_eos) {

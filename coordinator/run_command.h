@@ -28,6 +28,7 @@ struct RunOptions {
   std::vector<int64_t> eos_ids;  // empty = the model's default stop ids
   bool no_eos = false;
   std::string activations = "fp32";  // fp32 | bf16 (batched GEMMs)
+  std::string expert_dtype = "bf16";  // bf16 (as stored) | int8 (quantized at load)
 };
 
 // Registers the `run` subcommand and its flags on `app`.

@@ -18,16 +18,19 @@
 namespace mmx::kernels {
 
 // A weight matrix [rows, cols], row-major, in its stored dtype. Not owning.
+// For DType::kI8 the matrix is q [rows, cols] int8 with one fp32 scale per row (output channel):
+// element (o, i) = scales[o] * q[o, i]. `scales` is null for every other dtype.
 struct WeightView {
   const void* data = nullptr;
   DType dtype = DType::kBF16;
   int64_t rows = 0;
   int64_t cols = 0;
+  const float* scales = nullptr;  // [rows], kI8 only
 
   // Rows [begin, end) of this matrix, still a view.
   WeightView Rows(int64_t begin, int64_t end) const {
     return WeightView{static_cast<const char*>(data) + begin * cols * static_cast<int64_t>(DTypeSize(dtype)),
-                      dtype, end - begin, cols};
+                      dtype, end - begin, cols, scales != nullptr ? scales + begin : nullptr};
   }
 };
 
@@ -59,7 +62,16 @@ class ScopedActivationPrecision {
 // x: [num_tokens, w.cols] fp32; y: [num_tokens, w.rows] fp32 (overwritten). Each weight row is
 // read once per call whatever num_tokens is: batching tokens through one call is what makes
 // batched decode cheaper than one call per token.
+// I8 weights: y[t, o] = scales[o] * sum_i x[t, i] * q[o, i], the int8 values widened to fp32 in
+// registers and summed in fp32 (weight-only quantization: activations stay fp32 in every
+// ActivationPrecision). Half the bytes of bf16, so decode (memory-bound) streams twice the rows.
 void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y);
+
+// Symmetric per-row (per-output-channel) int8 quantization of a BF16, F16 or F32 matrix:
+// scales[o] = max_i |w[o, i]| / 127 and q[o, i] = round_to_nearest_even(w[o, i] / scales[o]),
+// so |w[o, i] - scales[o] * q[o, i]| <= scales[o] / 2 exactly (the quotient is taken in double).
+// A row of zeros gets scale 0 and q 0. q: [w.rows, w.cols]; scales: [w.rows]. Multithreaded.
+void QuantizeInt8(const WeightView& w, int8_t* q, float* scales);
 
 // out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * gamma, over rows of width n. In place ok.
 void RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,

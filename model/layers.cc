@@ -235,6 +235,11 @@ void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int
       case DType::kF32:
         std::copy_n(static_cast<const float*>(embed.data) + id * H, H, dst);
         break;
+      case DType::kI8: {
+        const int8_t* src = static_cast<const int8_t*>(embed.data) + id * H;
+        for (int64_t h = 0; h < H; ++h) dst[h] = embed.scales[id] * static_cast<float>(src[h]);
+        break;
+      }
     }
   }
 }

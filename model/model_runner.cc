@@ -7,7 +7,8 @@
 
 namespace mmx::model {
 
-absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& dir,
+                                                          const ModelLoadOptions& options) {
   std::unique_ptr<ModelRunner> runner(new ModelRunner());
   MMX_ASSIGN_OR_RETURN(runner->checkpoint_, Checkpoint::Open(dir));
   const Checkpoint& ckpt = *runner->checkpoint_;
@@ -18,6 +19,7 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string
     MMX_ASSIGN_OR_RETURN(AttentionBlockWeights a, LoadAttentionBlock(ckpt, l));
     runner->attention_.push_back(std::move(a));
     MMX_ASSIGN_OR_RETURN(MoeWeights m, LoadExperts(ckpt, l));
+    if (options.expert_dtype == ExpertDType::kInt8) QuantizeExperts(&m, &runner->int8_experts_);
     runner->experts_.push_back(std::move(m));
   }
   MMX_ASSIGN_OR_RETURN(runner->tail_, LoadTail(ckpt));

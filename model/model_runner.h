@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/checkpoint.h"
+#include "model/int8_experts.h"
 #include "model/layers.h"
 #include "model/weights.h"
 
@@ -25,6 +26,12 @@ struct StepInput {
   bool all_logits = false;  // logits for every token (else only for the last one)
 };
 
+struct ModelLoadOptions {
+  // kInt8 quantizes every expert at load (weight-only int8, per-output-channel scales) and runs
+  // the int8 GEMM on them; the rest of the model stays as the checkpoint stores it.
+  ExpertDType expert_dtype = ExpertDType::kBf16;
+};
+
 struct StepOutput {
   // Per input, in input order: [rows, V] logits, rows = tokens.size() or 1.
   std::vector<std::vector<float>> logits;
@@ -35,8 +42,10 @@ struct StepOutput {
 
 class ModelRunner {
  public:
-  // Opens the checkpoint directory and maps every tensor (nothing is copied).
-  static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(const std::string& dir);
+  // Opens the checkpoint directory and maps every tensor (nothing is copied, except the int8
+  // experts that options.expert_dtype = kInt8 makes; their source pages are released).
+  static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(const std::string& dir,
+                                                          const ModelLoadOptions& options = {});
 
   const ModelConfig& config() const { return checkpoint_->config(); }
 
@@ -62,6 +71,7 @@ class ModelRunner {
   kernels::WeightView embedding_;
   std::vector<AttentionBlockWeights> attention_;  // [L]
   std::vector<MoeWeights> experts_;               // [L]
+  std::vector<Int8Matrix> int8_experts_;          // what experts_' I8 views point into
   TailWeights tail_;
   std::map<int64_t, std::unique_ptr<SequenceState>> sequences_;
 };

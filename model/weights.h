@@ -41,6 +41,8 @@ struct AttentionBlockWeights {
   kernels::WeightView router;     // [E, H]
 };
 
+// Views into the checkpoint's mmap, or with int8 experts (model/int8_experts.h) I8 views into
+// storage the loading process owns beside them.
 struct ExpertWeights {
   kernels::WeightView w1;  // [F, H] gate projection (through SiLU)
   kernels::WeightView w3;  // [F, H] up projection
@@ -59,8 +61,10 @@ struct TailWeights {
   kernels::WeightView lm_head;    // [V, H]
 };
 
+// Bytes of a matrix's elements, plus its per-row scales for I8.
 inline int64_t WeightBytes(const kernels::WeightView& w) {
-  return w.rows * w.cols * static_cast<int64_t>(DTypeSize(w.dtype));
+  const int64_t scale_bytes = w.scales != nullptr ? w.rows * static_cast<int64_t>(sizeof(float)) : 0;
+  return w.rows * w.cols * static_cast<int64_t>(DTypeSize(w.dtype)) + scale_bytes;
 }
 // Bytes of matrices an attention block reads per step (projections and router).
 int64_t AttentionBlockBytes(const AttentionBlockWeights& w);

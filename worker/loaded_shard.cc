@@ -28,6 +28,7 @@ int64_t PageIn(const kernels::WeightView& w) {
 
 absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_dir,
                                                        const plan::WorkerShard& shard,
+                                                       model::ExpertDType expert_dtype,
                                                        const ProgressFn& progress) {
   auto loaded = std::make_unique<LoadedShard>();
   MMX_ASSIGN_OR_RETURN(loaded->checkpoint, model::Checkpoint::Open(model_dir));
@@ -35,9 +36,13 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
   const model::Checkpoint& ckpt = *loaded->checkpoint;
   const model::ModelConfig& c = ckpt.config();
   loaded->shard = shard;
+  loaded->expert_dtype = expert_dtype;
+  const bool int8 = expert_dtype == model::ExpertDType::kInt8;
 
-  // First resolve every view (cheap, headers only) so progress has a total.
+  // First resolve every view (cheap, headers only) so progress has a total. Int8 experts are
+  // read by their quantization instead of a page-in.
   std::vector<kernels::WeightView> to_page;
+  int64_t to_quantize = 0;
   if (shard.embedding) {
     MMX_ASSIGN_OR_RETURN(kernels::WeightView e, model::LoadEmbedding(ckpt));
     loaded->embedding = e;
@@ -63,7 +68,14 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
     moe.experts.resize(c.num_local_experts);
     if (!ids.empty()) {
       MMX_ASSIGN_OR_RETURN(moe, model::LoadExperts(ckpt, l, ids));
-      for (int e : ids) to_page.insert(to_page.end(), {moe.experts[e].w1, moe.experts[e].w3, moe.experts[e].w2});
+      for (int e : ids) {
+        const model::ExpertWeights& ew = moe.experts[e];
+        if (int8) {
+          to_quantize += model::WeightBytes(ew.w1) + model::WeightBytes(ew.w3) + model::WeightBytes(ew.w2);
+        } else {
+          to_page.insert(to_page.end(), {ew.w1, ew.w3, ew.w2});
+        }
+      }
     }
     loaded->experts.push_back(std::move(moe));
   }
@@ -73,13 +85,22 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
     loaded->tail = std::move(t);
   }
 
-  int64_t total = 0, done = 0;
+  int64_t total = to_quantize, done = 0;
   for (const auto& w : to_page) total += model::WeightBytes(w);
-  loaded->weight_bytes = total;
   if (progress) progress(0, total);
   for (const auto& w : to_page) {
     done += PageIn(w);
     if (progress) progress(done, total);
+  }
+  loaded->weight_bytes = done;
+  if (int8) {
+    for (model::MoeWeights& moe : loaded->experts) {
+      model::QuantizeExperts(&moe, &loaded->int8_experts, [&](int64_t source_bytes) {
+        done += source_bytes;
+        if (progress) progress(done, total);
+      });
+    }
+    for (const model::Int8Matrix& m : loaded->int8_experts) loaded->weight_bytes += m.bytes();
   }
   return loaded;
 }

@@ -1,6 +1,7 @@
 // LoadedShard: the weights one worker holds, per its shard config entry. Only the tensors of the
 // worker's roles are touched; "loading" maps them and pages them in (so the first step does not
-// pay for disk reads), reporting progress by bytes.
+// pay for disk reads), reporting progress by bytes. With `expert_dtype: int8` the experts are
+// quantized instead of paged in (model/int8_experts.h) and the LoadedShard owns the int8 copies.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/checkpoint.h"
+#include "model/int8_experts.h"
 #include "model/weights.h"
 #include "plan/shard_config.h"
 #include "transport/wire_check.h"
@@ -25,7 +27,9 @@ struct LoadedShard {
   std::vector<model::AttentionBlockWeights> attention_blocks;  // [attention->end - begin]
   std::vector<model::MoeWeights> experts;                      // [L]; only held experts loaded
   std::optional<model::TailWeights> tail;
-  int64_t weight_bytes = 0;
+  model::ExpertDType expert_dtype = model::ExpertDType::kBf16;
+  std::vector<model::Int8Matrix> int8_experts;  // with int8 experts: what their I8 views point into
+  int64_t weight_bytes = 0;  // bytes held: mapped tensors plus int8 copies (not their sources)
 
   const model::ModelConfig& config() const { return checkpoint->config(); }
   transport::WireLimits wire_limits() const {
@@ -40,9 +44,12 @@ struct LoadedShard {
 // Called with (bytes done, bytes total) as tensors are paged in.
 using ProgressFn = std::function<void(int64_t, int64_t)>;
 
-// Opens `model_dir`, checks the checkpoint against its config, and loads the tensors of `shard`.
+// Opens `model_dir`, checks the checkpoint against its config, and loads the tensors of `shard`,
+// its experts in `expert_dtype` (ShardConfig::expert_dtype). Progress counts checkpoint bytes
+// read, so a quantized expert counts its source's bytes.
 absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_dir,
                                                        const plan::WorkerShard& shard,
+                                                       model::ExpertDType expert_dtype,
                                                        const ProgressFn& progress);
 
 }  // namespace mmx::worker

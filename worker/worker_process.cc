@@ -126,6 +126,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
   MMX_ASSIGN_OR_RETURN(plan::ShardConfig shard, plan::ParseShardConfig(assignment.shard_yaml(), "assigned shard"));
   const plan::WorkerShard* mine = shard.Find(o.name);
   if (mine == nullptr) return absl::InternalError("the assigned shard config does not name this worker");
+  MMX_ASSIGN_OR_RETURN(const model::ExpertDType expert_dtype, model::ParseExpertDType(shard.expert_dtype));
 
   transport::TransportOptions topts;
   topts.self = assignment.peer_id();
@@ -142,7 +143,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
   ProgressReporter reporter(absl::StrCat("mmx-worker ", o.name, ": loading"));
   auto last_sent = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   absl::StatusOr<std::unique_ptr<LoadedShard>> loaded =
-      LoadShard(assignment.model_dir(), *mine, [&](int64_t done, int64_t total) {
+      LoadShard(assignment.model_dir(), *mine, expert_dtype, [&](int64_t done, int64_t total) {
         reporter.Update(done, total);
         const auto now = std::chrono::steady_clock::now();
         if (now - last_sent > std::chrono::milliseconds(100) || done == total) {

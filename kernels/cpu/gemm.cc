@@ -9,6 +9,7 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/gemm_bf16_dot.h"
 #include "kernels/cpu/gemm_impl.h"
+#include "kernels/cpu/gemm_int8.h"
 #include "kernels/kernels.h"
 
 namespace mmx::kernels {
@@ -52,6 +53,10 @@ void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
   if (num_tokens <= 0 || w.rows <= 0) return;
   if (w.cols == 0) {
     std::fill(y, y + num_tokens * w.rows, 0.f);
+    return;
+  }
+  if (w.dtype == DType::kI8) {  // weight-only int8: its own kernels, activations always fp32
+    internal::GemmInt8(x, num_tokens, w, y);
     return;
   }
   const bool avx512 = ActiveIsa() == Isa::kAvx512;

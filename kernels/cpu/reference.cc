@@ -16,8 +16,22 @@ float WeightAt(const WeightView& w, int64_t row, int64_t col) {
     case DType::kBF16: return Bf16ToFloat(static_cast<const uint16_t*>(w.data)[idx]);
     case DType::kF16: return F16ToFloat(static_cast<const uint16_t*>(w.data)[idx]);
     case DType::kF32: return static_cast<const float*>(w.data)[idx];
+    case DType::kI8: return w.scales[row] * static_cast<float>(static_cast<const int8_t*>(w.data)[idx]);
   }
   return 0.f;
+}
+
+void QuantizeInt8(const WeightView& w, int8_t* q, float* scales) {
+  for (int64_t o = 0; o < w.rows; ++o) {
+    float max_abs = 0.f;
+    for (int64_t i = 0; i < w.cols; ++i) max_abs = std::max(max_abs, std::fabs(WeightAt(w, o, i)));
+    const float scale = max_abs / 127.f;
+    scales[o] = scale;
+    for (int64_t i = 0; i < w.cols; ++i) {
+      const double v = scale > 0.f ? std::nearbyint(static_cast<double>(WeightAt(w, o, i)) / scale) : 0.0;
+      q[o * w.cols + i] = static_cast<int8_t>(std::clamp(v, -127.0, 127.0));
+    }
+  }
 }
 
 void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {

@@ -26,13 +26,15 @@ void LightningAttention(const LightningShape& shape, const float* qkv, int64_t n
                         float* out);
 void RouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k, int* ids,
                 float* weights);
+void QuantizeInt8(const WeightView& w, int8_t* q, float* scales);
 
 // The defining recurrence of lightning attention, one token at a time whatever n is
 // (S = lambda*S + k^T v; o = q S). Same arguments as LightningAttention; block_size is ignored.
 void LightningRecurrence(const LightningShape& shape, const float* qkv, int64_t n, float* state,
                          float* out);
 
-// Element (row, col) of a weight matrix, converted to fp32 from its stored dtype.
+// Element (row, col) of a weight matrix, converted to fp32 from its stored dtype (I8: the
+// dequantized value scales[row] * q, rounded to fp32).
 float WeightAt(const WeightView& w, int64_t row, int64_t col);
 
 }  // namespace mmx::kernels::reference

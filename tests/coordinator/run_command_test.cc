@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -94,6 +95,25 @@ TEST(RunCommandTest, SeededSamplingIsReproducible) {
   EXPECT_NE(ids(a), ids(c));
 }
 
+TEST(RunCommandTest, ExpertDtypeInt8RunsQuantizedExperts) {
+  // The same prompt with bf16 and int8 experts: different logits (the experts were quantized),
+  // close ones (int8_experts_test.cc states the statistics on the golden checkpoint).
+  const std::string base = "run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 4 --json --logits-out ";
+  const std::string bf16_npy = ::testing::TempDir() + "/logits_bf16_" + std::to_string(getpid()) + ".npy";
+  const std::string int8_npy = ::testing::TempDir() + "/logits_int8_" + std::to_string(getpid()) + ".npy";
+  RunResult a = RunCoord(base + bf16_npy), b = RunCoord(base + int8_npy + " --expert-dtype int8");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto bf16 = ReadNpyF32(bf16_npy), int8 = ReadNpyF32(int8_npy);
+  ASSERT_TRUE(bf16.ok() && int8.ok());
+  ASSERT_EQ(bf16->shape, int8->shape);
+  double sum = 0;
+  for (size_t i = 0; i < bf16->data.size(); ++i) sum += std::fabs(bf16->data[i] - int8->data[i]);
+  const double mean = sum / static_cast<double>(bf16->data.size());
+  EXPECT_GT(mean, 0.0);
+  EXPECT_LT(mean, 0.1);
+}
+
 struct BadInput {
   std::string name;
   std::string args;
@@ -122,7 +142,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"TopPAboveOne", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --top-p 2", "top_p"},
         BadInput{"MissingModelDir", "run --model /nonexistent/model --prompt-ids 5 --max-tokens 4", "/nonexistent/model"},
         BadInput{"MissingPromptIds", "run --model " + kModel + " --max-tokens 4", "prompt-ids"},
-        BadInput{"UnknownFlag", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --bogus", "bogus"}),
+        BadInput{"UnknownFlag", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --bogus", "bogus"},
+        BadInput{"UnknownExpertDtype", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --expert-dtype fp8", "expert-dtype"}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/generate_local.h"
+#include "model/model_runner.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/golden_reader.h"
 #include "tests/testing/local_cluster.h"
@@ -121,6 +123,38 @@ TEST(ClusterTest, PlansFromLiveWorkersAndReproducesGolden) {
   EXPECT_EQ(status->workers_size(), 3);
   ExpectGolden((*cluster)->stub(), "p5");
   ExpectGolden((*cluster)->stub(), "p64");
+}
+
+TEST(ClusterTest, Int8ExpertsInTheShardConfigMatchTheLocalInt8Engine) {
+  // `expert_dtype: int8` reaches the workers in the assigned shard yaml; the expert hosts
+  // quantize at load. The cluster must then give what the single-process engine gives with
+  // int8 experts: the same greedy ids, log-probabilities within the golden tolerance.
+  auto cluster = testing::LocalCluster::Start(absl::StrCat("expert_dtype: int8\n", Disaggregated()));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+
+  model::ModelLoadOptions load;
+  load.expert_dtype = model::ExpertDType::kInt8;
+  auto runner = model::ModelRunner::Load(kModel, load);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  const GoldenCase g = Golden("p64");
+  model::GenerateOptions options;
+  options.max_tokens = 16;
+  options.keep_logits = true;
+  options.eos_ids.clear();
+  auto local = model::Generate(**runner, {g.prompt}, options);
+  ASSERT_TRUE(local.ok()) << local.status();
+  const model::GenerateResult& r = (*local)[0];
+
+  auto out = testing::GenerateOnce((*cluster)->stub(), g.prompt, options.max_tokens, 1);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->tokens, r.output_ids);
+  ASSERT_EQ(out->logprobs.size(), r.output_ids.size());
+  const int64_t V = (*runner)->config().vocab_size, P = static_cast<int64_t>(g.prompt.size());
+  for (size_t i = 0; i < r.output_ids.size(); ++i) {
+    const float* row = r.logits.data() + (P - 1 + static_cast<int64_t>(i)) * V;
+    EXPECT_NEAR(out->logprobs[i], LogProb(row, V, r.output_ids[i]), 5e-4) << i;
+  }
 }
 
 TEST(ClusterTest, EightConcurrentRequestsGiveWhatEachGivesAlone) {
