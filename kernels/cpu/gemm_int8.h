@@ -10,10 +10,11 @@
 
 namespace mmx::kernels::internal {
 
-// One I8 Gemm call. x: [num_tokens, w.cols] fp32, contiguous (no padding or reordering: int8
-// columns widen in order); y: [num_tokens, w.rows].
+// One I8 Gemm call. x: [num_tokens, ldx] fp32, columns in order (int8 widens in order), each
+// row 64-byte aligned (see gemm_int8.cc); y: [num_tokens, w.rows].
 struct GemmInt8Args {
   const float* x = nullptr;
+  int64_t ldx = 0;
   int64_t num_tokens = 0;
   WeightView w;  // dtype kI8, scales set
   float* y = nullptr;

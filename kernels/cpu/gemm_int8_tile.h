@@ -56,12 +56,12 @@ float GemvRowInt8(const int8_t* w, int64_t cols, const float* x) {
 }
 
 // y[t * ldy + r] = scales[r] * dot(q row r, x row t) for r < R, t < TT. `w` points at R rows of
-// `cols` int8 (stride cols), `x` at TT rows of stride cols. If `prefetch` is set, the R rows there
+// `cols` int8 (stride cols), `x` at TT rows of stride ldx. If `prefetch` is set, the R rows there
 // (the next row block) are prefetched a line per kInt8Line columns, as gemm_tile.h does: a tile
 // computes long enough per weight byte that the hardware prefetcher alone falls behind.
 template <class T, int R, int TT>
-void TileInt8(const int8_t* w, int64_t cols, const float* x, float* y, int64_t ldy, const float* scales,
-              const int8_t* prefetch) {
+void TileInt8(const int8_t* w, int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy,
+              const float* scales, const int8_t* prefetch) {
   using V = typename T::V;
   V acc[R][TT];
   for (int r = 0; r < R; ++r)
@@ -73,7 +73,7 @@ void TileInt8(const int8_t* w, int64_t cols, const float* x, float* y, int64_t l
     for (int r = 0; r < R; ++r) wv[r] = T::LoadQ(w + r * cols + k);
 #pragma GCC unroll 8
     for (int t = 0; t < TT; ++t) {
-      const V xv = T::LoadX(x + t * cols + k);
+      const V xv = T::LoadX(x + t * ldx + k);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[r][t] = T::Fma(wv[r], xv, acc[r][t]);
     }
@@ -95,7 +95,7 @@ void TileInt8(const int8_t* w, int64_t cols, const float* x, float* y, int64_t l
     V wv[R];
     for (int r = 0; r < R; ++r) wv[r] = T::LoadQPart(w + r * cols + k, n);
     for (int t = 0; t < TT; ++t) {
-      const V xv = T::LoadXPart(x + t * cols + k, n);
+      const V xv = T::LoadXPart(x + t * ldx + k, n);
       for (int r = 0; r < R; ++r) acc[r][t] = T::Fma(wv[r], xv, acc[r][t]);
     }
   }
@@ -105,13 +105,13 @@ void TileInt8(const int8_t* w, int64_t cols, const float* x, float* y, int64_t l
 
 // TileInt8<R, TT> for a runtime TT in [1, T::kMaxTokens].
 template <class T, int R>
-void TileInt8Tokens(int tt, const int8_t* w, int64_t cols, const float* x, float* y, int64_t ldy,
+void TileInt8Tokens(int tt, const int8_t* w, int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy,
                     const float* scales, const int8_t* prefetch) {
-  using Fn = void (*)(const int8_t*, int64_t, const float*, float*, int64_t, const float*, const int8_t*);
+  using Fn = void (*)(const int8_t*, int64_t, const float*, int64_t, float*, int64_t, const float*, const int8_t*);
   static constexpr auto kTable = []<int... I>(std::integer_sequence<int, I...>) {
     return std::array<Fn, sizeof...(I)>{&TileInt8<T, R, I + 1>...};
   }(std::make_integer_sequence<int, T::kMaxTokens>{});
-  kTable[tt - 1](w, cols, x, y, ldy, scales, prefetch);
+  kTable[tt - 1](w, cols, x, ldx, y, ldy, scales, prefetch);
 }
 
 // Entry point for one ISA: rows [row_begin, row_end) of every token.
@@ -135,7 +135,8 @@ void GemmInt8RowsFor(const GemmInt8Args& a, int64_t row_begin, int64_t row_end) 
         const int tt = static_cast<int>(tn * (i + 1) / num_tiles - tn * i / num_tiles);
         // The first tile of a row block brings the next block's rows in behind it.
         const int8_t* next = i == 0 && r0 + R < row_end ? w + (r0 + R) * cols : nullptr;
-        TileInt8Tokens<T, R>(tt, w + r0 * cols, cols, a.x + t * cols, a.y + t * ldy + r0, ldy, scales + r0, next);
+        TileInt8Tokens<T, R>(tt, w + r0 * cols, cols, a.x + t * a.ldx, a.ldx, a.y + t * ldy + r0, ldy, scales + r0,
+                             next);
         t += tt;
       }
     };

@@ -1,7 +1,9 @@
 // Int8 weight-only Gemm and the int8 quantizer: the fast paths against the reference loops at
 // every SIMD level, on odd shapes (tails of every vector width, token counts 1..40 that do not
 // fill register tiles); the quantizer's round-trip error bound.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -75,6 +77,29 @@ TEST(GemmInt8Test, MatchesReferenceOnManyRowsSplitAcrossThreads) {
   CheckGemmInt8(1031, 256, 1, 7);
   CheckGemmInt8(1031, 256, 9, 8);
   CheckGemmInt8(2048, 2048, 1, 9);  // the medium model's expert shape, decode
+}
+
+TEST(GemmInt8Test, MatchesReferenceWhateverTheActivationsAlignment) {
+  // The launcher copies x to 64-byte aligned rows unless it is aligned already: both paths.
+  for (int64_t cols : {64, 100}) {
+    for (int64_t tokens : {1, 5}) {
+      const Int8Weights w(33, cols, 11);
+      const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 12);
+      std::vector<float> expected(static_cast<size_t>(tokens * 33));
+      reference::Gemm(x.data(), tokens, w.View(), expected.data());
+      std::vector<float> storage(x.size() + 32);
+      float* aligned = storage.data() + (16 - reinterpret_cast<uintptr_t>(storage.data()) / 4 % 16) % 16;
+      for (int64_t offset : {0, 1, 4, 15}) {
+        SCOPED_TRACE(::testing::Message() << "cols " << cols << " tokens " << tokens << " offset " << offset);
+        std::copy(x.begin(), x.end(), aligned + offset);
+        ForEachIsa([&](Isa) {
+          std::vector<float> y(expected.size());
+          Gemm(aligned + offset, tokens, w.View(), y.data());
+          ExpectClose(y, expected, {1e-4f}, "Gemm I8");
+        });
+      }
+    }
+  }
 }
 
 TEST(GemmInt8Test, ComputesHandWorkedProduct) {
