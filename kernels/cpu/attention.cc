@@ -1,17 +1,24 @@
-// CausalAttention, AVX2, in the FlashAttention style: one task per (query row, KV head) walks the
-// keys in blocks of kKeyBlock, keeps a running max and sum per query head (online softmax,
-// rescaling when the max grows) and accumulates P V in fp32. All query heads that share the KV
-// head (the GQA group) are done in the same task, so each K and V block is read from memory once
-// for the group and reused from L1. Tasks are handed out dynamically because causal rows have
-// different lengths. Head dims that are not a multiple of 8 use the reference loop.
+// CausalAttention in the FlashAttention style. A task is (a tile of query rows, one KV head): the
+// tile's rows times the query heads sharing that KV head (the GQA group) form M query vectors,
+// which walk the keys in blocks of kKeyBlock with a running max and sum per vector (online
+// softmax). Per block:
+//   S = Q K^T          the Gemm row kernel, K read in place from the cache (strided rows)
+//   P = exp(S*scale - running max), causal entries past a row's position set to 0
+//   O = O * correction + P V       a register-tiled AVX2 loop, V read in place
+// so each K and V block is read once per task and reused from L1 for all M vectors. Tasks are
+// handed out dynamically, longest first, because causal rows have different lengths.
+// Head dims that are not a multiple of 16 use the reference loop.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include <immintrin.h>
 
 #include "base/thread_pool.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_impl.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/kernels.h"
@@ -20,106 +27,133 @@ namespace mmx::kernels {
 namespace {
 
 constexpr int kKeyBlock = 64;
-// Column tile of the P V accumulation, in 8-float vectors: 8 accumulators stay in registers.
-constexpr int kPvVectors = 8;
+// Query vectors per task (rows x group heads), enough to amortise each K/V block over many.
+constexpr int kMaxVectorsPerTask = 32;
 
-// out[c] = sum of the 8 lanes of v[c], c < 4.
-inline __m128 Sum4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+// acc[m, b] = acc[m, b] * corr[m] + sum_j p[m, j] * v[j, b] for RM rows m and the 16 columns
+// [b0, b0 + 16); p has row stride ldp, v row stride ldv, acc row stride D. 2*RM accumulators and
+// two V vectors live in registers; each V load serves RM rows.
+template <int RM>
+void PvTile(const float* p, int64_t ldp, const float* v, int64_t ldv, int count, const float* corr, float* acc,
+            int D, int b0) {
+  __m256 r[RM][2];
+  for (int m = 0; m < RM; ++m) {
+    const __m256 c = _mm256_set1_ps(corr[m]);
+    r[m][0] = _mm256_mul_ps(_mm256_loadu_ps(acc + m * D + b0), c);
+    r[m][1] = _mm256_mul_ps(_mm256_loadu_ps(acc + m * D + b0 + 8), c);
+  }
+  for (int j = 0; j < count; ++j) {
+    const __m256 v0 = _mm256_loadu_ps(v + j * ldv + b0), v1 = _mm256_loadu_ps(v + j * ldv + b0 + 8);
+#pragma GCC unroll 4
+    for (int m = 0; m < RM; ++m) {
+      const __m256 pm = _mm256_broadcast_ss(p + m * ldp + j);
+      r[m][0] = _mm256_fmadd_ps(pm, v0, r[m][0]);
+      r[m][1] = _mm256_fmadd_ps(pm, v1, r[m][1]);
+    }
+  }
+  for (int m = 0; m < RM; ++m) {
+    _mm256_storeu_ps(acc + m * D + b0, r[m][0]);
+    _mm256_storeu_ps(acc + m * D + b0 + 8, r[m][1]);
+  }
 }
 
-// s[j] = scale * dot(q, k_j) for j < count; k_j at k + j * ld.
-void Scores(const float* q, const float* k, int64_t ld, int count, int D, float scale, float* s) {
+void AccumulatePv(const float* p, int64_t ldp, const float* v, int64_t ldv, int count, const float* corr,
+                  float* acc, int M, int D) {
+  for (int m0 = 0; m0 < M; m0 += 4) {
+    const int rm = std::min(4, M - m0);
+    for (int b0 = 0; b0 < D; b0 += 16) {
+      const float* pm = p + m0 * ldp;
+      float* am = acc + static_cast<int64_t>(m0) * D;
+      switch (rm) {
+        case 4: PvTile<4>(pm, ldp, v, ldv, count, corr + m0, am, D, b0); break;
+        case 3: PvTile<3>(pm, ldp, v, ldv, count, corr + m0, am, D, b0); break;
+        case 2: PvTile<2>(pm, ldp, v, ldv, count, corr + m0, am, D, b0); break;
+        default: PvTile<1>(pm, ldp, v, ldv, count, corr + m0, am, D, b0); break;
+      }
+    }
+  }
+}
+
+// s[0, n) = exp(s * scale - max) with the reference's max-subtraction; returns their sum.
+float ExpShifted(float* s, int n, float scale, float max) {
+  const __m256 sc = _mm256_set1_ps(scale), mx = _mm256_set1_ps(max);
+  __m256 sum = _mm256_setzero_ps();
   int j = 0;
-  for (; j + 4 <= count; j += 4) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    const float* k0 = k + j * ld;
-    for (int d = 0; d < D; d += 8) {
-      const __m256 qv = _mm256_loadu_ps(q + d);
-      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
-      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + ld + d), a1);
-      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * ld + d), a2);
-      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * ld + d), a3);
-    }
-    _mm_storeu_ps(s + j, _mm_mul_ps(Sum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = internal::Exp(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), sc), mx));
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm256_add_ps(sum, e);
   }
-  for (; j < count; ++j) {
-    __m256 a = _mm256_setzero_ps();
-    for (int d = 0; d < D; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + j * ld + d), a);
-    const __m128 h = Sum4(a, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
-    s[j] = _mm_cvtss_f32(h) * scale;
-  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  float total = 0;
+  for (float l : lanes) total += l;
+  for (; j < n; ++j) total += (s[j] = std::exp(s[j] * scale - max));
+  return total;
 }
 
-// acc[0, D) = acc * corr + sum_j p[j] * v_j, v_j at v + j * ld.
-void AccumulatePv(const float* p, const float* v, int64_t ld, int count, int D, float corr, float* acc) {
-  const __m256 c = _mm256_set1_ps(corr);
-  for (int b0 = 0; b0 < D; b0 += 8 * kPvVectors) {
-    const int nv = std::min(kPvVectors, (D - b0) / 8);
-    __m256 r[kPvVectors];
-    for (int t = 0; t < kPvVectors; ++t) r[t] = t < nv ? _mm256_mul_ps(_mm256_loadu_ps(acc + b0 + 8 * t), c) : c;
-    if (nv == kPvVectors) {
-      for (int j = 0; j < count; ++j) {
-        const __m256 pj = _mm256_set1_ps(p[j]);
-        const float* vj = v + j * ld + b0;
-#pragma GCC unroll 8
-        for (int t = 0; t < kPvVectors; ++t) r[t] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * t), r[t]);
-      }
-    } else {
-      for (int j = 0; j < count; ++j) {
-        const __m256 pj = _mm256_set1_ps(p[j]);
-        const float* vj = v + j * ld + b0;
-        for (int t = 0; t < nv; ++t) r[t] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * t), r[t]);
-      }
-    }
-    for (int t = 0; t < nv; ++t) _mm256_storeu_ps(acc + b0 + 8 * t, r[t]);
-  }
-}
+struct TaskScratch {
+  std::vector<float> q, scores, acc, row_max, row_sum, corr;
+};
 
-// One query row i against its causal prefix, for the `group` query heads of KV head kvh.
-void AttendRow(const AttentionShape& shape, const float* q, int64_t n, const float* k, const float* v,
-               int64_t total_len, int64_t i, int kvh, float* out) {
+// Query rows [i0, i1) of KV head kvh, i.e. M = (i1 - i0) * group query vectors.
+void AttendTile(const AttentionShape& shape, const float* q, int64_t n, const float* k, const float* v,
+                int64_t total_len, int64_t i0, int64_t i1, int kvh, float* out) {
+  thread_local TaskScratch sc;
   const int D = shape.head_dim, group = shape.num_heads / shape.num_kv_heads;
   const int64_t q_stride = static_cast<int64_t>(shape.num_heads) * D;
   const int64_t kv_stride = static_cast<int64_t>(shape.num_kv_heads) * D;
-  const int64_t num_keys = total_len - n + i + 1;
-  thread_local std::vector<float> acc, scores;
-  acc.assign(static_cast<size_t>(group) * D, 0.f);
-  scores.resize(static_cast<size_t>(group) * kKeyBlock);
-  std::vector<float> row_max(group, -INFINITY), row_sum(group, 0.f);
+  const int M = static_cast<int>((i1 - i0) * group);
+  const int64_t ld_q = (D + internal::kGemmChunkAvx512 - 1) / internal::kGemmChunkAvx512 * internal::kGemmChunkAvx512;
+  sc.q.assign(static_cast<size_t>(M * ld_q), 0.f);
+  sc.scores.resize(static_cast<size_t>(M) * kKeyBlock);
+  sc.acc.assign(static_cast<size_t>(M) * D, 0.f);
+  sc.row_max.assign(M, -INFINITY);
+  sc.row_sum.assign(M, 0.f);
+  sc.corr.resize(M);
+  for (int m = 0; m < M; ++m) {  // vector m = row i0 + m / group, head kvh * group + m % group
+    const float* src = q + (i0 + m / group) * q_stride + (kvh * group + m % group) * D;
+    std::memcpy(&sc.q[m * ld_q], src, static_cast<size_t>(D) * sizeof(float));
+  }
   const float* kh = k + kvh * D;
   const float* vh = v + kvh * D;
+  const int64_t first_pos = total_len - n;  // position of query row 0
+  const int64_t num_keys = first_pos + i1;  // the tile's last row sees keys [0, num_keys)
+  auto* rows_fn = ActiveIsa() == Isa::kAvx512 ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;
   for (int64_t j0 = 0; j0 < num_keys; j0 += kKeyBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kKeyBlock, num_keys - j0));
-    for (int g = 0; g < group; ++g) {
-      const int h = kvh * group + g;
-      float* s = scores.data() + g * kKeyBlock;
-      Scores(q + i * q_stride + h * D, kh + j0 * kv_stride, kv_stride, count, D, shape.scale, s);
-      float block_max = s[0];
-      for (int j = 1; j < count; ++j) block_max = std::max(block_max, s[j]);
-      const float new_max = std::max(row_max[g], block_max);
-      // exp(-inf) = 0 on the first block, when acc and row_sum are still 0.
-      const float corr = std::exp(row_max[g] - new_max);
-      const __m256 mv = _mm256_set1_ps(new_max);
-      __m256 sum = _mm256_setzero_ps();
-      int j = 0;
-      for (; j + 8 <= count; j += 8) {
-        const __m256 e = internal::Exp(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
-        _mm256_storeu_ps(s + j, e);
-        sum = _mm256_add_ps(sum, e);
+    internal::GemmArgs args;
+    args.x = sc.q.data();
+    args.ldx = ld_q;
+    args.num_tokens = M;
+    args.w = WeightView{kh + j0 * kv_stride, DType::kF32, count, D};
+    args.ldw = kv_stride;
+    args.y = sc.scores.data();  // [M, count]
+    rows_fn(args, 0, count);
+    for (int m = 0; m < M; ++m) {
+      float* s = sc.scores.data() + static_cast<int64_t>(m) * count;
+      // Keys this vector may see in the block: up to its own position.
+      const int valid = static_cast<int>(std::clamp<int64_t>(first_pos + i0 + m / group - j0 + 1, 0, count));
+      if (valid == 0) {  // nothing new for this row: keep its state, contribute nothing
+        std::fill(s, s + count, 0.f);
+        sc.corr[m] = 1.f;
+        continue;
       }
-      float block_sum = _mm_cvtss_f32(Sum4(sum, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()));
-      for (; j < count; ++j) block_sum += (s[j] = std::exp(s[j] - new_max));
-      row_sum[g] = row_sum[g] * corr + block_sum;
-      row_max[g] = new_max;
-      AccumulatePv(s, vh + j0 * kv_stride, kv_stride, count, D, corr, acc.data() + g * D);
+      float block_max = s[0];
+      for (int j = 1; j < valid; ++j) block_max = std::max(block_max, s[j]);
+      const float new_max = std::max(sc.row_max[m], block_max * shape.scale);
+      // exp(-inf) = 0 on a row's first block, when its acc and sum are still 0.
+      sc.corr[m] = std::exp(sc.row_max[m] - new_max);
+      sc.row_sum[m] = sc.row_sum[m] * sc.corr[m] + ExpShifted(s, valid, shape.scale, new_max);
+      sc.row_max[m] = new_max;
+      std::fill(s + valid, s + count, 0.f);
     }
+    AccumulatePv(sc.scores.data(), count, vh + j0 * kv_stride, kv_stride, count, sc.corr.data(), sc.acc.data(), M, D);
   }
-  for (int g = 0; g < group; ++g) {
-    float* o = out + i * q_stride + (kvh * group + g) * D;
-    const float inv = 1.f / row_sum[g];
-    for (int d = 0; d < D; ++d) o[d] = acc[g * D + d] * inv;
+  for (int m = 0; m < M; ++m) {
+    float* o = out + (i0 + m / group) * q_stride + (kvh * group + m % group) * D;
+    const float inv = 1.f / sc.row_sum[m];
+    for (int d = 0; d < D; ++d) o[d] = sc.acc[static_cast<int64_t>(m) * D + d] * inv;
   }
 }
 
@@ -128,14 +162,19 @@ void AttendRow(const AttentionShape& shape, const float* q, int64_t n, const flo
 void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k,
                      const float* v, int64_t total_len, float* out) {
   if (n <= 0) return;
-  if (shape.head_dim % 8 != 0) {
+  if (shape.head_dim % 16 != 0) {
     reference::CausalAttention(shape, q, n, k, v, total_len, out);
     return;
   }
-  const int64_t num_tasks = n * shape.num_kv_heads;
-  auto run = [&](int64_t task) {
-    AttendRow(shape, q, n, k, v, total_len, task / shape.num_kv_heads, static_cast<int>(task % shape.num_kv_heads),
-              out);
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const int64_t rows_per_task = std::clamp<int64_t>(kMaxVectorsPerTask / group, 1, n);
+  const int64_t num_tiles = (n + rows_per_task - 1) / rows_per_task;
+  const int64_t num_tasks = num_tiles * shape.num_kv_heads;
+  // Task t: tile t / num_kv_heads (the last tiles, the longest rows, come first), KV head t % num_kv_heads.
+  auto run = [&](int64_t t) {
+    const int64_t tile = num_tiles - 1 - t / shape.num_kv_heads;
+    AttendTile(shape, q, n, k, v, total_len, tile * rows_per_task, std::min(n, (tile + 1) * rows_per_task),
+               static_cast<int>(t % shape.num_kv_heads), out);
   };
   // Work in multiply-adds; below the threshold the pool's wake-up costs more than it saves.
   const int64_t work = n * total_len * shape.num_heads * shape.head_dim;
@@ -144,11 +183,9 @@ void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, con
     for (int64_t t = 0; t < num_tasks; ++t) run(t);
     return;
   }
-  // Dynamic hand-out, last rows first: they are the longest, so the tail of the schedule is
-  // made of short tasks.
   std::atomic<int64_t> next{0};
   pool.RunOnAll([&](int) {
-    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < num_tasks;) run(num_tasks - 1 - t);
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < num_tasks;) run(t);
   });
 }
 

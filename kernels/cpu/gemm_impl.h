@@ -17,6 +17,9 @@ struct GemmArgs {
   int64_t ldx = 0;
   int64_t num_tokens = 0;
   WeightView w;
+  // Distance between weight rows, in elements; 0 means w.cols (a dense matrix). Internal
+  // callers use it to multiply by a strided slice, e.g. one KV head's rows of a KV cache.
+  int64_t ldw = 0;
   float* y = nullptr;  // [num_tokens, w.rows]
 };
 

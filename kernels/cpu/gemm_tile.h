@@ -39,14 +39,23 @@ inline typename T::V LoadW(const ElemOf<kD>* p, int half) {
 
 inline constexpr int64_t kTokenBlock = 64;
 
+// Copies weight columns [begin, cols) of a row (the ragged last chunk) to buf, zero padded.
+template <class Elem, int64_t kChunk>
+inline const Elem* TailChunk(const Elem* row, int64_t begin, int64_t cols, Elem* buf) {
+  std::memset(buf, 0, kChunk * sizeof(Elem));
+  std::memcpy(buf, row + begin, static_cast<size_t>(cols - begin) * sizeof(Elem));
+  return buf;
+}
+
 // y[t * ldy + r] = dot(w row r, x row t) for r < R, t < TT. `w` points at R rows of `cols`
-// elements (stride cols); `x` at TT rows of stride ldx (zero padded past cols). If `prefetch` is
-// set, the R rows there (the next row block) are prefetched as the k loop advances: a tile
-// computes long enough per weight byte that the hardware prefetcher alone leaves the next block's
-// first touches waiting on DRAM (measured: at 8 tokens, time = compute + memory, not the max).
+// elements (stride ldw); `x` at TT rows of stride ldx laid out as GemmArgs::x. If
+// `prefetch` is set, the R rows there (the next row block) are prefetched as the k loop
+// advances: a tile computes long enough per weight byte that the hardware prefetcher alone
+// leaves the next block's first touches waiting on DRAM (measured: at 8 tokens, time = compute +
+// memory, not the max).
 template <class T, DType kD, int R, int TT>
-void Tile(const ElemOf<kD>* w, int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy,
-          const ElemOf<kD>* prefetch) {
+void Tile(const ElemOf<kD>* w, int64_t cols, int64_t ldw, const float* x, int64_t ldx, float* y,
+          int64_t ldy, const ElemOf<kD>* prefetch) {
   using V = typename T::V;
   using Elem = ElemOf<kD>;
   constexpr int64_t kChunk = 2 * T::kWidth;
@@ -54,6 +63,7 @@ void Tile(const ElemOf<kD>* w, int64_t cols, const float* x, int64_t ldx, float*
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < TT; ++t) acc[r][t] = T::Zero();
 
+  // One chunk: rows[r] + k is the chunk's first weight of row r, xk its offset in x.
   auto step = [&](const Elem* const* rows, int64_t k, int64_t xk) {
 #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
@@ -70,29 +80,34 @@ void Tile(const ElemOf<kD>* w, int64_t cols, const float* x, int64_t ldx, float*
   };
 
   const Elem* rows[R];
-  for (int r = 0; r < R; ++r) rows[r] = w + r * cols;
+  for (int r = 0; r < R; ++r) rows[r] = w + r * ldw;
   const int64_t full = cols / kChunk * kChunk;
   for (int64_t k = 0; k < full; k += kChunk) {
     if (prefetch != nullptr) {
       for (int r = 0; r < R; ++r)
         for (int64_t line = 0; line < kChunk * static_cast<int64_t>(sizeof(Elem)); line += 64)
-          __builtin_prefetch(reinterpret_cast<const char*>(prefetch + r * cols + k) + line, 0, 3);
+          __builtin_prefetch(reinterpret_cast<const char*>(prefetch + r * ldw + k) + line, 0, 3);
     }
     step(rows, k, k);
   }
-  if (full < cols) {
-    // The ragged last chunk: copy it into zeroed buffers (x is zero padded to match).
+  if (full < cols) {  // the ragged last chunk, zero padded like x
     alignas(64) Elem tail[R][kChunk];
     const Elem* tail_rows[R];
-    for (int r = 0; r < R; ++r) {
-      std::memset(tail[r], 0, sizeof tail[r]);
-      std::memcpy(tail[r], rows[r] + full, static_cast<size_t>(cols - full) * sizeof(Elem));
-      tail_rows[r] = tail[r];
-    }
+    for (int r = 0; r < R; ++r) tail_rows[r] = TailChunk<Elem, kChunk>(rows[r], full, cols, tail[r]);
     step(tail_rows, 0, full);
   }
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < TT; ++t) y[t * ldy + r] = T::Sum(acc[r][t]);
+}
+
+template <class T, DType kD>
+inline void LoadWPair(const ElemOf<kD>* p, typename T::V* lo, typename T::V* hi) {
+  if constexpr (kD == DType::kBF16) {
+    T::LoadBf16Pair(p, lo, hi);  // one load for both halves
+  } else {
+    *lo = LoadW<T, kD>(p, 0);
+    *hi = LoadW<T, kD>(p, 1);
+  }
 }
 
 // y = dot(w, x) for one row, for num_tokens == 1. Memory-bound, so the shape of the access
@@ -100,7 +115,9 @@ void Tile(const ElemOf<kD>* w, int64_t cols, const float* x, int64_t ldx, float*
 // (row r+1 follows row r in memory), which the hardware prefetcher follows at close to read
 // bandwidth. Measured on Zen 4: 2 or 4 rows side by side (interleaved streams, one 4 KiB page
 // each at cols = 2048) lost 15-45%, and software prefetch (T0 or NTA, 0.5-8 KiB ahead) did not
-// help. Eight accumulators (four chunks per iteration) hide the FMA latency.
+// help, nor did realigning the chunk grid to the weights' address (its partial head chunks cost
+// more than the split loads they saved). Eight accumulators (four chunks per iteration) hide the
+// FMA latency.
 template <class T, DType kD>
 void GemvRow(const ElemOf<kD>* w, int64_t cols, const float* x, float* y) {
   using V = typename T::V;
@@ -109,22 +126,24 @@ void GemvRow(const ElemOf<kD>* w, int64_t cols, const float* x, float* y) {
   constexpr int kUnroll = 4;  // chunks per iteration
   V acc[2 * kUnroll];
   for (V& a : acc) a = T::Zero();
-  const int64_t full = cols / (kUnroll * kChunk) * (kUnroll * kChunk);
+  const int64_t full = cols / kChunk * kChunk;
   int64_t k = 0;
-  for (; k < full; k += kUnroll * kChunk) {
+  for (; k + kUnroll * kChunk <= full; k += kUnroll * kChunk) {
 #pragma GCC unroll 8
-    for (int j = 0; j < 2 * kUnroll; ++j)
-      acc[j] = T::Fma(LoadW<T, kD>(w + k + (j / 2) * kChunk, j % 2), T::LoadX(x + k + j * T::kWidth), acc[j]);
-  }
-  for (; k < cols; k += kChunk) {
-    const Elem* p = w + k;
-    alignas(64) Elem tail[kChunk];
-    if (cols - k < kChunk) {  // the ragged last chunk, zero padded like x
-      std::memset(tail, 0, sizeof tail);
-      std::memcpy(tail, p, static_cast<size_t>(cols - k) * sizeof(Elem));
-      p = tail;
+    for (int u = 0; u < kUnroll; ++u) {
+      V lo, hi;
+      LoadWPair<T, kD>(w + k + u * kChunk, &lo, &hi);
+      acc[2 * u] = T::Fma(lo, T::LoadX(x + k + u * kChunk), acc[2 * u]);
+      acc[2 * u + 1] = T::Fma(hi, T::LoadX(x + k + u * kChunk + T::kWidth), acc[2 * u + 1]);
     }
-    for (int j = 0; j < 2; ++j) acc[j] = T::Fma(LoadW<T, kD>(p, j), T::LoadX(x + k + j * T::kWidth), acc[j]);
+  }
+  alignas(64) Elem tail[kChunk];
+  for (; k < cols; k += kChunk) {
+    const Elem* p = k < full ? w + k : TailChunk<Elem, kChunk>(w, k, cols, tail);
+    V lo, hi;
+    LoadWPair<T, kD>(p, &lo, &hi);
+    acc[0] = T::Fma(lo, T::LoadX(x + k), acc[0]);
+    acc[1] = T::Fma(hi, T::LoadX(x + k + T::kWidth), acc[1]);
   }
   for (int j = 2; j < 2 * kUnroll; ++j) acc[j % 2] = T::Add(acc[j % 2], acc[j]);
   *y = T::Sum(T::Add(acc[0], acc[1]));
@@ -132,21 +151,22 @@ void GemvRow(const ElemOf<kD>* w, int64_t cols, const float* x, float* y) {
 
 // Tile<R, TT> for a runtime TT in [1, T::kMaxTokens].
 template <class T, DType kD, int R>
-void TileTokens(int tt, const ElemOf<kD>* w, int64_t cols, const float* x, int64_t ldx, float* y,
-                int64_t ldy, const ElemOf<kD>* prefetch) {
-  using Fn = void (*)(const ElemOf<kD>*, int64_t, const float*, int64_t, float*, int64_t, const ElemOf<kD>*);
+void TileTokens(int tt, const ElemOf<kD>* w, int64_t cols, int64_t ldw, const float* x, int64_t ldx,
+                float* y, int64_t ldy, const ElemOf<kD>* prefetch) {
+  using Fn = void (*)(const ElemOf<kD>*, int64_t, int64_t, const float*, int64_t, float*, int64_t,
+                      const ElemOf<kD>*);
   static constexpr auto kTable = []<int... I>(std::integer_sequence<int, I...>) {
     return std::array<Fn, sizeof...(I)>{&Tile<T, kD, R, I + 1>...};
   }(std::make_integer_sequence<int, T::kMaxTokens>{});
-  kTable[tt - 1](w, cols, x, ldx, y, ldy, prefetch);
+  kTable[tt - 1](w, cols, ldw, x, ldx, y, ldy, prefetch);
 }
 
 template <class T, DType kD>
 void GemmRows(const GemmArgs& a, int64_t row_begin, int64_t row_end) {
   const ElemOf<kD>* w = static_cast<const ElemOf<kD>*>(a.w.data);
-  const int64_t cols = a.w.cols, ldy = a.w.rows;
+  const int64_t cols = a.w.cols, ldy = a.w.rows, ldw = a.ldw != 0 ? a.ldw : cols;
   if (a.num_tokens == 1) {
-    for (int64_t r = row_begin; r < row_end; ++r) GemvRow<T, kD>(w + r * cols, cols, a.x, a.y + r);
+    for (int64_t r = row_begin; r < row_end; ++r) GemvRow<T, kD>(w + r * ldw, cols, a.x, a.y + r);
     return;
   }
   for (int64_t tb = 0; tb < a.num_tokens; tb += kTokenBlock) {
@@ -160,8 +180,9 @@ void GemmRows(const GemmArgs& a, int64_t row_begin, int64_t row_end) {
       for (int64_t i = 0; i < num_tiles; ++i) {
         const int tt = static_cast<int>(tn * (i + 1) / num_tiles - tn * i / num_tiles);
         // The first tile of a row block brings the next block's rows in behind it.
-        const ElemOf<kD>* next = i == 0 && r0 + R < row_end ? w + (r0 + R) * cols : nullptr;
-        TileTokens<T, kD, R>(tt, w + r0 * cols, cols, a.x + t * a.ldx, a.ldx, a.y + t * ldy + r0, ldy, next);
+        const ElemOf<kD>* next = i == 0 && r0 + R < row_end ? w + (r0 + R) * ldw : nullptr;
+        TileTokens<T, kD, R>(tt, w + r0 * ldw, cols, ldw, a.x + t * a.ldx, a.ldx, a.y + t * ldy + r0, ldy,
+                             next);
         t += tt;
       }
     };

@@ -1,6 +1,7 @@
 // Gemm: the fast paths against the reference loop for every weight dtype, SIMD level and a spread
 // of odd shapes (tails of every vector width, token counts that do not fill a register tile).
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -63,6 +64,39 @@ TEST_P(GemmDTypeTest, MatchesReferenceOnManyRowsSplitAcrossThreads) {
 INSTANTIATE_TEST_SUITE_P(AllDTypes, GemmDTypeTest,
                          ::testing::Values(DType::kBF16, DType::kF16, DType::kF32),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+TEST(GemmTest, MatchesReferenceAtEveryWeightAlignment) {
+  // Weights are read in place wherever the checkpoint's mmap puts them: every element offset
+  // within a cache line (and row lengths of whole and partial vector chunks) must give the same
+  // result.
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    const int64_t esize = static_cast<int64_t>(DTypeSize(dtype));
+    for (int64_t cols : {16, 32, 96, 512}) {
+      const int64_t rows = 5;
+      TestWeights src(dtype, rows, cols, static_cast<uint32_t>(cols));
+      const char* src_bytes = dtype == DType::kF32 ? reinterpret_cast<const char*>(src.full.data())
+                                                   : reinterpret_cast<const char*>(src.half.data());
+      const size_t bytes = static_cast<size_t>(rows * cols * esize);
+      std::vector<char> storage(bytes + 256);
+      for (int64_t offset = 0; offset < 128; offset += esize) {
+        SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " cols " << cols << " offset " << offset);
+        char* base = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 + offset;
+        std::memcpy(base, src_bytes, bytes);
+        const WeightView view{base, dtype, rows, cols};
+        for (int64_t tokens : {1, 3}) {
+          const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), 3);
+          std::vector<float> expected(static_cast<size_t>(tokens * rows));
+          reference::Gemm(x.data(), tokens, view, expected.data());
+          ForEachIsa([&](Isa) {
+            std::vector<float> y(expected.size(), std::numeric_limits<float>::quiet_NaN());
+            Gemm(x.data(), tokens, view, y.data());
+            ExpectClose(y, expected, {2e-5f * static_cast<float>(cols)}, "Gemm");
+          });
+        }
+      }
+    }
+  }
+}
 
 TEST(GemmTest, ComputesHandWorkedBf16Product) {
   // w = [[1, 2, -3], [0.5, -1, 4]], x = [[3, 4, 1], [1, 0, 2]]; all values exact in bf16.
