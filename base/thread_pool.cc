@@ -60,7 +60,12 @@ void ThreadPool::WorkerLoop() {
     // in RunTasks: open_job_ then joined_) guarantees the caller sees us or we see it closed.
     joined_.fetch_add(1, std::memory_order_seq_cst);
     if (open_job_.load(std::memory_order_seq_cst) == current) RunClaimedTasks();
-    joined_.fetch_sub(1, std::memory_order_seq_cst);
+    if (joined_.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+      // The caller may be asleep waiting for us (see RunTasks); the lock orders this wake-up
+      // after its check of joined_.
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_all();
+    }
   }
 }
 
@@ -85,10 +90,16 @@ void ThreadPool::RunTasks(int64_t num_tasks, const std::function<void(int64_t)>&
   RunClaimedTasks();
   // Every task is claimed. Close the job, then wait for the workers that joined it.
   open_job_.store(0, std::memory_order_seq_cst);
-  int spins = 0;
-  while (joined_.load(std::memory_order_seq_cst) != 0) {
+  // A joined worker normally finishes its last task within microseconds; one that takes longer
+  // was descheduled mid-task (more threads than cores, e.g. several workers on one machine).
+  // Spinning then would take the core it needs, so the caller sleeps until it is done.
+  for (int spins = 0; joined_.load(std::memory_order_seq_cst) != 0;) {
     _mm_pause();
-    if (++spins % 1024 == 0) std::this_thread::yield();  // a joined worker was descheduled
+    if (++spins == 4096) {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [&] { return joined_.load(std::memory_order_seq_cst) == 0; });
+      break;
+    }
   }
 }
 

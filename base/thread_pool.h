@@ -72,6 +72,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable done_cv_;  // the last joined worker left the job
 };
 
 }  // namespace mmx

@@ -4,7 +4,7 @@
 # through the gRPC API with mmx-bench-serve. Prints one table; record it in docs/benchmarks.md.
 #   bash bench/run_layouts.sh [--threads N] [--tokens 48]
 # Needs a build and ~8 GB of free memory; generates out/models/medium once. The machine should
-# be otherwise idle (/proc/loadavg is printed before and after).
+# be otherwise idle: each run waits for quiet CPUs (/proc/loadavg is printed before and after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=2; tokens=48
@@ -19,18 +19,40 @@ model=$PWD/out/models/medium
 [ -f "$model/model.safetensors.index.json" ] || build/bin/mmx-mkmodel --preset medium --out "$model" --seed 1
 echo "load before: $(cat /proc/loadavg)"
 
-echo "== single process (mmx-bench-decode, $threads threads)"
-build/bin/mmx-bench-decode --model "$model" --threads "$threads" --batches 1,32 --steps 32 --prefill 0
+# Waits (up to 120 s) until both CPUs were >90% idle over 2 s, so one run does not measure another.
+wait_quiet() {
+  local start=$SECONDS u1 n1 s1 i1 w1 x1 y1 z1 u2 n2 s2 i2 w2 x2 y2 z2 busy idle
+  while [ $((SECONDS - start)) -lt 120 ]; do
+    read -r _ u1 n1 s1 i1 w1 x1 y1 z1 _ </proc/stat; sleep 2
+    read -r _ u2 n2 s2 i2 w2 x2 y2 z2 _ </proc/stat
+    busy=$(( (u2+n2+s2+x2+y2+z2) - (u1+n1+s1+x1+y1+z1) )); idle=$(( (i2+w2) - (i1+w1) ))
+    [ $(( 100 * idle / (busy + idle) )) -ge 90 ] && return 0
+  done
+  echo "(machine not quiet after 120 s; figures below may be low)"
+}
 
+single() {
+  wait_quiet
+  echo "== single process (mmx-bench-decode, $threads threads)"
+  build/bin/mmx-bench-decode --model "$model" --threads "$threads" --batches 1,32 --steps 32 --prefill 0
+}
+
+# On one machine the expert hosts of a layer compute at the same time: split the threads.
+expert_threads=$(( threads / 2 > 0 ? threads / 2 : 1 ))
+single
 mkdir -p out/bench
 for layout in single pipeline disaggregated; do
   sed "s|^model: .*|model: $model|" deploy/shard-configs/medium-$layout.yaml >out/bench/$layout.yaml
-  for mb in 1 2; do
-    echo "== cluster layout '$layout', $mb micro-batch(es) per step ($threads threads per worker)"
+  for mb in 0 2; do
+    wait_quiet
+    echo "== cluster layout '$layout', micro-batches $mb (0 = the coordinator's choice), $threads threads per worker" \
+      "($expert_threads per expert-only host)"
     bash deploy/local-cluster.sh start --shard-config out/bench/$layout.yaml --port 7090 --threads "$threads" \
-      --micro-batches "$mb" --run-dir out/bench/run-$layout >/dev/null
+      --expert-host-threads "$expert_threads" --micro-batches "$mb" --run-dir out/bench/run-$layout >/dev/null
+    grep -h "cluster ready" out/bench/run-$layout/coordinator.log || true
     build/bin/mmx-bench-serve --server 127.0.0.1:7090 --concurrency 1,32 --prompt-len 16 --max-tokens "$tokens"
     bash deploy/local-cluster.sh stop --run-dir out/bench/run-$layout >/dev/null
   done
 done
+single  # again: this VM's memory bandwidth drifts; the two single-process runs bracket the rest
 echo "load after: $(cat /proc/loadavg)"

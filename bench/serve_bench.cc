@@ -3,10 +3,12 @@
 //   mmx-bench-serve --server HOST:PORT [--concurrency 1,32] [--prompt-len 16] [--max-tokens 64]
 //
 // For each concurrency c, c streams run at once, each a distinct random prompt of --prompt-len
-// tokens generating --max-tokens tokens (stop ids ignored). Reported: aggregate decode tokens/s,
-// the sum over streams of each stream's decode rate (tokens after its first, over the time from
-// its first token to its last: prefill and the streams' staggered arrival excluded), and the
-// mean time per output token.
+// tokens generating --max-tokens tokens (stop ids ignored). Reported: aggregate decode tokens/s
+// in the steady state, i.e. the tokens all streams received between the moment the last stream
+// got its first token (every prompt is prefilled; from then on each step decodes all c streams)
+// and the moment the first stream finished, over that window's length; and the mean time per
+// output token over the same window. Counting from each stream's own first token instead would
+// charge the early streams with the prefill of the ones that arrived after them.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -26,8 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct StreamResult {
-  Clock::time_point first_token, last_token;
-  int tokens = 0;
+  std::vector<Clock::time_point> token_times;  // one per token received
   std::string error;
 };
 
@@ -41,10 +42,8 @@ StreamResult RunStream(mmx::v1::Inference::Stub& stub, const std::vector<int32_t
   StreamResult r;
   mmx::v1::GenerateResponse response;
   while (reader->Read(&response)) {
-    if (response.token_ids_size() == 0) continue;
-    if (r.tokens == 0) r.first_token = Clock::now();
-    r.tokens += response.token_ids_size();
-    r.last_token = Clock::now();
+    const Clock::time_point now = Clock::now();
+    for (int i = 0; i < response.token_ids_size(); ++i) r.token_times.push_back(now);
   }
   grpc::Status st = reader->Finish();
   if (!st.ok()) r.error = st.error_message();
@@ -81,18 +80,28 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int i = 0; i < c; ++i) threads.emplace_back([&, i] { results[i] = RunStream(*stub, prompts[i], max_tokens); });
     for (auto& t : threads) t.join();
-    double tps = 0, per_token_ms = 0;
+    Clock::time_point window_begin = Clock::time_point::min(), window_end = Clock::time_point::max();
     for (const StreamResult& r : results) {
-      if (!r.error.empty()) {
-        std::fprintf(stderr, "mmx-bench-serve: error: %s\n", r.error.c_str());
+      if (!r.error.empty() || r.token_times.size() < 2) {
+        std::fprintf(stderr, "mmx-bench-serve: error: %s\n",
+                     r.error.empty() ? "a stream returned fewer than 2 tokens" : r.error.c_str());
         return 1;
       }
-      const double ms = std::chrono::duration<double, std::milli>(r.last_token - r.first_token).count();
-      const double ms_per_token = ms / std::max(1, r.tokens - 1);
-      per_token_ms += ms_per_token;
-      if (ms_per_token > 0) tps += 1e3 / ms_per_token;
+      window_begin = std::max(window_begin, r.token_times.front());
+      window_end = std::min(window_end, r.token_times.back());
     }
-    std::printf("| %d | %.2f | %.1f |\n", c, tps, per_token_ms / c);
+    // Tokens strictly after the window opens: the first token of the last stream is its prefill's.
+    int64_t tokens = 0;
+    for (const StreamResult& r : results) {
+      for (const Clock::time_point& t : r.token_times) tokens += t > window_begin && t <= window_end;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(window_end - window_begin).count();
+    if (tokens == 0 || ms <= 0) {
+      std::fprintf(stderr, "mmx-bench-serve: error: no steady-state window (raise --max-tokens)\n");
+      return 1;
+    }
+    const double tps = tokens * 1e3 / ms;
+    std::printf("| %d | %.2f | %.1f |\n", c, tps, ms * c / tokens);
     std::fflush(stdout);
   }
   return 0;

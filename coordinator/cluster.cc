@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/core_sharing.h"
 #include "plan/expert_routing.h"
 #include "plan/planner.h"
 
@@ -255,12 +256,24 @@ void Cluster::OnPeersApplied(uint64_t session_id, uint64_t version) {
   UpdateReady();
 }
 
+int Cluster::AutomaticMicroBatches() const {
+  absl::MutexLock lock(&mu_);
+  return automatic_micro_batches_;
+}
+
 void Cluster::UpdateReady() {
   bool all = published_;
   for (const Slot& s : slots_) {
     all = all && s.state == v1::WORKER_STATE_READY && s.applied_version == table_version_;
   }
-  if (all && !ready_) std::fprintf(stderr, "mmx-coord: cluster ready (%zu workers)\n", slots_.size());
+  if (all && !ready_) {
+    std::vector<v1::Register> infos;
+    for (const Slot& s : slots_) infos.push_back(s.info);
+    const std::string sharing = DescribeCoreSharing(infos);
+    automatic_micro_batches_ = sharing.empty() ? 2 : 1;
+    std::fprintf(stderr, "mmx-coord: cluster ready (%zu workers)%s%s\n", slots_.size(),
+                 sharing.empty() ? "" : "; automatic micro-batches: 1, as ", sharing.c_str());
+  }
   ready_ = all;
 }
 

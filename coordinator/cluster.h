@@ -70,6 +70,9 @@ class Cluster {
   std::string NotReadyReason() const;
 
   v1::ClusterStatus Status() const;
+  // Micro-batches per step when the scheduler's count is automatic: 2, or 1 while the ready
+  // workers share a host's cores (core_sharing.h).
+  int AutomaticMicroBatches() const;
   const model::ModelConfig& config() const { return config_; }
   // The shard config (empty until planned, with live planning).
   plan::ShardConfig shard() const;
@@ -116,6 +119,7 @@ class Cluster {
   uint64_t table_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool published_ ABSL_GUARDED_BY(mu_) = false;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -111,7 +111,8 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
   const uint64_t epoch = cluster_->epoch();
   const uint64_t step_id = next_step_++;
   const int n = static_cast<int>(running.size());
-  const int num_mb = std::max(1, std::min(options_.micro_batches, n / std::max(1, options_.min_sequences_per_micro_batch)));
+  const int wanted_mb = options_.micro_batches > 0 ? options_.micro_batches : cluster_->AutomaticMicroBatches();
+  const int num_mb = std::max(1, std::min(wanted_mb, n / std::max(1, options_.min_sequences_per_micro_batch)));
 
   // Build every micro-batch's header and token payload.
   struct MicroBatch {

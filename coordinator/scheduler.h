@@ -25,7 +25,9 @@ struct SchedulerOptions {
   int max_sequences = 32;              // running at once; more wait in the queue
   int max_queue = 1024;                // waiting; more are refused (RESOURCE_EXHAUSTED)
   int prefill_chunk = 256;             // prompt tokens per sequence per step
-  int micro_batches = 2;               // in flight per step, when there are enough sequences
+  // In flight per step, when there are enough sequences. 0 = automatic: 2 when every worker
+  // has cores to itself, 1 when workers share a host's cores (Cluster::CoreSharing).
+  int micro_batches = 0;
   int min_sequences_per_micro_batch = 4;
   absl::Duration step_timeout = absl::Seconds(60);
   absl::Duration queue_timeout = absl::Seconds(30);  // waiting for a cluster that is not ready

@@ -35,7 +35,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
   serve->add_option("--max-sequences", o->max_sequences, "Sequences running at once");
   serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step");
-  serve->add_option("--micro-batches", o->micro_batches, "Micro-batches in flight per step (when enough sequences)");
+  serve->add_option("--micro-batches", o->micro_batches,
+                    "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
+                    "when workers share a host's cores (their ping-pong could not overlap)")
+      ->check(CLI::Range(0, 16));
   return serve;
 }
 
@@ -57,6 +60,8 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* o) {
   CLI::App* check = app.add_subcommand("check", "Validate a shard config against its checkpoint");
   check->add_option("--shard-config", o->shard_config, "Shard config (YAML)")->required();
   check->add_flag("--list-workers", o->list_workers, "Print only the worker names, one per line");
+  check->add_flag("--list-expert-hosts", o->list_expert_hosts,
+                  "Print only the names of the workers that hold experts and nothing else, one per line");
   return check;
 }
 
@@ -66,6 +71,12 @@ absl::Status Check(const CheckOptions& o) {
   MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
   if (o.list_workers) {
     for (const auto& w : shard.workers) std::printf("%s\n", w.name.c_str());
+    return absl::OkStatus();
+  }
+  if (o.list_expert_hosts) {
+    for (const auto& w : shard.workers) {
+      if (!w.experts.empty() && !w.attention && !w.embedding && !w.lm_head) std::printf("%s\n", w.name.c_str());
+    }
     return absl::OkStatus();
   }
   std::printf("%s: valid for %s (%d layers, %d experts each), %zu workers\n", o.shard_config.c_str(),

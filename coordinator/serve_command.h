@@ -21,7 +21,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:7070";
   int max_sequences = 32;
   int prefill_chunk = 256;
-  int micro_batches = 2;
+  int micro_batches = 0;  // 0 = automatic
   int threads = 0;
 };
 
@@ -33,6 +33,7 @@ absl::Status Serve(const ServeOptions& options);
 struct CheckOptions {
   std::string shard_config;
   bool list_workers = false;
+  bool list_expert_hosts = false;
 };
 CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* options);
 absl::Status Check(const CheckOptions& options);

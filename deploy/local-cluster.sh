@@ -3,16 +3,21 @@
 # worker of a shard config, each a separate process talking gRPC and UCX over loopback.
 #
 #   deploy/local-cluster.sh start --shard-config FILE [--port 7070] [--threads N] [--run-dir DIR]
-#                                 [--micro-batches M]
+#                                 [--expert-host-threads N] [--micro-batches M]
 #   deploy/local-cluster.sh stop [--run-dir DIR]
 #
 # Logs and pid files go to the run dir (default out/cluster). `start` returns once the cluster
 # is ready (or fails with the coordinator's log). Needs a build (deploy/build.sh).
+#
+# --threads: compute threads per worker. --expert-host-threads: for workers that hold only
+# experts (default: --threads). On one machine the expert hosts of a layer run at the same time
+# while the attention stages take turns, so giving expert hosts cores/hosts threads each keeps
+# them from fighting over the cores. --micro-batches: 0 (default) lets the coordinator choose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cmd=${1:-}; shift || true
-shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=2
+shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=0; expert_threads=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard-config) shard=$2; shift 2 ;;
@@ -21,6 +26,7 @@ while [ $# -gt 0 ]; do
     --run-dir) run_dir=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --micro-batches) micro_batches=$2; shift 2 ;;
+    --expert-host-threads) expert_threads=$2; shift 2 ;;
     *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +50,7 @@ case "$cmd" in
     [ -n "$shard" ] || { echo "local-cluster.sh: error: start needs --shard-config FILE" >&2; exit 2; }
     # Validates the config against the checkpoint before anything starts.
     workers=$("$bin/mmx-coord" check --shard-config "$shard" --list-workers)
+    expert_hosts=" $("$bin/mmx-coord" check --shard-config "$shard" --list-expert-hosts | tr '\n' ' ') "
     stop_all
     mkdir -p "$run_dir"
     addr=127.0.0.1:$port
@@ -51,7 +58,9 @@ case "$cmd" in
       >"$run_dir/coordinator.log" 2>&1 &
     echo $! >"$run_dir/coordinator.pid"
     for w in $workers; do
-      "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$threads" >"$run_dir/$w.log" 2>&1 &
+      t=$threads
+      if [ -n "$expert_threads" ] && [[ "$expert_hosts" == *" $w "* ]]; then t=$expert_threads; fi
+      "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$t" >"$run_dir/$w.log" 2>&1 &
       echo $! >"$run_dir/$w.pid"
     done
     echo "local-cluster: coordinator on $addr, workers: $(echo $workers | tr '\n' ' ')"

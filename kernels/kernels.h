@@ -67,6 +67,20 @@ class ScopedActivationPrecision {
 // ActivationPrecision). Half the bytes of bf16, so decode (memory-bound) streams twice the rows.
 void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y);
 
+// Several independent GEMMs, y = x · wᵀ each, with the output rows of all of them shared out to
+// the threads in one pool round-trip instead of one per matrix. The experts of an MoE layer
+// are many small GEMMs at decode batch sizes (a few tokens each): grouped, threads stay busy
+// across matrix boundaries and wait at one barrier per group. Each output element is computed
+// exactly as Gemm computes it. Problems whose path Gemm would not share (int8 weights, the
+// bf16-activation mode) run one after another through Gemm.
+struct GemmProblem {
+  const float* x = nullptr;
+  int64_t num_tokens = 0;
+  WeightView w;
+  float* y = nullptr;
+};
+void GemmGroup(const GemmProblem* problems, int64_t count);
+
 // Symmetric per-row (per-output-channel) int8 quantization of a BF16, F16 or F32 matrix:
 // scales[o] = max_i |w[o, i]| / 127 and q[o, i] = round_to_nearest_even(w[o, i] / scales[o]),
 // so |w[o, i] - scales[o] * q[o, i]| <= scales[o] / 2 exactly (the quotient is taken in double).

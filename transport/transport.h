@@ -56,6 +56,24 @@ class Transport {
   virtual absl::Status Send(PeerId peer, uint64_t key, const std::string& header,
                             const void* payload, size_t payload_bytes) = 0;
 
+  // Several sends at once, e.g. one MoE layer's dispatch to every expert host: all are posted
+  // before any is waited for, so each receiver starts on its part without waiting for the
+  // others' transfers (a rendezvous send completes only when its receiver has taken the data).
+  // Returns once every payload may be reused: OK, or the first error in `messages` order (the
+  // other messages were still sent).
+  struct Outgoing {
+    PeerId peer = 0;
+    uint64_t key = 0;
+    std::string header;
+    const void* payload = nullptr;
+    size_t payload_bytes = 0;
+  };
+  virtual absl::Status SendAll(const std::vector<Outgoing>& messages) {
+    absl::Status first;
+    for (const Outgoing& m : messages) first.Update(Send(m.peer, m.key, m.header, m.payload, m.payload_bytes));
+    return first;
+  }
+
   // Waits for the message with `key` from `peer`. DeadlineExceeded after `timeout`, Unavailable
   // if the peer is disconnected (now or while waiting), Cancelled after Shutdown().
   virtual absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout) = 0;

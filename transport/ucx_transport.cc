@@ -164,6 +164,30 @@ void UcxTransport::OnCloseDone(void* request, ucs_status_t /*status*/, void* use
 
 absl::Status UcxTransport::Send(PeerId peer, uint64_t key, const std::string& header,
                                 const void* payload, size_t payload_bytes) {
+  MMX_ASSIGN_OR_RETURN(PostedSend posted, PostSend(peer, key, header, payload, payload_bytes));
+  if (posted.request == nullptr) return absl::OkStatus();
+  return WaitForSend(posted.request, posted.state, posted.peer, posted.epoch);
+}
+
+absl::Status UcxTransport::SendAll(const std::vector<Outgoing>& messages) {
+  absl::Status first;
+  std::vector<PostedSend> posted;
+  posted.reserve(messages.size());
+  for (const Outgoing& m : messages) {
+    absl::StatusOr<PostedSend> p = PostSend(m.peer, m.key, m.header, m.payload, m.payload_bytes);
+    if (!p.ok()) {
+      first.Update(p.status());
+    } else if (p->request != nullptr) {
+      posted.push_back(*p);
+    }
+  }
+  for (const PostedSend& p : posted) first.Update(WaitForSend(p.request, p.state, p.peer, p.epoch));
+  return first;
+}
+
+absl::StatusOr<UcxTransport::PostedSend> UcxTransport::PostSend(PeerId peer, uint64_t key,
+                                                                const std::string& header,
+                                                                const void* payload, size_t payload_bytes) {
   Envelope envelope;
   envelope.sender = options_.self;
   envelope.cluster_token = options_.cluster_token;
@@ -217,10 +241,10 @@ absl::Status UcxTransport::Send(PeerId peer, uint64_t key, const std::string& he
   if (request == nullptr || UCS_PTR_IS_ERR(request)) {
     // Completed in place (eager, copied out) or failed: UCX never calls back.
     delete state;
-    if (request == nullptr) return absl::OkStatus();
+    if (request == nullptr) return PostedSend{};
     return UcsStatus(UCS_PTR_STATUS(request), absl::StrCat("ucp_am_send_nbx to peer ", peer));
   }
-  return WaitForSend(request, state, peer, epoch);
+  return PostedSend{request, state, peer, epoch};
 }
 
 bool UcxTransport::PeerStillConnected(PeerId peer, uint64_t epoch) const {

@@ -82,6 +82,7 @@ class UcxTransport final : public Transport {
   // exceed the envelope's limits; Cancelled after Shutdown(); UCX failures via UcsStatus.
   absl::Status Send(PeerId peer, uint64_t key, const std::string& header, const void* payload,
                     size_t payload_bytes) override;
+  absl::Status SendAll(const std::vector<Outgoing>& messages) override;
   absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout) override;
   absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout) override;
   void Shutdown() override;
@@ -118,6 +119,15 @@ class UcxTransport final : public Transport {
   void CloseEndpoint(ucp_ep_h ep);
   // Waits for a posted send; gives up (Unavailable) if `peer` is disconnected or reconnected
   // meanwhile (its endpoint epoch moved past `epoch`). Releases the sender's share of `state`.
+  // A posted send: `request` is null when it completed in place (nothing to wait for).
+  struct PostedSend {
+    void* request = nullptr;
+    SendState* state = nullptr;
+    PeerId peer = 0;
+    uint64_t epoch = 0;
+  };
+  absl::StatusOr<PostedSend> PostSend(PeerId peer, uint64_t key, const std::string& header,
+                                      const void* payload, size_t payload_bytes);
   absl::Status WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch);
   bool PeerStillConnected(PeerId peer, uint64_t epoch) const;
 

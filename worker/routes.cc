@@ -1,6 +1,9 @@
 #include "worker/routes.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
+#include <numeric>
 
 #include "absl/strings/str_cat.h"
 
@@ -28,7 +31,61 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
                                                    " expert owners, expected ", num_layers * num_experts));
   }
   r.expert_owner.assign(table.expert_owner().begin(), table.expert_owner().end());
+  r.expert_holders.assign(static_cast<size_t>(num_layers) * num_experts, {});
+  for (const plan::WorkerShard& w : shard.workers) {
+    const transport::PeerId id = ids.at(w.name);
+    for (int l = 0; l < num_layers; ++l) {
+      for (int e : w.ExpertsOfLayer(l, num_experts)) {
+        auto& holders = r.expert_holders[static_cast<size_t>(l) * num_experts + e];
+        if (std::find(holders.begin(), holders.end(), id) == holders.end()) holders.push_back(id);
+      }
+    }
+  }
   return r;
+}
+
+std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer,
+                                                 const std::vector<int>& pair_experts,
+                                                 transport::PeerId self) {
+  // One expert's weights cost about as much to read as two tokens cost to compute through it
+  // (bf16 expert GEMMs on a CPU core at a few tokens each); the exact figure only shifts ties.
+  constexpr int64_t kPerExpertCost = 2;
+  const int E = routes.num_experts;
+  std::vector<int64_t> pairs(E, 0);
+  for (int e : pair_experts) ++pairs[e];
+  std::vector<transport::PeerId> host(E, 0);
+  std::map<transport::PeerId, int64_t> load;
+  std::vector<int> open;
+  const bool know_holders = !routes.expert_holders.empty();
+  for (int e = 0; e < E; ++e) {
+    if (pairs[e] == 0) continue;
+    const std::vector<transport::PeerId>* holders = know_holders ? &routes.ExpertHolders(layer, e) : nullptr;
+    if (!holders || holders->size() <= 1) {
+      host[e] = holders && holders->size() == 1 ? holders->front() : routes.ExpertOwner(layer, e);
+    } else if (std::find(holders->begin(), holders->end(), self) != holders->end()) {
+      host[e] = self;
+    } else {
+      open.push_back(e);
+      continue;
+    }
+    load[host[e]] += pairs[e] + kPerExpertCost;
+  }
+  // Heaviest first (ties by id): the greedy rule that keeps the final imbalance small.
+  std::stable_sort(open.begin(), open.end(), [&](int a, int b) { return pairs[a] > pairs[b]; });
+  for (int e : open) {
+    transport::PeerId best = 0;
+    int64_t best_load = INT64_MAX;
+    for (transport::PeerId h : routes.ExpertHolders(layer, e)) {
+      const int64_t l = load.count(h) ? load[h] : 0;
+      if (l < best_load) {
+        best = h;
+        best_load = l;
+      }
+    }
+    host[e] = best;
+    load[best] += pairs[e] + kPerExpertCost;
+  }
+  return host;
 }
 
 }  // namespace mmx::worker

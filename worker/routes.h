@@ -18,13 +18,30 @@ struct Routes {
   transport::PeerId head = 0;                       // holds the embedding
   transport::PeerId tail = 0;                       // holds the final norm + lm_head
   std::vector<transport::PeerId> attention_owner;   // [L]
-  std::vector<transport::PeerId> expert_owner;      // [L * E], the replica chosen for each pair
+  std::vector<transport::PeerId> expert_owner;      // [L * E], the coordinator's choice per pair
+  std::vector<std::vector<transport::PeerId>> expert_holders;  // [L * E], every replica, in config order
   int num_experts = 0;
 
   transport::PeerId ExpertOwner(int layer, int expert) const {
     return expert_owner[static_cast<size_t>(layer) * num_experts + expert];
   }
+  const std::vector<transport::PeerId>& ExpertHolders(int layer, int expert) const {
+    return expert_holders[static_cast<size_t>(layer) * num_experts + expert];
+  }
 };
+
+// Picks, for one layer of one micro-batch, the host of each expert its tokens were routed to
+// (`pair_experts`: the expert id of every (token, slot) pair). Returns [E] peer ids (0 where no
+// pair went). Rules, in order: a holder that is `self` runs it (no network hop); an expert with
+// one holder goes there; the remaining replicated experts go, heaviest first, to the holder with
+// the least work so far. Work per host is counted as pairs plus a fixed cost per expert (reading
+// its weights), so hosts with replicas finish a layer together instead of one idling while the
+// other works: the static choice of the peer table balances pair *counts* per layer, not the
+// tokens a step actually routes. All of one expert's pairs go to one host (its weights are read
+// once). Falls back to the peer table's owner where holders are unknown.
+std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer,
+                                                 const std::vector<int>& pair_experts,
+                                                 transport::PeerId self);
 
 // Builds routes from the shard config and a peer table (names -> ids, chosen expert owners).
 // InvalidArgument if the table does not cover the config.

@@ -211,35 +211,43 @@ absl::Status StageExecutor::StartMoe(MicroBatch& mb, int layer) {
   PendingMoe& moe = mb.moe;
   moe.by_owner.clear();
   moe.contributions.resize(P * H);  // row t*K + j = pair (t, j)
-  for (int64_t p = 0; p < P; ++p) moe.by_owner[routes_.ExpertOwner(layer, routing.expert_ids[p])].push_back(p);
+  const std::vector<transport::PeerId> host = ChooseExpertHosts(
+      routes_, layer, std::vector<int>(routing.expert_ids.begin(), routing.expert_ids.begin() + P), self_);
+  for (int64_t p = 0; p < P; ++p) moe.by_owner[host[routing.expert_ids[p]]].push_back(p);
 
   std::vector<float> rows, weights;
   std::vector<int> ids;
-  auto gather = [&](const std::vector<int64_t>& pairs) {
-    rows.resize(pairs.size() * H);
+  auto gather = [&](const std::vector<int64_t>& pairs, std::vector<float>& rows_out) {
+    rows_out.resize(pairs.size() * H);
     ids.resize(pairs.size());
     weights.resize(pairs.size());
     for (size_t i = 0; i < pairs.size(); ++i) {
-      std::copy_n(w + (pairs[i] / K) * H, H, rows.data() + i * H);
+      std::copy_n(w + (pairs[i] / K) * H, H, rows_out.data() + i * H);
       ids[i] = routing.expert_ids[pairs[i]];
       weights[i] = routing.weights[pairs[i]];
     }
   };
-  // Remote hosts first, so they work while this worker computes its own pairs.
+  // Remote hosts first, so they work while this worker computes its own pairs; all of them at
+  // once, so that no host waits for another's transfer.
+  std::vector<transport::Transport::Outgoing> sends;
+  std::vector<std::vector<float>> remote_rows;
+  remote_rows.reserve(moe.by_owner.size());
   for (const auto& [owner, pairs] : moe.by_owner) {
     if (owner == self_) continue;
-    gather(pairs);
+    remote_rows.emplace_back();
+    gather(pairs, remote_rows.back());
     v1::DispatchHeader d;
     d.set_step_id(mb.header.step_id());
     d.set_micro_batch(mb.header.micro_batch());
     d.set_layer(layer);
     d.mutable_expert_ids()->Add(ids.begin(), ids.end());
     d.mutable_weights()->Add(weights.begin(), weights.end());
-    MMX_RETURN_IF_ERROR(transport_->Send(owner, InboxKey(MessageKind::kDispatch), d.SerializeAsString(),
-                                         rows.data(), rows.size() * sizeof(float)));
+    sends.push_back({owner, InboxKey(MessageKind::kDispatch), d.SerializeAsString(), remote_rows.back().data(),
+                     remote_rows.back().size() * sizeof(float)});
   }
+  MMX_RETURN_IF_ERROR(transport_->SendAll(sends));
   if (auto local = moe.by_owner.find(self_); local != moe.by_owner.end()) {
-    gather(local->second);
+    gather(local->second, rows);
     std::vector<float> out(rows.size());
     model::RunExpertPairs(c, shard_->experts[layer], rows.data(), ids.data(), weights.data(),
                           static_cast<int64_t>(ids.size()), out.data());

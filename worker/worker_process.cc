@@ -1,6 +1,10 @@
 #include "worker/worker_process.h"
 
+#include <sched.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <string>
 
 #include <atomic>
 #include <chrono>
@@ -47,6 +51,20 @@ double MeasureReadBandwidth() {
 }
 
 int64_t MemoryBytes() { return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE); }
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
+}
+
+// The cores this process may run on (its affinity mask, as taskset or a container sets it).
+int UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 // The executor serving the current peer table; replaced (with fresh sequence state) by a new table.
 class Serving {
@@ -112,6 +130,8 @@ absl::Status RunWorker(const WorkerOptions& o) {
   reg->set_memory_bytes(MemoryBytes());
   reg->set_mem_bandwidth_gbs(MeasureReadBandwidth());
   reg->set_threads(ThreadPool::Default().num_threads());
+  reg->set_host(HostName());
+  reg->set_host_cores(UsableCores());
   if (!write(hello)) return absl::UnavailableError("the coordinator closed the session at Register");
 
   v1::CoordinatorMessage msg;

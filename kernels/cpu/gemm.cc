@@ -51,6 +51,56 @@ const float* PrepareActivations(const float* x, int64_t num_tokens, int64_t cols
 
 }  // namespace
 
+void GemmGroup(const GemmProblem* problems, int64_t count) {
+  const bool avx512 = ActiveIsa() == Isa::kAvx512;
+  const bool bf16_mode = CurrentActivationPrecision() == ActivationPrecision::kBf16;
+  std::vector<const GemmProblem*> grouped;
+  for (int64_t i = 0; i < count; ++i) {
+    const GemmProblem& p = problems[i];
+    const bool plain = p.num_tokens > 0 && p.w.rows > 0 && p.w.cols > 0 && p.w.dtype != DType::kI8 &&
+                       !(bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16);
+    if (plain) {
+      grouped.push_back(&p);
+    } else {
+      Gemm(p.x, p.num_tokens, p.w, p.y);
+    }
+  }
+  if (grouped.empty()) return;
+  const int64_t chunk = avx512 ? internal::kGemmChunkAvx512 : internal::kGemmChunkAvx2;
+  auto* rows_fn = avx512 ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;
+  // Called from the caller's thread, never inside a pool job (as Gemm): per-thread buffers.
+  thread_local std::vector<std::vector<float>> bufs;
+  if (bufs.size() < grouped.size()) bufs.resize(grouped.size());
+  constexpr int64_t kBlockRows = 8;  // whole register tiles per thread, as in Gemm
+  std::vector<GemmArgs> args(grouped.size());
+  std::vector<int64_t> first_block(grouped.size() + 1, 0);
+  int64_t macs = 0;
+  for (size_t i = 0; i < grouped.size(); ++i) {
+    const GemmProblem& p = *grouped[i];
+    args[i].x = PrepareActivations(p.x, p.num_tokens, p.w.cols, p.w.dtype, chunk, &args[i].ldx, bufs[i]);
+    args[i].num_tokens = p.num_tokens;
+    args[i].w = p.w;
+    args[i].y = p.y;
+    first_block[i + 1] = first_block[i] + (p.w.rows + kBlockRows - 1) / kBlockRows;
+    macs += p.num_tokens * p.w.rows * p.w.cols;
+  }
+  // Runs blocks [b0, b1) of the concatenated row blocks of all problems.
+  auto run_blocks = [&](int64_t b0, int64_t b1) {
+    size_t i = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
+    for (; b0 < b1; ++i) {
+      const int64_t end = std::min(b1, first_block[i + 1]);
+      const int64_t rows = args[i].w.rows;
+      rows_fn(args[i], (b0 - first_block[i]) * kBlockRows, std::min(rows, (end - first_block[i]) * kBlockRows));
+      b0 = end;
+    }
+  };
+  if (macs < kMinParallelMacs) {
+    run_blocks(0, first_block.back());
+    return;
+  }
+  ThreadPool::Default().ParallelFor(first_block.back(), 1, run_blocks);
+}
+
 void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
   if (num_tokens <= 0 || w.rows <= 0) return;
   if (w.cols == 0) {

@@ -1,6 +1,8 @@
 #include "base/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -70,6 +72,20 @@ TEST(ThreadPoolTest, WorkersWakeAfterSleeping) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin budget
   pool.RunOnAll([&](int) { hits.fetch_add(1); });
   EXPECT_EQ(hits.load(), 4);  // two jobs x two indices
+}
+
+TEST(ThreadPoolTest, CallerSleepsUntilASlowWorkerFinishesItsTask) {
+  // A task far longer than the caller's spin (as when a worker is descheduled mid-task): the
+  // caller must neither return early nor miss the wake-up, round after round.
+  ThreadPool pool(3, /*spin_micros=*/0);
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> done{0};
+    pool.RunTasks(3, [&](int64_t i) {
+      if (i != 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      done.fetch_add(1);
+    });
+    ASSERT_EQ(done.load(), 3) << "round " << round;
+  }
 }
 
 }  // namespace

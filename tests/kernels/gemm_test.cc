@@ -133,5 +133,55 @@ TEST(GemmTest, RowsViewReadsOnlyItsRows) {
   });
 }
 
+// GemmGroup shares the rows of several GEMMs out in one pass: every problem's result must be
+// bit for bit what Gemm gives it alone, whatever the mix of shapes, dtypes and token counts
+// (including problems too small to be worth a thread, and int8 ones that take Gemm's own path).
+TEST(GemmGroupTest, EachProblemEqualsItsOwnGemmExactly) {
+  struct Case {
+    DType dtype;
+    int64_t rows, cols, tokens;
+  };
+  const std::vector<Case> cases = {{DType::kBF16, 2048 / 8, 512, 4}, {DType::kBF16, 17, 33, 1},
+                                   {DType::kF16, 129, 200, 3},       {DType::kF32, 64, 100, 7},
+                                   {DType::kBF16, 1, 7, 2},          {DType::kBF16, 300, 256, 13}};
+  std::vector<TestWeights> weights;
+  std::vector<std::vector<float>> xs;
+  uint32_t seed = 40;
+  for (const Case& c : cases) {
+    weights.emplace_back(c.dtype, c.rows, c.cols, seed++);
+    xs.push_back(RandomVector(static_cast<size_t>(c.tokens * c.cols), seed++));
+  }
+  // An int8 problem among them: quantized from a bf16 matrix.
+  TestWeights int8_source(DType::kBF16, 40, 96, seed++);
+  std::vector<int8_t> q(40 * 96);
+  std::vector<float> scales(40);
+  QuantizeInt8(int8_source.View(), q.data(), scales.data());
+  const WeightView int8_view{q.data(), DType::kI8, 40, 96, scales.data()};
+  const std::vector<float> int8_x = RandomVector(5 * 96, seed++);
+
+  ForEachIsa([&](Isa) {
+    std::vector<std::vector<float>> expected, actual;
+    std::vector<GemmProblem> problems;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      expected.emplace_back(cases[i].tokens * cases[i].rows);
+      actual.emplace_back(expected.back().size(), std::numeric_limits<float>::quiet_NaN());
+      Gemm(xs[i].data(), cases[i].tokens, weights[i].View(), expected.back().data());
+    }
+    expected.emplace_back(5 * 40);
+    actual.emplace_back(5 * 40, std::numeric_limits<float>::quiet_NaN());
+    Gemm(int8_x.data(), 5, int8_view, expected.back().data());
+    for (size_t i = 0; i < cases.size(); ++i) {
+      problems.push_back({xs[i].data(), cases[i].tokens, weights[i].View(), actual[i].data()});
+    }
+    problems.push_back({int8_x.data(), 5, int8_view, actual.back().data()});
+    GemmGroup(problems.data(), static_cast<int64_t>(problems.size()));
+    for (size_t i = 0; i < actual.size(); ++i) {
+      ASSERT_EQ(actual[i].size(), expected[i].size());
+      EXPECT_EQ(0, std::memcmp(actual[i].data(), expected[i].data(), actual[i].size() * sizeof(float)))
+          << "problem " << i;
+    }
+  });
+}
+
 }  // namespace
 }  // namespace mmx::kernels

@@ -125,7 +125,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
   c->address_ = absl::StrCat("127.0.0.1:", port);
 
   auto start_coordinator = [&] {
-    c->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_},
+    c->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_,
+                               // Ping-pong always, even though test workers share this machine's cores.
+                               "--micro-batches", "2"},
              c->cwd_);
   };
   if (!workers_first) start_coordinator();

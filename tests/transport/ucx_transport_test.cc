@@ -199,6 +199,36 @@ TEST(UcxTransportTest2, SendToUnknownPeerIsUnavailable) {
   EXPECT_THAT(a->DescribeEndpoint(9), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST(UcxTransportTest2, SendAllReachesEveryPeerAndReportsTheFirstError) {
+  // One sender, two receivers (a dispatch to two expert hosts), rendezvous-sized payloads, and a
+  // message to an unknown peer among them: the others still arrive, the error is returned.
+  std::unique_ptr<UcxTransport> a = MakeTransport(1, kToken, absl::ZeroDuration());
+  std::unique_ptr<UcxTransport> b = MakeTransport(2, kToken);
+  std::unique_ptr<UcxTransport> c = MakeTransport(3, kToken);
+  ASSERT_TRUE(a && b && c);
+  ASSERT_THAT(a->Connect(2, b->LocalAddress()), IsOk());
+  ASSERT_THAT(a->Connect(3, c->LocalAddress()), IsOk());
+  ASSERT_THAT(b->Connect(1, a->LocalAddress()), IsOk());
+  ASSERT_THAT(c->Connect(1, a->LocalAddress()), IsOk());
+  const std::vector<uint8_t> to_b = Pattern(256 << 10, 5), to_c = Pattern(100 << 10, 6);
+  std::vector<Transport::Outgoing> sends = {{2, 7, "for-b", to_b.data(), to_b.size()},
+                                            {9, 7, "nobody", nullptr, 0},
+                                            {3, 7, "for-c", to_c.data(), to_c.size()}};
+  EXPECT_THAT(a->SendAll(sends), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("peer 9")));
+  absl::StatusOr<Message> mb = b->Receive(1, 7, absl::Seconds(10));
+  absl::StatusOr<Message> mc = c->Receive(1, 7, absl::Seconds(10));
+  ASSERT_THAT(mb, IsOk());
+  ASSERT_THAT(mc, IsOk());
+  EXPECT_EQ(mb->header, "for-b");
+  EXPECT_TRUE(mb->payload == to_b);
+  EXPECT_EQ(mc->header, "for-c");
+  EXPECT_TRUE(mc->payload == to_c);
+  sends.erase(sends.begin() + 1);
+  EXPECT_THAT(a->SendAll(sends), IsOk());
+  EXPECT_THAT(b->Receive(1, 7, absl::Seconds(10)), IsOk());
+  EXPECT_THAT(c->Receive(1, 7, absl::Seconds(10)), IsOk());
+}
+
 TEST(UcxTransportTest2, DisconnectFailsReceiverAndShutdownCancels) {
   std::unique_ptr<UcxTransport> a = MakeTransport(1, kToken);
   std::unique_ptr<UcxTransport> b = MakeTransport(2, kToken);
