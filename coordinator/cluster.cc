@@ -269,10 +269,13 @@ void Cluster::UpdateReady() {
   if (all && !ready_) {
     std::vector<v1::Register> infos;
     for (const Slot& s : slots_) infos.push_back(s.info);
-    const std::string sharing = DescribeCoreSharing(infos);
+    // A second micro-batch overlaps one worker's work with another's (a stage with the next, or
+    // attention with experts): one worker has nothing to overlap with, and workers that share
+    // cores would only take turns.
+    const std::string sharing = slots_.size() < 2 ? "there is one worker" : DescribeCoreSharing(infos);
     automatic_micro_batches_ = sharing.empty() ? 2 : 1;
-    std::fprintf(stderr, "mmx-coord: cluster ready (%zu workers)%s%s\n", slots_.size(),
-                 sharing.empty() ? "" : "; automatic micro-batches: 1, as ", sharing.c_str());
+    std::fprintf(stderr, "mmx-coord: cluster ready (%zu workers); automatic micro-batches: %d%s%s\n", slots_.size(),
+                 automatic_micro_batches_, sharing.empty() ? "" : ", as ", sharing.c_str());
   }
   ready_ = all;
 }

@@ -70,8 +70,8 @@ class Cluster {
   std::string NotReadyReason() const;
 
   v1::ClusterStatus Status() const;
-  // Micro-batches per step when the scheduler's count is automatic: 2, or 1 while the ready
-  // workers share a host's cores (core_sharing.h).
+  // Micro-batches per step when the scheduler's count is automatic: 2, or 1 when there is one
+  // worker or the ready workers share a host's cores (core_sharing.h).
   int AutomaticMicroBatches() const;
   const model::ModelConfig& config() const { return config_; }
   // The shard config (empty until planned, with live planning).

@@ -25,8 +25,8 @@ struct SchedulerOptions {
   int max_sequences = 32;              // running at once; more wait in the queue
   int max_queue = 1024;                // waiting; more are refused (RESOURCE_EXHAUSTED)
   int prefill_chunk = 256;             // prompt tokens per sequence per step
-  // In flight per step, when there are enough sequences. 0 = automatic: 2 when every worker
-  // has cores to itself, 1 when workers share a host's cores (Cluster::CoreSharing).
+  // In flight per step, when there are enough sequences. 0 = automatic: 2 when there are several
+  // workers with cores to themselves, else 1 (Cluster::AutomaticMicroBatches).
   int micro_batches = 0;
   int min_sequences_per_micro_batch = 4;
   absl::Duration step_timeout = absl::Seconds(60);

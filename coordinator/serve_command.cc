@@ -37,7 +37,7 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step");
   serve->add_option("--micro-batches", o->micro_batches,
                     "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
-                    "when workers share a host's cores (their ping-pong could not overlap)")
+                    "with one worker or when workers share a host's cores (nothing could overlap)")
       ->check(CLI::Range(0, 16));
   return serve;
 }
