@@ -3,6 +3,7 @@
 
 #include "CLI/CLI.hpp"
 #include "coordinator/client_commands.h"
+#include "coordinator/tokenize_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mmx: client of an mmx-coord server"};
@@ -10,6 +11,7 @@ int main(int argc, char** argv) {
   mmx::coordinator::ClientOptions options;
   CLI::App* generate = mmx::coordinator::AddGenerateCommand(app, &options);
   CLI::App* status_cmd = mmx::coordinator::AddStatusCommand(app, &options);
+  mmx::coordinator::TokenizeCommands tokenize_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (generate->parsed()) status = mmx::coordinator::RunGenerateClient(options);
   if (status_cmd->parsed()) status = mmx::coordinator::RunStatusClient(options);
+  if (tokenize_commands.parsed()) status = tokenize_commands.Run();
   if (!status.ok()) {
     std::fprintf(stderr, "mmx: error: %s\n", std::string(status.message()).c_str());
     return 1;

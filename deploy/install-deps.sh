@@ -12,7 +12,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libucx-dev ucx-utils libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-  libspdlog-dev libsqlite3-dev libbenchmark-dev libgtest-dev libgmock-dev
+  libspdlog-dev libsqlite3-dev libbenchmark-dev libgtest-dev libgmock-dev libicu-dev
   iproute2 procps
 )
 

@@ -1,4 +1,5 @@
-// mmx-mkmodel: writes a random-weight MiniMax-Text-01 checkpoint in the official layout.
+// mmx-mkmodel: writes a random-weight MiniMax-Text-01 checkpoint in the official layout, with a
+// small test tokenizer.json sized to its vocabulary (model/tokenizer/tokenizer_maker.h).
 //
 //   mmx-mkmodel (--preset NAME | --config config.json) --out DIR [--seed S] [--shard-size-mb M]
 //

@@ -24,6 +24,7 @@
 #include "base/status_macros.h"
 #include "base/thread_pool.h"
 #include "model/checkpoint.h"
+#include "model/tokenizer/tokenizer_maker.h"
 #include "nlohmann/json.hpp"
 
 namespace mmx::model {
@@ -377,6 +378,15 @@ absl::StatusOr<MadeModel> MakeModel(const ModelConfig& config, const std::string
       made.num_parameters += static_cast<int64_t>(spec.num_bytes() / 2);
       made.total_bytes += spec.num_bytes();
     }
+  }
+  // The tokenizer does not depend on the seed: the same vocabulary size gives the same file.
+  if (config.vocab_size >= tokenizer::kMinTestTokenizerVocabSize) {
+    MMX_RETURN_IF_ERROR(WriteTextFile((fs::path(out_dir) / "tokenizer.json").string(),
+                                      tokenizer::MakeTestTokenizerJson(config.vocab_size)));
+  } else if (options.progress) {
+    options.progress(absl::StrCat("no tokenizer.json: vocab_size ", config.vocab_size,
+                                  " is below the ", tokenizer::kMinTestTokenizerVocabSize,
+                                  " ids a byte-level tokenizer needs"));
   }
   const Json index = {{"metadata", {{"total_size", made.total_bytes}}},
                       {"weight_map", weight_map}};

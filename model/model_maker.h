@@ -1,5 +1,6 @@
 // Random-weight checkpoints in the official MiniMax-Text-01 layout (config.json, BF16 shards
-// model-0000i-of-0000N.safetensors, model.safetensors.index.json), for tests and benchmarks:
+// model-0000i-of-0000N.safetensors, model.safetensors.index.json, and a small test
+// tokenizer.json from model/tokenizer/tokenizer_maker.h), for tests and benchmarks:
 // the library half of mmx-mkmodel. Not a trainer and not a converter: the weights are noise,
 // scaled like the golden tiny-a set so that routing and activations are not degenerate.
 //
@@ -45,8 +46,10 @@ struct MadeModel {
 
 // Writes a checkpoint for `config` into `out_dir`, creating the directory if needed and
 // overwriting files of the same names. config.json is written last, so a directory left by an
-// interrupted run does not open as a checkpoint. Memory use is bounded by two buffers of the
-// largest tensor (one being generated, one being written).
+// interrupted run does not open as a checkpoint. tokenizer.json depends only on the vocabulary
+// size, and is left out below the 258 ids a byte-level tokenizer needs (progress says so).
+// Memory use is bounded by two buffers of the largest tensor (one being generated, one being
+// written).
 // Errors carry the errno's code and name the path (e.g. PermissionDenied, NotFound).
 absl::StatusOr<MadeModel> MakeModel(const ModelConfig& config, const std::string& out_dir,
                                     const MakeModelOptions& options);

@@ -216,7 +216,8 @@ TEST_F(ModelMakerTest, TinyCheckpointOpensAndValidatesWithTwoShards) {
   EXPECT_THAT((*ckpt)->ValidateAgainstConfig(), IsOk());
 
   std::map<std::string, std::string> files = Files("m");
-  EXPECT_EQ(files.size(), 4u);  // no .partial left behind
+  EXPECT_EQ(files.size(), 5u);  // no .partial left behind
+  EXPECT_TRUE(files.count("tokenizer.json"));
   EXPECT_TRUE(files.count("model-00001-of-00002.safetensors"));
   EXPECT_TRUE(files.count("model-00002-of-00002.safetensors"));
   const Json index = Json::parse(files["model.safetensors.index.json"]);
