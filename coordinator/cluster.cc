@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -184,7 +185,13 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
   a.set_model_dir(shard_.model);
   a.set_shard_yaml(plan::ShardConfigToYaml(shard_));
   a.set_config_fingerprint(fingerprint_);
+  a.mutable_sampleable_ranges()->Add(sampleable_ranges_.begin(), sampleable_ranges_.end());
   return a;
+}
+
+void Cluster::SetSampleableRanges(std::vector<int32_t> ranges) {
+  absl::MutexLock lock(&mu_);
+  sampleable_ranges_ = std::move(ranges);
 }
 
 void Cluster::OnProgress(uint64_t session_id, int64_t done, int64_t total) {
@@ -206,6 +213,7 @@ absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
     return absl::FailedPreconditionError(absl::StrCat("worker '", s->entry->name, "': ", s->message));
   }
   s->data_address = ready.data_address();
+  s->state_memory_bytes = ready.state_memory_bytes();
   s->state = v1::WORKER_STATE_READY;
   s->bytes_done = s->bytes_total;
   std::fprintf(stderr, "mmx-coord: worker '%s' loaded its shard\n", s->entry->name.c_str());
@@ -254,6 +262,29 @@ void Cluster::OnPeersApplied(uint64_t session_id, uint64_t version) {
   absl::MutexLock lock(&mu_);
   if (Slot* s = FindSession(session_id)) s->applied_version = version;
   UpdateReady();
+}
+
+std::vector<Cluster::Stage> Cluster::Stages() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, int> workers_per_host;
+  for (const Slot& s : slots_) ++workers_per_host[s.info.host()];
+  std::vector<Stage> stages;
+  for (const Slot& s : slots_) {
+    if (!s.entry || !s.entry->attention) continue;
+    // Workers of one host each report the host's free memory: each may count on its share.
+    const int sharing = s.info.host().empty() ? 1 : workers_per_host[s.info.host()];
+    stages.push_back({s.entry->name, s.entry->attention->begin, s.entry->attention->end,
+                      s.state_memory_bytes / std::max(1, sharing)});
+  }
+  return stages;
+}
+
+std::string Cluster::WorkerName(transport::PeerId peer) const {
+  absl::MutexLock lock(&mu_);
+  for (const Slot& s : slots_) {
+    if (s.peer_id == peer && s.entry) return s.entry->name;
+  }
+  return "";
 }
 
 int Cluster::AutomaticMicroBatches() const {

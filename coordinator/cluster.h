@@ -70,9 +70,21 @@ class Cluster {
   std::string NotReadyReason() const;
 
   v1::ClusterStatus Status() const;
+  // Ids the tail may sample ([begin, end) pairs), sent in every Assignment. Set before serving.
+  void SetSampleableRanges(std::vector<int32_t> ranges);
   // Micro-batches per step when the scheduler's count is automatic: 2, or 1 when there is one
   // worker or the ready workers share a host's cores (core_sharing.h).
   int AutomaticMicroBatches() const;
+  // Each attention stage's layers and the memory it reported for sequence state (split among
+  // the workers of its host), for admission control. Valid while ready().
+  struct Stage {
+    std::string worker;
+    int begin = 0, end = 0;
+    int64_t state_memory_bytes = 0;
+  };
+  std::vector<Stage> Stages() const;
+  // The name of the worker with data-plane id `peer` ("" if none).
+  std::string WorkerName(transport::PeerId peer) const;
   const model::ModelConfig& config() const { return config_; }
   // The shard config (empty until planned, with live planning).
   plan::ShardConfig shard() const;
@@ -91,6 +103,7 @@ class Cluster {
     std::string data_address;
     uint64_t applied_version = 0;
     v1::Register info;
+    int64_t state_memory_bytes = 0;
   };
   Slot* FindSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -120,6 +133,7 @@ class Cluster {
   bool published_ ABSL_GUARDED_BY(mu_) = false;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
+  std::vector<int32_t> sampleable_ranges_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -1,11 +1,17 @@
-// The public API (inference.proto): Generate streams tokens as the scheduler produces them;
-// GetClusterStatus reports the workers. Bad requests get INVALID_ARGUMENT saying what to fix;
-// a cluster that is not ready, or a worker lost mid-request, gives UNAVAILABLE.
+// The public API (inference.proto): Generate streams tokens and their text as the scheduler
+// produces them; the job RPCs go to the JobRunner and JobStore; GetClusterStatus reports the
+// workers and serving statistics. Bad requests get INVALID_ARGUMENT saying what to fix; a full
+// queue RESOURCE_EXHAUSTED; a cluster that is not ready, or a worker lost mid-request,
+// UNAVAILABLE.
 #pragma once
 
-#include <atomic>
+#include <string>
 
 #include "coordinator/cluster.h"
+#include "coordinator/job_runner.h"
+#include "coordinator/job_store.h"
+#include "coordinator/metrics.h"
+#include "coordinator/request_factory.h"
 #include "coordinator/scheduler.h"
 #include "mmx/v1/inference.grpc.pb.h"
 
@@ -13,24 +19,33 @@ namespace mmx::coordinator {
 
 class InferenceService final : public v1::Inference::Service {
  public:
-  InferenceService(Cluster* cluster, Scheduler* scheduler) : cluster_(cluster), scheduler_(scheduler) {}
+  struct Parts {
+    Cluster* cluster = nullptr;
+    Scheduler* scheduler = nullptr;
+    RequestFactory* factory = nullptr;
+    Metrics* metrics = nullptr;
+    JobStore* jobs = nullptr;        // null: jobs are off (no --state-dir)
+    JobRunner* job_runner = nullptr;
+    std::string metrics_address;     // for ClusterStatus
+  };
+  explicit InferenceService(Parts parts) : p_(std::move(parts)) {}
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
   grpc::Status GetClusterStatus(grpc::ServerContext* context, const v1::GetClusterStatusRequest* request,
                                 v1::ClusterStatus* response) override;
+  grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request, v1::Job* response) override;
+  grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request, v1::Job* response) override;
+  grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
+                        v1::ListJobsResponse* response) override;
 
  private:
-  Cluster* cluster_;
-  Scheduler* scheduler_;
-  std::atomic<uint64_t> next_request_{1};
+  grpc::Status JobsOff() const;
+  Parts p_;
 };
 
 // absl::Status -> grpc::Status (the codes are the same numbers).
 grpc::Status ToGrpcStatus(const absl::Status& status);
-
-// Checks a GenerateRequest against the model and turns it into scheduler parameters.
-absl::StatusOr<Request::Params> ValidateGenerate(const v1::GenerateRequest& request,
-                                                 const model::ModelConfig& config);
 
 }  // namespace mmx::coordinator

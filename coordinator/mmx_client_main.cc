@@ -3,6 +3,7 @@
 
 #include "CLI/CLI.hpp"
 #include "coordinator/client_commands.h"
+#include "coordinator/job_commands.h"
 #include "coordinator/tokenize_commands.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,8 @@ int main(int argc, char** argv) {
   mmx::coordinator::ClientOptions options;
   CLI::App* generate = mmx::coordinator::AddGenerateCommand(app, &options);
   CLI::App* status_cmd = mmx::coordinator::AddStatusCommand(app, &options);
+  CLI::App* chat = mmx::coordinator::AddChatCommand(app, &options);
+  mmx::coordinator::JobCommands job_commands(app);
   mmx::coordinator::TokenizeCommands tokenize_commands(app);
   try {
     app.parse(argc, argv);
@@ -23,6 +26,8 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (generate->parsed()) status = mmx::coordinator::RunGenerateClient(options);
   if (status_cmd->parsed()) status = mmx::coordinator::RunStatusClient(options);
+  if (chat->parsed()) status = mmx::coordinator::RunChatClient(options);
+  if (job_commands.parsed()) status = job_commands.Run();
   if (tokenize_commands.parsed()) status = tokenize_commands.Run();
   if (!status.ok()) {
     std::fprintf(stderr, "mmx: error: %s\n", std::string(status.message()).c_str());

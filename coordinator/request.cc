@@ -2,6 +2,23 @@
 
 namespace mmx::coordinator {
 
+bool Request::AppendToken(TokenEvent event, bool last) {
+  bool stopped = false;
+  if (text_) {
+    event.text = text_->Add(event.token_id, &stopped);
+    if (last && !stopped) event.text += text_->Finish(&stopped);
+  }
+  absl::MutexLock lock(&mu_);
+  if (text_) text_copy_ = text_->text();
+  events_.push_back(std::move(event));
+  return stopped;
+}
+
+std::string Request::text() const {
+  absl::MutexLock lock(&mu_);
+  return text_copy_;
+}
+
 void Request::AddToken(TokenEvent event) {
   absl::MutexLock lock(&mu_);
   events_.push_back(std::move(event));

@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "coordinator/text_stream.h"
 #include "model/sampling.h"
 
 namespace mmx::coordinator {
@@ -20,6 +22,7 @@ struct TokenEvent {
   float logprob = 0.f;
   std::vector<int32_t> top_ids;
   std::vector<float> top_logprobs;
+  std::string text;  // the text this token releases (TextStream), "" without a tokenizer
 };
 
 class Request {
@@ -30,13 +33,24 @@ class Request {
     int max_tokens = 16;
     int logprobs = 0;
     std::vector<int64_t> stop_ids;
+    std::vector<std::string> stop_strings;
+    // Who asked: "" for a Generate call, the job id for a job's requests. The scheduler admits
+    // round-robin over sources, so one big job cannot starve interactive requests.
+    std::string source;
+    // State memory the request may need on each stage: prompt + max_tokens positions.
+    int64_t max_positions() const { return static_cast<int64_t>(prompt.size()) + max_tokens; }
   };
-  Request(uint64_t id, Params params) : id_(id), params_(std::move(params)) {}
+  // `text` (may be null: no tokenizer, no text) turns tokens into text and finds stop strings.
+  Request(uint64_t id, Params params, std::unique_ptr<TextStream> text = nullptr)
+      : id_(id), params_(std::move(params)), text_(std::move(text)), created_(absl::Now()) {}
 
   uint64_t id() const { return id_; }
   const Params& params() const { return params_; }
 
-  // Scheduler side.
+  // Scheduler side. AppendToken adds a sampled token (with its text when there is a tokenizer;
+  // `last`: the request ends with it, so held-back text is released too). Returns true when a
+  // stop string completed: the request must end with finish_reason "stop".
+  bool AppendToken(TokenEvent event, bool last);
   void AddToken(TokenEvent event);
   void Finish(const std::string& reason);
   void Fail(absl::Status status);
@@ -50,15 +64,24 @@ class Request {
   absl::Status final_status() const;
   std::string finish_reason() const;
 
+  // The text released so far (all of it once done), "" without a tokenizer.
+  std::string text() const;
+  bool has_text() const { return text_ != nullptr; }
+  absl::Time created() const { return created_; }
+
   // Scheduler bookkeeping (scheduler thread only).
   int64_t prompt_done = 0;
   std::vector<int32_t> output;
   bool sent_first_step = false;
+  absl::Time first_token_at = absl::InfinitePast();
 
  private:
   const uint64_t id_;
   const Params params_;
+  const std::unique_ptr<TextStream> text_;  // used by the scheduler thread only
+  const absl::Time created_;
   mutable absl::Mutex mu_;
+  std::string text_copy_ ABSL_GUARDED_BY(mu_);
   std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,16 +2,25 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <random>
+#include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/thread_pool.h"
 #include "coordinator/cluster.h"
 #include "coordinator/control_service.h"
 #include "coordinator/inference_service.h"
+#include "coordinator/job_runner.h"
+#include "coordinator/job_store.h"
+#include "coordinator/metrics.h"
+#include "coordinator/metrics_http.h"
+#include "coordinator/request_factory.h"
 #include "coordinator/scheduler.h"
 #include "grpcpp/grpcpp.h"
 #include "model/checkpoint.h"
@@ -33,8 +42,21 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   model->needs(expect);
   expect->needs(model);
   serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
-  serve->add_option("--max-sequences", o->max_sequences, "Sequences running at once");
-  serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step");
+  serve->add_option("--max-concurrent,--max-sequences", o->max_sequences, "Requests running at once (the batch)")
+      ->check(CLI::Range(1, 4096));
+  serve->add_option("--max-queue", o->max_queue, "Requests waiting beyond those; more get RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(0, 1000000));
+  serve->add_option("--max-prompt-tokens", o->max_prompt_tokens, "Longest prompt accepted, in tokens")
+      ->check(CLI::Range(1, 1 << 30));
+  serve->add_option("--max-tokens", o->max_tokens, "Largest sampling.max_tokens accepted")->check(CLI::Range(1, 1 << 30));
+  serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step")->check(CLI::Range(1, 1 << 20));
+  serve->add_option("--max-step-tokens", o->max_step_tokens,
+                    "Tokens per step: decode tokens first, then prompt chunks")->check(CLI::Range(1, 1 << 20));
+  serve->add_option("--state-dir", o->state_dir, "Directory for durable state (batch jobs, SQLite); jobs are off without it");
+  serve->add_option("--metrics-listen", o->metrics_listen,
+                    "HOST:PORT for Prometheus metrics (/metrics) and /healthz; default: the --listen host, port + 1; "
+                    "'off' for none");
+  serve->add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: the checkpoint's, if it has one)");
   serve->add_option("--micro-batches", o->micro_batches,
                     "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
                     "with one worker or when workers share a host's cores (nothing could overlap)")
@@ -123,13 +145,90 @@ absl::Status Serve(const ServeOptions& o) {
     cluster_owner = std::make_unique<Cluster>(planning, checkpoint->config(), fingerprint, data_plane.get(), token);
   }
   Cluster& cluster = *cluster_owner;
+
+  // The tokenizer: text in and out. Without one, the server takes and returns token ids only.
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  const std::string model_dir = o.shard_config.empty() ? o.model_dir : shard.model;
+  const std::string tokenizer_path = o.tokenizer.empty() ? model_dir + "/tokenizer.json" : o.tokenizer;
+  if (!o.tokenizer.empty() || std::filesystem::exists(tokenizer_path)) {
+    MMX_ASSIGN_OR_RETURN(tok, tokenizer::Tokenizer::Load(tokenizer_path));
+    // Only ids the tokenizer defines are sampled: the model's padding rows map to no text.
+    std::vector<int32_t> ranges;
+    int64_t defined = 0;
+    for (int32_t id = 0; id < checkpoint->config().vocab_size; ++id) {
+      if (!tok->IsDefined(id)) continue;
+      ++defined;
+      if (!ranges.empty() && ranges.back() == id) {
+        ++ranges.back();
+      } else {
+        ranges.push_back(id);
+        ranges.push_back(id + 1);
+      }
+    }
+    cluster.SetSampleableRanges(std::move(ranges));
+    std::fprintf(stderr, "mmx-coord: tokenizer %s: samples the %lld of %lld ids it defines\n", tokenizer_path.c_str(),
+                 static_cast<long long>(defined), static_cast<long long>(checkpoint->config().vocab_size));
+  } else {
+    std::fprintf(stderr, "mmx-coord: no %s: token ids only (no text prompts, messages or stop strings)\n",
+                 tokenizer_path.c_str());
+  }
+  ServingLimits limits;
+  limits.max_prompt_tokens = o.max_prompt_tokens;
+  limits.max_tokens = o.max_tokens;
+  RequestFactory factory(checkpoint->config(), tok.get(), limits);
+  Metrics metrics;
+
   SchedulerOptions sopts;
   sopts.max_sequences = o.max_sequences;
+  sopts.max_queue = o.max_queue;
   sopts.prefill_chunk = o.prefill_chunk;
+  sopts.max_step_tokens = std::max(o.max_step_tokens, o.max_sequences);
   sopts.micro_batches = o.micro_batches;
-  Scheduler scheduler(&cluster, data_plane.get(), sopts);
+  Scheduler scheduler(&cluster, data_plane.get(), sopts, &metrics);
+
+  std::unique_ptr<JobStore> jobs;
+  std::unique_ptr<JobRunner> job_runner;
+  if (!o.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.state_dir, ec);
+    MMX_ASSIGN_OR_RETURN(jobs, JobStore::Open(o.state_dir));
+    job_runner = std::make_unique<JobRunner>(jobs.get(), &factory, &scheduler, &metrics, o.max_sequences);
+  }
+
+  // Metrics over HTTP, next to the gRPC port unless told otherwise.
+  std::unique_ptr<MetricsHttpServer> metrics_server;
+  std::string metrics_address;
+  const std::string listen_host = o.listen.substr(0, o.listen.rfind(':'));
+  if (o.metrics_listen != "off") {
+    std::string address = o.metrics_listen;
+    if (address.empty()) {
+      int grpc_port = 0;
+      (void)absl::SimpleAtoi(o.listen.substr(o.listen.rfind(':') + 1), &grpc_port);
+      address = absl::StrCat(listen_host, ":", grpc_port == 0 ? 0 : grpc_port + 1);
+    }
+    auto render = [&metrics] { return metrics.RenderPrometheus(); };
+    auto healthy = [&cluster] { return cluster.ready(); };
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started = MetricsHttpServer::Start(address, render, healthy);
+    if (!started.ok() && o.metrics_listen.empty()) {
+      // The default port is taken (another server next door): any free port; status shows it.
+      address = absl::StrCat(listen_host, ":0");
+      started = MetricsHttpServer::Start(address, render, healthy);
+    }
+    if (!started.ok()) return started.status();
+    metrics_server = *std::move(started);
+    metrics_address = absl::StrCat(address.substr(0, address.rfind(':')), ":", metrics_server->port());
+  }
+
   ControlService control(&cluster);
-  InferenceService inference(&cluster, &scheduler);
+  InferenceService::Parts parts;
+  parts.cluster = &cluster;
+  parts.scheduler = &scheduler;
+  parts.factory = &factory;
+  parts.metrics = &metrics;
+  parts.jobs = jobs.get();
+  parts.job_runner = job_runner.get();
+  parts.metrics_address = metrics_address;
+  InferenceService inference(parts);
 
   // Block the stop signals before gRPC starts its threads, so only sigwait below sees them.
   sigset_t stop_signals;
@@ -138,6 +237,7 @@ absl::Status Serve(const ServeOptions& o) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
@@ -151,10 +251,29 @@ absl::Status Serve(const ServeOptions& o) {
   std::printf("mmx-coord: listening on %s:%d, waiting for %zu workers (model %s)\n", host.c_str(), port,
               o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size(),
               o.shard_config.empty() ? o.model_dir.c_str() : shard.model.c_str());
+  if (metrics_server) std::printf("mmx-coord: metrics on http://%s/metrics\n", metrics_address.c_str());
   std::fflush(stdout);
+
+  // gRPC health checking (grpc.health.v1): SERVING while the cluster is ready, for the whole
+  // server ("") and for the Inference service.
+  std::atomic<bool> stop_health{false};
+  std::thread health([&] {
+    int last = -1;
+    while (!stop_health.load()) {
+      const bool ready = cluster.ready();
+      if (static_cast<int>(ready) != last) {
+        server->GetHealthCheckService()->SetServingStatus(ready);
+        server->GetHealthCheckService()->SetServingStatus("mmx.v1.Inference", ready);
+        last = ready;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  stop_health.store(true);
+  health.join();
   std::fprintf(stderr, "mmx-coord: signal %d, shutting down\n", sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   data_plane->Shutdown();

@@ -19,10 +19,17 @@ struct ServeOptions {
   int expect_workers = 0;
   int64_t max_context = 0;  // serving target for live planning (0 = the planner's default)
   std::string listen = "127.0.0.1:7070";
-  int max_sequences = 32;
+  int max_sequences = 32;     // --max-concurrent
+  int max_queue = 1024;
+  int max_prompt_tokens = 32768;
+  int max_tokens = 4096;
   int prefill_chunk = 256;
+  int max_step_tokens = 1024;
   int micro_batches = 0;  // 0 = automatic
   int threads = 0;
+  std::string state_dir;       // SQLite job store; "" = jobs off
+  std::string metrics_listen;  // "" = the gRPC host, port + 1 ("off" = no metrics server)
+  std::string tokenizer;       // tokenizer.json; "" = the checkpoint's, if it has one
 };
 
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions* options);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: build mmx, generate a small random-weight MiniMax-Text-01 checkpoint in the
-# official layout (once; kept in out/models/), start a local cluster serving it (two attention
-# stages and two expert hosts, separate processes over gRPC and UCX), generate through the API
-# and print tokens/s, then stop the cluster.
+# official layout with a test tokenizer.json (once; kept in out/models/), start a local cluster
+# serving it (two attention stages and two expert hosts, separate processes over gRPC and UCX;
+# batch jobs kept in out/cluster/state), stream a generation from a text prompt through the API,
+# show the cluster's status and metrics, then stop the cluster. The weights are random, so the
+# text is gibberish; the point is the whole path.
 #   bash deploy/demo.sh [--preset small|tiny|medium] [--shard-config FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ done
 
 bash deploy/build.sh
 model=$PWD/out/models/$preset
-if [ ! -f "$model/model.safetensors.index.json" ]; then
+if [ ! -f "$model/model.safetensors.index.json" ] || [ ! -f "$model/tokenizer.json" ]; then
   echo "== generating the '$preset' model into $model"
   build/bin/mmx-mkmodel --preset "$preset" --out "$model" --seed 1
 fi
@@ -28,7 +30,9 @@ mkdir -p out/cluster
 sed "s|^model: .*|model: $model|" "$template" >out/cluster/shard.yaml
 trap 'bash deploy/local-cluster.sh stop >/dev/null' EXIT
 echo "== starting a local cluster from $template"
-bash deploy/local-cluster.sh start --shard-config out/cluster/shard.yaml --port 7070
+bash deploy/local-cluster.sh start --shard-config out/cluster/shard.yaml --port 7070 --state-dir out/cluster/state
 
-echo "== generating 32 tokens from a 16-token prompt through the cluster"
-build/bin/mmx generate --server 127.0.0.1:7070 --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 --max-tokens 32
+echo "== streaming 48 tokens from a text prompt through the cluster"
+build/bin/mmx generate --server 127.0.0.1:7070 --prompt "The capital of France is" --max-tokens 48 --ignore-eos
+echo "== cluster status"
+build/bin/mmx status --server 127.0.0.1:7070

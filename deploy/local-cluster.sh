@@ -3,7 +3,7 @@
 # worker of a shard config, each a separate process talking gRPC and UCX over loopback.
 #
 #   deploy/local-cluster.sh start --shard-config FILE [--port 7070] [--threads N] [--run-dir DIR]
-#                                 [--expert-host-threads N] [--micro-batches M]
+#                                 [--expert-host-threads N] [--micro-batches M] [--state-dir DIR]
 #   deploy/local-cluster.sh stop [--run-dir DIR]
 #
 # Logs and pid files go to the run dir (default out/cluster). `start` returns once the cluster
@@ -13,11 +13,12 @@
 # experts (default: --threads). On one machine the expert hosts of a layer run at the same time
 # while the attention stages take turns, so giving expert hosts cores/hosts threads each keeps
 # them from fighting over the cores. --micro-batches: 0 (default) lets the coordinator choose.
+# --state-dir: where the coordinator keeps batch jobs (SQLite); without it jobs are off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cmd=${1:-}; shift || true
-shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=0; expert_threads=""
+shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=0; expert_threads=""; state_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard-config) shard=$2; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout_s=$2; shift 2 ;;
     --micro-batches) micro_batches=$2; shift 2 ;;
     --expert-host-threads) expert_threads=$2; shift 2 ;;
+    --state-dir) state_dir=$2; shift 2 ;;
     *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +56,9 @@ case "$cmd" in
     stop_all
     mkdir -p "$run_dir"
     addr=127.0.0.1:$port
-    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" \
+    extra=()
+    [ -n "$state_dir" ] && extra+=(--state-dir "$state_dir")
+    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" "${extra[@]}" \
       >"$run_dir/coordinator.log" 2>&1 &
     echo $! >"$run_dir/coordinator.pid"
     for w in $workers; do

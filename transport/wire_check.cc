@@ -9,6 +9,8 @@ namespace {
 
 // Steps larger than this are refused before anything is allocated for them.
 constexpr int64_t kMaxStepTokens = int64_t{1} << 20;
+// One timing per worker a micro-batch passed: far more than any cluster has.
+constexpr int kMaxTimings = 4096;
 
 absl::Status Bad(const std::string& what, const transport::Message& m) {
   return absl::DataLossError(absl::StrCat("bad data-plane message from peer ", m.from, ": ", what));
@@ -29,6 +31,7 @@ absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const Wire
     return Bad(absl::StrCat("step layer ", h.layer(), " outside [-1, ", c.num_layers, "]"), m);
   }
   if (h.sequences_size() == 0) return Bad("step has no sequences", m);
+  if (h.timings_size() > kMaxTimings) return Bad("step carries too many worker timings", m);
   std::set<uint64_t> ids;
   int64_t total = 0;
   for (const auto& s : h.sequences()) {
@@ -94,6 +97,7 @@ absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const 
   v1::TokensHeader h;
   if (!h.ParseFromString(m.header)) return Bad("tokens header does not parse", m);
   if (!m.payload.empty()) return Bad("tokens message carries a payload", m);
+  if (h.timings_size() > kMaxTimings) return Bad("tokens message carries too many worker timings", m);
   for (const auto& t : h.tokens()) {
     if (t.token_id() < 0 || t.token_id() >= c.vocab_size) {
       return Bad(absl::StrCat("sampled token ", t.token_id(), " outside the vocabulary"), m);

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu (cuda:N comes with the CUDA issue)");
   app.add_option("--threads", o.threads, "Compute threads (default: all cores)");
   app.add_option("--connect-timeout", connect_timeout_s, "Seconds to keep trying to reach the coordinator");
+  bool exit_with_coordinator = false;
+  app.add_flag("--exit-with-coordinator", exit_with_coordinator,
+               "Exit when the coordinator's session ends, instead of waiting for it to come back");
   std::string activations = "fp32";
   app.add_option("--activations", activations, "fp32 (exact, default) or bf16 (batched GEMMs)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
@@ -28,6 +31,13 @@ int main(int argc, char** argv) {
   o.connect_timeout = absl::Seconds(connect_timeout_s);
   o.bf16_activations = activations == "bf16";
   absl::Status status = mmx::worker::RunWorker(o);
+  // A coordinator that went away may be restarting (it keeps its jobs in --state-dir): register
+  // again with the new one, within --connect-timeout, as a worker started before it would.
+  while (!exit_with_coordinator && mmx::worker::IsCoordinatorLost(status)) {
+    std::fprintf(stderr, "mmx-worker %s: %s; registering again when it is back\n", o.name.c_str(),
+                 std::string(status.message()).c_str());
+    status = mmx::worker::RunWorker(o);
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "mmx-worker %s: error: %s\n", o.name.c_str(), std::string(status.message()).c_str());
     return 1;

@@ -1,8 +1,10 @@
 #include "worker/stage_executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -59,6 +61,13 @@ struct StageExecutor::PendingMoe {
   std::vector<float> contributions;                             // [T*K, H]
 };
 
+namespace {
+using Clock = std::chrono::steady_clock;
+uint32_t MicrosSince(Clock::time_point t) {
+  return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+}
+}  // namespace
+
 struct StageExecutor::MicroBatch {
   v1::StepHeader header;
   int64_t num_tokens = 0;
@@ -70,6 +79,8 @@ struct StageExecutor::MicroBatch {
   PendingMoe moe;
   bool failed = false;
   bool forwarded = false;
+  Clock::time_point arrived;                        // when this worker got the micro-batch
+  std::map<transport::PeerId, uint32_t> expert_micros;  // expert hosts' compute time for it
 };
 
 StageExecutor::StageExecutor(const LoadedShard* shard, transport::Transport* transport,
@@ -110,6 +121,7 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
       continue;
     }
     mbs[i].header = *std::move(header);
+    mbs[i].arrived = Clock::now();
     absl::Status st = Prepare(mbs[i], messages[i]);
     if (!st.ok()) fail(mbs[i], st);
   }
@@ -119,6 +131,7 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
   const bool owns = shard_->attention.has_value();
   const int end = owns ? shard_->attention->end : 0;
   for (int layer = owns ? shard_->attention->begin : 0; owns && layer < end; ++layer) {
+    if (aborted_.load()) return absl::AbortedError("the peer table was replaced during the step");
     for (MicroBatch& mb : mbs) {
       if (mb.failed || mb.layer != layer) continue;
       model::AttentionBlockForward(c, shard_->attention_blocks[layer - shard_->attention->begin], mb.batch,
@@ -193,7 +206,16 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
 absl::Status StageExecutor::Forward(MicroBatch& mb) {
   const model::ModelConfig& c = shard_->config();
   const int L = c.num_hidden_layers;
-  if (mb.layer == L && routes_.tail == self_) return RunTail(mb.header, mb.x.data());
+  for (const auto& [peer, micros] : mb.expert_micros) {
+    v1::WorkerTime* t = mb.header.add_timings();
+    t->set_peer_id(peer);
+    t->set_micros(micros);
+  }
+  mb.expert_micros.clear();
+  if (mb.layer == L && routes_.tail == self_) return RunTail(mb.header, mb.x.data(), mb.arrived);
+  v1::WorkerTime* own = mb.header.add_timings();
+  own->set_peer_id(self_);
+  own->set_micros(MicrosSince(mb.arrived));
   const transport::PeerId next = mb.layer == L ? routes_.tail : routes_.attention_owner[mb.layer];
   v1::StepHeader header = mb.header;
   header.set_layer(mb.layer);
@@ -264,11 +286,24 @@ absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
   PendingMoe& moe = mb.moe;
   for (const auto& [owner, pairs] : moe.by_owner) {
     if (owner == self_) continue;
-    MMX_ASSIGN_OR_RETURN(transport::Message reply,
-                         transport_->Receive(owner, ReplyKey(MessageKind::kCombine, mb.header.step_id(),
-                                                             mb.header.micro_batch(), layer),
-                                             reply_timeout_));
-    MMX_RETURN_IF_ERROR(CheckCombine(reply, shard_->wire_limits(), static_cast<int64_t>(pairs.size())).status());
+    // Short waits, so that an abort (a new peer table) is noticed within one of them.
+    const uint64_t key = ReplyKey(MessageKind::kCombine, mb.header.step_id(), mb.header.micro_batch(), layer);
+    const absl::Time deadline = absl::Now() + reply_timeout_;
+    absl::StatusOr<transport::Message> received;
+    while (true) {
+      received = transport_->Receive(owner, key, absl::Milliseconds(100));
+      if (received.ok() || !absl::IsDeadlineExceeded(received.status())) break;
+      if (aborted_.load()) return absl::AbortedError("the peer table was replaced during the step");
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(absl::StrCat("expert host ", owner, " sent no combine for layer ", layer,
+                                                        " within ", absl::FormatDuration(reply_timeout_)));
+      }
+    }
+    MMX_RETURN_IF_ERROR(received.status());
+    transport::Message reply = *std::move(received);
+    MMX_ASSIGN_OR_RETURN(v1::CombineHeader combine,
+                         CheckCombine(reply, shard_->wire_limits(), static_cast<int64_t>(pairs.size())));
+    mb.expert_micros[owner] += combine.compute_micros();
     const float* src = reinterpret_cast<const float*>(reply.payload.data());
     for (size_t i = 0; i < pairs.size(); ++i) std::copy_n(src + i * H, H, moe.contributions.data() + pairs[i] * H);
   }
@@ -278,7 +313,7 @@ absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
   return absl::OkStatus();
 }
 
-absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x) {
+absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x, Clock::time_point arrived) {
   const model::ModelConfig& c = shard_->config();
   if (!shard_->tail) return absl::FailedPreconditionError("routed the tail but holds no lm_head");
   std::vector<int64_t> rows;
@@ -292,6 +327,19 @@ absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x
   }
   std::vector<float> logits(rows.size() * c.vocab_size);
   if (!rows.empty()) model::ComputeLogits(c, *shard_->tail, x, rows, logits.data());
+  if (!sampleable_ranges_.empty()) {
+    // Ids outside the ranges (padding rows the tokenizer has no text for) get -inf.
+    for (size_t r = 0; r < rows.size(); ++r) {
+      float* row = logits.data() + r * c.vocab_size;
+      int64_t next = 0;
+      for (size_t i = 0; i + 1 < sampleable_ranges_.size(); i += 2) {
+        const int64_t begin = std::clamp<int64_t>(sampleable_ranges_[i], 0, c.vocab_size);
+        std::fill(row + std::min(next, begin), row + begin, -std::numeric_limits<float>::infinity());
+        next = std::max(next, std::clamp<int64_t>(sampleable_ranges_[i + 1], 0, c.vocab_size));
+      }
+      std::fill(row + next, row + c.vocab_size, -std::numeric_limits<float>::infinity());
+    }
+  }
 
   v1::TokensHeader reply;
   reply.set_step_id(header.step_id());
@@ -307,6 +355,10 @@ absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x
     FillLogprobs(row_logits, c.vocab_size, s.logprobs(), token);
   }
   for (uint64_t id : header.freed_sequences()) samplers_.erase(id);
+  *reply.mutable_timings() = header.timings();
+  v1::WorkerTime* own = reply.add_timings();
+  own->set_peer_id(self_);
+  own->set_micros(MicrosSince(arrived));
   return transport_->Send(routes_.coordinator,
                           ReplyKey(MessageKind::kTokens, header.step_id(), header.micro_batch(), 0),
                           reply.SerializeAsString(), nullptr, 0);
@@ -329,12 +381,14 @@ absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* tran
     }
   }
   const int64_t n = d.expert_ids_size();
+  const Clock::time_point started = Clock::now();
   std::vector<float> out(n * c.hidden_size);
   std::vector<int> ids(d.expert_ids().begin(), d.expert_ids().end());
   std::vector<float> weights(d.weights().begin(), d.weights().end());
   model::RunExpertPairs(c, shard.experts[d.layer()], reinterpret_cast<const float*>(message.payload.data()),
                         ids.data(), weights.data(), n, out.data());
   reply.set_num_rows(static_cast<int32_t>(n));
+  reply.set_compute_micros(MicrosSince(started));
   return transport->Send(message.from, key, reply.SerializeAsString(), out.data(), out.size() * sizeof(float));
 }
 

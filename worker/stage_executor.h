@@ -10,6 +10,8 @@
 // One thread calls HandleSteps at a time (the worker's step loop).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,6 +41,13 @@ class StageExecutor {
   absl::Status HandleSteps(const std::vector<transport::Message>& messages);
   absl::Status HandleStep(const transport::Message& message) { return HandleSteps({message}); }
 
+  // Restricts sampling (and the returned log-probabilities) to these [begin, end) id ranges;
+  // empty = every id.
+  void SetSampleableRanges(std::vector<int32_t> ranges) { sampleable_ranges_ = std::move(ranges); }
+
+  // Makes a running HandleSteps return Aborted within ~100 ms (its peer table was replaced).
+  void Abort() { aborted_.store(true); }
+
   // Drops every sequence's state and sampler (the cluster was reset).
   void Reset();
   size_t live_sequences() const { return states_.size(); }
@@ -50,7 +59,7 @@ class StageExecutor {
   absl::Status Prepare(MicroBatch& mb, const transport::Message& message);
   absl::Status StartMoe(MicroBatch& mb, int layer);
   absl::Status FinishMoe(MicroBatch& mb, int layer);
-  absl::Status RunTail(const v1::StepHeader& header, const float* x);
+  absl::Status RunTail(const v1::StepHeader& header, const float* x, std::chrono::steady_clock::time_point arrived);
   absl::Status Forward(MicroBatch& mb);
   void ReportError(const v1::StepHeader& header, const absl::Status& status);
 
@@ -61,6 +70,8 @@ class StageExecutor {
   absl::Duration reply_timeout_;
   std::map<uint64_t, std::unique_ptr<model::SequenceState>> states_;
   std::map<uint64_t, std::unique_ptr<model::Sampler>> samplers_;
+  std::vector<int32_t> sampleable_ranges_;
+  std::atomic<bool> aborted_{false};
 };
 
 // Serves kDispatch inbox messages: runs the pairs on the experts held here and replies to each

@@ -52,6 +52,20 @@ double MeasureReadBandwidth() {
 
 int64_t MemoryBytes() { return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE); }
 
+// MemAvailable from /proc/meminfo (what the kernel can hand out without swapping), measured
+// after loading: the weights' pages are counted as used or as reclaimable page cache.
+int64_t AvailableMemoryBytes() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  long long kb = 0;
+  while (std::fgets(line, sizeof(line), f)) {
+    if (std::sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+  }
+  std::fclose(f);
+  return static_cast<int64_t>(kb) * 1024;
+}
+
 std::string HostName() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) return "";
@@ -69,8 +83,12 @@ int UsableCores() {
 // The executor serving the current peer table; replaced (with fresh sequence state) by a new table.
 class Serving {
  public:
+  // The old executor is aborted: a step it is still running belongs to a voided table, and
+  // must not wait for replies from peers of that table (a restarted peer with the same id never
+  // sends them) while the new table's steps queue behind it.
   void Set(std::shared_ptr<StageExecutor> executor) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (executor_) executor_->Abort();
     executor_ = std::move(executor);
   }
   std::shared_ptr<StageExecutor> Get() {
@@ -84,6 +102,14 @@ class Serving {
 };
 
 }  // namespace
+
+namespace {
+constexpr const char* kLostCoordinator = "lost the coordinator (session ended)";
+}  // namespace
+
+bool IsCoordinatorLost(const absl::Status& status) {
+  return absl::IsUnavailable(status) && status.message() == kLostCoordinator;
+}
 
 absl::Status RunWorker(const WorkerOptions& o) {
   if (o.threads > 0) ThreadPool::SetDefaultThreads(o.threads);
@@ -186,6 +212,9 @@ absl::Status RunWorker(const WorkerOptions& o) {
   v1::WorkerMessage ready;
   ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*shard_weights->checkpoint));
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
+  // MemAvailable counts the mapped weights' page cache as reclaimable; they must stay resident.
+  ready.mutable_ready()->set_state_memory_bytes(
+      std::max<int64_t>(0, AvailableMemoryBytes() - shard_weights->weight_bytes) / 10 * 9);
   write(ready);
 
   Serving serving;
@@ -220,7 +249,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
     }
   });
 
-  absl::Status result = absl::UnavailableError("lost the coordinator (session ended)");
+  absl::Status result = absl::UnavailableError(kLostCoordinator);
   while (stream->Read(&msg)) {
     if (msg.has_rejected()) {
       result = absl::FailedPreconditionError(msg.rejected().message());
@@ -251,8 +280,10 @@ absl::Status RunWorker(const WorkerOptions& o) {
       continue;
     }
     // A new table voids every sequence: fresh executor, fresh state.
-    serving.Set(std::make_shared<StageExecutor>(shard_weights.get(), data_plane.get(), assignment.peer_id(),
-                                                *std::move(routes), o.reply_timeout));
+    auto executor = std::make_shared<StageExecutor>(shard_weights.get(), data_plane.get(), assignment.peer_id(),
+                                                    *std::move(routes), o.reply_timeout);
+    executor->SetSampleableRanges({assignment.sampleable_ranges().begin(), assignment.sampleable_ranges().end()});
+    serving.Set(std::move(executor));
     v1::WorkerMessage applied;
     applied.mutable_peers_applied()->set_version(table.version());
     write(applied);

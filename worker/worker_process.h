@@ -25,4 +25,7 @@ struct WorkerOptions {
 // coordinator, rejected registration, failed load, lost coordinator).
 absl::Status RunWorker(const WorkerOptions& options);
 
+// The session ended after the worker was serving: the coordinator exited or was killed.
+bool IsCoordinatorLost(const absl::Status& status);
+
 }  // namespace mmx::worker

@@ -185,7 +185,8 @@ TEST(ClusterTest, EightConcurrentRequestsGiveWhatEachGivesAlone) {
 }
 
 TEST(ClusterTest, KilledWorkerFailsInFlightRequestsFastAndRejoins) {
-  auto cluster = testing::LocalCluster::Start(Disaggregated());
+  // A generation long enough to be running when the worker dies.
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--max-tokens", "200000"});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok());
   testing::LocalCluster& c = **cluster;
@@ -215,6 +216,11 @@ TEST(ClusterTest, KilledWorkerFailsInFlightRequestsFastAndRejoins) {
   ASSERT_TRUE(c.StartWorker("experts-b").ok());
   ASSERT_TRUE(c.WaitReady(absl::Seconds(60)).ok()) << c.Log("coordinator");
   ExpectGolden(c.stub(), "p5");
+  if (::testing::Test::HasFailure()) {
+    for (const char* name : {"coordinator", "stage0", "stage1", "experts-a", "experts-b"}) {
+      ADD_FAILURE() << "log of " << name << ":\n" << c.Log(name);
+    }
+  }
 }
 
 }  // namespace

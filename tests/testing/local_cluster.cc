@@ -102,6 +102,13 @@ pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& shard_yaml, bool workers_first,
                                                                   int threads_per_worker, const std::string& cwd,
                                                                   bool start_workers) {
+  return StartWith(shard_yaml, {}, workers_first, threads_per_worker, cwd, start_workers);
+}
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartWith(const std::string& shard_yaml,
+                                                                      std::vector<std::string> coordinator_args,
+                                                                      bool workers_first, int threads_per_worker,
+                                                                      const std::string& cwd, bool start_workers) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->threads_ = threads_per_worker;
   c->cwd_ = cwd;
@@ -124,12 +131,11 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
   close(fd);
   c->address_ = absl::StrCat("127.0.0.1:", port);
 
-  auto start_coordinator = [&] {
-    c->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_,
-                               // Ping-pong always, even though test workers share this machine's cores.
-                               "--micro-batches", "2"},
-             c->cwd_);
-  };
+  c->coordinator_argv_ = {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_,
+                          // Ping-pong always, even though test workers share this machine's cores.
+                          "--micro-batches", "2"};
+  c->coordinator_argv_.insert(c->coordinator_argv_.end(), coordinator_args.begin(), coordinator_args.end());
+  auto start_coordinator = [&] { c->StartCoordinator(); };
   if (!workers_first) start_coordinator();
   for (const std::string& name : start_workers ? WorkerNames(shard_yaml) : std::vector<std::string>{}) {
     absl::Status st = c->StartWorker(name);
@@ -145,6 +151,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
   c->stub_ = v1::Inference::NewStub(grpc::CreateCustomChannel(c->address_, grpc::InsecureChannelCredentials(), args));
   return c;
 }
+
+void LocalCluster::StartCoordinator() { Spawn("coordinator", coordinator_argv_, cwd_); }
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartPlanned(const std::string& model_dir,
                                                                          const std::vector<std::string>& workers,

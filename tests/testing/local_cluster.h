@@ -27,6 +27,11 @@ class LocalCluster {
                                                              int threads_per_worker = 1,
                                                              const std::string& cwd = "",
                                                              bool start_workers = true);
+  // Start, with extra `mmx-coord serve` arguments (e.g. --state-dir, --tokenizer).
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> StartWith(const std::string& shard_yaml,
+                                                                 std::vector<std::string> coordinator_args,
+                                                                 bool workers_first = false, int threads_per_worker = 1,
+                                                                 const std::string& cwd = "", bool start_workers = true);
   // A coordinator that plans from live workers (`serve --model DIR --expect-workers N`), and N
   // workers with the given names.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlanned(const std::string& model_dir,
@@ -41,8 +46,12 @@ class LocalCluster {
   absl::Status WaitReady(absl::Duration timeout);
   absl::StatusOr<v1::ClusterStatus> Status();
 
-  // kill -9 one worker; StartWorker(name) starts it again.
+  // kill -9 one worker (or "coordinator"); StartWorker(name) starts it again.
   void KillWorker(const std::string& name);
+  // Starts the coordinator again with the arguments it first had (after KillWorker("coordinator")).
+  void StartCoordinator();
+  // The directory holding the shard config and the processes' logs.
+  std::string dir() const { return dir_; }
   absl::Status StartWorker(const std::string& name);
 
   // What a process printed (stdout and stderr together).
@@ -56,6 +65,7 @@ class LocalCluster {
   std::string address_;
   int threads_ = 1;
   std::string cwd_;
+  std::vector<std::string> coordinator_argv_;
   std::map<std::string, pid_t> pids_;
   std::unique_ptr<v1::Inference::Stub> stub_;
 };

@@ -1,0 +1,62 @@
+// JobStore: batch jobs on disk, in SQLite (`mmx-coord serve --state-dir DIR`, file jobs.db).
+// A job is its SubmitJobRequest, its state and one stored JobResult per ended request. Each
+// change is one transaction in WAL mode: once a call returns, a kill -9 of the coordinator loses
+// nothing it recorded, so a restarted coordinator resumes unfinished jobs where they stood and
+// serves finished results as before.
+//
+// Thread-safe (one connection, guarded by a mutex: jobs change at request granularity, far
+// below what serialising them costs).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "mmx/v1/inference.pb.h"
+
+struct sqlite3;
+
+namespace mmx::coordinator {
+
+class JobStore {
+ public:
+  // Opens (creating if needed) DIR/jobs.db. Errors name the file and what SQLite said.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& state_dir);
+  ~JobStore();
+
+  // Stores a new QUEUED job. With an idempotency key that an earlier submit used, returns that
+  // job instead (AlreadyExists is not an error for a retry); `*created` says which happened.
+  absl::StatusOr<v1::Job> Create(const v1::SubmitJobRequest& request, bool* created);
+  // NotFound for an unknown id.
+  absl::StatusOr<v1::Job> Get(const std::string& job_id, bool with_results) const;
+  absl::StatusOr<v1::SubmitJobRequest> GetRequest(const std::string& job_id) const;
+  // Newest first, without results.
+  absl::StatusOr<std::vector<v1::Job>> List(int limit) const;
+  // Jobs that are QUEUED or RUNNING, oldest first (the ones to resume).
+  absl::StatusOr<std::vector<std::string>> Unfinished() const;
+  // Indices of the requests of a job that already have a result.
+  absl::StatusOr<std::vector<int>> EndedIndices(const std::string& job_id) const;
+
+  absl::Status SetState(const std::string& job_id, v1::JobState state, const std::string& error = "");
+  // Records one request's result (replacing any earlier one for that index).
+  absl::Status PutResult(const std::string& job_id, const v1::JobResult& result);
+
+ private:
+  explicit JobStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  absl::Status Exec(const std::string& sql) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Job> GetLocked(const std::string& job_id, bool with_results) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Error(const std::string& what) const;
+
+  mutable absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  const std::string path_;
+};
+
+// "job-" and 16 random hex digits.
+std::string NewJobId();
+
+}  // namespace mmx::coordinator

@@ -1,0 +1,110 @@
+#include "coordinator/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+#include "coordinator/metrics_http.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace mmx::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MetricsTest, RendersCountersGaugesAndCumulativeHistograms) {
+  Metrics m;
+  m.RequestAccepted();
+  m.RequestAccepted();
+  m.RequestRejected("INVALID_ARGUMENT");
+  m.RequestEnded("stop");
+  m.PromptTokens(12);
+  m.GeneratedTokens(5);
+  m.SetQueueDepth(3);
+  m.ObserveTimeToFirstToken(0.02);
+  m.ObserveTimeToFirstToken(0.2);
+  m.ObserveWorkerStep("stage0", 0.004);
+  const std::string text = m.RenderPrometheus();
+  EXPECT_THAT(text, HasSubstr("# TYPE mmx_requests_total counter\nmmx_requests_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_requests_rejected_total{code=\"INVALID_ARGUMENT\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_requests_ended_total{outcome=\"stop\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_prompt_tokens_total 12\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_generated_tokens_total 5\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_queue_depth 3\n"));
+  // Buckets are cumulative: 0.02 is in le=0.025 and above, 0.2 from le=0.25.
+  EXPECT_THAT(text, HasSubstr("mmx_time_to_first_token_seconds_bucket{le=\"0.01\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_time_to_first_token_seconds_bucket{le=\"0.025\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_time_to_first_token_seconds_bucket{le=\"0.25\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_time_to_first_token_seconds_bucket{le=\"+Inf\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_time_to_first_token_seconds_count 2\n"));
+  EXPECT_THAT(text, HasSubstr("mmx_worker_step_seconds_bucket{worker=\"stage0\",le=\"0.005\"} 1\n"));
+  const v1::ServingStats stats = m.Stats();
+  EXPECT_EQ(stats.requests_total(), 2);
+  EXPECT_EQ(stats.generated_tokens_total(), 5);
+  EXPECT_DOUBLE_EQ(stats.worker_step_p50_s().at("stage0"), 0.004);
+}
+
+TEST(MetricsTest, QuantilesComeFromRecentObservations) {
+  Histogram h({1, 2, 3});
+  EXPECT_EQ(h.Quantile(0.5), 0);
+  for (int i = 1; i <= 101; ++i) h.Observe(i);
+  EXPECT_EQ(h.Quantile(0.5), 51);
+  for (int i = 0; i < 5000; ++i) h.Observe(7);  // the window forgets the old ones
+  EXPECT_EQ(h.Quantile(0.0), 7);
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "connect failed";
+  }
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  (void)!write(fd, request.data(), request.size());
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return response;
+}
+
+TEST(MetricsHttpServerTest, ServesMetricsHealthAndNotFound) {
+  std::atomic<bool> healthy{false};
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", [] { return std::string("mmx_x 1\n"); },
+                                         [&] { return healthy.load(); });
+  ASSERT_THAT(server, testing::IsOk());
+  const int port = (*server)->port();
+  ASSERT_GT(port, 0);
+  const std::string metrics = HttpGet(port, "/metrics");
+  EXPECT_THAT(metrics, ::testing::StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(metrics, HasSubstr("text/plain; version=0.0.4"));
+  EXPECT_THAT(metrics, ::testing::EndsWith("\r\n\r\nmmx_x 1\n"));
+  EXPECT_THAT(HttpGet(port, "/healthz"), ::testing::StartsWith("HTTP/1.1 503"));
+  healthy = true;
+  EXPECT_THAT(HttpGet(port, "/healthz"), ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(HttpGet(port, "/other"), ::testing::StartsWith("HTTP/1.1 404"));
+}
+
+TEST(MetricsHttpServerTest, BadAddressesAreClearErrors) {
+  auto none = [] { return std::string(); };
+  auto yes = [] { return true; };
+  EXPECT_THAT(MetricsHttpServer::Start("no-port", none, yes),
+              testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("HOST:PORT")));
+  auto first = MetricsHttpServer::Start("127.0.0.1:0", none, yes);
+  ASSERT_THAT(first, testing::IsOk());
+  EXPECT_THAT(MetricsHttpServer::Start("127.0.0.1:" + std::to_string((*first)->port()), none, yes),
+              testing::StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot listen")));
+}
+
+}  // namespace
+}  // namespace mmx::coordinator

@@ -1,0 +1,63 @@
+#include "coordinator/state_budget.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace mmx::coordinator {
+namespace {
+
+// Four layers, the last one softmax: 2 heads of 4 (lightning state 2*4*4*4 = 128 bytes per
+// layer), 1 KV head (2*1*4*4 = 32 bytes per token in the softmax layer).
+model::ModelConfig SmallConfig() {
+  model::ModelConfig c;
+  c.num_hidden_layers = 4;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 4;
+  c.attn_type_list = {model::AttentionKind::kLightning, model::AttentionKind::kLightning,
+                      model::AttentionKind::kLightning, model::AttentionKind::kSoftmax};
+  return c;
+}
+
+TEST(StateBudgetTest, SequenceBytesCountLightningStatesAndKvRows) {
+  const model::ModelConfig c = SmallConfig();
+  EXPECT_EQ(SequenceStateBytes(c, 0, 3, 1000), 3 * 128);       // lightning only: independent of length
+  EXPECT_EQ(SequenceStateBytes(c, 3, 4, 10), 10 * 32);          // KV grows with positions
+  EXPECT_EQ(SequenceStateBytes(c, 0, 4, 10), 3 * 128 + 10 * 32);
+}
+
+TEST(StateBudgetTest, AdmitsUntilAStageIsFullThenWaitsUntilReleased) {
+  // stage0: layers 0-2 at 384 bytes a sequence, 1000 bytes: two fit. stage1: the softmax layer.
+  StateBudget budget(SmallConfig(), {{"stage0", 0, 3, 1000}, {"stage1", 3, 4, 100000}});
+  std::string why;
+  EXPECT_EQ(budget.TryReserve(1, 10, &why), StateBudget::Admission::kAdmitted);
+  EXPECT_EQ(budget.TryReserve(2, 10, &why), StateBudget::Admission::kAdmitted);
+  EXPECT_EQ(budget.reserved_bytes("stage0"), 2 * 384);
+  EXPECT_EQ(budget.reserved_bytes("stage1"), 2 * 320);
+  EXPECT_EQ(budget.TryReserve(3, 10, &why), StateBudget::Admission::kWait);
+  EXPECT_EQ(budget.reserved_bytes("stage1"), 2 * 320);  // a refused request reserves nothing
+  budget.Release(1);
+  EXPECT_EQ(budget.TryReserve(3, 10, &why), StateBudget::Admission::kAdmitted);
+  budget.Release(99);  // unknown ids are ignored
+  EXPECT_EQ(budget.reserved_bytes("stage0"), 2 * 384);
+}
+
+TEST(StateBudgetTest, ARequestThatCanNeverFitIsRefusedWithTheNumbers) {
+  StateBudget budget(SmallConfig(), {{"stage1", 3, 4, 32 * 100}});
+  std::string why;
+  EXPECT_EQ(budget.TryReserve(1, 101, &why), StateBudget::Admission::kNever);
+  EXPECT_THAT(why, ::testing::HasSubstr("worker 'stage1'"));
+  EXPECT_THAT(why, ::testing::HasSubstr("101 positions"));
+  EXPECT_EQ(budget.TryReserve(1, 100, &why), StateBudget::Admission::kAdmitted);
+}
+
+TEST(StateBudgetTest, StagesWithUnknownCapacityDoNotLimit) {
+  StateBudget budget(SmallConfig(), {{"old-worker", 0, 4, 0}});
+  std::string why;
+  for (uint64_t id = 1; id < 100; ++id) EXPECT_EQ(budget.TryReserve(id, 1 << 20, &why), StateBudget::Admission::kAdmitted);
+}
+
+}  // namespace
+}  // namespace mmx::coordinator
