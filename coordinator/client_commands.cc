@@ -175,6 +175,7 @@ absl::Status RunGenerateClient(const ClientOptions& o) {
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (text_mode) {
     std::printf("\n");
+    std::fflush(stdout);  // the text's last line before the summary on stderr
     std::fprintf(stderr, "[finish reason: %s; %d prompt + %d generated tokens; %.2f tokens/s]\n",
                  out.finish_reason.c_str(), out.usage.prompt_tokens(), out.usage.completion_tokens(), tps);
   } else {
