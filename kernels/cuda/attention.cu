@@ -1,0 +1,230 @@
+// Causal softmax attention for one decode query against a KV cache of total_len keys (GQA,
+// fp32), split over the keys (flash-decoding):
+//
+// AttentionSplitKernel, grid (split, KV head, chunk of <= kMaxGroup query heads): each warp
+// walks tiles of 32 keys of its split's range. Per tile it stages K [32, D] in shared memory
+// (coalesced loads, rows padded to an odd stride so lane j reading row j is conflict-free),
+// computes lane j's scores q_g . k_j for every query head g of the chunk (q broadcast from
+// shared memory as float4), updates the running max / sum per head (online softmax, the CPU's
+// exp(score*scale - max) form), and adds p V with lanes over the head dimension (V rows read
+// coalesced straight from global memory). Every K and V element is read once per chunk of
+// query heads, i.e. once at the model's GQA group of 8. Each warp writes its partial
+// (max, sum, acc[D]) per head to the workspace.
+//
+// AttentionCombineKernel, one block per query head: rescales the partials to the global max
+// and divides by the total sum.
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/reduce.cuh"
+
+namespace mmx::kernels::cuda::internal {
+namespace {
+
+constexpr int kMaxGroup = 8;  // query heads per block, held in registers per lane
+constexpr int kWarps = kAttentionWarpsPerBlock;
+constexpr int kTile = static_cast<int>(kAttentionKeysPerWarpTile);
+static_assert(kTile == kWarpSize, "lane j owns key j of a tile");
+constexpr int kCombineThreads = 128;
+
+// How the keys are split, computed once on the host (launch.h's functions are host-only).
+struct SplitPlan {
+  int64_t keys_per_split;
+  int64_t num_partials;  // splits * kWarps
+};
+
+__host__ __device__ inline int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+__host__ __device__ inline int PaddedDim(int head_dim) { return (head_dim + 3) / 4 * 4; }
+
+// Shared memory floats: q [kMaxGroup, dq], then per warp p [kTile, kMaxGroup] and
+// K [kTile, dq + 1].
+size_t SplitSmemBytes(int head_dim) {
+  const int dq = PaddedDim(head_dim);
+  return sizeof(float) * (static_cast<size_t>(kMaxGroup) * dq +
+                          static_cast<size_t>(kWarps) * kTile * kMaxGroup +
+                          static_cast<size_t>(kWarps) * kTile * (dq + 1));
+}
+
+// kDPerLane: head-dim elements per lane in the P V step (D <= 32 * kDPerLane).
+template <int kDPerLane>
+__global__ void __launch_bounds__(kWarps * kWarpSize) AttentionSplitKernel(AttentionDecodeArgs a, SplitPlan plan) {
+  extern __shared__ __align__(16) float smem[];  // q_s and p_s are read as float4
+  const int D = a.head_dim, dq = PaddedDim(D);
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int split = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int head0 = kvh * group + chunk * kMaxGroup;                 // first query head of the block
+  const int num_g = min(kMaxGroup, group - chunk * kMaxGroup);      // query heads in the block
+  const int64_t kv_stride = static_cast<int64_t>(a.num_kv_heads) * D;
+
+  float* q_s = smem;                                              // [kMaxGroup, dq]
+  float* p_s = q_s + kMaxGroup * dq + warp * kTile * kMaxGroup;   // [kTile, kMaxGroup]
+  float* k_s = q_s + kMaxGroup * dq + kWarps * kTile * kMaxGroup + warp * kTile * (dq + 1);  // [kTile, dq + 1]
+  for (int i = threadIdx.x; i < kMaxGroup * dq; i += blockDim.x) {
+    const int g = i / dq, d = i % dq;
+    q_s[i] = (g < num_g && d < D) ? a.q[static_cast<int64_t>(head0 + g) * D + d] : 0.f;
+  }
+  __syncthreads();
+
+  const int64_t key_begin = split * plan.keys_per_split;
+  const int64_t key_end = Min64(a.total_len, key_begin + plan.keys_per_split);
+  const float* k_head = a.k + static_cast<int64_t>(kvh) * D;
+  const float* v_head = a.v + static_cast<int64_t>(kvh) * D;
+
+  float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kDPerLane];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < kDPerLane; ++i) acc[g][i] = 0.f;
+  }
+
+  for (int64_t tile0 = key_begin + warp * kTile; tile0 < key_end; tile0 += kWarps * kTile) {
+    const int n_keys = static_cast<int>(Min64(kTile, key_end - tile0));
+    // Stage K: row r of the tile, zero past the last key and in the padding columns.
+#pragma unroll 8
+    for (int r = 0; r < kTile; ++r) {
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) {  // dq <= 32 * kDPerLane
+        const int d = lane + i * kWarpSize;
+        if (d < dq) k_s[r * (dq + 1) + d] = (r < n_keys && d < D) ? k_head[(tile0 + r) * kv_stride + d] : 0.f;
+      }
+    }
+    __syncwarp();
+
+    // Scores: lane j for key tile0 + j, every query head.
+    float s[kMaxGroup];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.f;
+    const float* kj = k_s + lane * (dq + 1);
+    for (int d = 0; d < dq; d += 4) {
+      const float k0 = kj[d], k1 = kj[d + 1], k2 = kj[d + 2], k3 = kj[d + 3];
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g < num_g) {
+          const float4 q4 = *reinterpret_cast<const float4*>(q_s + g * dq + d);
+          s[g] = fmaf(q4.x, k0, s[g]);
+          s[g] = fmaf(q4.y, k1, s[g]);
+          s[g] = fmaf(q4.z, k2, s[g]);
+          s[g] = fmaf(q4.w, k3, s[g]);
+        }
+      }
+    }
+
+    // Online softmax per head; p for lane j's key goes to p_s[j].
+    float corr[kMaxGroup];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      corr[g] = 1.f;
+      if (g < num_g) {
+        const float score = lane < n_keys ? s[g] * a.scale : -INFINITY;
+        const float m_new = fmaxf(m[g], WarpMax(score));
+        corr[g] = expf(m[g] - m_new);  // 0 on the first tile (m = -inf)
+        const float p = expf(score - m_new);
+        l[g] = l[g] * corr[g] + WarpSum(p);
+        m[g] = m_new;
+        p_s[lane * kMaxGroup + g] = p;
+      }
+    }
+    __syncwarp();
+
+    // acc = acc * corr + sum_j p_j v_j, lanes over the head dimension.
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g)
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) acc[g][i] *= corr[g];
+#pragma unroll 4
+    for (int r = 0; r < n_keys; ++r) {
+      const float* vr = v_head + (tile0 + r) * kv_stride;
+      float v[kDPerLane];
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) {
+        const int d = lane + i * kWarpSize;
+        v[i] = d < D ? vr[d] : 0.f;
+      }
+      const float4 pa = *reinterpret_cast<const float4*>(p_s + r * kMaxGroup);
+      const float4 pb = *reinterpret_cast<const float4*>(p_s + r * kMaxGroup + 4);
+      const float p[kMaxGroup] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g)
+        if (g < num_g)
+#pragma unroll
+          for (int i = 0; i < kDPerLane; ++i) acc[g][i] = fmaf(p[g], v[i], acc[g][i]);
+    }
+    __syncwarp();  // the next tile overwrites k_s and p_s
+  }
+
+  // Partial of (split, warp) for each head: ml [partials, N, 2], then acc [partials, N, D].
+  const int64_t partial = static_cast<int64_t>(split) * kWarps + warp;
+  float* ml = a.workspace;
+  float* acc_ws = a.workspace + plan.num_partials * a.num_heads * 2;
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g < num_g) {
+      const int64_t row = partial * a.num_heads + head0 + g;
+      if (lane == 0) {
+        ml[row * 2] = m[g];
+        ml[row * 2 + 1] = l[g];
+      }
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) {
+        const int d = lane + i * kWarpSize;
+        if (d < D) acc_ws[row * D + d] = acc[g][i];
+      }
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kCombineThreads) AttentionCombineKernel(AttentionDecodeArgs a, SplitPlan plan) {
+  extern __shared__ float weight[];  // [num_partials]
+  const int h = blockIdx.x, D = a.head_dim;
+  const int64_t num_partials = plan.num_partials;
+  const float* ml = a.workspace;
+  const float* acc_ws = a.workspace + num_partials * a.num_heads * 2;
+  float max_m = -INFINITY;
+  for (int64_t p = 0; p < num_partials; ++p) max_m = fmaxf(max_m, ml[(p * a.num_heads + h) * 2]);
+  for (int64_t p = threadIdx.x; p < num_partials; p += blockDim.x) {
+    weight[p] = expf(ml[(p * a.num_heads + h) * 2] - max_m);  // 0 for an empty partial
+  }
+  __syncthreads();
+  float sum = 0.f;
+  for (int64_t p = 0; p < num_partials; ++p) sum += weight[p] * ml[(p * a.num_heads + h) * 2 + 1];
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int64_t p = 0; p < num_partials; ++p) o = fmaf(weight[p], acc_ws[(p * a.num_heads + h) * D + d], o);
+    a.out[static_cast<int64_t>(h) * D + d] = o / sum;
+  }
+}
+
+template <int kDPerLane>
+cudaError_t LaunchSplit(const AttentionDecodeArgs& a, const SplitPlan& plan, cudaStream_t stream) {
+  const size_t smem = SplitSmemBytes(a.head_dim);
+  if (smem > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(AttentionSplitKernel<kDPerLane>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  const int group = a.num_heads / a.num_kv_heads;
+  const dim3 grid(static_cast<unsigned>(AttentionNumSplits(a.total_len)), static_cast<unsigned>(a.num_kv_heads),
+                  static_cast<unsigned>((group + kMaxGroup - 1) / kMaxGroup));
+  AttentionSplitKernel<kDPerLane><<<grid, kWarps * kWarpSize, smem, stream>>>(a, plan);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t LaunchAttentionDecode(const AttentionDecodeArgs& a, cudaStream_t stream) {
+  const SplitPlan plan{AttentionKeysPerSplit(a.total_len), AttentionNumSplits(a.total_len) * kWarps};
+  const cudaError_t err =
+      a.head_dim <= 4 * kWarpSize ? LaunchSplit<4>(a, plan, stream) : LaunchSplit<8>(a, plan, stream);
+  if (err != cudaSuccess) return err;
+  const size_t combine_smem = sizeof(float) * static_cast<size_t>(plan.num_partials);
+  AttentionCombineKernel<<<static_cast<unsigned>(a.num_heads), kCombineThreads, combine_smem, stream>>>(a, plan);
+  return cudaGetLastError();
+}
+
+}  // namespace mmx::kernels::cuda::internal

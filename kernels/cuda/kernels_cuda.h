@@ -1,0 +1,122 @@
+// The CUDA launchers: kernels/kernels.h's operations on device pointers, enqueued on a
+// cudaStream_t, plus the decode-only kernels a GPU worker needs (LightningDecode,
+// CausalAttentionDecode, ArgmaxRows). Each is checked against kernels/cpu's reference loops
+// by tests/cuda at a stated tolerance (docs/kernels.md "CUDA kernels").
+//
+// Differences from kernels.h, all because of device memory and streams:
+//  - Every pointer (data, gamma, positions, inv_freq, slopes, ids, ...) is a device pointer on
+//    the stream's device; WeightView::data too. Nothing is copied to or from the host.
+//  - Launchers return absl::Status instead of void: kInvalidArgument / kUnimplemented for
+//    arguments they refuse (checked on the host before anything is enqueued, so these need no
+//    GPU), or the launch's own error (cuda_status.h). Work runs asynchronously: a fault inside a
+//    kernel surfaces at the next synchronising call, not here.
+//  - Scratch memory is the caller's: launchers that need it take a workspace pointer and size
+//    and say how much through a *WorkspaceBytes function. Nothing here allocates.
+//  - Zero-sized work (no tokens, no rows) returns OK without launching.
+// Thread safety: launchers keep no state; concurrent calls on different streams are fine.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cublas_api.h>
+#include <cuda_runtime_api.h>
+
+#include "absl/status/status.h"
+#include "kernels/kernels.h"
+
+namespace mmx::kernels::cuda {
+
+// Tokens one GEMV pass keeps in registers. Gemm with more tokens makes several passes (exact
+// path) or calls cuBLAS (kBf16 path).
+constexpr int64_t kMaxGemvTokens = 8;
+
+struct GemmOptions {
+  // kFp32 (default): the hand-written GEMV, exact fp32 products and fp32 sums, ceil(T / 8)
+  //   passes over the weights for T tokens. Memory-bound at decode sizes.
+  // kBf16: for T > 8 only, activations are rounded to bf16 (nearest even) and cuBLAS GemmEx
+  //   multiplies them with the bf16 weights on tensor cores, accumulating in fp32. Like the
+  //   CPU's kBf16 mode (kernels.h): not bit-equal to kFp32. T <= 8 stays on the exact GEMV.
+  ActivationPrecision precision = ActivationPrecision::kFp32;
+  cublasHandle_t cublas = nullptr;  // required by the kBf16 path; Gemm sets its stream
+  void* workspace = nullptr;        // device scratch of GemmWorkspaceBytes(...) bytes
+  size_t workspace_bytes = 0;
+};
+
+// Device scratch Gemm needs for these arguments: num_tokens * w.cols * 2 bytes on the kBf16
+// cuBLAS path (the bf16 copy of x), else 0.
+size_t GemmWorkspaceBytes(int64_t num_tokens, const WeightView& w, const GemmOptions& options);
+
+// y[t, o] = sum_i x[t, i] * w[o, i] (kernels.h Gemm) for BF16 weights only (kUnimplemented for
+// other dtypes). x [num_tokens, w.cols] fp32, y [num_tokens, w.rows] fp32, w.data device bf16.
+// Any shape and alignment works; cols % 8 == 0 with 16-byte aligned x and w.data takes the
+// vectorised path. kInvalidArgument for the kBf16 path without a cublas handle or with a
+// workspace smaller than GemmWorkspaceBytes.
+absl::Status Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y,
+                  cudaStream_t stream, const GemmOptions& options = {});
+
+// kernels.h RmsNorm. In place (out == x) is fine.
+absl::Status RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,
+                     float* out, cudaStream_t stream);
+// kernels.h SiluMul: out = silu(gate) * up; out may alias gate or up.
+absl::Status SiluMul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+// kernels.h SigmoidMulInPlace: x = sigmoid(gate) * x.
+absl::Status SigmoidMulInPlace(const float* gate, float* x, int64_t n, cudaStream_t stream);
+// kernels.h ApplyRope (rotate-half pairs (i, i + rotary_dim/2), angles fp32(pos) * inv_freq[i]);
+// positions [num_tokens] int64 and inv_freq [rotary_dim / 2] are device arrays.
+// kInvalidArgument unless rotary_dim is even and 0 < rotary_dim <= head_dim.
+absl::Status ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim, int rotary_dim,
+                       const int64_t* positions, const float* inv_freq, cudaStream_t stream);
+
+// Largest k RouterTopK accepts (the model uses 2).
+constexpr int kMaxRouterK = 8;
+// kernels.h RouterTopK: softmax over num_experts, top-k in descending probability with ties to
+// the lower expert id, weights renormalised over the chosen k. ids [num_tokens, k] int32,
+// weights [num_tokens, k]. kInvalidArgument unless 1 <= k <= min(num_experts, kMaxRouterK).
+absl::Status RouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k, int* ids,
+                        float* weights, cudaStream_t stream);
+
+// Greedy sampling: ids[r] = model::Argmax(logits + r * vocab, vocab) for each row (the first
+// index of the maximum; NaNs never win, except one at index 0, which the sequential loop never
+// leaves). logits [num_rows, vocab] fp32, ids [num_rows] int32. vocab < 2^31.
+absl::Status ArgmaxRows(const float* logits, int64_t num_rows, int64_t vocab, int32_t* ids,
+                        cudaStream_t stream);
+
+// One lightning-attention decode step for a batch of sequences (kernels.h LightningAttention
+// with n == 1, per sequence): for sequence i, head h, with S the state in slot slots[i],
+//   S = exp(-slopes[h]) * S + k^T v,   out = q S.
+// The states live in a pool so that a batch can name any sequences; a slot outside
+// [0, num_slots) leaves the pool alone and writes NaN to that sequence's output. Two
+// sequences of one batch must not share a slot.
+struct LightningDecodeParams {
+  LightningShape shape;            // shape.slopes: device [N]; block_size is ignored
+  const float* qkv = nullptr;      // [num_seqs, N * 3 * D], per head [q | k | v] (after SiLU)
+  int64_t num_seqs = 0;
+  float* state_pool = nullptr;     // [num_slots, N, D, D] fp32, row = key dim; updated in place
+  int64_t num_slots = 0;
+  const int32_t* slots = nullptr;  // [num_seqs] device
+  float* out = nullptr;            // [num_seqs, N * D]
+};
+// kInvalidArgument unless 0 < D <= 512 and N > 0.
+absl::Status LightningDecode(const LightningDecodeParams& params, cudaStream_t stream);
+
+// Causal softmax attention of one sequence's single decode query against its whole KV cache
+// (kernels.h CausalAttention with n == 1): out = softmax(q k^T * scale) v per query head, query
+// head h reading KV head h / (N / num_kv_heads).
+struct CausalAttentionDecodeParams {
+  AttentionShape shape;
+  const float* q = nullptr;    // [N * D], the query at position total_len - 1 (after RoPE)
+  const float* k = nullptr;    // [total_len, num_kv_heads * D] fp32, after RoPE
+  const float* v = nullptr;    // [total_len, num_kv_heads * D] fp32
+  int64_t total_len = 0;       // keys, the new token's included; >= 1
+  float* out = nullptr;        // [N * D]
+  void* workspace = nullptr;   // device scratch of CausalAttentionDecodeWorkspaceBytes(...)
+  size_t workspace_bytes = 0;
+};
+// Device scratch for the split-key partials: at most 128 splits x 2 warps x N x (D + 2) floats.
+size_t CausalAttentionDecodeWorkspaceBytes(const AttentionShape& shape, int64_t total_len);
+// kInvalidArgument unless N is a positive multiple of num_kv_heads, 0 < D <= 256, total_len
+// >= 1 and the workspace is large enough.
+absl::Status CausalAttentionDecode(const CausalAttentionDecodeParams& params, cudaStream_t stream);
+
+}  // namespace mmx::kernels::cuda

@@ -1,0 +1,109 @@
+// The device side of kernels_cuda.h: one Launch* function per .cu file's kernels, with plain
+// arguments and a cudaError_t result (cudaGetLastError after the launch). No absl and nothing
+// newer than C++17, because nvcc compiles this header. Arguments arrive validated by
+// kernels_cuda.cc (sizes positive, shapes consistent, pointers non-null); these functions only
+// pick a kernel and a grid. Internal to kernels/cuda.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace mmx::kernels::cuda::internal {
+
+// gemm.cu
+// The most tokens one GEMV launch handles (accumulators live in registers).
+constexpr int kMaxGemvTokens = 8;
+// y[t, o] = sum_i x[t, i] * bf16 w[o, i] in fp32, for num_tokens <= kMaxGemvTokens.
+struct GemvArgs {
+  const float* x;      // [num_tokens, cols]
+  int num_tokens;
+  const uint16_t* w;   // [rows, cols] bf16
+  int64_t rows;
+  int64_t cols;
+  float* y;            // [num_tokens, rows]
+};
+cudaError_t LaunchGemvBf16(const GemvArgs& args, cudaStream_t stream);
+// out[i] = bf16(x[i]), round to nearest even.
+cudaError_t LaunchFloatToBf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
+
+// elementwise.cu
+cudaError_t LaunchRmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma,
+                          float eps, float* out, cudaStream_t stream);
+cudaError_t LaunchSiluMul(const float* gate, const float* up, int64_t n, float* out,
+                          cudaStream_t stream);
+cudaError_t LaunchSigmoidMulInPlace(const float* gate, float* x, int64_t n, cudaStream_t stream);
+struct RopeArgs {
+  float* x;                 // [num_tokens, num_heads * head_dim]
+  int64_t num_tokens;
+  int num_heads;
+  int head_dim;
+  int rotary_dim;
+  const int64_t* positions;  // [num_tokens]
+  const float* inv_freq;     // [rotary_dim / 2]
+};
+cudaError_t LaunchApplyRope(const RopeArgs& args, cudaStream_t stream);
+
+// router.cu
+constexpr int kMaxRouterK = 8;
+cudaError_t LaunchRouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k,
+                             int* ids, float* weights, cudaStream_t stream);
+cudaError_t LaunchArgmaxRows(const float* logits, int64_t num_rows, int64_t vocab, int32_t* ids,
+                             cudaStream_t stream);
+
+// lightning.cu
+constexpr int kMaxLightningHeadDim = 512;
+struct LightningDecodeArgs {
+  int num_heads;
+  int head_dim;
+  const float* slopes;  // [num_heads]
+  const float* qkv;     // [num_seqs, num_heads * 3 * head_dim]
+  int64_t num_seqs;
+  float* state_pool;    // [num_slots, num_heads, head_dim, head_dim]
+  int64_t num_slots;
+  const int32_t* slots;  // [num_seqs]
+  float* out;           // [num_seqs, num_heads * head_dim]
+};
+cudaError_t LaunchLightningDecode(const LightningDecodeArgs& args, cudaStream_t stream);
+
+// attention.cu
+constexpr int kMaxAttentionHeadDim = 256;
+constexpr int kAttentionWarpsPerBlock = 2;
+constexpr int64_t kAttentionKeysPerWarpTile = 32;
+constexpr int64_t kAttentionMaxSplits = 128;
+
+// How many key ranges (blocks per KV head) a decode over total_len keys is split into: about
+// 128 keys per block, at most kAttentionMaxSplits, each range a whole number of warp tiles.
+inline int64_t AttentionKeysPerSplit(int64_t total_len) {
+  int64_t splits = (total_len + 127) / 128;
+  if (splits > kAttentionMaxSplits) splits = kAttentionMaxSplits;
+  if (splits < 1) splits = 1;
+  const int64_t per = (total_len + splits - 1) / splits;
+  return (per + kAttentionKeysPerWarpTile - 1) / kAttentionKeysPerWarpTile * kAttentionKeysPerWarpTile;
+}
+inline int64_t AttentionNumSplits(int64_t total_len) {
+  const int64_t per = AttentionKeysPerSplit(total_len);
+  return (total_len + per - 1) / per;
+}
+// Workspace floats: one partial (max, sum, acc[head_dim]) per warp of every split and head.
+inline size_t AttentionWorkspaceFloats(int num_heads, int head_dim, int64_t total_len) {
+  return static_cast<size_t>(AttentionNumSplits(total_len)) * kAttentionWarpsPerBlock *
+         static_cast<size_t>(num_heads) * (static_cast<size_t>(head_dim) + 2);
+}
+
+struct AttentionDecodeArgs {
+  int num_heads;
+  int num_kv_heads;
+  int head_dim;
+  float scale;
+  const float* q;   // [num_heads * head_dim]
+  const float* k;   // [total_len, num_kv_heads * head_dim]
+  const float* v;   // [total_len, num_kv_heads * head_dim]
+  int64_t total_len;
+  float* out;       // [num_heads * head_dim]
+  float* workspace;  // AttentionWorkspaceFloats(...)
+};
+cudaError_t LaunchAttentionDecode(const AttentionDecodeArgs& args, cudaStream_t stream);
+
+}  // namespace mmx::kernels::cuda::internal

@@ -1,0 +1,142 @@
+// kernels_cuda.h's argument checks, which run on the host before anything is enqueued: these
+// run everywhere, GPU or not, and never reach a kernel (any pointer they pass is never read).
+#include <cstdint>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "kernels/cuda/kernels_cuda.h"
+#include "tests/testing/status_matchers.h"
+
+namespace mmx::kernels::cuda {
+namespace {
+
+using ::mmx::testing::IsOk;
+using ::mmx::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// Stand-ins for device pointers: validation only compares them with null.
+float* const kPtr = reinterpret_cast<float*>(uintptr_t{256});
+const int64_t* const kPositions = reinterpret_cast<const int64_t*>(uintptr_t{256});
+int* const kIds = reinterpret_cast<int*>(uintptr_t{256});
+
+WeightView Bf16Weights(int64_t rows, int64_t cols) { return WeightView{kPtr, DType::kBF16, rows, cols}; }
+
+TEST(CudaLaunchValidationTest, GemmRefusesWeightsThatAreNotBf16) {
+  for (DType dtype : {DType::kF16, DType::kF32, DType::kI8}) {
+    EXPECT_THAT(Gemm(kPtr, 1, WeightView{kPtr, dtype, 4, 8}, kPtr, nullptr),
+                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("BF16 weights only")));
+  }
+}
+
+TEST(CudaLaunchValidationTest, GemmBf16ActivationPathNeedsCublasAndWorkspace) {
+  GemmOptions options;
+  options.precision = ActivationPrecision::kBf16;
+  const WeightView w = Bf16Weights(64, 100);
+  EXPECT_EQ(GemmWorkspaceBytes(9, w, options), 9u * 100u * 2u);
+  EXPECT_EQ(GemmWorkspaceBytes(8, w, options), 0u);  // 8 tokens stay on the exact GEMV
+  EXPECT_EQ(GemmWorkspaceBytes(9, w, GemmOptions{}), 0u);
+  EXPECT_THAT(Gemm(kPtr, 9, w, kPtr, nullptr, options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("GemmOptions::cublas")));
+  options.cublas = reinterpret_cast<cublasHandle_t>(uintptr_t{256});
+  options.workspace = kPtr;
+  options.workspace_bytes = 9 * 100 * 2 - 1;
+  EXPECT_THAT(Gemm(kPtr, 9, w, kPtr, nullptr, options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("smaller than the 1800 bytes")));
+}
+
+TEST(CudaLaunchValidationTest, RejectsNegativeSizesAndNullPointers) {
+  EXPECT_THAT(Gemm(kPtr, -1, Bf16Weights(4, 8), kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Gemm(nullptr, 1, Bf16Weights(4, 8), kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("x is null")));
+  EXPECT_THAT(RmsNorm(kPtr, 2, 16, nullptr, 1e-5f, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("gamma is null")));
+  EXPECT_THAT(SiluMul(kPtr, kPtr, -3, kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SigmoidMulInPlace(nullptr, kPtr, 5, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(CudaLaunchValidationTest, ZeroSizedWorkLaunchesNothing) {
+  // OK without a GPU: nothing reaches CUDA.
+  EXPECT_THAT(Gemm(kPtr, 0, Bf16Weights(4, 8), kPtr, nullptr), IsOk());
+  EXPECT_THAT(Gemm(kPtr, 3, Bf16Weights(0, 8), kPtr, nullptr), IsOk());
+  EXPECT_THAT(RmsNorm(kPtr, 0, 16, kPtr, 1e-5f, kPtr, nullptr), IsOk());
+  EXPECT_THAT(SiluMul(kPtr, kPtr, 0, kPtr, nullptr), IsOk());
+  EXPECT_THAT(SigmoidMulInPlace(kPtr, kPtr, 0, nullptr), IsOk());
+  EXPECT_THAT(ApplyRope(kPtr, 0, 8, 128, 64, kPositions, kPtr, nullptr), IsOk());
+  EXPECT_THAT(RouterTopK(kPtr, 0, 32, 2, kIds, kPtr, nullptr), IsOk());
+  EXPECT_THAT(ArgmaxRows(kPtr, 0, 100, kIds, nullptr), IsOk());
+  const float slopes[1] = {0.5f};
+  LightningDecodeParams lightning;
+  lightning.shape = LightningShape{1, 8, slopes, 256};
+  EXPECT_THAT(LightningDecode(lightning, nullptr), IsOk());
+}
+
+TEST(CudaLaunchValidationTest, RopeNeedsAnEvenRotaryDimWithinTheHead) {
+  EXPECT_THAT(ApplyRope(kPtr, 1, 8, 128, 63, kPositions, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rotary_dim must be even")));
+  EXPECT_THAT(ApplyRope(kPtr, 1, 8, 64, 66, kPositions, kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(CudaLaunchValidationTest, RouterNeedsKBetweenOneAndTheExpertCount) {
+  EXPECT_THAT(RouterTopK(kPtr, 4, 32, 0, kIds, kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(RouterTopK(kPtr, 4, 3, 4, kIds, kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(RouterTopK(kPtr, 4, 64, kMaxRouterK + 1, kIds, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("k 9 of 64 experts")));
+}
+
+TEST(CudaLaunchValidationTest, ArgmaxNeedsANonEmptyVocabulary) {
+  EXPECT_THAT(ArgmaxRows(kPtr, 2, 0, kIds, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("vocab must be in [1, 2^31)")));
+  EXPECT_THAT(ArgmaxRows(kPtr, 2, int64_t{1} << 31, kIds, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(CudaLaunchValidationTest, LightningChecksShapeSlotsAndPointers) {
+  const float slopes[1] = {0.5f};
+  LightningDecodeParams p;
+  p.shape = LightningShape{1, 1024, slopes, 256};
+  p.qkv = p.state_pool = p.out = kPtr;
+  p.slots = reinterpret_cast<const int32_t*>(kPtr);
+  p.num_seqs = 1;
+  p.num_slots = 1;
+  EXPECT_THAT(LightningDecode(p, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("head_dim <= 512")));
+  p.shape.head_dim = 128;
+  p.num_slots = 0;
+  EXPECT_THAT(LightningDecode(p, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_slots")));
+  p.num_slots = 4;
+  p.slots = nullptr;
+  EXPECT_THAT(LightningDecode(p, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("slots is null")));
+}
+
+TEST(CudaLaunchValidationTest, AttentionWorkspaceCoversEverySplit) {
+  const AttentionShape model{64, 8, 128, 0.08838834764831845f};
+  // 32k keys: 128 splits of 256 keys, 2 warps each, one (max, sum, acc[128]) per head.
+  EXPECT_EQ(CausalAttentionDecodeWorkspaceBytes(model, 32768), 128u * 2u * 64u * 130u * 4u);
+  // Short contexts: one split.
+  EXPECT_EQ(CausalAttentionDecodeWorkspaceBytes(model, 1), 1u * 2u * 64u * 130u * 4u);
+  EXPECT_EQ(CausalAttentionDecodeWorkspaceBytes(model, 0), 0u);
+  // Long contexts stay at 128 splits: the workspace does not grow with the context.
+  EXPECT_EQ(CausalAttentionDecodeWorkspaceBytes(model, 1 << 20), CausalAttentionDecodeWorkspaceBytes(model, 32768));
+}
+
+TEST(CudaLaunchValidationTest, AttentionChecksGqaHeadDimLengthAndWorkspace) {
+  CausalAttentionDecodeParams p;
+  p.shape = AttentionShape{12, 5, 64, 0.125f};
+  p.q = p.k = p.v = p.out = kPtr;
+  p.total_len = 10;
+  p.workspace = kPtr;
+  p.workspace_bytes = 1 << 30;
+  EXPECT_THAT(CausalAttentionDecode(p, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("multiple of num_kv_heads")));
+  p.shape = AttentionShape{12, 4, 512, 0.125f};
+  EXPECT_THAT(CausalAttentionDecode(p, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("head_dim")));
+  p.shape.head_dim = 64;
+  p.total_len = 0;
+  EXPECT_THAT(CausalAttentionDecode(p, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("total_len")));
+  p.total_len = 10;
+  p.workspace_bytes = CausalAttentionDecodeWorkspaceBytes(p.shape, p.total_len) - 4;
+  EXPECT_THAT(CausalAttentionDecode(p, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CausalAttentionDecodeWorkspaceBytes")));
+}
+
+}  // namespace
+}  // namespace mmx::kernels::cuda
