@@ -25,6 +25,15 @@ absl::StatusOr<std::unique_ptr<UcxWorker>> UcxWorker::Create() {
   // holder burned ~20% of a worker's CPU (measured with perf on the disaggregated layout).
   // An explicit UCX_USE_MT_MUTEX in the environment still wins.
   if (getenv("UCX_USE_MT_MUTEX") == nullptr) ucp_config_modify(config, "USE_MT_MUTEX", "y");
+  // No mm (the shared-memory FIFO transports: sysv, posix, xpmem) unless UCX_TLS asks for them.
+  // A process killed while writing into a peer's FIFO leaves a reserved, never-completed slot,
+  // and the receiver, which drains its FIFO in order, stops receiving from everyone: a worker
+  // killed on the same host as others wedged a surviving stage about 1 run in 20 of the
+  // kill-and-rejoin test (0 in 60 without mm). This is why UCX itself drops mm under its PEER
+  // error handling. Small messages then go over TCP loopback on one host (tens of microseconds,
+  // under the thread wake-ups every message costs anyway); large ones still use CMA
+  // (process_vm_readv, zero-copy), and separate machines never used mm.
+  if (getenv("UCX_TLS") == nullptr) ucp_config_modify(config, "TLS", "^mm");
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_NAME;
   // WAKEUP makes UCX pick transports whose events can wake the blocked progress thread.
