@@ -13,21 +13,13 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "coordinator/run_command.h"
+#include "coordinator/grpc_status.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace mmx::coordinator {
 namespace {
-
-absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
-  if (s.ok()) return absl::OkStatus();
-  std::string message = s.error_message();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && message.find("connect") != std::string::npos) {
-    message = absl::StrCat("cannot reach the server at ", server, " (", message, ")");
-  }
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
-}
 
 const char* StateName(v1::WorkerState s) {
   switch (s) {
@@ -127,7 +119,7 @@ absl::Status Stream(const ClientOptions& o, const v1::GenerateRequest& request, 
     if (on_response) on_response(response);
   }
   out->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return FromGrpc(reader->Finish(), o.server);
+  return FromGrpcStatus(reader->Finish(), o.server);
 }
 
 }  // namespace
@@ -226,7 +218,7 @@ absl::Status RunStatusClient(const ClientOptions& o) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ClusterStatus status;
-  MMX_RETURN_IF_ERROR(FromGrpc(stub->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status), o.server));
+  MMX_RETURN_IF_ERROR(FromGrpcStatus(stub->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status), o.server));
   if (o.json) {
     nlohmann::json j;
     j["ready"] = status.ready();

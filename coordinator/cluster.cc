@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/core_sharing.h"
-#include "plan/expert_routing.h"
 #include "plan/planner.h"
 
 namespace mmx::coordinator {
@@ -23,30 +22,6 @@ std::vector<std::string> DescribeRoles(const plan::WorkerShard& w) {
   }
   if (w.lm_head) roles.push_back("lm_head");
   return roles;
-}
-
-std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const model::ModelConfig& config,
-                                         const std::vector<transport::PeerId>& peer_of_worker) {
-  const int L = config.num_hidden_layers, E = config.num_local_experts;
-  const std::vector<int> routes = plan::RouteExperts(
-      static_cast<int>(shard.workers.size()), L, E,
-      [&](int w, int l, int e) {
-        for (const plan::ExpertBlock& b : shard.workers[w].experts) {
-          if (b.Holds(l, e)) return true;
-        }
-        return false;
-      },
-      [&](int l) {
-        for (size_t w = 0; w < shard.workers.size(); ++w) {
-          if (shard.workers[w].attention && shard.workers[w].attention->Contains(l)) return static_cast<int>(w);
-        }
-        return -1;
-      });
-  std::vector<uint32_t> owners(routes.size(), 0);
-  for (size_t i = 0; i < routes.size(); ++i) {
-    if (routes[i] >= 0) owners[i] = peer_of_worker[routes[i]];
-  }
-  return owners;
 }
 
 Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
@@ -229,15 +204,12 @@ v1::PeerTable Cluster::BuildPeerTable() const {
   coord->set_peer_id(0);
   coord->set_name("coordinator");
   coord->set_data_address(transport_->LocalAddress());
-  std::vector<transport::PeerId> peer_of_worker;
   for (const Slot& s : slots_) {
     v1::Peer* p = table.add_peers();
     p->set_peer_id(s.peer_id);
     p->set_name(s.entry->name);
     p->set_data_address(s.data_address);
-    peer_of_worker.push_back(s.peer_id);
   }
-  for (uint32_t owner : ChooseExpertOwners(shard_, config_, peer_of_worker)) table.add_expert_owner(owner);
   return table;
 }
 

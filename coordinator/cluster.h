@@ -137,11 +137,6 @@ class Cluster {
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
-// The replica that serves each (layer, expert) pair, index layer * E + expert, as peer ids:
-// plan/expert_routing.h's rule (the planner predicts load with the same rule).
-std::vector<uint32_t> ChooseExpertOwners(const plan::ShardConfig& shard, const model::ModelConfig& config,
-                                         const std::vector<transport::PeerId>& peer_of_worker);
-
 // Human-readable roles of a shard entry ("embedding", "attention[0,4)", ...).
 std::vector<std::string> DescribeRoles(const plan::WorkerShard& worker);
 

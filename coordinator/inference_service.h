@@ -8,6 +8,7 @@
 #include <string>
 
 #include "coordinator/cluster.h"
+#include "coordinator/grpc_status.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_store.h"
 #include "coordinator/metrics.h"
@@ -44,8 +45,5 @@ class InferenceService final : public v1::Inference::Service {
   grpc::Status JobsOff() const;
   Parts p_;
 };
-
-// absl::Status -> grpc::Status (the codes are the same numbers).
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace mmx::coordinator

@@ -7,21 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
 
 namespace mmx::coordinator {
 namespace {
-
-absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
-  if (s.ok()) return absl::OkStatus();
-  std::string message = s.error_message();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && message.find("connect") != std::string::npos) {
-    message = absl::StrCat("cannot reach the server at ", server, " (", message, ")");
-  }
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
-}
 
 std::unique_ptr<v1::Inference::Stub> Connect(const std::string& server) {
   return v1::Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
@@ -117,7 +109,7 @@ absl::Status JobCommands::Submit() const {
   {
     grpc::ClientContext context;
     WithDeadline(&context);
-    if (absl::Status st = FromGrpc(stub->SubmitJob(&context, request, &job), server_); !st.ok()) return st;
+    if (absl::Status st = FromGrpcStatus(stub->SubmitJob(&context, request, &job), server_); !st.ok()) return st;
   }
   if (!wait_) {
     if (json_) {
@@ -135,7 +127,7 @@ absl::Status JobCommands::Submit() const {
     v1::GetJobRequest get;
     get.set_job_id(job.job_id());
     get.set_omit_results(true);
-    if (absl::Status st = FromGrpc(stub->GetJob(&context, get, &job), server_); !st.ok()) return st;
+    if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), server_); !st.ok()) return st;
     if (job.completed() != last_completed && !json_) {
       std::fprintf(stderr, "\r%s: %d/%d", job.job_id().c_str(), job.completed(), job.total());
       last_completed = job.completed();
@@ -146,7 +138,7 @@ absl::Status JobCommands::Submit() const {
   WithDeadline(&context);
   v1::GetJobRequest get;
   get.set_job_id(job.job_id());
-  if (absl::Status st = FromGrpc(stub->GetJob(&context, get, &job), server_); !st.ok()) return st;
+  if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), server_); !st.ok()) return st;
   PrintJob(job, json_);
   return absl::OkStatus();
 }
@@ -157,7 +149,7 @@ absl::Status JobCommands::Show() const {
   v1::GetJobRequest get;
   get.set_job_id(job_id_);
   v1::Job job;
-  if (absl::Status st = FromGrpc(Connect(server_)->GetJob(&context, get, &job), server_); !st.ok()) return st;
+  if (absl::Status st = FromGrpcStatus(Connect(server_)->GetJob(&context, get, &job), server_); !st.ok()) return st;
   PrintJob(job, json_);
   return absl::OkStatus();
 }
@@ -168,7 +160,7 @@ absl::Status JobCommands::List() const {
   v1::ListJobsRequest list;
   list.set_limit(limit_);
   v1::ListJobsResponse response;
-  if (absl::Status st = FromGrpc(Connect(server_)->ListJobs(&context, list, &response), server_); !st.ok()) return st;
+  if (absl::Status st = FromGrpcStatus(Connect(server_)->ListJobs(&context, list, &response), server_); !st.ok()) return st;
   if (json_) {
     std::printf("%s\n", ToJson(response).c_str());
     return absl::OkStatus();
@@ -183,7 +175,7 @@ absl::Status JobCommands::Cancel() const {
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job_id_);
   v1::Job job;
-  if (absl::Status st = FromGrpc(Connect(server_)->CancelJob(&context, cancel, &job), server_); !st.ok()) return st;
+  if (absl::Status st = FromGrpcStatus(Connect(server_)->CancelJob(&context, cancel, &job), server_); !st.ok()) return st;
   PrintJob(job, json_);
   return absl::OkStatus();
 }

@@ -19,11 +19,6 @@ std::string Request::text() const {
   return text_copy_;
 }
 
-void Request::AddToken(TokenEvent event) {
-  absl::MutexLock lock(&mu_);
-  events_.push_back(std::move(event));
-}
-
 void Request::Finish(const std::string& reason) {
   absl::MutexLock lock(&mu_);
   if (done_) return;

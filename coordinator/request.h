@@ -51,7 +51,6 @@ class Request {
   // `last`: the request ends with it, so held-back text is released too). Returns true when a
   // stop string completed: the request must end with finish_reason "stop".
   bool AppendToken(TokenEvent event, bool last);
-  void AddToken(TokenEvent event);
   void Finish(const std::string& reason);
   void Fail(absl::Status status);
   bool cancelled() const;

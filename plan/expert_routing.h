@@ -1,6 +1,7 @@
-// The rule that picks, for each (layer, expert) pair held by several workers, the one replica the
-// runtime sends that pair's tokens to. The coordinator applies it to build its peer table and
-// the planner applies it to predict load, so it lives here, once.
+// The rule the planner uses to predict load: for each (layer, expert) pair held by several
+// workers, the one replica its tokens are assumed to go to. The runtime does better (a stage
+// picks among the holders per layer and step by the tokens it routes: worker/routes.h), so the
+// prediction is for the static worst case of balance.
 //
 // Rule: a holder co-located with the layer's attention stage wins (no network hop); otherwise
 // the holder with the fewest pairs routed to it so far; ties go to the lower worker index.

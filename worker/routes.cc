@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace mmx::worker {
 
@@ -26,11 +27,6 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
       for (int l = w.attention->begin; l < w.attention->end && l < num_layers; ++l) r.attention_owner[l] = it->second;
     }
   }
-  if (table.expert_owner_size() != num_layers * num_experts) {
-    return absl::InvalidArgumentError(absl::StrCat("peer table has ", table.expert_owner_size(),
-                                                   " expert owners, expected ", num_layers * num_experts));
-  }
-  r.expert_owner.assign(table.expert_owner().begin(), table.expert_owner().end());
   r.expert_holders.assign(static_cast<size_t>(num_layers) * num_experts, {});
   for (const plan::WorkerShard& w : shard.workers) {
     const transport::PeerId id = ids.at(w.name);
@@ -56,13 +52,13 @@ std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer
   std::vector<transport::PeerId> host(E, 0);
   std::map<transport::PeerId, int64_t> load;
   std::vector<int> open;
-  const bool know_holders = !routes.expert_holders.empty();
   for (int e = 0; e < E; ++e) {
     if (pairs[e] == 0) continue;
-    const std::vector<transport::PeerId>* holders = know_holders ? &routes.ExpertHolders(layer, e) : nullptr;
-    if (!holders || holders->size() <= 1) {
-      host[e] = holders && holders->size() == 1 ? holders->front() : routes.ExpertOwner(layer, e);
-    } else if (std::find(holders->begin(), holders->end(), self) != holders->end()) {
+    const std::vector<transport::PeerId>& holders = routes.ExpertHolders(layer, e);
+    MMX_CHECK(!holders.empty());  // ValidateShardConfig: every (layer, expert) pair is hosted
+    if (holders.size() == 1) {
+      host[e] = holders.front();
+    } else if (std::find(holders.begin(), holders.end(), self) != holders.end()) {
       host[e] = self;
     } else {
       open.push_back(e);

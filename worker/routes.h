@@ -18,13 +18,9 @@ struct Routes {
   transport::PeerId head = 0;                       // holds the embedding
   transport::PeerId tail = 0;                       // holds the final norm + lm_head
   std::vector<transport::PeerId> attention_owner;   // [L]
-  std::vector<transport::PeerId> expert_owner;      // [L * E], the coordinator's choice per pair
   std::vector<std::vector<transport::PeerId>> expert_holders;  // [L * E], every replica, in config order
   int num_experts = 0;
 
-  transport::PeerId ExpertOwner(int layer, int expert) const {
-    return expert_owner[static_cast<size_t>(layer) * num_experts + expert];
-  }
   const std::vector<transport::PeerId>& ExpertHolders(int layer, int expert) const {
     return expert_holders[static_cast<size_t>(layer) * num_experts + expert];
   }
@@ -36,14 +32,14 @@ struct Routes {
 // one holder goes there; the remaining replicated experts go, heaviest first, to the holder with
 // the least work so far. Work per host is counted as pairs plus a fixed cost per expert (reading
 // its weights), so hosts with replicas finish a layer together instead of one idling while the
-// other works: the static choice of the peer table balances pair *counts* per layer, not the
-// tokens a step actually routes. All of one expert's pairs go to one host (its weights are read
-// once). Falls back to the peer table's owner where holders are unknown.
+// other works; a fixed owner per pair would balance pair *counts* per layer, not the tokens a
+// step actually routes. All of one expert's pairs go to one host (its weights are read once).
+// Every (layer, expert) pair has a holder: shard-config validation guarantees it.
 std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer,
                                                  const std::vector<int>& pair_experts,
                                                  transport::PeerId self);
 
-// Builds routes from the shard config and a peer table (names -> ids, chosen expert owners).
+// Builds routes from the shard config and a peer table (names -> ids).
 // InvalidArgument if the table does not cover the config.
 absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::PeerTable& table,
                                    int num_layers, int num_experts);

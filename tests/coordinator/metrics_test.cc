@@ -1,9 +1,5 @@
 #include "coordinator/metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <string>
@@ -11,6 +7,7 @@
 #include "coordinator/metrics_http.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::coordinator {
@@ -59,25 +56,6 @@ TEST(MetricsTest, QuantilesComeFromRecentObservations) {
   EXPECT_EQ(h.Quantile(0.0), 7);
 }
 
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "connect failed";
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return response;
-}
-
 TEST(MetricsHttpServerTest, ServesMetricsHealthAndNotFound) {
   std::atomic<bool> healthy{false};
   auto server = MetricsHttpServer::Start("127.0.0.1:0", [] { return std::string("mmx_x 1\n"); },
@@ -85,14 +63,15 @@ TEST(MetricsHttpServerTest, ServesMetricsHealthAndNotFound) {
   ASSERT_THAT(server, testing::IsOk());
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
-  const std::string metrics = HttpGet(port, "/metrics");
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const std::string metrics = testing::HttpGet(address, "/metrics");
   EXPECT_THAT(metrics, ::testing::StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(metrics, HasSubstr("text/plain; version=0.0.4"));
   EXPECT_THAT(metrics, ::testing::EndsWith("\r\n\r\nmmx_x 1\n"));
-  EXPECT_THAT(HttpGet(port, "/healthz"), ::testing::StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(testing::HttpGet(address, "/healthz"), ::testing::StartsWith("HTTP/1.1 503"));
   healthy = true;
-  EXPECT_THAT(HttpGet(port, "/healthz"), ::testing::StartsWith("HTTP/1.1 200"));
-  EXPECT_THAT(HttpGet(port, "/other"), ::testing::StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(testing::HttpGet(address, "/healthz"), ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(testing::HttpGet(address, "/other"), ::testing::StartsWith("HTTP/1.1 404"));
 }
 
 TEST(MetricsHttpServerTest, BadAddressesAreClearErrors) {

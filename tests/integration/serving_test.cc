@@ -2,9 +2,7 @@
 // tiny-a checkpoint and a test tokenizer (mmx-mkmodel's, passed with --tokenizer): text in and
 // out, chat messages, stop strings, usage, cancellation, limits and validation, batch jobs in
 // SQLite (including a kill -9 of the coordinator mid-job), Prometheus metrics and gRPC health.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +20,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/tokenizer_maker.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/http_get.h"
 #include "tests/testing/local_cluster.h"
 
 namespace mmx {
@@ -324,26 +323,6 @@ TEST_F(ServingTest, CancelledJobEndsCancelled) {
   EXPECT_GT(cancelled_results, 30);
 }
 
-std::string HttpGet(const std::string& address, const std::string& path) {
-  const size_t colon = address.rfind(':');
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return response;
-}
-
 TEST_F(ServingTest, MetricsAndHealthAreServed) {
   ASSERT_TRUE(Call(cluster_->stub(), TextRequest("metrics please", 4)).status.ok());
   absl::StatusOr<v1::ClusterStatus> status = cluster_->Status();
@@ -352,14 +331,14 @@ TEST_F(ServingTest, MetricsAndHealthAreServed) {
   EXPECT_GT(status->stats().requests_total(), 0);
   EXPECT_GT(status->stats().generated_tokens_total(), 0);
   EXPECT_GT(status->stats().worker_step_p50_s().at("all"), 0);
-  const std::string metrics = HttpGet(status->metrics_address(), "/metrics");
+  const std::string metrics = testing::HttpGet(status->metrics_address(), "/metrics");
   EXPECT_THAT(metrics, HasSubstr("HTTP/1.1 200 OK"));
   for (const char* name : {"mmx_requests_total", "mmx_generated_tokens_total", "mmx_queue_depth",
                            "mmx_time_to_first_token_seconds_bucket", "mmx_time_per_output_token_seconds_bucket",
                            "mmx_worker_step_seconds_bucket{worker=\"all\""}) {
     EXPECT_THAT(metrics, HasSubstr(name));
   }
-  EXPECT_THAT(HttpGet(status->metrics_address(), "/healthz"), HasSubstr("200 OK"));
+  EXPECT_THAT(testing::HttpGet(status->metrics_address(), "/healthz"), HasSubstr("200 OK"));
 
   auto health = grpc::health::v1::Health::NewStub(
       grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials()));

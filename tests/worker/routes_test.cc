@@ -32,7 +32,6 @@ workers:
     p->set_name(name);
     p->set_peer_id(id);
   }
-  for (uint32_t owner : {1u, 1u, 2u, 2u}) table.add_expert_owner(owner);
   return BuildRoutes(*shard, table, /*num_layers=*/1, /*num_experts=*/4);
 }
 
@@ -43,7 +42,6 @@ TEST(RoutesTest, HoldersListEveryReplica) {
   EXPECT_THAT(r.ExpertHolders(0, 0), ElementsAre(1u));
   EXPECT_THAT(r.ExpertHolders(0, 1), ElementsAre(1u, 2u));
   EXPECT_THAT(r.ExpertHolders(0, 3), ElementsAre(2u));
-  EXPECT_EQ(r.ExpertOwner(0, 2), 2u);
 }
 
 TEST(RoutesTest, ReplicatedExpertsGoToTheLessLoadedHost) {
@@ -51,7 +49,7 @@ TEST(RoutesTest, ReplicatedExpertsGoToTheLessLoadedHost) {
   ASSERT_THAT(routes, testing::IsOk());
   const Routes& r = *routes;
   // Expert 0 (only on a) has 6 pairs; the replicated experts 1 and 2 both go to b, which
-  // otherwise has only expert 3's single pair. The static table would have sent 1 to a.
+  // otherwise has only expert 3's single pair. plan/expert_routing.h's fixed rule would send 1 to a.
   const std::vector<int> pairs = {0, 0, 0, 0, 0, 0, 1, 1, 2, 3};
   EXPECT_THAT(ChooseExpertHosts(r, 0, pairs, /*self=*/3), ElementsAre(1u, 2u, 2u, 2u));
   // Mirror image: expert 3 is heavy, so the replicas go to a.
