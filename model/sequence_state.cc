@@ -2,13 +2,13 @@
 
 namespace mmx::model {
 
-SequenceState::SequenceState(const ModelConfig& config, int first_layer, int end_layer)
-    : first_layer_(first_layer) {
+SequenceState::SequenceState(const ModelConfig& config, int first_layer, int end_layer, Storage storage)
+    : first_layer_(first_layer), kv_width_(config.kv_width()), storage_(storage) {
   layers_.resize(end_layer - first_layer);
   const size_t lightning_size =
       static_cast<size_t>(config.num_attention_heads) * config.head_dim * config.head_dim;
   for (int l = first_layer; l < end_layer; ++l) {
-    if (!config.is_softmax(l)) layers_[l - first_layer].lightning.assign(lightning_size, 0.f);
+    if (storage == Storage::kHost && !config.is_softmax(l)) layers_[l - first_layer].lightning.assign(lightning_size, 0.f);
   }
 }
 
@@ -17,6 +17,7 @@ int64_t SequenceState::bytes() const {
   for (const LayerState& s : layers_) {
     total += static_cast<int64_t>((s.lightning.size() + s.keys.size() + s.values.size()) * sizeof(float));
   }
+  if (device_) total += device_->bytes();
   return total;
 }
 

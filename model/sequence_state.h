@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
@@ -18,10 +19,22 @@ struct LayerState {
   int64_t length = 0;            // tokens seen by this layer
 };
 
+// State a backend keeps outside host memory (a GPU's lightning states and KV cache). The
+// SequenceState owns it; the host LayerStates then keep only the lengths.
+class DeviceSequenceState {
+ public:
+  virtual ~DeviceSequenceState() = default;
+  virtual int64_t bytes() const = 0;
+};
+
 class SequenceState {
  public:
+  // Where the lightning states and KV rows live: kHost in LayerState's vectors; kDevice in a
+  // backend's DeviceSequenceState (set_device()), the LayerStates keeping the lengths.
+  enum class Storage { kHost, kDevice };
+
   // State for layers [first_layer, end_layer) of `config`, zeroed (a new sequence).
-  SequenceState(const ModelConfig& config, int first_layer, int end_layer);
+  SequenceState(const ModelConfig& config, int first_layer, int end_layer, Storage storage = Storage::kHost);
 
   LayerState& layer(int l) { return layers_[l - first_layer_]; }
   const LayerState& layer(int l) const { return layers_[l - first_layer_]; }
@@ -29,12 +42,21 @@ class SequenceState {
   int end_layer() const { return first_layer_ + static_cast<int>(layers_.size()); }
   // Tokens processed so far (by the first owned layer).
   int64_t length() const { return layers_.empty() ? 0 : layers_.front().length; }
-  // Bytes held now: lightning states plus the KV rows cached.
+  // Bytes held now: lightning states plus the KV rows cached (host and device).
   int64_t bytes() const;
+  // Floats per token of one layer's K (or V) cache: num_key_value_heads * head_dim.
+  int64_t kv_width() const { return kv_width_; }
+
+  Storage storage() const { return storage_; }
+  DeviceSequenceState* device() const { return device_.get(); }
+  void set_device(std::unique_ptr<DeviceSequenceState> device) { device_ = std::move(device); }
 
  private:
   int first_layer_;
+  int64_t kv_width_;
+  Storage storage_;
   std::vector<LayerState> layers_;
+  std::unique_ptr<DeviceSequenceState> device_;
 };
 
 }  // namespace mmx::model
