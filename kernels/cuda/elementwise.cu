@@ -1,7 +1,7 @@
-// RmsNorm, the activation kernels (SwiGLU combine, sigmoid gate) and RoPE: single passes over
-// their inputs, bandwidth-bound. Each follows kernels/cpu/reference.cc's formula in the same
-// operation order; the differences are expf / sincosf (CUDA's, within 2 ulp, not glibc's) and
-// the order of RmsNorm's sum of squares (a block tree instead of a sequential loop).
+// RmsNorm, the activation kernels (SiLU, SwiGLU combine, sigmoid gate), Axpby and RoPE: single
+// passes over their inputs, bandwidth-bound. Each follows kernels/cpu/reference.cc's formula in
+// the same operation order; the differences are expf / sincosf (CUDA's, within 2 ulp, not
+// glibc's) and the order of RmsNorm's sum of squares (a block tree instead of a sequential loop).
 // nvcc's default IEEE division and square root are kept (no --use_fast_math).
 #include <cstdint>
 
@@ -52,6 +52,23 @@ __global__ void SigmoidMulKernel(const float* gate, float* x, int64_t n) {
   }
 }
 
+__global__ void SiluKernel(float* x, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    x[i] = v * Sigmoid(v);
+  }
+}
+
+// out may alias a or b: each element is read before it is written, by the same thread.
+__global__ void AxpbyKernel(float alpha, const float* a, float beta, const float* b, int64_t n, float* out) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    // Explicit roundings: two products and a sum, as the formula reads, never contracted to an FMA.
+    out[i] = __fadd_rn(__fmul_rn(alpha, a[i]), __fmul_rn(beta, b[i]));
+  }
+}
+
 // One thread per rotated pair (token, head, i < rotary_dim / 2).
 __global__ void RopeKernel(RopeArgs a) {
   const int half = a.rotary_dim / 2;
@@ -87,6 +104,17 @@ cudaError_t LaunchSiluMul(const float* gate, const float* up, int64_t n, float* 
 
 cudaError_t LaunchSigmoidMulInPlace(const float* gate, float* x, int64_t n, cudaStream_t stream) {
   SigmoidMulKernel<<<StreamBlocks(n), kThreads, 0, stream>>>(gate, x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchSiluInPlace(float* x, int64_t n, cudaStream_t stream) {
+  SiluKernel<<<StreamBlocks(n), kThreads, 0, stream>>>(x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchAxpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* out,
+                        cudaStream_t stream) {
+  AxpbyKernel<<<StreamBlocks(n), kThreads, 0, stream>>>(alpha, a, beta, b, n, out);
   return cudaGetLastError();
 }
 

@@ -42,6 +42,20 @@ absl::Status NonNull(absl::string_view fn, std::initializer_list<std::pair<const
   return absl::OkStatus();
 }
 
+// The shape checks CausalAttention and CausalAttentionDecode share.
+absl::Status CheckAttentionShape(absl::string_view fn, const AttentionShape& s) {
+  if (s.num_heads < 1 || s.num_kv_heads < 1 || s.num_heads % s.num_kv_heads != 0) {
+    return Invalid(fn, absl::StrCat("num_heads must be a positive multiple of num_kv_heads, got ", s.num_heads,
+                                    " and ", s.num_kv_heads));
+  }
+  if (s.head_dim < 1 || s.head_dim > internal::kMaxAttentionHeadDim) {
+    return Invalid(fn, absl::StrCat("head_dim must be in [1, ", internal::kMaxAttentionHeadDim, "], got ",
+                                    s.head_dim));
+  }
+  if (s.num_kv_heads > kMaxGridYZ || s.num_heads > kMaxGridX) return Invalid(fn, "too many heads");
+  return absl::OkStatus();
+}
+
 bool UsesCublas(int64_t num_tokens, const WeightView& w, const GemmOptions& options) {
   return options.precision == ActivationPrecision::kBf16 && num_tokens > kMaxGemvTokens &&
          w.dtype == DType::kBF16;
@@ -138,6 +152,23 @@ absl::Status SigmoidMulInPlace(const float* gate, float* x, int64_t n, cudaStrea
   return Launched(internal::LaunchSigmoidMulInPlace(gate, x, n, stream), kFn);
 }
 
+absl::Status SiluInPlace(float* x, int64_t n, cudaStream_t stream) {
+  constexpr absl::string_view kFn = "SiluInPlace";
+  if (n < 0) return Invalid(kFn, absl::StrCat("negative size ", n));
+  if (n == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"x", x}}));
+  return Launched(internal::LaunchSiluInPlace(x, n, stream), kFn);
+}
+
+absl::Status Axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* out,
+                   cudaStream_t stream) {
+  constexpr absl::string_view kFn = "Axpby";
+  if (n < 0) return Invalid(kFn, absl::StrCat("negative size ", n));
+  if (n == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"a", a}, {"b", b}, {"out", out}}));
+  return Launched(internal::LaunchAxpby(alpha, a, beta, b, n, out, stream), kFn);
+}
+
 absl::Status ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim, int rotary_dim,
                        const int64_t* positions, const float* inv_freq, cudaStream_t stream) {
   constexpr absl::string_view kFn = "ApplyRope";
@@ -152,6 +183,46 @@ absl::Status ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim
   MMX_RETURN_IF_ERROR(NonNull(kFn, {{"x", x}, {"positions", positions}, {"inv_freq", inv_freq}}));
   const internal::RopeArgs args{x, num_tokens, num_heads, head_dim, rotary_dim, positions, inv_freq};
   return Launched(internal::LaunchApplyRope(args, stream), kFn);
+}
+
+absl::Status EmbedRows(const WeightView& embed, const int32_t* ids, int64_t num_tokens, float* out,
+                       cudaStream_t stream) {
+  constexpr absl::string_view kFn = "EmbedRows";
+  if (num_tokens < 0 || embed.rows < 0 || embed.cols < 0) {
+    return Invalid(kFn, absl::StrCat("negative size: num_tokens ", num_tokens, ", embed [", embed.rows, ", ",
+                                     embed.cols, "]"));
+  }
+  internal::EmbedDType dtype;
+  switch (embed.dtype) {
+    case DType::kBF16: dtype = internal::EmbedDType::kBf16; break;
+    case DType::kF16: dtype = internal::EmbedDType::kF16; break;
+    case DType::kF32: dtype = internal::EmbedDType::kF32; break;
+    default:
+      return absl::UnimplementedError(absl::StrCat("CUDA EmbedRows reads BF16, F16 or F32 embeddings, got ",
+                                                   DTypeName(embed.dtype), " [", embed.rows, ", ", embed.cols, "]"));
+  }
+  if (num_tokens == 0 || embed.cols == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"embed.data", embed.data}, {"ids", ids}, {"out", out}}));
+  const internal::EmbedRowsArgs args{embed.data, dtype, embed.rows, embed.cols, ids, num_tokens, out};
+  return Launched(internal::LaunchEmbedRows(args, stream), kFn);
+}
+
+absl::Status GatherRows(const float* src, const int64_t* index, int64_t n, int64_t width, float* dst,
+                        cudaStream_t stream) {
+  constexpr absl::string_view kFn = "GatherRows";
+  if (n < 0 || width < 0) return Invalid(kFn, absl::StrCat("negative size: ", n, " rows x ", width));
+  if (n == 0 || width == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"src", src}, {"index", index}, {"dst", dst}}));
+  return Launched(internal::LaunchGatherRows(src, index, n, width, dst, stream), kFn);
+}
+
+absl::Status ScaleScatterRows(const float* src, const float* scale, const int64_t* index, int64_t n, int64_t width,
+                              float* dst, cudaStream_t stream) {
+  constexpr absl::string_view kFn = "ScaleScatterRows";
+  if (n < 0 || width < 0) return Invalid(kFn, absl::StrCat("negative size: ", n, " rows x ", width));
+  if (n == 0 || width == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"src", src}, {"scale", scale}, {"index", index}, {"dst", dst}}));
+  return Launched(internal::LaunchScaleScatterRows(src, scale, index, n, width, dst, stream), kFn);
 }
 
 absl::Status RouterTopK(const float* logits, int64_t num_tokens, int num_experts, int k, int* ids, float* weights,
@@ -196,6 +267,43 @@ absl::Status LightningDecode(const LightningDecodeParams& p, cudaStream_t stream
   return Launched(internal::LaunchLightningDecode(args, stream), kFn);
 }
 
+absl::Status LightningPrefill(const LightningShape& shape, const float* qkv, int64_t n, float* state, float* out,
+                              cudaStream_t stream) {
+  constexpr absl::string_view kFn = "LightningPrefill";
+  const int N = shape.num_heads, D = shape.head_dim;
+  if (N < 1 || D < 1 || D > internal::kMaxLightningHeadDim) {
+    return Invalid(kFn, absl::StrCat("need num_heads >= 1 and 1 <= head_dim <= ", internal::kMaxLightningHeadDim,
+                                     ", got ", N, " x ", D));
+  }
+  if (n < 0) return Invalid(kFn, absl::StrCat("negative n ", n));
+  if (n == 0) return absl::OkStatus();
+  if (internal::LightningPrefillBlocks(N, D) > kMaxGridX) return Invalid(kFn, absl::StrCat(N, " heads is too many"));
+  MMX_RETURN_IF_ERROR(
+      NonNull(kFn, {{"shape.slopes", shape.slopes}, {"qkv", qkv}, {"state", state}, {"out", out}}));
+  const internal::LightningPrefillArgs args{N, D, shape.slopes, qkv, n, state, out};
+  return Launched(internal::LaunchLightningPrefill(args, stream), kFn);
+}
+
+absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k, const float* v,
+                             int64_t total_len, float* out, cudaStream_t stream) {
+  constexpr absl::string_view kFn = "CausalAttention";
+  MMX_RETURN_IF_ERROR(CheckAttentionShape(kFn, shape));
+  if (n < 0) return Invalid(kFn, absl::StrCat("negative n ", n));
+  if (n == 0) return absl::OkStatus();
+  if (total_len < n) {
+    return Invalid(kFn, absl::StrCat("total_len (", total_len, ") must count the ", n,
+                                     " new rows too, so be >= n"));
+  }
+  if (internal::AttentionPrefillRowTiles(n) > kMaxGridX) return Invalid(kFn, absl::StrCat("n ", n, " is too large"));
+  if (internal::AttentionPrefillHeadChunks(shape.num_heads, shape.num_kv_heads) > kMaxGridYZ) {
+    return Invalid(kFn, "too many query heads per KV head");
+  }
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"q", q}, {"k", k}, {"v", v}, {"out", out}}));
+  const internal::AttentionPrefillArgs args{shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.scale, q, n,
+                                            k, v, total_len, out};
+  return Launched(internal::LaunchAttentionPrefill(args, stream), kFn);
+}
+
 size_t CausalAttentionDecodeWorkspaceBytes(const AttentionShape& shape, int64_t total_len) {
   if (shape.num_heads < 1 || shape.head_dim < 1 || total_len < 1) return 0;
   return internal::AttentionWorkspaceFloats(shape.num_heads, shape.head_dim, total_len) * sizeof(float);
@@ -204,15 +312,7 @@ size_t CausalAttentionDecodeWorkspaceBytes(const AttentionShape& shape, int64_t 
 absl::Status CausalAttentionDecode(const CausalAttentionDecodeParams& p, cudaStream_t stream) {
   constexpr absl::string_view kFn = "CausalAttentionDecode";
   const AttentionShape& s = p.shape;
-  if (s.num_heads < 1 || s.num_kv_heads < 1 || s.num_heads % s.num_kv_heads != 0) {
-    return Invalid(kFn, absl::StrCat("num_heads must be a positive multiple of num_kv_heads, got ", s.num_heads,
-                                     " and ", s.num_kv_heads));
-  }
-  if (s.head_dim < 1 || s.head_dim > internal::kMaxAttentionHeadDim) {
-    return Invalid(kFn, absl::StrCat("head_dim must be in [1, ", internal::kMaxAttentionHeadDim, "], got ",
-                                     s.head_dim));
-  }
-  if (s.num_kv_heads > kMaxGridYZ || s.num_heads > kMaxGridX) return Invalid(kFn, "too many heads");
+  MMX_RETURN_IF_ERROR(CheckAttentionShape(kFn, s));
   if (p.total_len < 1) return Invalid(kFn, absl::StrCat("total_len must be >= 1 (it counts the new token), got ",
                                                         p.total_len));
   MMX_RETURN_IF_ERROR(NonNull(kFn, {{"q", p.q}, {"k", p.k}, {"v", p.v}, {"out", p.out}}));

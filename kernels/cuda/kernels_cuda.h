@@ -1,7 +1,9 @@
 // The CUDA launchers: kernels/kernels.h's operations on device pointers, enqueued on a
-// cudaStream_t, plus the decode-only kernels a GPU worker needs (LightningDecode,
-// CausalAttentionDecode, ArgmaxRows). Each is checked against kernels/cpu's reference loops
-// by tests/cuda at a stated tolerance (docs/kernels.md "CUDA kernels").
+// cudaStream_t, plus what else a GPU worker needs: decode-only kernels (LightningDecode,
+// CausalAttentionDecode, ArgmaxRows) and row moves (EmbedRows, GatherRows, ScaleScatterRows,
+// Axpby). Each is checked against kernels/cpu's reference loops (the row moves, which kernels/
+// has no CPU function for, against the plain loops of model/cpu_layer_ops.h written out in the
+// test) by tests/cuda at a stated tolerance (docs/kernels.md "CUDA kernels").
 //
 // Differences from kernels.h, all because of device memory and streams:
 //  - Every pointer (data, gamma, positions, inv_freq, slopes, ids, ...) is a device pointer on
@@ -62,11 +64,32 @@ absl::Status RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float*
 absl::Status SiluMul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 // kernels.h SigmoidMulInPlace: x = sigmoid(gate) * x.
 absl::Status SigmoidMulInPlace(const float* gate, float* x, int64_t n, cudaStream_t stream);
+// kernels.h SiluInPlace: x = x * sigmoid(x).
+absl::Status SiluInPlace(float* x, int64_t n, cudaStream_t stream);
+// out[i] = alpha * a[i] + beta * b[i]; out may alias a or b. Two products and a sum, each
+// rounded (no FMA contraction).
+absl::Status Axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* out,
+                   cudaStream_t stream);
 // kernels.h ApplyRope (rotate-half pairs (i, i + rotary_dim/2), angles fp32(pos) * inv_freq[i]);
 // positions [num_tokens] int64 and inv_freq [rotary_dim / 2] are device arrays.
 // kInvalidArgument unless rotary_dim is even and 0 < rotary_dim <= head_dim.
 absl::Status ApplyRope(float* x, int64_t num_tokens, int num_heads, int head_dim, int rotary_dim,
                        const int64_t* positions, const float* inv_freq, cudaStream_t stream);
+
+// out[t, :] = row ids[t] of embed as fp32 (BF16, F16 or F32 embed; kUnimplemented for I8).
+// ids: device int32 [num_tokens]; each must be < embed.rows (caller checks; out of range writes
+// NaN rows). embed.data is a device pointer; out [num_tokens, embed.cols]. Exact.
+absl::Status EmbedRows(const WeightView& embed, const int32_t* ids, int64_t num_tokens, float* out,
+                       cudaStream_t stream);
+// dst[r, :] = src[index[r], :] for r < n, rows of `width` floats; index device int64. Each
+// index[r] must be a row of src (not checked; a negative one writes a NaN row). Exact.
+absl::Status GatherRows(const float* src, const int64_t* index, int64_t n, int64_t width, float* dst,
+                        cudaStream_t stream);
+// dst[index[r], :] = scale[r] * src[r, :]; scale device fp32 [n], index device int64 [n]
+// (distinct; each a row of dst, not checked; a negative one writes nothing). Rows of dst that no
+// index names are left alone. One fp32 product per element, as the CPU's loop.
+absl::Status ScaleScatterRows(const float* src, const float* scale, const int64_t* index, int64_t n,
+                              int64_t width, float* dst, cudaStream_t stream);
 
 // Largest k RouterTopK accepts (the model uses 2).
 constexpr int kMaxRouterK = 8;
@@ -99,6 +122,27 @@ struct LightningDecodeParams {
 };
 // kInvalidArgument unless 0 < D <= 512 and N > 0.
 absl::Status LightningDecode(const LightningDecodeParams& params, cudaStream_t stream);
+
+// kernels.h LightningAttention for n >= 1 tokens of ONE sequence with its state [N, D, D] on
+// the device (row = key dim, column = value dim), updated in place; qkv [n, N * 3 * D], per head
+// [q | k | v] (after SiLU); out [n, N * D]; shape.slopes device [N], shape.block_size ignored.
+// Runs the defining recurrence token by token (S = lambda*S + k^T v, o = q S) on CUDA cores,
+// the state of each (head, 32 value columns) in one block's registers; the tensor-core block
+// form is future work. Matches the CPU LightningAttention (the block form for n > 1) up to fp32
+// rounding: lambda^d here is d roundings of lambda, so the weight of a token d steps back may
+// differ by a relative d * 2^-22 (tests/cuda/lightning_test.cc states the tolerance).
+// kInvalidArgument unless N >= 1 and 1 <= D <= 512; n == 0 does nothing.
+absl::Status LightningPrefill(const LightningShape& shape, const float* qkv, int64_t n, float* state,
+                              float* out, cudaStream_t stream);
+
+// kernels.h CausalAttention for any n >= 1 (prefill chunks): q [n, N * D], k and v
+// [total_len, num_kv_heads * D] device fp32 (the cache including the n new rows, K after RoPE),
+// out [n, N * D]; query i sees keys 0 .. total_len - n + i. Needs no workspace: an online softmax
+// per (query, head), a block per 4 query rows x KV head reading each K tile once for them.
+// kInvalidArgument unless N is a positive multiple of num_kv_heads, 0 < D <= 256 and
+// total_len >= n; n == 0 does nothing.
+absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k,
+                             const float* v, int64_t total_len, float* out, cudaStream_t stream);
 
 // Causal softmax attention of one sequence's single decode query against its whole KV cache
 // (kernels.h CausalAttention with n == 1): out = softmax(q k^T * scale) v per query head, query

@@ -44,6 +44,29 @@ struct RopeArgs {
   const float* inv_freq;     // [rotary_dim / 2]
 };
 cudaError_t LaunchApplyRope(const RopeArgs& args, cudaStream_t stream);
+cudaError_t LaunchSiluInPlace(float* x, int64_t n, cudaStream_t stream);
+cudaError_t LaunchAxpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* out,
+                        cudaStream_t stream);
+
+// rows.cu
+// Element types EmbedRows reads (WeightView's BF16, F16 and F32).
+enum class EmbedDType { kBf16, kF16, kF32 };
+struct EmbedRowsArgs {
+  const void* embed;     // [rows, cols] in `dtype`
+  EmbedDType dtype;
+  int64_t rows;
+  int64_t cols;
+  const int32_t* ids;    // [num_tokens]
+  int64_t num_tokens;
+  float* out;            // [num_tokens, cols]
+};
+cudaError_t LaunchEmbedRows(const EmbedRowsArgs& args, cudaStream_t stream);
+// dst[r, :] = src[index[r], :]; a negative index writes a NaN row.
+cudaError_t LaunchGatherRows(const float* src, const int64_t* index, int64_t n, int64_t width, float* dst,
+                             cudaStream_t stream);
+// dst[index[r], :] = scale[r] * src[r, :]; a negative index writes nothing.
+cudaError_t LaunchScaleScatterRows(const float* src, const float* scale, const int64_t* index, int64_t n,
+                                   int64_t width, float* dst, cudaStream_t stream);
 
 // router.cu
 constexpr int kMaxRouterK = 8;
@@ -66,6 +89,24 @@ struct LightningDecodeArgs {
   float* out;           // [num_seqs, num_heads * head_dim]
 };
 cudaError_t LaunchLightningDecode(const LightningDecodeArgs& args, cudaStream_t stream);
+
+// lightning_prefill.cu
+// Key rows of the state one thread keeps in registers; a block has ceil(head_dim / 16) warps.
+constexpr int kLightningPrefillRowsPerThread = 16;
+struct LightningPrefillArgs {
+  int num_heads;
+  int head_dim;          // <= kMaxLightningHeadDim
+  const float* slopes;   // [num_heads]
+  const float* qkv;      // [n, num_heads * 3 * head_dim]
+  int64_t n;
+  float* state;          // [num_heads, head_dim, head_dim]
+  float* out;            // [n, num_heads * head_dim]
+};
+// Blocks the launch uses: num_heads * ceil(head_dim / 32).
+inline int64_t LightningPrefillBlocks(int num_heads, int head_dim) {
+  return static_cast<int64_t>(num_heads) * ((head_dim + 31) / 32);
+}
+cudaError_t LaunchLightningPrefill(const LightningPrefillArgs& args, cudaStream_t stream);
 
 // attention.cu
 constexpr int kMaxAttentionHeadDim = 256;
@@ -105,5 +146,31 @@ struct AttentionDecodeArgs {
   float* workspace;  // AttentionWorkspaceFloats(...)
 };
 cudaError_t LaunchAttentionDecode(const AttentionDecodeArgs& args, cudaStream_t stream);
+
+// attention_prefill.cu
+// Query rows per block (one warp each) and query heads per block (one GQA group's chunk).
+constexpr int64_t kAttentionPrefillRowsPerBlock = 4;
+constexpr int kAttentionPrefillMaxGroup = 8;
+struct AttentionPrefillArgs {
+  int num_heads;
+  int num_kv_heads;
+  int head_dim;      // <= kMaxAttentionHeadDim
+  float scale;
+  const float* q;    // [n, num_heads * head_dim]
+  int64_t n;
+  const float* k;    // [total_len, num_kv_heads * head_dim]
+  const float* v;    // [total_len, num_kv_heads * head_dim]
+  int64_t total_len;  // >= n
+  float* out;        // [n, num_heads * head_dim]
+};
+// Grid of the launch: x query-row tiles, y KV heads, z chunks of a GQA group.
+inline int64_t AttentionPrefillRowTiles(int64_t n) {
+  return (n + kAttentionPrefillRowsPerBlock - 1) / kAttentionPrefillRowsPerBlock;
+}
+inline int64_t AttentionPrefillHeadChunks(int num_heads, int num_kv_heads) {
+  const int group = num_heads / num_kv_heads;
+  return (group + kAttentionPrefillMaxGroup - 1) / kAttentionPrefillMaxGroup;
+}
+cudaError_t LaunchAttentionPrefill(const AttentionPrefillArgs& args, cudaStream_t stream);
 
 }  // namespace mmx::kernels::cuda::internal

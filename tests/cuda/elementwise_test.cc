@@ -1,7 +1,9 @@
-// CUDA RmsNorm, SiluMul, SigmoidMulInPlace and ApplyRope against kernels/cpu's reference loops.
-// Tolerances: RmsNorm 1e-5 relative (a tree-ordered fp32 sum of squares); SiluMul and
-// SigmoidMulInPlace 1e-6 relative (CUDA's expf is within 2 ulp of glibc's); RoPE 2e-6 absolute
-// for |x| <= 1, as the CPU test (sincosf within 2 ulp). Device tests: Skipped without a GPU.
+// CUDA RmsNorm, SiluInPlace, SiluMul, SigmoidMulInPlace, Axpby and ApplyRope against kernels/cpu's
+// reference loops (Axpby, which kernels/ lacks, against its formula in double).
+// Tolerances: RmsNorm 1e-5 relative (a tree-ordered fp32 sum of squares); SiluInPlace, SiluMul
+// and SigmoidMulInPlace 1e-6 relative (CUDA's expf is within 2 ulp of glibc's); Axpby
+// 2^-23 (|alpha a| + |beta b|), the bound of its three fp32 roundings; RoPE 2e-6 absolute for
+// |x| <= 1, as the CPU test (sincosf within 2 ulp). Device tests: Skipped without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -71,6 +73,49 @@ TEST(CudaActivationTest, SiluMulAndSigmoidGateMatchCpuReference) {
     dgate = ToDevice(gate);
     ASSERT_THAT(SigmoidMulInPlace(dgate.as<float>(), dup.as<float>(), n, nullptr), IsOk());
     ExpectClose(ToHost<float>(dup, n), gated, Relative(gated, 1e-6f), "SigmoidMulInPlace");
+  }
+}
+
+TEST(CudaActivationTest, SiluInPlaceMatchesCpuReference) {
+  MMX_SKIP_WITHOUT_GPU();
+  // 24576: one token's fused lightning qkv (N * 3 * D), which SiLU runs on in place.
+  for (int64_t n : {1, 7, 1000, 24576, 100003}) {
+    SCOPED_TRACE(::testing::Message() << "n " << n);
+    const std::vector<float> x = RandomVector(static_cast<size_t>(n), 5, -12.f, 12.f);
+    std::vector<float> expected = x;
+    reference::SiluInPlace(expected.data(), n);
+    DeviceBuffer dx = ToDevice(x);
+    ASSERT_THAT(SiluInPlace(dx.as<float>(), n, nullptr), IsOk());
+    ExpectClose(ToHost<float>(dx, n), expected, Relative(expected, 1e-6f), "SiluInPlace");
+  }
+}
+
+TEST(CudaAxpbyTest, MatchesTheFormulaAndMayWriteOverEitherInput) {
+  MMX_SKIP_WITHOUT_GPU();
+  // 6144 * 3: a residual update of three tokens of width H.
+  const struct {
+    float alpha, beta;
+  } coefficients[] = {{1.f, 1.f}, {0.7f, -1.3f}, {2.5f, 0.f}, {-0.125f, 3.f}};
+  for (int64_t n : {1, 7, 18432, 100003}) {
+    for (const auto& c : coefficients) {
+      SCOPED_TRACE(::testing::Message() << "n " << n << ", alpha " << c.alpha << ", beta " << c.beta);
+      const std::vector<float> a = RandomVector(static_cast<size_t>(n), 6, -4.f, 4.f);
+      const std::vector<float> b = RandomVector(static_cast<size_t>(n), 7, -4.f, 4.f);
+      std::vector<float> expected(a.size()), tol(a.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        const double x = static_cast<double>(c.alpha) * a[i], y = static_cast<double>(c.beta) * b[i];
+        expected[i] = static_cast<float>(x + y);
+        tol[i] = static_cast<float>(std::ldexp(std::fabs(x) + std::fabs(y), -23)) + 1e-30f;
+      }
+      DeviceBuffer da = ToDevice(a), db = ToDevice(b), dout = DeviceArray<float>(a.size());
+      ASSERT_THAT(Axpby(c.alpha, da.as<float>(), c.beta, db.as<float>(), n, dout.as<float>(), nullptr), IsOk());
+      ExpectClose(ToHost<float>(dout, a.size()), expected, tol, "Axpby");
+      ASSERT_THAT(Axpby(c.alpha, da.as<float>(), c.beta, db.as<float>(), n, da.as<float>(), nullptr), IsOk());
+      ExpectClose(ToHost<float>(da, a.size()), expected, tol, "Axpby into a");
+      da = ToDevice(a);
+      ASSERT_THAT(Axpby(c.alpha, da.as<float>(), c.beta, db.as<float>(), n, db.as<float>(), nullptr), IsOk());
+      ExpectClose(ToHost<float>(db, a.size()), expected, tol, "Axpby into b");
+    }
   }
 }
 

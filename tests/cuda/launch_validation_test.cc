@@ -19,6 +19,7 @@ using ::testing::HasSubstr;
 float* const kPtr = reinterpret_cast<float*>(uintptr_t{256});
 const int64_t* const kPositions = reinterpret_cast<const int64_t*>(uintptr_t{256});
 int* const kIds = reinterpret_cast<int*>(uintptr_t{256});
+const int32_t* const kTokenIds = reinterpret_cast<const int32_t*>(uintptr_t{256});
 
 WeightView Bf16Weights(int64_t rows, int64_t cols) { return WeightView{kPtr, DType::kBF16, rows, cols}; }
 
@@ -69,6 +70,82 @@ TEST(CudaLaunchValidationTest, ZeroSizedWorkLaunchesNothing) {
   LightningDecodeParams lightning;
   lightning.shape = LightningShape{1, 8, slopes, 256};
   EXPECT_THAT(LightningDecode(lightning, nullptr), IsOk());
+  EXPECT_THAT(SiluInPlace(kPtr, 0, nullptr), IsOk());
+  EXPECT_THAT(Axpby(1.f, kPtr, 1.f, kPtr, 0, kPtr, nullptr), IsOk());
+  EXPECT_THAT(EmbedRows(Bf16Weights(100, 16), kTokenIds, 0, kPtr, nullptr), IsOk());
+  EXPECT_THAT(EmbedRows(Bf16Weights(100, 0), kTokenIds, 4, kPtr, nullptr), IsOk());
+  EXPECT_THAT(GatherRows(kPtr, kPositions, 0, 16, kPtr, nullptr), IsOk());
+  EXPECT_THAT(GatherRows(kPtr, kPositions, 4, 0, kPtr, nullptr), IsOk());
+  EXPECT_THAT(ScaleScatterRows(kPtr, kPtr, kPositions, 0, 16, kPtr, nullptr), IsOk());
+  EXPECT_THAT(LightningPrefill(LightningShape{1, 8, slopes, 256}, kPtr, 0, kPtr, kPtr, nullptr), IsOk());
+  EXPECT_THAT(CausalAttention(AttentionShape{8, 2, 64, 0.125f}, kPtr, 0, kPtr, kPtr, 10, kPtr, nullptr), IsOk());
+}
+
+TEST(CudaLaunchValidationTest, ElementwiseAndRowMovesRejectNegativeSizesAndNullPointers) {
+  EXPECT_THAT(SiluInPlace(nullptr, 4, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("SiluInPlace: x is null")));
+  EXPECT_THAT(SiluInPlace(kPtr, -1, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative")));
+  EXPECT_THAT(Axpby(1.f, kPtr, 2.f, nullptr, 4, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Axpby: b is null")));
+  EXPECT_THAT(Axpby(1.f, kPtr, 2.f, kPtr, -4, kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(EmbedRows(Bf16Weights(100, 16), nullptr, 4, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("EmbedRows: ids is null")));
+  EXPECT_THAT(EmbedRows(WeightView{nullptr, DType::kF16, 100, 16}, kTokenIds, 4, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("embed.data is null")));
+  EXPECT_THAT(EmbedRows(Bf16Weights(100, 16), kTokenIds, -1, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative size")));
+  EXPECT_THAT(GatherRows(kPtr, nullptr, 4, 16, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("GatherRows: index is null")));
+  EXPECT_THAT(GatherRows(kPtr, kPositions, 4, -16, kPtr, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ScaleScatterRows(kPtr, nullptr, kPositions, 4, 16, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ScaleScatterRows: scale is null")));
+  EXPECT_THAT(ScaleScatterRows(kPtr, kPtr, kPositions, -4, 16, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(CudaLaunchValidationTest, EmbedRowsRefusesInt8Tables) {
+  const float scales[2] = {1.f, 1.f};
+  EXPECT_THAT(EmbedRows(WeightView{kPtr, DType::kI8, 2, 16, scales}, kTokenIds, 4, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("got I8")));
+  // Even with nothing to do: the dtype is wrong whatever the batch.
+  EXPECT_THAT(EmbedRows(WeightView{kPtr, DType::kI8, 2, 16, scales}, kTokenIds, 0, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kUnimplemented));
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
+    EXPECT_THAT(EmbedRows(WeightView{kPtr, dtype, 2, 16}, kTokenIds, 0, kPtr, nullptr), IsOk());
+  }
+}
+
+TEST(CudaLaunchValidationTest, LightningPrefillChecksShapeLengthAndPointers) {
+  const float slopes[1] = {0.5f};
+  const LightningShape model{64, 128, slopes, 256};
+  EXPECT_THAT(LightningPrefill(LightningShape{1, 1024, slopes, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("head_dim <= 512")));
+  EXPECT_THAT(LightningPrefill(LightningShape{0, 128, slopes, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_heads >= 1")));
+  EXPECT_THAT(LightningPrefill(model, kPtr, -1, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative n")));
+  EXPECT_THAT(LightningPrefill(model, kPtr, 4, nullptr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LightningPrefill: state is null")));
+  EXPECT_THAT(LightningPrefill(LightningShape{64, 128, nullptr, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("shape.slopes is null")));
+}
+
+TEST(CudaLaunchValidationTest, PrefillAttentionChecksGqaHeadDimLengthAndPointers) {
+  const AttentionShape model{64, 8, 128, 0.08838834764831845f};
+  EXPECT_THAT(CausalAttention(AttentionShape{12, 5, 64, 0.125f}, kPtr, 4, kPtr, kPtr, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CausalAttention: num_heads must be")));
+  EXPECT_THAT(CausalAttention(AttentionShape{12, 4, 512, 0.125f}, kPtr, 4, kPtr, kPtr, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("head_dim")));
+  EXPECT_THAT(CausalAttention(model, kPtr, 11, kPtr, kPtr, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("total_len (10) must count the 11 new rows")));
+  EXPECT_THAT(CausalAttention(model, kPtr, -1, kPtr, kPtr, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative n")));
+  EXPECT_THAT(CausalAttention(model, kPtr, 4, nullptr, kPtr, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CausalAttention: k is null")));
+  // The GQA group of 8 query heads per KV head is one block's chunk; 2^20 query heads per KV head
+  // would need more chunks than a grid's z dimension holds.
+  EXPECT_THAT(CausalAttention(AttentionShape{1 << 20, 1, 64, 0.125f}, kPtr, 4, kPtr, kPtr, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too many query heads per KV head")));
 }
 
 TEST(CudaLaunchValidationTest, RopeNeedsAnEvenRotaryDimWithinTheHead) {

@@ -1,9 +1,17 @@
 // CUDA LightningDecode against kernels/cpu's reference recurrence (one token per sequence,
-// each sequence's state in its own pool slot), over several steps.
-// Tolerances: the state 1e-6 of |lambda * S| + |k_a v_b| per element (one fused multiply-add
-// from the same inputs; only lambda = expf(-s) may differ by an ulp); the output 1e-5 of
-// sum_a |q_a S_ab| per element, as the CPU tests (fp32 sums in another order).
+// each sequence's state in its own pool slot), over several steps; and LightningPrefill against
+// kernels/cpu's reference LightningAttention (the block form for n > 1), in one call and in
+// chunks, from a non-zero state.
+// Decode tolerances: the state 1e-6 of |lambda * S| + |k_a v_b| per element (one fused
+// multiply-add from the same inputs; only lambda = expf(-s) may differ by an ulp); the output
+// 1e-5 of sum_a |q_a S_ab| per element, as the CPU tests (fp32 sums in another order).
+// Prefill tolerance, per head (its D outputs of a token, or its D x D state):
+// (1e-5 + n * 2^-22) times the largest sum of term magnitudes (the recurrence run on |q|, |k|,
+// |v|, |S0|). 1e-5 is the CPU tests' bound for fp32 sums in another order; n * 2^-22 covers the
+// decay: the GPU's lambda^d is d roundings of expf(-s) (within 2 ulp), the reference's exp(-s*d)
+// one, so a term d <= n steps back may carry a relative error of d * 2^-22.
 // Device tests: Skipped without a GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -41,7 +49,11 @@ std::vector<float> SiluedQkv(size_t n, uint32_t seed) {
 }
 
 // Runs `steps` decode steps of `num_seqs` sequences whose states sit in a pool of num_slots at
-// `slots`, and checks every step's output and the final pool against the CPU reference.
+// `slots`, and checks every step's output and pool against the CPU reference.
+// NOTE: each step starts the device from the reference's pool. The two round a step differently
+// (the reference, contracted by the compiler, may take fma(lambda, S, k v); the kernel takes
+// fma(k, v, lambda S)), and carried over several steps those ulps outgrow the one-step
+// tolerance wherever an element cancels towards 0.
 void CheckDecode(int heads, int dim, const std::vector<int32_t>& slots, int64_t num_slots, int steps,
                  uint32_t seed) {
   SCOPED_TRACE(::testing::Message() << heads << " heads x " << dim << ", " << slots.size() << " sequences");
@@ -54,6 +66,7 @@ void CheckDecode(int heads, int dim, const std::vector<int32_t>& slots, int64_t 
   const LightningShape shape{heads, dim, slopes.data(), 256};
   for (int step = 0; step < steps; ++step) {
     SCOPED_TRACE(::testing::Message() << "step " << step);
+    if (step > 0) dpool = ToDevice(pool);
     const std::vector<float> qkv = SiluedQkv(static_cast<size_t>(num_seqs * heads * 3 * dim), seed + 1 + step);
     std::vector<float> expected(static_cast<size_t>(num_seqs * heads * dim)), out_tol(expected.size());
     std::vector<float> state_tol(pool.size(), 0.f);
@@ -126,6 +139,115 @@ TEST(CudaLightningDecodeTest, InvalidSlotWritesNanAndLeavesThePoolAlone) {
   ASSERT_THAT(LightningDecode(p, nullptr), IsOk());
   for (float o : ToHost<float>(dout, heads * dim)) EXPECT_TRUE(std::isnan(o));
   EXPECT_EQ(ToHost<float>(dpool, pool.size()), pool);
+}
+
+// For each head h of each token t (out) or each head's state: the largest sum of the magnitudes
+// of the terms the exact recurrence adds up, times (1e-5 + n * 2^-22), broadcast to the row.
+struct PrefillTolerance {
+  std::vector<float> out, state;
+};
+PrefillTolerance PrefillTol(int heads, int dim, const std::vector<float>& slopes, const std::vector<float>& qkv,
+                            int64_t n, const std::vector<float>& state0) {
+  const double rel = 1e-5 + static_cast<double>(n) * std::ldexp(1.0, -22);
+  const int64_t D = dim, head_state = D * D;
+  PrefillTolerance tol{std::vector<float>(static_cast<size_t>(n * heads * D)), std::vector<float>(state0.size())};
+  std::vector<double> S(static_cast<size_t>(head_state));
+  for (int h = 0; h < heads; ++h) {
+    const double lambda = std::exp(-static_cast<double>(slopes[h]));
+    for (int64_t e = 0; e < head_state; ++e) S[e] = std::fabs(state0[h * head_state + e]);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* q = qkv.data() + (t * heads + h) * 3 * D;
+      for (int64_t a = 0; a < D; ++a)
+        for (int64_t b = 0; b < D; ++b) S[a * D + b] = lambda * S[a * D + b] + std::fabs(q[D + a] * q[2 * D + b]);
+      double row_max = 0;
+      for (int64_t b = 0; b < D; ++b) {
+        double m = 0;
+        for (int64_t a = 0; a < D; ++a) m += std::fabs(q[a]) * S[a * D + b];
+        row_max = std::max(row_max, m);
+      }
+      for (int64_t b = 0; b < D; ++b) tol.out[(t * heads + h) * D + b] = static_cast<float>(rel * row_max + 1e-30);
+    }
+    double state_max = 0;
+    for (int64_t e = 0; e < head_state; ++e) state_max = std::max(state_max, S[e]);
+    for (int64_t e = 0; e < head_state; ++e) tol.state[h * head_state + e] = static_cast<float>(rel * state_max + 1e-30);
+  }
+  return tol;
+}
+
+// One LightningPrefill over n tokens (in calls of `chunks` tokens each when given, which must
+// add up to n) from a random state, checked against the CPU reference's single call.
+void CheckPrefill(int heads, int dim, int64_t n, uint32_t seed, const std::vector<int64_t>& chunks = {}) {
+  SCOPED_TRACE(::testing::Message() << heads << " heads x " << dim << ", n " << n << ", " << chunks.size()
+                                    << " chunks");
+  const std::vector<float> slopes = Slopes(heads);
+  const std::vector<float> qkv = SiluedQkv(static_cast<size_t>(n * heads * 3 * dim), seed);
+  const std::vector<float> state0 = RandomVector(static_cast<size_t>(heads) * dim * dim, seed + 1, -0.5f, 0.5f);
+  std::vector<float> state = state0, expected(static_cast<size_t>(n * heads * dim));
+  reference::LightningAttention(LightningShape{heads, dim, slopes.data(), 256}, qkv.data(), n, state.data(),
+                                expected.data());
+  const PrefillTolerance tol = PrefillTol(heads, dim, slopes, qkv, n, state0);
+
+  DeviceBuffer dqkv = ToDevice(qkv), dstate = ToDevice(state0), dslopes = ToDevice(slopes);
+  DeviceBuffer dout = DeviceArray<float>(expected.size());
+  const LightningShape shape{heads, dim, dslopes.as<float>(), 256};
+  const std::vector<int64_t> calls = chunks.empty() ? std::vector<int64_t>{n} : chunks;
+  int64_t t = 0;
+  for (int64_t c : calls) {
+    ASSERT_THAT(LightningPrefill(shape, dqkv.as<float>() + t * heads * 3 * dim, c, dstate.as<float>(),
+                                 dout.as<float>() + t * heads * dim, nullptr),
+                IsOk());
+    t += c;
+  }
+  ASSERT_EQ(t, n);
+  ExpectClose(ToHost<float>(dout, expected.size()), expected, tol.out, "LightningPrefill out");
+  ExpectClose(ToHost<float>(dstate, state.size()), state, tol.state, "LightningPrefill state");
+}
+
+TEST(CudaLightningPrefillTest, MatchesCpuBlockFormOnOddShapes) {
+  MMX_SKIP_WITHOUT_GPU();
+  CheckPrefill(3, 20, 1, 21);    // one token: the CPU's recurrence path
+  CheckPrefill(1, 7, 2, 22);
+  CheckPrefill(5, 5, 17, 23);    // a 16-token staging chunk plus one
+  CheckPrefill(2, 36, 40, 24);   // two column tiles, the second 4 wide; 3 warps of rows
+  CheckPrefill(2, 33, 100, 25);  // a one-column tile
+  CheckPrefill(2, 16, 300, 26);  // past the CPU's 256-token block
+  CheckPrefill(1, 512, 3, 27);   // the widest head: 32 warps, 4-token staging chunks
+}
+
+TEST(CudaLightningPrefillTest, ChunkedCallsMatchOneCpuCall) {
+  MMX_SKIP_WITHOUT_GPU();
+  CheckPrefill(3, 24, 100, 31, {1, 37, 62});
+  CheckPrefill(2, 128, 50, 32, {16, 1, 33});
+}
+
+TEST(CudaLightningPrefillTest, MatchesCpuBlockFormAtTheModelShape) {
+  MMX_SKIP_WITHOUT_GPU();
+  // One lightning layer: 64 heads x 128 (MODEL.md §3), 260 tokens: one full CPU block and 4
+  // more; 16 GPU staging chunks and 4 more.
+  CheckPrefill(64, 128, 260, 41);
+}
+
+TEST(CudaLightningPrefillTest, StaysFiniteWithFastDecay) {
+  MMX_SKIP_WITHOUT_GPU();
+  // lambda = exp(-50) is ~2e-22: every output is (q_t . k_t) v_t alone, and nothing overflows.
+  const int dim = 16;
+  const int64_t n = 600;
+  const std::vector<float> slopes = {50.f};
+  const std::vector<float> qkv = RandomVector(static_cast<size_t>(n * 3 * dim), 6);
+  std::vector<float> expected(static_cast<size_t>(n * dim));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* q = qkv.data() + t * 3 * dim;
+    double qk = 0;
+    for (int a = 0; a < dim; ++a) qk += static_cast<double>(q[a]) * q[dim + a];
+    for (int b = 0; b < dim; ++b) expected[t * dim + b] = static_cast<float>(qk * q[2 * dim + b]);
+  }
+  DeviceBuffer dqkv = ToDevice(qkv), dstate = ToDevice(std::vector<float>(dim * dim, 1.f));
+  DeviceBuffer dslopes = ToDevice(slopes), dout = DeviceArray<float>(expected.size());
+  ASSERT_THAT(LightningPrefill(LightningShape{1, dim, dslopes.as<float>(), 256}, dqkv.as<float>(), n,
+                               dstate.as<float>(), dout.as<float>(), nullptr),
+              IsOk());
+  ExpectClose(ToHost<float>(dout, expected.size()), expected, {1e-5f}, "LightningPrefill, fast decay");
+  for (float s : ToHost<float>(dstate, dim * dim)) ASSERT_TRUE(std::isfinite(s));
 }
 
 }  // namespace

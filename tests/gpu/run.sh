@@ -25,7 +25,7 @@ echo "== device"
 
 echo "== build (build-gpu, Release, MMX_CUDA=ON)"
 tests=(cuda_status_test cuda_device_buffer_test cuda_launch_validation_test cuda_gemm_test
-       cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test)
+       cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test cuda_rows_test)
 {
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMX_CUDA=ON
   timeout 300 ninja -C build-gpu -j"$(nproc)" "${tests[@]}" mmx-bench-cuda

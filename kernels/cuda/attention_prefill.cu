@@ -1,0 +1,199 @@
+// Causal softmax attention for n new queries of one sequence against its KV cache (GQA, fp32),
+// the prefill / chunked-prefill counterpart of attention.cu's decode. No workspace: each query
+// row keeps its own online softmax from the first key to its last.
+//
+// Grid (tile of 4 query rows, KV head, chunk of <= 8 query heads of its GQA group); warp w owns
+// query row 4 * tile + w, for every head of the chunk. The block walks tiles of 32 keys up to
+// the last key its last row sees. Per tile it stages K [32, D] in shared memory once for its
+// four rows (coalesced loads, rows padded to an odd stride so lane j reading row j is
+// conflict-free); then, in each warp, lane j scores key j against the row's queries (q
+// broadcast from shared memory as float4), keys past the row's causal limit are masked, the
+// running max / sum per head are updated (the CPU's exp(score * scale - max) form), and p V is
+// added with lanes over the head dimension (V rows read coalesced from global memory; the
+// block's four warps read the same rows, so three of the four reads hit L1). Tiles run from the
+// last query rows to the first, the longest rows first.
+//
+// NOTE: every K and V element is read once per 4 query rows (per block), from L2 for all but the
+// first: fine for a first version. A FlashAttention-style kernel (query tiles on tensor cores)
+// is future work.
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/reduce.cuh"
+
+namespace mmx::kernels::cuda::internal {
+namespace {
+
+constexpr int kRowsPerBlock = static_cast<int>(kAttentionPrefillRowsPerBlock);  // one warp each
+constexpr int kMaxGroup = kAttentionPrefillMaxGroup;  // query heads per block, in registers per lane
+constexpr int kTile = kWarpSize;                      // lane j owns key j of a tile
+static_assert(kMaxGroup == 8, "p is read as two float4 per key");
+
+__host__ __device__ inline int PaddedDim(int head_dim) { return (head_dim + 3) / 4 * 4; }
+
+// Shared memory floats: q [kRowsPerBlock, kMaxGroup, dq], p [kRowsPerBlock, kTile, kMaxGroup],
+// then K [kTile, dq + 1].
+size_t SmemBytes(int head_dim) {
+  const size_t dq = static_cast<size_t>(PaddedDim(head_dim));
+  return sizeof(float) * (kRowsPerBlock * kMaxGroup * dq + kRowsPerBlock * kTile * kMaxGroup + kTile * (dq + 1));
+}
+
+// kDPerLane: head-dim elements per lane in the p V step (D <= 32 * kDPerLane).
+template <int kDPerLane>
+__global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) AttentionPrefillKernel(AttentionPrefillArgs a) {
+  extern __shared__ __align__(16) float smem[];  // q_s and p_s are read as float4
+  const int D = a.head_dim, dq = PaddedDim(D);
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int64_t row_tile = static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x;  // longest rows first
+  const int kvh = blockIdx.y, chunk = blockIdx.z;
+  const int group = a.num_heads / a.num_kv_heads;
+  const int head0 = kvh * group + chunk * kMaxGroup;             // first query head of the block
+  const int num_g = min(kMaxGroup, group - chunk * kMaxGroup);  // query heads in the block
+  const int64_t q_stride = static_cast<int64_t>(a.num_heads) * D;
+  const int64_t kv_stride = static_cast<int64_t>(a.num_kv_heads) * D;
+
+  const int64_t row0 = row_tile * kRowsPerBlock;
+  const int64_t rows = a.n - row0 < kRowsPerBlock ? a.n - row0 : kRowsPerBlock;  // >= 1
+  const int64_t first_pos = a.total_len - a.n;  // position of query row 0
+  const int64_t row = row0 + warp;
+  const bool has_row = warp < rows;             // warp-uniform
+  const int64_t row_keys = first_pos + row + 1;  // keys [0, row_keys) for this warp's row
+  const int64_t block_keys = first_pos + row0 + rows;
+
+  float* q_s = smem;                                                       // [rows, kMaxGroup, dq]
+  float* p_s = q_s + kRowsPerBlock * kMaxGroup * dq + warp * kTile * kMaxGroup;  // this warp's [kTile, kMaxGroup]
+  float* k_s = q_s + kRowsPerBlock * kMaxGroup * dq + kRowsPerBlock * kTile * kMaxGroup;  // [kTile, dq + 1]
+  for (int idx = threadIdx.x; idx < kRowsPerBlock * kMaxGroup * dq; idx += blockDim.x) {
+    const int w = idx / (kMaxGroup * dq), g = idx / dq % kMaxGroup, d = idx % dq;
+    q_s[idx] = (w < rows && g < num_g && d < D) ? a.q[(row0 + w) * q_stride + static_cast<int64_t>(head0 + g) * D + d]
+                                                : 0.f;
+  }
+
+  const float* k_head = a.k + static_cast<int64_t>(kvh) * D;
+  const float* v_head = a.v + static_cast<int64_t>(kvh) * D;
+  const float* q_w = q_s + warp * kMaxGroup * dq;  // this warp's queries [kMaxGroup, dq]
+
+  float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kDPerLane];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < kDPerLane; ++i) acc[g][i] = 0.f;
+  }
+
+  for (int64_t tile0 = 0; tile0 < block_keys; tile0 += kTile) {
+    const int n_tile = static_cast<int>(block_keys - tile0 < kTile ? block_keys - tile0 : kTile);
+    __syncthreads();  // q_s is written (first tile); no warp still reads the previous tile's k_s
+    for (int idx = threadIdx.x; idx < kTile * dq; idx += blockDim.x) {
+      const int r = idx / dq, d = idx % dq;
+      k_s[r * (dq + 1) + d] = (r < n_tile && d < D) ? k_head[(tile0 + r) * kv_stride + d] : 0.f;
+    }
+    __syncthreads();
+    // Keys of this tile the warp's row sees: >= 1 on the first tile for every row, and a row
+    // with none (the tail of the block's last tile) skips the tile.
+    const int64_t visible = row_keys - tile0;
+    if (!has_row || visible <= 0) continue;
+    const int n_keys = static_cast<int>(visible < kTile ? visible : kTile);
+
+    // Scores: lane j for key tile0 + j, every query head.
+    float s[kMaxGroup];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.f;
+    const float* kj = k_s + lane * (dq + 1);
+    for (int d = 0; d < dq; d += 4) {
+      const float k0 = kj[d], k1 = kj[d + 1], k2 = kj[d + 2], k3 = kj[d + 3];
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g < num_g) {
+          const float4 q4 = *reinterpret_cast<const float4*>(q_w + g * dq + d);
+          s[g] = fmaf(q4.x, k0, s[g]);
+          s[g] = fmaf(q4.y, k1, s[g]);
+          s[g] = fmaf(q4.z, k2, s[g]);
+          s[g] = fmaf(q4.w, k3, s[g]);
+        }
+      }
+    }
+
+    // Online softmax per head; p for lane j's key goes to p_s[j]. The tile has at least one
+    // visible key, so m_new is finite.
+    float corr[kMaxGroup];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      corr[g] = 1.f;
+      if (g < num_g) {
+        const float score = lane < n_keys ? s[g] * a.scale : -INFINITY;
+        const float m_new = fmaxf(m[g], WarpMax(score));
+        corr[g] = expf(m[g] - m_new);  // 0 on the first tile (m = -inf)
+        const float p = expf(score - m_new);
+        l[g] = l[g] * corr[g] + WarpSum(p);
+        m[g] = m_new;
+        p_s[lane * kMaxGroup + g] = p;
+      }
+    }
+    __syncwarp();
+
+    // acc = acc * corr + sum_j p_j v_j, lanes over the head dimension.
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g)
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) acc[g][i] *= corr[g];
+#pragma unroll 4
+    for (int r = 0; r < n_keys; ++r) {
+      const float* vr = v_head + (tile0 + r) * kv_stride;
+      float v[kDPerLane];
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) {
+        const int d = lane + i * kWarpSize;
+        v[i] = d < D ? vr[d] : 0.f;
+      }
+      const float4 pa = *reinterpret_cast<const float4*>(p_s + r * kMaxGroup);
+      const float4 pb = *reinterpret_cast<const float4*>(p_s + r * kMaxGroup + 4);
+      const float p[kMaxGroup] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g)
+        if (g < num_g)
+#pragma unroll
+          for (int i = 0; i < kDPerLane; ++i) acc[g][i] = fmaf(p[g], v[i], acc[g][i]);
+    }
+    __syncwarp();  // the next tile overwrites p_s
+  }
+
+  if (!has_row) return;
+  float* out = a.out + row * q_stride + static_cast<int64_t>(head0) * D;
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g < num_g) {
+      const float inv = 1.f / l[g];
+#pragma unroll
+      for (int i = 0; i < kDPerLane; ++i) {
+        const int d = lane + i * kWarpSize;
+        if (d < D) out[g * D + d] = acc[g][i] * inv;
+      }
+    }
+  }
+}
+
+template <int kDPerLane>
+cudaError_t Launch(const AttentionPrefillArgs& a, cudaStream_t stream) {
+  const size_t smem = SmemBytes(a.head_dim);
+  if (smem > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(AttentionPrefillKernel<kDPerLane>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  const dim3 grid(static_cast<unsigned>(AttentionPrefillRowTiles(a.n)), static_cast<unsigned>(a.num_kv_heads),
+                  static_cast<unsigned>(AttentionPrefillHeadChunks(a.num_heads, a.num_kv_heads)));
+  AttentionPrefillKernel<kDPerLane><<<grid, kRowsPerBlock * kWarpSize, smem, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t LaunchAttentionPrefill(const AttentionPrefillArgs& a, cudaStream_t stream) {
+  return a.head_dim <= 4 * kWarpSize ? Launch<4>(a, stream) : Launch<8>(a, stream);
+}
+
+}  // namespace mmx::kernels::cuda::internal
