@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/core_sharing.h"
@@ -79,6 +80,9 @@ void Cluster::PlanFromPendingWorkers() {
     w.mem_bandwidth_gbs = r.mem_bandwidth_gbs() > 0 ? r.mem_bandwidth_gbs() : 10;
     // Not measured at registration yet: ~0.1 TFLOP/s of fp32 FMA per CPU thread (BUILD.md §9).
     w.tflops = 0.1 * std::max(1, r.threads());
+    // A GPU: not measured either; 100 TFLOP/s is a conservative bf16 tensor-core figure for
+    // the A100/H100 class (their peaks are 312 and ~990).
+    if (w.device == plan::DeviceKind::kCuda) w.tflops = 100;
     w.network_gbps = planning_->network_gbps;
     spec.workers.push_back(w);
   }
@@ -138,6 +142,15 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
     }
     return absl::InvalidArgumentError(absl::StrCat("unknown worker name '", request.name(),
                                                    "'; the shard config names: ", absl::StrJoin(names, ", ")));
+  }
+  // The planner sized this entry for its device; a CPU worker in a GPU's place (or the
+  // reverse) would not fit it. Ordinals may differ: machines number their GPUs alike.
+  const bool entry_gpu = absl::StartsWith(slot->entry->device, "cuda");
+  const bool worker_gpu = absl::StartsWith(request.device(), "cuda");
+  if (entry_gpu != worker_gpu) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker '", request.name(), "' is device ", slot->entry->device, " in the shard config but registered with --device ",
+        request.device(), "; start it with --device ", slot->entry->device, " or change the shard config"));
   }
   if (slot->session_id != 0) {
     return absl::AlreadyExistsError(absl::StrCat("worker name '", request.name(),

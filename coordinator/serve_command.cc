@@ -82,6 +82,7 @@ CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* o) {
   CLI::App* check = app.add_subcommand("check", "Validate a shard config against its checkpoint");
   check->add_option("--shard-config", o->shard_config, "Shard config (YAML)")->required();
   check->add_flag("--list-workers", o->list_workers, "Print only the worker names, one per line");
+  check->add_flag("--list-devices", o->list_devices, "Print each worker's name and device, one worker per line");
   check->add_flag("--list-expert-hosts", o->list_expert_hosts,
                   "Print only the names of the workers that hold experts and nothing else, one per line");
   return check;
@@ -93,6 +94,10 @@ absl::Status Check(const CheckOptions& o) {
   MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
   if (o.list_workers) {
     for (const auto& w : shard.workers) std::printf("%s\n", w.name.c_str());
+    return absl::OkStatus();
+  }
+  if (o.list_devices) {
+    for (const auto& w : shard.workers) std::printf("%s %s\n", w.name.c_str(), w.device.c_str());
     return absl::OkStatus();
   }
   if (o.list_expert_hosts) {

@@ -40,6 +40,7 @@ absl::Status Serve(const ServeOptions& options);
 struct CheckOptions {
   std::string shard_config;
   bool list_workers = false;
+  bool list_devices = false;
   bool list_expert_hosts = false;
 };
 CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* options);

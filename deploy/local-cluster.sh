@@ -6,6 +6,7 @@
 #                                 [--expert-host-threads N] [--micro-batches M] [--state-dir DIR]
 #   deploy/local-cluster.sh stop [--run-dir DIR]
 #
+# Each worker runs on the device its shard config entry names (cpu, cuda:N).
 # Logs and pid files go to the run dir (default out/cluster). `start` returns once the cluster
 # is ready (or fails with the coordinator's log). Needs a build (deploy/build.sh).
 #
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-bin=build/bin
+bin=${MMX_BIN:-build/bin}  # MMX_BIN: another build's bin directory (tests/gpu uses build-gpu/bin)
 
 stop_all() {
   [ -d "$run_dir" ] || return 0
@@ -53,6 +54,7 @@ case "$cmd" in
     # Validates the config against the checkpoint before anything starts.
     workers=$("$bin/mmx-coord" check --shard-config "$shard" --list-workers)
     expert_hosts=" $("$bin/mmx-coord" check --shard-config "$shard" --list-expert-hosts | tr '\n' ' ') "
+    devices=$("$bin/mmx-coord" check --shard-config "$shard" --list-devices)
     stop_all
     mkdir -p "$run_dir"
     addr=127.0.0.1:$port
@@ -64,7 +66,9 @@ case "$cmd" in
     for w in $workers; do
       t=$threads
       if [ -n "$expert_threads" ] && [[ "$expert_hosts" == *" $w "* ]]; then t=$expert_threads; fi
-      "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$t" >"$run_dir/$w.log" 2>&1 &
+      device=$(awk -v w="$w" '$1 == w { print $2 }' <<<"$devices")
+      "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$t" --device "${device:-cpu}" \
+        >"$run_dir/$w.log" 2>&1 &
       echo $! >"$run_dir/$w.pid"
     done
     echo "local-cluster: coordinator on $addr, workers: $(echo $workers | tr '\n' ' ')"

@@ -19,6 +19,13 @@
 //   GatherRows(src, const std::vector<int64_t>& index, width, dst)     dst[r] = src[index[r]]
 //   ScaleScatterRows(src, const std::vector<float>& scale, const std::vector<int64_t>& index,
 //                    width, dst)                                         dst[index[r]] = scale[r]*src[r]
+//   HeadsRmsNorm(x, T, width, gamma, eps, out)   the lightning output norm over all heads' features
+//   AllReduceSum(x, n)                           sum over the ranks that split the heads
+// Tensor parallelism (a worker's heads split over its GPUs, model/rank_split.h) is the last
+// two: a rank runs this recipe with a config of its own heads (model/rank_split.h RankConfig)
+// and its slices of the weights; HeadsRmsNorm sums the squares across ranks before it
+// normalises, and AllReduceSum adds up the ranks' partial output projections. With one rank
+// both are the plain operations.
 // The weight structs are duck-typed: the recipe reads the fields of model/weights.h by name, and
 // a backend's own struct (device pointers) provides the same names with .data() on the vectors.
 #pragma once
@@ -55,11 +62,14 @@ absl::Status Lightning(Ops& ops, const ModelConfig& c, const W& w, const BatchLa
   MMX_RETURN_IF_ERROR(ops.Lightning(shape, batch, layer, qkv, o));
   for (const SequenceSlice& s : batch.sequences) s.state->layer(layer).length += s.num_tokens;
   // One RMSNorm over all N*D features, then the sigmoid gate from the same u.
-  MMX_RETURN_IF_ERROR(ops.RmsNorm(o, T, qw, w.norm.data(), kLightningNormEps, o));
+  // (With heads split over ranks, the norm's sum of squares is summed across them first.)
+  MMX_RETURN_IF_ERROR(ops.HeadsRmsNorm(o, T, qw, w.norm.data(), kLightningNormEps, o));
   float* gate = ops.Scratch(Slot::kGate, T * qw);
   MMX_RETURN_IF_ERROR(ops.Gemm(u, T, w.gate, gate));
   MMX_RETURN_IF_ERROR(ops.SigmoidMulInPlace(gate, o, T * qw));
-  return ops.Gemm(o, T, w.out, a);
+  MMX_RETURN_IF_ERROR(ops.Gemm(o, T, w.out, a));
+  // Ranks holding some heads each projected only theirs: a is the sum over ranks.
+  return ops.AllReduceSum(a, T * c.hidden_size);
 }
 
 // Softmax attention (GQA, partial rotate-half RoPE, KV cache) on u [T, H]: a [T, H].
@@ -88,7 +98,8 @@ absl::Status Softmax(Ops& ops, const ModelConfig& c, const W& w, const BatchLayo
     MMX_RETURN_IF_ERROR(
         ops.CausalAttention(shape, q + s.row_begin * qw, s.num_tokens, *s.state, layer, state.length, o + s.row_begin * qw));
   }
-  return ops.Gemm(o, T, w.o, a);
+  MMX_RETURN_IF_ERROR(ops.Gemm(o, T, w.o, a));
+  return ops.AllReduceSum(a, T * c.hidden_size);
 }
 
 // layers.h AttentionBlockForward: x [T, H] becomes w; `residual` [T, H] receives y unless the

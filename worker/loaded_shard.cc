@@ -1,5 +1,7 @@
 #include "worker/loaded_shard.h"
 
+#include "absl/strings/str_cat.h"
+
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -102,7 +104,40 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
     }
     for (const model::Int8Matrix& m : loaded->int8_experts) loaded->weight_bytes += m.bytes();
   }
+  loaded->compute = model::MakeCpuStageCompute(loaded->weights_view());
   return loaded;
+}
+
+model::WeightsView LoadedShard::weights_view() const {
+  model::WeightsView view;
+  view.config = &config();
+  view.embedding = embedding ? &*embedding : nullptr;
+  if (attention) {
+    view.first_layer = attention->begin;
+    view.attention = &attention_blocks;
+  }
+  view.experts = &experts;
+  view.tail = tail ? &*tail : nullptr;
+  return view;
+}
+
+absl::Status PlaceShard(LoadedShard& shard, const model::DeviceSpec& device, kernels::ActivationPrecision precision,
+                        const ProgressFn& progress) {
+  if (!device.is_cuda()) return absl::OkStatus();
+  if (shard.expert_dtype == model::ExpertDType::kInt8) {
+    bool holds_experts = false;
+    for (const model::MoeWeights& m : shard.experts) {
+      for (const model::ExpertWeights& e : m.experts) holds_experts |= e.loaded();
+    }
+    if (holds_experts) {
+      return absl::UnimplementedError(absl::StrCat(
+          "worker ", shard.shard.name, " on ", device.ToString(),
+          " holds experts, and the shard config says expert_dtype: int8, which only CPU expert hosts run; "
+          "use expert_dtype: bf16, or give this worker's experts to CPU workers"));
+    }
+  }
+  MMX_ASSIGN_OR_RETURN(shard.compute, model::MakeStageCompute(device, shard.weights_view(), precision, progress));
+  return absl::OkStatus();
 }
 
 }  // namespace mmx::worker

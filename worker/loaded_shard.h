@@ -12,7 +12,9 @@
 
 #include "absl/status/statusor.h"
 #include "model/checkpoint.h"
+#include "model/device_spec.h"
 #include "model/int8_experts.h"
+#include "model/stage_compute.h"
 #include "model/weights.h"
 #include "plan/shard_config.h"
 #include "transport/wire_check.h"
@@ -30,6 +32,12 @@ struct LoadedShard {
   model::ExpertDType expert_dtype = model::ExpertDType::kBf16;
   std::vector<model::Int8Matrix> int8_experts;  // with int8 experts: what their I8 views point into
   int64_t weight_bytes = 0;  // bytes held: mapped tensors plus int8 copies (not their sources)
+  // Runs the pieces: on the host over the views above (LoadShard's default), or on a GPU with
+  // its own copies of them (PlaceShard).
+  std::unique_ptr<model::StageCompute> compute;
+
+  // The pieces above as the view a StageCompute takes (valid while this object lives).
+  model::WeightsView weights_view() const;
 
   const model::ModelConfig& config() const { return checkpoint->config(); }
   transport::WireLimits wire_limits() const {
@@ -51,5 +59,11 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
                                                        const plan::WorkerShard& shard,
                                                        model::ExpertDType expert_dtype,
                                                        const ProgressFn& progress);
+
+// Moves the shard's computation to `device`: for cuda:N uploads the held weights to that GPU
+// (progress in bytes) and replaces `shard.compute`; for cpu leaves it as it is. Errors say what
+// to change (no CUDA in this build, no such GPU, out of GPU memory, int8 experts on a GPU).
+absl::Status PlaceShard(LoadedShard& shard, const model::DeviceSpec& device, kernels::ActivationPrecision precision,
+                        const ProgressFn& progress);
 
 }  // namespace mmx::worker

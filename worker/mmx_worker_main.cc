@@ -11,7 +11,9 @@ int main(int argc, char** argv) {
   int connect_timeout_s = 120;
   app.add_option("--coordinator", o.coordinator, "Coordinator address HOST:PORT")->required();
   app.add_option("--name", o.name, "This worker's entry in the shard config")->required();
-  app.add_option("--device", o.device, "cpu (cuda:N comes with the CUDA issue)");
+  app.add_option("--device", o.device,
+                 "cpu (default), cuda (= cuda:0), cuda:N, or cuda:N,M,... (one worker over several GPUs, NCCL): "
+                 "where this worker computes (GPUs need a CUDA build)");
   app.add_option("--threads", o.threads, "Compute threads (default: all cores)");
   app.add_option("--connect-timeout", connect_timeout_s, "Seconds to keep trying to reach the coordinator");
   bool exit_with_coordinator = false;

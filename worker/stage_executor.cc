@@ -103,7 +103,6 @@ void StageExecutor::ReportError(const v1::StepHeader& header, const absl::Status
 }
 
 absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& messages) {
-  const model::ModelConfig& c = shard_->config();
   std::vector<MicroBatch> mbs(messages.size());
   absl::Status first_error;
   auto fail = [&](MicroBatch& mb, const absl::Status& st) {
@@ -134,9 +133,12 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
     if (aborted_.load()) return absl::AbortedError("the peer table was replaced during the step");
     for (MicroBatch& mb : mbs) {
       if (mb.failed || mb.layer != layer) continue;
-      model::AttentionBlockForward(c, shard_->attention_blocks[layer - shard_->attention->begin], mb.batch,
-                                   mb.x.data(), &mb.residual, &mb.routing);
-      absl::Status st = StartMoe(mb, layer);
+      absl::Status st = shard_->compute->AttentionBlock(layer, mb.batch, mb.x.data(), &mb.residual, &mb.routing);
+      if (!st.ok()) {
+        fail(mb, st);
+        continue;
+      }
+      st = StartMoe(mb, layer);
       if (!st.ok()) fail(mb, st);
     }
     for (MicroBatch& mb : mbs) {
@@ -174,9 +176,8 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
   mb.x.resize(mb.num_tokens * H);
   mb.layer = mb.header.layer();
   if (mb.layer == -1) {
-    if (!shard_->embedding) return absl::FailedPreconditionError("received tokens but holds no embedding");
-    model::EmbedTokens(*shard_->embedding, reinterpret_cast<const int32_t*>(message.payload.data()), mb.num_tokens,
-                       mb.x.data());
+    MMX_RETURN_IF_ERROR(shard_->compute->Embed(reinterpret_cast<const int32_t*>(message.payload.data()),
+                                               mb.num_tokens, mb.x.data()));
     mb.layer = 0;
   } else {
     std::memcpy(mb.x.data(), message.payload.data(), mb.x.size() * sizeof(float));
@@ -189,7 +190,7 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
   for (const auto& s : mb.header.sequences()) {
     auto& state = states_[s.sequence_id()];
     if (s.start_position() == 0) {
-      state = std::make_unique<model::SequenceState>(c, range.begin, range.end);
+      MMX_ASSIGN_OR_RETURN(state, shard_->compute->NewSequence(range.begin, range.end));
     } else if (!state || state->length() != s.start_position()) {
       const int64_t have = state ? state->length() : -1;
       states_.erase(s.sequence_id());
@@ -271,8 +272,10 @@ absl::Status StageExecutor::StartMoe(MicroBatch& mb, int layer) {
   if (auto local = moe.by_owner.find(self_); local != moe.by_owner.end()) {
     gather(local->second, rows);
     std::vector<float> out(rows.size());
-    model::RunExpertPairs(c, shard_->experts[layer], rows.data(), ids.data(), weights.data(),
-                          static_cast<int64_t>(ids.size()), out.data());
+    MMX_RETURN_IF_ERROR(shard_->compute
+                            ->ExpertPairs(layer, rows.data(), ids.data(), weights.data(),
+                                          static_cast<int64_t>(ids.size()), out.data())
+                            .status());
     for (size_t i = 0; i < local->second.size(); ++i) {
       std::copy_n(out.data() + i * H, H, moe.contributions.data() + local->second[i] * H);
     }
@@ -326,7 +329,7 @@ absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x
     sampled.push_back(&s);
   }
   std::vector<float> logits(rows.size() * c.vocab_size);
-  if (!rows.empty()) model::ComputeLogits(c, *shard_->tail, x, rows, logits.data());
+  if (!rows.empty()) MMX_RETURN_IF_ERROR(shard_->compute->Logits(x, rows, logits.data()));
   if (!sampleable_ranges_.empty()) {
     // Ids outside the ranges (padding rows the tokenizer has no text for) get -inf.
     for (size_t r = 0; r < rows.size(); ++r) {
@@ -385,8 +388,13 @@ absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* tran
   std::vector<float> out(n * c.hidden_size);
   std::vector<int> ids(d.expert_ids().begin(), d.expert_ids().end());
   std::vector<float> weights(d.weights().begin(), d.weights().end());
-  model::RunExpertPairs(c, shard.experts[d.layer()], reinterpret_cast<const float*>(message.payload.data()),
-                        ids.data(), weights.data(), n, out.data());
+  absl::StatusOr<int64_t> read = shard.compute->ExpertPairs(
+      d.layer(), reinterpret_cast<const float*>(message.payload.data()), ids.data(), weights.data(), n, out.data());
+  if (!read.ok()) {
+    reply.set_error(absl::StrCat("worker ", shard.shard.name, ": ", read.status().message()));
+    MMX_RETURN_IF_ERROR(transport->Send(message.from, key, reply.SerializeAsString(), nullptr, 0));
+    return read.status();
+  }
   reply.set_num_rows(static_cast<int32_t>(n));
   reply.set_compute_micros(MicrosSince(started));
   return transport->Send(message.from, key, reply.SerializeAsString(), out.data(), out.size() * sizeof(float));

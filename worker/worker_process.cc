@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/control.grpc.pb.h"
 #include "model/checkpoint_fingerprint.h"
+#include "model/device_spec.h"
+#include "model/stage_compute.h"
 #include "transport/ucx_transport.h"
 #include "worker/loaded_shard.h"
 #include "transport/message_keys.h"
@@ -115,8 +118,15 @@ absl::Status RunWorker(const WorkerOptions& o) {
   if (o.threads > 0) ThreadPool::SetDefaultThreads(o.threads);
   // Workers share cores with each other and wait on the network between kernels: spin little.
   ThreadPool::SetDefaultSpinMicros(100);
-  if (o.device != "cpu") {
-    return absl::UnimplementedError(absl::StrCat("device '", o.device, "': this build serves on cpu only"));
+  MMX_ASSIGN_OR_RETURN(const model::DeviceSpec device, model::ParseDeviceSpec(o.device));
+  // A GPU worker offers its GPU's memory and bandwidth to the planner; checking the GPU before
+  // registering also fails a worker without one (or a build without CUDA) at once.
+  std::optional<model::DeviceInfo> gpu;
+  if (device.is_cuda()) {
+    MMX_ASSIGN_OR_RETURN(gpu, model::QueryCudaDevice(device));
+    std::fprintf(stderr, "mmx-worker %s: %s, %.1f GiB free of %.1f GiB, %.0f GB/s\n", o.name.c_str(),
+                 gpu->name.c_str(), gpu->free_bytes / double(1 << 30), gpu->total_bytes / double(1 << 30),
+                 gpu->bandwidth_gbs);
   }
   // Short reconnect backoff: a worker started before its coordinator should join within a
   // fraction of a second of it coming up, not after gRPC's default backoff of seconds.
@@ -152,9 +162,9 @@ absl::Status RunWorker(const WorkerOptions& o) {
   v1::Register* reg = hello.mutable_register_();
   reg->set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
   reg->set_name(o.name);
-  reg->set_device(o.device);
-  reg->set_memory_bytes(MemoryBytes());
-  reg->set_mem_bandwidth_gbs(MeasureReadBandwidth());
+  reg->set_device(device.ToString());
+  reg->set_memory_bytes(gpu ? gpu->free_bytes : MemoryBytes());
+  reg->set_mem_bandwidth_gbs(gpu ? gpu->bandwidth_gbs : MeasureReadBandwidth());
   reg->set_threads(ThreadPool::Default().num_threads());
   reg->set_host(HostName());
   reg->set_host_cores(UsableCores());
@@ -208,19 +218,37 @@ absl::Status RunWorker(const WorkerOptions& o) {
   }
   reporter.Done();
   std::unique_ptr<LoadedShard> shard_weights = *std::move(loaded);
+  const kernels::ActivationPrecision precision =
+      o.bf16_activations ? kernels::ActivationPrecision::kBf16 : kernels::ActivationPrecision::kFp32;
+  if (device.is_cuda()) {
+    ProgressReporter uploading(absl::StrCat("mmx-worker ", o.name, ": uploading to ", device.ToString()));
+    absl::Status placed = PlaceShard(*shard_weights, device, precision, [&](int64_t done, int64_t total) {
+      uploading.Update(done, total);
+    });
+    if (!placed.ok()) {
+      v1::WorkerMessage failed;
+      failed.mutable_failed()->set_message(std::string(placed.message()));
+      write(failed);
+      return placed;
+    }
+    uploading.Done();
+  }
 
   v1::WorkerMessage ready;
   ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*shard_weights->checkpoint));
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
   // MemAvailable counts the mapped weights' page cache as reclaimable; they must stay resident.
-  ready.mutable_ready()->set_state_memory_bytes(
-      std::max<int64_t>(0, AvailableMemoryBytes() - shard_weights->weight_bytes) / 10 * 9);
+  int64_t state_memory = std::max<int64_t>(0, AvailableMemoryBytes() - shard_weights->weight_bytes) / 10 * 9;
+  if (device.is_cuda()) {
+    // The sequence state lives in GPU memory: what is free there after the weights.
+    MMX_ASSIGN_OR_RETURN(const model::DeviceInfo after, model::QueryCudaDevice(device));
+    state_memory = after.free_bytes / 10 * 9;
+  }
+  ready.mutable_ready()->set_state_memory_bytes(state_memory);
   write(ready);
 
   Serving serving;
   std::atomic<bool> stop{false};
-  const kernels::ActivationPrecision precision =
-      o.bf16_activations ? kernels::ActivationPrecision::kBf16 : kernels::ActivationPrecision::kFp32;
   std::thread step_thread([&] {
     kernels::ScopedActivationPrecision scoped_precision(precision);
     StepCollector collector(data_plane.get(), absl::Seconds(2));

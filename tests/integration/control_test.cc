@@ -91,6 +91,36 @@ TEST(ControlTest, UnreachableCoordinatorIsOneLineAndNonZeroExit) {
   EXPECT_EQ(CountLines(c.output), 1) << c.output;
 }
 
+TEST(ControlTest, WorkerOnADeviceItCannotUseFailsBeforeRegistering) {
+  // No GPU here (and maybe no CUDA in the build): one line naming the device, exit 1, before
+  // any coordinator is contacted.
+  if (std::getenv("MMX_EXPECT_GPU") != nullptr) GTEST_SKIP() << "a GPU machine";
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", "127.0.0.1:1", "--name", "w", "--device", "cuda:0"},
+                              absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("--device cuda:0"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("cannot reach the coordinator")));
+  EXPECT_EQ(CountLines(r.output), 1) << r.output;
+  auto bad = testing::RunToExit({kBin + "mmx-worker", "--coordinator", "127.0.0.1:1", "--name", "w", "--device", "gpu0"},
+                                absl::Seconds(20));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("use cpu, cuda"));
+}
+
+TEST(ControlTest, CpuWorkerInAGpuEntryIsRefusedWithTheFix) {
+  auto cluster = testing::LocalCluster::Start(
+      absl::StrCat("model: ", kModel, "\nworkers:\n"
+                   "  - {name: gpu, device: cuda:0, embedding: true, attention: [0, 8], lm_head: true, "
+                   "experts: [{layers: [0, 8], ids: all}]}\n"),
+      false, 1, "", /*start_workers=*/false);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "gpu"},
+                              absl::Seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("is device cuda:0 in the shard config but registered with --device cpu; "
+                                  "start it with --device cuda:0"));
+}
+
 TEST(ControlTest, InvalidShardConfigStopsTheCoordinatorBeforeServing) {
   const std::string path = ::testing::TempDir() + "/bad-shard.yaml";
   std::ofstream(path) << "model: " << kModel << "\nworkers:\n  - {name: a, embedding: true, attention: [0, 6], lm_head: true}\n";

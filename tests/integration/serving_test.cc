@@ -410,12 +410,15 @@ TEST(ServingLimitsTest, FlagsBoundPromptsTokensAndTheQueue) {
   v1::GenerateResponse resp;
   ASSERT_TRUE(r1->Read(&resp));  // running
   auto r2 = cluster.stub().Generate(&c2, TextRequest("second", 3000));
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  grpc::Status third;
-  while (absl::Now() < give_up) {  // until the second one sits in the queue
-    third = Call(cluster.stub(), TextRequest("third", 2)).status;
-    if (third.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+  // Wait until the second one sits in the queue: sent before that, the third would queue itself
+  // and wait out the first's 3000 tokens.
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < give_up) {
+    absl::StatusOr<v1::ClusterStatus> status = cluster.Status();
+    if (status.ok() && status->stats().queue_depth() >= 1) break;
+    absl::SleepFor(absl::Milliseconds(20));
   }
+  const grpc::Status third = Call(cluster.stub(), TextRequest("third", 2)).status;
   EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(third.error_message(), HasSubstr("--max-queue"));
   c1.TryCancel();

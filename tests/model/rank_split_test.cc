@@ -1,4 +1,4 @@
-#include "worker/rank_split.h"
+#include "model/rank_split.h"
 
 #include <cmath>
 #include <random>
@@ -9,7 +9,7 @@
 #include "kernels/kernels.h"
 #include "tests/testing/status_matchers.h"
 
-namespace mmx::worker {
+namespace mmx::model {
 namespace {
 
 using ::mmx::testing::IsOk;
@@ -109,4 +109,4 @@ TEST(RankSplitTest, CrossRankNormEqualsTheFullRowNorm) {
 }
 
 }  // namespace
-}  // namespace mmx::worker
+}  // namespace mmx::model

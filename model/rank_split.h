@@ -12,12 +12,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/config.h"
+#include "model/stage_compute.h"
+#include "model/weights.h"
 
-namespace mmx::worker {
+namespace mmx::model {
 
 struct RankSlice {
   int q_begin = 0, q_end = 0;    // query heads (lightning and softmax layers)
@@ -38,4 +41,31 @@ void PartialSumOfSquares(const float* x, int64_t num_tokens, int64_t slice_width
 void NormalizeSlice(const float* x, int64_t num_tokens, int64_t slice_width, const double* total_sum_of_squares,
                     int64_t full_width, const float* gamma_slice, float eps, float* out);
 
-}  // namespace mmx::worker
+// Experts in contiguous blocks as even as they go, the first (n % ranks) ranks one more.
+std::vector<std::vector<int>> ExpertBlocks(const std::vector<int>& experts_held, int ranks);
+
+// The config rank `slice` runs the layer recipe with: its own query and KV heads; the rest as
+// `full`.
+ModelConfig RankConfig(const ModelConfig& full, const RankSlice& slice);
+
+// One rank's weights: views into the full ones where its share is a block of rows (qkv, gate,
+// q/k/v, norms, slopes), copies where it is a block of columns (out_proj, o_proj: each rank
+// multiplies its heads' features by their columns, and the ranks' products are summed).
+// Replicated: norms, router. Rank 0 alone has the embedding and the tail.
+struct RankWeights {
+  ModelConfig config;  // RankConfig
+  int rank = 0;
+  int first_layer = 0;
+  std::vector<AttentionBlockWeights> attention;
+  std::vector<MoeWeights> experts;  // [L]: this rank's share of each layer's held experts
+  const kernels::WeightView* embedding = nullptr;
+  const TailWeights* tail = nullptr;
+  std::vector<std::vector<char>> copies;  // the column blocks
+
+  WeightsView view() const;
+};
+
+// Splits `full` over `ranks` (SplitAcrossRanks' rules; each layer's held experts in blocks).
+absl::StatusOr<std::vector<std::unique_ptr<RankWeights>>> SliceWeightsForRanks(const WeightsView& full, int ranks);
+
+}  // namespace mmx::model

@@ -1,0 +1,424 @@
+#include "model/cuda/cuda_layer_ops.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "kernels/cuda/cuda_status.h"
+#include "kernels/cuda/kernels_cuda.h"
+#include "kernels/cuda/rank_norm.h"
+
+namespace mmx::model::cuda {
+namespace kc = ::mmx::kernels::cuda;
+
+namespace {
+
+// Buffer() keys, after the Scratch slots.
+enum BufferKey : int {
+  kIndex = static_cast<int>(Slot::kCount) + 1,  // int64 row indices
+  kScale,                                      // fp32 row scales
+  kPositions,                                  // int64 [T]
+  kDecodeSlots,                                // int32 lightning slots of a decode run
+  kRouterIds,                                  // int32 [T, K]
+  kRouterWeights,                              // fp32 [T, K]
+  kGemmWorkspace,
+  kAttentionWorkspace,
+  kRowSums,                                    // fp64 [T]: the lightning norm's partial sums
+};
+
+constexpr size_t kMinArenaBlock = size_t{1} << 20;
+constexpr int64_t kMinKvCapacity = 256;
+
+}  // namespace
+
+// ---- PinnedArena ----
+
+absl::StatusOr<void*> PinnedArena::Take(size_t bytes) {
+  bytes = (bytes + 63) & ~size_t{63};  // keep pieces 64-byte aligned
+  if (blocks_.empty() || used_ + bytes > blocks_.back().size()) {
+    const size_t last = blocks_.empty() ? 0 : blocks_.back().size();
+    MMX_ASSIGN_OR_RETURN(kc::PinnedHostBuffer block, kc::PinnedHostBuffer::Allocate(std::max({bytes, 2 * last, kMinArenaBlock})));
+    blocks_.push_back(std::move(block));
+    used_ = 0;
+  }
+  void* p = static_cast<char*>(blocks_.back().data()) + used_;
+  used_ += bytes;
+  return p;
+}
+
+void PinnedArena::Reset() {
+  // Keep only the largest block: the next round of the same size fits in it.
+  if (blocks_.size() > 1) {
+    auto largest = std::max_element(blocks_.begin(), blocks_.end(),
+                                    [](const auto& a, const auto& b) { return a.size() < b.size(); });
+    kc::PinnedHostBuffer keep = std::move(*largest);
+    blocks_.clear();
+    blocks_.push_back(std::move(keep));
+  }
+  used_ = 0;
+}
+
+// ---- SlotAllocator / CudaSequenceState ----
+
+int SlotAllocator::Acquire() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!free_.empty()) {
+    const int slot = free_.back();
+    free_.pop_back();
+    return slot;
+  }
+  return next_++;
+}
+
+void SlotAllocator::Release(int slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.push_back(slot);
+}
+
+int SlotAllocator::high_water() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return next_;
+}
+
+int64_t CudaSequenceState::bytes() const {
+  int64_t total = lightning_bytes_;
+  for (const auto& [layer, kv] : kv_) total += static_cast<int64_t>(kv.keys.size() + kv.values.size());
+  return total;
+}
+
+// ---- CudaLayerOps: lifetime ----
+
+absl::StatusOr<std::unique_ptr<CudaLayerOps>> CudaLayerOps::Create(int device, const ModelConfig& config,
+                                                                    kernels::ActivationPrecision precision,
+                                                                    ncclComm_t comm) {
+  std::unique_ptr<CudaLayerOps> ops(new CudaLayerOps(device, config, precision));
+  MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  if (comm != nullptr) {
+    ops->comm_ = comm;
+    MMX_CUDA_RETURN_IF_ERROR(ncclCommCount(comm, &ops->ranks_));
+  }
+  MMX_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&ops->stream_, cudaStreamNonBlocking));
+  MMX_ASSIGN_OR_RETURN(ops->cublas_, kc::CublasHandle::Create());
+  return ops;
+}
+
+CudaLayerOps::~CudaLayerOps() {
+  if (stream_ != nullptr) {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+}
+
+// ---- buffers, transfers ----
+
+absl::StatusOr<void*> CudaLayerOps::Buffer(int key, size_t bytes) {
+  kc::DeviceBuffer& buffer = buffers_[key];
+  if (buffer.size() < bytes) {
+    const size_t grown = std::max(bytes, buffer.size() * 3 / 2);
+    buffer = kc::DeviceBuffer();  // free first: the old and new sizes need not fit together
+    MMX_ASSIGN_OR_RETURN(buffer, kc::DeviceBuffer::Allocate(grown, device_));
+  }
+  return buffer.data();
+}
+
+float* CudaLayerOps::Scratch(Slot slot, size_t n) {
+  absl::StatusOr<void*> p = Buffer(static_cast<int>(slot), std::max<size_t>(n, 1) * sizeof(float));
+  if (!p.ok()) {
+    deferred_.Update(p.status());
+    return nullptr;
+  }
+  return static_cast<float*>(*p);
+}
+
+absl::Status CudaLayerOps::Upload(const void* host, size_t bytes, void* device_dst) {
+  if (bytes == 0) return absl::OkStatus();
+  MMX_ASSIGN_OR_RETURN(void* pinned, arena_.Take(bytes));
+  std::memcpy(pinned, host, bytes);
+  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(device_dst, pinned, bytes, cudaMemcpyHostToDevice, stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::Download(const void* device_src, size_t bytes, void* host_dst) {
+  if (bytes == 0) return absl::OkStatus();
+  MMX_ASSIGN_OR_RETURN(void* pinned, arena_.Take(bytes));
+  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(pinned, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  downloads_.push_back({pinned, host_dst, bytes});
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::Sync() {
+  const absl::Status st = kc::CudaStatus(cudaStreamSynchronize(stream_), "waiting for the GPU stream");
+  if (st.ok()) {
+    for (const PendingDownload& d : downloads_) std::memcpy(d.host, d.pinned, d.bytes);
+  }
+  downloads_.clear();
+  arena_.Reset();
+  absl::Status deferred = std::exchange(deferred_, absl::OkStatus());
+  MMX_RETURN_IF_ERROR(st);
+  return deferred;
+}
+
+// ---- the recipe's operations ----
+
+absl::Status CudaLayerOps::Gemm(const float* x, int64_t T, const kernels::WeightView& w, float* y) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  kc::GemmOptions options;
+  options.precision = precision_;
+  options.cublas = cublas_.get();
+  const size_t need = kc::GemmWorkspaceBytes(T, w, options);
+  if (need > 0) {
+    MMX_ASSIGN_OR_RETURN(options.workspace, Buffer(kGemmWorkspace, need));
+    options.workspace_bytes = buffers_[kGemmWorkspace].size();
+  }
+  return kc::Gemm(x, T, w, y, stream_, options);
+}
+
+absl::Status CudaLayerOps::GemmGroup(const kernels::GemmProblem* problems, int64_t count) {
+  // One launch per matrix on the stream: at decode sizes each is a memory-bound GEMV that
+  // fills the GPU by itself (a grouped kernel is future work for many tiny experts).
+  for (int64_t i = 0; i < count; ++i) {
+    MMX_RETURN_IF_ERROR(Gemm(problems[i].x, problems[i].num_tokens, problems[i].w, problems[i].y));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::RmsNorm(const float* x, int64_t T, int64_t n, const float* gamma, float eps, float* out) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  return kc::RmsNorm(x, T, n, gamma, eps, out, stream_);
+}
+
+absl::Status CudaLayerOps::HeadsRmsNorm(const float* x, int64_t T, int64_t width, const float* gamma, float eps,
+                                        float* out) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  if (ranks_ == 1) return kc::RmsNorm(x, T, width, gamma, eps, out, stream_);
+  // Sum of squares of this rank's features per row, summed over the ranks, then each rank
+  // normalises its slice with the total (model/rank_split.h).
+  MMX_ASSIGN_OR_RETURN(void* sums, Buffer(kRowSums, T * sizeof(double)));
+  MMX_RETURN_IF_ERROR(kc::RowSumOfSquares(x, T, width, static_cast<double*>(sums), stream_));
+  MMX_CUDA_RETURN_IF_ERROR(ncclAllReduce(sums, sums, T, ncclDouble, ncclSum, comm_, stream_));
+  return kc::NormalizeRows(x, T, width, static_cast<const double*>(sums), width * ranks_, gamma, eps, out, stream_);
+}
+
+absl::Status CudaLayerOps::AllReduceSum(float* x, int64_t n) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  if (ranks_ == 1 || n == 0) return absl::OkStatus();
+  MMX_CUDA_RETURN_IF_ERROR(ncclAllReduce(x, x, n, ncclFloat, ncclSum, comm_, stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::SiluInPlace(float* x, int64_t n) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  return kc::SiluInPlace(x, n, stream_);
+}
+
+absl::Status CudaLayerOps::SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  return kc::SiluMul(gate, up, n, out, stream_);
+}
+
+absl::Status CudaLayerOps::SigmoidMulInPlace(const float* gate, float* x, int64_t n) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  return kc::SigmoidMulInPlace(gate, x, n, stream_);
+}
+
+absl::Status CudaLayerOps::Axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* out) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  return kc::Axpby(alpha, a, beta, b, n, out, stream_);
+}
+
+absl::Status CudaLayerOps::Copy(const float* src, int64_t n, float* dst) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  if (n == 0) return absl::OkStatus();
+  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::ApplyRope(float* x, int64_t T, int heads, int head_dim, int rotary_dim,
+                                     const BatchLayout& batch, const float* inv_freq) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  const size_t bytes = batch.positions.size() * sizeof(int64_t);
+  MMX_ASSIGN_OR_RETURN(void* positions, Buffer(kPositions, bytes));
+  MMX_RETURN_IF_ERROR(Upload(batch.positions.data(), bytes, positions));
+  return kc::ApplyRope(x, T, heads, head_dim, rotary_dim, static_cast<const int64_t*>(positions), inv_freq, stream_);
+}
+
+float* CudaLayerOps::LightningState(int layer, int slot) {
+  const int64_t per_slot = int64_t{config_.num_attention_heads} * config_.head_dim * config_.head_dim;
+  return pools_.at(layer).as<float>() + slot * per_slot;
+}
+
+absl::Status CudaLayerOps::Lightning(const kernels::LightningShape& shape, const BatchLayout& batch, int layer,
+                                     const float* qkv, float* o) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  const int64_t qw = int64_t{shape.num_heads} * shape.head_dim;
+  if (pools_.find(layer) == pools_.end()) return absl::InternalError(absl::StrCat("no lightning pool for layer ", layer));
+  // Runs of consecutive one-token sequences (decode) share one launch: their rows are adjacent.
+  const auto& seqs = batch.sequences;
+  std::vector<int32_t> slots;
+  for (size_t i = 0; i < seqs.size();) {
+    const auto* device = static_cast<const CudaSequenceState*>(seqs[i].state->device());
+    if (device == nullptr) return absl::InternalError("a sequence without device state reached the GPU");
+    if (seqs[i].num_tokens != 1) {
+      MMX_RETURN_IF_ERROR(kc::LightningPrefill(shape, qkv + seqs[i].row_begin * 3 * qw, seqs[i].num_tokens,
+                                               LightningState(layer, device->slot()), o + seqs[i].row_begin * qw,
+                                               stream_));
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    slots.clear();
+    while (end < seqs.size() && seqs[end].num_tokens == 1) {
+      slots.push_back(static_cast<const CudaSequenceState*>(seqs[end].state->device())->slot());
+      ++end;
+    }
+    // Each run gets its own piece of the slot buffer, so runs queued together never share one.
+    MMX_ASSIGN_OR_RETURN(void* all_slots, Buffer(kDecodeSlots, seqs.size() * sizeof(int32_t)));
+    int32_t* run_slots = static_cast<int32_t*>(all_slots) + i;
+    MMX_RETURN_IF_ERROR(Upload(slots.data(), slots.size() * sizeof(int32_t), run_slots));
+    kc::LightningDecodeParams p;
+    p.shape = shape;
+    p.qkv = qkv + seqs[i].row_begin * 3 * qw;
+    p.num_seqs = static_cast<int64_t>(slots.size());
+    p.state_pool = pools_.at(layer).as<float>();
+    p.num_slots = pool_slots_;
+    p.slots = run_slots;
+    p.out = o + seqs[i].row_begin * qw;
+    MMX_RETURN_IF_ERROR(kc::LightningDecode(p, stream_));
+    i = end;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::AppendKv(SequenceState& state, int layer, const float* k, const float* v, int64_t n) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  auto* device = static_cast<CudaSequenceState*>(state.device());
+  if (device == nullptr) return absl::InternalError("a sequence without device state reached the GPU");
+  CudaSequenceState::Kv& kv = device->kv()[layer];
+  const int64_t length = state.layer(layer).length;
+  const size_t row_bytes = static_cast<size_t>(state.kv_width()) * sizeof(float);
+  if (length + n > kv.capacity) {
+    const int64_t capacity = std::max({length + n, 2 * kv.capacity, kMinKvCapacity});
+    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer keys, kc::DeviceBuffer::Allocate(capacity * row_bytes, device_));
+    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer values, kc::DeviceBuffer::Allocate(capacity * row_bytes, device_));
+    if (length > 0) {
+      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(keys.data(), kv.keys.data(), length * row_bytes,
+                                               cudaMemcpyDeviceToDevice, stream_));
+      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values.data(), kv.values.data(), length * row_bytes,
+                                               cudaMemcpyDeviceToDevice, stream_));
+    }
+    // The old buffers are freed here; cudaFree waits for the copies above.
+    kv.keys = std::move(keys);
+    kv.values = std::move(values);
+    kv.capacity = capacity;
+  }
+  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(kv.keys.as<char>() + length * row_bytes, k, n * row_bytes,
+                                           cudaMemcpyDeviceToDevice, stream_));
+  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(kv.values.as<char>() + length * row_bytes, v, n * row_bytes,
+                                           cudaMemcpyDeviceToDevice, stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::CausalAttention(const kernels::AttentionShape& shape, const float* q, int64_t n,
+                                           SequenceState& state, int layer, int64_t total_len, float* o) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  auto* device = static_cast<CudaSequenceState*>(state.device());
+  if (device == nullptr) return absl::InternalError("a sequence without device state reached the GPU");
+  const CudaSequenceState::Kv& kv = device->kv()[layer];
+  if (n != 1) {
+    return kc::CausalAttention(shape, q, n, kv.keys.as<float>(), kv.values.as<float>(), total_len, o, stream_);
+  }
+  kc::CausalAttentionDecodeParams p;
+  p.shape = shape;
+  p.q = q;
+  p.k = kv.keys.as<float>();
+  p.v = kv.values.as<float>();
+  p.total_len = total_len;
+  p.out = o;
+  const size_t need = kc::CausalAttentionDecodeWorkspaceBytes(shape, total_len);
+  MMX_ASSIGN_OR_RETURN(p.workspace, Buffer(kAttentionWorkspace, need));
+  p.workspace_bytes = buffers_[kAttentionWorkspace].size();
+  return kc::CausalAttentionDecode(p, stream_);
+}
+
+absl::Status CudaLayerOps::RouterTopK(const float* logits, int64_t T, int E, int K, Routing* routing) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  MMX_ASSIGN_OR_RETURN(void* ids, Buffer(kRouterIds, T * K * sizeof(int32_t)));
+  MMX_ASSIGN_OR_RETURN(void* weights, Buffer(kRouterWeights, T * K * sizeof(float)));
+  MMX_RETURN_IF_ERROR(kc::RouterTopK(logits, T, E, K, static_cast<int*>(ids), static_cast<float*>(weights), stream_));
+  routing->k = K;
+  routing->expert_ids.resize(T * K);
+  routing->weights.resize(T * K);
+  static_assert(sizeof(int) == sizeof(int32_t));
+  MMX_RETURN_IF_ERROR(Download(ids, T * K * sizeof(int32_t), routing->expert_ids.data()));
+  MMX_RETURN_IF_ERROR(Download(weights, T * K * sizeof(float), routing->weights.data()));
+  // The routing decides the dispatch, which happens on the host: wait for it here.
+  return Sync();
+}
+
+absl::Status CudaLayerOps::GatherRows(const float* src, const std::vector<int64_t>& index, int64_t width, float* dst) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  if (index.empty()) return absl::OkStatus();
+  const size_t bytes = index.size() * sizeof(int64_t);
+  MMX_ASSIGN_OR_RETURN(void* device_index, Buffer(kIndex, bytes));
+  MMX_RETURN_IF_ERROR(Upload(index.data(), bytes, device_index));
+  return kc::GatherRows(src, static_cast<const int64_t*>(device_index), static_cast<int64_t>(index.size()), width,
+                        dst, stream_);
+}
+
+absl::Status CudaLayerOps::ScaleScatterRows(const float* src, const std::vector<float>& scale,
+                                            const std::vector<int64_t>& index, int64_t width, float* dst) {
+  MMX_RETURN_IF_ERROR(deferred_);
+  if (index.empty()) return absl::OkStatus();
+  MMX_ASSIGN_OR_RETURN(void* device_index, Buffer(kIndex, index.size() * sizeof(int64_t)));
+  MMX_ASSIGN_OR_RETURN(void* device_scale, Buffer(kScale, scale.size() * sizeof(float)));
+  MMX_RETURN_IF_ERROR(Upload(index.data(), index.size() * sizeof(int64_t), device_index));
+  MMX_RETURN_IF_ERROR(Upload(scale.data(), scale.size() * sizeof(float), device_scale));
+  return kc::ScaleScatterRows(src, static_cast<const float*>(device_scale), static_cast<const int64_t*>(device_index),
+                              static_cast<int64_t>(index.size()), width, dst, stream_);
+}
+
+// ---- sequences ----
+
+absl::Status CudaLayerOps::EnsurePoolSlots(int slots) {
+  if (slots <= pool_slots_) return absl::OkStatus();
+  const int capacity = std::max({slots, 2 * pool_slots_, 8});
+  const size_t per_slot = static_cast<size_t>(config_.num_attention_heads) * config_.head_dim * config_.head_dim *
+                          sizeof(float);
+  for (auto& [layer, pool] : pools_) {
+    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer grown, kc::DeviceBuffer::Allocate(capacity * per_slot, device_));
+    MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.data(), pool.data(), pool_slots_ * per_slot,
+                                             cudaMemcpyDeviceToDevice, stream_));
+    pool = std::move(grown);  // cudaFree of the old pool waits for the copy
+  }
+  pool_slots_ = capacity;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SequenceState>> CudaLayerOps::NewSequence(int first_layer, int end_layer) {
+  const size_t per_slot = static_cast<size_t>(config_.num_attention_heads) * config_.head_dim * config_.head_dim *
+                          sizeof(float);
+  MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  int lightning_layers = 0;
+  for (int l = first_layer; l < end_layer; ++l) {
+    if (config_.is_softmax(l)) continue;
+    ++lightning_layers;
+    if (pools_.find(l) == pools_.end() && pool_slots_ > 0) {
+      MMX_ASSIGN_OR_RETURN(pools_[l], kc::DeviceBuffer::Allocate(pool_slots_ * per_slot, device_));
+    } else if (pools_.find(l) == pools_.end()) {
+      pools_[l] = kc::DeviceBuffer();
+    }
+  }
+  const int slot = slots_->Acquire();
+  auto device = std::make_unique<CudaSequenceState>(slots_, slot, lightning_layers * static_cast<int64_t>(per_slot));
+  MMX_RETURN_IF_ERROR(EnsurePoolSlots(slot + 1));
+  for (int l = first_layer; l < end_layer; ++l) {
+    if (config_.is_softmax(l)) continue;
+    MMX_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(LightningState(l, slot), 0, per_slot, stream_));
+  }
+  auto state = std::make_unique<SequenceState>(config_, first_layer, end_layer, SequenceState::Storage::kDevice);
+  state->set_device(std::move(device));
+  return state;
+}
+
+}  // namespace mmx::model::cuda

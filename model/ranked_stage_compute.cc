@@ -1,0 +1,155 @@
+#include "model/ranked_stage_compute.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+
+namespace mmx::model {
+namespace {
+
+// A sequence's state on every rank; the outer SequenceState keeps only the lengths.
+class RankedSequenceState final : public DeviceSequenceState {
+ public:
+  explicit RankedSequenceState(std::vector<std::unique_ptr<SequenceState>> ranks) : ranks_(std::move(ranks)) {}
+  int64_t bytes() const override {
+    int64_t total = 0;
+    for (const auto& s : ranks_) total += s->bytes();
+    return total;
+  }
+  SequenceState* rank(int r) const { return ranks_[r].get(); }
+
+ private:
+  std::vector<std::unique_ptr<SequenceState>> ranks_;
+};
+
+}  // namespace
+
+RankedStageCompute::RankedStageCompute(const ModelConfig& config, std::vector<std::unique_ptr<RankWeights>> weights,
+                                       std::vector<std::unique_ptr<StageCompute>> ranks, std::function<void()> abort,
+                                       std::string name)
+    : config_(config), weights_(std::move(weights)), ranks_(std::move(ranks)), abort_(std::move(abort)),
+      name_(std::move(name)) {}
+
+int64_t RankedStageCompute::device_weight_bytes() const {
+  int64_t total = 0;
+  for (const auto& r : ranks_) total += r->device_weight_bytes();
+  return total;
+}
+
+absl::Status RankedStageCompute::OnEveryRank(const std::function<absl::Status(int)>& fn) {
+  const int R = static_cast<int>(ranks_.size());
+  std::vector<absl::Status> status(R);
+  std::vector<std::thread> threads;
+  for (int r = 1; r < R; ++r) {
+    threads.emplace_back([&, r] {
+      status[r] = fn(r);
+      if (!status[r].ok()) abort_();
+    });
+  }
+  status[0] = fn(0);
+  if (!status[0].ok()) abort_();
+  for (std::thread& t : threads) t.join();
+  // The rank that failed first, not the ones its abort released.
+  for (const absl::Status& st : status) {
+    if (!st.ok() && !absl::IsAborted(st)) return st;
+  }
+  for (const absl::Status& st : status) MMX_RETURN_IF_ERROR(st);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SequenceState>> RankedStageCompute::NewSequence(int first_layer, int end_layer) {
+  std::vector<std::unique_ptr<SequenceState>> states;
+  for (const auto& r : ranks_) {
+    MMX_ASSIGN_OR_RETURN(std::unique_ptr<SequenceState> s, r->NewSequence(first_layer, end_layer));
+    states.push_back(std::move(s));
+  }
+  auto state = std::make_unique<SequenceState>(config_, first_layer, end_layer, SequenceState::Storage::kDevice);
+  state->set_device(std::make_unique<RankedSequenceState>(std::move(states)));
+  return state;
+}
+
+absl::Status RankedStageCompute::Embed(const int32_t* ids, int64_t n, float* x) {
+  return ranks_[0]->Embed(ids, n, x);
+}
+
+absl::Status RankedStageCompute::Logits(const float* x, const std::vector<int64_t>& rows, float* logits) {
+  return ranks_[0]->Logits(x, rows, logits);
+}
+
+absl::Status RankedStageCompute::AttentionBlock(int layer, const BatchLayout& batch, float* x,
+                                                std::vector<float>* residual, Routing* routing) {
+  const int R = static_cast<int>(ranks_.size());
+  const size_t width = static_cast<size_t>(batch.num_tokens * config_.hidden_size);
+  // Each rank gets the batch with its own states, and its own copy of x (overwritten with w).
+  std::vector<BatchLayout> batches(R, batch);
+  for (int r = 0; r < R; ++r) {
+    for (SequenceSlice& s : batches[r].sequences) {
+      const auto* ranked = static_cast<const RankedSequenceState*>(s.state->device());
+      if (ranked == nullptr) return absl::InternalError("a sequence without per-rank state reached a ranked stage");
+      s.state = ranked->rank(r);
+    }
+  }
+  std::vector<std::vector<float>> xs(R - 1, std::vector<float>(x, x + width)), residuals(R - 1);
+  std::vector<Routing> routings(R - 1);
+  MMX_RETURN_IF_ERROR(OnEveryRank([&](int r) {
+    if (r == 0) return ranks_[0]->AttentionBlock(layer, batches[0], x, residual, routing);
+    return ranks_[r]->AttentionBlock(layer, batches[r], xs[r - 1].data(), &residuals[r - 1], &routings[r - 1]);
+  }));
+  for (const SequenceSlice& s : batch.sequences) s.state->layer(layer).length += s.num_tokens;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> RankedStageCompute::ExpertPairs(int layer, const float* rows, const int* expert_ids,
+                                                        const float* weights, int64_t n, float* out) {
+  const int R = static_cast<int>(ranks_.size());
+  const int64_t H = config_.hidden_size;
+  // Pairs per rank, by who holds their expert.
+  std::vector<std::vector<int64_t>> pairs(R);
+  for (int64_t i = 0; i < n; ++i) {
+    int owner = -1;
+    for (int r = 0; r < R && owner < 0; ++r) {
+      const auto& experts = weights_[r]->experts;
+      if (layer < static_cast<int>(experts.size()) && expert_ids[i] >= 0 &&
+          expert_ids[i] < static_cast<int>(experts[layer].experts.size()) &&
+          experts[layer].experts[expert_ids[i]].loaded()) {
+        owner = r;
+      }
+    }
+    if (owner < 0) {
+      return absl::FailedPreconditionError(absl::StrCat("no rank holds expert ", expert_ids[i], " of layer ", layer));
+    }
+    pairs[owner].push_back(i);
+  }
+  std::vector<int64_t> bytes(R, 0);
+  MMX_RETURN_IF_ERROR(OnEveryRank([&](int r) -> absl::Status {
+    const std::vector<int64_t>& mine = pairs[r];
+    if (mine.empty()) return absl::OkStatus();
+    std::vector<float> in(mine.size() * H), res(mine.size() * H), w(mine.size());
+    std::vector<int> ids(mine.size());
+    for (size_t i = 0; i < mine.size(); ++i) {
+      std::copy_n(rows + mine[i] * H, H, in.data() + i * H);
+      ids[i] = expert_ids[mine[i]];
+      w[i] = weights[mine[i]];
+    }
+    MMX_ASSIGN_OR_RETURN(bytes[r], ranks_[r]->ExpertPairs(layer, in.data(), ids.data(), w.data(),
+                                                          static_cast<int64_t>(mine.size()), res.data()));
+    for (size_t i = 0; i < mine.size(); ++i) std::copy_n(res.data() + i * H, H, out + mine[i] * H);
+    return absl::OkStatus();
+  }));
+  int64_t total = 0;
+  for (int64_t b : bytes) total += b;
+  return total;
+}
+
+absl::StatusOr<std::unique_ptr<StageCompute>> MakeThreadRankedCpuStageCompute(const WeightsView& weights, int ranks) {
+  MMX_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<RankWeights>> sliced, SliceWeightsForRanks(weights, ranks));
+  auto group = std::make_shared<ThreadRankGroup>(ranks);
+  std::vector<std::unique_ptr<StageCompute>> computes;
+  for (int r = 0; r < ranks; ++r) computes.push_back(MakeCpuStageCompute(sliced[r]->view(), group->member(r)));
+  return std::make_unique<RankedStageCompute>(*weights.config, std::move(sliced), std::move(computes),
+                                              [group] { group->Abort(); }, absl::StrCat("cpu x", ranks, " ranks"));
+}
+
+}  // namespace mmx::model

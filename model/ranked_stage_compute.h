@@ -1,0 +1,56 @@
+// RankedStageCompute: one worker's StageCompute over several ranks (the GPUs of
+// `--device cuda:0,1,...`; threads on the CPU in tests), each rank a StageCompute of its own
+// over its slice of the weights (model/rank_split.h):
+//   - attention, tensor parallel: every rank runs the layer recipe on the whole batch with its
+//     heads, the ranks' collective summing the norm's squares and the output projections, so
+//     each ends with the same w and routing (rank 0's are returned);
+//   - experts, expert parallel: each pair runs on the rank holding its expert, all ranks at once;
+//   - embedding and tail on rank 0.
+// Each rank has a thread of its own per call (collectives need every rank running). A rank that
+// fails aborts the group's collectives, so the others return instead of waiting forever.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/rank_collective.h"
+#include "model/rank_split.h"
+#include "model/stage_compute.h"
+
+namespace mmx::model {
+
+class RankedStageCompute final : public StageCompute {
+ public:
+  // ranks[r] computes weights[r]; `abort` fails the collectives of every rank.
+  RankedStageCompute(const ModelConfig& config, std::vector<std::unique_ptr<RankWeights>> weights,
+                     std::vector<std::unique_ptr<StageCompute>> ranks, std::function<void()> abort, std::string name);
+
+  std::string device_name() const override { return name_; }
+  int64_t device_weight_bytes() const override;
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override;
+  absl::Status Embed(const int32_t* ids, int64_t n, float* x) override;
+  absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
+                              Routing* routing) override;
+  absl::StatusOr<int64_t> ExpertPairs(int layer, const float* rows, const int* expert_ids, const float* weights,
+                                      int64_t n, float* out) override;
+  absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) override;
+
+ private:
+  // Runs fn(r) for every rank on its own thread; the first error, after aborting the group.
+  absl::Status OnEveryRank(const std::function<absl::Status(int)>& fn);
+
+  ModelConfig config_;
+  std::vector<std::unique_ptr<RankWeights>> weights_;
+  std::vector<std::unique_ptr<StageCompute>> ranks_;
+  std::function<void()> abort_;
+  std::string name_;
+};
+
+// The multi-rank split run by `ranks` threads over host memory (CpuStageCompute per rank,
+// ThreadRankGroup): what a `--device cuda:0,...,R-1` worker computes, checkable without GPUs.
+absl::StatusOr<std::unique_ptr<StageCompute>> MakeThreadRankedCpuStageCompute(const WeightsView& weights, int ranks);
+
+}  // namespace mmx::model

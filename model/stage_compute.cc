@@ -1,0 +1,73 @@
+#include "model/stage_compute.h"
+
+#include "base/status_macros.h"
+#include "model/cpu_layer_ops.h"
+#include "model/layer_recipe.h"
+
+namespace mmx::model {
+namespace {
+
+class CpuStageCompute final : public StageCompute {
+ public:
+  CpuStageCompute(const WeightsView& weights, RankCollective* ranks) : w_(weights), ranks_(ranks) {}
+
+  std::string device_name() const override { return "cpu"; }
+
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override {
+    return std::make_unique<SequenceState>(*w_.config, first_layer, end_layer);
+  }
+  absl::Status Embed(const int32_t* ids, int64_t n, float* x) override {
+    if (w_.embedding == nullptr) return absl::FailedPreconditionError("received tokens but holds no embedding");
+    EmbedTokens(*w_.embedding, ids, n, x);
+    return absl::OkStatus();
+  }
+  absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
+                              Routing* routing) override {
+    MMX_RETURN_IF_ERROR(CheckLayer(layer));
+    if (ranks_ == nullptr) {
+      AttentionBlockForward(*w_.config, (*w_.attention)[layer - w_.first_layer], batch, x, residual, routing);
+      return absl::OkStatus();
+    }
+    // One rank of several: the recipe with this rank's collective.
+    CpuLayerOps ops(ranks_);
+    if (w_.config->postnorm) {
+      residual->clear();
+    } else {
+      residual->resize(batch.num_tokens * w_.config->hidden_size);
+    }
+    return recipe::AttentionBlock(ops, *w_.config, (*w_.attention)[layer - w_.first_layer], batch, x,
+                                  w_.config->postnorm ? nullptr : residual->data(), routing);
+  }
+  absl::StatusOr<int64_t> ExpertPairs(int layer, const float* rows, const int* expert_ids, const float* weights,
+                                      int64_t n, float* out) override {
+    if (w_.experts == nullptr || layer < 0 || layer >= static_cast<int>(w_.experts->size())) {
+      return absl::FailedPreconditionError("holds no experts of this layer");
+    }
+    return RunExpertPairs(*w_.config, (*w_.experts)[layer], rows, expert_ids, weights, n, out);
+  }
+  absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) override {
+    if (w_.tail == nullptr) return absl::FailedPreconditionError("routed the tail but holds no lm_head");
+    ComputeLogits(*w_.config, *w_.tail, x, rows, logits);
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status CheckLayer(int layer) const {
+    if (w_.attention == nullptr || layer < w_.first_layer ||
+        layer >= w_.first_layer + static_cast<int>(w_.attention->size())) {
+      return absl::FailedPreconditionError("does not hold this attention layer");
+    }
+    return absl::OkStatus();
+  }
+
+  WeightsView w_;
+  RankCollective* ranks_;
+};
+
+}  // namespace
+
+std::unique_ptr<StageCompute> MakeCpuStageCompute(const WeightsView& weights, RankCollective* ranks) {
+  return std::make_unique<CpuStageCompute>(weights, ranks);
+}
+
+}  // namespace mmx::model
