@@ -10,6 +10,10 @@
 //  - LightningDecode of one layer, 64 heads x 128 (a 4 MiB fp32 state per sequence), batch 1, 8, 32.
 //  - CausalAttentionDecode of one softmax layer, 64 query / 8 KV heads x 128, fp32 KV cache,
 //    at 4k and 32k keys.
+//  - Lightning prefill of one layer, 64 heads x 128, n = 4096 tokens of one sequence: the fp32
+//    recurrence (LightningPrefill, CUDA cores, 4 n D^2 flops per head) and the block form on
+//    tensor cores (LightningPrefillBlocked, kBf16; 4 n D (D + B) flops per head with B = 64: Q K^T
+//    and A V as full B x B products, Q S0 and K^T V), with tokens/s.
 // GB/s counts the bytes each call must move (weights once per pass, state read and written, K
 // and V once, activations in and out); inputs larger than L2 rotate through enough copies that
 // every call reads from HBM. Peak HBM is 2 x memory clock x bus width (cudaDevAttrMemoryClockRate,
@@ -127,7 +131,7 @@ absl::StatusOr<double> TimeIt(cudaStream_t stream, const Options& options,
 }
 
 void Report(const Device& d, const char* kernel, const std::string& shape, const char* path, double seconds,
-            double bytes, double flops) {
+            double bytes, double flops, double tokens = 0) {
   const double gbs = bytes / seconds / 1e9;
   std::printf("%-20s %-26s %-22s %10.1f us %8.0f GB/s %6.1f%% HBM", kernel, shape.c_str(), path, seconds * 1e6, gbs,
               100 * gbs / d.hbm_gbs);
@@ -136,6 +140,7 @@ void Report(const Device& d, const char* kernel, const std::string& shape, const
     std::printf(" %8.2f TFLOP/s", tflops);
     if (d.tflops > 0) std::printf(" %6.2f%% bf16 peak", 100 * tflops / d.tflops);
   }
+  if (tokens > 0) std::printf(" %8.2f Mtok/s", tokens / seconds / 1e6);
   std::printf("\n");
 }
 
@@ -225,6 +230,42 @@ absl::Status BenchLightning(const Device& d, const Options& options, cudaStream_
   return absl::OkStatus();
 }
 
+absl::Status BenchLightningPrefill(const Device& d, const Options& options, cudaStream_t stream) {
+  constexpr int kHeads = 64, kDim = 128, kBlock = 64;  // kBlock: LightningPrefillBlocked's B
+  constexpr int64_t kTokens = 4096;
+  const size_t state_bytes = size_t{kHeads} * kDim * kDim * sizeof(float);
+  const size_t qkv_bytes = static_cast<size_t>(kTokens) * kHeads * 3 * kDim * sizeof(float);  // 384 MiB: past L2
+  const size_t out_bytes = static_cast<size_t>(kTokens) * kHeads * kDim * sizeof(float);
+  std::printf("\nLightning prefill, one layer: %d heads x %d, n = %ld tokens of one sequence\n", kHeads, kDim,
+              static_cast<long>(kTokens));
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer qkv, DeviceBuffer::Allocate(qkv_bytes, 0));
+  MMX_RETURN_IF_ERROR(FillRandom(qkv, /*bf16=*/false, 6));
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::Allocate(out_bytes, 0));
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer state, DeviceBuffer::Allocate(state_bytes, 0));
+  std::vector<float> slopes(kHeads);
+  for (int h = 0; h < kHeads; ++h) slopes[h] = std::pow(2.f, -(h + 1) / 8.f);  // layer 0 (MODEL.md §3.3)
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer dslopes, DeviceBuffer::Allocate(kHeads * sizeof(float), 0));
+  MMX_RETURN_IF_ERROR(dslopes.CopyFromHost(slopes.data(), kHeads * sizeof(float)));
+  const LightningShape shape{kHeads, kDim, dslopes.as<float>(), 256};
+  const double bytes = static_cast<double>(qkv_bytes) + out_bytes + 2.0 * state_bytes;
+  const std::string label = "64x128 n=" + std::to_string(kTokens);
+  for (const bool blocked : {false, true}) {
+    // Each call continues from the state the previous one left; with every decay below 1 it stays bounded.
+    MMX_RETURN_IF_ERROR(state.Fill(0));
+    MMX_ASSIGN_OR_RETURN(const double seconds, TimeIt(stream, options, [&](int) {
+                           return blocked ? LightningPrefillBlocked(shape, qkv.as<float>(), kTokens, state.as<float>(),
+                                                                    out.as<float>(), stream)
+                                          : LightningPrefill(shape, qkv.as<float>(), kTokens, state.as<float>(),
+                                                             out.as<float>(), stream);
+                         }));
+    const double flops = blocked ? 4.0 * kHeads * kTokens * kDim * (kDim + kBlock)  // block form, B = 64
+                                 : 4.0 * kHeads * kTokens * kDim * kDim;            // recurrence
+    Report(d, blocked ? "LightningPrefillBlk" : "LightningPrefill", label,
+           blocked ? "bf16 tensor, B=64" : "fp32 recurrence", seconds, bytes, flops, kTokens);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BenchAttention(const Device& d, const Options& options, cudaStream_t stream) {
   const AttentionShape shape{64, 8, 128, 0.08838834764831845f};
   std::printf("\nCausalAttentionDecode, one softmax layer: 64 query / 8 KV heads x 128, fp32 KV cache\n");
@@ -270,6 +311,7 @@ absl::Status Run(const Options& options) {
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
   MMX_RETURN_IF_ERROR(BenchGemm(d, options, stream));
   MMX_RETURN_IF_ERROR(BenchLightning(d, options, stream));
+  MMX_RETURN_IF_ERROR(BenchLightningPrefill(d, options, stream));
   MMX_RETURN_IF_ERROR(BenchAttention(d, options, stream));
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamDestroy(stream));
   return absl::OkStatus();

@@ -284,6 +284,37 @@ absl::Status LightningPrefill(const LightningShape& shape, const float* qkv, int
   return Launched(internal::LaunchLightningPrefill(args, stream), kFn);
 }
 
+absl::Status LightningPrefillBlocked(const LightningShape& shape, const float* qkv, int64_t n, float* state,
+                                     float* out, cudaStream_t stream) {
+  constexpr absl::string_view kFn = "LightningPrefillBlocked";
+  const int N = shape.num_heads, D = shape.head_dim;
+  if (N < 1 || D < 1) {
+    return Invalid(kFn, absl::StrCat("need num_heads >= 1 and head_dim >= 1, got ", N, " x ", D));
+  }
+  if (!internal::LightningPrefillBlockedSupports(D)) {
+    return absl::UnimplementedError(absl::StrCat(
+        kFn, ": the tensor-core kernel is built for head_dim 64 and 128, got ", D,
+        "; LightningPrefill (CUDA cores, fp32) takes any head_dim up to ", internal::kMaxLightningHeadDim));
+  }
+  if (n < 0) return Invalid(kFn, absl::StrCat("negative n ", n));
+  if (n == 0) return absl::OkStatus();
+  if (internal::LightningPrefillBlockedBlocks(N, D) > kMaxGridX) {
+    return Invalid(kFn, absl::StrCat(N, " heads is too many"));
+  }
+  MMX_RETURN_IF_ERROR(
+      NonNull(kFn, {{"shape.slopes", shape.slopes}, {"qkv", qkv}, {"state", state}, {"out", out}}));
+  int device = 0, major = 0, minor = 0;
+  MMX_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  MMX_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  MMX_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (major < 8) {
+    return absl::UnimplementedError(absl::StrCat(kFn, ": bf16 tensor cores need compute capability 8.0 or newer, cuda:",
+                                                 device, " is ", major, ".", minor, "; use LightningPrefill"));
+  }
+  const internal::LightningPrefillArgs args{N, D, shape.slopes, qkv, n, state, out};
+  return Launched(internal::LaunchLightningPrefillBlocked(args, stream), kFn);
+}
+
 absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k, const float* v,
                              int64_t total_len, float* out, cudaStream_t stream) {
   constexpr absl::string_view kFn = "CausalAttention";

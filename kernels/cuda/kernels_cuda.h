@@ -127,13 +127,33 @@ absl::Status LightningDecode(const LightningDecodeParams& params, cudaStream_t s
 // the device (row = key dim, column = value dim), updated in place; qkv [n, N * 3 * D], per head
 // [q | k | v] (after SiLU); out [n, N * D]; shape.slopes device [N], shape.block_size ignored.
 // Runs the defining recurrence token by token (S = lambda*S + k^T v, o = q S) on CUDA cores,
-// the state of each (head, 32 value columns) in one block's registers; the tensor-core block
-// form is future work. Matches the CPU LightningAttention (the block form for n > 1) up to fp32
-// rounding: lambda^d here is d roundings of lambda, so the weight of a token d steps back may
-// differ by a relative d * 2^-22 (tests/cuda/lightning_test.cc states the tolerance).
+// the state of each (head, 32 value columns) in one block's registers. The fp32 path, which
+// ActivationPrecision::kFp32 uses; LightningPrefillBlocked below is the tensor-core block form for
+// kBf16. Matches the CPU LightningAttention (the block form for n > 1) up to fp32 rounding:
+// lambda^d here is d roundings of lambda, so the weight of a token d steps back may differ by a
+// relative d * 2^-22 (tests/cuda/lightning_test.cc states the tolerance).
 // kInvalidArgument unless N >= 1 and 1 <= D <= 512; n == 0 does nothing.
 absl::Status LightningPrefill(const LightningShape& shape, const float* qkv, int64_t n, float* state,
                               float* out, cudaStream_t stream);
+
+// LightningPrefill's block form on tensor cores, for ActivationPrecision::kBf16: per block of B
+// tokens, the intra-block causal part (Q K^T masked with the decay) and the inter-block part (Q
+// times the carried state) as bf16 matrix products with fp32 accumulation, the state updated once
+// per block. Same arguments and result as LightningPrefill, within bf16 rounding of it.
+// B is fixed at 64 tokens (shape.block_size is ignored; the block size changes rounding only).
+// The decay factors exp(-s d), d = 0..64, are fp32 (expf); q, k, v, the masked scores A, the
+// decayed v of the state update and the carried state are rounded to bf16 as matrix-product
+// inputs only. The state stays fp32 (MODEL.md §3.4). Error against the exact recurrence: each
+// term passes through at most four roundings of a relative 2^-8, so an output is within about
+// 4 * 2^-8 of the sum of the magnitudes of its terms, the state within 2 * 2^-8
+// (tests/cuda/lightning_test.cc states the tolerance). Grid: a thread block per (head, 64 value
+// columns), sequential over the blocks of tokens.
+// kInvalidArgument unless N >= 1 and D >= 1, and for null pointers; kUnimplemented for D other
+// than 64 or 128 (even with n == 0; LightningPrefill takes D up to 512) and on devices below
+// compute capability 8.0 (checked last, so it is the one check here that asks the GPU); n == 0
+// does nothing.
+absl::Status LightningPrefillBlocked(const LightningShape& shape, const float* qkv, int64_t n, float* state,
+                                     float* out, cudaStream_t stream);
 
 // kernels.h CausalAttention for any n >= 1 (prefill chunks): q [n, N * D], k and v
 // [total_len, num_kv_heads * D] device fp32 (the cache including the n new rows, K after RoPE),

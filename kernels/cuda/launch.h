@@ -108,6 +108,17 @@ inline int64_t LightningPrefillBlocks(int num_heads, int head_dim) {
 }
 cudaError_t LaunchLightningPrefill(const LightningPrefillArgs& args, cudaStream_t stream);
 
+// lightning_prefill_blocked.cu: the block form on tensor cores (bf16 products, fp32 state), for
+// head_dim 64 or 128 on sm_80+. Tokens per block (B) and value columns per thread block.
+constexpr int kLightningBlockTokens = 64;
+constexpr int kLightningBlockColumns = 64;
+inline bool LightningPrefillBlockedSupports(int head_dim) { return head_dim == 64 || head_dim == 128; }
+// Blocks the launch uses: num_heads * head_dim / kLightningBlockColumns.
+inline int64_t LightningPrefillBlockedBlocks(int num_heads, int head_dim) {
+  return static_cast<int64_t>(num_heads) * (head_dim / kLightningBlockColumns);
+}
+cudaError_t LaunchLightningPrefillBlocked(const LightningPrefillArgs& args, cudaStream_t stream);
+
 // attention.cu
 constexpr int kMaxAttentionHeadDim = 256;
 constexpr int kAttentionWarpsPerBlock = 2;

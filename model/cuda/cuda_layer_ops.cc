@@ -260,9 +260,11 @@ absl::Status CudaLayerOps::Lightning(const kernels::LightningShape& shape, const
     const auto* device = static_cast<const CudaSequenceState*>(seqs[i].state->device());
     if (device == nullptr) return absl::InternalError("a sequence without device state reached the GPU");
     if (seqs[i].num_tokens != 1) {
-      MMX_RETURN_IF_ERROR(kc::LightningPrefill(shape, qkv + seqs[i].row_begin * 3 * qw, seqs[i].num_tokens,
-                                               LightningState(layer, device->slot()), o + seqs[i].row_begin * qw,
-                                               stream_));
+      // kBf16: the block form on tensor cores; kFp32 keeps the fp32 recurrence (the golden path).
+      const auto prefill = precision_ == kernels::ActivationPrecision::kBf16 ? kc::LightningPrefillBlocked
+                                                                              : kc::LightningPrefill;
+      MMX_RETURN_IF_ERROR(prefill(shape, qkv + seqs[i].row_begin * 3 * qw, seqs[i].num_tokens,
+                                  LightningState(layer, device->slot()), o + seqs[i].row_begin * qw, stream_));
       ++i;
       continue;
     }

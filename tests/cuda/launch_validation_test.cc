@@ -78,6 +78,9 @@ TEST(CudaLaunchValidationTest, ZeroSizedWorkLaunchesNothing) {
   EXPECT_THAT(GatherRows(kPtr, kPositions, 4, 0, kPtr, nullptr), IsOk());
   EXPECT_THAT(ScaleScatterRows(kPtr, kPtr, kPositions, 0, 16, kPtr, nullptr), IsOk());
   EXPECT_THAT(LightningPrefill(LightningShape{1, 8, slopes, 256}, kPtr, 0, kPtr, kPtr, nullptr), IsOk());
+  EXPECT_THAT(LightningPrefillBlocked(LightningShape{1, 64, slopes, 256}, kPtr, 0, kPtr, kPtr, nullptr), IsOk());
+  EXPECT_THAT(LightningPrefillBlocked(LightningShape{64, 128, slopes, 256}, nullptr, 0, nullptr, nullptr, nullptr),
+              IsOk());
   EXPECT_THAT(CausalAttention(AttentionShape{8, 2, 64, 0.125f}, kPtr, 0, kPtr, kPtr, 10, kPtr, nullptr), IsOk());
 }
 
@@ -128,6 +131,37 @@ TEST(CudaLaunchValidationTest, LightningPrefillChecksShapeLengthAndPointers) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LightningPrefill: state is null")));
   EXPECT_THAT(LightningPrefill(LightningShape{64, 128, nullptr, 256}, kPtr, 4, kPtr, kPtr, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("shape.slopes is null")));
+}
+
+TEST(CudaLaunchValidationTest, LightningPrefillBlockedChecksShapeLengthAndPointers) {
+  const float slopes[1] = {0.5f};
+  const LightningShape model{64, 128, slopes, 256};
+  EXPECT_THAT(LightningPrefillBlocked(LightningShape{0, 128, slopes, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LightningPrefillBlocked: need num_heads >= 1")));
+  EXPECT_THAT(LightningPrefillBlocked(LightningShape{4, 0, slopes, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("head_dim >= 1")));
+  EXPECT_THAT(LightningPrefillBlocked(model, kPtr, -1, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative n")));
+  EXPECT_THAT(LightningPrefillBlocked(model, nullptr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LightningPrefillBlocked: qkv is null")));
+  EXPECT_THAT(LightningPrefillBlocked(model, kPtr, 4, nullptr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LightningPrefillBlocked: state is null")));
+  EXPECT_THAT(LightningPrefillBlocked(model, kPtr, 4, kPtr, nullptr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LightningPrefillBlocked: out is null")));
+  EXPECT_THAT(LightningPrefillBlocked(LightningShape{64, 128, nullptr, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("shape.slopes is null")));
+}
+
+TEST(CudaLaunchValidationTest, LightningPrefillBlockedIsBuiltForHeadDim64And128Only) {
+  const float slopes[1] = {0.5f};
+  for (int dim : {16, 32, 96, 192, 256, 512}) {
+    EXPECT_THAT(LightningPrefillBlocked(LightningShape{4, dim, slopes, 256}, kPtr, 4, kPtr, kPtr, nullptr),
+                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("built for head_dim 64 and 128, got")))
+        << dim;
+  }
+  // Even with nothing to do: the shape is wrong whatever the length.
+  EXPECT_THAT(LightningPrefillBlocked(LightningShape{4, 96, slopes, 256}, kPtr, 0, kPtr, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("LightningPrefill (CUDA cores, fp32)")));
 }
 
 TEST(CudaLaunchValidationTest, PrefillAttentionChecksGqaHeadDimLengthAndPointers) {

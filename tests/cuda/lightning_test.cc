@@ -10,6 +10,17 @@
 // |v|, |S0|). 1e-5 is the CPU tests' bound for fp32 sums in another order; n * 2^-22 covers the
 // decay: the GPU's lambda^d is d roundings of expf(-s) (within 2 ulp), the reference's exp(-s*d)
 // one, so a term d <= n steps back may carry a relative error of d * 2^-22.
+// LightningPrefillBlocked (the tensor-core block form, bf16 products) against kernels/cpu's
+// LightningAttention (kernels.h), per element: 6 * 2^-8 of the sum of the magnitudes of the
+// terms of that output (sum_a |q_a| S^_ab, S^ the recurrence run on |k|, |v|, |S0|), 4 * 2^-8 of
+// S^_ab for the state. Why: rounding to bf16 (8 significant bits, nearest even) changes a value by
+// a relative 2^-8 at most, and every term goes through at most four such roundings: an intra term
+// (q_i . k_j) e v_j through q, k, the masked score A and v; an inter term q_i S0 through q and
+// bf16(S0), whose carried error is at most that of the state; a state term k_j (e v_j) through k
+// and bf16(e v_j). So the output is within 4 * 2^-8 and the state within 2 * 2^-8 of the term
+// magnitudes (plus fp32 sums and expf, ~1e-5, and the CPU's own fp32 error, ~1e-5); the
+// tolerances leave 1.5x and 2x of that. (A CPU emulation of the kernel on these inputs measured
+// at most 1.1 * 2^-8 and 1.9 * 2^-8.)
 // Device tests: Skipped without a GPU.
 #include <algorithm>
 #include <cmath>
@@ -20,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/cuda/kernels_cuda.h"
+#include "kernels/kernels.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -141,35 +153,53 @@ TEST(CudaLightningDecodeTest, InvalidSlotWritesNanAndLeavesThePoolAlone) {
   EXPECT_EQ(ToHost<float>(dpool, pool.size()), pool);
 }
 
-// For each head h of each token t (out) or each head's state: the largest sum of the magnitudes
-// of the terms the exact recurrence adds up, times (1e-5 + n * 2^-22), broadcast to the row.
+// The magnitudes the errors scale with: for output (t, h, b) the sum of the magnitudes of the
+// terms the exact recurrence adds up, sum_a |q_a| S^_ab, where S^ is the recurrence run on |k|,
+// |v| and |S0|; for the state, S^ after the n tokens. out [n, N * D], state [N, D, D].
+struct TermMagnitudes {
+  std::vector<double> out, state;
+};
+TermMagnitudes Magnitudes(int heads, int dim, const std::vector<float>& slopes, const std::vector<float>& qkv,
+                          int64_t n, const std::vector<float>& state0) {
+  const int64_t D = dim, head_state = D * D;
+  TermMagnitudes mag{std::vector<double>(static_cast<size_t>(n * heads * D)), std::vector<double>(state0.size())};
+  for (int h = 0; h < heads; ++h) {
+    const double lambda = std::exp(-static_cast<double>(slopes[h]));
+    double* S = mag.state.data() + h * head_state;
+    for (int64_t e = 0; e < head_state; ++e) S[e] = std::fabs(state0[h * head_state + e]);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* q = qkv.data() + (t * heads + h) * 3 * D;
+      for (int64_t a = 0; a < D; ++a)
+        for (int64_t b = 0; b < D; ++b) S[a * D + b] = lambda * S[a * D + b] + std::fabs(q[D + a] * q[2 * D + b]);
+      for (int64_t b = 0; b < D; ++b) {
+        double m = 0;
+        for (int64_t a = 0; a < D; ++a) m += std::fabs(q[a]) * S[a * D + b];
+        mag.out[(t * heads + h) * D + b] = m;
+      }
+    }
+  }
+  return mag;
+}
+
+// For each head h of each token t (out) or each head's state: the largest of its magnitudes,
+// times (1e-5 + n * 2^-22), broadcast to the row.
 struct PrefillTolerance {
   std::vector<float> out, state;
 };
 PrefillTolerance PrefillTol(int heads, int dim, const std::vector<float>& slopes, const std::vector<float>& qkv,
                             int64_t n, const std::vector<float>& state0) {
   const double rel = 1e-5 + static_cast<double>(n) * std::ldexp(1.0, -22);
-  const int64_t D = dim, head_state = D * D;
-  PrefillTolerance tol{std::vector<float>(static_cast<size_t>(n * heads * D)), std::vector<float>(state0.size())};
-  std::vector<double> S(static_cast<size_t>(head_state));
-  for (int h = 0; h < heads; ++h) {
-    const double lambda = std::exp(-static_cast<double>(slopes[h]));
-    for (int64_t e = 0; e < head_state; ++e) S[e] = std::fabs(state0[h * head_state + e]);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* q = qkv.data() + (t * heads + h) * 3 * D;
-      for (int64_t a = 0; a < D; ++a)
-        for (int64_t b = 0; b < D; ++b) S[a * D + b] = lambda * S[a * D + b] + std::fabs(q[D + a] * q[2 * D + b]);
-      double row_max = 0;
-      for (int64_t b = 0; b < D; ++b) {
-        double m = 0;
-        for (int64_t a = 0; a < D; ++a) m += std::fabs(q[a]) * S[a * D + b];
-        row_max = std::max(row_max, m);
-      }
-      for (int64_t b = 0; b < D; ++b) tol.out[(t * heads + h) * D + b] = static_cast<float>(rel * row_max + 1e-30);
-    }
-    double state_max = 0;
-    for (int64_t e = 0; e < head_state; ++e) state_max = std::max(state_max, S[e]);
-    for (int64_t e = 0; e < head_state; ++e) tol.state[h * head_state + e] = static_cast<float>(rel * state_max + 1e-30);
+  const TermMagnitudes mag = Magnitudes(heads, dim, slopes, qkv, n, state0);
+  PrefillTolerance tol{std::vector<float>(mag.out.size()), std::vector<float>(mag.state.size())};
+  for (size_t row = 0; row < mag.out.size(); row += dim) {
+    const double row_max = *std::max_element(mag.out.begin() + row, mag.out.begin() + row + dim);
+    std::fill(tol.out.begin() + row, tol.out.begin() + row + dim, static_cast<float>(rel * row_max + 1e-30));
+  }
+  const size_t head_state = static_cast<size_t>(dim) * dim;
+  for (size_t h0 = 0; h0 < mag.state.size(); h0 += head_state) {
+    const double state_max = *std::max_element(mag.state.begin() + h0, mag.state.begin() + h0 + head_state);
+    std::fill(tol.state.begin() + h0, tol.state.begin() + h0 + head_state,
+              static_cast<float>(rel * state_max + 1e-30));
   }
   return tol;
 }
@@ -247,6 +277,97 @@ TEST(CudaLightningPrefillTest, StaysFiniteWithFastDecay) {
                                dstate.as<float>(), dout.as<float>(), nullptr),
               IsOk());
   ExpectClose(ToHost<float>(dout, expected.size()), expected, {1e-5f}, "LightningPrefill, fast decay");
+  for (float s : ToHost<float>(dstate, dim * dim)) ASSERT_TRUE(std::isfinite(s));
+}
+
+// Element-wise tolerances of LightningPrefillBlocked (the file comment says why).
+constexpr double kBlockedOutRel = 6.0 / 256 + 1e-5;
+constexpr double kBlockedStateRel = 4.0 / 256 + 1e-5;
+
+std::vector<float> Scaled(const std::vector<double>& magnitude, double rel) {
+  std::vector<float> tol(magnitude.size());
+  for (size_t i = 0; i < tol.size(); ++i) tol[i] = static_cast<float>(rel * magnitude[i] + 1e-30);
+  return tol;
+}
+
+// LightningPrefillBlocked over n tokens (in calls of `chunks` tokens each when given, adding up
+// to n) from a random non-zero state, against one call of the CPU LightningAttention.
+void CheckBlocked(int heads, int dim, int64_t n, uint32_t seed, const std::vector<int64_t>& chunks = {}) {
+  SCOPED_TRACE(::testing::Message() << "LightningPrefillBlocked, " << heads << " heads x " << dim << ", n " << n
+                                    << ", " << chunks.size() << " chunks");
+  const std::vector<float> slopes = Slopes(heads);
+  const std::vector<float> qkv = SiluedQkv(static_cast<size_t>(n * heads * 3 * dim), seed);
+  const std::vector<float> state0 = RandomVector(static_cast<size_t>(heads) * dim * dim, seed + 1, -0.5f, 0.5f);
+  std::vector<float> state = state0, expected(static_cast<size_t>(n * heads * dim));
+  ::mmx::kernels::LightningAttention(LightningShape{heads, dim, slopes.data(), 256}, qkv.data(), n, state.data(),
+                                     expected.data());
+  const TermMagnitudes mag = Magnitudes(heads, dim, slopes, qkv, n, state0);
+
+  DeviceBuffer dqkv = ToDevice(qkv), dstate = ToDevice(state0), dslopes = ToDevice(slopes);
+  DeviceBuffer dout = DeviceArray<float>(expected.size());
+  const LightningShape shape{heads, dim, dslopes.as<float>(), 256};
+  const std::vector<int64_t> calls = chunks.empty() ? std::vector<int64_t>{n} : chunks;
+  int64_t t = 0;
+  for (int64_t c : calls) {
+    ASSERT_THAT(LightningPrefillBlocked(shape, dqkv.as<float>() + t * heads * 3 * dim, c, dstate.as<float>(),
+                                        dout.as<float>() + t * heads * dim, nullptr),
+                IsOk());
+    t += c;
+  }
+  ASSERT_EQ(t, n);
+  ExpectClose(ToHost<float>(dout, expected.size()), expected, Scaled(mag.out, kBlockedOutRel),
+              "LightningPrefillBlocked out");
+  ExpectClose(ToHost<float>(dstate, state.size()), state, Scaled(mag.state, kBlockedStateRel),
+              "LightningPrefillBlocked state");
+}
+
+TEST(CudaLightningPrefillBlockedTest, MatchesCpuAtTheModelShape) {
+  MMX_SKIP_WITHOUT_GPU();
+  // One lightning layer: 64 heads x 128, 300 tokens: four full 64-token blocks and one of 44.
+  CheckBlocked(64, 128, 300, 51);
+}
+
+TEST(CudaLightningPrefillBlockedTest, MatchesCpuAtTheGoldenHeadDimWithOddLengths) {
+  MMX_SKIP_WITHOUT_GPU();
+  CheckBlocked(3, 64, 77, 52);  // the golden tiny model's D = 64; a 13-token last block
+  CheckBlocked(5, 64, 1, 53);   // one token: a block of one row
+  CheckBlocked(2, 128, 64, 54);  // exactly one block
+  CheckBlocked(2, 64, 65, 55);   // one block and one token
+}
+
+TEST(CudaLightningPrefillBlockedTest, ChunkedCallsMatchOneCpuCall) {
+  MMX_SKIP_WITHOUT_GPU();
+  CheckBlocked(3, 64, 77, 56, {1, 63, 13});
+  CheckBlocked(2, 128, 167, 57, {16, 1, 150});
+}
+
+TEST(CudaLightningPrefillBlockedTest, StaysFiniteWithFastDecay) {
+  MMX_SKIP_WITHOUT_GPU();
+  // lambda = exp(-50) is ~2e-22: every output is (q_t . k_t) v_t alone, and no decay factor
+  // overflows (only exp(-s d) with d >= 0 is ever formed).
+  const int dim = 64;
+  const int64_t n = 200;
+  const std::vector<float> slopes = {50.f};
+  const std::vector<float> qkv = RandomVector(static_cast<size_t>(n * 3 * dim), 7);
+  std::vector<float> expected(static_cast<size_t>(n * dim)), tol(expected.size());
+  for (int64_t t = 0; t < n; ++t) {
+    const float* q = qkv.data() + t * 3 * dim;
+    double qk = 0, magnitude = 0;
+    for (int a = 0; a < dim; ++a) {
+      qk += static_cast<double>(q[a]) * q[dim + a];
+      magnitude += std::fabs(static_cast<double>(q[a]) * q[dim + a]);
+    }
+    for (int b = 0; b < dim; ++b) {
+      expected[t * dim + b] = static_cast<float>(qk * q[2 * dim + b]);
+      tol[t * dim + b] = static_cast<float>(kBlockedOutRel * magnitude * std::fabs(q[2 * dim + b]) + 1e-30);
+    }
+  }
+  DeviceBuffer dqkv = ToDevice(qkv), dstate = ToDevice(std::vector<float>(dim * dim, 1.f));
+  DeviceBuffer dslopes = ToDevice(slopes), dout = DeviceArray<float>(expected.size());
+  ASSERT_THAT(LightningPrefillBlocked(LightningShape{1, dim, dslopes.as<float>(), 256}, dqkv.as<float>(), n,
+                                      dstate.as<float>(), dout.as<float>(), nullptr),
+              IsOk());
+  ExpectClose(ToHost<float>(dout, expected.size()), expected, tol, "LightningPrefillBlocked, fast decay");
   for (float s : ToHost<float>(dstate, dim * dim)) ASSERT_TRUE(std::isfinite(s));
 }
 
