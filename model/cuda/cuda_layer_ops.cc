@@ -389,8 +389,10 @@ absl::Status CudaLayerOps::EnsurePoolSlots(int slots) {
                           sizeof(float);
   for (auto& [layer, pool] : pools_) {
     MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer grown, kc::DeviceBuffer::Allocate(capacity * per_slot, device_));
-    MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.data(), pool.data(), pool_slots_ * per_slot,
-                                             cudaMemcpyDeviceToDevice, stream_));
+    if (pool.size() > 0) {
+      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.data(), pool.data(), pool.size(), cudaMemcpyDeviceToDevice,
+                                               stream_));
+    }
     pool = std::move(grown);  // cudaFree of the old pool waits for the copy
   }
   pool_slots_ = capacity;
