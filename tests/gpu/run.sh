@@ -8,6 +8,10 @@
 #
 #   tests/gpu/run.sh            (from anywhere; it cds to the repository root)
 #
+# With gpu-kit.tar.xz at the root (tests/gpu/pack.sh, run beforehand on a build machine and
+# carried along), it runs those prebuilt binaries instead of building: the device image has
+# CUDA, CMake and ninja but not mmx's other dependencies.
+#
 # Logs: nvidia-smi.txt, build.log, tests.log, bench.txt and summary.txt in $OUT when it is set,
 # else in a fresh temporary directory (printed at the end). Exit status 0 only if the build,
 # every test binary and the benchmark succeeded and no device test was skipped (a skip on a
@@ -25,15 +29,36 @@ echo "== device"
   nvidia-smi
 } 2>&1 | tee "$logdir/nvidia-smi.txt"
 
-echo "== build (build-gpu, Release, MMX_CUDA=ON)"
 tests=(cuda_status_test cuda_device_buffer_test cuda_launch_validation_test cuda_gemm_test
        cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test cuda_rows_test
        cuda_stage_compute_test)
-{
-  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMX_CUDA=ON
-  timeout 330 ninja -C build-gpu -j"$(nproc)" "${tests[@]}" mmx-bench-cuda mmx-coord mmx-worker mmx
-  echo "build done at +$((SECONDS - start)) s"
-} 2>&1 | tee "$logdir/build.log"
+if [ -f gpu-kit.tar.xz ]; then
+  # Prebuilt (tests/gpu/pack.sh): the machine's image lacks gRPC, UCX, abseil, GTest, ...
+  echo "== gpu-kit.tar.xz (prebuilt by tests/gpu/pack.sh)"
+  kit=/tmp/mmx-gpu-kit
+  rm -rf "$kit" && mkdir -p "$kit" && tar -C "$kit" -xJf gpu-kit.tar.xz --strip-components=1
+  # CUDA's own libraries from this machine: the toolkit's, then any pip wheels' (nvidia-*).
+  cuda_libs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
+  cuda_libs+=$(python3 -c 'import glob, site; print(":".join(sorted({d for p in site.getsitepackages() for d in glob.glob(p + "/nvidia/*/lib")})))' 2>/dev/null || true)
+  export LD_LIBRARY_PATH="$kit/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export UCX_MODULE_DIR="$kit/lib/ucx"
+  export MMX_TEST_DATA_DIR="$PWD/tests/data"
+  test_dir=$kit/tests
+  bin_dir=$kit/bin
+  {
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    ldd "$test_dir/cuda_stage_compute_test" "$bin_dir/mmx-worker" | grep -E "not found|cudart|cublas|nccl" || true
+  } 2>&1 | tee "$logdir/build.log"
+else
+  echo "== build (build-gpu, Release, MMX_CUDA=ON)"
+  {
+    cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMMX_CUDA=ON
+    timeout 330 ninja -C build-gpu -j"$(nproc)" "${tests[@]}" mmx-bench-cuda mmx-coord mmx-worker mmx
+    echo "build done at +$((SECONDS - start)) s"
+  } 2>&1 | tee "$logdir/build.log"
+  test_dir=build-gpu/tests/cuda
+  bin_dir=build-gpu/bin
+fi
 
 echo "== tests"
 failed=()
@@ -41,7 +66,7 @@ failed=()
 for t in "${tests[@]}"; do
   echo "---- $t (+$((SECONDS - start)) s)" | tee -a "$logdir/tests.log"
   rc=0
-  timeout 240 "build-gpu/tests/cuda/$t" --gtest_color=no 2>&1 | tee -a "$logdir/tests.log" || rc=$?
+  timeout 240 "$test_dir/$t" --gtest_color=no 2>&1 | tee -a "$logdir/tests.log" || rc=$?
   if ((rc)); then failed+=("$t (exit status $rc)"); fi
 done
 # AllocateFailsCleanlyWithoutAGpu is the one test that skips on purpose when a GPU is present.
@@ -50,11 +75,11 @@ skipped=$(grep -E '^\[  SKIPPED \] [A-Za-z0-9_]+\.' "$logdir/tests.log" | grep -
 
 echo "== mixed CPU/GPU clusters (+$((SECONDS - start)) s)"
 mixed_rc=0
-timeout 240 tests/gpu/mixed_cluster.sh build-gpu/bin 2>&1 | tee "$logdir/mixed.log" || mixed_rc=$?
+timeout 240 tests/gpu/mixed_cluster.sh "$bin_dir" 2>&1 | tee "$logdir/mixed.log" || mixed_rc=$?
 
 echo "== bench"
 bench_rc=0
-timeout 240 build-gpu/bin/mmx-bench-cuda 2>&1 | tee "$logdir/bench.txt" || bench_rc=$?
+timeout 240 "$bin_dir/mmx-bench-cuda" 2>&1 | tee "$logdir/bench.txt" || bench_rc=$?
 
 {
   echo "== summary (+$((SECONDS - start)) s, logs in $logdir)"

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -18,8 +19,13 @@
 
 namespace mmx::testing {
 
+// The golden set; MMX_TEST_DATA_DIR in the environment overrides the build's path (the GPU kit's
+// binaries run from another checkout, tests/gpu/pack.sh).
 inline const std::string& GoldenDir() {
-  static const std::string dir = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+  static const std::string dir = [] {
+    const char* env = std::getenv("MMX_TEST_DATA_DIR");
+    return std::string(env != nullptr && *env != '\0' ? env : MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+  }();
   return dir;
 }
 
