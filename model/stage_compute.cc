@@ -24,19 +24,17 @@ class CpuStageCompute final : public StageCompute {
   absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
                               Routing* routing) override {
     MMX_RETURN_IF_ERROR(CheckLayer(layer));
-    if (ranks_ == nullptr) {
-      AttentionBlockForward(*w_.config, (*w_.attention)[layer - w_.first_layer], batch, x, residual, routing);
-      return absl::OkStatus();
-    }
-    // One rank of several: the recipe with this rank's collective.
+    // layers.h AttentionBlockForward, with this rank's collective when the heads are split (a
+    // collective can fail: another rank's failure aborts it).
+    const ModelConfig& c = *w_.config;
     CpuLayerOps ops(ranks_);
-    if (w_.config->postnorm) {
+    if (c.postnorm) {
       residual->clear();
     } else {
-      residual->resize(batch.num_tokens * w_.config->hidden_size);
+      residual->resize(batch.num_tokens * c.hidden_size);
     }
-    return recipe::AttentionBlock(ops, *w_.config, (*w_.attention)[layer - w_.first_layer], batch, x,
-                                  w_.config->postnorm ? nullptr : residual->data(), routing);
+    return recipe::AttentionBlock(ops, c, (*w_.attention)[layer - w_.first_layer], batch, x,
+                                  c.postnorm ? nullptr : residual->data(), routing);
   }
   absl::StatusOr<int64_t> ExpertPairs(int layer, const float* rows, const int* expert_ids, const float* weights,
                                       int64_t n, float* out) override {

@@ -1,11 +1,10 @@
 #include "worker/loaded_shard.h"
 
-#include "absl/strings/str_cat.h"
-
 #include <sys/mman.h>
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 
 namespace mmx::worker {

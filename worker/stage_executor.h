@@ -2,7 +2,8 @@
 // embeds the tokens (head), runs its attention layers with their per-sequence state, sends each
 // layer's routed rows to the expert hosts and sums their replies (dispatch/combine), forwards
 // the activations to the owner of the next layer, and at the tail samples and sends tokens to
-// the coordinator. The math is model/layers.h's, the same functions the local engine calls.
+// the coordinator. The math is the shard's StageCompute (model/stage_compute.h): model/layers.h's
+// functions, the same the local engine calls, or on a GPU worker the same recipe on the GPU.
 //
 // Micro-batches of one step run interleaved layer by layer (MegaScale-Infer's ping-pong): the
 // attention of micro-batch 1 runs while the expert hosts work on micro-batch 0's rows.

@@ -32,7 +32,10 @@ done | sort -u | while read -r name path; do
 done
 # UCX loads its transports as modules from its own directory.
 ucx_modules=$(dirname "$(ldd "$build/bin/mmx-worker" | awk '/libucs\.so/ { print $3 }')")/ucx
-if [ -d "$ucx_modules" ]; then cp -rL "$ucx_modules" "$stage/gpu-kit/lib/ucx"; fi
+if [ -d "$ucx_modules" ]; then
+  cp -rL "$ucx_modules" "$stage/gpu-kit/lib/ucx"
+  find "$stage/gpu-kit/lib/ucx" -name "*.a" -delete
+fi
 tar -C "$stage" -cJf gpu-kit.tar.xz gpu-kit
 rm -rf "$stage"
 echo "gpu-kit.tar.xz: $(du -h gpu-kit.tar.xz | cut -f1) ($(tar -tJf gpu-kit.tar.xz | wc -l) files)"
