@@ -114,3 +114,34 @@ TEST(LoadShardTest, Int8ExpertsServeDispatchedPairsCloseToBf16) {
 
 }  // namespace
 }  // namespace mmx::worker
+
+namespace mmx::worker {
+namespace {
+
+TEST(PlaceShardTest, CpuKeepsTheHostComputeAndItsViews) {
+  auto loaded = LoadShard(kDir, ExpertHost(), model::ExpertDType::kBf16, nullptr);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const model::StageCompute* before = (*loaded)->compute.get();
+  ASSERT_NE(before, nullptr);
+  EXPECT_EQ(before->device_name(), "cpu");
+  ASSERT_TRUE(PlaceShard(**loaded, *model::ParseDeviceSpec("cpu"), kernels::ActivationPrecision::kFp32, nullptr).ok());
+  EXPECT_EQ((*loaded)->compute.get(), before);
+  const model::WeightsView view = (*loaded)->weights_view();
+  EXPECT_EQ(view.embedding, nullptr);  // an expert host holds no embedding, attention or tail
+  EXPECT_EQ(view.attention, nullptr);
+  EXPECT_EQ(view.tail, nullptr);
+  EXPECT_EQ(view.experts, &(*loaded)->experts);
+}
+
+TEST(PlaceShardTest, Int8ExpertsOnAGpuAreRefusedWithTheFix) {
+  auto loaded = LoadShard(kDir, ExpertHost(), model::ExpertDType::kInt8, nullptr);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const absl::Status st =
+      PlaceShard(**loaded, *model::ParseDeviceSpec("cuda:0"), kernels::ActivationPrecision::kFp32, nullptr);
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented) << st;
+  EXPECT_NE(st.message().find("use expert_dtype: bf16"), std::string::npos) << st;
+  EXPECT_EQ((*loaded)->compute->device_name(), "cpu");  // left as it was
+}
+
+}  // namespace
+}  // namespace mmx::worker
