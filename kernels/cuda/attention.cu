@@ -17,16 +17,17 @@
 
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/attention_tile.cuh"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.cuh"
 
 namespace mmx::kernels::cuda::internal {
 namespace {
 
-constexpr int kMaxGroup = 8;  // query heads per block, held in registers per lane
+constexpr int kMaxGroup = kAttentionMaxGroup;  // query heads per block, held in registers per lane
 constexpr int kWarps = kAttentionWarpsPerBlock;
 constexpr int kTile = static_cast<int>(kAttentionKeysPerWarpTile);
-static_assert(kTile == kWarpSize, "lane j owns key j of a tile");
+static_assert(kTile == kAttentionTileKeys, "lane j owns key j of a tile");
 constexpr int kCombineThreads = 128;
 
 // How the keys are split, computed once on the host (launch.h's functions are host-only).
@@ -96,65 +97,12 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) AttentionSplitKernel(Atten
     }
     __syncwarp();
 
-    // Scores: lane j for key tile0 + j, every query head.
-    float s[kMaxGroup];
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.f;
-    const float* kj = k_s + lane * (dq + 1);
-    for (int d = 0; d < dq; d += 4) {
-      const float k0 = kj[d], k1 = kj[d + 1], k2 = kj[d + 2], k3 = kj[d + 3];
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < num_g) {
-          const float4 q4 = *reinterpret_cast<const float4*>(q_s + g * dq + d);
-          s[g] = fmaf(q4.x, k0, s[g]);
-          s[g] = fmaf(q4.y, k1, s[g]);
-          s[g] = fmaf(q4.z, k2, s[g]);
-          s[g] = fmaf(q4.w, k3, s[g]);
-        }
-      }
-    }
-
-    // Online softmax per head; p for lane j's key goes to p_s[j].
-    float corr[kMaxGroup];
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      corr[g] = 1.f;
-      if (g < num_g) {
-        const float score = lane < n_keys ? s[g] * a.scale : -INFINITY;
-        const float m_new = fmaxf(m[g], WarpMax(score));
-        corr[g] = expf(m[g] - m_new);  // 0 on the first tile (m = -inf)
-        const float p = expf(score - m_new);
-        l[g] = l[g] * corr[g] + WarpSum(p);
-        m[g] = m_new;
-        p_s[lane * kMaxGroup + g] = p;
-      }
-    }
+    // Scores of lane j's key tile0 + j, the online softmax per head, then p V (attention_tile.cuh).
+    float s[kMaxGroup], corr[kMaxGroup];
+    ScoreTileKeys(k_s, q_s, dq, num_g, s);
+    UpdateOnlineSoftmax(s, n_keys, a.scale, num_g, m, l, corr, p_s);
     __syncwarp();
-
-    // acc = acc * corr + sum_j p_j v_j, lanes over the head dimension.
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g)
-#pragma unroll
-      for (int i = 0; i < kDPerLane; ++i) acc[g][i] *= corr[g];
-#pragma unroll 4
-    for (int r = 0; r < n_keys; ++r) {
-      const float* vr = v_head + (tile0 + r) * kv_stride;
-      float v[kDPerLane];
-#pragma unroll
-      for (int i = 0; i < kDPerLane; ++i) {
-        const int d = lane + i * kWarpSize;
-        v[i] = d < D ? vr[d] : 0.f;
-      }
-      const float4 pa = *reinterpret_cast<const float4*>(p_s + r * kMaxGroup);
-      const float4 pb = *reinterpret_cast<const float4*>(p_s + r * kMaxGroup + 4);
-      const float p[kMaxGroup] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
-#pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g)
-        if (g < num_g)
-#pragma unroll
-          for (int i = 0; i < kDPerLane; ++i) acc[g][i] = fmaf(p[g], v[i], acc[g][i]);
-    }
+    AccumulateTilePV<kDPerLane>(v_head + tile0 * kv_stride, kv_stride, D, n_keys, num_g, p_s, corr, acc);
     __syncwarp();  // the next tile overwrites k_s and p_s
   }
 
