@@ -38,18 +38,19 @@ int64_t RankedStageCompute::device_weight_bytes() const {
   return total;
 }
 
-absl::Status RankedStageCompute::OnEveryRank(const std::function<absl::Status(int)>& fn) {
+absl::Status RankedStageCompute::OnEveryRank(const std::function<absl::Status(int)>& fn, bool collective) {
   const int R = static_cast<int>(ranks_.size());
   std::vector<absl::Status> status(R);
   std::vector<std::thread> threads;
-  for (int r = 1; r < R; ++r) {
-    threads.emplace_back([&, r] {
-      status[r] = fn(r);
-      if (!status[r].ok()) abort_();
-    });
-  }
-  status[0] = fn(0);
-  if (!status[0].ok()) abort_();
+  auto run = [&](int r) {
+    status[r] = fn(r);
+    if (!status[r].ok() && collective) {
+      aborted_.store(true);
+      abort_();
+    }
+  };
+  for (int r = 1; r < R; ++r) threads.emplace_back(run, r);
+  run(0);
   for (std::thread& t : threads) t.join();
   // The rank that failed first, not the ones its abort released.
   for (const absl::Status& st : status) {
@@ -80,6 +81,11 @@ absl::Status RankedStageCompute::Logits(const float* x, const std::vector<int64_
 
 absl::Status RankedStageCompute::AttentionBlock(int layer, const BatchLayout& batch, float* x,
                                                 std::vector<float>* residual, Routing* routing) {
+  if (aborted_.load()) {
+    return absl::FailedPreconditionError(
+        "an earlier failure aborted the collectives between this worker's GPUs (NCCL communicators are not "
+        "reusable after an abort); restart the worker");
+  }
   const int R = static_cast<int>(ranks_.size());
   const size_t width = static_cast<size_t>(batch.num_tokens * config_.hidden_size);
   // Each rank gets the batch with its own states, and its own copy of x (overwritten with w).
@@ -96,7 +102,7 @@ absl::Status RankedStageCompute::AttentionBlock(int layer, const BatchLayout& ba
   MMX_RETURN_IF_ERROR(OnEveryRank([&](int r) {
     if (r == 0) return ranks_[0]->AttentionBlock(layer, batches[0], x, residual, routing);
     return ranks_[r]->AttentionBlock(layer, batches[r], xs[r - 1].data(), &residuals[r - 1], &routings[r - 1]);
-  }));
+  }, /*collective=*/true));
   for (const SequenceSlice& s : batch.sequences) s.state->layer(layer).length += s.num_tokens;
   return absl::OkStatus();
 }
@@ -137,7 +143,7 @@ absl::StatusOr<int64_t> RankedStageCompute::ExpertPairs(int layer, const float* 
                                                           static_cast<int64_t>(mine.size()), res.data()));
     for (size_t i = 0; i < mine.size(); ++i) std::copy_n(res.data() + i * H, H, out + mine[i] * H);
     return absl::OkStatus();
-  }));
+  }, /*collective=*/false));
   int64_t total = 0;
   for (int64_t b : bytes) total += b;
   return total;

@@ -6,10 +6,16 @@
 //     each ends with the same w and routing (rank 0's are returned);
 //   - experts, expert parallel: each pair runs on the rank holding its expert, all ranks at once;
 //   - embedding and tail on rank 0.
-// Each rank has a thread of its own per call (collectives need every rank running). A rank that
-// fails aborts the group's collectives, so the others return instead of waiting forever.
+// Each rank has a thread of its own per call (collectives need every rank running). A rank whose
+// attention fails aborts the group's collectives, so the others return instead of waiting
+// forever; the group is unusable after that (NCCL frees aborted communicators), so every later
+// AttentionBlock fails with kFailedPrecondition. Expert pairs use no collective: a rank's failure
+// there fails the call and aborts nothing. Calls may come from several threads at once (the
+// worker's step and expert threads) if each rank's StageCompute allows them (the CUDA one
+// serialises its calls).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,13 +45,15 @@ class RankedStageCompute final : public StageCompute {
   absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) override;
 
  private:
-  // Runs fn(r) for every rank on its own thread; the first error, after aborting the group.
-  absl::Status OnEveryRank(const std::function<absl::Status(int)>& fn);
+  // Runs fn(r) for every rank on its own thread; the first error. With `collective` (fn uses the
+  // ranks' collectives), a rank's failure aborts the group first.
+  absl::Status OnEveryRank(const std::function<absl::Status(int)>& fn, bool collective);
 
   ModelConfig config_;
   std::vector<std::unique_ptr<RankWeights>> weights_;
   std::vector<std::unique_ptr<StageCompute>> ranks_;
   std::function<void()> abort_;
+  std::atomic<bool> aborted_{false};  // abort_ has run: the collectives are gone
   std::string name_;
 };
 

@@ -91,11 +91,13 @@ int64_t CudaSequenceState::bytes() const {
 
 absl::StatusOr<std::unique_ptr<CudaLayerOps>> CudaLayerOps::Create(int device, const ModelConfig& config,
                                                                     kernels::ActivationPrecision precision,
-                                                                    ncclComm_t comm) {
+                                                                    ncclComm_t comm,
+                                                                    const std::atomic<bool>* comm_aborted) {
   std::unique_ptr<CudaLayerOps> ops(new CudaLayerOps(device, config, precision));
   MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
   if (comm != nullptr) {
     ops->comm_ = comm;
+    ops->comm_aborted_ = comm_aborted;
     MMX_CUDA_RETURN_IF_ERROR(ncclCommCount(comm, &ops->ranks_));
   }
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&ops->stream_, cudaStreamNonBlocking));
@@ -106,6 +108,7 @@ absl::StatusOr<std::unique_ptr<CudaLayerOps>> CudaLayerOps::Create(int device, c
 CudaLayerOps::~CudaLayerOps() {
   if (stream_ != nullptr) {
     cudaStreamSynchronize(stream_);
+    cublas_ = kc::CublasHandle();  // the handle was last set to this stream: release it first
     cudaStreamDestroy(stream_);
   }
 }
@@ -116,6 +119,9 @@ absl::StatusOr<void*> CudaLayerOps::Buffer(int key, size_t bytes) {
   kc::DeviceBuffer& buffer = buffers_[key];
   if (buffer.size() < bytes) {
     const size_t grown = std::max(bytes, buffer.size() * 3 / 2);
+    // NOTE: work already queued may still use the old buffer, and cudaFree only "may"
+    // synchronise (CUDA's words), so wait for the stream before freeing it.
+    if (buffer.size() > 0) MMX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     buffer = kc::DeviceBuffer();  // free first: the old and new sizes need not fit together
     MMX_ASSIGN_OR_RETURN(buffer, kc::DeviceBuffer::Allocate(grown, device_));
   }
@@ -196,6 +202,7 @@ absl::Status CudaLayerOps::HeadsRmsNorm(const float* x, int64_t T, int64_t width
   // normalises its slice with the total (model/rank_split.h).
   MMX_ASSIGN_OR_RETURN(void* sums, Buffer(kRowSums, T * sizeof(double)));
   MMX_RETURN_IF_ERROR(kc::RowSumOfSquares(x, T, width, static_cast<double*>(sums), stream_));
+  MMX_RETURN_IF_ERROR(CheckCommNotAborted());
   MMX_CUDA_RETURN_IF_ERROR(ncclAllReduce(sums, sums, T, ncclDouble, ncclSum, comm_, stream_));
   return kc::NormalizeRows(x, T, width, static_cast<const double*>(sums), width * ranks_, gamma, eps, out, stream_);
 }
@@ -203,7 +210,18 @@ absl::Status CudaLayerOps::HeadsRmsNorm(const float* x, int64_t T, int64_t width
 absl::Status CudaLayerOps::AllReduceSum(float* x, int64_t n) {
   MMX_RETURN_IF_ERROR(deferred_);
   if (ranks_ == 1 || n == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(CheckCommNotAborted());
   MMX_CUDA_RETURN_IF_ERROR(ncclAllReduce(x, x, n, ncclFloat, ncclSum, comm_, stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaLayerOps::CheckCommNotAborted() const {
+  // NOTE: this narrows, but cannot close, the window in which another rank's thread aborts the
+  // communicator while this one enqueues on it; what it prevents is the common case, a rank that
+  // failed early and aborted the group before this one reached its next collective.
+  if (comm_aborted_ != nullptr && comm_aborted_->load()) {
+    return absl::AbortedError("another rank of this worker failed and aborted its NCCL communicators");
+  }
   return absl::OkStatus();
 }
 
@@ -309,7 +327,8 @@ absl::Status CudaLayerOps::AppendKv(SequenceState& state, int layer, const float
       MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values.data(), kv.values.data(), length * row_bytes,
                                                cudaMemcpyDeviceToDevice, stream_));
     }
-    // The old buffers are freed here; cudaFree waits for the copies above.
+    // The old buffers are freed here: wait for the copies above first (cudaFree does not promise to).
+    if (kv.capacity > 0) MMX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     kv.keys = std::move(keys);
     kv.values = std::move(values);
     kv.capacity = capacity;
@@ -392,8 +411,10 @@ absl::Status CudaLayerOps::EnsurePoolSlots(int slots) {
     if (pool.size() > 0) {
       MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.data(), pool.data(), pool.size(), cudaMemcpyDeviceToDevice,
                                                stream_));
+      // The old pool is freed below: wait for the copy first (cudaFree does not promise to).
+      MMX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     }
-    pool = std::move(grown);  // cudaFree of the old pool waits for the copy
+    pool = std::move(grown);
   }
   pool_slots_ = capacity;
   return absl::OkStatus();

@@ -8,6 +8,7 @@
 // Not thread-safe: CudaStageCompute serialises calls.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -82,10 +83,13 @@ class CudaLayerOps {
  public:
   // Owns a stream and a cuBLAS handle on `device` (its current device must be `device`).
   // `comm`: this GPU's NCCL communicator when it is one rank of a tensor-parallel worker
-  // (borrowed; null for a single GPU).
+  // (borrowed; null for a single GPU). `comm_aborted` (borrowed, may be null): set once the
+  // communicator has been aborted (freed); the collectives then return kAborted instead of
+  // touching it.
   static absl::StatusOr<std::unique_ptr<CudaLayerOps>> Create(int device, const ModelConfig& config,
                                                                kernels::ActivationPrecision precision,
-                                                               ncclComm_t comm = nullptr);
+                                                               ncclComm_t comm = nullptr,
+                                                               const std::atomic<bool>* comm_aborted = nullptr);
   ~CudaLayerOps();
 
   int device() const { return device_; }
@@ -137,6 +141,7 @@ class CudaLayerOps {
       : device_(device), config_(config), precision_(precision) {}
   absl::Status EnsurePoolSlots(int slots);
   float* LightningState(int layer, int slot);
+  absl::Status CheckCommNotAborted() const;
 
   int device_;
   ModelConfig config_;
@@ -144,6 +149,7 @@ class CudaLayerOps {
   cudaStream_t stream_ = nullptr;
   kernels::cuda::CublasHandle cublas_;
   ncclComm_t comm_ = nullptr;
+  const std::atomic<bool>* comm_aborted_ = nullptr;
   int ranks_ = 1;
   PinnedArena arena_;
   struct PendingDownload {

@@ -1,5 +1,6 @@
 #include "model/cuda/cuda_stage_compute.h"
 
+#include <atomic>
 #include <mutex>
 #include <nccl.h>
 #include <optional>
@@ -112,18 +113,19 @@ class CudaStageCompute final : public StageCompute {
     MMX_RETURN_IF_ERROR(ops_->Upload(x, bytes, d_x));
     absl::Status st = recipe::AttentionBlock(*ops_, c, attention_[layer - host_.first_layer], batch,
                                              static_cast<float*>(d_x), d_residual, routing);
-    if (!st.ok()) {
-      (void)ops_->Sync();  // leave the stream idle and the arena free for the next call
-      return st;
-    }
-    MMX_RETURN_IF_ERROR(ops_->Download(d_x, bytes, x));
+    if (st.ok()) st = ops_->Download(d_x, bytes, x);
     if (c.postnorm) {
       residual->clear();
-    } else {
+    } else if (st.ok()) {
       residual->resize(batch.num_tokens * c.hidden_size);
-      MMX_RETURN_IF_ERROR(ops_->Download(d_residual, bytes, residual->data()));
+      st = ops_->Download(d_residual, bytes, residual->data());
     }
-    return ops_->Sync();
+    // Sync on failure too: it leaves the stream idle and the arena free for the next call, and
+    // completes (or drops) a download already queued into x, so that none is left to land in a
+    // host buffer after this call has returned.
+    const absl::Status synced = ops_->Sync();
+    MMX_RETURN_IF_ERROR(st);
+    return synced;
   }
 
   absl::StatusOr<int64_t> ExpertPairs(int layer, const float* rows, const int* expert_ids, const float* weights,
@@ -249,7 +251,8 @@ absl::StatusOr<std::unique_ptr<StageCompute>> CreateCudaStageCompute(int device,
 namespace {
 
 // The communicators of one worker's GPUs. Abort() (a rank failed mid-collective) makes the
-// others' pending collectives return; the group is unusable after it.
+// others' pending collectives return; the group is unusable after it: ncclCommAbort frees the
+// communicators, so aborted() tells the ranks' CudaLayerOps to stop calling NCCL on them.
 class NcclGroup {
  public:
   static absl::StatusOr<std::shared_ptr<NcclGroup>> Create(const std::vector<int>& devices) {
@@ -268,10 +271,11 @@ class NcclGroup {
     }
   }
   ncclComm_t comm(int rank) const { return comms_[rank]; }
+  const std::atomic<bool>* aborted() const { return &aborted_; }
   void Abort() {
     std::lock_guard<std::mutex> lock(mu_);
     if (aborted_) return;
-    aborted_ = true;
+    aborted_ = true;  // before the communicators go, so that no rank starts a collective on them
     for (ncclComm_t c : comms_) ncclCommAbort(c);
   }
 
@@ -279,7 +283,7 @@ class NcclGroup {
   NcclGroup() = default;
   std::vector<ncclComm_t> comms_;
   std::mutex mu_;
-  bool aborted_ = false;
+  std::atomic<bool> aborted_{false};
 };
 
 }  // namespace
@@ -301,8 +305,9 @@ absl::StatusOr<std::unique_ptr<StageCompute>> CreateCudaRankedStageCompute(const
     MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices[r]));
     cudaDeviceProp props;
     MMX_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&props, devices[r]));
-    MMX_ASSIGN_OR_RETURN(std::unique_ptr<CudaLayerOps> ops,
-                         CudaLayerOps::Create(devices[r], sliced[r]->config, precision, group->comm(r)));
+    MMX_ASSIGN_OR_RETURN(
+        std::unique_ptr<CudaLayerOps> ops,
+        CudaLayerOps::Create(devices[r], sliced[r]->config, precision, group->comm(r), group->aborted()));
     auto compute = std::make_unique<CudaStageCompute>(sliced[r]->view(), std::move(ops),
                                                       absl::StrCat("cuda:", devices[r], " (", props.name, ")"));
     MMX_RETURN_IF_ERROR(compute->Upload(progress, done, grand_total));

@@ -4,6 +4,7 @@
 // worker runs the same split with NCCL; this is its logic, checked for real without GPUs.
 #include "model/ranked_stage_compute.h"
 
+#include <atomic>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -97,6 +98,112 @@ TEST(RankSliceTest, HeadsThatDoNotSplitEvenlyAreRefused) {
   ASSERT_FALSE(compute.ok());
   EXPECT_EQ(compute.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(compute.status().message(), HasSubstr("do not split evenly over 3 GPUs"));
+}
+
+// A rank whose attention and expert calls fail on demand, counting them.
+class FakeRank final : public StageCompute {
+ public:
+  explicit FakeRank(const ModelConfig& config) : config_(config) {}
+  std::string device_name() const override { return "fake"; }
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override {
+    return std::make_unique<SequenceState>(config_, first_layer, end_layer);
+  }
+  absl::Status Embed(const int32_t*, int64_t, float*) override { return absl::OkStatus(); }
+  absl::Status AttentionBlock(int, const BatchLayout&, float*, std::vector<float>*, Routing*) override {
+    ++attention_calls;
+    return attention_status;
+  }
+  absl::StatusOr<int64_t> ExpertPairs(int, const float*, const int*, const float*, int64_t, float*) override {
+    ++expert_calls;
+    if (!expert_status.ok()) return expert_status;
+    return 0;
+  }
+  absl::Status Logits(const float*, const std::vector<int64_t>&, float*) override { return absl::OkStatus(); }
+
+  absl::Status attention_status, expert_status;
+  std::atomic<int> attention_calls{0}, expert_calls{0};
+
+ private:
+  ModelConfig config_;
+};
+
+// Two fake ranks, rank r holding expert r of every layer; counts the group's aborts.
+class RankFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+    ASSERT_TRUE(weights.ok()) << weights.status();
+    config_ = weights->checkpoint->config();
+    std::vector<std::unique_ptr<RankWeights>> sliced;
+    std::vector<std::unique_ptr<StageCompute>> ranks;
+    for (int r = 0; r < 2; ++r) {
+      auto w = std::make_unique<RankWeights>();
+      w->config = config_;
+      w->rank = r;
+      w->experts.resize(config_.num_hidden_layers);
+      for (MoeWeights& m : w->experts) {
+        m.experts.resize(config_.num_local_experts);
+        m.experts[r].w1.data = &held_;  // only loaded() is looked at
+      }
+      sliced.push_back(std::move(w));
+      auto rank = std::make_unique<FakeRank>(config_);
+      fakes_[r] = rank.get();
+      ranks.push_back(std::move(rank));
+    }
+    compute_ = std::make_unique<RankedStageCompute>(config_, std::move(sliced), std::move(ranks),
+                                                    [this] { ++aborts_; }, "fake x2");
+    auto state = compute_->NewSequence(0, config_.num_hidden_layers);
+    ASSERT_TRUE(state.ok()) << state.status();
+    state_ = std::move(*state);
+    batch_.Add(1, 0, state_.get());
+    x_.assign(config_.hidden_size, 0.f);
+  }
+  absl::Status Attention() { return compute_->AttentionBlock(0, batch_, x_.data(), &residual_, &routing_); }
+  absl::StatusOr<int64_t> Experts() {
+    const std::vector<float> rows(2 * config_.hidden_size, 0.f), weights = {1.f, 1.f};
+    const std::vector<int> ids = {0, 1};  // one pair on each rank
+    std::vector<float> out(rows.size());
+    return compute_->ExpertPairs(0, rows.data(), ids.data(), weights.data(), 2, out.data());
+  }
+
+  ModelConfig config_;
+  char held_ = 0;
+  FakeRank* fakes_[2] = {};
+  std::atomic<int> aborts_{0};
+  std::unique_ptr<StageCompute> compute_;
+  std::unique_ptr<SequenceState> state_;
+  BatchLayout batch_;
+  std::vector<float> x_, residual_;
+  Routing routing_;
+};
+
+TEST_F(RankFailureTest, AttentionFailureAbortsAndLaterAttentionIsRefused) {
+  fakes_[1]->attention_status = absl::ResourceExhaustedError("out of memory on rank 1");
+  absl::Status first = Attention();
+  EXPECT_EQ(first.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_GE(aborts_.load(), 1);
+  // The aborted collectives (freed NCCL communicators on a GPU) must not be touched again.
+  fakes_[1]->attention_status = absl::OkStatus();
+  const int calls = fakes_[0]->attention_calls + fakes_[1]->attention_calls;
+  absl::Status later = Attention();
+  EXPECT_EQ(later.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(later.message(), HasSubstr("restart the worker"));
+  EXPECT_EQ(fakes_[0]->attention_calls + fakes_[1]->attention_calls, calls);
+  // Experts use no collective and still run.
+  absl::StatusOr<int64_t> experts = Experts();
+  EXPECT_TRUE(experts.ok()) << experts.status();
+}
+
+TEST_F(RankFailureTest, ExpertFailureAbortsNothing) {
+  fakes_[1]->expert_status = absl::ResourceExhaustedError("out of memory on rank 1");
+  absl::StatusOr<int64_t> experts = Experts();
+  EXPECT_EQ(experts.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(fakes_[0]->expert_calls, 1);
+  EXPECT_EQ(aborts_.load(), 0);
+  absl::Status attention = Attention();
+  EXPECT_TRUE(attention.ok()) << attention;
+  EXPECT_EQ(fakes_[0]->attention_calls, 1);
+  EXPECT_EQ(fakes_[1]->attention_calls, 1);
 }
 
 TEST(ThreadRankGroupTest, EveryRankGetsTheSameSum) {
