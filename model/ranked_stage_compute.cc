@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "kernels/kernels.h"
 
 namespace mmx::model {
 namespace {
@@ -49,7 +50,14 @@ absl::Status RankedStageCompute::OnEveryRank(const std::function<absl::Status(in
       abort_();
     }
   };
-  for (int r = 1; r < R; ++r) threads.emplace_back(run, r);
+  // The caller's activation precision is thread-local: the rank threads take it over.
+  const kernels::ActivationPrecision precision = kernels::CurrentActivationPrecision();
+  for (int r = 1; r < R; ++r) {
+    threads.emplace_back([&, r, precision] {
+      kernels::ScopedActivationPrecision scoped(precision);
+      run(r);
+    });
+  }
   run(0);
   for (std::thread& t : threads) t.join();
   // The rank that failed first, not the ones its abort released.
