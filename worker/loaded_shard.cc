@@ -30,7 +30,7 @@ int64_t PageIn(const kernels::WeightView& w) {
 absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_dir,
                                                        const plan::WorkerShard& shard,
                                                        model::ExpertDType expert_dtype,
-                                                       const ProgressFn& progress) {
+                                                       const ProgressFn& progress, bool page_in) {
   auto loaded = std::make_unique<LoadedShard>();
   MMX_ASSIGN_OR_RETURN(loaded->checkpoint, model::Checkpoint::Open(model_dir));
   MMX_RETURN_IF_ERROR(loaded->checkpoint->ValidateAgainstConfig());
@@ -90,7 +90,7 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
   for (const auto& w : to_page) total += model::WeightBytes(w);
   if (progress) progress(0, total);
   for (const auto& w : to_page) {
-    done += PageIn(w);
+    done += page_in ? PageIn(w) : model::WeightBytes(w);
     if (progress) progress(done, total);
   }
   loaded->weight_bytes = done;

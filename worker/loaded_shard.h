@@ -54,11 +54,12 @@ using ProgressFn = std::function<void(int64_t, int64_t)>;
 
 // Opens `model_dir`, checks the checkpoint against its config, and loads the tensors of `shard`,
 // its experts in `expert_dtype` (ShardConfig::expert_dtype). Progress counts checkpoint bytes
-// read, so a quantized expert counts its source's bytes.
+// read, so a quantized expert counts its source's bytes. page_in = false maps the tensors
+// without reading them (a GPU worker: its upload reads each once).
 absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_dir,
                                                        const plan::WorkerShard& shard,
                                                        model::ExpertDType expert_dtype,
-                                                       const ProgressFn& progress);
+                                                       const ProgressFn& progress, bool page_in = true);
 
 // Moves the shard's computation to `device`: for cuda:N uploads the held weights to that GPU
 // (progress in bytes) and replaces `shard.compute`; for cpu leaves it as it is. Errors say what

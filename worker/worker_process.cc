@@ -195,21 +195,27 @@ absl::Status RunWorker(const WorkerOptions& o) {
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane,
                        transport::UcxTransport::Create(topts, ucx_options));
 
-  // Load, reporting progress to the terminal and (at most every 100 ms) to the coordinator.
+  // Load, reporting progress to the terminal and (at most every 100 ms) to the coordinator. A
+  // GPU worker does not page its tensors into host memory first: the upload reads them once.
   ProgressReporter reporter(absl::StrCat("mmx-worker ", o.name, ": loading"));
   auto last_sent = std::chrono::steady_clock::now() - std::chrono::seconds(1);
-  absl::StatusOr<std::unique_ptr<LoadedShard>> loaded =
-      LoadShard(assignment.model_dir(), *mine, expert_dtype, [&](int64_t done, int64_t total) {
+  auto send_progress = [&](int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_sent > std::chrono::milliseconds(100) || done == total) {
+      v1::WorkerMessage p;
+      p.mutable_progress()->set_bytes_done(done);
+      p.mutable_progress()->set_bytes_total(total);
+      write(p);
+      last_sent = now;
+    }
+  };
+  absl::StatusOr<std::unique_ptr<LoadedShard>> loaded = LoadShard(
+      assignment.model_dir(), *mine, expert_dtype,
+      [&](int64_t done, int64_t total) {
         reporter.Update(done, total);
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_sent > std::chrono::milliseconds(100) || done == total) {
-          v1::WorkerMessage p;
-          p.mutable_progress()->set_bytes_done(done);
-          p.mutable_progress()->set_bytes_total(total);
-          write(p);
-          last_sent = now;
-        }
-      });
+        send_progress(done, total);
+      },
+      /*page_in=*/!device.is_cuda());
   if (!loaded.ok()) {
     v1::WorkerMessage failed;
     failed.mutable_failed()->set_message(std::string(loaded.status().message()));
@@ -224,6 +230,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
     ProgressReporter uploading(absl::StrCat("mmx-worker ", o.name, ": uploading to ", device.ToString()));
     absl::Status placed = PlaceShard(*shard_weights, device, precision, [&](int64_t done, int64_t total) {
       uploading.Update(done, total);
+      send_progress(done, total);
     });
     if (!placed.ok()) {
       v1::WorkerMessage failed;

@@ -215,21 +215,26 @@ absl::StatusOr<DeviceInfo> QueryDevice(int device) {
   constexpr size_t kBytes = size_t{256} << 20;
   MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer a, kc::DeviceBuffer::Allocate(kBytes, device));
   MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer b, kc::DeviceBuffer::Allocate(kBytes, device));
-  cudaEvent_t start, stop;
-  MMX_CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
-  MMX_CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
+  // Events owned here so that every error return below destroys them.
+  struct Events {
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~Events() {
+      if (start != nullptr) cudaEventDestroy(start);
+      if (stop != nullptr) cudaEventDestroy(stop);
+    }
+  } events;
+  MMX_CUDA_RETURN_IF_ERROR(cudaEventCreate(&events.start));
+  MMX_CUDA_RETURN_IF_ERROR(cudaEventCreate(&events.stop));
   MMX_CUDA_RETURN_IF_ERROR(cudaMemcpy(b.data(), a.data(), kBytes, cudaMemcpyDeviceToDevice));  // warm-up
-  MMX_CUDA_RETURN_IF_ERROR(cudaEventRecord(start));
+  MMX_CUDA_RETURN_IF_ERROR(cudaEventRecord(events.start));
   constexpr int kCopies = 5;
   for (int i = 0; i < kCopies; ++i) {
     MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.data(), a.data(), kBytes, cudaMemcpyDeviceToDevice));
   }
-  MMX_CUDA_RETURN_IF_ERROR(cudaEventRecord(stop));
-  MMX_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
+  MMX_CUDA_RETURN_IF_ERROR(cudaEventRecord(events.stop));
+  MMX_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(events.stop));
   float ms = 0;
-  MMX_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  MMX_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, events.start, events.stop));
   if (ms > 0) info.bandwidth_gbs = 2.0 * kCopies * static_cast<double>(kBytes) / (ms * 1e-3) / 1e9;
   return info;
 }

@@ -133,6 +133,23 @@ TEST(PlaceShardTest, CpuKeepsTheHostComputeAndItsViews) {
   EXPECT_EQ(view.experts, &(*loaded)->experts);
 }
 
+TEST(PlaceShardTest, WithoutPageInTheViewsAndBytesAreTheSame) {
+  // What a GPU worker loads (page_in = false): the same tensors, nothing read yet.
+  auto paged = LoadShard(kDir, ExpertHost(), model::ExpertDType::kBf16, nullptr);
+  int64_t last_done = -1, last_total = -2;
+  auto mapped = LoadShard(kDir, ExpertHost(), model::ExpertDType::kBf16,
+                          [&](int64_t done, int64_t total) {
+                            last_done = done;
+                            last_total = total;
+                          },
+                          /*page_in=*/false);
+  ASSERT_TRUE(paged.ok() && mapped.ok());
+  EXPECT_EQ((*mapped)->weight_bytes, (*paged)->weight_bytes);
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_EQ((*mapped)->experts[3].experts[2].w1.rows, (*paged)->experts[3].experts[2].w1.rows);
+  EXPECT_FALSE((*mapped)->experts[3].experts[0].loaded());
+}
+
 TEST(PlaceShardTest, Int8ExpertsOnAGpuAreRefusedWithTheFix) {
   auto loaded = LoadShard(kDir, ExpertHost(), model::ExpertDType::kInt8, nullptr);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
