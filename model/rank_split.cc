@@ -119,12 +119,7 @@ absl::StatusOr<std::vector<std::unique_ptr<RankWeights>>> SliceWeightsForRanks(c
     }
     if (full.attention != nullptr) {
       for (const AttentionBlockWeights& a : *full.attention) {
-        AttentionBlockWeights b;
-        b.layer = a.layer;
-        b.kind = a.kind;
-        b.input_norm = a.input_norm;
-        b.post_norm = a.post_norm;
-        b.router = a.router;
+        AttentionBlockWeights b = a;  // norms and router replicated; the head slices below
         if (a.kind == AttentionKind::kLightning) {
           b.lightning.qkv = RowBlock(a.lightning.qkv, s.q_begin * 3 * D, s.q_end * 3 * D);
           b.lightning.gate = RowBlock(a.lightning.gate, s.q_begin * D, s.q_end * D);
@@ -136,7 +131,6 @@ absl::StatusOr<std::vector<std::unique_ptr<RankWeights>>> SliceWeightsForRanks(c
           b.softmax.k = RowBlock(a.softmax.k, s.kv_begin * D, s.kv_end * D);
           b.softmax.v = RowBlock(a.softmax.v, s.kv_begin * D, s.kv_end * D);
           b.softmax.o = ColumnBlock(a.softmax.o, s.q_begin * D, s.q_end * D, &w->copies);
-          b.softmax.inv_freq = a.softmax.inv_freq;
         }
         w->attention.push_back(std::move(b));
       }

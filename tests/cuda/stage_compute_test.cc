@@ -7,9 +7,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kernels/cuda/device_buffer.h"
 #include "model/sampling.h"
 #include "model/stage_compute.h"
+#include "tests/cuda/cuda_test_util.h"
 #include "tests/testing/stage_compute_golden_checks.h"
 
 namespace mmx::model {
@@ -17,15 +17,10 @@ namespace {
 
 constexpr float kTolerance = 5e-4f;
 
-bool HaveGpu() {
-  absl::StatusOr<int> count = kernels::cuda::DeviceCount();
-  return count.ok() && *count > 0;
-}
-
 class CudaStageComputeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+    MMX_SKIP_WITHOUT_GPU();
     auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
     ASSERT_TRUE(weights.ok()) << weights.status();
     weights_ = std::move(*weights);
