@@ -72,7 +72,6 @@ class Request {
   int64_t prompt_done = 0;
   std::vector<int32_t> output;
   bool sent_first_step = false;
-  absl::Time first_token_at = absl::InfinitePast();
 
  private:
   const uint64_t id_;

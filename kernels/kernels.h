@@ -1,7 +1,7 @@
 // The numeric primitives behind the model, one launcher API. Every function here runs on the
 // CPU (kernels/cpu: AVX2/AVX-512 with runtime dispatch, each with a plain reference loop in
-// kernels/cpu/reference.h that the tests use as the oracle). A CUDA backend will offer the same
-// signatures.
+// kernels/cpu/reference.h that the tests use as the oracle). kernels/cuda/ has the GPU launchers
+// of the same operations on device memory.
 //
 // Conventions: activations are fp32, row-major, contiguous. Weight matrices are PyTorch Linear
 // weights [out, in] in the checkpoint's own dtype, read in place (usually from an mmap), with

@@ -1,4 +1,4 @@
-// RankSplit: how a worker with several GPUs (`mmx-worker --device cuda:0,1,...`, issue 6) shares
+// RankSplit: how a worker with several GPUs (`mmx-worker --device cuda:0,1,...`) shares
 // its part of the model among its ranks, and the one cross-rank reduction the attention block
 // needs. Pure logic, testable without GPUs or NCCL; the CUDA worker runs it with NCCL.
 //

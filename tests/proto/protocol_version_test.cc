@@ -1,0 +1,62 @@
+// Tripwire: the data-plane (wire.proto) and control-plane (control.proto) schemas may change only
+// together with PROTOCOL_VERSION_CURRENT, which workers and the coordinator compare at Register.
+// Each version's schema is pinned here by a hash of the protos' descriptors (their structure:
+// messages, fields, numbers, types; comments do not count). A change to either file fails this
+// test until the version is bumped in control.proto and the new hash recorded below.
+#include <cstdint>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "mmx/v1/control.pb.h"
+#include "mmx/v1/wire.pb.h"
+
+namespace mmx {
+namespace {
+
+// FNV-1a, 64 bits: stable across platforms and library versions.
+uint64_t Fnv1a(const std::string& bytes, uint64_t hash = 0xcbf29ce484222325ull) {
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+// The descriptors' text form: every message, enum, field name, number, type and label.
+uint64_t SchemaHash() {
+  const std::string wire = v1::StepHeader::descriptor()->file()->DebugString();
+  const std::string control = v1::Register::descriptor()->file()->DebugString();
+  return Fnv1a(control, Fnv1a(wire));
+}
+
+struct PinnedVersion {
+  int version;
+  uint64_t schema_hash;
+};
+// One row per protocol version, newest last. Append a row when bumping the version.
+constexpr PinnedVersion kPinned[] = {
+    {1, 0xfad307a25ceac489ull},
+};
+
+TEST(ProtocolVersionTest, SchemaChangesOnlyWithANewProtocolVersion) {
+  const PinnedVersion& newest = kPinned[sizeof(kPinned) / sizeof(kPinned[0]) - 1];
+  const int current = v1::PROTOCOL_VERSION_CURRENT;
+  ASSERT_EQ(current, newest.version)
+      << "PROTOCOL_VERSION_CURRENT is " << current << " but the newest pinned version here is " << newest.version
+      << ": append {" << current << ", 0x" << std::hex << SchemaHash() << "ull} to kPinned";
+  EXPECT_EQ(SchemaHash(), newest.schema_hash)
+      << "wire.proto or control.proto changed (schema hash 0x" << std::hex << SchemaHash()
+      << ") without a new PROTOCOL_VERSION_CURRENT: bump it in proto/mmx/v1/control.proto (workers and "
+         "coordinators of different versions must refuse each other) and append the new version and this "
+         "hash to kPinned";
+}
+
+TEST(ProtocolVersionTest, HashIgnoresCommentsButSeesFieldNumbers) {
+  // DebugString carries structure, not comments: a reworded comment needs no new version.
+  const std::string wire = v1::StepHeader::descriptor()->file()->DebugString();
+  EXPECT_EQ(wire.find("//"), std::string::npos);
+  EXPECT_NE(wire.find("step_id = 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mmx
