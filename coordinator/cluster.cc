@@ -1,7 +1,6 @@
 #include "coordinator/cluster.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <limits>
 #include <map>
 
@@ -90,11 +89,11 @@ void Cluster::PlanFromPendingWorkers() {
   if (!result.fits) {
     plan_error_ = absl::ResourceExhaustedError(absl::StrCat(
         "the ", pending_.size(), " registered workers cannot hold the model: ", result.shortfall));
-    std::fprintf(stderr, "mmx-coord: %s\n", std::string(plan_error_.message()).c_str());
+    log_(std::string(plan_error_.message()));
     return;
   }
-  std::fprintf(stderr, "mmx-coord: planned from %zu live workers; shard config:\n%s", pending_.size(),
-               plan::ShardConfigToYaml(result.shard).c_str());
+  log_(absl::StrCat("planned from ", pending_.size(), " live workers; shard config:\n",
+                    plan::ShardConfigToYaml(result.shard)));
   SetShard(std::move(result.shard));
 }
 
@@ -122,8 +121,8 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
       }
     }
     pending_.push_back(request);
-    std::fprintf(stderr, "mmx-coord: worker '%s' registered (%zu of %d expected), waiting for the plan\n",
-                 request.name().c_str(), pending_.size(), planning_->expect_workers);
+    log_(absl::StrCat("worker '", request.name(), "' registered (", pending_.size(), " of ", planning_->expect_workers,
+                      " expected), waiting for the plan"));
     if (static_cast<int>(pending_.size()) == planning_->expect_workers) PlanFromPendingWorkers();
     auto decided = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return planned_ || !plan_error_.ok(); };
     mu_.Await(absl::Condition(&decided));
@@ -164,8 +163,7 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
   slot->applied_version = 0;
   slot->info = request;
   *session_id = slot->session_id;
-  std::fprintf(stderr, "mmx-coord: worker '%s' registered (device %s), loading\n", request.name().c_str(),
-               request.device().c_str());
+  log_(absl::StrCat("worker '", request.name(), "' registered (device ", request.device(), "), loading"));
 
   v1::Assignment a;
   a.set_peer_id(slot->peer_id);
@@ -204,7 +202,7 @@ absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
   s->state_memory_bytes = ready.state_memory_bytes();
   s->state = v1::WORKER_STATE_READY;
   s->bytes_done = s->bytes_total;
-  std::fprintf(stderr, "mmx-coord: worker '%s' loaded its shard\n", s->entry->name.c_str());
+  log_(absl::StrCat("worker '", s->entry->name, "' loaded its shard"));
   published_ = false;  // a (re)joined worker needs a new table, and so do its peers
   MaybePublishPeers();
   return absl::OkStatus();
@@ -234,8 +232,7 @@ void Cluster::MaybePublishPeers() {
   ++table_version_;
   for (const Slot& s : slots_) {
     absl::Status st = transport_->Connect(s.peer_id, s.data_address);
-    if (!st.ok()) std::fprintf(stderr, "mmx-coord: cannot reach worker '%s' on the data plane: %s\n",
-                               s.entry->name.c_str(), std::string(st.message()).c_str());
+    if (!st.ok()) log_(absl::StrCat("cannot reach worker '", s.entry->name, "' on the data plane: ", st.message()));
   }
   v1::CoordinatorMessage msg;
   *msg.mutable_peers() = BuildPeerTable();
@@ -290,10 +287,21 @@ void Cluster::UpdateReady() {
     // cores would only take turns.
     const std::string sharing = slots_.size() < 2 ? "there is one worker" : DescribeCoreSharing(infos);
     automatic_micro_batches_ = sharing.empty() ? 2 : 1;
-    std::fprintf(stderr, "mmx-coord: cluster ready (%zu workers); automatic micro-batches: %d%s%s\n", slots_.size(),
-                 automatic_micro_batches_, sharing.empty() ? "" : ", as ", sharing.c_str());
+    log_(absl::StrCat("cluster ready (", slots_.size(), " workers); automatic micro-batches: ",
+                      automatic_micro_batches_, sharing.empty() ? "" : ", as ", sharing));
   }
+  const bool changed = ready_ != all;
   ready_ = all;
+  if (changed) NotifyChange();
+}
+
+void Cluster::Subscribe(ChangeListener on_change) {
+  absl::MutexLock lock(&mu_);
+  listeners_.push_back(std::move(on_change));
+}
+
+void Cluster::NotifyChange() {
+  for (const auto& listener : listeners_) listener(ready_, epoch_);
 }
 
 void Cluster::OnFailed(uint64_t session_id, const std::string& message) {
@@ -301,10 +309,11 @@ void Cluster::OnFailed(uint64_t session_id, const std::string& message) {
   if (Slot* s = FindSession(session_id)) {
     s->state = v1::WORKER_STATE_FAILED;
     s->message = message;
-    std::fprintf(stderr, "mmx-coord: worker '%s' failed: %s\n", s->entry->name.c_str(), message.c_str());
+    log_(absl::StrCat("worker '", s->entry->name, "' failed: ", message));
   }
   if (ready_) ++epoch_;
   ready_ = false;
+  NotifyChange();
 }
 
 void Cluster::OnSessionEnded(uint64_t session_id) {
@@ -317,7 +326,7 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
     s->state = v1::WORKER_STATE_LOST;
     s->message = "control session ended (worker exited or was killed)";
   }
-  std::fprintf(stderr, "mmx-coord: worker '%s' lost: %s\n", s->entry->name.c_str(), s->message.c_str());
+  log_(absl::StrCat("worker '", s->entry->name, "' lost: ", s->message));
   transport_->Disconnect(s->peer_id);
   v1::CoordinatorMessage lost;
   lost.mutable_peer_lost()->set_peer_id(s->peer_id);
@@ -328,6 +337,7 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   published_ = false;
   ++epoch_;
   ready_ = false;
+  NotifyChange();
 }
 
 bool Cluster::ready() const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "base/log.h"
 #include "mmx/v1/control.pb.h"
 #include "mmx/v1/inference.pb.h"
 #include "model/config.h"
@@ -46,6 +48,10 @@ class Cluster {
   Cluster(LivePlanning planning, model::ModelConfig config, std::string fingerprint,
           transport::Transport* transport, uint64_t cluster_token);
 
+  // Where the cluster logs workers joining, loading, failing and leaving (default: stderr, each
+  // line prefixed "mmx-coord: "). Set before the first session.
+  void set_log(LogSink log) { log_ = std::move(log); }
+
   // A worker's session opened with Register. Returns the Assignment to send, or
   // InvalidArgument (unknown name, or bad protocol version) / AlreadyExists (the name is held
   // by a live session), whose message the worker prints before exiting. With live planning it
@@ -60,6 +66,12 @@ class Cluster {
   void OnFailed(uint64_t session_id, const std::string& message);
   // The session stream ended (the worker exited, crashed or was cut off).
   void OnSessionEnded(uint64_t session_id);
+
+  // Calls `on_change(ready, epoch)` whenever readiness or the epoch changes (a worker lost or
+  // failed, or the cluster became ready). It runs under the cluster's lock: it must not call
+  // the cluster.
+  using ChangeListener = std::function<void(bool ready, uint64_t epoch)>;
+  void Subscribe(ChangeListener on_change);
 
   bool ready() const;
   // Bumped whenever the cluster stops being ready; a step started in an older epoch is void.
@@ -111,6 +123,7 @@ class Cluster {
   void PlanFromPendingWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybePublishPeers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyChange() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::PeerTable BuildPeerTable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   plan::ShardConfig shard_ ABSL_GUARDED_BY(mu_);
@@ -118,6 +131,7 @@ class Cluster {
   const std::string fingerprint_;
   transport::Transport* const transport_;
   const uint64_t cluster_token_;
+  LogSink log_ = [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); };
   transport::PeerId head_ ABSL_GUARDED_BY(mu_) = 0;
   transport::PeerId tail_ ABSL_GUARDED_BY(mu_) = 0;
 
@@ -135,6 +149,7 @@ class Cluster {
   int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
   std::vector<int32_t> sampleable_ranges_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<ChangeListener> listeners_ ABSL_GUARDED_BY(mu_);
 };
 
 // Human-readable roles of a shard entry ("embedding", "attention[0,4)", ...).

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "coordinator/cluster.h"
-#include "coordinator/grpc_status.h"
+#include "proto/grpc_status.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_store.h"
 #include "coordinator/metrics.h"

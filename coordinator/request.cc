@@ -10,6 +10,7 @@ bool Request::AppendToken(TokenEvent event, bool last) {
   }
   absl::MutexLock lock(&mu_);
   if (text_) text_copy_ = text_->text();
+  if (first_token_time_ == absl::InfiniteFuture()) first_token_time_ = absl::Now();
   events_.push_back(std::move(event));
   return stopped;
 }
@@ -19,10 +20,31 @@ std::string Request::text() const {
   return text_copy_;
 }
 
+void Request::AppendLogits(const float* rows, int64_t n, int64_t vocab) {
+  absl::MutexLock lock(&mu_);
+  logits_.insert(logits_.end(), rows, rows + n * vocab);
+}
+
+std::vector<float> Request::logits() const {
+  absl::MutexLock lock(&mu_);
+  return logits_;
+}
+
+absl::Time Request::first_token_time() const {
+  absl::MutexLock lock(&mu_);
+  return first_token_time_;
+}
+
+absl::Time Request::end_time() const {
+  absl::MutexLock lock(&mu_);
+  return end_time_;
+}
+
 void Request::Finish(const std::string& reason) {
   absl::MutexLock lock(&mu_);
   if (done_) return;
   done_ = true;
+  end_time_ = absl::Now();
   finish_reason_ = reason;
 }
 
@@ -30,6 +52,7 @@ void Request::Fail(absl::Status status) {
   absl::MutexLock lock(&mu_);
   if (done_) return;
   done_ = true;
+  end_time_ = absl::Now();
   status_ = std::move(status);
 }
 

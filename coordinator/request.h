@@ -34,6 +34,8 @@ class Request {
     int logprobs = 0;
     std::vector<int64_t> stop_ids;
     std::vector<std::string> stop_strings;
+    // Keep the logits of every position (prompt and generated): `mmx-coord run --logits-out`.
+    bool return_logits = false;
     // Who asked: "" for a Generate call, the job id for a job's requests. The scheduler admits
     // round-robin over sources, so one big job cannot starve interactive requests.
     std::string source;
@@ -51,6 +53,8 @@ class Request {
   // `last`: the request ends with it, so held-back text is released too). Returns true when a
   // stop string completed: the request must end with finish_reason "stop".
   bool AppendToken(TokenEvent event, bool last);
+  // Logits rows [n, V] of the positions just processed, in order (return_logits only).
+  void AppendLogits(const float* rows, int64_t n, int64_t vocab);
   void Finish(const std::string& reason);
   void Fail(absl::Status status);
   bool cancelled() const;
@@ -62,6 +66,13 @@ class Request {
   bool done() const;
   absl::Status final_status() const;
   std::string finish_reason() const;
+
+  // With return_logits: [positions processed, V], row i the logits after position i.
+  std::vector<float> logits() const;
+  // When the first token was sampled (the end of the prompt's prefill) and when the request
+  // ended; InfiniteFuture until then.
+  absl::Time first_token_time() const;
+  absl::Time end_time() const;
 
   // The text released so far (all of it once done), "" without a tokenizer.
   std::string text() const;
@@ -85,6 +96,9 @@ class Request {
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::string finish_reason_ ABSL_GUARDED_BY(mu_);
+  std::vector<float> logits_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_token_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  absl::Time end_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
 
 }  // namespace mmx::coordinator

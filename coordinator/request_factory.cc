@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "model/generate_local.h"
 
 namespace mmx::coordinator {
 namespace {
@@ -65,13 +64,13 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
     return Invalid(absl::StrCat("sampling.max_tokens is ", s.max_tokens(), "; this server allows at most ",
                                 limits_.max_tokens, " (--max-tokens)"));
   }
-  if (!(s.temperature() >= 0.f)) {
-    return Invalid(absl::StrCat("sampling.temperature must be >= 0 (0 = greedy), got ", s.temperature()));
+  p.sampling.temperature = s.temperature();
+  p.sampling.top_p = s.has_top_p() ? s.top_p() : 1.f;
+  p.sampling.top_k = s.top_k();
+  p.sampling.seed = s.seed();
+  if (absl::Status st = model::ValidateSamplingParams(p.sampling); !st.ok()) {
+    return Invalid(absl::StrCat("sampling.", st.message()));
   }
-  if (s.has_top_p() && !(s.top_p() > 0.f && s.top_p() <= 1.f)) {
-    return Invalid(absl::StrCat("sampling.top_p must be in (0, 1], got ", s.top_p(), " (leave it unset for 1)"));
-  }
-  if (s.top_k() < 0) return Invalid(absl::StrCat("sampling.top_k must be >= 0 (0 = off), got ", s.top_k()));
   if (s.logprobs() < 0 || s.logprobs() > 20) {
     return Invalid(absl::StrCat("sampling.logprobs must be in [0, 20], got ", s.logprobs()));
   }
@@ -90,17 +89,12 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
                                   " is outside the vocabulary [0, ", config_.vocab_size, ")"));
     }
   }
-  p.sampling.temperature = s.temperature();
-  p.sampling.top_p = s.has_top_p() ? s.top_p() : 1.f;
-  p.sampling.top_k = s.top_k();
-  p.sampling.seed = s.seed();
   p.max_tokens = s.max_tokens();
   p.logprobs = s.logprobs();
-  model::GenerateOptions options;
-  options.max_tokens = p.max_tokens;
-  options.sampling = p.sampling;
-  if (absl::Status st = model::ValidateGenerateRequest(config_, {p.prompt}, options); !st.ok()) {
-    return Invalid(std::string(st.message()));
+  for (int32_t id : p.prompt) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return Invalid(absl::StrCat("token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    }
   }
   if (!s.ignore_eos()) p.stop_ids = DefaultStopIds();
   for (int32_t id : s.stop_token_ids()) p.stop_ids.push_back(id);

@@ -203,7 +203,7 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
     std::vector<Live*> members;
   };
   std::vector<MicroBatch> mbs(num_mb);
-  int64_t step_tokens = 0;
+  int64_t step_tokens = 0, prompt_tokens = 0;
   for (int i = 0; i < n; ++i) {
     Live& l = *plan[i].live;
     Request& r = *l.request;
@@ -218,6 +218,7 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
       mb.tokens.insert(mb.tokens.end(), r.params().prompt.begin() + r.prompt_done,
                        r.params().prompt.begin() + r.prompt_done + chunk);
       s->set_sample(r.prompt_done + chunk == P);
+      prompt_tokens += chunk;
     } else {
       s->set_start_position(P + static_cast<int64_t>(r.output.size()) - 1);
       s->set_num_tokens(1);
@@ -231,6 +232,7 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
     s->set_top_k(sp.top_k);
     s->set_seed(sp.seed);
     s->set_logprobs(r.params().logprobs);
+    s->set_return_logits(r.params().return_logits);
     mb.members.push_back(&l);
   }
   for (int m = 0; m < num_mb; ++m) {
@@ -254,6 +256,7 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
                                      config.num_local_experts};
   const absl::Time deadline = absl::Now() + options_.step_timeout;
   std::map<transport::PeerId, uint64_t> worker_micros;
+  int64_t weight_bytes = 0;
   for (int m = 0; m < num_mb; ++m) {
     MicroBatch& mb = mbs[m];
     const uint64_t key = ReplyKey(MessageKind::kTokens, step_id, m, 0);
@@ -270,8 +273,25 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
     }
     MMX_RETURN_IF_ERROR(reply.status());
     MMX_ASSIGN_OR_RETURN(v1::TokensHeader tokens, transport::CheckTokens(*reply, limits));
-    if (!tokens.error().empty()) return absl::UnavailableError(tokens.error());
-    for (const v1::WorkerTime& t : tokens.timings()) worker_micros[t.peer_id()] += t.micros();
+    if (!tokens.error().empty()) return transport::RemoteError(tokens.error_code(), tokens.error());
+    for (const v1::WorkerTime& t : tokens.timings()) {
+      worker_micros[t.peer_id()] += t.micros();
+      weight_bytes += static_cast<int64_t>(t.weight_bytes());
+    }
+    {
+      const float* rows = reinterpret_cast<const float*>(reply->payload.data());
+      std::map<uint64_t, Live*> member_of;
+      for (Live* l : mb.members) member_of[l->request->id()] = l;
+      for (const v1::LogitsRows& entry : tokens.logits()) {
+        auto it = member_of.find(entry.sequence_id());
+        if (it == member_of.end()) {
+          return absl::DataLossError(absl::StrCat("the tail returned logits for sequence ", entry.sequence_id(),
+                                                  ", which is not in its micro-batch"));
+        }
+        it->second->request->AppendLogits(rows, entry.num_rows(), config.vocab_size);
+        rows += static_cast<int64_t>(entry.num_rows()) * config.vocab_size;
+      }
+    }
 
     const absl::Time now = absl::Now();
     std::map<uint64_t, const v1::SampledToken*> by_seq;
@@ -315,8 +335,19 @@ absl::Status Scheduler::Step(std::vector<Live>& running, std::vector<uint64_t>& 
       }
     }
   }
+  const double step_seconds = absl::ToDoubleSeconds(absl::Now() - step_start);
+  if (options_.on_step) {
+    StepReport report;
+    report.step_id = step_id;
+    report.num_sequences = n;
+    report.num_tokens = step_tokens;
+    report.num_prompt_tokens = prompt_tokens;
+    report.seconds = step_seconds;
+    report.weight_bytes = weight_bytes;
+    options_.on_step(report);
+  }
   if (metrics_) {
-    metrics_->ObserveStep(absl::ToDoubleSeconds(absl::Now() - step_start), step_tokens);
+    metrics_->ObserveStep(step_seconds, step_tokens);
     for (const auto& [peer, micros] : worker_micros) {
       const std::string name = cluster_->WorkerName(peer);
       if (!name.empty()) metrics_->ObserveWorkerStep(name, micros / 1e6);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -31,6 +32,17 @@
 
 namespace mmx::coordinator {
 
+// One step as it went: what it carried and how long it took from sending its first micro-batch
+// to the last micro-batch's tokens.
+struct StepReport {
+  uint64_t step_id = 0;
+  int num_sequences = 0;
+  int64_t num_tokens = 0;         // prompt chunk tokens plus decode tokens
+  int64_t num_prompt_tokens = 0;
+  double seconds = 0;
+  int64_t weight_bytes = 0;       // weight bytes the workers read for it (each tensor once per micro-batch)
+};
+
 struct SchedulerOptions {
   int max_sequences = 32;              // running at once (--max-concurrent); more wait in the queue
   int max_queue = 1024;                // waiting (--max-queue); more are refused (RESOURCE_EXHAUSTED)
@@ -42,6 +54,8 @@ struct SchedulerOptions {
   int min_sequences_per_micro_batch = 4;
   absl::Duration step_timeout = absl::Seconds(60);
   absl::Duration queue_timeout = absl::Seconds(30);  // waiting for a cluster that is not ready
+  // Called on the scheduler's thread after each step that completed (benchmarks).
+  std::function<void(const StepReport&)> on_step;
 };
 
 class Scheduler {

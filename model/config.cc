@@ -411,4 +411,11 @@ std::string ModelConfig::ToJson() const {
   return j.dump(2) + "\n";
 }
 
+std::vector<int64_t> DefaultEosIds(const ModelConfig& config) {
+  constexpr int64_t kEndOfSentenceId = 200020;
+  if (!config.eos_token_ids.empty()) return config.eos_token_ids;
+  if (config.vocab_size > kEndOfSentenceId) return {kEndOfSentenceId};
+  return {};
+}
+
 }  // namespace mmx::model

@@ -64,4 +64,8 @@ struct ModelConfig {
   int64_t kv_width() const { return int64_t{num_key_value_heads} * head_dim; }  // Nkv*D
 };
 
+// The ids generation stops on when none are given: config.json's eos_token_id if set, else
+// MiniMax-Text-01's <end_of_sentence> (200020) when the vocabulary has it (MODEL.md §8), else none.
+std::vector<int64_t> DefaultEosIds(const ModelConfig& config);
+
 }  // namespace mmx::model

@@ -9,8 +9,6 @@
 namespace mmx::model {
 namespace {
 
-constexpr int64_t kEndOfSentenceId = 200020;
-
 struct LiveSequence {
   int64_t id = 0;
   const std::vector<int32_t>* prompt = nullptr;
@@ -26,12 +24,6 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 }
 
 }  // namespace
-
-std::vector<int64_t> DefaultEosIds(const ModelConfig& config) {
-  if (!config.eos_token_ids.empty()) return config.eos_token_ids;
-  if (config.vocab_size > kEndOfSentenceId) return {kEndOfSentenceId};
-  return {};
-}
 
 absl::Status ValidateGenerateRequest(const ModelConfig& config,
                                      const std::vector<std::vector<int32_t>>& prompts,

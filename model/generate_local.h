@@ -40,10 +40,6 @@ struct GenerateStats {
   double tokens_per_second() const { return total_seconds > 0 ? output_tokens / total_seconds : 0; }
 };
 
-// The stop ids when none are given: config.json's eos_token_id if set, else MiniMax-Text-01's
-// <end_of_sentence> (200020) when the vocabulary has it (MODEL.md §8), else none.
-std::vector<int64_t> DefaultEosIds(const ModelConfig& config);
-
 // InvalidArgument for an empty prompt, an id outside [0, V), max_tokens < 1, a prefill chunk
 // < 1 or bad sampling parameters; the message says which prompt and what to fix.
 absl::Status ValidateGenerateRequest(const ModelConfig& config,

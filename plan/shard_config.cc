@@ -303,4 +303,23 @@ std::string ShardConfigToYaml(const ShardConfig& shard) {
   return std::string(out.c_str()) + "\n";
 }
 
+ShardConfig WholeModelShardConfig(const std::string& model_dir, const std::string& name, const std::string& device,
+                                  const model::ModelConfig& config, const std::string& expert_dtype) {
+  ShardConfig shard;
+  shard.model = model_dir;
+  shard.expert_dtype = expert_dtype;
+  WorkerShard w;
+  w.name = name;
+  w.device = device;
+  w.embedding = true;
+  w.lm_head = true;
+  w.attention = LayerRange{0, config.num_hidden_layers};
+  ExpertBlock all;
+  all.layers = LayerRange{0, config.num_hidden_layers};
+  all.all = true;
+  w.experts.push_back(all);
+  shard.workers.push_back(std::move(w));
+  return shard;
+}
+
 }  // namespace mmx::plan

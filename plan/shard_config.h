@@ -70,6 +70,11 @@ absl::StatusOr<ShardConfig> LoadShardConfig(const std::string& path);
 // reported, one per line, in one InvalidArgument.
 absl::Status ValidateShardConfig(const ShardConfig& shard, const model::ModelConfig& config);
 
+// One worker, `name` on `device`, holding the whole model: embedding, every attention layer,
+// every expert and lm_head (a single machine; `mmx-coord run`).
+ShardConfig WholeModelShardConfig(const std::string& model_dir, const std::string& name, const std::string& device,
+                                  const model::ModelConfig& config, const std::string& expert_dtype = "bf16");
+
 // Writes the config back as YAML in the schema above.
 std::string ShardConfigToYaml(const ShardConfig& shard);
 

@@ -18,6 +18,12 @@ absl::Status Bad(const std::string& what, const transport::Message& m) {
 
 }  // namespace
 
+absl::Status RemoteError(int32_t code, const std::string& message) {
+  if (code == 0) return absl::UnavailableError(message);
+  if (code < 0 || code > static_cast<int32_t>(absl::StatusCode::kUnauthenticated)) return absl::UnknownError(message);
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
 int64_t StepTokens(const v1::StepHeader& header) {
   int64_t total = 0;
   for (const auto& s : header.sequences()) total += s.num_tokens();
@@ -84,7 +90,7 @@ absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, cons
                                                int64_t expected_rows) {
   v1::CombineHeader h;
   if (!h.ParseFromString(m.header)) return Bad("combine header does not parse", m);
-  if (!h.error().empty()) return absl::UnavailableError(absl::StrCat("expert host ", m.from, ": ", h.error()));
+  if (!h.error().empty()) return RemoteError(h.error_code(), absl::StrCat("expert host ", m.from, ": ", h.error()));
   if (h.num_rows() != expected_rows) {
     return Bad(absl::StrCat("combine has ", h.num_rows(), " rows, expected ", expected_rows), m);
   }
@@ -96,8 +102,17 @@ absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, cons
 absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const WireLimits& c) {
   v1::TokensHeader h;
   if (!h.ParseFromString(m.header)) return Bad("tokens header does not parse", m);
-  if (!m.payload.empty()) return Bad("tokens message carries a payload", m);
   if (h.timings_size() > kMaxTimings) return Bad("tokens message carries too many worker timings", m);
+  int64_t rows = 0;
+  for (const auto& l : h.logits()) {
+    if (l.num_rows() < 1) return Bad(absl::StrCat("logits of sequence ", l.sequence_id(), " have ", l.num_rows(), " rows"), m);
+    rows += l.num_rows();
+    if (rows > kMaxStepTokens) return Bad("tokens message carries too many logits rows", m);
+  }
+  const uint64_t expect = static_cast<uint64_t>(rows) * c.vocab_size * sizeof(float);
+  if (m.payload.size() != expect) {
+    return Bad(absl::StrCat("tokens payload is ", m.payload.size(), " bytes, its logits entries imply ", expect), m);
+  }
   for (const auto& t : h.tokens()) {
     if (t.token_id() < 0 || t.token_id() >= c.vocab_size) {
       return Bad(absl::StrCat("sampled token ", t.token_id(), " outside the vocabulary"), m);

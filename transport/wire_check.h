@@ -26,12 +26,17 @@ absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& message,
 // Rows fp32 [n, H] with n expert ids and n weights; layer in [0, L), ids in [0, E).
 absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& message,
                                                  const WireLimits& limits);
-// Rows fp32 [num_rows, H] unless error is set.
+// Rows fp32 [num_rows, H] unless error is set (then the error, with its code: RemoteError).
 absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& message,
                                                const WireLimits& limits,
                                                int64_t expected_rows);
+// Sampled tokens in the vocabulary; payload fp32 logits [sum of logits.num_rows, V].
 absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& message,
                                              const WireLimits& limits);
+
+// A failure reported by a peer (the error and error_code of a TokensHeader or CombineHeader) as
+// a status with the code it had where it arose; code 0 (not set) is UNAVAILABLE.
+absl::Status RemoteError(int32_t code, const std::string& message);
 
 // Total tokens of a step (sum of num_tokens).
 int64_t StepTokens(const v1::StepHeader& header);

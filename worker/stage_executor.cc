@@ -80,7 +80,8 @@ struct StageExecutor::MicroBatch {
   bool failed = false;
   bool forwarded = false;
   Clock::time_point arrived;                        // when this worker got the micro-batch
-  std::map<transport::PeerId, uint32_t> expert_micros;  // expert hosts' compute time for it
+  int64_t weight_bytes = 0;                         // this worker's weight bytes read for it
+  std::map<transport::PeerId, v1::WorkerTime> expert_times;  // expert hosts' compute for it
 };
 
 StageExecutor::StageExecutor(const LoadedShard* shard, transport::Transport* transport,
@@ -98,6 +99,7 @@ void StageExecutor::ReportError(const v1::StepHeader& header, const absl::Status
   reply.set_step_id(header.step_id());
   reply.set_micro_batch(header.micro_batch());
   reply.set_error(absl::StrCat("worker ", shard_->shard.name, ": ", status.message()));
+  reply.set_error_code(static_cast<int>(status.code()));
   (void)transport_->Send(routes_.coordinator, ReplyKey(MessageKind::kTokens, header.step_id(), header.micro_batch(), 0),
                          reply.SerializeAsString(), nullptr, 0);
 }
@@ -138,6 +140,7 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
         fail(mb, st);
         continue;
       }
+      mb.weight_bytes += model::AttentionBlockBytes(shard_->attention_blocks[layer - shard_->attention->begin]);
       st = StartMoe(mb, layer);
       if (!st.ok()) fail(mb, st);
     }
@@ -178,6 +181,7 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
   if (mb.layer == -1) {
     MMX_RETURN_IF_ERROR(shard_->compute->Embed(reinterpret_cast<const int32_t*>(message.payload.data()),
                                                mb.num_tokens, mb.x.data()));
+    mb.weight_bytes += mb.num_tokens * c.hidden_size * static_cast<int64_t>(DTypeSize(shard_->embedding->dtype));
     mb.layer = 0;
   } else {
     std::memcpy(mb.x.data(), message.payload.data(), mb.x.size() * sizeof(float));
@@ -207,16 +211,13 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
 absl::Status StageExecutor::Forward(MicroBatch& mb) {
   const model::ModelConfig& c = shard_->config();
   const int L = c.num_hidden_layers;
-  for (const auto& [peer, micros] : mb.expert_micros) {
-    v1::WorkerTime* t = mb.header.add_timings();
-    t->set_peer_id(peer);
-    t->set_micros(micros);
-  }
-  mb.expert_micros.clear();
-  if (mb.layer == L && routes_.tail == self_) return RunTail(mb.header, mb.x.data(), mb.arrived);
+  for (auto& [peer, time] : mb.expert_times) *mb.header.add_timings() = std::move(time);
+  mb.expert_times.clear();
+  if (mb.layer == L && routes_.tail == self_) return RunTail(mb);
   v1::WorkerTime* own = mb.header.add_timings();
   own->set_peer_id(self_);
   own->set_micros(MicrosSince(mb.arrived));
+  own->set_weight_bytes(mb.weight_bytes);
   const transport::PeerId next = mb.layer == L ? routes_.tail : routes_.attention_owner[mb.layer];
   v1::StepHeader header = mb.header;
   header.set_layer(mb.layer);
@@ -272,10 +273,10 @@ absl::Status StageExecutor::StartMoe(MicroBatch& mb, int layer) {
   if (auto local = moe.by_owner.find(self_); local != moe.by_owner.end()) {
     gather(local->second, rows);
     std::vector<float> out(rows.size());
-    MMX_RETURN_IF_ERROR(shard_->compute
-                            ->ExpertPairs(layer, rows.data(), ids.data(), weights.data(),
-                                          static_cast<int64_t>(ids.size()), out.data())
-                            .status());
+    MMX_ASSIGN_OR_RETURN(const int64_t bytes, shard_->compute->ExpertPairs(layer, rows.data(), ids.data(),
+                                                                          weights.data(),
+                                                                          static_cast<int64_t>(ids.size()), out.data()));
+    mb.weight_bytes += bytes;
     for (size_t i = 0; i < local->second.size(); ++i) {
       std::copy_n(out.data() + i * H, H, moe.contributions.data() + local->second[i] * H);
     }
@@ -306,7 +307,10 @@ absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
     transport::Message reply = *std::move(received);
     MMX_ASSIGN_OR_RETURN(v1::CombineHeader combine,
                          CheckCombine(reply, shard_->wire_limits(), static_cast<int64_t>(pairs.size())));
-    mb.expert_micros[owner] += combine.compute_micros();
+    v1::WorkerTime& time = mb.expert_times[owner];
+    time.set_peer_id(owner);
+    time.set_micros(time.micros() + combine.compute_micros());
+    time.set_weight_bytes(time.weight_bytes() + combine.weight_bytes());
     const float* src = reinterpret_cast<const float*>(reply.payload.data());
     for (size_t i = 0; i < pairs.size(); ++i) std::copy_n(src + i * H, H, moe.contributions.data() + pairs[i] * H);
   }
@@ -316,55 +320,82 @@ absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
   return absl::OkStatus();
 }
 
-absl::Status StageExecutor::RunTail(const v1::StepHeader& header, const float* x, Clock::time_point arrived) {
+absl::Status StageExecutor::RunTail(MicroBatch& mb) {
   const model::ModelConfig& c = shard_->config();
+  const int64_t V = c.vocab_size;
   if (!shard_->tail) return absl::FailedPreconditionError("routed the tail but holds no lm_head");
+  // The rows whose logits are needed: each sampling sequence's last row, and every row of a
+  // sequence that asked for its logits.
   std::vector<int64_t> rows;
   std::vector<const v1::StepSequence*> sampled;
+  std::vector<int64_t> sample_row;  // index into `rows` of each sampled sequence's last row
+  v1::TokensHeader reply;
   int64_t row = 0;
-  for (const auto& s : header.sequences()) {
+  for (const auto& s : mb.header.sequences()) {
+    const int64_t first = row;
     row += s.num_tokens();
+    if (s.return_logits()) {
+      for (int64_t r = first; r < row; ++r) rows.push_back(r);
+      v1::LogitsRows* entry = reply.add_logits();
+      entry->set_sequence_id(s.sequence_id());
+      entry->set_num_rows(s.num_tokens());
+    } else if (s.sample()) {
+      rows.push_back(row - 1);
+    }
     if (!s.sample()) continue;
-    rows.push_back(row - 1);
     sampled.push_back(&s);
+    sample_row.push_back(static_cast<int64_t>(rows.size()) - 1);
   }
-  std::vector<float> logits(rows.size() * c.vocab_size);
-  if (!rows.empty()) MMX_RETURN_IF_ERROR(shard_->compute->Logits(x, rows, logits.data()));
-  if (!sampleable_ranges_.empty()) {
-    // Ids outside the ranges (padding rows the tokenizer has no text for) get -inf.
-    for (size_t r = 0; r < rows.size(); ++r) {
-      float* row = logits.data() + r * c.vocab_size;
-      int64_t next = 0;
-      for (size_t i = 0; i + 1 < sampleable_ranges_.size(); i += 2) {
-        const int64_t begin = std::clamp<int64_t>(sampleable_ranges_[i], 0, c.vocab_size);
-        std::fill(row + std::min(next, begin), row + begin, -std::numeric_limits<float>::infinity());
-        next = std::max(next, std::clamp<int64_t>(sampleable_ranges_[i + 1], 0, c.vocab_size));
-      }
-      std::fill(row + next, row + c.vocab_size, -std::numeric_limits<float>::infinity());
+  std::vector<float> logits(rows.size() * V);
+  if (!rows.empty()) {
+    MMX_RETURN_IF_ERROR(shard_->compute->Logits(mb.x.data(), rows, logits.data()));
+    mb.weight_bytes += model::WeightBytes(shard_->tail->lm_head);
+  }
+  // The returned logits are the model's; the mask below shapes only what is sampled.
+  std::vector<float> returned;
+  for (size_t i = 0, r = 0; i < static_cast<size_t>(mb.header.sequences_size()); ++i) {
+    const v1::StepSequence& s = mb.header.sequences(static_cast<int>(i));
+    if (s.return_logits()) {
+      returned.insert(returned.end(), logits.begin() + r * V, logits.begin() + (r + s.num_tokens()) * V);
+      r += s.num_tokens();
+    } else if (s.sample()) {
+      ++r;
     }
   }
-
-  v1::TokensHeader reply;
-  reply.set_step_id(header.step_id());
-  reply.set_micro_batch(header.micro_batch());
   for (size_t i = 0; i < sampled.size(); ++i) {
     const v1::StepSequence& s = *sampled[i];
+    float* row_logits = logits.data() + sample_row[i] * V;
+    MaskUnsampleable(row_logits, V);
     auto& sampler = samplers_[s.sequence_id()];
     if (!sampler || s.start_position() == 0) sampler = std::make_unique<model::Sampler>(ToSampling(s));
-    const float* row_logits = logits.data() + i * c.vocab_size;
     v1::SampledToken* token = reply.add_tokens();
     token->set_sequence_id(s.sequence_id());
-    token->set_token_id(sampler->Sample(row_logits, c.vocab_size));
-    FillLogprobs(row_logits, c.vocab_size, s.logprobs(), token);
+    token->set_token_id(sampler->Sample(row_logits, V));
+    FillLogprobs(row_logits, V, s.logprobs(), token);
   }
-  for (uint64_t id : header.freed_sequences()) samplers_.erase(id);
-  *reply.mutable_timings() = header.timings();
+  for (uint64_t id : mb.header.freed_sequences()) samplers_.erase(id);
+  reply.set_step_id(mb.header.step_id());
+  reply.set_micro_batch(mb.header.micro_batch());
+  *reply.mutable_timings() = mb.header.timings();
   v1::WorkerTime* own = reply.add_timings();
   own->set_peer_id(self_);
-  own->set_micros(MicrosSince(arrived));
+  own->set_micros(MicrosSince(mb.arrived));
+  own->set_weight_bytes(mb.weight_bytes);
   return transport_->Send(routes_.coordinator,
-                          ReplyKey(MessageKind::kTokens, header.step_id(), header.micro_batch(), 0),
-                          reply.SerializeAsString(), nullptr, 0);
+                          ReplyKey(MessageKind::kTokens, mb.header.step_id(), mb.header.micro_batch(), 0),
+                          reply.SerializeAsString(), returned.data(), returned.size() * sizeof(float));
+}
+
+void StageExecutor::MaskUnsampleable(float* row, int64_t vocab) const {
+  if (sampleable_ranges_.empty()) return;
+  // Ids outside the ranges (padding rows the tokenizer has no text for) get -inf.
+  int64_t next = 0;
+  for (size_t i = 0; i + 1 < sampleable_ranges_.size(); i += 2) {
+    const int64_t begin = std::clamp<int64_t>(sampleable_ranges_[i], 0, vocab);
+    std::fill(row + std::min(next, begin), row + begin, -std::numeric_limits<float>::infinity());
+    next = std::max(next, std::clamp<int64_t>(sampleable_ranges_[i + 1], 0, vocab));
+  }
+  std::fill(row + next, row + vocab, -std::numeric_limits<float>::infinity());
 }
 
 absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* transport,
@@ -379,8 +410,9 @@ absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* tran
   for (int id : d.expert_ids()) {
     if (!shard.HoldsExpert(d.layer(), id)) {
       reply.set_error(absl::StrCat("worker ", shard.shard.name, " does not hold expert ", id, " of layer ", d.layer()));
+      reply.set_error_code(static_cast<int>(absl::StatusCode::kFailedPrecondition));
       MMX_RETURN_IF_ERROR(transport->Send(message.from, key, reply.SerializeAsString(), nullptr, 0));
-      return absl::InvalidArgumentError(reply.error());
+      return absl::FailedPreconditionError(reply.error());
     }
   }
   const int64_t n = d.expert_ids_size();
@@ -392,11 +424,13 @@ absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* tran
       d.layer(), reinterpret_cast<const float*>(message.payload.data()), ids.data(), weights.data(), n, out.data());
   if (!read.ok()) {
     reply.set_error(absl::StrCat("worker ", shard.shard.name, ": ", read.status().message()));
+    reply.set_error_code(static_cast<int>(read.status().code()));
     MMX_RETURN_IF_ERROR(transport->Send(message.from, key, reply.SerializeAsString(), nullptr, 0));
     return read.status();
   }
   reply.set_num_rows(static_cast<int32_t>(n));
   reply.set_compute_micros(MicrosSince(started));
+  reply.set_weight_bytes(static_cast<uint64_t>(*read));
   return transport->Send(message.from, key, reply.SerializeAsString(), out.data(), out.size() * sizeof(float));
 }
 

@@ -60,7 +60,10 @@ class StageExecutor {
   absl::Status Prepare(MicroBatch& mb, const transport::Message& message);
   absl::Status StartMoe(MicroBatch& mb, int layer);
   absl::Status FinishMoe(MicroBatch& mb, int layer);
-  absl::Status RunTail(const v1::StepHeader& header, const float* x, std::chrono::steady_clock::time_point arrived);
+  // Tail: logits, sampling, and the reply to the coordinator (tokens, requested logits, timings).
+  absl::Status RunTail(MicroBatch& mb);
+  // Sets the logits of ids outside the sampleable ranges to -inf.
+  void MaskUnsampleable(float* row, int64_t vocab) const;
   absl::Status Forward(MicroBatch& mb);
   void ReportError(const v1::StepHeader& header, const absl::Status& status);
 

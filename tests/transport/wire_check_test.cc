@@ -105,5 +105,39 @@ TEST(WireCheckTest, CombineAndTokensAreCheckedToo) {
   EXPECT_THAT(CheckTokens(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("outside the vocabulary")));
 }
 
+TEST(WireCheckTest, TokensPayloadMustMatchTheirLogitsRows) {
+  v1::TokensHeader t;
+  t.add_tokens()->set_token_id(5);
+  v1::LogitsRows* rows = t.add_logits();
+  rows->set_sequence_id(1);
+  rows->set_num_rows(3);
+  transport::Message m;
+  m.header = t.SerializeAsString();
+  m.payload.assign(3 * 512 * 4, 0);
+  EXPECT_THAT(CheckTokens(m, Tiny()).status(), IsOk());
+  m.payload.resize(2 * 512 * 4);
+  EXPECT_THAT(CheckTokens(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("imply")));
+  rows->set_num_rows(0);
+  m.header = t.SerializeAsString();
+  m.payload.clear();
+  EXPECT_THAT(CheckTokens(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("0 rows")));
+  t.clear_logits();
+  m.header = t.SerializeAsString();
+  m.payload.assign(4, 0);
+  EXPECT_THAT(CheckTokens(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("imply 0")));
+}
+
+TEST(WireCheckTest, RemoteErrorsKeepTheirCode) {
+  v1::CombineHeader c;
+  c.set_error("expert 3 is not held here");
+  c.set_error_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+  transport::Message m;
+  m.header = c.SerializeAsString();
+  EXPECT_THAT(CheckCombine(m, Tiny(), 1), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not held")));
+  EXPECT_THAT(RemoteError(0, "gone"), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("gone")));
+  EXPECT_THAT(RemoteError(8, "full"), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("full")));
+  EXPECT_THAT(RemoteError(99, "odd"), StatusIs(absl::StatusCode::kUnknown, HasSubstr("odd")));
+}
+
 }  // namespace
 }  // namespace mmx::transport

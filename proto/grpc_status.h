@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 
-namespace mmx::coordinator {
+namespace mmx {
 
 inline grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -24,4 +24,4 @@ inline absl::Status FromGrpcStatus(const grpc::Status& s, const std::string& ser
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
 }
 
-}  // namespace mmx::coordinator
+}  // namespace mmx

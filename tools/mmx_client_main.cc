@@ -2,19 +2,19 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
-#include "coordinator/client_commands.h"
-#include "coordinator/job_commands.h"
-#include "coordinator/tokenize_commands.h"
+#include "tools/client_commands.h"
+#include "tools/job_commands.h"
+#include "tools/tokenize_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mmx: client of an mmx-coord server"};
   app.require_subcommand(1);
-  mmx::coordinator::ClientOptions options;
-  CLI::App* generate = mmx::coordinator::AddGenerateCommand(app, &options);
-  CLI::App* status_cmd = mmx::coordinator::AddStatusCommand(app, &options);
-  CLI::App* chat = mmx::coordinator::AddChatCommand(app, &options);
-  mmx::coordinator::JobCommands job_commands(app);
-  mmx::coordinator::TokenizeCommands tokenize_commands(app);
+  mmx::tools::ClientOptions options;
+  CLI::App* generate = mmx::tools::AddGenerateCommand(app, &options);
+  CLI::App* status_cmd = mmx::tools::AddStatusCommand(app, &options);
+  CLI::App* chat = mmx::tools::AddChatCommand(app, &options);
+  mmx::tools::JobCommands job_commands(app);
+  mmx::tools::TokenizeCommands tokenize_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -24,9 +24,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   absl::Status status;
-  if (generate->parsed()) status = mmx::coordinator::RunGenerateClient(options);
-  if (status_cmd->parsed()) status = mmx::coordinator::RunStatusClient(options);
-  if (chat->parsed()) status = mmx::coordinator::RunChatClient(options);
+  if (generate->parsed()) status = mmx::tools::RunGenerateClient(options);
+  if (status_cmd->parsed()) status = mmx::tools::RunStatusClient(options);
+  if (chat->parsed()) status = mmx::tools::RunChatClient(options);
   if (job_commands.parsed()) status = job_commands.Run();
   if (tokenize_commands.parsed()) status = tokenize_commands.Run();
   if (!status.ok()) {

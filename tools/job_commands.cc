@@ -1,4 +1,4 @@
-#include "coordinator/job_commands.h"
+#include "tools/job_commands.h"
 
 #include <chrono>
 #include <cstdio>
@@ -7,12 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "coordinator/grpc_status.h"
+#include "proto/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 namespace {
 
 std::unique_ptr<v1::Inference::Stub> Connect(const std::string& server) {
@@ -180,4 +180,4 @@ absl::Status JobCommands::Cancel() const {
   return absl::OkStatus();
 }
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

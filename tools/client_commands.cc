@@ -1,4 +1,4 @@
-#include "coordinator/client_commands.h"
+#include "tools/client_commands.h"
 
 #include <unistd.h>
 
@@ -12,13 +12,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
-#include "coordinator/run_command.h"
-#include "coordinator/grpc_status.h"
+#include "tools/prompt_ids.h"
+#include "proto/grpc_status.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 namespace {
 
 const char* StateName(v1::WorkerState s) {
@@ -271,4 +271,4 @@ absl::Status RunStatusClient(const ClientOptions& o) {
   return absl::OkStatus();
 }
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

@@ -18,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "model/tokenizer/tokenizer.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 
 // Registers both subcommands on `app`; Run() runs whichever was parsed, on stdin and stdout.
 class TokenizeCommands {
@@ -44,4 +44,4 @@ std::string FormatTokenizeOutput(const tokenizer::Tokenizer& tokenizer, std::str
 absl::StatusOr<std::string> DetokenizeJson(const tokenizer::Tokenizer& tokenizer,
                                            std::string_view json_ids, bool skip_special_tokens);
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

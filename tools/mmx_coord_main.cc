@@ -7,21 +7,21 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
-#include "coordinator/plan_command.h"
-#include "coordinator/run_command.h"
-#include "coordinator/serve_command.h"
+#include "tools/plan_command.h"
+#include "tools/run_command.h"
+#include "tools/serve_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mmx-coord: the mmx coordinator (MiniMax-Text-01 serving)"};
   app.require_subcommand(1);
-  mmx::coordinator::RunOptions run_options;
-  CLI::App* run = mmx::coordinator::AddRunCommand(app, &run_options);
-  mmx::coordinator::ServeOptions serve_options;
-  CLI::App* serve = mmx::coordinator::AddServeCommand(app, &serve_options);
-  mmx::coordinator::CheckOptions check_options;
-  CLI::App* check = mmx::coordinator::AddCheckCommand(app, &check_options);
-  mmx::coordinator::PlanOptions plan_options;
-  CLI::App* plan = mmx::coordinator::AddPlanCommand(app, &plan_options);
+  mmx::tools::RunOptions run_options;
+  CLI::App* run = mmx::tools::AddRunCommand(app, &run_options);
+  mmx::tools::ServeOptions serve_options;
+  CLI::App* serve = mmx::tools::AddServeCommand(app, &serve_options);
+  mmx::tools::CheckOptions check_options;
+  CLI::App* check = mmx::tools::AddCheckCommand(app, &check_options);
+  mmx::tools::PlanOptions plan_options;
+  CLI::App* plan = mmx::tools::AddPlanCommand(app, &plan_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -33,10 +33,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   absl::Status status;
-  if (run->parsed()) status = mmx::coordinator::RunLocal(run_options);
-  if (serve->parsed()) status = mmx::coordinator::Serve(serve_options);
-  if (check->parsed()) status = mmx::coordinator::Check(check_options);
-  if (plan->parsed()) status = mmx::coordinator::RunPlan(plan_options);
+  if (run->parsed()) status = mmx::tools::RunLocal(run_options);
+  if (serve->parsed()) status = mmx::tools::Serve(serve_options);
+  if (check->parsed()) status = mmx::tools::Check(check_options);
+  if (plan->parsed()) status = mmx::tools::RunPlan(plan_options);
   if (!status.ok()) {
     std::fprintf(stderr, "mmx-coord: error: %s\n", std::string(status.message()).c_str());
     return 1;

@@ -15,7 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 
 struct PlanOptions {
   std::string model;    // checkpoint directory or config.json
@@ -28,4 +28,4 @@ struct PlanOptions {
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions* options);
 absl::Status RunPlan(const PlanOptions& options);
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

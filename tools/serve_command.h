@@ -10,7 +10,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 
 struct ServeOptions {
   std::string shard_config;
@@ -46,4 +46,4 @@ struct CheckOptions {
 CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* options);
 absl::Status Check(const CheckOptions& options);
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

@@ -1,5 +1,6 @@
-// `mmx-coord run`: generate locally, in this process, from a checkpoint directory. The
-// interface is fixed (other tools call it):
+// `mmx-coord run`: generate in this process, from a checkpoint directory: the engine of a cluster
+// with every role in this process (engine/local_engine.h), so the same code as `serve` and its
+// workers runs the model. The interface is fixed (other tools call it):
 //   mmx-coord run --model DIR --prompt-ids 5,17,42 --max-tokens N [--temperature T] [--top-p P]
 //                 [--top-k K] [--seed S] [--json] [--logits-out FILE.npy]
 #pragma once
@@ -11,7 +12,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 
 struct RunOptions {
   std::string model_dir;
@@ -34,10 +35,7 @@ struct RunOptions {
 // Registers the `run` subcommand and its flags on `app`.
 CLI::App* AddRunCommand(CLI::App& app, RunOptions* options);
 
-// "5,17,42" -> {5, 17, 42}. InvalidArgument naming the bad item.
-absl::StatusOr<std::vector<int32_t>> ParsePromptIds(const std::string& text);
-
 // Runs the generation and prints the result; the returned status becomes the exit code.
 absl::Status RunLocal(const RunOptions& options);
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

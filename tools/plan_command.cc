@@ -1,4 +1,4 @@
-#include "coordinator/plan_command.h"
+#include "tools/plan_command.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +17,7 @@
 #include "plan/planner.h"
 #include "plan/shard_config.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 namespace {
 
 constexpr char kSchema[] = R"(
@@ -133,4 +133,4 @@ absl::Status RunPlan(const PlanOptions& o) {
   return Report(config, cluster, result, context, o.json);
 }
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

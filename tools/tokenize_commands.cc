@@ -1,4 +1,4 @@
-#include "coordinator/tokenize_commands.h"
+#include "tools/tokenize_commands.h"
 
 #include <cstdio>
 #include <iostream>
@@ -10,7 +10,7 @@
 #include "base/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 namespace {
 
 using Json = nlohmann::json;
@@ -97,4 +97,4 @@ absl::StatusOr<std::string> DetokenizeJson(const tokenizer::Tokenizer& tokenizer
   return tokenizer.Decode(ids, skip_special_tokens);
 }
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

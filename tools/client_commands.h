@@ -17,7 +17,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 
 struct ClientOptions {
   std::string server = "127.0.0.1:7070";
@@ -43,4 +43,4 @@ absl::Status RunGenerateClient(const ClientOptions& options);
 absl::Status RunChatClient(const ClientOptions& options);
 absl::Status RunStatusClient(const ClientOptions& options);
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

@@ -13,7 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 
-namespace mmx::coordinator {
+namespace mmx::tools {
 
 class JobCommands {
  public:
@@ -34,4 +34,4 @@ class JobCommands {
   CLI::App *submit_, *job_, *jobs_, *cancel_;
 };
 
-}  // namespace mmx::coordinator
+}  // namespace mmx::tools

@@ -1,0 +1,61 @@
+#include "coordinator/worker_session.h"
+
+#include <memory>
+#include <mutex>
+
+namespace mmx::coordinator {
+
+absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
+  v1::WorkerMessage first;
+  if (!stream.Read(&first)) return absl::CancelledError("session closed before Register");
+  if (!first.has_register_()) return absl::InvalidArgumentError("the first message of a session must be Register");
+  // One Write at a time: the cluster writes from other threads (peer tables). The writer may
+  // outlive this call inside the cluster; `alive` keeps it off the stream afterwards.
+  auto write_mu = std::make_shared<std::mutex>();
+  auto alive = std::make_shared<bool>(true);
+  SessionWriter writer = [&stream, write_mu, alive](const v1::CoordinatorMessage& m) {
+    std::lock_guard<std::mutex> lock(*write_mu);
+    return *alive && stream.Write(m);
+  };
+  auto reject = [&writer](const absl::Status& status) {
+    v1::CoordinatorMessage m;
+    m.mutable_rejected()->set_message(std::string(status.message()));
+    writer(m);
+    return status;
+  };
+  uint64_t session_id = 0;
+  absl::StatusOr<v1::Assignment> assignment = cluster.Register(first.register_(), writer, &session_id);
+  if (!assignment.ok()) {
+    (void)reject(assignment.status());
+    return absl::FailedPreconditionError(assignment.status().message());
+  }
+  v1::CoordinatorMessage assign;
+  *assign.mutable_assignment() = *assignment;
+  writer(assign);
+
+  v1::WorkerMessage msg;
+  absl::Status result;
+  while (stream.Read(&msg)) {
+    if (msg.has_progress()) {
+      cluster.OnProgress(session_id, msg.progress().bytes_done(), msg.progress().bytes_total());
+    } else if (msg.has_ready()) {
+      absl::Status st = cluster.OnReady(session_id, msg.ready());
+      if (!st.ok()) {
+        result = reject(absl::FailedPreconditionError(st.message()));
+        break;
+      }
+    } else if (msg.has_peers_applied()) {
+      cluster.OnPeersApplied(session_id, msg.peers_applied().version());
+    } else if (msg.has_failed()) {
+      cluster.OnFailed(session_id, msg.failed().message());
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(*write_mu);
+    *alive = false;  // the stream may die with this call
+  }
+  cluster.OnSessionEnded(session_id);
+  return result;
+}
+
+}  // namespace mmx::coordinator

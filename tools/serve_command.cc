@@ -1,0 +1,312 @@
+#include "tools/serve_command.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "base/thread_pool.h"
+#include "coordinator/cluster.h"
+#include "coordinator/control_service.h"
+#include "coordinator/inference_service.h"
+#include "coordinator/job_runner.h"
+#include "coordinator/job_store.h"
+#include "coordinator/metrics.h"
+#include "coordinator/metrics_http.h"
+#include "coordinator/request_factory.h"
+#include "coordinator/scheduler.h"
+#include "grpcpp/grpcpp.h"
+#include "model/checkpoint.h"
+#include "model/checkpoint_fingerprint.h"
+#include "plan/shard_config.h"
+#include "transport/ucx_transport.h"
+
+namespace mmx::tools {
+
+CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
+  CLI::App* serve = app.add_subcommand("serve", "Coordinate a cluster of mmx-worker processes and serve the API");
+  auto* shard = serve->add_option("--shard-config", o->shard_config, "Shard config (YAML): which worker holds what");
+  auto* model = serve->add_option("--model", o->model_dir, "Checkpoint directory, to plan from live workers");
+  auto* expect = serve->add_option("--expect-workers", o->expect_workers,
+                                   "With --model: plan once this many workers have registered")
+                     ->check(CLI::PositiveNumber);
+  serve->add_option("--max-context", o->max_context, "With --model: context length the plan must hold");
+  shard->excludes(model);
+  model->needs(expect);
+  expect->needs(model);
+  serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
+  serve->add_option("--max-concurrent,--max-sequences", o->max_sequences, "Requests running at once (the batch)")
+      ->check(CLI::Range(1, 4096));
+  serve->add_option("--max-queue", o->max_queue, "Requests waiting beyond those; more get RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(0, 1000000));
+  serve->add_option("--max-prompt-tokens", o->max_prompt_tokens, "Longest prompt accepted, in tokens")
+      ->check(CLI::Range(1, 1 << 30));
+  serve->add_option("--max-tokens", o->max_tokens, "Largest sampling.max_tokens accepted")->check(CLI::Range(1, 1 << 30));
+  serve->add_option("--prefill-chunk", o->prefill_chunk, "Prompt tokens per sequence per step")->check(CLI::Range(1, 1 << 20));
+  serve->add_option("--max-step-tokens", o->max_step_tokens,
+                    "Tokens per step: decode tokens first, then prompt chunks")->check(CLI::Range(1, 1 << 20));
+  serve->add_option("--state-dir", o->state_dir, "Directory for durable state (batch jobs, SQLite); jobs are off without it");
+  serve->add_option("--metrics-listen", o->metrics_listen,
+                    "HOST:PORT for Prometheus metrics (/metrics) and /healthz; default: the --listen host, port + 1; "
+                    "'off' for none");
+  serve->add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: the checkpoint's, if it has one)");
+  serve->add_option("--micro-batches", o->micro_batches,
+                    "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
+                    "with one worker or when workers share a host's cores (nothing could overlap)")
+      ->check(CLI::Range(0, 16));
+  return serve;
+}
+
+namespace {
+
+// Loads a shard config and checks it against its checkpoint (headers only: the coordinator
+// holds no weights, but checks the plan against the real model before any worker loads).
+absl::Status LoadAndCheck(const std::string& path, plan::ShardConfig* shard,
+                          std::unique_ptr<model::Checkpoint>* checkpoint) {
+  MMX_ASSIGN_OR_RETURN(*shard, plan::LoadShardConfig(path));
+  MMX_ASSIGN_OR_RETURN(*checkpoint, model::Checkpoint::Open(shard->model));
+  MMX_RETURN_IF_ERROR((*checkpoint)->ValidateAgainstConfig());
+  return plan::ValidateShardConfig(*shard, (*checkpoint)->config());
+}
+
+}  // namespace
+
+CLI::App* AddCheckCommand(CLI::App& app, CheckOptions* o) {
+  CLI::App* check = app.add_subcommand("check", "Validate a shard config against its checkpoint");
+  check->add_option("--shard-config", o->shard_config, "Shard config (YAML)")->required();
+  check->add_flag("--list-workers", o->list_workers, "Print only the worker names, one per line");
+  check->add_flag("--list-devices", o->list_devices, "Print each worker's name and device, one worker per line");
+  check->add_flag("--list-expert-hosts", o->list_expert_hosts,
+                  "Print only the names of the workers that hold experts and nothing else, one per line");
+  return check;
+}
+
+absl::Status Check(const CheckOptions& o) {
+  plan::ShardConfig shard;
+  std::unique_ptr<model::Checkpoint> checkpoint;
+  MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
+  if (o.list_workers) {
+    for (const auto& w : shard.workers) std::printf("%s\n", w.name.c_str());
+    return absl::OkStatus();
+  }
+  if (o.list_devices) {
+    for (const auto& w : shard.workers) std::printf("%s %s\n", w.name.c_str(), w.device.c_str());
+    return absl::OkStatus();
+  }
+  if (o.list_expert_hosts) {
+    for (const auto& w : shard.workers) {
+      if (!w.experts.empty() && !w.attention && !w.embedding && !w.lm_head) std::printf("%s\n", w.name.c_str());
+    }
+    return absl::OkStatus();
+  }
+  std::printf("%s: valid for %s (%d layers, %d experts each), %zu workers\n", o.shard_config.c_str(),
+              shard.model.c_str(), checkpoint->config().num_hidden_layers, checkpoint->config().num_local_experts,
+              shard.workers.size());
+  for (const auto& w : shard.workers) {
+    std::string roles;
+    for (const std::string& r : coordinator::DescribeRoles(w)) roles += " " + r;
+    std::printf("  %-16s %-6s%s\n", w.name.c_str(), w.device.c_str(), roles.c_str());
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+using coordinator::Cluster;
+
+// The cluster of a shard config, or one that plans from the workers that register.
+std::unique_ptr<Cluster> MakeCluster(const ServeOptions& o, const plan::ShardConfig& shard,
+                                     const model::Checkpoint& checkpoint, transport::Transport* data_plane,
+                                     uint64_t token) {
+  const std::string fingerprint = model::CheckpointFingerprint(checkpoint);
+  if (!o.shard_config.empty()) {
+    return std::make_unique<Cluster>(shard, checkpoint.config(), fingerprint, data_plane, token);
+  }
+  Cluster::LivePlanning planning;
+  planning.model_dir = o.model_dir;
+  planning.expect_workers = o.expect_workers;
+  planning.serving.max_sequences = o.max_sequences;
+  if (o.max_context > 0) planning.serving.max_context = o.max_context;
+  return std::make_unique<Cluster>(planning, checkpoint.config(), fingerprint, data_plane, token);
+}
+
+// The tokenizer: text in and out. Without one (null), the server takes and returns token ids only.
+// Only ids the tokenizer defines are sampled: the model's padding rows map to no text.
+absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> LoadServingTokenizer(const ServeOptions& o,
+                                                                           const std::string& model_dir,
+                                                                           const model::ModelConfig& config,
+                                                                           Cluster& cluster) {
+  const std::string path = o.tokenizer.empty() ? model_dir + "/tokenizer.json" : o.tokenizer;
+  if (o.tokenizer.empty() && !std::filesystem::exists(path)) {
+    std::fprintf(stderr, "mmx-coord: no %s: token ids only (no text prompts, messages or stop strings)\n",
+                 path.c_str());
+    return nullptr;
+  }
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::Tokenizer::Load(path));
+  std::vector<int32_t> ranges;
+  int64_t defined = 0;
+  for (int32_t id = 0; id < config.vocab_size; ++id) {
+    if (!tok->IsDefined(id)) continue;
+    ++defined;
+    if (!ranges.empty() && ranges.back() == id) {
+      ++ranges.back();
+    } else {
+      ranges.push_back(id);
+      ranges.push_back(id + 1);
+    }
+  }
+  cluster.SetSampleableRanges(std::move(ranges));
+  std::fprintf(stderr, "mmx-coord: tokenizer %s: samples the %lld of %lld ids it defines\n", path.c_str(),
+               static_cast<long long>(defined), static_cast<long long>(config.vocab_size));
+  return tok;
+}
+
+// Prometheus metrics over HTTP, next to the gRPC port unless told otherwise. Null when off;
+// `address` receives where it listens.
+absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> StartMetricsServer(const ServeOptions& o,
+                                                                                   coordinator::Metrics& metrics,
+                                                                                   Cluster& cluster,
+                                                                                   std::string* address) {
+  if (o.metrics_listen == "off") return nullptr;
+  const std::string listen_host = o.listen.substr(0, o.listen.rfind(':'));
+  std::string wanted = o.metrics_listen;
+  if (wanted.empty()) {
+    int grpc_port = 0;
+    (void)absl::SimpleAtoi(o.listen.substr(o.listen.rfind(':') + 1), &grpc_port);
+    wanted = absl::StrCat(listen_host, ":", grpc_port == 0 ? 0 : grpc_port + 1);
+  }
+  auto render = [&metrics] { return metrics.RenderPrometheus(); };
+  auto healthy = [&cluster] { return cluster.ready(); };
+  absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> started =
+      coordinator::MetricsHttpServer::Start(wanted, render, healthy);
+  if (!started.ok() && o.metrics_listen.empty()) {
+    // The default port is taken (another server next door): any free port; status shows it.
+    wanted = absl::StrCat(listen_host, ":0");
+    started = coordinator::MetricsHttpServer::Start(wanted, render, healthy);
+  }
+  if (!started.ok()) return started.status();
+  *address = absl::StrCat(wanted.substr(0, wanted.rfind(':')), ":", (*started)->port());
+  return started;
+}
+
+// Serves the control plane and the API on o.listen until SIGINT or SIGTERM. The gRPC health
+// service (grpc.health.v1) says SERVING while the cluster is ready, for the whole server ("")
+// and for the Inference service.
+absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordinator::ControlService& control,
+                                 coordinator::InferenceService& inference, size_t expected_workers,
+                                 const std::string& model, const std::string& metrics_address) {
+  // Block the stop signals before gRPC starts its threads, so only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&control);
+  builder.RegisterService(&inference);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen, " (address in use or not local?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  health->SetServingStatus("mmx.v1.Inference", false);
+  cluster.Subscribe([health](bool ready, uint64_t) {
+    health->SetServingStatus(ready);
+    health->SetServingStatus("mmx.v1.Inference", ready);
+  });
+  const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+  std::printf("mmx-coord: listening on %s:%d, waiting for %zu workers (model %s)\n", host.c_str(), port,
+              expected_workers, model.c_str());
+  if (!metrics_address.empty()) std::printf("mmx-coord: metrics on http://%s/metrics\n", metrics_address.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "mmx-coord: signal %d, shutting down\n", sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Serve(const ServeOptions& o) {
+  if (o.shard_config.empty() && o.model_dir.empty()) {
+    return absl::InvalidArgumentError("give --shard-config FILE, or --model DIR --expect-workers N to plan from live workers");
+  }
+  plan::ShardConfig shard;
+  std::unique_ptr<model::Checkpoint> checkpoint;
+  if (!o.shard_config.empty()) {
+    MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
+  } else {
+    MMX_ASSIGN_OR_RETURN(checkpoint, model::Checkpoint::Open(o.model_dir));
+    MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());
+  }
+  const model::ModelConfig& config = checkpoint->config();
+
+  std::random_device rd;
+  transport::TransportOptions topts;
+  topts.self = 0;
+  topts.cluster_token = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
+  std::unique_ptr<Cluster> cluster = MakeCluster(o, shard, *checkpoint, data_plane.get(), topts.cluster_token);
+
+  const std::string model_dir = o.shard_config.empty() ? o.model_dir : shard.model;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
+                       LoadServingTokenizer(o, model_dir, config, *cluster));
+  coordinator::ServingLimits limits;
+  limits.max_prompt_tokens = o.max_prompt_tokens;
+  limits.max_tokens = o.max_tokens;
+  coordinator::RequestFactory factory(config, tok.get(), limits);
+  coordinator::Metrics metrics;
+
+  coordinator::SchedulerOptions sopts;
+  sopts.max_sequences = o.max_sequences;
+  sopts.max_queue = o.max_queue;
+  sopts.prefill_chunk = o.prefill_chunk;
+  sopts.max_step_tokens = std::max(o.max_step_tokens, o.max_sequences);
+  sopts.micro_batches = o.micro_batches;
+  coordinator::Scheduler scheduler(cluster.get(), data_plane.get(), sopts, &metrics);
+
+  std::unique_ptr<coordinator::JobStore> jobs;
+  std::unique_ptr<coordinator::JobRunner> job_runner;
+  if (!o.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.state_dir, ec);
+    MMX_ASSIGN_OR_RETURN(jobs, coordinator::JobStore::Open(o.state_dir));
+    job_runner = std::make_unique<coordinator::JobRunner>(jobs.get(), &factory, &scheduler, &metrics, o.max_sequences);
+  }
+  std::string metrics_address;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::MetricsHttpServer> metrics_server,
+                       StartMetricsServer(o, metrics, *cluster, &metrics_address));
+
+  coordinator::ControlService control(cluster.get());
+  coordinator::InferenceService::Parts parts;
+  parts.cluster = cluster.get();
+  parts.scheduler = &scheduler;
+  parts.factory = &factory;
+  parts.metrics = &metrics;
+  parts.jobs = jobs.get();
+  parts.job_runner = job_runner.get();
+  parts.metrics_address = metrics_address;
+  coordinator::InferenceService inference(parts);
+  const size_t expected_workers =
+      o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size();
+  absl::Status served = ServeUntilSignalled(o, *cluster, control, inference, expected_workers,
+                                            o.shard_config.empty() ? o.model_dir : shard.model, metrics_address);
+  data_plane->Shutdown();
+  return served;
+}
+
+}  // namespace mmx::tools

@@ -1,0 +1,308 @@
+#include "worker/worker_runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "base/thread_pool.h"
+#include "model/checkpoint_fingerprint.h"
+#include "model/device_spec.h"
+#include "model/stage_compute.h"
+#include "transport/message_keys.h"
+#include "worker/host_info.h"
+#include "worker/progress.h"
+#include "worker/routes.h"
+#include "worker/stage_executor.h"
+#include "worker/step_collector.h"
+
+namespace mmx::worker {
+
+using transport::InboxKey;
+using transport::MessageKind;
+namespace {
+
+// Marks the status ServeSession returns when the session ended after the worker was serving.
+constexpr char kCoordinatorLostType[] = "type.mmx/worker.CoordinatorLost";
+
+absl::Status CoordinatorLost() {
+  absl::Status status = absl::UnavailableError("lost the coordinator (session ended)");
+  status.SetPayload(kCoordinatorLostType, absl::Cord());
+  return status;
+}
+
+// Tells the coordinator why this worker cannot go on, and returns the same status.
+absl::Status ReportFailure(ControlSession& session, const absl::Status& status) {
+  v1::WorkerMessage failed;
+  failed.mutable_failed()->set_message(std::string(status.message()));
+  session.Write(failed);
+  return status;
+}
+
+// The executor serving the current peer table; replaced (with fresh sequence state) by a new table.
+class Serving {
+ public:
+  // The old executor is aborted: a step it is still running belongs to a voided table, and
+  // must not wait for replies from peers of that table (a restarted peer with the same id never
+  // sends them) while the new table's steps queue behind it.
+  void Set(std::shared_ptr<StageExecutor> executor) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (executor_) executor_->Abort();
+    executor_ = std::move(executor);
+  }
+  std::shared_ptr<StageExecutor> Get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return executor_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<StageExecutor> executor_;
+};
+
+v1::WorkerMessage MakeRegister(const WorkerOptions& o, const model::DeviceSpec& device,
+                               const std::optional<model::DeviceInfo>& gpu, bool measure_host) {
+  v1::WorkerMessage hello;
+  v1::Register* reg = hello.mutable_register_();
+  reg->set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  reg->set_name(o.name);
+  reg->set_device(device.ToString());
+  reg->set_memory_bytes(gpu ? gpu->free_bytes : MemoryBytes());
+  reg->set_mem_bandwidth_gbs(gpu ? gpu->bandwidth_gbs : measure_host ? MeasureReadBandwidth() : 0);
+  reg->set_threads(ThreadPool::Default().num_threads());
+  reg->set_host(HostName());
+  reg->set_host_cores(UsableCores());
+  return hello;
+}
+
+// Reports load progress to the terminal and, at most every 100 ms, to the coordinator.
+class LoadProgress {
+ public:
+  LoadProgress(ControlSession& session, bool show) : session_(session), show_(show) {}
+
+  ProgressFn Phase(const std::string& label) {
+    if (show_) reporter_.emplace(label);
+    return [this](int64_t done, int64_t total) {
+      if (reporter_) reporter_->Update(done, total);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sent_ > std::chrono::milliseconds(100) || done == total) {
+        v1::WorkerMessage p;
+        p.mutable_progress()->set_bytes_done(done);
+        p.mutable_progress()->set_bytes_total(total);
+        session_.Write(p);
+        last_sent_ = now;
+      }
+    };
+  }
+  void PhaseDone() {
+    if (reporter_) reporter_->Done();
+    reporter_.reset();
+  }
+
+ private:
+  ControlSession& session_;
+  bool show_;
+  std::optional<ProgressReporter> reporter_;
+  std::chrono::steady_clock::time_point last_sent_ = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+};
+
+// Loads the assigned shard and places its computation on the worker's device. A GPU worker does
+// not page its tensors into host memory first: the upload reads them once.
+absl::StatusOr<std::unique_ptr<LoadedShard>> LoadAndPlace(const WorkerOptions& o, const v1::Assignment& assignment,
+                                                          const plan::WorkerShard& mine, model::ExpertDType expert_dtype,
+                                                          const model::DeviceSpec& device, ControlSession& session,
+                                                          const WorkerEnvironment& env) {
+  LoadProgress progress(session, env.show_progress);
+  MMX_ASSIGN_OR_RETURN(
+      std::unique_ptr<LoadedShard> shard,
+      LoadShard(assignment.model_dir(), mine, expert_dtype, progress.Phase(absl::StrCat("mmx-worker ", o.name, ": loading")),
+                /*page_in=*/!device.is_cuda()));
+  progress.PhaseDone();
+  const kernels::ActivationPrecision precision =
+      o.bf16_activations ? kernels::ActivationPrecision::kBf16 : kernels::ActivationPrecision::kFp32;
+  if (env.place_shard) {
+    MMX_RETURN_IF_ERROR(env.place_shard(*shard, progress.Phase(absl::StrCat("mmx-worker ", o.name, ": placing"))));
+  } else if (device.is_cuda()) {
+    MMX_RETURN_IF_ERROR(PlaceShard(
+        *shard, device, precision,
+        progress.Phase(absl::StrCat("mmx-worker ", o.name, ": uploading to ", device.ToString()))));
+  }
+  progress.PhaseDone();
+  return shard;
+}
+
+// The memory left for sequence state once loaded: on a GPU what is free there, on the host
+// MemAvailable less the weights (whose page cache MemAvailable counts as reclaimable, but which
+// must stay resident); 90% of it either way.
+absl::StatusOr<int64_t> StateMemoryBytes(const model::DeviceSpec& device, const LoadedShard& shard) {
+  if (device.is_cuda()) {
+    MMX_ASSIGN_OR_RETURN(const model::DeviceInfo after, model::QueryCudaDevice(device));
+    return after.free_bytes / 10 * 9;
+  }
+  return std::max<int64_t>(0, AvailableMemoryBytes() - shard.weight_bytes) / 10 * 9;
+}
+
+// The worker's two serving threads: steps (stage work: embed, attention, dispatch, combine,
+// tail) and dispatches (this worker's experts on rows from any stage). Both end when the
+// transport shuts down.
+class ServingThreads {
+ public:
+  ServingThreads(const WorkerOptions& o, const LoadedShard& shard, transport::Transport& data_plane, Serving& serving,
+                 const LogSink& log) {
+    const kernels::ActivationPrecision precision =
+        o.bf16_activations ? kernels::ActivationPrecision::kBf16 : kernels::ActivationPrecision::kFp32;
+    steps_ = std::thread([&data_plane, &serving, log, precision] {
+      kernels::ScopedActivationPrecision scoped_precision(precision);
+      StepCollector collector(&data_plane, absl::Seconds(2));
+      while (true) {
+        absl::StatusOr<std::vector<transport::Message>> group = collector.Next(absl::InfiniteDuration());
+        if (!group.ok()) {
+          if (absl::IsCancelled(group.status())) return;
+          continue;
+        }
+        std::shared_ptr<StageExecutor> executor = serving.Get();
+        if (!executor) continue;
+        absl::Status st = executor->HandleSteps(*group);
+        if (!st.ok()) log(absl::StrCat("step failed: ", st.message()));
+      }
+    });
+    dispatches_ = std::thread([&data_plane, &shard, log, precision] {
+      kernels::ScopedActivationPrecision scoped_precision(precision);
+      while (true) {
+        absl::StatusOr<transport::Message> m =
+            data_plane.ReceiveAny(InboxKey(MessageKind::kDispatch), absl::InfiniteDuration());
+        if (!m.ok()) {
+          if (absl::IsCancelled(m.status())) return;
+          continue;
+        }
+        absl::Status st = HandleDispatch(shard, &data_plane, *m);
+        if (!st.ok()) log(absl::StrCat("dispatch failed: ", st.message()));
+      }
+    });
+  }
+  // Call after the transport's Shutdown.
+  void Join() {
+    steps_.join();
+    dispatches_.join();
+  }
+
+ private:
+  std::thread steps_, dispatches_;
+};
+
+// Connects to every peer of a new table and starts a fresh executor (new table, new sequences).
+absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, const v1::Assignment& assignment,
+                            const plan::ShardConfig& config, const LoadedShard& shard, transport::Transport& data_plane,
+                            Serving& serving) {
+  absl::Status st;
+  for (const v1::Peer& p : table.peers()) {
+    if (p.peer_id() == assignment.peer_id()) continue;
+    st.Update(data_plane.Connect(p.peer_id(), p.data_address()));
+  }
+  absl::StatusOr<Routes> routes =
+      BuildRoutes(config, table, shard.config().num_hidden_layers, shard.config().num_local_experts);
+  st.Update(routes.status());
+  if (!st.ok()) return absl::Status(st.code(), absl::StrCat("cannot apply the peer table: ", st.message()));
+  auto executor = std::make_shared<StageExecutor>(&shard, &data_plane, assignment.peer_id(), *std::move(routes),
+                                                  o.reply_timeout);
+  executor->SetSampleableRanges({assignment.sampleable_ranges().begin(), assignment.sampleable_ranges().end()});
+  serving.Set(std::move(executor));
+  return absl::OkStatus();
+}
+
+// Serves peer tables until the session ends. Returns how it ended.
+absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment& assignment,
+                                   const plan::ShardConfig& config, const LoadedShard& shard,
+                                   transport::Transport& data_plane, ControlSession& session, const LogSink& log) {
+  Serving serving;
+  ServingThreads threads(o, shard, data_plane, serving, log);
+  absl::Status result = CoordinatorLost();
+  v1::CoordinatorMessage msg;
+  while (session.Read(&msg)) {
+    if (msg.has_rejected()) {
+      result = absl::FailedPreconditionError(msg.rejected().message());
+      break;
+    }
+    if (msg.has_peer_lost()) {
+      // Fail whatever waits on the lost peer now, rather than at a timeout.
+      data_plane.Disconnect(msg.peer_lost().peer_id());
+      serving.Set(nullptr);
+      log(absl::StrCat("peer '", msg.peer_lost().name(), "' lost; waiting for a new peer table"));
+      continue;
+    }
+    if (!msg.has_peers()) continue;
+    absl::Status st = ApplyPeerTable(msg.peers(), o, assignment, config, shard, data_plane, serving);
+    if (!st.ok()) {
+      (void)ReportFailure(session, st);
+      continue;
+    }
+    v1::WorkerMessage applied;
+    applied.mutable_peers_applied()->set_version(msg.peers().version());
+    session.Write(applied);
+    log(absl::StrCat("serving (peer table v", msg.peers().version(), ")"));
+  }
+  data_plane.Shutdown();
+  threads.Join();
+  serving.Set(nullptr);
+  return result;
+}
+
+}  // namespace
+
+bool IsCoordinatorLost(const absl::Status& status) {
+  return status.GetPayload(kCoordinatorLostType).has_value();
+}
+
+absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const WorkerEnvironment& env) {
+  MMX_ASSIGN_OR_RETURN(const model::DeviceSpec device, model::ParseDeviceSpec(o.device));
+  // A GPU worker offers its GPU's memory and bandwidth to the planner; checking the GPU before
+  // registering also fails a worker without one (or a build without CUDA) at once.
+  std::optional<model::DeviceInfo> gpu;
+  if (device.is_cuda()) {
+    MMX_ASSIGN_OR_RETURN(gpu, model::QueryCudaDevice(device));
+    env.log(absl::StrCat(gpu->name, ", ", absl::StrFormat("%.1f GiB free of %.1f GiB, %.0f GB/s",
+                                                         gpu->free_bytes / double(1 << 30),
+                                                         gpu->total_bytes / double(1 << 30), gpu->bandwidth_gbs)));
+  }
+  if (!session.Write(MakeRegister(o, device, gpu, env.measure_host))) {
+    return absl::UnavailableError("the coordinator closed the session at Register");
+  }
+  v1::CoordinatorMessage msg;
+  if (!session.Read(&msg)) {
+    const absl::Status st = session.Finish();
+    return absl::UnavailableError(absl::StrCat("the coordinator ended the session: ", st.message()));
+  }
+  if (msg.has_rejected()) return absl::FailedPreconditionError(msg.rejected().message());
+  if (!msg.has_assignment()) return absl::InternalError("expected an Assignment from the coordinator");
+  const v1::Assignment assignment = msg.assignment();
+
+  MMX_ASSIGN_OR_RETURN(plan::ShardConfig config, plan::ParseShardConfig(assignment.shard_yaml(), "assigned shard"));
+  const plan::WorkerShard* mine = config.Find(o.name);
+  if (mine == nullptr) return absl::InternalError("the assigned shard config does not name this worker");
+  MMX_ASSIGN_OR_RETURN(const model::ExpertDType expert_dtype, model::ParseExpertDType(config.expert_dtype));
+
+  transport::TransportOptions topts;
+  topts.self = assignment.peer_id();
+  topts.cluster_token = assignment.cluster_token();
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::Transport> data_plane, env.make_transport(topts));
+
+  absl::StatusOr<std::unique_ptr<LoadedShard>> shard =
+      LoadAndPlace(o, assignment, *mine, expert_dtype, device, session, env);
+  if (!shard.ok()) return ReportFailure(session, shard.status());
+  absl::StatusOr<int64_t> state_memory = StateMemoryBytes(device, **shard);
+  if (!state_memory.ok()) return ReportFailure(session, state_memory.status());
+
+  v1::WorkerMessage ready;
+  ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*(*shard)->checkpoint));
+  ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
+  ready.mutable_ready()->set_state_memory_bytes(*state_memory);
+  session.Write(ready);
+  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, env.log);
+}
+
+}  // namespace mmx::worker

@@ -1,0 +1,54 @@
+// The life of one worker inside its control session, whatever carries the session: register by
+// name, receive the assignment, load only the shard (progress to the log and the coordinator),
+// create the data-plane endpoint, report ready, apply peer tables, and serve steps and expert
+// dispatches until the session ends. mmx-worker runs it over gRPC and UCX
+// (worker/worker_process.h); `mmx-coord run` and the tests run it in memory over InprocTransport,
+// next to the coordinator in the same process (engine/local_engine.h).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/log.h"
+#include "transport/transport.h"
+#include "worker/control_session.h"
+#include "worker/loaded_shard.h"
+
+namespace mmx::worker {
+
+struct WorkerOptions {
+  std::string coordinator;   // HOST:PORT (a worker process's gRPC session)
+  std::string name;
+  std::string device = "cpu";
+  int threads = 0;           // 0 = all cores
+  bool bf16_activations = false;  // batched GEMMs round activations to bf16 (kernels.h)
+  absl::Duration connect_timeout = absl::Seconds(120);
+  absl::Duration reply_timeout = absl::Seconds(30);
+};
+
+// What differs between a worker process and a worker embedded in another program.
+struct WorkerEnvironment {
+  // The data-plane endpoint, made once the assignment gave this worker its peer id and the
+  // cluster token.
+  std::function<absl::StatusOr<std::unique_ptr<transport::Transport>>(const transport::TransportOptions&)>
+      make_transport;
+  LogSink log = StderrLog();
+  bool show_progress = true;  // load and upload progress bars on stderr
+  bool measure_host = true;   // measure memory bandwidth for the planner (64 MiB scanned)
+  // Places the loaded shard's computation (default: PlaceShard on the worker's device). Tests
+  // put another StageCompute here, e.g. the ranked one over CPU threads.
+  std::function<absl::Status(LoadedShard&, const ProgressFn&)> place_shard;
+};
+
+// Runs the session to its end. Returns an error that says what went wrong: rejected
+// registration, failed load, or the coordinator lost (IsCoordinatorLost).
+absl::Status ServeSession(const WorkerOptions& options, ControlSession& session, const WorkerEnvironment& env);
+
+// The session ended after the worker was serving: the coordinator exited or was killed.
+bool IsCoordinatorLost(const absl::Status& status);
+
+}  // namespace mmx::worker
