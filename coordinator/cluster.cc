@@ -295,13 +295,20 @@ void Cluster::UpdateReady() {
   if (changed) NotifyChange();
 }
 
-void Cluster::Subscribe(ChangeListener on_change) {
+uint64_t Cluster::Subscribe(ChangeListener on_change) {
   absl::MutexLock lock(&mu_);
-  listeners_.push_back(std::move(on_change));
+  const uint64_t id = next_listener_++;
+  listeners_.emplace(id, std::move(on_change));
+  return id;
+}
+
+void Cluster::Unsubscribe(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(id);
 }
 
 void Cluster::NotifyChange() {
-  for (const auto& listener : listeners_) listener(ready_, epoch_);
+  for (const auto& [id, listener] : listeners_) listener(ready_, epoch_);
 }
 
 void Cluster::OnFailed(uint64_t session_id, const std::string& message) {

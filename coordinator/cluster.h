@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,8 +71,10 @@ class Cluster {
   // Calls `on_change(ready, epoch)` whenever readiness or the epoch changes (a worker lost or
   // failed, or the cluster became ready). It runs under the cluster's lock: it must not call
   // the cluster.
+  // Returns an id for Unsubscribe, which a listener whose owner dies first must call.
   using ChangeListener = std::function<void(bool ready, uint64_t epoch)>;
-  void Subscribe(ChangeListener on_change);
+  uint64_t Subscribe(ChangeListener on_change);
+  void Unsubscribe(uint64_t id);
 
   bool ready() const;
   // Bumped whenever the cluster stops being ready; a step started in an older epoch is void.
@@ -149,7 +152,8 @@ class Cluster {
   int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
   std::vector<int32_t> sampleable_ranges_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
-  std::vector<ChangeListener> listeners_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, ChangeListener> listeners_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 // Human-readable roles of a shard entry ("embedding", "attention[0,4)", ...).

@@ -39,6 +39,12 @@ class FairQueue {
     }
     return item;
   }
+  // Calls `visit` on every item, in no particular order.
+  void ForEach(const std::function<void(const T&)>& visit) const {
+    for (const auto& [source, q] : queues_) {
+      for (const T& item : q) visit(item);
+    }
+  }
   // Removes (and passes to `removed`) every item for which `drop` is true.
   void RemoveIf(const std::function<bool(const T&)>& drop, const std::function<void(T&)>& removed) {
     for (auto it = order_.begin(); it != order_.end();) {

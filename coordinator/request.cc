@@ -62,8 +62,18 @@ bool Request::cancelled() const {
 }
 
 void Request::Cancel() {
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    listener = cancel_listener_;
+  }
+  if (listener) listener();
+}
+
+void Request::SetCancelListener(std::function<void()> listener) {
   absl::MutexLock lock(&mu_);
-  cancelled_ = true;
+  cancel_listener_ = std::move(listener);
 }
 
 bool Request::done() const {

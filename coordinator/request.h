@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,7 +63,10 @@ class Request {
   // Handler side: waits for new events. Returns false once everything was taken and the
   // request is over (then `final_status` / `finish_reason` say how).
   bool Next(std::vector<TokenEvent>* tokens, absl::Duration timeout);
+  // Cancels the request; the listener (if any) is called after, outside the request's lock.
   void Cancel();
+  // Called by Cancel(): how the scheduler learns of it at once (it may wait for nothing else).
+  void SetCancelListener(std::function<void()> listener);
   bool done() const;
   absl::Status final_status() const;
   std::string finish_reason() const;
@@ -94,6 +98,7 @@ class Request {
   std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> cancel_listener_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::string finish_reason_ ABSL_GUARDED_BY(mu_);
   std::vector<float> logits_ ABSL_GUARDED_BY(mu_);

@@ -1,17 +1,20 @@
-// Scheduler: continuous batching. Each iteration takes every running sequence's next tokens,
-// packs them into one or more micro-batches, sends each to the head worker over the data plane
-// and collects the sampled tokens from the tail. New requests join at the next iteration;
-// finished ones leave and their state is freed in the next step header.
+// Scheduler: continuous batching. Each iteration plans a step over every running sequence
+// (coordinator/step_planner.h: decode tokens first, then prompt chunks within a token budget,
+// split into micro-batches), sends it to the head worker and collects the sampled tokens from the
+// tail (coordinator/step_client.h), and applies them to the requests (coordinator/
+// step_results.h). New requests join at the next iteration; finished ones leave and their state
+// is freed in the next step header.
 //
-// A step holds at most max_step_tokens tokens: every decoding sequence's next token first,
-// then prompt chunks (at most prefill_chunk per sequence) in admission order, so long prompts
-// are prefilled a chunk at a time between decode steps instead of stalling them.
-// Admission: at most max_sequences running; each admitted request reserves the sequence-state
-// memory it may need on every attention stage (state_budget.h), and waits while a stage is
-// full; beyond max_queue waiting requests, Submit refuses with RESOURCE_EXHAUSTED. The waiting
-// room is fair: round-robin over sources (Generate callers, each batch job; fair_queue.h).
-// If the cluster loses a worker mid-step, every request in flight ends with UNAVAILABLE at
-// once (the step is void: its state on the stages is gone).
+// Admission (coordinator/admission.h): at most max_sequences running; each admitted request
+// reserves the sequence-state memory it may need on every attention stage (state_budget.h), and
+// waits while a stage is full; beyond max_queue waiting requests, Submit refuses with
+// RESOURCE_EXHAUSTED. The waiting room is fair: round-robin over sources (Generate callers, each
+// batch job; fair_queue.h).
+//
+// The loop sleeps when there is nothing to run and wakes on events: a submit, a cancel, the
+// cluster becoming ready or losing a worker, or a waiting request's deadline. A worker lost
+// mid-step wakes the step's wait at once: every request in flight ends with UNAVAILABLE (the
+// step is void: its state on the stages is gone).
 #pragma once
 
 #include <cstdint>
@@ -23,11 +26,15 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/wake_flag.h"
+#include "coordinator/admission.h"
 #include "coordinator/cluster.h"
 #include "coordinator/fair_queue.h"
 #include "coordinator/metrics.h"
 #include "coordinator/request.h"
 #include "coordinator/state_budget.h"
+#include "coordinator/step_codec.h"
+#include "coordinator/step_planner.h"
 #include "transport/transport.h"
 
 namespace mmx::coordinator {
@@ -62,6 +69,7 @@ class Scheduler {
  public:
   // `metrics` may be null.
   Scheduler(Cluster* cluster, transport::Transport* transport, SchedulerOptions options, Metrics* metrics = nullptr);
+  // Fails every running and waiting request with UNAVAILABLE.
   ~Scheduler();
 
   // Queues a request. RESOURCE_EXHAUSTED when the queue is full.
@@ -70,31 +78,45 @@ class Scheduler {
   int queued() const;
 
  private:
-  struct Live {
-    std::shared_ptr<Request> request;
-    absl::Time queued_at;
-    absl::Time last_token_at = absl::InfinitePast();
+  // The cluster as the loop sees it at the top of an iteration (read without mu_: the cluster
+  // calls the scheduler's listener under its own lock).
+  struct ClusterView {
+    bool ready = false;
+    uint64_t epoch = 0;
+    std::string not_ready_reason;
   };
+  struct EpochWatch;
+
   void Loop();
-  // Admits waiting requests into `running` (under mu_).
-  void Admit(std::vector<Live>& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Runs one iteration over `running`: requests that finish are finished in place. An error
-  // means the step is void (the caller fails its requests).
-  absl::Status Step(std::vector<Live>& running, std::vector<uint64_t>& freed);
+  ClusterView ViewCluster();
+  // Drops requests that ended (their state is freed with the next step), then admits waiting
+  // ones (cluster ready) or expires them (not ready). Returns when the loop must look again
+  // without being woken.
+  absl::Time Housekeep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Plans, runs and applies one step. An error means the step is void.
+  absl::Status RunStep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
+  void Report(uint64_t step_id, const StepPlan& plan, double seconds, const std::vector<MicroBatchResult>& results);
+  // Ends every running request with `status`, releasing its state.
+  void FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const absl::Status& status);
   void Ended(const std::string& outcome);  // metrics
 
   Cluster* const cluster_;
   transport::Transport* const transport_;
   const SchedulerOptions options_;
   Metrics* const metrics_;
+  const std::shared_ptr<WakeFlag> waker_ = std::make_shared<WakeFlag>();
+  const std::shared_ptr<EpochWatch> watch_;
+  uint64_t subscription_ = 0;
 
   mutable absl::Mutex mu_;
-  FairQueue<Live> queue_ ABSL_GUARDED_BY(mu_);
+  FairQueue<ScheduledRequest> queue_ ABSL_GUARDED_BY(mu_);
   int running_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  // Rebuilt from the cluster's stages whenever it becomes ready again (a new epoch).
-  std::unique_ptr<StateBudget> budget_ ABSL_GUARDED_BY(mu_);
-  uint64_t budget_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Loop thread only. The budget is rebuilt from the cluster's stages for each epoch.
+  std::unique_ptr<StateBudget> budget_;
+  uint64_t budget_epoch_ = 0;
   uint64_t next_step_ = 1;
   std::thread thread_;
 };

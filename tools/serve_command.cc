@@ -222,7 +222,7 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(false);
   health->SetServingStatus("mmx.v1.Inference", false);
-  cluster.Subscribe([health](bool ready, uint64_t) {
+  const uint64_t subscription = cluster.Subscribe([health](bool ready, uint64_t) {
     health->SetServingStatus(ready);
     health->SetServingStatus("mmx.v1.Inference", ready);
   });
@@ -235,6 +235,7 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
   int sig = 0;
   sigwait(&stop_signals, &sig);
   std::fprintf(stderr, "mmx-coord: signal %d, shutting down\n", sig);
+  cluster.Unsubscribe(subscription);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return absl::OkStatus();
 }

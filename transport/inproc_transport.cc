@@ -102,13 +102,13 @@ absl::Status InprocTransport::Send(PeerId peer, uint64_t key, const std::string&
   return fabric_->DeliverRaw(address, frame, payload, payload_bytes);
 }
 
-absl::StatusOr<Message> InprocTransport::Receive(PeerId peer, uint64_t key,
-                                                 absl::Duration timeout) {
-  return inbox_.mailbox().Receive(peer, key, timeout);
+absl::StatusOr<Message> InprocTransport::Receive(PeerId peer, uint64_t key, absl::Duration timeout,
+                                                std::stop_token stop) {
+  return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));
 }
 
-absl::StatusOr<Message> InprocTransport::ReceiveAny(uint64_t key, absl::Duration timeout) {
-  return inbox_.mailbox().ReceiveAny(key, timeout);
+absl::StatusOr<Message> InprocTransport::ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) {
+  return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));
 }
 
 void InprocTransport::Shutdown() {

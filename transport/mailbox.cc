@@ -14,6 +14,7 @@ struct Mailbox::Waiter {
   PeerId from = 0;
   absl::CondVar cv;
   bool done = false;              // set with `status` (and `message` when OK) under mu_
+  bool stop_requested = false;    // the receiver's stop token fired (under mu_)
   absl::Status status;
   std::optional<Message> message;
 };
@@ -93,19 +94,31 @@ bool Mailbox::Deliver(Message message) {
   return true;
 }
 
-absl::StatusOr<Message> Mailbox::Receive(PeerId from, uint64_t key, absl::Duration timeout) {
-  return Wait(/*any=*/false, from, key, timeout);
+absl::StatusOr<Message> Mailbox::Receive(PeerId from, uint64_t key, absl::Duration timeout, std::stop_token stop) {
+  return Wait(/*any=*/false, from, key, timeout, std::move(stop));
 }
 
-absl::StatusOr<Message> Mailbox::ReceiveAny(uint64_t key, absl::Duration timeout) {
-  return Wait(/*any=*/true, 0, key, timeout);
+absl::StatusOr<Message> Mailbox::ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) {
+  return Wait(/*any=*/true, 0, key, timeout, std::move(stop));
 }
 
-absl::StatusOr<Message> Mailbox::Wait(bool any, PeerId from, uint64_t key,
-                                      absl::Duration timeout) {
+absl::StatusOr<Message> Mailbox::Wait(bool any, PeerId from, uint64_t key, absl::Duration timeout,
+                                      std::stop_token stop) {
   const absl::Time deadline = absl::Now() + timeout;  // InfiniteDuration gives InfiniteFuture
+  Waiter waiter;
+  waiter.any = any;
+  waiter.from = from;
+  // Registered before the lock is taken (it takes the lock, and runs at once if the stop was
+  // already requested), destroyed after it is released (its destructor waits for a running
+  // callback).
+  std::stop_callback on_stop(stop, [this, &waiter] {
+    absl::MutexLock lock(&mu_);
+    waiter.stop_requested = true;
+    waiter.cv.Signal();
+  });
   absl::MutexLock lock(&mu_);
   if (shut_down_) return absl::CancelledError("transport: shut down");
+  if (waiter.stop_requested) return absl::CancelledError("transport: the wait was stopped");
   if (!any && !peers_.contains(from)) {
     return absl::UnavailableError(absl::StrCat("transport: peer ", from, " is not connected"));
   }
@@ -122,21 +135,21 @@ absl::StatusOr<Message> Mailbox::Wait(bool any, PeerId from, uint64_t key,
     }
   }
 
-  Waiter waiter;
-  waiter.any = any;
-  waiter.from = from;
   std::list<Waiter*>& waiters = waiters_[key];
   waiters.push_back(&waiter);
   const auto self = std::prev(waiters.end());  // list iterators survive other insertions
   ++num_waiting_;
   while (!waiter.done) {
-    if (waiter.cv.WaitWithDeadline(&mu_, deadline) && !waiter.done) {
-      // Timed out and nobody finished us meanwhile: we are still linked, unlink ourselves.
-      // Re-find the list: the map may have rehashed since we inserted.
+    const bool timed_out = waiter.cv.WaitWithDeadline(&mu_, deadline);
+    if (waiter.done || !(timed_out || waiter.stop_requested)) continue;
+    // Timed out or stopped, and nobody finished us meanwhile: we are still linked, unlink
+    // ourselves. Re-find the list: the map may have rehashed since we inserted.
+    {
       auto found = waiters_.find(key);
       found->second.erase(self);
       if (found->second.empty()) waiters_.erase(found);
       --num_waiting_;
+      if (waiter.stop_requested) return absl::CancelledError("transport: the wait was stopped");
       if (any) {
         return absl::DeadlineExceededError(absl::StrCat(
             "transport: no message with key ", key, " from any peer within ",

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <stop_token>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -52,10 +53,11 @@ class Mailbox {
 
   // Waits up to `timeout` (absl::InfiniteDuration() for ever) for the message with `key` from
   // `from`. Unavailable if `from` is not connected (now or while waiting); DeadlineExceeded
-  // when the timeout passes; Cancelled after Shutdown().
-  absl::StatusOr<Message> Receive(PeerId from, uint64_t key, absl::Duration timeout);
+  // when the timeout passes; Cancelled after Shutdown() or once `stop` is requested (which
+  // wakes the waiter at once).
+  absl::StatusOr<Message> Receive(PeerId from, uint64_t key, absl::Duration timeout, std::stop_token stop = {});
   // Same for the next message with `key` from any peer; never Unavailable.
-  absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout);
+  absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop = {});
 
   // Wakes every waiter with Cancelled, discards queued messages, and refuses all later calls.
   void Shutdown();
@@ -65,7 +67,7 @@ class Mailbox {
 
  private:
   struct Waiter;
-  absl::StatusOr<Message> Wait(bool any, PeerId from, uint64_t key, absl::Duration timeout);
+  absl::StatusOr<Message> Wait(bool any, PeerId from, uint64_t key, absl::Duration timeout, std::stop_token stop);
   static void Finish(Waiter* waiter, absl::Status status);
 
   mutable absl::Mutex mu_;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -75,10 +76,20 @@ class Transport {
   }
 
   // Waits for the message with `key` from `peer`. DeadlineExceeded after `timeout`, Unavailable
-  // if the peer is disconnected (now or while waiting), Cancelled after Shutdown().
-  virtual absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout) = 0;
+  // if the peer is disconnected (now or while waiting), Cancelled after Shutdown() or as soon as
+  // `stop` is requested (the waiter wakes at once: a voided step, a lost worker).
+  virtual absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout,
+                                          std::stop_token stop) = 0;
   // Waits for the next message with `key` from any peer (e.g. step batches at a stage).
-  virtual absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout) = 0;
+  virtual absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) = 0;
+
+  // The same, with nothing to stop the wait but its timeout and Shutdown().
+  absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout) {
+    return Receive(peer, key, timeout, std::stop_token());
+  }
+  absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout) {
+    return ReceiveAny(key, timeout, std::stop_token());
+  }
 
   // Wakes every waiter with Cancelled and stops accepting messages.
   virtual void Shutdown() = 0;

@@ -413,12 +413,13 @@ void UcxTransport::OnRendezvousDone(void* request, ucs_status_t status, size_t l
   --self->rendezvous_in_flight_;
 }
 
-absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::Duration timeout) {
-  return inbox_.mailbox().Receive(peer, key, timeout);
+absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::Duration timeout,
+                                                std::stop_token stop) {
+  return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));
 }
 
-absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration timeout) {
-  return inbox_.mailbox().ReceiveAny(key, timeout);
+absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) {
+  return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));
 }
 
 void UcxTransport::Shutdown() {

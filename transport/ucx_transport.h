@@ -83,8 +83,11 @@ class UcxTransport final : public Transport {
   absl::Status Send(PeerId peer, uint64_t key, const std::string& header, const void* payload,
                     size_t payload_bytes) override;
   absl::Status SendAll(const std::vector<Outgoing>& messages) override;
-  absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout) override;
-  absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout) override;
+  using Transport::Receive;
+  using Transport::ReceiveAny;
+  absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout,
+                                  std::stop_token stop) override;
+  absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) override;
   void Shutdown() override;
   uint64_t dropped_messages() const override { return inbox_.dropped(); }
 

@@ -132,7 +132,7 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
   const bool owns = shard_->attention.has_value();
   const int end = owns ? shard_->attention->end : 0;
   for (int layer = owns ? shard_->attention->begin : 0; owns && layer < end; ++layer) {
-    if (aborted_.load()) return absl::AbortedError("the peer table was replaced during the step");
+    if (abort_.stop_requested()) return absl::AbortedError("the peer table was replaced during the step");
     for (MicroBatch& mb : mbs) {
       if (mb.failed || mb.layer != layer) continue;
       absl::Status st = shard_->compute->AttentionBlock(layer, mb.batch, mb.x.data(), &mb.residual, &mb.routing);
@@ -290,18 +290,13 @@ absl::Status StageExecutor::FinishMoe(MicroBatch& mb, int layer) {
   PendingMoe& moe = mb.moe;
   for (const auto& [owner, pairs] : moe.by_owner) {
     if (owner == self_) continue;
-    // Short waits, so that an abort (a new peer table) is noticed within one of them.
+    // An abort (a new peer table) wakes this wait at once.
     const uint64_t key = ReplyKey(MessageKind::kCombine, mb.header.step_id(), mb.header.micro_batch(), layer);
-    const absl::Time deadline = absl::Now() + reply_timeout_;
-    absl::StatusOr<transport::Message> received;
-    while (true) {
-      received = transport_->Receive(owner, key, absl::Milliseconds(100));
-      if (received.ok() || !absl::IsDeadlineExceeded(received.status())) break;
-      if (aborted_.load()) return absl::AbortedError("the peer table was replaced during the step");
-      if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(absl::StrCat("expert host ", owner, " sent no combine for layer ", layer,
-                                                        " within ", absl::FormatDuration(reply_timeout_)));
-      }
+    absl::StatusOr<transport::Message> received = transport_->Receive(owner, key, reply_timeout_, abort_.get_token());
+    if (abort_.stop_requested()) return absl::AbortedError("the peer table was replaced during the step");
+    if (absl::IsDeadlineExceeded(received.status())) {
+      return absl::DeadlineExceededError(absl::StrCat("expert host ", owner, " sent no combine for layer ", layer,
+                                                      " within ", absl::FormatDuration(reply_timeout_)));
     }
     MMX_RETURN_IF_ERROR(received.status());
     transport::Message reply = *std::move(received);

@@ -11,11 +11,11 @@
 // One thread calls HandleSteps at a time (the worker's step loop).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -46,8 +46,9 @@ class StageExecutor {
   // empty = every id.
   void SetSampleableRanges(std::vector<int32_t> ranges) { sampleable_ranges_ = std::move(ranges); }
 
-  // Makes a running HandleSteps return Aborted within ~100 ms (its peer table was replaced).
-  void Abort() { aborted_.store(true); }
+  // Makes a running HandleSteps return Aborted at once (its peer table was replaced): a wait for
+  // an expert host's reply wakes up.
+  void Abort() { abort_.request_stop(); }
 
   // Drops every sequence's state and sampler (the cluster was reset).
   void Reset();
@@ -75,7 +76,7 @@ class StageExecutor {
   std::map<uint64_t, std::unique_ptr<model::SequenceState>> states_;
   std::map<uint64_t, std::unique_ptr<model::Sampler>> samplers_;
   std::vector<int32_t> sampleable_ranges_;
-  std::atomic<bool> aborted_{false};
+  std::stop_source abort_;
 };
 
 // Serves kDispatch inbox messages: runs the pairs on the experts held here and replies to each

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -245,6 +246,36 @@ TEST(MailboxTest, ConcurrentProducersAndConsumersLoseNothing) {
   }
   EXPECT_EQ(mailbox.num_queued(), 0u);
   EXPECT_EQ(mailbox.num_waiting(), 0u);
+}
+
+TEST(MailboxTest, StopTokenWakesABlockedReceiverAtOnceAndLosesNoMessage) {
+  Mailbox mailbox;
+  mailbox.Connect(1);
+  std::stop_source stop;
+  absl::StatusOr<Message> got;
+  std::thread receiver([&] { got = mailbox.Receive(1, 7, absl::InfiniteDuration(), stop.get_token()); });
+  AwaitWaiters(mailbox, 1);
+  stop.request_stop();
+  receiver.join();  // would hang without the wake-up: the timeout is infinite
+  EXPECT_THAT(got, StatusIs(absl::StatusCode::kCancelled, HasSubstr("stopped")));
+  EXPECT_EQ(mailbox.num_waiting(), 0u);
+  // The stopped receiver is gone: the next message waits for the next receiver.
+  ASSERT_TRUE(mailbox.Deliver(Make(1, 7, "kept")));
+  absl::StatusOr<Message> m = mailbox.Receive(1, 7, absl::ZeroDuration());
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->header, "kept");
+}
+
+TEST(MailboxTest, AStopRequestedBeforeTheWaitFailsItWithoutWaiting) {
+  Mailbox mailbox;
+  mailbox.Connect(1);
+  std::stop_source stop;
+  stop.request_stop();
+  EXPECT_THAT(mailbox.ReceiveAny(3, absl::InfiniteDuration(), stop.get_token()),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("stopped")));
+  // A message already queued is still handed over when nothing stops the wait.
+  ASSERT_TRUE(mailbox.Deliver(Make(1, 3, "q")));
+  EXPECT_THAT(mailbox.ReceiveAny(3, absl::ZeroDuration(), std::stop_source().get_token()), IsOk());
 }
 
 }  // namespace

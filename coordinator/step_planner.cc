@@ -1,0 +1,43 @@
+#include "coordinator/step_planner.h"
+
+#include <algorithm>
+
+namespace mmx::coordinator {
+
+StepPlan PlanStep(const std::vector<SequenceProgress>& running, const StepLimits& limits) {
+  std::vector<PlannedSequence> planned;
+  int64_t budget = limits.max_step_tokens;
+  StepPlan plan;
+  for (size_t i = 0; i < running.size(); ++i) {
+    const SequenceProgress& s = running[i];
+    if (!s.decoding()) continue;
+    // The last sampled token, at the position after everything processed so far.
+    planned.push_back({i, s.prompt_length + s.generated - 1, 1, /*prefill=*/false, /*sample=*/true});
+    --budget;
+  }
+  bool prefill_planned = false;
+  for (size_t i = 0; i < running.size(); ++i) {
+    const SequenceProgress& s = running[i];
+    const int64_t left = s.prompt_length - s.prompt_done;
+    if (left <= 0) continue;
+    int64_t chunk = std::min({limits.prefill_chunk, left, std::max<int64_t>(budget, 0)});
+    if (chunk == 0 && !prefill_planned) chunk = std::min(limits.prefill_chunk, left);
+    if (chunk <= 0) continue;
+    planned.push_back({i, s.prompt_done, chunk, /*prefill=*/true, /*sample=*/s.prompt_done + chunk == s.prompt_length});
+    budget -= chunk;
+    plan.num_prompt_tokens += chunk;
+    prefill_planned = true;
+  }
+  const int n = static_cast<int>(planned.size());
+  if (n == 0) return plan;
+  const int num_mb = std::max(
+      1, std::min(limits.micro_batches, n / std::max(1, limits.min_sequences_per_micro_batch)));
+  plan.micro_batches.resize(num_mb);
+  for (int i = 0; i < n; ++i) {
+    plan.num_tokens += planned[i].num_tokens;
+    plan.micro_batches[static_cast<size_t>(i) * num_mb / n].push_back(planned[i]);
+  }
+  return plan;
+}
+
+}  // namespace mmx::coordinator

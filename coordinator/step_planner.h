@@ -1,0 +1,50 @@
+// PlanStep: what one step carries, as a pure function of the running sequences' progress and
+// the step's limits (no I/O, no clock, no locks; coordinator/scheduler.h does those).
+//
+// Every decoding sequence's next token first, then prompt chunks (at most prefill_chunk per
+// sequence) in running order within the step's token budget, so long prompts are prefilled a
+// chunk at a time between decode steps instead of stalling them; the first prompt in line always
+// gets a chunk, so prefill always progresses. The step is then split into micro-batches (as many
+// as wanted, with at least min_sequences_per_micro_batch sequences each), contiguous in order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace mmx::coordinator {
+
+// A running sequence as the planner sees it.
+struct SequenceProgress {
+  int64_t prompt_length = 0;
+  int64_t prompt_done = 0;  // prompt tokens already processed
+  int64_t generated = 0;    // tokens sampled so far
+  bool decoding() const { return prompt_done >= prompt_length; }
+};
+
+struct StepLimits {
+  int64_t prefill_chunk = 256;
+  int64_t max_step_tokens = 1024;
+  int micro_batches = 1;  // wanted, when there are enough sequences
+  int min_sequences_per_micro_batch = 4;
+};
+
+// One sequence's part of a step.
+struct PlannedSequence {
+  size_t index = 0;            // into the `running` list that was planned
+  int64_t start_position = 0;  // tokens the sequence has processed before this step
+  int64_t num_tokens = 0;
+  bool prefill = false;        // prompt tokens [start_position, +num_tokens); else the last sampled token
+  bool sample = false;         // the step ends the prompt or decodes: the tail samples a token
+};
+
+struct StepPlan {
+  std::vector<std::vector<PlannedSequence>> micro_batches;  // none when there is nothing to run
+  int64_t num_tokens = 0;
+  int64_t num_prompt_tokens = 0;
+  bool empty() const { return micro_batches.empty(); }
+};
+
+StepPlan PlanStep(const std::vector<SequenceProgress>& running, const StepLimits& limits);
+
+}  // namespace mmx::coordinator

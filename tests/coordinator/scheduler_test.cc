@@ -1,0 +1,284 @@
+// The scheduler against a worker the test plays over InprocTransport: a real Cluster (its
+// control session driven directly), a real data plane in memory, no processes.
+#include "coordinator/scheduler.h"
+
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "plan/shard_config.h"
+#include "tests/testing/status_matchers.h"
+#include "transport/inproc_transport.h"
+#include "transport/message_keys.h"
+
+namespace mmx::coordinator {
+namespace {
+
+using ::mmx::testing::IsOk;
+using ::mmx::testing::StatusIs;
+using ::testing::HasSubstr;
+using transport::InboxKey;
+using transport::MessageKind;
+
+constexpr uint64_t kToken = 77;
+const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+
+// The reply the fake worker sends to one micro-batch.
+using Behaviour = std::function<v1::TokensHeader(const v1::StepHeader&)>;
+
+// Samples token (start_position + num_tokens) % 100 for every sequence that samples.
+v1::TokensHeader CountingTail(const v1::StepHeader& h) {
+  v1::TokensHeader reply;
+  for (const v1::StepSequence& s : h.sequences()) {
+    if (!s.sample()) continue;
+    v1::SampledToken* t = reply.add_tokens();
+    t->set_sequence_id(s.sequence_id());
+    t->set_token_id(static_cast<int32_t>((s.start_position() + s.num_tokens()) % 100));
+  }
+  return reply;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto config = model::ModelConfig::FromFile(kModel);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+    fabric_ = std::make_shared<transport::InprocFabric>();
+    coordinator_ = transport::InprocTransport::Create(fabric_, "coordinator", {0, kToken}).value();
+    worker_ = transport::InprocTransport::Create(fabric_, "w", {1, kToken}).value();
+    cluster_ = std::make_unique<Cluster>(plan::WholeModelShardConfig(kModel, "w", "cpu", config_), config_, "fp",
+                                         coordinator_.get(), kToken);
+    cluster_->set_log(NullLog());
+  }
+  void TearDown() override {
+    scheduler_.reset();
+    worker_->Shutdown();
+    if (worker_thread_.joinable()) worker_thread_.join();
+  }
+
+  // The worker registers, loads and applies the peer table: the cluster is ready.
+  void JoinWorker() {
+    v1::Register reg;
+    reg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+    reg.set_name("w");
+    reg.set_device("cpu");
+    auto writer = [this](const v1::CoordinatorMessage& m) {
+      if (m.has_peers()) table_version_ = m.peers().version();
+      return true;
+    };
+    ASSERT_THAT(cluster_->Register(reg, writer, &session_).status(), IsOk());
+    v1::Ready ready;
+    ready.set_checkpoint_fingerprint("fp");
+    ready.set_data_address("w");
+    ready.set_state_memory_bytes(int64_t{1} << 34);
+    ASSERT_THAT(cluster_->OnReady(session_, ready), IsOk());
+    ASSERT_THAT(worker_->Connect(0, "coordinator"), IsOk());
+    cluster_->OnPeersApplied(session_, table_version_);
+    ASSERT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+  }
+
+  // Serves every step message with `behaviour` (no reply when it returns an empty step id 0
+  // header: the step goes unanswered), keeping each header it saw.
+  void ServeSteps(Behaviour behaviour, bool reply = true) {
+    worker_thread_ = std::thread([this, behaviour, reply] {
+      while (true) {
+        absl::StatusOr<transport::Message> m = worker_->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
+        if (!m.ok()) return;
+        v1::StepHeader h;
+        ASSERT_TRUE(h.ParseFromString(m->header));
+        {
+          absl::MutexLock lock(&mu_);
+          seen_.push_back(h);
+        }
+        if (!reply) continue;
+        v1::TokensHeader t = behaviour(h);
+        t.set_step_id(h.step_id());
+        t.set_micro_batch(h.micro_batch());
+        (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
+                            t.SerializeAsString(), nullptr, 0);
+      }
+    });
+  }
+
+  void StartScheduler(SchedulerOptions options = {}) {
+    scheduler_ = std::make_unique<Scheduler>(cluster_.get(), coordinator_.get(), std::move(options));
+  }
+
+  std::shared_ptr<Request> Submit(std::vector<int32_t> prompt, int max_tokens, std::vector<int64_t> stop_ids = {}) {
+    Request::Params p;
+    p.prompt = std::move(prompt);
+    p.max_tokens = max_tokens;
+    p.stop_ids = std::move(stop_ids);
+    auto r = std::make_shared<Request>(next_id_++, p);
+    EXPECT_THAT(scheduler_->Submit(r), IsOk());
+    return r;
+  }
+
+  // Waits for the request to end (bounded: a hang fails here instead of timing out the run).
+  static std::vector<int32_t> Finish(Request& r) {
+    std::vector<int32_t> ids;
+    std::vector<TokenEvent> events;
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < give_up && r.Next(&events, give_up - absl::Now())) {
+      for (const TokenEvent& e : events) ids.push_back(e.token_id);
+    }
+    EXPECT_TRUE(r.done()) << "request " << r.id() << " did not end within 30 s";
+    return ids;
+  }
+
+  std::vector<v1::StepHeader> Seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+  // Waits until the worker has seen `n` step messages, or one that satisfies `pred`.
+  void AwaitSeen(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seen_.size() >= n; };
+    mu_.Await(absl::Condition(&enough));
+  }
+  void AwaitFreed(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    auto freed = [this, id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const v1::StepHeader& h : seen_) {
+        for (uint64_t f : h.freed_sequences()) {
+          if (f == id) return true;
+        }
+      }
+      return false;
+    };
+    mu_.Await(absl::Condition(&freed));
+  }
+
+  model::ModelConfig config_;
+  std::shared_ptr<transport::InprocFabric> fabric_;
+  std::unique_ptr<transport::InprocTransport> coordinator_, worker_;
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::thread worker_thread_;
+  uint64_t session_ = 0, table_version_ = 0, next_id_ = 1;
+  absl::Mutex mu_;
+  std::vector<v1::StepHeader> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(SchedulerTest, PrefillsInChunksThenDecodesUntilMaxTokens) {
+  JoinWorker();
+  ServeSteps(CountingTail);
+  SchedulerOptions options;
+  options.prefill_chunk = 3;
+  StartScheduler(options);
+  auto r = Submit({5, 6, 7, 8, 9, 10, 11}, 3);
+  EXPECT_EQ(Finish(*r), (std::vector<int32_t>{7, 8, 9}));
+  EXPECT_THAT(r->final_status(), IsOk());
+  EXPECT_EQ(r->finish_reason(), "length");
+  // Chunks [0, 3), [3, 6), [6, 7) (which samples), then decode at positions 7 and 8.
+  std::vector<std::pair<int64_t, int32_t>> steps;
+  for (const v1::StepHeader& h : Seen()) {
+    ASSERT_EQ(h.sequences_size(), 1);
+    steps.push_back({h.sequences(0).start_position(), h.sequences(0).num_tokens()});
+  }
+  EXPECT_EQ(steps, (std::vector<std::pair<int64_t, int32_t>>{{0, 3}, {3, 3}, {6, 1}, {7, 1}, {8, 1}}));
+  EXPECT_FALSE(Seen()[1].sequences(0).sample());
+  EXPECT_TRUE(Seen()[2].sequences(0).sample());
+}
+
+TEST_F(SchedulerTest, AStopIdEndsARequestMidStepAndTheNextStepFreesItsState) {
+  JoinWorker();
+  ServeSteps(CountingTail);
+  StartScheduler();
+  // Both prompts end at position 4: the first token of each is 4; 4 is a stop id of the first.
+  auto stopped = Submit({1, 2, 3, 4}, 8, {4});
+  auto going = Submit({1, 2, 3, 4}, 3);
+  EXPECT_EQ(Finish(*stopped), (std::vector<int32_t>{4}));
+  EXPECT_EQ(stopped->finish_reason(), "stop");
+  EXPECT_EQ(Finish(*going), (std::vector<int32_t>{4, 5, 6}));
+  const std::vector<v1::StepHeader> seen = Seen();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen[0].sequences_size(), 2);  // one step carried both prompts
+  EXPECT_EQ(seen[1].sequences_size(), 1);
+  EXPECT_THAT(seen[1].freed_sequences(), ::testing::ElementsAre(stopped->id()));
+}
+
+TEST_F(SchedulerTest, AStepThatFailsOnAWorkerEndsItsRequestsWithTheWorkersCode) {
+  JoinWorker();
+  ServeSteps([](const v1::StepHeader&) {
+    v1::TokensHeader t;
+    t.set_error("worker w: expert 3 of layer 1 is not held here");
+    t.set_error_code(static_cast<int>(absl::StatusCode::kFailedPrecondition));
+    return t;
+  });
+  StartScheduler();
+  auto r = Submit({1, 2}, 4);
+  Finish(*r);
+  EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not held")));
+}
+
+TEST_F(SchedulerTest, AWorkerLostMidStepEndsTheStepAtOnceNotAtItsTimeout) {
+  JoinWorker();
+  ServeSteps(CountingTail, /*reply=*/false);  // the step is never answered
+  SchedulerOptions options;
+  options.step_timeout = absl::Hours(1);
+  StartScheduler(options);
+  auto r = Submit({1, 2}, 4);
+  AwaitSeen(1);  // the step is in flight
+  cluster_->OnSessionEnded(session_);
+  Finish(*r);  // within 30 s, not the hour
+  EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("worker 'w' is lost")));
+}
+
+TEST_F(SchedulerTest, CancellingAQueuedRequestWakesTheSchedulerAtOnce) {
+  // No worker: the cluster is not ready, so the request waits (for an hour) in the queue.
+  SchedulerOptions options;
+  options.queue_timeout = absl::Hours(1);
+  StartScheduler(options);
+  auto r = Submit({1, 2}, 4);
+  EXPECT_EQ(scheduler_->queued(), 1);
+  r->Cancel();
+  Finish(*r);
+  EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  EXPECT_EQ(scheduler_->queued(), 0);
+}
+
+TEST_F(SchedulerTest, AQueuedRequestRunsOnceTheClusterBecomesReady) {
+  SchedulerOptions options;
+  options.queue_timeout = absl::Hours(1);
+  StartScheduler(options);
+  auto r = Submit({1, 2}, 2);
+  ServeSteps(CountingTail);
+  JoinWorker();  // the cluster's change wakes the waiting scheduler
+  EXPECT_EQ(Finish(*r), (std::vector<int32_t>{2, 3}));
+}
+
+TEST_F(SchedulerTest, ACancelledRunningRequestLeavesAndItsStateIsFreed) {
+  JoinWorker();
+  ServeSteps(CountingTail);
+  StartScheduler();
+  auto cancelled = Submit({1, 2}, 1000);
+  auto other = Submit({1, 2}, 1000);
+  AwaitSeen(3);
+  cancelled->Cancel();
+  Finish(*cancelled);
+  EXPECT_THAT(cancelled->final_status(), StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  AwaitFreed(cancelled->id());  // a later step frees its state on the workers
+  other->Cancel();
+  Finish(*other);
+}
+
+TEST_F(SchedulerTest, TheQueueRefusesBeyondItsBound) {
+  SchedulerOptions options;
+  options.max_queue = 1;
+  options.queue_timeout = absl::Hours(1);
+  StartScheduler(options);
+  Submit({1}, 1);
+  Request::Params p;
+  p.prompt = {1};
+  EXPECT_THAT(scheduler_->Submit(std::make_shared<Request>(99, p)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-queue")));
+}
+
+}  // namespace
+}  // namespace mmx::coordinator

@@ -1,0 +1,101 @@
+#include "coordinator/step_planner.h"
+
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace mmx::coordinator {
+namespace {
+
+SequenceProgress Prefilling(int64_t prompt, int64_t done = 0) { return {prompt, done, 0}; }
+SequenceProgress Decoding(int64_t prompt, int64_t generated) { return {prompt, prompt, generated}; }
+
+std::vector<PlannedSequence> Flat(const StepPlan& plan) {
+  std::vector<PlannedSequence> all;
+  for (const auto& mb : plan.micro_batches) all.insert(all.end(), mb.begin(), mb.end());
+  return all;
+}
+
+TEST(StepPlannerTest, NothingRunningPlansNothing) {
+  EXPECT_TRUE(PlanStep({}, StepLimits{}).empty());
+}
+
+TEST(StepPlannerTest, DecodeTokensComeFirstAtThePositionAfterTheLastToken) {
+  // Running order: a prompt, then two decoding sequences.
+  const StepPlan plan = PlanStep({Prefilling(10), Decoding(5, 3), Decoding(7, 1)}, StepLimits{});
+  const std::vector<PlannedSequence> all = Flat(plan);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].index, 1u);
+  EXPECT_EQ(all[0].start_position, 5 + 3 - 1);  // feeds generated token 3 at position 7
+  EXPECT_EQ(all[0].num_tokens, 1);
+  EXPECT_FALSE(all[0].prefill);
+  EXPECT_TRUE(all[0].sample);
+  EXPECT_EQ(all[1].index, 2u);
+  EXPECT_EQ(all[1].start_position, 7);
+  EXPECT_EQ(all[2].index, 0u);
+  EXPECT_TRUE(all[2].prefill);
+  EXPECT_EQ(all[2].num_tokens, 10);
+  EXPECT_TRUE(all[2].sample);  // the chunk ends the prompt
+  EXPECT_EQ(plan.num_tokens, 12);
+  EXPECT_EQ(plan.num_prompt_tokens, 10);
+}
+
+TEST(StepPlannerTest, ChunkedPrefillResumesWhereThePromptStoodAndSamplesOnlyAtItsEnd) {
+  StepLimits limits;
+  limits.prefill_chunk = 4;
+  StepPlan plan = PlanStep({Prefilling(10, 0)}, limits);
+  ASSERT_EQ(Flat(plan).size(), 1u);
+  EXPECT_EQ(Flat(plan)[0].start_position, 0);
+  EXPECT_EQ(Flat(plan)[0].num_tokens, 4);
+  EXPECT_FALSE(Flat(plan)[0].sample);
+  plan = PlanStep({Prefilling(10, 8)}, limits);
+  EXPECT_EQ(Flat(plan)[0].start_position, 8);
+  EXPECT_EQ(Flat(plan)[0].num_tokens, 2);
+  EXPECT_TRUE(Flat(plan)[0].sample);
+}
+
+TEST(StepPlannerTest, TheStepBudgetLimitsPromptChunksInRunningOrder) {
+  StepLimits limits;
+  limits.prefill_chunk = 8;
+  limits.max_step_tokens = 12;
+  // Two decode tokens take 2 of 12; the first prompt gets 8, the second the 2 left, the third none.
+  const std::vector<PlannedSequence> all =
+      Flat(PlanStep({Prefilling(20), Decoding(3, 1), Prefilling(20), Decoding(3, 2), Prefilling(20)}, limits));
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2].index, 0u);
+  EXPECT_EQ(all[2].num_tokens, 8);
+  EXPECT_EQ(all[3].index, 2u);
+  EXPECT_EQ(all[3].num_tokens, 2);
+  int64_t total = 0;
+  for (const auto& p : all) total += p.num_tokens;
+  EXPECT_EQ(total, 12);  // exactly the budget
+}
+
+TEST(StepPlannerTest, TheFirstPromptAlwaysGetsAChunkEvenWhenDecodeFillsTheBudget) {
+  StepLimits limits;
+  limits.prefill_chunk = 5;
+  limits.max_step_tokens = 2;
+  const std::vector<PlannedSequence> all =
+      Flat(PlanStep({Decoding(3, 1), Decoding(3, 1), Decoding(3, 1), Prefilling(9), Prefilling(9)}, limits));
+  ASSERT_EQ(all.size(), 4u);  // three decodes over budget, then one chunk, the second prompt waits
+  EXPECT_EQ(all[3].index, 3u);
+  EXPECT_EQ(all[3].num_tokens, 5);
+}
+
+TEST(StepPlannerTest, MicroBatchesSplitContiguouslyWithEnoughSequencesEach) {
+  StepLimits limits;
+  limits.micro_batches = 2;
+  limits.min_sequences_per_micro_batch = 4;
+  std::vector<SequenceProgress> seven(7, Decoding(2, 1));
+  EXPECT_EQ(PlanStep(seven, limits).micro_batches.size(), 1u);  // 7 / 4 = 1
+  std::vector<SequenceProgress> nine(9, Decoding(2, 1));
+  const StepPlan plan = PlanStep(nine, limits);
+  ASSERT_EQ(plan.micro_batches.size(), 2u);
+  EXPECT_EQ(plan.micro_batches[0].size(), 5u);
+  EXPECT_EQ(plan.micro_batches[1].size(), 4u);
+  EXPECT_EQ(plan.micro_batches[0].front().index, 0u);
+  EXPECT_EQ(plan.micro_batches[1].front().index, 5u);
+}
+
+}  // namespace
+}  // namespace mmx::coordinator
