@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "kernels/kernels.h"
+#include "model/moe_exchange.h"
 
 namespace mmx::model {
 namespace {
@@ -119,8 +120,12 @@ absl::StatusOr<int64_t> RankedStageCompute::ExpertPairs(int layer, const float* 
                                                         const float* weights, int64_t n, float* out) {
   const int R = static_cast<int>(ranks_.size());
   const int64_t H = config_.hidden_size;
-  // Pairs per rank, by who holds their expert.
-  std::vector<std::vector<int64_t>> pairs(R);
+  // The pairs, as n rows routed to one expert each, dispatched to the rank that holds the expert.
+  Routing pairs;
+  pairs.k = 1;
+  pairs.expert_ids.assign(expert_ids, expert_ids + n);
+  pairs.weights.assign(weights, weights + n);
+  std::vector<uint32_t> rank_of(n);
   for (int64_t i = 0; i < n; ++i) {
     int owner = -1;
     for (int r = 0; r < R && owner < 0; ++r) {
@@ -134,24 +139,23 @@ absl::StatusOr<int64_t> RankedStageCompute::ExpertPairs(int layer, const float* 
     if (owner < 0) {
       return absl::FailedPreconditionError(absl::StrCat("no rank holds expert ", expert_ids[i], " of layer ", layer));
     }
-    pairs[owner].push_back(i);
+    rank_of[i] = static_cast<uint32_t>(owner);
   }
+  MoeExchange exchange = MoeExchange::Dispatch(pairs, rows, n, H, rank_of);
   std::vector<int64_t> bytes(R, 0);
   MMX_RETURN_IF_ERROR(OnEveryRank([&](int r) -> absl::Status {
-    const std::vector<int64_t>& mine = pairs[r];
-    if (mine.empty()) return absl::OkStatus();
-    std::vector<float> in(mine.size() * H), res(mine.size() * H), w(mine.size());
-    std::vector<int> ids(mine.size());
-    for (size_t i = 0; i < mine.size(); ++i) {
-      std::copy_n(rows + mine[i] * H, H, in.data() + i * H);
-      ids[i] = expert_ids[mine[i]];
-      w[i] = weights[mine[i]];
+    for (size_t p = 0; p < exchange.parts().size(); ++p) {
+      const MoeExchange::Part& part = exchange.parts()[p];
+      if (part.holder != static_cast<uint32_t>(r)) continue;
+      std::vector<float> results(part.rows.size());
+      MMX_ASSIGN_OR_RETURN(bytes[r], ranks_[r]->ExpertPairs(layer, part.rows.data(), part.expert_ids.data(),
+                                                            part.weights.data(), part.num_rows(), results.data()));
+      exchange.Receive(p, results.data());  // rows of this part only: the ranks write apart
     }
-    MMX_ASSIGN_OR_RETURN(bytes[r], ranks_[r]->ExpertPairs(layer, in.data(), ids.data(), w.data(),
-                                                          static_cast<int64_t>(mine.size()), res.data()));
-    for (size_t i = 0; i < mine.size(); ++i) std::copy_n(res.data() + i * H, H, out + mine[i] * H);
     return absl::OkStatus();
   }, /*collective=*/false));
+  // One expert per row: the contributions are the results, in row order.
+  std::copy(exchange.contributions().begin(), exchange.contributions().end(), out);
   int64_t total = 0;
   for (int64_t b : bytes) total += b;
   return total;

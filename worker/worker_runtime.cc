@@ -18,6 +18,7 @@
 #include "worker/host_info.h"
 #include "worker/progress.h"
 #include "worker/routes.h"
+#include "worker/expert_host.h"
 #include "worker/stage_executor.h"
 #include "worker/step_collector.h"
 

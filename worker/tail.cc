@@ -1,0 +1,108 @@
+#include "worker/tail.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "base/status_macros.h"
+
+namespace mmx::worker {
+namespace {
+
+model::SamplingParams ToSampling(const v1::StepSequence& s) {
+  model::SamplingParams p;
+  p.temperature = s.temperature();
+  p.top_p = s.top_p() > 0.f ? s.top_p() : 1.f;
+  p.top_k = s.top_k();
+  p.seed = s.seed();
+  return p;
+}
+
+// log-softmax of the token and the top `n` alternatives, from raw logits.
+void FillLogprobs(const float* logits, int64_t vocab, int n, v1::SampledToken* out) {
+  float max_logit = *std::max_element(logits, logits + vocab);
+  double sum = 0;
+  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max_logit));
+  const float lse = max_logit + static_cast<float>(std::log(sum));
+  out->set_logprob(logits[out->token_id()] - lse);
+  if (n <= 0) return;
+  std::vector<int32_t> ids(vocab);
+  std::iota(ids.begin(), ids.end(), 0);
+  n = static_cast<int>(std::min<int64_t>(n, vocab));
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  for (int i = 0; i < n; ++i) {
+    out->add_top_token_ids(ids[i]);
+    out->add_top_logprobs(logits[ids[i]] - lse);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<v1::TokensHeader> Tail::Run(model::StageCompute& compute, const v1::StepHeader& header,
+                                           const float* x, int64_t V, std::vector<float>* returned) {
+  // The rows whose logits are needed: each sampling sequence's last row, and every row of a
+  // sequence that asked for its logits.
+  std::vector<int64_t> rows;
+  std::vector<const v1::StepSequence*> sampled;
+  std::vector<int64_t> sample_row;  // index into `rows` of each sampled sequence's last row
+  v1::TokensHeader reply;
+  int64_t row = 0;
+  for (const auto& s : header.sequences()) {
+    const int64_t first = row;
+    row += s.num_tokens();
+    if (s.return_logits()) {
+      for (int64_t r = first; r < row; ++r) rows.push_back(r);
+      v1::LogitsRows* entry = reply.add_logits();
+      entry->set_sequence_id(s.sequence_id());
+      entry->set_num_rows(s.num_tokens());
+    } else if (s.sample()) {
+      rows.push_back(row - 1);
+    }
+    if (!s.sample()) continue;
+    sampled.push_back(&s);
+    sample_row.push_back(static_cast<int64_t>(rows.size()) - 1);
+  }
+  std::vector<float> logits(rows.size() * V);
+  if (!rows.empty()) MMX_RETURN_IF_ERROR(compute.Logits(x, rows, logits.data()));
+  // The returned logits are copied before the mask below, which shapes only what is sampled.
+  returned->clear();
+  for (size_t r = 0, i = 0; i < static_cast<size_t>(header.sequences_size()); ++i) {
+    const v1::StepSequence& s = header.sequences(static_cast<int>(i));
+    if (s.return_logits()) {
+      returned->insert(returned->end(), logits.begin() + r * V, logits.begin() + (r + s.num_tokens()) * V);
+      r += s.num_tokens();
+    } else if (s.sample()) {
+      ++r;
+    }
+  }
+  for (size_t i = 0; i < sampled.size(); ++i) {
+    const v1::StepSequence& s = *sampled[i];
+    float* row_logits = logits.data() + sample_row[i] * V;
+    MaskUnsampleable(row_logits, V);
+    auto& sampler = samplers_[s.sequence_id()];
+    if (!sampler || s.start_position() == 0) sampler = std::make_unique<model::Sampler>(ToSampling(s));
+    v1::SampledToken* token = reply.add_tokens();
+    token->set_sequence_id(s.sequence_id());
+    token->set_token_id(sampler->Sample(row_logits, V));
+    FillLogprobs(row_logits, V, s.logprobs(), token);
+  }
+  reply.set_step_id(header.step_id());
+  reply.set_micro_batch(header.micro_batch());
+  return reply;
+}
+
+void Tail::MaskUnsampleable(float* row, int64_t vocab) const {
+  if (sampleable_ranges_.empty()) return;
+  // Ids outside the ranges (padding rows the tokenizer has no text for) get -inf.
+  int64_t next = 0;
+  for (size_t i = 0; i + 1 < sampleable_ranges_.size(); i += 2) {
+    const int64_t begin = std::clamp<int64_t>(sampleable_ranges_[i], 0, vocab);
+    std::fill(row + std::min(next, begin), row + begin, -std::numeric_limits<float>::infinity());
+    next = std::max(next, std::clamp<int64_t>(sampleable_ranges_[i + 1], 0, vocab));
+  }
+  std::fill(row + next, row + vocab, -std::numeric_limits<float>::infinity());
+}
+
+}  // namespace mmx::worker
