@@ -105,6 +105,7 @@ class CpuLayerOps {
     routing->expert_ids.resize(T * K);
     routing->weights.resize(T * K);
     kernels::RouterTopK(logits, T, E, K, routing->expert_ids.data(), routing->weights.data());
+    if (routing->keep_logits) routing->logits.assign(logits, logits + T * E);
     return absl::OkStatus();
   }
   absl::Status GatherRows(const float* src, const std::vector<int64_t>& index, int64_t width, float* dst) {

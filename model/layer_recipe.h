@@ -182,17 +182,24 @@ absl::StatusOr<int64_t> ExpertPairs(Ops& ops, const ModelConfig& c, const Moe& e
   return bytes_read;
 }
 
+// The final norm of the given rows of x [T, H]: h [rows.size(), H], both in backend memory.
+template <class Ops, class Tail>
+absl::Status FinalNorm(Ops& ops, const ModelConfig& c, const Tail& tail, const float* x,
+                       const std::vector<int64_t>& rows, float* h) {
+  const int64_t H = c.hidden_size;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  MMX_RETURN_IF_ERROR(ops.GatherRows(x, rows, H, h));
+  return ops.RmsNorm(h, n, H, tail.final_norm.data(), static_cast<float>(c.rms_norm_eps), h);
+}
+
 // layers.h ComputeLogits: final norm and lm_head for the given rows of x [T, H] (backend
 // memory): logits [rows.size(), V] in backend memory.
 template <class Ops, class Tail>
 absl::Status Logits(Ops& ops, const ModelConfig& c, const Tail& tail, const float* x, const std::vector<int64_t>& rows,
                     float* logits) {
-  const int64_t H = c.hidden_size;
-  const int64_t n = static_cast<int64_t>(rows.size());
-  float* h = ops.Scratch(Slot::kTail, n * H);
-  MMX_RETURN_IF_ERROR(ops.GatherRows(x, rows, H, h));
-  MMX_RETURN_IF_ERROR(ops.RmsNorm(h, n, H, tail.final_norm.data(), static_cast<float>(c.rms_norm_eps), h));
-  return ops.Gemm(h, n, tail.lm_head, logits);
+  float* h = ops.Scratch(Slot::kTail, static_cast<int64_t>(rows.size()) * c.hidden_size);
+  MMX_RETURN_IF_ERROR(FinalNorm(ops, c, tail, x, rows, h));
+  return ops.Gemm(h, static_cast<int64_t>(rows.size()), tail.lm_head, logits);
 }
 
 }  // namespace mmx::model::recipe

@@ -50,6 +50,9 @@ struct Routing {
   int k = 0;
   std::vector<int> expert_ids;  // [T, K]
   std::vector<float> weights;   // [T, K]
+  // With keep_logits, the router's logits before the softmax, [T, E] (tests, diagnostics).
+  bool keep_logits = false;
+  std::vector<float> logits;
 };
 
 // Runs the attention half of `layer` on x [T, H] (overwritten with w, the normed MoE input) and

@@ -88,6 +88,10 @@ absl::Status RankedStageCompute::Logits(const float* x, const std::vector<int64_
   return ranks_[0]->Logits(x, rows, logits);
 }
 
+absl::Status RankedStageCompute::FinalNorm(const float* x, const std::vector<int64_t>& rows, float* h) {
+  return ranks_[0]->FinalNorm(x, rows, h);
+}
+
 absl::Status RankedStageCompute::AttentionBlock(int layer, const BatchLayout& batch, float* x,
                                                 std::vector<float>* residual, Routing* routing) {
   if (aborted_.load()) {

@@ -43,6 +43,7 @@ class RankedStageCompute final : public StageCompute {
   absl::StatusOr<int64_t> ExpertPairs(int layer, const float* rows, const int* expert_ids, const float* weights,
                                       int64_t n, float* out) override;
   absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) override;
+  absl::Status FinalNorm(const float* x, const std::vector<int64_t>& rows, float* h) override;
 
  private:
   // Runs fn(r) for every rank on its own thread; the first error. With `collective` (fn uses the

@@ -48,6 +48,11 @@ class CpuStageCompute final : public StageCompute {
     ComputeLogits(*w_.config, *w_.tail, x, rows, logits);
     return absl::OkStatus();
   }
+  absl::Status FinalNorm(const float* x, const std::vector<int64_t>& rows, float* h) override {
+    if (w_.tail == nullptr) return absl::FailedPreconditionError("routed the tail but holds no lm_head");
+    CpuLayerOps ops;
+    return recipe::FinalNorm(ops, *w_.config, *w_.tail, x, rows, h);
+  }
 
  private:
   absl::Status CheckLayer(int layer) const {

@@ -59,6 +59,8 @@ class StageCompute {
                                               const float* weights, int64_t n, float* out) = 0;
   // layers.h ComputeLogits: logits [rows.size(), V] for the given rows of x [T, H].
   virtual absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) = 0;
+  // The final norm alone (the tail's hidden states, what lm_head reads): h [rows.size(), H].
+  virtual absl::Status FinalNorm(const float* x, const std::vector<int64_t>& rows, float* h) = 0;
 };
 
 class RankCollective;

@@ -373,6 +373,10 @@ absl::Status CudaLayerOps::RouterTopK(const float* logits, int64_t T, int E, int
   static_assert(sizeof(int) == sizeof(int32_t));
   MMX_RETURN_IF_ERROR(Download(ids, T * K * sizeof(int32_t), routing->expert_ids.data()));
   MMX_RETURN_IF_ERROR(Download(weights, T * K * sizeof(float), routing->weights.data()));
+  if (routing->keep_logits) {
+    routing->logits.resize(T * E);
+    MMX_RETURN_IF_ERROR(Download(logits, T * E * sizeof(float), routing->logits.data()));
+  }
   // The routing decides the dispatch, which happens on the host: wait for it here.
   return Sync();
 }

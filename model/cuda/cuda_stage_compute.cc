@@ -152,6 +152,17 @@ class CudaStageCompute final : public StageCompute {
   }
 
   absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) override {
+    return RunTail(x, rows, host_.config->vocab_size, logits, /*norm_only=*/false);
+  }
+  absl::Status FinalNorm(const float* x, const std::vector<int64_t>& rows, float* h) override {
+    return RunTail(x, rows, host_.config->hidden_size, h, /*norm_only=*/true);
+  }
+
+
+ private:
+  // Final norm (and lm_head unless norm_only) of the given rows of x [T, H] on the GPU: out
+  // [rows.size(), width] in host memory.
+  absl::Status RunTail(const float* x, const std::vector<int64_t>& rows, int64_t width, float* out, bool norm_only) {
     if (!tail_) return absl::FailedPreconditionError("routed the tail but holds no lm_head");
     if (rows.empty()) return absl::OkStatus();
     const ModelConfig& c = *host_.config;
@@ -161,21 +172,21 @@ class CudaStageCompute final : public StageCompute {
     int64_t T = 0;
     for (int64_t r : rows) T = std::max(T, r + 1);
     const size_t x_bytes = T * c.hidden_size * sizeof(float);
-    const size_t logit_bytes = rows.size() * c.vocab_size * sizeof(float);
+    const size_t out_bytes = rows.size() * width * sizeof(float);
     MMX_ASSIGN_OR_RETURN(void* d_x, ops_->Buffer(kX, x_bytes));
-    MMX_ASSIGN_OR_RETURN(void* d_logits, ops_->Buffer(kLogits, logit_bytes));
+    MMX_ASSIGN_OR_RETURN(void* d_out, ops_->Buffer(kLogits, out_bytes));
     MMX_RETURN_IF_ERROR(ops_->Upload(x, x_bytes, d_x));
-    absl::Status st = recipe::Logits(*ops_, c, *tail_, static_cast<const float*>(d_x), rows,
-                                     static_cast<float*>(d_logits));
+    const float* dx = static_cast<const float*>(d_x);
+    float* dout = static_cast<float*>(d_out);
+    absl::Status st = norm_only ? recipe::FinalNorm(*ops_, c, *tail_, dx, rows, dout)
+                                : recipe::Logits(*ops_, c, *tail_, dx, rows, dout);
     if (!st.ok()) {
       (void)ops_->Sync();
       return st;
     }
-    MMX_RETURN_IF_ERROR(ops_->Download(d_logits, logit_bytes, logits));
+    MMX_RETURN_IF_ERROR(ops_->Download(d_out, out_bytes, out));
     return ops_->Sync();
   }
-
- private:
   WeightsView host_;
   std::unique_ptr<CudaLayerOps> ops_;
   std::string name_;

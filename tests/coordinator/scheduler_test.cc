@@ -187,12 +187,15 @@ TEST_F(SchedulerTest, PrefillsInChunksThenDecodesUntilMaxTokens) {
 }
 
 TEST_F(SchedulerTest, AStopIdEndsARequestMidStepAndTheNextStepFreesItsState) {
-  JoinWorker();
-  ServeSteps(CountingTail);
-  StartScheduler();
+  // Both wait for the cluster, so that the first step carries both.
+  SchedulerOptions options;
+  options.queue_timeout = absl::Hours(1);
+  StartScheduler(options);
   // Both prompts end at position 4: the first token of each is 4; 4 is a stop id of the first.
   auto stopped = Submit({1, 2, 3, 4}, 8, {4});
   auto going = Submit({1, 2, 3, 4}, 3);
+  ServeSteps(CountingTail);
+  JoinWorker();
   EXPECT_EQ(Finish(*stopped), (std::vector<int32_t>{4}));
   EXPECT_EQ(stopped->finish_reason(), "stop");
   EXPECT_EQ(Finish(*going), (std::vector<int32_t>{4, 5, 6}));

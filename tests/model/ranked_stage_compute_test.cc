@@ -119,6 +119,7 @@ class FakeRank final : public StageCompute {
     return 0;
   }
   absl::Status Logits(const float*, const std::vector<int64_t>&, float*) override { return absl::OkStatus(); }
+  absl::Status FinalNorm(const float*, const std::vector<int64_t>&, float*) override { return absl::OkStatus(); }
 
   absl::Status attention_status, expert_status;
   std::atomic<int> attention_calls{0}, expert_calls{0};
