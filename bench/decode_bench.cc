@@ -1,14 +1,17 @@
-// mmx-bench-decode: end-to-end CPU decode and prefill throughput of the local engine, beside
-// this machine's measured memory bandwidth (a STREAM triad run in the same process).
+// mmx-bench-decode: end-to-end CPU decode and prefill throughput of the engine in this process
+// (engine/local_engine.h: one worker holding the whole model, driven by the scheduler, as
+// `mmx-coord run` serves it), beside this machine's measured memory bandwidth (a STREAM triad
+// run in the same process).
 //
 //   mmx-bench-decode --model DIR [--threads N] [--batches 1,8,32] [--steps 32] [--prefill 512]
 //                    [--activations fp32|bf16] [--expert-dtype bf16|int8]
 //
 // For each batch size b: b sequences with a short random prompt are prefilled (not timed), then
-// `steps` decode steps run with all b sequences in each step. Reported: tokens/s (b * steps /
-// time) and the achieved bandwidth, i.e. weight bytes actually read per step (each touched
-// expert once, attention, router, lm_head; StepOutput::weight_bytes_read) over step time, as a
-// fraction of the triad. Then one prompt of --prefill tokens is prefilled and timed. Peak RSS is
+// `steps` decode steps run with all b sequences in each step (a first decode step is not timed:
+// it pages in what the prefill did not touch). Reported: tokens/s (b * steps / time, each step
+// timed by the scheduler from sending it to its tokens) and the achieved bandwidth, i.e. weight
+// bytes actually read per step (each touched expert once, attention, router, lm_head, as the
+// worker reports them) over step time, as a fraction of the triad. Then one prompt of --prefill tokens is prefilled and timed. Peak RSS is
 // compared with the checkpoint's weight bytes (weights are mmap'ed, never copied; with
 // --expert-dtype int8 the experts are int8 copies, made at load, whose bf16 pages are released,
 // and weight bytes read count the int8 bytes).
@@ -16,6 +19,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -25,8 +30,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "base/thread_pool.h"
-#include "model/model_runner.h"
-#include "model/sampling.h"
+#include "coordinator/scheduler.h"
+#include "engine/local_engine.h"
 #include "nlohmann/json.hpp"
 
 namespace mmx {
@@ -128,72 +133,95 @@ int main(int argc, char** argv) {
     std::ofstream clear_refs("/proc/self/clear_refs");
     clear_refs << "5";
   }
-  model::ModelLoadOptions load;
-  load.expert_dtype = *model::ParseExpertDType(expert_dtype);  // checked by CLI11 above
+  // Every step the scheduler runs, as it reports them.
+  std::mutex steps_mu;
+  std::vector<coordinator::StepReport> reports;
+  int max_batch = 1;
+  for (int b : batches) max_batch = std::max(max_batch, b);
+  engine::LocalEngineOptions options;
+  options.model_dir = model_dir;
+  options.expert_dtype = expert_dtype;
+  options.bf16_activations = activations == "bf16";
+  options.scheduler.max_sequences = max_batch;
+  options.scheduler.max_step_tokens = 16 * max_batch + std::max(prefill_len, 16);
+  options.scheduler.prefill_chunk = std::max(prefill_len, 16);
+  options.scheduler.micro_batches = 1;
+  options.scheduler.on_step = [&](const coordinator::StepReport& r) {
+    std::lock_guard<std::mutex> lock(steps_mu);
+    reports.push_back(r);
+  };
   const double load_t0 = Now();
-  auto runner = model::ModelRunner::Load(model_dir, load);
+  auto engine = engine::LocalEngine::Start(options);
   const double load_seconds = Now() - load_t0;
-  if (!runner.ok()) {
-    std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(runner.status().message()).c_str());
+  if (!engine.ok()) {
+    std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(engine.status().message()).c_str());
     return 1;
   }
-  (*runner)->set_activation_precision(activations == "bf16" ? kernels::ActivationPrecision::kBf16
-                                                             : kernels::ActivationPrecision::kFp32);
   std::printf("activations: %s\nexperts: %s (load %.1f s)\n", activations.c_str(), expert_dtype.c_str(),
               load_seconds);
-  const model::ModelConfig& c = (*runner)->config();
+  const model::ModelConfig& c = (*engine)->config();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
+  uint64_t next_id = 1;
+  // Runs `prompts` (greedy, no stop ids) to `max_tokens` each; returns the steps they took.
+  auto run = [&](const std::vector<std::vector<int32_t>>& prompts, int max_tokens) {
+    {
+      std::lock_guard<std::mutex> lock(steps_mu);
+      reports.clear();
+    }
+    std::vector<std::shared_ptr<coordinator::Request>> requests;
+    for (const auto& prompt : prompts) {
+      coordinator::Request::Params p;
+      p.prompt = prompt;
+      p.max_tokens = max_tokens;
+      requests.push_back(std::make_shared<coordinator::Request>(next_id++, p));
+      if (!(*engine)->scheduler().Submit(requests.back()).ok()) std::exit(1);
+    }
+    std::vector<coordinator::TokenEvent> events;
+    for (auto& r : requests) {
+      while (r->Next(&events, absl::InfiniteDuration())) {
+      }
+      if (!r->final_status().ok()) {
+        std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(r->final_status().message()).c_str());
+        std::exit(1);
+      }
+    }
+    std::lock_guard<std::mutex> lock(steps_mu);
+    return reports;
+  };
 
   std::printf("\n| batch | tokens/s | ms/step | weight GB read/step | achieved GB/s | of triad |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  double batch1_tps = 0;
-  int64_t next_id = 0;
   for (int b : batches) {
-    std::vector<model::StepInput> inputs(b);
-    for (int i = 0; i < b; ++i) {
-      inputs[i].sequence_id = next_id++;
-      for (int t = 0; t < 16; ++t) inputs[i].tokens.push_back(token(rng));
-      if (!(*runner)->StartSequence(inputs[i].sequence_id).ok()) return 1;
+    std::vector<std::vector<int32_t>> prompts(b);
+    for (auto& p : prompts) {
+      for (int t = 0; t < 16; ++t) p.push_back(token(rng));
     }
-    auto out = (*runner)->Step(inputs);  // prefill, untimed
-    if (!out.ok()) return 1;
+    // The prefill step samples the first token; steps + 1 decode steps follow, the first untimed.
+    const std::vector<coordinator::StepReport> steps_run = run(prompts, steps + 2);
     double seconds = 0;
     int64_t bytes = 0;
-    for (int s = 0; s < steps + 1; ++s) {
-      for (int i = 0; i < b; ++i) {
-        inputs[i].tokens = {model::Argmax(out->logits[i].data(), c.vocab_size)};
-      }
-      const double t0 = Now();
-      out = (*runner)->Step(inputs);
-      const double dt = Now() - t0;
-      if (!out.ok()) return 1;
-      if (s == 0) continue;  // warm-up step: first touch of pages not read by the prefill
-      seconds += dt;
-      bytes += out->weight_bytes_read;
+    int timed = 0, decode_steps = 0;
+    for (const coordinator::StepReport& r : steps_run) {
+      if (r.num_prompt_tokens > 0 || r.num_tokens != b) continue;
+      if (decode_steps++ == 0) continue;  // warm-up: first touch of pages not read by the prefill
+      seconds += r.seconds;
+      bytes += r.weight_bytes;
+      ++timed;
     }
-    for (auto& in : inputs) (*runner)->EndSequence(in.sequence_id);
-    const double tps = b * steps / seconds;
-    if (b == 1) batch1_tps = tps;
+    if (timed == 0) return 1;
+    const double tps = static_cast<double>(b) * timed / seconds;
     const double gbs = bytes / seconds / 1e9;
-    std::printf("| %d | %.2f | %.1f | %.3f | %.1f | %.2f |\n", b, tps, 1e3 * seconds / steps,
-                bytes / 1e9 / steps, gbs, gbs / triad);
-  }
-  if (batch1_tps > 0 && batches.size() > 1) {
-    // Aggregate speed-up of the largest batch over batch 1.
-    std::printf("\n(largest batch aggregate / batch 1: see tokens/s column; batch-1 = %.2f tokens/s)\n",
-                batch1_tps);
+    std::printf("| %d | %.2f | %.1f | %.3f | %.1f | %.2f |\n", b, tps, 1e3 * seconds / timed, bytes / 1e9 / timed,
+                gbs, gbs / triad);
   }
 
   if (prefill_len > 0) {
-    model::StepInput in;
-    in.sequence_id = next_id++;
-    for (int t = 0; t < prefill_len; ++t) in.tokens.push_back(token(rng));
-    if (!(*runner)->StartSequence(in.sequence_id).ok()) return 1;
-    const double t0 = Now();
-    auto out = (*runner)->Step({in});
-    const double dt = Now() - t0;
-    if (!out.ok()) return 1;
+    std::vector<int32_t> prompt;
+    for (int t = 0; t < prefill_len; ++t) prompt.push_back(token(rng));
+    const std::vector<coordinator::StepReport> steps_run = run({prompt}, 1);
+    if (steps_run.empty()) return 1;
+    const double dt = steps_run.front().seconds;
     std::printf("\nprefill: %d tokens in %.2f s = %.1f tokens/s\n", prefill_len, dt, prefill_len / dt);
   }
 

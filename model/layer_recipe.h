@@ -102,7 +102,7 @@ absl::Status Softmax(Ops& ops, const ModelConfig& c, const W& w, const BatchLayo
   return ops.AllReduceSum(a, T * c.hidden_size);
 }
 
-// layers.h AttentionBlockForward: x [T, H] becomes w; `residual` [T, H] receives y unless the
+// The attention block (layers.h): x [T, H] becomes w; `residual` [T, H] receives y unless the
 // model is postnorm (then it may be null: the residual is w itself). Routing in host memory.
 template <class Ops, class W>
 absl::Status AttentionBlock(Ops& ops, const ModelConfig& c, const W& w, const BatchLayout& batch, float* x,

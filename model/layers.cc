@@ -16,29 +16,6 @@ void BatchLayout::Add(int64_t num_new_tokens, int64_t start_position, SequenceSt
   num_tokens += num_new_tokens;
 }
 
-void AttentionBlockForward(const ModelConfig& c, const AttentionBlockWeights& w,
-                           const BatchLayout& batch, float* x, std::vector<float>* residual,
-                           Routing* routing) {
-  CpuLayerOps ops;
-  if (c.postnorm) {
-    residual->clear();
-  } else {
-    residual->resize(batch.num_tokens * c.hidden_size);
-  }
-  MMX_CHECK(recipe::AttentionBlock(ops, c, w, batch, x, c.postnorm ? nullptr : residual->data(), routing).ok());
-}
-
-void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_t intermediate,
-               float* out) {
-  Scratch& scratch = Scratch::ForThisThread();
-  float* gate = scratch.Get(Slot::kFfnGate, n * intermediate);  // [n, F]
-  float* up = scratch.Get(Slot::kFfnUp, n * intermediate);      // [n, F]
-  kernels::Gemm(rows, n, expert.w1, gate);
-  kernels::Gemm(rows, n, expert.w3, up);
-  kernels::SiluMul(gate, up, n * intermediate, gate);
-  kernels::Gemm(gate, n, expert.w2, out);
-}
-
 int64_t RunExpertPairs(const ModelConfig& c, const MoeWeights& experts, const float* rows,
                        const int* expert_ids, const float* weights, int64_t n, float* out) {
   CpuLayerOps ops;
@@ -65,40 +42,11 @@ void SumExpertContributions(const Routing& routing, const float* contributions, 
   }
 }
 
-int64_t RunExperts(const ModelConfig& c, const MoeWeights& experts, const float* w,
-                   int64_t num_tokens, const Routing& routing, float* m) {
-  const int64_t H = c.hidden_size;
-  const int64_t pairs = num_tokens * routing.k;
-  Scratch& scratch = Scratch::ForThisThread();
-  // Row t*K + j is token t's input for its j-th chosen expert.
-  float* rows = scratch.Get(Slot::kPairRows, pairs * H);
-  float* contributions = scratch.Get(Slot::kPairOut, pairs * H);
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    for (int j = 0; j < routing.k; ++j) std::copy_n(w + t * H, H, rows + (t * routing.k + j) * H);
-  }
-  const int64_t bytes_read = RunExpertPairs(c, experts, rows, routing.expert_ids.data(),
-                                            routing.weights.data(), pairs, contributions);
-  SumExpertContributions(routing, contributions, num_tokens, H, m);
-  return bytes_read;
-}
-
 void CombineMoe(const ModelConfig& c, const float* residual, const float* m, int64_t num_tokens,
                 float* x) {
   const float alpha = static_cast<float>(c.mlp_alpha), beta = static_cast<float>(c.mlp_beta);
   const int64_t n = num_tokens * c.hidden_size;
   for (int64_t i = 0; i < n; ++i) x[i] = alpha * residual[i] + beta * m[i];
-}
-
-int64_t DecoderLayerForward(const ModelConfig& c, const AttentionBlockWeights& attention,
-                            const MoeWeights& experts, const BatchLayout& batch, float* x) {
-  const int64_t T = batch.num_tokens;
-  std::vector<float> residual;
-  Routing routing;
-  AttentionBlockForward(c, attention, batch, x, &residual, &routing);
-  float* m = Scratch::ForThisThread().Get(Slot::kMoeSum, T * c.hidden_size);
-  const int64_t bytes_read = RunExperts(c, experts, x, T, routing, m);
-  CombineMoe(c, c.postnorm ? x : residual.data(), m, T, x);
-  return bytes_read;
 }
 
 void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,

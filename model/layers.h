@@ -1,6 +1,6 @@
-// The math of one MiniMax-Text-01 decoder layer, written once and used by every execution path:
-// the single-process engine (model/model_runner.h) and, later, the workers of a distributed
-// cluster, which place these same functions on different machines.
+// The math of one MiniMax-Text-01 decoder layer, written once (the operations themselves in
+// model/layer_recipe.h, over a compute backend) and placed by the workers wherever the shard
+// config puts each piece: a single process is the same workers with every role local.
 //
 // Shape legend (used in every comment under model/):
 //   T tokens in the batch (packed across sequences, no padding), H hidden (6144),
@@ -8,11 +8,14 @@
 //   F expert hidden (9216), L layers (80), V vocab (200064).
 //
 // A decoder layer is split where the distributed engine splits it:
-//   AttentionBlockForward:  x -> u = norm_in(x); a = Attn(u); y = a_attn*u + b_attn*a;
+//   attention block (recipe::AttentionBlock, on the stage that owns the layer):
+//                           x -> u = norm_in(x); a = Attn(u); y = a_attn*u + b_attn*a;
 //                           w = norm_post(y); routing = top-K(router(w))
-//   ExpertFfn (per expert, on whichever host holds it): E_e(w) = W2 (silu(W1 w) * W3 w)
-//   CombineMoe:             m = sum over chosen experts in ascending id of r_e * E_e(w);
+//   RunExpertPairs (per expert, on whichever host holds it): E_e(w) = W2 (silu(W1 w) * W3 w)
+//   SumExpertContributions + CombineMoe (back on the stage):
+//                           m = sum over chosen experts in ascending id of r_e * E_e(w);
 //                           x' = a_mlp*w + b_mlp*m
+// worker/decoder_layer.h assembles them, with the dispatch between (model/moe_exchange.h).
 // Numerics: fp32 activations, weights in the checkpoint dtype read in place, fp32 lightning
 // state and KV cache. This is the golden set's fp32 reference mode (MODEL.md §2, golden README).
 #pragma once
@@ -55,17 +58,6 @@ struct Routing {
   std::vector<float> logits;
 };
 
-// Runs the attention half of `layer` on x [T, H] (overwritten with w, the normed MoE input) and
-// writes the routing. With postnorm = false, `residual` [T, H] receives y (the tensor the MoE
-// residual scales); with postnorm = true it is left empty because the residual is w itself.
-void AttentionBlockForward(const ModelConfig& config, const AttentionBlockWeights& weights,
-                           const BatchLayout& batch, float* x, std::vector<float>* residual,
-                           Routing* routing);
-
-// One expert on n rows: out [n, H] = W2 (silu(W1 rows) * W3 rows), rows [n, H].
-void ExpertFfn(const ExpertWeights& expert, const float* rows, int64_t n, int64_t intermediate,
-               float* out);
-
 // Runs n (token, expert) pairs on the experts this process holds: out [n, H] row i =
 // weights[i] * E_{expert_ids[i]}(rows[i]), rows [n, H]. Every named expert must be loaded here.
 // Pairs of one expert run as one batched GEMM, so each expert's weights are read once per call.
@@ -79,19 +71,9 @@ int64_t RunExpertPairs(const ModelConfig& config, const MoeWeights& experts, con
 void SumExpertContributions(const Routing& routing, const float* contributions, int64_t num_tokens,
                             int64_t hidden, float* m);
 
-// All experts local: RunExpertPairs over every routed pair, then SumExpertContributions into
-// m [T, H] (overwritten). Returns the expert weight bytes read (each touched expert once).
-int64_t RunExperts(const ModelConfig& config, const MoeWeights& experts, const float* w,
-                   int64_t num_tokens, const Routing& routing, float* m);
-
 // x [T, H] = a_mlp * residual + b_mlp * m, where residual is w (postnorm) or y.
 void CombineMoe(const ModelConfig& config, const float* residual, const float* m,
                 int64_t num_tokens, float* x);
-
-// The full decoder layer on one machine: attention block, all experts, combine. x in/out.
-// Returns the bytes of expert weights read (see RunExperts).
-int64_t DecoderLayerForward(const ModelConfig& config, const AttentionBlockWeights& attention,
-                         const MoeWeights& experts, const BatchLayout& batch, float* x);
 
 // Embedding lookup: x [T, H] = embed[token_ids]. Ids must be < V (checked by the caller).
 void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,

@@ -24,7 +24,7 @@ class CpuStageCompute final : public StageCompute {
   absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
                               Routing* routing) override {
     MMX_RETURN_IF_ERROR(CheckLayer(layer));
-    // layers.h AttentionBlockForward, with this rank's collective when the heads are split (a
+    // The recipe's attention block, with this rank's collective when the heads are split (a
     // collective can fail: another rank's failure aborts it).
     const ModelConfig& c = *w_.config;
     CpuLayerOps ops(ranks_);

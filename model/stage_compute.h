@@ -1,5 +1,5 @@
-// StageCompute: the model's layer functions (model/layers.h) as one object per process and
-// device, on host pointers. A worker's stage executor and expert host call it; the CPU flavour
+// StageCompute: the model's layer functions (model/layers.h, model/layer_recipe.h) as one object
+// per worker and device, on host pointers. A worker's stage executor and expert host call it; the CPU flavour
 // runs model/layers.h in place, the CUDA flavour (model/cuda/cuda_stage_compute.h) holds its own
 // copies of the weights and the sequence state in GPU memory, moves activations through pinned
 // buffers, and runs the same recipe (model/layer_recipe.h) with GPU kernels.
@@ -51,7 +51,8 @@ class StageCompute {
 
   // layers.h EmbedTokens: x [n, H] = embedding rows of ids (each < V, checked by the caller).
   virtual absl::Status Embed(const int32_t* ids, int64_t n, float* x) = 0;
-  // layers.h AttentionBlockForward for a held layer, on states from NewSequence.
+  // The attention block of a held layer (recipe::AttentionBlock: x [T, H] becomes w, the normed
+  // MoE input; `residual` receives y unless postnorm), on states from NewSequence.
   virtual absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
                                       Routing* routing) = 0;
   // layers.h RunExpertPairs on held experts of `layer`; returns the expert bytes read.

@@ -1,110 +1,107 @@
-// The CUDA StageCompute on the golden set: its fp32-activation mode must pass the same checks
-// as the CPU path at the same 5e-4 (tests/testing/stage_compute_golden_checks.h); its bf16 mode
-// is compared with the fp32 mode as the golden README advises (mean and max logit difference,
-// greedy agreement), the figures printed for docs/benchmarks.md. Skipped without a GPU.
+// The CUDA backend held to the golden set the way every backend is: a worker on cuda:0 running
+// the whole model through the engine (the same checks as tests/engine/golden_test.cc, at the same
+// 5e-4 in its fp32-activation mode), layer by layer (hidden states, router logits, final norm),
+// many sequences growing the state pool, and its bf16 mode compared with its fp32 mode as the
+// golden README advises (mean and max logit difference, greedy agreement: the figures are
+// printed for docs/benchmarks.md). Skipped without a GPU.
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
+#include "engine/local_engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/sampling.h"
 #include "model/stage_compute.h"
 #include "tests/cuda/cuda_test_util.h"
-#include "tests/testing/stage_compute_golden_checks.h"
+#include "tests/testing/golden_checks.h"
+#include "tests/testing/layer_trace.h"
+#include "tests/testing/whole_model.h"
 
-namespace mmx::model {
+namespace mmx::engine {
 namespace {
 
 constexpr float kTolerance = 5e-4f;
 
-class CudaStageComputeTest : public ::testing::Test {
+std::unique_ptr<LocalEngine> StartOnGpu(bool bf16_activations) {
+  LocalEngineOptions o;
+  o.model_dir = testing::GoldenDir();
+  o.device = "cuda:0";
+  o.bf16_activations = bf16_activations;
+  o.start_scheduler = false;
+  auto engine = LocalEngine::Start(std::move(o));
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return engine.ok() ? *std::move(engine) : nullptr;
+}
+
+class CudaEngineGoldenTest : public ::testing::Test {
  protected:
   void SetUp() override {
     MMX_SKIP_WITHOUT_GPU();
-    auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    weights_ = std::move(*weights);
+    engine_ = StartOnGpu(false);
+    ASSERT_NE(engine_, nullptr);
+    stepper_ = std::make_unique<testing::EngineStepper>(*engine_);
   }
-  std::unique_ptr<StageCompute> Make(kernels::ActivationPrecision precision) {
-    int64_t last_done = -1, total_seen = -1;
-    auto compute = MakeStageCompute(*ParseDeviceSpec("cuda:0"), weights_.view(), precision,
-                                    [&](int64_t done, int64_t total) {
-                                      EXPECT_GE(done, last_done);
-                                      last_done = done;
-                                      total_seen = total;
-                                    });
-    EXPECT_TRUE(compute.ok()) << compute.status();
-    if (!compute.ok()) return nullptr;
-    EXPECT_EQ(last_done, total_seen);  // progress reached its total
-    EXPECT_EQ((*compute)->device_weight_bytes(), total_seen);
-    return std::move(*compute);
-  }
-  int64_t V() const { return weights_.checkpoint->config().vocab_size; }
-
-  testing::WholeModelWeights weights_;
+  std::unique_ptr<LocalEngine> engine_;
+  std::unique_ptr<testing::EngineStepper> stepper_;
 };
 
-TEST_F(CudaStageComputeTest, Fp32PrefillMatchesGolden) {
-  auto compute = Make(kernels::ActivationPrecision::kFp32);
-  ASSERT_NE(compute, nullptr);
-  testing::StageComputeModel m(weights_.checkpoint->config(), compute.get());
-  testing::CheckPrefillMatchesGolden(m, V(), kTolerance);
+TEST_F(CudaEngineGoldenTest, Fp32PrefillLogitsMatchAtEveryPosition) {
+  testing::CheckPrefillAtEveryPosition(*stepper_, kTolerance);
 }
+TEST_F(CudaEngineGoldenTest, Fp32ChunkedPrefillMatches) { testing::CheckChunkedPrefill(*stepper_, kTolerance); }
+TEST_F(CudaEngineGoldenTest, Fp32TeacherForcedDecodeMatches) { testing::CheckDecode(*stepper_, kTolerance, true); }
+TEST_F(CudaEngineGoldenTest, Fp32GreedyDecodeMatches) { testing::CheckDecode(*stepper_, kTolerance, false); }
+TEST_F(CudaEngineGoldenTest, Fp32BatchedRowsMatch) { testing::CheckBatchedRows(*stepper_, kTolerance); }
+TEST_F(CudaEngineGoldenTest, Fp32MixedLengthBatchMatches) { testing::CheckMixedLengthBatch(*stepper_, kTolerance); }
 
-TEST_F(CudaStageComputeTest, Fp32ChunkedPrefillMatchesGolden) {
-  auto compute = Make(kernels::ActivationPrecision::kFp32);
-  ASSERT_NE(compute, nullptr);
-  testing::StageComputeModel m(weights_.checkpoint->config(), compute.get());
-  testing::CheckChunkedPrefillMatchesGolden(m, V(), kTolerance);
-}
-
-TEST_F(CudaStageComputeTest, Fp32GreedyDecodeMatchesGolden) {
-  auto compute = Make(kernels::ActivationPrecision::kFp32);
-  ASSERT_NE(compute, nullptr);
-  testing::StageComputeModel m(weights_.checkpoint->config(), compute.get());
-  testing::CheckGreedyDecodeMatchesGolden(m, V(), kTolerance);
-}
-
-TEST_F(CudaStageComputeTest, Fp32MixedDecodeAndPrefillBatchMatchesGolden) {
-  auto compute = Make(kernels::ActivationPrecision::kFp32);
-  ASSERT_NE(compute, nullptr);
-  testing::StageComputeModel m(weights_.checkpoint->config(), compute.get());
-  testing::CheckMixedDecodeAndPrefillBatch(m, V(), kTolerance);
-}
-
-TEST_F(CudaStageComputeTest, ManySequencesGrowTheStatePoolWithoutDisturbingEachOther) {
+TEST_F(CudaEngineGoldenTest, ManySequencesGrowTheStatePoolWithoutDisturbingEachOther) {
   // 20 sequences (past the pool's first 8 slots and KV capacity of 256 for p300), then each
-  // decodes one token; every one must equal the golden p5 / p300 decode logits.
-  auto compute = Make(kernels::ActivationPrecision::kFp32);
-  ASSERT_NE(compute, nullptr);
-  testing::StageComputeModel m(weights_.checkpoint->config(), compute.get());
-  auto decode = testing::ReadGolden(testing::GoldenDir() + "/golden/decode.safetensors");
-  std::vector<testing::StageComputeModel::Input> prompts, steps;
+  // decodes one token in one step; every one must equal the golden p5 / p300 decode logits.
+  auto decode = testing::ReadGoldenFile("decode.safetensors");
+  const int64_t V = engine_->config().vocab_size;
+  std::vector<testing::EngineStepper::Input> steps;
   for (uint64_t id = 0; id < 20; ++id) {
     const std::string name = id % 2 ? "p300" : "p5";
-    prompts.push_back({id, testing::GoldenPrompt(name), false});
+    ASSERT_TRUE(stepper_->Step({{id, testing::GoldenPrompt(name), false}}).ok());
     steps.push_back({id, {static_cast<int32_t>(decode.at(name + ".generated_ids").i64[0])}, false});
   }
-  for (const auto& p : prompts) ASSERT_TRUE(m.Step({p}).ok());
-  auto out = m.Step(steps);
+  auto out = stepper_->Step(steps);
   ASSERT_TRUE(out.ok()) << out.status();
   for (uint64_t id = 0; id < 20; ++id) {
     const std::string name = id % 2 ? "p300" : "p5";
-    EXPECT_LE(testing::MaxAbsDiff((*out)[id].data(), decode.at(name + ".decode_logits").f32.data(), V()), kTolerance)
+    EXPECT_LE(testing::MaxAbsDiff((*out)[id].data(), decode.at(name + ".decode_logits").f32.data(), V), kTolerance)
         << "sequence " << id;
   }
+}
+
+TEST(CudaLayerTraceTest, Fp32MatchesHiddenStatesRouterLogitsAndFinalNorm) {
+  MMX_SKIP_WITHOUT_GPU();
+  auto shard = testing::LoadWholeModel(testing::GoldenDir());
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  int64_t last_done = -1, total_seen = -1;
+  auto compute = model::MakeStageCompute(*model::ParseDeviceSpec("cuda:0"), (*shard)->weights_view(),
+                                         kernels::ActivationPrecision::kFp32, [&](int64_t done, int64_t total) {
+                                           EXPECT_GE(done, last_done);
+                                           last_done = done;
+                                           total_seen = total;
+                                         });
+  ASSERT_TRUE(compute.ok()) << compute.status();
+  EXPECT_EQ(last_done, total_seen);  // upload progress reached its total
+  EXPECT_EQ((*compute)->device_weight_bytes(), total_seen);
+  testing::CheckLayerTrace(**compute, (*shard)->config(), kTolerance);
 }
 
 // bf16 activations (cuBLAS on tensor cores for more than 8 tokens) against the fp32 mode on the
 // golden prompts' prefill. Element-wise equality is meaningless here (a router or argmax flip
 // moves whole rows), so this reports the figures and checks only that the mode is sane.
-TEST_F(CudaStageComputeTest, Bf16ModeAgainstFp32Mode) {
-  auto fp32 = Make(kernels::ActivationPrecision::kFp32);
-  auto bf16 = Make(kernels::ActivationPrecision::kBf16);
+TEST(CudaBf16Test, Bf16ModeAgainstFp32Mode) {
+  MMX_SKIP_WITHOUT_GPU();
+  std::unique_ptr<LocalEngine> fp32 = StartOnGpu(false), bf16 = StartOnGpu(true);
   ASSERT_NE(fp32, nullptr);
   ASSERT_NE(bf16, nullptr);
-  testing::StageComputeModel a(weights_.checkpoint->config(), fp32.get());
-  testing::StageComputeModel b(weights_.checkpoint->config(), bf16.get());
+  testing::EngineStepper a(*fp32), b(*bf16);
+  const int64_t V = fp32->config().vocab_size;
   double sum = 0, worst = 0;
   int64_t count = 0, rows = 0, agree = 0;
   for (const std::string name : {"p64", "p300", "p700"}) {
@@ -120,8 +117,8 @@ TEST_F(CudaStageComputeTest, Bf16ModeAgainstFp32Mode) {
       worst = std::max(worst, d);
       ++count;
     }
-    for (size_t r = 0; r < lx.size() / V(); ++r, ++rows) {
-      agree += Argmax(lx.data() + r * V(), V()) == Argmax(ly.data() + r * V(), V());
+    for (size_t r = 0; r < lx.size() / V; ++r, ++rows) {
+      agree += model::Argmax(lx.data() + r * V, V) == model::Argmax(ly.data() + r * V, V);
     }
     a.End(1);
     b.End(1);
@@ -130,11 +127,11 @@ TEST_F(CudaStageComputeTest, Bf16ModeAgainstFp32Mode) {
               "greedy agreement %lld/%lld (%.1f%%)\n",
               sum / count, worst, static_cast<long long>(agree), static_cast<long long>(rows), 100.0 * agree / rows);
   EXPECT_GT(worst, 0.0);  // the mode does round
-  // The CPU's bf16 mode is held to the same (tests/model/bf16_activation_test.cc): the golden
-  // README's simulated all-bf16 run has a mean difference of 0.0735 against fp32.
-  EXPECT_LT(sum / count, 0.07);
+  // Not yet measured on a GPU: the golden README's simulated all-bf16 run has a mean difference
+  // of 0.0735 against fp32; the CPU's bf16 mode measures 0.020 (tests/engine/precision_test.cc).
+  EXPECT_LT(sum / count, 0.11);
   EXPECT_GE(agree, rows * 9 / 10);
 }
 
 }  // namespace
-}  // namespace mmx::model
+}  // namespace mmx::engine

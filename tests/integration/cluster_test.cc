@@ -12,8 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/generate_local.h"
-#include "model/model_runner.h"
+#include "engine/local_engine.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/golden_reader.h"
 #include "tests/testing/local_cluster.h"
@@ -133,27 +132,35 @@ TEST(ClusterTest, Int8ExpertsInTheShardConfigMatchTheLocalInt8Engine) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
 
-  model::ModelLoadOptions load;
-  load.expert_dtype = model::ExpertDType::kInt8;
-  auto runner = model::ModelRunner::Load(kModel, load);
-  ASSERT_TRUE(runner.ok()) << runner.status();
-  const GoldenCase g = Golden("p64");
-  model::GenerateOptions options;
-  options.max_tokens = 16;
-  options.keep_logits = true;
-  options.eos_ids.clear();
-  auto local = model::Generate(**runner, {g.prompt}, options);
+  // The same model in this process: one worker, int8 experts, every position's logits kept.
+  engine::LocalEngineOptions o;
+  o.model_dir = kModel;
+  o.expert_dtype = "int8";
+  auto local = engine::LocalEngine::Start(o);
   ASSERT_TRUE(local.ok()) << local.status();
-  const model::GenerateResult& r = (*local)[0];
+  const GoldenCase g = Golden("p64");
+  coordinator::Request::Params params;
+  params.prompt = g.prompt;
+  params.max_tokens = 16;
+  params.return_logits = true;
+  auto request = std::make_shared<coordinator::Request>(1, params);
+  ASSERT_TRUE((*local)->scheduler().Submit(request).ok());
+  std::vector<int32_t> ids;
+  std::vector<coordinator::TokenEvent> events;
+  while (request->Next(&events, absl::Seconds(60))) {
+    for (const auto& e : events) ids.push_back(e.token_id);
+  }
+  ASSERT_TRUE(request->final_status().ok()) << request->final_status();
+  const std::vector<float> logits = request->logits();
 
-  auto out = testing::GenerateOnce((*cluster)->stub(), g.prompt, options.max_tokens, 1);
+  auto out = testing::GenerateOnce((*cluster)->stub(), g.prompt, params.max_tokens, 1);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->tokens, r.output_ids);
-  ASSERT_EQ(out->logprobs.size(), r.output_ids.size());
-  const int64_t V = (*runner)->config().vocab_size, P = static_cast<int64_t>(g.prompt.size());
-  for (size_t i = 0; i < r.output_ids.size(); ++i) {
-    const float* row = r.logits.data() + (P - 1 + static_cast<int64_t>(i)) * V;
-    EXPECT_NEAR(out->logprobs[i], LogProb(row, V, r.output_ids[i]), 5e-4) << i;
+  EXPECT_EQ(out->tokens, ids);
+  ASSERT_EQ(out->logprobs.size(), ids.size());
+  const int64_t V = (*local)->config().vocab_size, P = static_cast<int64_t>(g.prompt.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* row = logits.data() + (P - 1 + static_cast<int64_t>(i)) * V;
+    EXPECT_NEAR(out->logprobs[i], LogProb(row, V, ids[i]), 5e-4) << i;
   }
 }
 

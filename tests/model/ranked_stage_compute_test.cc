@@ -1,7 +1,8 @@
-// The multi-GPU worker's split (model/rank_split.h, model/ranked_stage_compute.h) run by threads
-// on the CPU against the golden set: heads over 2 ranks (KV heads split) and 4 ranks (KV heads
-// replicated), experts in blocks, the lightning norm's cross-rank sum of squares. The CUDA
-// worker runs the same split with NCCL; this is its logic, checked for real without GPUs.
+// The multi-GPU worker's split (model/rank_split.h, model/ranked_stage_compute.h): how the
+// weights are sliced, what is refused, how a rank's failure is contained, and the CPU-thread
+// collective. The split run by threads is held to the golden set through the engine
+// (tests/engine/golden_test.cc, layer_trace_test.cc): heads over 2 ranks (KV heads split) and 4
+// (replicated), experts in blocks, the lightning norm's cross-rank sum of squares.
 #include "model/ranked_stage_compute.h"
 
 #include <atomic>
@@ -9,53 +10,20 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/stage_compute_golden_checks.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/whole_model.h"
 
 namespace mmx::model {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr float kTolerance = 5e-4f;
-
-class RankedStageComputeTest : public ::testing::TestWithParam<int> {
- protected:
-  void SetUp() override {
-    auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    weights_ = std::move(*weights);
-    auto compute = MakeThreadRankedCpuStageCompute(weights_.view(), GetParam());
-    ASSERT_TRUE(compute.ok()) << compute.status();
-    compute_ = std::move(*compute);
-    model_ = std::make_unique<testing::StageComputeModel>(weights_.checkpoint->config(), compute_.get());
-  }
-  int64_t V() const { return weights_.checkpoint->config().vocab_size; }
-
-  testing::WholeModelWeights weights_;
-  std::unique_ptr<StageCompute> compute_;
-  std::unique_ptr<testing::StageComputeModel> model_;
-};
-
-TEST_P(RankedStageComputeTest, PrefillMatchesGolden) { testing::CheckPrefillMatchesGolden(*model_, V(), kTolerance); }
-TEST_P(RankedStageComputeTest, ChunkedPrefillMatchesGolden) {
-  testing::CheckChunkedPrefillMatchesGolden(*model_, V(), kTolerance);
-}
-TEST_P(RankedStageComputeTest, GreedyDecodeMatchesGolden) {
-  testing::CheckGreedyDecodeMatchesGolden(*model_, V(), kTolerance);
-}
-TEST_P(RankedStageComputeTest, MixedDecodeAndPrefillBatchMatchesGolden) {
-  testing::CheckMixedDecodeAndPrefillBatch(*model_, V(), kTolerance);
-}
-
-INSTANTIATE_TEST_SUITE_P(Ranks, RankedStageComputeTest, ::testing::Values(1, 2, 4),
-                         [](const ::testing::TestParamInfo<int>& info) { return std::to_string(info.param) + "ranks"; });
-
 TEST(RankSliceTest, EachRankHoldsItsHeadsAndABlockOfExperts) {
-  auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+  auto weights = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(weights.ok()) << weights.status();
-  auto sliced = SliceWeightsForRanks(weights->view(), 2);
+  auto sliced = SliceWeightsForRanks((*weights)->weights_view(), 2);
   ASSERT_TRUE(sliced.ok()) << sliced.status();
-  const ModelConfig& full = weights->checkpoint->config();  // 4 heads, 2 KV heads, head_dim 64
+  const ModelConfig& full = (*weights)->config();  // 4 heads, 2 KV heads, head_dim 64
   for (int r = 0; r < 2; ++r) {
     const RankWeights& w = *(*sliced)[r];
     EXPECT_EQ(w.config.num_attention_heads, 2);
@@ -65,10 +33,10 @@ TEST(RankSliceTest, EachRankHoldsItsHeadsAndABlockOfExperts) {
     EXPECT_EQ(lightning.lightning.out.rows, full.hidden_size);
     EXPECT_EQ(lightning.lightning.out.cols, 2 * 64);
     EXPECT_EQ(lightning.lightning.norm.size(), 2u * 64);
-    EXPECT_EQ(lightning.lightning.slopes[0], weights->attention[0].lightning.slopes[2 * r]);
+    EXPECT_EQ(lightning.lightning.slopes[0], (*weights)->attention_blocks[0].lightning.slopes[2 * r]);
     // Row blocks are views into the full matrix; column blocks are copies.
     EXPECT_EQ(lightning.lightning.qkv.data,
-              static_cast<const char*>(weights->attention[0].lightning.qkv.data) + r * 2 * 3 * 64 * full.hidden_size * 2);
+              static_cast<const char*>((*weights)->attention_blocks[0].lightning.qkv.data) + r * 2 * 3 * 64 * full.hidden_size * 2);
     EXPECT_EQ(w.attention[3].softmax.k.rows, 64);
     EXPECT_EQ(w.embedding != nullptr, r == 0);
     EXPECT_EQ(w.tail != nullptr, r == 0);
@@ -82,7 +50,7 @@ TEST(RankSliceTest, EachRankHoldsItsHeadsAndABlockOfExperts) {
     EXPECT_EQ(held, 4);
   }
   // Out-projection columns of rank 1 are columns [128, 256) of the full matrix.
-  const auto& full_out = weights->attention[0].lightning.out;
+  const auto& full_out = (*weights)->attention_blocks[0].lightning.out;
   const auto& part = (*sliced)[1]->attention[0].lightning.out;
   const uint16_t* a = static_cast<const uint16_t*>(full_out.data);
   const uint16_t* b = static_cast<const uint16_t*>(part.data);
@@ -92,9 +60,9 @@ TEST(RankSliceTest, EachRankHoldsItsHeadsAndABlockOfExperts) {
 }
 
 TEST(RankSliceTest, HeadsThatDoNotSplitEvenlyAreRefused) {
-  auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+  auto weights = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(weights.ok()) << weights.status();
-  auto compute = MakeThreadRankedCpuStageCompute(weights->view(), 3);
+  auto compute = MakeThreadRankedCpuStageCompute((*weights)->weights_view(), 3);
   ASSERT_FALSE(compute.ok());
   EXPECT_EQ(compute.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(compute.status().message(), HasSubstr("do not split evenly over 3 GPUs"));
@@ -132,9 +100,9 @@ class FakeRank final : public StageCompute {
 class RankFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+    auto weights = testing::LoadWholeModel(testing::GoldenDir());
     ASSERT_TRUE(weights.ok()) << weights.status();
-    config_ = weights->checkpoint->config();
+    config_ = (*weights)->config();
     std::vector<std::unique_ptr<RankWeights>> sliced;
     std::vector<std::unique_ptr<StageCompute>> ranks;
     for (int r = 0; r < 2; ++r) {

@@ -1,66 +1,38 @@
-// The CPU StageCompute against the golden set (the same checks the CUDA one must pass on a GPU,
-// tests/testing/stage_compute_golden_checks.h), its refusals, and MakeStageCompute's errors
-// for devices this machine or build cannot serve.
+// The CPU StageCompute's refusals and MakeStageCompute's errors for devices this machine or
+// build cannot serve. (Its numbers are held to the golden set through the engine:
+// tests/engine/golden_test.cc and layer_trace_test.cc.)
 #include "model/stage_compute.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/stage_compute_golden_checks.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/whole_model.h"
 
 namespace mmx::model {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr float kTolerance = 5e-4f;
-
-class CpuStageComputeTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
-    ASSERT_TRUE(weights.ok()) << weights.status();
-    weights_ = std::move(*weights);
-    auto compute = MakeStageCompute(DeviceSpec{}, weights_.view(), kernels::ActivationPrecision::kFp32, nullptr);
-    ASSERT_TRUE(compute.ok()) << compute.status();
-    compute_ = std::move(*compute);
-    model_ = std::make_unique<testing::StageComputeModel>(weights_.checkpoint->config(), compute_.get());
-  }
-  int64_t V() const { return weights_.checkpoint->config().vocab_size; }
-
-  testing::WholeModelWeights weights_;
-  std::unique_ptr<StageCompute> compute_;
-  std::unique_ptr<testing::StageComputeModel> model_;
-};
-
-TEST_F(CpuStageComputeTest, PrefillMatchesGolden) { testing::CheckPrefillMatchesGolden(*model_, V(), kTolerance); }
-TEST_F(CpuStageComputeTest, ChunkedPrefillMatchesGolden) {
-  testing::CheckChunkedPrefillMatchesGolden(*model_, V(), kTolerance);
-}
-TEST_F(CpuStageComputeTest, GreedyDecodeMatchesGolden) {
-  testing::CheckGreedyDecodeMatchesGolden(*model_, V(), kTolerance);
-}
-TEST_F(CpuStageComputeTest, MixedDecodeAndPrefillBatchMatchesGolden) {
-  testing::CheckMixedDecodeAndPrefillBatch(*model_, V(), kTolerance);
-}
-
-TEST_F(CpuStageComputeTest, NamesItsDeviceAndHoldsNothingOnOne) {
-  EXPECT_EQ(compute_->device_name(), "cpu");
-  EXPECT_EQ(compute_->device_weight_bytes(), 0);
+TEST(CpuStageComputeTest, NamesItsDeviceAndHoldsNothingOnOne) {
+  auto weights = testing::LoadWholeModel(testing::GoldenDir());
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  EXPECT_EQ((*weights)->compute->device_name(), "cpu");
+  EXPECT_EQ((*weights)->compute->device_weight_bytes(), 0);
 }
 
 TEST(StageComputeRefusals, PiecesNotHeldAreFailedPreconditions) {
-  auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+  auto weights = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(weights.ok()) << weights.status();
-  WeightsView view = weights->view();
+  WeightsView view = (*weights)->weights_view();
   // Holds layers 2..3 only, no embedding, no tail, no experts.
-  std::vector<AttentionBlockWeights> two(weights->attention.begin() + 2, weights->attention.begin() + 4);
+  std::vector<AttentionBlockWeights> two((*weights)->attention_blocks.begin() + 2, (*weights)->attention_blocks.begin() + 4);
   view.attention = &two;
   view.first_layer = 2;
   view.embedding = nullptr;
   view.tail = nullptr;
   view.experts = nullptr;
   std::unique_ptr<StageCompute> compute = MakeCpuStageCompute(view);
-  const ModelConfig& c = weights->checkpoint->config();
+  const ModelConfig& c = (*weights)->config();
   std::vector<float> x(c.hidden_size), residual, logits(c.vocab_size);
   int32_t id = 1;
   EXPECT_THAT(compute->Embed(&id, 1, x.data()).message(), HasSubstr("no embedding"));
@@ -81,11 +53,11 @@ TEST(StageComputeRefusals, PiecesNotHeldAreFailedPreconditions) {
 }
 
 TEST(MakeStageComputeTest, SeveralGpusWithoutThemAreAFailedPrecondition) {
-  auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+  auto weights = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(weights.ok()) << weights.status();
   auto spec = ParseDeviceSpec("cuda:0,1");
   ASSERT_TRUE(spec.ok());
-  auto compute = MakeStageCompute(*spec, weights->view(), kernels::ActivationPrecision::kFp32, nullptr);
+  auto compute = MakeStageCompute(*spec, (*weights)->weights_view(), kernels::ActivationPrecision::kFp32, nullptr);
   if (compute.ok()) GTEST_SKIP() << "this machine has two GPUs: " << (*compute)->device_name();
   EXPECT_EQ(compute.status().code(), absl::StatusCode::kFailedPrecondition) << compute.status();
   EXPECT_THAT(compute.status().message(), HasSubstr("--device cuda:"));
@@ -95,9 +67,9 @@ TEST(MakeStageComputeTest, SeveralGpusWithoutThemAreAFailedPrecondition) {
 // On a machine without a GPU (CI), cuda:0 is refused with a status, whether or not the build
 // has the CUDA backend; on a GPU machine this test has nothing to check.
 TEST(MakeStageComputeTest, CudaWithoutAGpuIsAFailedPrecondition) {
-  auto weights = testing::WholeModelWeights::Load(testing::GoldenDir());
+  auto weights = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(weights.ok()) << weights.status();
-  auto compute = MakeStageCompute(*ParseDeviceSpec("cuda:0"), weights->view(), kernels::ActivationPrecision::kFp32,
+  auto compute = MakeStageCompute(*ParseDeviceSpec("cuda:0"), (*weights)->weights_view(), kernels::ActivationPrecision::kFp32,
                                   nullptr);
 #ifdef MMX_TEST_HAVE_CUDA_BUILD
   if (compute.ok()) GTEST_SKIP() << "this machine has a GPU: " << (*compute)->device_name();

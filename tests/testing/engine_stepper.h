@@ -54,6 +54,10 @@ class EngineStepper {
                                                                                c.num_hidden_layers, c.num_local_experts});
     MMX_ASSIGN_OR_RETURN(std::vector<coordinator::MicroBatchResult> results,
                          client.Run(engine_.cluster().head(), outgoing, absl::Seconds(120)));
+    last_weight_bytes_ = 0;
+    for (const auto& r : results) {
+      for (const v1::WorkerTime& t : r.timings) last_weight_bytes_ += static_cast<int64_t>(t.weight_bytes());
+    }
     std::vector<std::vector<float>> out;
     for (const Input& in : inputs) {
       positions_[in.sequence_id] += static_cast<int64_t>(in.tokens.size());
@@ -67,6 +71,9 @@ class EngineStepper {
     return out;
   }
 
+  // Weight bytes the workers read for the last step (each tensor once per micro-batch).
+  int64_t last_weight_bytes() const { return last_weight_bytes_; }
+
   // Ends a sequence: the workers drop its state with the next step.
   void End(uint64_t sequence_id) {
     positions_.erase(sequence_id);
@@ -78,6 +85,7 @@ class EngineStepper {
   std::map<uint64_t, int64_t> positions_;
   std::vector<uint64_t> freed_;
   uint64_t next_step_ = 1;
+  int64_t last_weight_bytes_ = 0;
 };
 
 }  // namespace mmx::testing
