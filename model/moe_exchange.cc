@@ -1,43 +1,63 @@
 #include "model/moe_exchange.h"
 
 #include <algorithm>
-#include <map>
 
 namespace mmx::model {
 
-MoeExchange MoeExchange::Dispatch(const Routing& routing, const float* w, int64_t num_tokens, int64_t hidden,
-                                  const std::vector<uint32_t>& pair_holder) {
-  MoeExchange x;
-  x.routing_ = routing;
-  x.num_tokens_ = num_tokens;
-  x.hidden_ = hidden;
+void MoeExchange::Dispatch(const Routing& routing, const float* w, int64_t num_tokens, int64_t hidden,
+                           const std::vector<uint32_t>& pair_holder) {
+  routing_.k = routing.k;
+  routing_.expert_ids = routing.expert_ids;
+  routing_.weights = routing.weights;
+  num_tokens_ = num_tokens;
+  hidden_ = hidden;
   const int K = routing.k;
   const int64_t P = num_tokens * K;
-  x.contributions_.assign(static_cast<size_t>(P * hidden), 0.f);
-  std::map<uint32_t, size_t> index;  // holder -> part, ascending holder id
-  for (int64_t p = 0; p < P; ++p) index.emplace(pair_holder[p], 0);
-  for (auto& [holder, i] : index) {
-    i = x.parts_.size();
-    x.parts_.push_back(Part{holder, {}, {}, {}, {}});
+  // The holders, ascending; parts keep their buffers' capacity from earlier layers.
+  std::vector<uint32_t> holders(pair_holder.begin(), pair_holder.begin() + P);
+  std::sort(holders.begin(), holders.end());
+  holders.erase(std::unique(holders.begin(), holders.end()), holders.end());
+  num_parts_ = holders.size();
+  parts_.resize(num_parts_);
+  for (size_t i = 0; i < num_parts_; ++i) {
+    Part& part = parts_[i];
+    part.holder = holders[i];
+    part.pairs.clear();
+    part.rows.clear();
+    part.expert_ids.clear();
+    part.weights.clear();
   }
   for (int64_t p = 0; p < P; ++p) {
-    Part& part = x.parts_[index[pair_holder[p]]];
+    const size_t i = std::lower_bound(holders.begin(), holders.end(), pair_holder[p]) - holders.begin();
+    Part& part = parts_[i];
     part.pairs.push_back(p);
     part.rows.insert(part.rows.end(), w + (p / K) * hidden, w + (p / K + 1) * hidden);
     part.expert_ids.push_back(routing.expert_ids[p]);
     part.weights.push_back(routing.weights[p]);
   }
-  return x;
+  if (results_.size() < num_parts_) results_.resize(num_parts_);
+}
+
+float* MoeExchange::ResultsBuffer(size_t index) {
+  std::vector<float>& r = results_[index];
+  r.resize(parts_[index].rows.size());
+  return r.data();
 }
 
 void MoeExchange::Receive(size_t index, const float* results) {
-  const Part& part = parts_[index];
-  for (size_t i = 0; i < part.pairs.size(); ++i) {
-    std::copy_n(results + i * hidden_, hidden_, contributions_.data() + part.pairs[i] * hidden_);
-  }
+  float* buffer = ResultsBuffer(index);
+  if (results != buffer) std::copy_n(results, parts_[index].rows.size(), buffer);
 }
 
-void MoeExchange::Combine(float* m) const {
+void MoeExchange::Combine(float* m) {
+  contributions_.resize(static_cast<size_t>(num_tokens_ * routing_.k * hidden_));
+  for (size_t i = 0; i < num_parts_; ++i) {
+    const Part& part = parts_[i];
+    const float* results = results_[i].data();
+    for (size_t r = 0; r < part.pairs.size(); ++r) {
+      std::copy_n(results + r * hidden_, hidden_, contributions_.data() + part.pairs[r] * hidden_);
+    }
+  }
   SumExpertContributions(routing_, contributions_.data(), num_tokens_, hidden_, m);
 }
 

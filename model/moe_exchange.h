@@ -5,6 +5,9 @@
 // the same order; Combine sums every token's contributions in ascending expert id (the
 // reference order, MODEL.md §5). The holders may be expert hosts across the network (a stage's
 // dispatch), this process (the same code, no hop), or the ranks of a multi-GPU worker.
+//
+// One object serves layer after layer: its buffers keep their capacity (decode would otherwise
+// allocate, and page-fault, several hundred KB per layer).
 #pragma once
 
 #include <cstdint>
@@ -27,36 +30,30 @@ class MoeExchange {
     int64_t num_rows() const { return static_cast<int64_t>(pairs.size()); }
   };
 
-  MoeExchange() = default;
-  // Groups `routing`'s pairs of w [T, H] by holder: holder_of(expert id) for every routed
-  // expert. Parts come in ascending holder id.
-  template <class HolderOf>
-  static MoeExchange Dispatch(const Routing& routing, const float* w, int64_t num_tokens, int64_t hidden,
-                              const HolderOf& holder_of) {
-    std::vector<uint32_t> holder(routing.expert_ids.size());
-    for (size_t p = 0; p < holder.size(); ++p) holder[p] = static_cast<uint32_t>(holder_of(routing.expert_ids[p]));
-    return Dispatch(routing, w, num_tokens, hidden, holder);
-  }
-  // The same with the holder of every pair given ([T*K]).
-  static MoeExchange Dispatch(const Routing& routing, const float* w, int64_t num_tokens, int64_t hidden,
-                              const std::vector<uint32_t>& pair_holder);
+  // Groups `routing`'s pairs of w [T, H] by holder, pair_holder[p] the holder of pair p ([T*K]).
+  // Parts come in ascending holder id. Forgets the previous layer's dispatch.
+  void Dispatch(const Routing& routing, const float* w, int64_t num_tokens, int64_t hidden,
+                const std::vector<uint32_t>& pair_holder);
 
-  std::vector<Part>& parts() { return parts_; }
   const std::vector<Part>& parts() const { return parts_; }
 
-  // Part `index`'s results, rows [n, H] = weight * expert(row), in the part's row order.
+  // Where part `index`'s results go: rows [n, H] = weight * expert(row), in the part's row order,
+  // to be written by the caller (then Receive(index) with no copy), or copied in by Receive.
+  float* ResultsBuffer(size_t index);
   void Receive(size_t index, const float* results);
   // m [T, H] = each token's K contributions summed in ascending expert id. Every part must
   // have been received.
-  void Combine(float* m) const;
-  // The contributions in pair order, [T*K, H] (row t*K + j: pair (t, j)).
+  void Combine(float* m);
+  // The contributions in pair order, [T*K, H] (row t*K + j: pair (t, j)), after Combine.
   const std::vector<float>& contributions() const { return contributions_; }
 
  private:
   Routing routing_;
   int64_t num_tokens_ = 0, hidden_ = 0;
   std::vector<Part> parts_;
-  std::vector<float> contributions_;  // [T*K, H]
+  size_t num_parts_ = 0;
+  std::vector<std::vector<float>> results_;  // per part, [n, H]
+  std::vector<float> contributions_;         // [T*K, H]
 };
 
 }  // namespace mmx::model

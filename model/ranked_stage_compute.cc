@@ -145,21 +145,22 @@ absl::StatusOr<int64_t> RankedStageCompute::ExpertPairs(int layer, const float* 
     }
     rank_of[i] = static_cast<uint32_t>(owner);
   }
-  MoeExchange exchange = MoeExchange::Dispatch(pairs, rows, n, H, rank_of);
+  MoeExchange exchange;
+  exchange.Dispatch(pairs, rows, n, H, rank_of);
   std::vector<int64_t> bytes(R, 0);
   MMX_RETURN_IF_ERROR(OnEveryRank([&](int r) -> absl::Status {
     for (size_t p = 0; p < exchange.parts().size(); ++p) {
       const MoeExchange::Part& part = exchange.parts()[p];
       if (part.holder != static_cast<uint32_t>(r)) continue;
-      std::vector<float> results(part.rows.size());
+      // Each rank writes only its own parts' buffers.
       MMX_ASSIGN_OR_RETURN(bytes[r], ranks_[r]->ExpertPairs(layer, part.rows.data(), part.expert_ids.data(),
-                                                            part.weights.data(), part.num_rows(), results.data()));
-      exchange.Receive(p, results.data());  // rows of this part only: the ranks write apart
+                                                            part.weights.data(), part.num_rows(),
+                                                            exchange.ResultsBuffer(p)));
     }
     return absl::OkStatus();
   }, /*collective=*/false));
-  // One expert per row: the contributions are the results, in row order.
-  std::copy(exchange.contributions().begin(), exchange.contributions().end(), out);
+  // One expert per row: the combined rows are the results, in row order.
+  exchange.Combine(out);
   int64_t total = 0;
   for (int64_t b : bytes) total += b;
   return total;

@@ -12,7 +12,7 @@ absl::Status BeginLayer(model::StageCompute& compute, int layer, const model::Ba
   const int64_t T = batch.num_tokens;
   const int64_t H = static_cast<int64_t>(state.x.size()) / std::max<int64_t>(T, 1);
   MMX_RETURN_IF_ERROR(compute.AttentionBlock(layer, batch, state.x.data(), &state.residual, &state.routing));
-  state.moe = model::MoeExchange::Dispatch(state.routing, state.x.data(), T, H, choose(layer, state.routing));
+  state.moe.Dispatch(state.routing, state.x.data(), T, H, choose(layer, state.routing));
   // Remote parts first, so their holders work while this worker computes its own.
   std::vector<const model::MoeExchange::Part*> remote;
   for (const model::MoeExchange::Part& part : state.moe.parts()) {
@@ -25,11 +25,10 @@ absl::Status BeginLayer(model::StageCompute& compute, int layer, const model::Ba
   for (size_t i = 0; i < state.moe.parts().size(); ++i) {
     const model::MoeExchange::Part& part = state.moe.parts()[i];
     if (part.holder != self) continue;
-    std::vector<float> out(part.rows.size());
+    float* out = state.moe.ResultsBuffer(i);
     MMX_ASSIGN_OR_RETURN(const int64_t bytes, compute.ExpertPairs(layer, part.rows.data(), part.expert_ids.data(),
-                                                                  part.weights.data(), part.num_rows(), out.data()));
+                                                                  part.weights.data(), part.num_rows(), out));
     state.expert_bytes += bytes;
-    state.moe.Receive(i, out.data());
   }
   return absl::OkStatus();
 }
@@ -39,14 +38,14 @@ absl::Status EndLayer(const model::ModelConfig& config, int layer, uint32_t self
   for (size_t i = 0; i < state.moe.parts().size(); ++i) {
     const model::MoeExchange::Part& part = state.moe.parts()[i];
     if (part.holder == self) continue;
-    MMX_ASSIGN_OR_RETURN(std::vector<float> results, peers->Collect(layer, part));
-    state.moe.Receive(i, results.data());
+    MMX_RETURN_IF_ERROR(peers->Collect(layer, part, state.moe.ResultsBuffer(i)));
   }
   const int64_t H = config.hidden_size;
   const int64_t T = static_cast<int64_t>(state.x.size()) / H;
-  std::vector<float> m(T * H);
-  state.moe.Combine(m.data());
-  model::CombineMoe(config, config.postnorm ? state.x.data() : state.residual.data(), m.data(), T, state.x.data());
+  state.moe_sum.resize(T * H);
+  state.moe.Combine(state.moe_sum.data());
+  model::CombineMoe(config, config.postnorm ? state.x.data() : state.residual.data(), state.moe_sum.data(), T,
+                    state.x.data());
   return absl::OkStatus();
 }
 

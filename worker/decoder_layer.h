@@ -26,6 +26,7 @@ struct LayerState {
   std::vector<float> residual;  // [T, H]: y, when the model is not postnorm
   model::Routing routing;
   model::MoeExchange moe;
+  std::vector<float> moe_sum;   // [T, H]: m, the summed expert contributions
   int64_t expert_bytes = 0;     // expert weight bytes this worker read for it
 };
 
@@ -35,8 +36,9 @@ class ExpertPeers {
   virtual ~ExpertPeers() = default;
   // Sends these parts, all at once (no holder waits for another's transfer).
   virtual absl::Status Send(int layer, const std::vector<const model::MoeExchange::Part*>& parts) = 0;
-  // Waits for one part's results: rows [n, H] = weight * expert(row), in the part's order.
-  virtual absl::StatusOr<std::vector<float>> Collect(int layer, const model::MoeExchange::Part& part) = 0;
+  // Waits for one part's results and writes them to `results`: rows [n, H] = weight *
+  // expert(row), in the part's order.
+  virtual absl::Status Collect(int layer, const model::MoeExchange::Part& part, float* results) = 0;
 };
 
 // The holder of each routed pair ([T*K]); `self` for the pairs this worker runs.

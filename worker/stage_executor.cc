@@ -58,7 +58,7 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
     return stage_.transport_->SendAll(sends);
   }
 
-  absl::StatusOr<std::vector<float>> Collect(int layer, const model::MoeExchange::Part& part) override {
+  absl::Status Collect(int layer, const model::MoeExchange::Part& part, float* results) override {
     const uint64_t key = ReplyKey(MessageKind::kCombine, mb_.header.step_id(), mb_.header.micro_batch(), layer);
     absl::StatusOr<transport::Message> reply =
         stage_.transport_->Receive(part.holder, key, stage_.reply_timeout_, stage_.abort_.get_token());
@@ -74,8 +74,8 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
     time.set_peer_id(part.holder);
     time.set_micros(time.micros() + combine.compute_micros());
     time.set_weight_bytes(time.weight_bytes() + combine.weight_bytes());
-    const float* rows = reinterpret_cast<const float*>(reply->payload.data());
-    return std::vector<float>(rows, rows + reply->payload.size() / sizeof(float));
+    std::memcpy(results, reply->payload.data(), reply->payload.size());
+    return absl::OkStatus();
   }
 
  private:

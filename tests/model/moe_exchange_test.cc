@@ -19,9 +19,18 @@ Routing ThreeTokens() {
 }
 const std::vector<float> kRows = {0, 0, 1, 1, 2, 2};
 
+// The holder of each pair, from the holder of each expert.
+template <class F>
+std::vector<uint32_t> Holders(const Routing& r, F holder_of) {
+  std::vector<uint32_t> h;
+  for (int e : r.expert_ids) h.push_back(static_cast<uint32_t>(holder_of(e)));
+  return h;
+}
+
 TEST(MoeExchangeTest, GroupsPairsByHolderWithTheirRowsIdsAndWeights) {
   // Experts 0 and 1 on holder 5, 2 and 3 on holder 9.
-  MoeExchange x = MoeExchange::Dispatch(ThreeTokens(), kRows.data(), 3, kHidden, [](int e) { return e < 2 ? 5 : 9; });
+  MoeExchange x;
+  x.Dispatch(ThreeTokens(), kRows.data(), 3, kHidden, Holders(ThreeTokens(), [](int e) { return e < 2 ? 5 : 9; }));
   ASSERT_EQ(x.parts().size(), 2u);
   const MoeExchange::Part& a = x.parts()[0];
   EXPECT_EQ(a.holder, 5u);
@@ -36,7 +45,8 @@ TEST(MoeExchangeTest, GroupsPairsByHolderWithTheirRowsIdsAndWeights) {
 }
 
 TEST(MoeExchangeTest, CombineSumsEachTokensResultsWhereverTheyRan) {
-  MoeExchange x = MoeExchange::Dispatch(ThreeTokens(), kRows.data(), 3, kHidden, [](int e) { return e % 2; });
+  MoeExchange x;
+  x.Dispatch(ThreeTokens(), kRows.data(), 3, kHidden, Holders(ThreeTokens(), [](int e) { return e % 2; }));
   // Each holder returns 10 * expert id + token for its rows (the test's stand-in for an expert).
   for (size_t i = 0; i < x.parts().size(); ++i) {
     const MoeExchange::Part& part = x.parts()[i];
@@ -51,6 +61,15 @@ TEST(MoeExchangeTest, CombineSumsEachTokensResultsWhereverTheyRan) {
   x.Combine(m.data());
   // Token 0: experts 3 and 1 -> 30 + 10; token 1: 0 and 2 -> 1 + 21; token 2: 1 and 3 -> 12 + 32.
   EXPECT_EQ(m, (std::vector<float>{40, 40, 22, 22, 44, 44}));
+  // The next layer reuses the object: nothing of this one's dispatch is left.
+  Routing one;
+  one.k = 1;
+  one.expert_ids = {2};
+  one.weights = {1.f};
+  x.Dispatch(one, kRows.data(), 1, kHidden, {7});
+  ASSERT_EQ(x.parts().size(), 1u);
+  EXPECT_EQ(x.parts()[0].holder, 7u);
+  EXPECT_EQ(x.parts()[0].rows, (std::vector<float>{0, 0}));
 }
 
 }  // namespace

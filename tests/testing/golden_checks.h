@@ -143,7 +143,7 @@ inline void CheckMixedLengthBatch(EngineStepper& m, float tolerance, int micro_b
     std::vector<float> decode_logits;
   };
   std::vector<Live> live;
-  for (size_t i = 0; i < names.size(); ++i) live.push_back({20 + i, GoldenPrompt(names[i])});
+  for (size_t i = 0; i < names.size(); ++i) live.push_back({20 + i, GoldenPrompt(names[i]), 0, {}, {}});
   while (true) {
     std::vector<EngineStepper::Input> step;
     std::vector<Live*> members;
