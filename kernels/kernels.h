@@ -91,6 +91,15 @@ void QuantizeInt8(const WeightView& w, int8_t* q, float* scales);
 void RmsNorm(const float* x, int64_t num_tokens, int64_t n, const float* gamma, float eps,
              float* out);
 
+// The lightning output norm when this process holds only some of the heads (parallel/
+// rank_split.h): RMSNorm over all heads' features is each rank's per-row sum of squares of its
+// slice, summed over the ranks, then each slice normalised with the total.
+// sums[t] = sum_i x[t, i]^2 (in double), x [num_tokens, width].
+void RowSumOfSquares(const float* x, int64_t num_tokens, int64_t width, double* sums);
+// out[t, i] = x[t, i] / sqrt(total[t] / full_width + eps) * gamma[i]; in place ok.
+void NormalizeRows(const float* x, int64_t num_tokens, int64_t width, const double* total_sums, int64_t full_width,
+                   const float* gamma, float eps, float* out);
+
 // Elementwise: x = x * sigmoid(x) (SiLU), in place.
 void SiluInPlace(float* x, int64_t n);
 // out = silu(gate) * up (the SwiGLU combine). out may alias gate or up.

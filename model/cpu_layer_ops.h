@@ -11,8 +11,6 @@
 #include "kernels/kernels.h"
 #include "base/status_macros.h"
 #include "model/layers.h"
-#include "model/rank_collective.h"
-#include "model/rank_split.h"
 #include "model/scratch.h"
 #include "model/sequence_state.h"
 
@@ -20,11 +18,11 @@ namespace mmx::model {
 
 class CpuLayerOps {
  public:
-  // `ranks`: the collective of a rank that holds only some heads (tensor parallel); null when
-  // this process holds them all.
-  explicit CpuLayerOps(RankCollective* ranks = nullptr) : ranks_(ranks) {}
-
   float* Scratch(Slot slot, size_t n) { return scratch_.Get(slot, n); }
+  double* RowSums(int64_t T) {
+    row_sums_.resize(static_cast<size_t>(T));
+    return row_sums_.data();
+  }
 
   absl::Status Gemm(const float* x, int64_t T, const kernels::WeightView& w, float* y) {
     kernels::Gemm(x, T, w, y);
@@ -38,20 +36,14 @@ class CpuLayerOps {
     kernels::RmsNorm(x, T, n, gamma, eps, out);
     return absl::OkStatus();
   }
-  absl::Status HeadsRmsNorm(const float* x, int64_t T, int64_t width, const float* gamma, float eps, float* out) {
-    if (ranks_ == nullptr || ranks_->size() == 1) {
-      kernels::RmsNorm(x, T, width, gamma, eps, out);
-      return absl::OkStatus();
-    }
-    std::vector<double> sums(T);
-    PartialSumOfSquares(x, T, width, sums.data());
-    MMX_RETURN_IF_ERROR(ranks_->AllReduceSum(sums.data(), T));
-    NormalizeSlice(x, T, width, sums.data(), width * ranks_->size(), gamma, eps, out);
+  absl::Status RowSumOfSquares(const float* x, int64_t T, int64_t width, double* sums) {
+    kernels::RowSumOfSquares(x, T, width, sums);
     return absl::OkStatus();
   }
-  absl::Status AllReduceSum(float* x, int64_t n) {
-    if (ranks_ == nullptr || ranks_->size() == 1) return absl::OkStatus();
-    return ranks_->AllReduceSum(x, n);
+  absl::Status NormalizeRows(const float* x, int64_t T, int64_t width, const double* sums, int64_t full_width,
+                             const float* gamma, float eps, float* out) {
+    kernels::NormalizeRows(x, T, width, sums, full_width, gamma, eps, out);
+    return absl::OkStatus();
   }
   absl::Status SiluInPlace(float* x, int64_t n) {
     kernels::SiluInPlace(x, n);
@@ -126,8 +118,8 @@ class CpuLayerOps {
  private:
   static int64_t kv_width_of(const SequenceState& state) { return state.kv_width(); }
 
-  RankCollective* ranks_;
   model::Scratch& scratch_ = model::Scratch::ForThisThread();
+  std::vector<double> row_sums_;
 };
 
 }  // namespace mmx::model

@@ -8,9 +8,11 @@
 //
 // An Ops type provides, on pointers into its own memory space (all return absl::Status):
 //   float* Scratch(Slot, size_t n)              reusable buffer of n floats per slot
+//   double* RowSums(int64_t T)                  reusable buffer of T doubles
 //   Gemm(x, T, WeightView, y), GemmGroup(problems, count)
 //   RmsNorm(x, T, n, gamma, eps, out), SiluInPlace(x, n), SiluMul(g, u, n, out),
 //   SigmoidMulInPlace(gate, x, n), Axpby(alpha, a, beta, b, n, out), Copy(src, n, dst)
+//   RowSumOfSquares(x, T, width, sums), NormalizeRows(x, T, width, sums, full_width, gamma, eps, out)
 //   ApplyRope(x, T, heads, D, rotary_dim, const BatchLayout&, inv_freq)
 //   Lightning(shape, const BatchLayout&, layer, qkv, o)     every sequence's rows; lengths untouched
 //   AppendKv(SequenceState&, layer, k_rows, v_rows, n)       before the length is advanced
@@ -19,13 +21,13 @@
 //   GatherRows(src, const std::vector<int64_t>& index, width, dst)     dst[r] = src[index[r]]
 //   ScaleScatterRows(src, const std::vector<float>& scale, const std::vector<int64_t>& index,
 //                    width, dst)                                         dst[index[r]] = scale[r]*src[r]
-//   HeadsRmsNorm(x, T, width, gamma, eps, out)   the lightning output norm over all heads' features
-//   AllReduceSum(x, n)                           sum over the ranks that split the heads
-// Tensor parallelism (a worker's heads split over its GPUs, model/rank_split.h) is the last
-// two: a rank runs this recipe with a config of its own heads (model/rank_split.h RankConfig)
-// and its slices of the weights; HeadsRmsNorm sums the squares across ranks before it
-// normalises, and AllReduceSum adds up the ranks' partial output projections. With one rank
-// both are the plain operations.
+// The backends know nothing of ranks. When a worker's heads are split over ranks (its GPUs,
+// parallel/rank_split.h), each rank runs this recipe with a config of its own heads and its
+// slices of the weights, and the attention block is given the rank's RankCollective
+// (model/rank_collective.h, implemented outside model/: threads, NCCL) for the two points where
+// a rank's results are partial: the lightning output norm (one RMSNorm over all heads' features:
+// the per-row sums of squares are summed over the ranks first) and the output projections (each
+// rank projects its own heads: the products are summed). Without ranks (null) neither is partial.
 // The weight structs are duck-typed: the recipe reads the fields of model/weights.h by name, and
 // a backend's own struct (device pointers) provides the same names with .data() on the vectors.
 #pragma once
@@ -39,6 +41,7 @@
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/layers.h"
+#include "model/rank_collective.h"
 #include "model/scratch.h"
 #include "model/weights.h"
 
@@ -47,10 +50,28 @@ namespace mmx::model::recipe {
 // The lightning output norm's eps: the module's constructor default, not rms_norm_eps (MODEL.md §3.6).
 constexpr float kLightningNormEps = 1e-6f;
 
+// The lightning output norm: one RMSNorm over all N*D features of each row, of which a rank
+// holding some heads has a slice.
+template <class Ops>
+absl::Status HeadsRmsNorm(Ops& ops, RankCollective* ranks, const float* x, int64_t T, int64_t width,
+                          const float* gamma, float eps, float* out) {
+  if (ranks == nullptr || ranks->size() == 1) return ops.RmsNorm(x, T, width, gamma, eps, out);
+  double* sums = ops.RowSums(T);
+  MMX_RETURN_IF_ERROR(ops.RowSumOfSquares(x, T, width, sums));
+  MMX_RETURN_IF_ERROR(ranks->AllReduceSum(sums, T));
+  return ops.NormalizeRows(x, T, width, sums, width * ranks->size(), gamma, eps, out);
+}
+
+// An output projection of a rank's heads is its part of the sum over all heads.
+inline absl::Status SumOverRanks(RankCollective* ranks, float* x, int64_t n) {
+  if (ranks == nullptr || ranks->size() == 1 || n == 0) return absl::OkStatus();
+  return ranks->AllReduceSum(x, n);
+}
+
 // Lightning attention on the normed input u [T, H]: a [T, H].
 template <class Ops, class W>
 absl::Status Lightning(Ops& ops, const ModelConfig& c, const W& w, const BatchLayout& batch, int layer,
-                       const float* u, float* a) {
+                       RankCollective* ranks, const float* u, float* a) {
   const int64_t T = batch.num_tokens;
   const int64_t qw = c.q_width();  // N*D
   float* qkv = ops.Scratch(Slot::kQkv, T * 3 * qw);  // [T, N*3*D]
@@ -63,19 +84,18 @@ absl::Status Lightning(Ops& ops, const ModelConfig& c, const W& w, const BatchLa
   for (const SequenceSlice& s : batch.sequences) s.state->layer(layer).length += s.num_tokens;
   // One RMSNorm over all N*D features, then the sigmoid gate from the same u.
   // (With heads split over ranks, the norm's sum of squares is summed across them first.)
-  MMX_RETURN_IF_ERROR(ops.HeadsRmsNorm(o, T, qw, w.norm.data(), kLightningNormEps, o));
+  MMX_RETURN_IF_ERROR(HeadsRmsNorm(ops, ranks, o, T, qw, w.norm.data(), kLightningNormEps, o));
   float* gate = ops.Scratch(Slot::kGate, T * qw);
   MMX_RETURN_IF_ERROR(ops.Gemm(u, T, w.gate, gate));
   MMX_RETURN_IF_ERROR(ops.SigmoidMulInPlace(gate, o, T * qw));
   MMX_RETURN_IF_ERROR(ops.Gemm(o, T, w.out, a));
-  // Ranks holding some heads each projected only theirs: a is the sum over ranks.
-  return ops.AllReduceSum(a, T * c.hidden_size);
+  return SumOverRanks(ranks, a, T * c.hidden_size);
 }
 
 // Softmax attention (GQA, partial rotate-half RoPE, KV cache) on u [T, H]: a [T, H].
 template <class Ops, class W>
 absl::Status Softmax(Ops& ops, const ModelConfig& c, const W& w, const BatchLayout& batch, int layer,
-                     const float* u, float* a) {
+                     RankCollective* ranks, const float* u, float* a) {
   const int64_t T = batch.num_tokens;
   const int64_t qw = c.q_width(), kvw = c.kv_width();
   float* q = ops.Scratch(Slot::kQ, T * qw);
@@ -99,14 +119,15 @@ absl::Status Softmax(Ops& ops, const ModelConfig& c, const W& w, const BatchLayo
         ops.CausalAttention(shape, q + s.row_begin * qw, s.num_tokens, *s.state, layer, state.length, o + s.row_begin * qw));
   }
   MMX_RETURN_IF_ERROR(ops.Gemm(o, T, w.o, a));
-  return ops.AllReduceSum(a, T * c.hidden_size);
+  return SumOverRanks(ranks, a, T * c.hidden_size);
 }
 
 // The attention block (layers.h): x [T, H] becomes w; `residual` [T, H] receives y unless the
 // model is postnorm (then it may be null: the residual is w itself). Routing in host memory.
+// `ranks`: this rank's collective when the layer's heads are split over ranks, else null.
 template <class Ops, class W>
 absl::Status AttentionBlock(Ops& ops, const ModelConfig& c, const W& w, const BatchLayout& batch, float* x,
-                            float* residual, Routing* routing) {
+                            float* residual, Routing* routing, RankCollective* ranks = nullptr) {
   const int64_t T = batch.num_tokens, H = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const bool softmax = w.kind == AttentionKind::kSoftmax;
@@ -117,9 +138,9 @@ absl::Status AttentionBlock(Ops& ops, const ModelConfig& c, const W& w, const Ba
   float* a = ops.Scratch(Slot::kAttnOut, T * H);  // [T, H]
   MMX_RETURN_IF_ERROR(ops.RmsNorm(x, T, H, w.input_norm.data(), eps, u));
   if (softmax) {
-    MMX_RETURN_IF_ERROR(Softmax(ops, c, w.softmax, batch, w.layer, u, a));
+    MMX_RETURN_IF_ERROR(Softmax(ops, c, w.softmax, batch, w.layer, ranks, u, a));
   } else {
-    MMX_RETURN_IF_ERROR(Lightning(ops, c, w.lightning, batch, w.layer, u, a));
+    MMX_RETURN_IF_ERROR(Lightning(ops, c, w.lightning, batch, w.layer, ranks, u, a));
   }
   // Postnorm: the skip path carries alpha * norm(x), never x itself (MODEL.md §2).
   const float* skip = c.postnorm ? u : x;

@@ -1,14 +1,10 @@
 // RankCollective: the one collective the ranks of a multi-device worker need, a sum over ranks
-// (all-reduce) of a buffer every rank holds. The CUDA worker's ranks use NCCL on their GPUs'
-// streams (model/cuda/); ThreadRankGroup here runs ranks as threads of one process on host
-// memory, which is how the multi-rank split is tested without GPUs.
+// (all-reduce) of a buffer every rank holds, in the memory its compute backend works on. The
+// layer recipe (model/layer_recipe.h) is handed one where a rank's results are partial; the
+// implementations live outside model/ (parallel/: threads on host memory, NCCL on GPUs).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <memory>
-#include <mutex>
-#include <vector>
 
 #include "absl/status/status.h"
 
@@ -24,33 +20,6 @@ class RankCollective {
   // a tensor-parallel projection must agree exactly, or the ranks' routings could differ).
   virtual absl::Status AllReduceSum(float* x, int64_t n) = 0;
   virtual absl::Status AllReduceSum(double* x, int64_t n) = 0;
-};
-
-// `size` in-process ranks, one thread each. Sums in rank order, so every rank gets the same bits.
-// Abort() fails every pending and later collective (a rank that failed will not come).
-class ThreadRankGroup {
- public:
-  explicit ThreadRankGroup(int size);
-  // The collective for `rank` (0 <= rank < size); lives as long as this group.
-  RankCollective* member(int rank);
-  int size() const { return size_; }
-  void Abort();
-
- private:
-  class Member;
-  friend class Member;
-  template <typename T>
-  absl::Status AllReduce(int rank, T* x, int64_t n);
-  absl::Status Barrier();
-
-  int size_;
-  std::vector<std::unique_ptr<RankCollective>> members_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int arrived_ = 0;
-  uint64_t generation_ = 0;
-  bool aborted_ = false;
-  std::vector<void*> buffers_;  // each rank's buffer of the current collective
 };
 
 }  // namespace mmx::model

@@ -27,14 +27,14 @@ class CpuStageCompute final : public StageCompute {
     // The recipe's attention block, with this rank's collective when the heads are split (a
     // collective can fail: another rank's failure aborts it).
     const ModelConfig& c = *w_.config;
-    CpuLayerOps ops(ranks_);
+    CpuLayerOps ops;
     if (c.postnorm) {
       residual->clear();
     } else {
       residual->resize(batch.num_tokens * c.hidden_size);
     }
     return recipe::AttentionBlock(ops, c, (*w_.attention)[layer - w_.first_layer], batch, x,
-                                  c.postnorm ? nullptr : residual->data(), routing);
+                                  c.postnorm ? nullptr : residual->data(), routing, ranks_);
   }
   absl::StatusOr<int64_t> ExpertPairs(int layer, const float* rows, const int* expert_ids, const float* weights,
                                       int64_t n, float* out) override {

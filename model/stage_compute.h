@@ -18,7 +18,6 @@
 #include "absl/status/statusor.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
-#include "model/device_spec.h"
 #include "model/layers.h"
 #include "model/sequence_state.h"
 #include "model/weights.h"
@@ -67,30 +66,20 @@ class StageCompute {
 class RankCollective;
 
 // Host memory and kernels/cpu, on the views' own memory (nothing copied). `ranks`: when these
-// weights are one rank's slice of a tensor-parallel split (model/ranked_stage_compute.h).
+// weights are one rank's slice of a tensor-parallel split, its collective (borrowed;
+// parallel/ranked_stage_compute.h).
 std::unique_ptr<StageCompute> MakeCpuStageCompute(const WeightsView& weights, RankCollective* ranks = nullptr);
 
 // Called with (bytes done, bytes total) while weights are uploaded to a device.
 using UploadProgressFn = std::function<void(int64_t, int64_t)>;
 
-// What a worker tells the planner about its device: memory and measured bandwidth.
+// What a worker tells the planner about its device: memory and measured bandwidth
+// (parallel/stage_compute_factory.h QueryCudaDevice).
 struct DeviceInfo {
   std::string name;            // "cuda:0 (NVIDIA H100 80GB HBM3)"
   int64_t total_bytes = 0;
   int64_t free_bytes = 0;
   double bandwidth_gbs = 0;    // device-to-device copy, read plus write bytes per second
 };
-// For a CUDA device only (the CPU's figures come from /proc and the worker's own measurement);
-// several GPUs are summed.
-// The same errors as MakeStageCompute for a build without CUDA or a machine without the GPU.
-absl::StatusOr<DeviceInfo> QueryCudaDevice(const DeviceSpec& device);
-
-// The StageCompute for `device`: the CPU one, a CUDA one that uploads the weights first
-// (reporting progress), or for several GPUs a RankedStageCompute over one CUDA one per GPU
-// (model/cuda/cuda_stage_compute.h). Clear errors for a build without CUDA, a machine without
-// those GPUs, heads that do not split over them, and weights the GPU kernels do not take.
-absl::StatusOr<std::unique_ptr<StageCompute>> MakeStageCompute(const DeviceSpec& device, const WeightsView& weights,
-                                                               kernels::ActivationPrecision precision,
-                                                               const UploadProgressFn& progress);
 
 }  // namespace mmx::model

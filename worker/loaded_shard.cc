@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "parallel/stage_compute_factory.h"
 
 namespace mmx::worker {
 namespace {
@@ -135,7 +136,7 @@ absl::Status PlaceShard(LoadedShard& shard, const model::DeviceSpec& device, ker
           "use expert_dtype: bf16, or give this worker's experts to CPU workers"));
     }
   }
-  MMX_ASSIGN_OR_RETURN(shard.compute, model::MakeStageCompute(device, shard.weights_view(), precision, progress));
+  MMX_ASSIGN_OR_RETURN(shard.compute, parallel::MakeStageCompute(device, shard.weights_view(), precision, progress));
   return absl::OkStatus();
 }
 

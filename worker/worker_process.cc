@@ -5,6 +5,7 @@
 #include "base/thread_pool.h"
 #include "model/device_spec.h"
 #include "model/stage_compute.h"
+#include "parallel/stage_compute_factory.h"
 #include "transport/ucx_transport.h"
 #include "worker/grpc_control_session.h"
 
@@ -16,7 +17,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
   ThreadPool::SetDefaultSpinMicros(100);
   // A bad or unusable device fails at once, before the coordinator is contacted.
   MMX_ASSIGN_OR_RETURN(const model::DeviceSpec device, model::ParseDeviceSpec(o.device));
-  if (device.is_cuda()) MMX_RETURN_IF_ERROR(model::QueryCudaDevice(device).status());
+  if (device.is_cuda()) MMX_RETURN_IF_ERROR(parallel::QueryCudaDevice(device).status());
   const std::string prefix = absl::StrCat("mmx-worker ", o.name, ": ");
   WorkerEnvironment env;
   env.log = [prefix](const std::string& line) { std::fprintf(stderr, "%s%s\n", prefix.c_str(), line.c_str()); };

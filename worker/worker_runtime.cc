@@ -14,6 +14,7 @@
 #include "model/checkpoint_fingerprint.h"
 #include "model/device_spec.h"
 #include "model/stage_compute.h"
+#include "parallel/stage_compute_factory.h"
 #include "transport/message_keys.h"
 #include "worker/host_info.h"
 #include "worker/progress.h"
@@ -142,7 +143,7 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadAndPlace(const WorkerOptions& o
 // must stay resident); 90% of it either way.
 absl::StatusOr<int64_t> StateMemoryBytes(const model::DeviceSpec& device, const LoadedShard& shard) {
   if (device.is_cuda()) {
-    MMX_ASSIGN_OR_RETURN(const model::DeviceInfo after, model::QueryCudaDevice(device));
+    MMX_ASSIGN_OR_RETURN(const model::DeviceInfo after, parallel::QueryCudaDevice(device));
     return after.free_bytes / 10 * 9;
   }
   return std::max<int64_t>(0, AvailableMemoryBytes() - shard.weight_bytes) / 10 * 9;
@@ -265,7 +266,7 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   // registering also fails a worker without one (or a build without CUDA) at once.
   std::optional<model::DeviceInfo> gpu;
   if (device.is_cuda()) {
-    MMX_ASSIGN_OR_RETURN(gpu, model::QueryCudaDevice(device));
+    MMX_ASSIGN_OR_RETURN(gpu, parallel::QueryCudaDevice(device));
     env.log(absl::StrCat(gpu->name, ", ", absl::StrFormat("%.1f GiB free of %.1f GiB, %.0f GB/s",
                                                          gpu->free_bytes / double(1 << 30),
                                                          gpu->total_bytes / double(1 << 30), gpu->bandwidth_gbs)));

@@ -117,4 +117,20 @@ void SigmoidMulInPlace(const float* gate, float* x, int64_t n) {
   });
 }
 
+void RowSumOfSquares(const float* x, int64_t num_tokens, int64_t width, double* sums) {
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    double sum = 0;
+    for (int64_t i = 0; i < width; ++i) sum += static_cast<double>(x[t * width + i]) * x[t * width + i];
+    sums[t] = sum;
+  }
+}
+
+void NormalizeRows(const float* x, int64_t num_tokens, int64_t width, const double* total_sums, int64_t full_width,
+                   const float* gamma, float eps, float* out) {
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float inv = static_cast<float>(1.0 / std::sqrt(total_sums[t] / static_cast<double>(full_width) + eps));
+    for (int64_t i = 0; i < width; ++i) out[t * width + i] = x[t * width + i] * inv * gamma[i];
+  }
+}
+
 }  // namespace mmx::kernels

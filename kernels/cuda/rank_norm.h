@@ -1,7 +1,7 @@
-// The lightning output norm when a GPU holds only some of the heads (model/rank_split.h): an
+// The lightning output norm when a GPU holds only some of the heads (parallel/rank_split.h): an
 // RMSNorm over all heads' features is the per-row sum of squares of every rank's slice, summed
-// over the ranks (NCCL), then each slice normalised with that total. The CPU twins are
-// model/rank_split.h's PartialSumOfSquares and NormalizeSlice.
+// over the ranks (NCCL), then each slice normalised with that total. The CPU twins have the
+// same names in kernels/kernels.h.
 #pragma once
 
 #include <cstdint>

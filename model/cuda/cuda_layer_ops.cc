@@ -90,16 +90,9 @@ int64_t CudaSequenceState::bytes() const {
 // ---- CudaLayerOps: lifetime ----
 
 absl::StatusOr<std::unique_ptr<CudaLayerOps>> CudaLayerOps::Create(int device, const ModelConfig& config,
-                                                                    kernels::ActivationPrecision precision,
-                                                                    ncclComm_t comm,
-                                                                    const std::atomic<bool>* comm_aborted) {
+                                                                    kernels::ActivationPrecision precision) {
   std::unique_ptr<CudaLayerOps> ops(new CudaLayerOps(device, config, precision));
   MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
-  if (comm != nullptr) {
-    ops->comm_ = comm;
-    ops->comm_aborted_ = comm_aborted;
-    MMX_CUDA_RETURN_IF_ERROR(ncclCommCount(comm, &ops->ranks_));
-  }
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&ops->stream_, cudaStreamNonBlocking));
   MMX_ASSIGN_OR_RETURN(ops->cublas_, kc::CublasHandle::Create());
   return ops;
@@ -135,6 +128,15 @@ float* CudaLayerOps::Scratch(Slot slot, size_t n) {
     return nullptr;
   }
   return static_cast<float*>(*p);
+}
+
+double* CudaLayerOps::RowSums(int64_t T) {
+  absl::StatusOr<void*> p = Buffer(kRowSums, std::max<size_t>(static_cast<size_t>(T), 1) * sizeof(double));
+  if (!p.ok()) {
+    deferred_.Update(p.status());
+    return nullptr;
+  }
+  return static_cast<double*>(*p);
 }
 
 absl::Status CudaLayerOps::Upload(const void* host, size_t bytes, void* device_dst) {
@@ -194,35 +196,15 @@ absl::Status CudaLayerOps::RmsNorm(const float* x, int64_t T, int64_t n, const f
   return kc::RmsNorm(x, T, n, gamma, eps, out, stream_);
 }
 
-absl::Status CudaLayerOps::HeadsRmsNorm(const float* x, int64_t T, int64_t width, const float* gamma, float eps,
-                                        float* out) {
+absl::Status CudaLayerOps::RowSumOfSquares(const float* x, int64_t T, int64_t width, double* sums) {
   MMX_RETURN_IF_ERROR(deferred_);
-  if (ranks_ == 1) return kc::RmsNorm(x, T, width, gamma, eps, out, stream_);
-  // Sum of squares of this rank's features per row, summed over the ranks, then each rank
-  // normalises its slice with the total (model/rank_split.h).
-  MMX_ASSIGN_OR_RETURN(void* sums, Buffer(kRowSums, T * sizeof(double)));
-  MMX_RETURN_IF_ERROR(kc::RowSumOfSquares(x, T, width, static_cast<double*>(sums), stream_));
-  MMX_RETURN_IF_ERROR(CheckCommNotAborted());
-  MMX_CUDA_RETURN_IF_ERROR(ncclAllReduce(sums, sums, T, ncclDouble, ncclSum, comm_, stream_));
-  return kc::NormalizeRows(x, T, width, static_cast<const double*>(sums), width * ranks_, gamma, eps, out, stream_);
+  return kc::RowSumOfSquares(x, T, width, sums, stream_);
 }
 
-absl::Status CudaLayerOps::AllReduceSum(float* x, int64_t n) {
+absl::Status CudaLayerOps::NormalizeRows(const float* x, int64_t T, int64_t width, const double* sums,
+                                         int64_t full_width, const float* gamma, float eps, float* out) {
   MMX_RETURN_IF_ERROR(deferred_);
-  if (ranks_ == 1 || n == 0) return absl::OkStatus();
-  MMX_RETURN_IF_ERROR(CheckCommNotAborted());
-  MMX_CUDA_RETURN_IF_ERROR(ncclAllReduce(x, x, n, ncclFloat, ncclSum, comm_, stream_));
-  return absl::OkStatus();
-}
-
-absl::Status CudaLayerOps::CheckCommNotAborted() const {
-  // NOTE: this narrows, but cannot close, the window in which another rank's thread aborts the
-  // communicator while this one enqueues on it; what it prevents is the common case, a rank that
-  // failed early and aborted the group before this one reached its next collective.
-  if (comm_aborted_ != nullptr && comm_aborted_->load()) {
-    return absl::AbortedError("another rank of this worker failed and aborted its NCCL communicators");
-  }
-  return absl::OkStatus();
+  return kc::NormalizeRows(x, T, width, sums, full_width, gamma, eps, out, stream_);
 }
 
 absl::Status CudaLayerOps::SiluInPlace(float* x, int64_t n) {

@@ -17,7 +17,6 @@
 
 #include <cublas_api.h>
 #include <cuda_runtime_api.h>
-#include <nccl.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -82,14 +81,8 @@ class CudaSequenceState final : public DeviceSequenceState {
 class CudaLayerOps {
  public:
   // Owns a stream and a cuBLAS handle on `device` (its current device must be `device`).
-  // `comm`: this GPU's NCCL communicator when it is one rank of a tensor-parallel worker
-  // (borrowed; null for a single GPU). `comm_aborted` (borrowed, may be null): set once the
-  // communicator has been aborted (freed); the collectives then return kAborted instead of
-  // touching it.
   static absl::StatusOr<std::unique_ptr<CudaLayerOps>> Create(int device, const ModelConfig& config,
-                                                               kernels::ActivationPrecision precision,
-                                                               ncclComm_t comm = nullptr,
-                                                               const std::atomic<bool>* comm_aborted = nullptr);
+                                                               kernels::ActivationPrecision precision);
   ~CudaLayerOps();
 
   int device() const { return device_; }
@@ -97,11 +90,13 @@ class CudaLayerOps {
 
   // ---- the recipe's operations (model/layer_recipe.h), all on device pointers ----
   float* Scratch(Slot slot, size_t n);
+  double* RowSums(int64_t T);
   absl::Status Gemm(const float* x, int64_t T, const kernels::WeightView& w, float* y);
   absl::Status GemmGroup(const kernels::GemmProblem* problems, int64_t count);
   absl::Status RmsNorm(const float* x, int64_t T, int64_t n, const float* gamma, float eps, float* out);
-  absl::Status HeadsRmsNorm(const float* x, int64_t T, int64_t width, const float* gamma, float eps, float* out);
-  absl::Status AllReduceSum(float* x, int64_t n);
+  absl::Status RowSumOfSquares(const float* x, int64_t T, int64_t width, double* sums);
+  absl::Status NormalizeRows(const float* x, int64_t T, int64_t width, const double* sums, int64_t full_width,
+                             const float* gamma, float eps, float* out);
   absl::Status SiluInPlace(float* x, int64_t n);
   absl::Status SiluMul(const float* gate, const float* up, int64_t n, float* out);
   absl::Status SigmoidMulInPlace(const float* gate, float* x, int64_t n);
@@ -141,16 +136,12 @@ class CudaLayerOps {
       : device_(device), config_(config), precision_(precision) {}
   absl::Status EnsurePoolSlots(int slots);
   float* LightningState(int layer, int slot);
-  absl::Status CheckCommNotAborted() const;
 
   int device_;
   ModelConfig config_;
   kernels::ActivationPrecision precision_;
   cudaStream_t stream_ = nullptr;
   kernels::cuda::CublasHandle cublas_;
-  ncclComm_t comm_ = nullptr;
-  const std::atomic<bool>* comm_aborted_ = nullptr;
-  int ranks_ = 1;
   PinnedArena arena_;
   struct PendingDownload {
     const void* pinned;

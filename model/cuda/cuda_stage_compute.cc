@@ -1,8 +1,6 @@
 #include "model/cuda/cuda_stage_compute.h"
 
-#include <atomic>
 #include <mutex>
-#include <nccl.h>
 #include <optional>
 #include <vector>
 
@@ -16,8 +14,6 @@
 #include "model/cuda/cuda_layer_ops.h"
 #include "model/cuda/device_weights.h"
 #include "model/layer_recipe.h"
-#include "model/rank_split.h"
-#include "model/ranked_stage_compute.h"
 
 namespace mmx::model::cuda {
 namespace kc = ::mmx::kernels::cuda;
@@ -28,8 +24,10 @@ enum : int { kX = 1000, kResidual, kRows, kOut, kIds, kLogits };
 
 class CudaStageCompute final : public StageCompute {
  public:
-  CudaStageCompute(const WeightsView& host, std::unique_ptr<CudaLayerOps> ops, std::string name)
-      : host_(host), ops_(std::move(ops)), name_(std::move(name)) {}
+  // `ranks`: the collective of this GPU's rank when the weights are a rank's slice (borrowed),
+  // else null.
+  CudaStageCompute(const WeightsView& host, std::unique_ptr<CudaLayerOps> ops, RankCollective* ranks, std::string name)
+      : host_(host), ops_(std::move(ops)), ranks_(ranks), name_(std::move(name)) {}
 
   // Bytes Upload copies for these weights.
   static int64_t UploadBytes(const WeightsView& w) {
@@ -112,7 +110,7 @@ class CudaStageCompute final : public StageCompute {
     }
     MMX_RETURN_IF_ERROR(ops_->Upload(x, bytes, d_x));
     absl::Status st = recipe::AttentionBlock(*ops_, c, attention_[layer - host_.first_layer], batch,
-                                             static_cast<float*>(d_x), d_residual, routing);
+                                             static_cast<float*>(d_x), d_residual, routing, ranks_);
     if (st.ok()) st = ops_->Download(d_x, bytes, x);
     if (c.postnorm) {
       residual->clear();
@@ -189,6 +187,7 @@ class CudaStageCompute final : public StageCompute {
   }
   WeightsView host_;
   std::unique_ptr<CudaLayerOps> ops_;
+  RankCollective* ranks_;
   std::string name_;
   std::mutex mu_;  // the worker's step and expert threads share the stream and scratch
   std::optional<kernels::WeightView> embedding_;
@@ -199,6 +198,8 @@ class CudaStageCompute final : public StageCompute {
   int64_t weight_bytes_ = 0;
 };
 
+}  // namespace
+
 absl::Status CheckDeviceExists(int device) {
   MMX_ASSIGN_OR_RETURN(const int count, kc::DeviceCount());
   if (device >= count) {
@@ -208,8 +209,6 @@ absl::Status CheckDeviceExists(int device) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<DeviceInfo> QueryDevice(int device) {
   MMX_RETURN_IF_ERROR(CheckDeviceExists(device));
@@ -250,90 +249,26 @@ absl::StatusOr<DeviceInfo> QueryDevice(int device) {
   return info;
 }
 
+int64_t CudaUploadBytes(const WeightsView& weights) { return CudaStageCompute::UploadBytes(weights); }
+
 absl::StatusOr<std::unique_ptr<StageCompute>> CreateCudaStageCompute(int device, const WeightsView& weights,
                                                                      kernels::ActivationPrecision precision,
-                                                                     const UploadProgressFn& progress) {
+                                                                     const UploadProgressFn& progress,
+                                                                     const CudaRank& rank) {
   MMX_RETURN_IF_ERROR(CheckDeviceExists(device));
   MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
   cudaDeviceProp props;
   MMX_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&props, device));
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<CudaLayerOps> ops, CudaLayerOps::Create(device, *weights.config, precision));
-  auto compute = std::make_unique<CudaStageCompute>(weights, std::move(ops),
+  RankCollective* collective = nullptr;
+  if (rank.collective) {
+    MMX_ASSIGN_OR_RETURN(collective, rank.collective(ops->stream()));
+  }
+  auto compute = std::make_unique<CudaStageCompute>(weights, std::move(ops), collective,
                                                     absl::StrCat("cuda:", device, " (", props.name, ")"));
-  MMX_RETURN_IF_ERROR(compute->Upload(progress, 0, CudaStageCompute::UploadBytes(weights)));
+  const int64_t total = rank.progress_total > 0 ? rank.progress_total : CudaStageCompute::UploadBytes(weights);
+  MMX_RETURN_IF_ERROR(compute->Upload(progress, rank.progress_done_before, total));
   return compute;
-}
-
-namespace {
-
-// The communicators of one worker's GPUs. Abort() (a rank failed mid-collective) makes the
-// others' pending collectives return; the group is unusable after it: ncclCommAbort frees the
-// communicators, so aborted() tells the ranks' CudaLayerOps to stop calling NCCL on them.
-class NcclGroup {
- public:
-  static absl::StatusOr<std::shared_ptr<NcclGroup>> Create(const std::vector<int>& devices) {
-    auto group = std::shared_ptr<NcclGroup>(new NcclGroup());
-    group->comms_.resize(devices.size());
-    MMX_CUDA_RETURN_IF_ERROR(
-        ncclCommInitAll(group->comms_.data(), static_cast<int>(devices.size()), devices.data()));
-    return group;
-  }
-  ~NcclGroup() {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (ncclComm_t c : comms_) {
-      if (c == nullptr) continue;
-      if (aborted_) continue;  // ncclCommAbort freed it
-      ncclCommDestroy(c);
-    }
-  }
-  ncclComm_t comm(int rank) const { return comms_[rank]; }
-  const std::atomic<bool>* aborted() const { return &aborted_; }
-  void Abort() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (aborted_) return;
-    aborted_ = true;  // before the communicators go, so that no rank starts a collective on them
-    for (ncclComm_t c : comms_) ncclCommAbort(c);
-  }
-
- private:
-  NcclGroup() = default;
-  std::vector<ncclComm_t> comms_;
-  std::mutex mu_;
-  std::atomic<bool> aborted_{false};
-};
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<StageCompute>> CreateCudaRankedStageCompute(const std::vector<int>& devices,
-                                                                           const WeightsView& weights,
-                                                                           kernels::ActivationPrecision precision,
-                                                                           const UploadProgressFn& progress) {
-  const int R = static_cast<int>(devices.size());
-  for (int d : devices) MMX_RETURN_IF_ERROR(CheckDeviceExists(d));
-  MMX_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<RankWeights>> sliced, SliceWeightsForRanks(weights, R));
-  MMX_ASSIGN_OR_RETURN(std::shared_ptr<NcclGroup> group, NcclGroup::Create(devices));
-  int64_t grand_total = 0;
-  for (const auto& w : sliced) grand_total += CudaStageCompute::UploadBytes(w->view());
-  std::vector<std::unique_ptr<StageCompute>> ranks;
-  std::string names;
-  int64_t done = 0;
-  for (int r = 0; r < R; ++r) {
-    MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(devices[r]));
-    cudaDeviceProp props;
-    MMX_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&props, devices[r]));
-    MMX_ASSIGN_OR_RETURN(
-        std::unique_ptr<CudaLayerOps> ops,
-        CudaLayerOps::Create(devices[r], sliced[r]->config, precision, group->comm(r), group->aborted()));
-    auto compute = std::make_unique<CudaStageCompute>(sliced[r]->view(), std::move(ops),
-                                                      absl::StrCat("cuda:", devices[r], " (", props.name, ")"));
-    MMX_RETURN_IF_ERROR(compute->Upload(progress, done, grand_total));
-    done += compute->device_weight_bytes();
-    absl::StrAppend(&names, r == 0 ? "" : ", ", compute->device_name());
-    ranks.push_back(std::move(compute));
-  }
-  return std::make_unique<RankedStageCompute>(*weights.config, std::move(sliced), std::move(ranks),
-                                              [group] { group->Abort(); },
-                                              absl::StrCat(names, ", ", R, " ranks over NCCL"));
 }
 
 }  // namespace mmx::model::cuda

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "model/sampling.h"
 #include "model/stage_compute.h"
+#include "parallel/stage_compute_factory.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/testing/golden_checks.h"
 #include "tests/testing/layer_trace.h"
@@ -80,7 +81,7 @@ TEST(CudaLayerTraceTest, Fp32MatchesHiddenStatesRouterLogitsAndFinalNorm) {
   auto shard = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(shard.ok()) << shard.status();
   int64_t last_done = -1, total_seen = -1;
-  auto compute = model::MakeStageCompute(*model::ParseDeviceSpec("cuda:0"), (*shard)->weights_view(),
+  auto compute = parallel::MakeStageCompute(*model::ParseDeviceSpec("cuda:0"), (*shard)->weights_view(),
                                          kernels::ActivationPrecision::kFp32, [&](int64_t done, int64_t total) {
                                            EXPECT_GE(done, last_done);
                                            last_done = done;

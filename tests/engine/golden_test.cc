@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "model/ranked_stage_compute.h"
+#include "parallel/ranked_stage_compute.h"
 #include "tests/testing/golden_checks.h"
 
 namespace mmx::engine {
@@ -49,7 +49,7 @@ class EngineGoldenTest : public ::testing::TestWithParam<Layout> {
     }
     if (const int ranks = GetParam().ranks; ranks > 1) {
       o.place_shard = [ranks](worker::LoadedShard& shard, const worker::ProgressFn&) -> absl::Status {
-        MMX_ASSIGN_OR_RETURN(shard.compute, model::MakeThreadRankedCpuStageCompute(shard.weights_view(), ranks));
+        MMX_ASSIGN_OR_RETURN(shard.compute, parallel::MakeThreadRankedCpuStageCompute(shard.weights_view(), ranks));
         return absl::OkStatus();
       };
     }

@@ -1,4 +1,4 @@
-#include "model/ranked_stage_compute.h"
+#include "parallel/ranked_stage_compute.h"
 
 #include <algorithm>
 #include <thread>
@@ -7,8 +7,15 @@
 #include "base/status_macros.h"
 #include "kernels/kernels.h"
 #include "model/moe_exchange.h"
+#include "parallel/thread_rank_group.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
+
+using model::DeviceSequenceState;
+using model::ModelConfig;
+using model::MoeExchange;
+using model::SequenceSlice;
+using model::WeightsView;
 namespace {
 
 // A sequence's state on every rank; the outer SequenceState keeps only the lengths.
@@ -31,7 +38,7 @@ class RankedSequenceState final : public DeviceSequenceState {
 RankedStageCompute::RankedStageCompute(const ModelConfig& config, std::vector<std::unique_ptr<RankWeights>> weights,
                                        std::vector<std::unique_ptr<StageCompute>> ranks, std::function<void()> abort,
                                        std::string name)
-    : config_(config), weights_(std::move(weights)), ranks_(std::move(ranks)), abort_(std::move(abort)),
+    : config_(config), weights_(std::move(weights)), abort_(std::move(abort)), ranks_(std::move(ranks)),
       name_(std::move(name)) {}
 
 int64_t RankedStageCompute::device_weight_bytes() const {
@@ -170,9 +177,9 @@ absl::StatusOr<std::unique_ptr<StageCompute>> MakeThreadRankedCpuStageCompute(co
   MMX_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<RankWeights>> sliced, SliceWeightsForRanks(weights, ranks));
   auto group = std::make_shared<ThreadRankGroup>(ranks);
   std::vector<std::unique_ptr<StageCompute>> computes;
-  for (int r = 0; r < ranks; ++r) computes.push_back(MakeCpuStageCompute(sliced[r]->view(), group->member(r)));
+  for (int r = 0; r < ranks; ++r) computes.push_back(model::MakeCpuStageCompute(sliced[r]->view(), group->member(r)));
   return std::make_unique<RankedStageCompute>(*weights.config, std::move(sliced), std::move(computes),
                                               [group] { group->Abort(); }, absl::StrCat("cpu x", ranks, " ranks"));
 }
 
-}  // namespace mmx::model
+}  // namespace mmx::parallel

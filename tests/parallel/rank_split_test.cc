@@ -1,4 +1,4 @@
-#include "model/rank_split.h"
+#include "parallel/rank_split.h"
 
 #include <cmath>
 #include <random>
@@ -9,7 +9,9 @@
 #include "kernels/kernels.h"
 #include "tests/testing/status_matchers.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
+
+using namespace ::mmx::model;  // NOLINT: the tests read the model's types throughout
 namespace {
 
 using ::mmx::testing::IsOk;
@@ -92,12 +94,12 @@ TEST(RankSplitTest, CrossRankNormEqualsTheFullRowNorm) {
         for (int64_t i = 0; i < slice; ++i) local[r][t * slice + i] = x[t * width + (*split)[r].q_begin * head_dim + i];
     std::vector<double> total(tokens, 0.0), partial(tokens);
     for (int r = 0; r < ranks; ++r) {  // the all-reduce (sum)
-      PartialSumOfSquares(local[r].data(), tokens, slice, partial.data());
+      kernels::RowSumOfSquares(local[r].data(), tokens, slice, partial.data());
       for (int64_t t = 0; t < tokens; ++t) total[t] += partial[t];
     }
     for (int r = 0; r < ranks; ++r) {
       std::vector<float> out(tokens * slice);
-      NormalizeSlice(local[r].data(), tokens, slice, total.data(), width, gamma.data() + (*split)[r].q_begin * head_dim,
+      kernels::NormalizeRows(local[r].data(), tokens, slice, total.data(), width, gamma.data() + (*split)[r].q_begin * head_dim,
                      1e-6f, out.data());
       for (int64_t t = 0; t < tokens; ++t)
         for (int64_t i = 0; i < slice; ++i) {
@@ -109,4 +111,4 @@ TEST(RankSplitTest, CrossRankNormEqualsTheFullRowNorm) {
 }
 
 }  // namespace
-}  // namespace mmx::model
+}  // namespace mmx::parallel

@@ -2,6 +2,7 @@
 // build cannot serve. (Its numbers are held to the golden set through the engine:
 // tests/engine/golden_test.cc and layer_trace_test.cc.)
 #include "model/stage_compute.h"
+#include "parallel/stage_compute_factory.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -57,11 +58,11 @@ TEST(MakeStageComputeTest, SeveralGpusWithoutThemAreAFailedPrecondition) {
   ASSERT_TRUE(weights.ok()) << weights.status();
   auto spec = ParseDeviceSpec("cuda:0,1");
   ASSERT_TRUE(spec.ok());
-  auto compute = MakeStageCompute(*spec, (*weights)->weights_view(), kernels::ActivationPrecision::kFp32, nullptr);
+  auto compute = parallel::MakeStageCompute(*spec, (*weights)->weights_view(), kernels::ActivationPrecision::kFp32, nullptr);
   if (compute.ok()) GTEST_SKIP() << "this machine has two GPUs: " << (*compute)->device_name();
   EXPECT_EQ(compute.status().code(), absl::StatusCode::kFailedPrecondition) << compute.status();
   EXPECT_THAT(compute.status().message(), HasSubstr("--device cuda:"));
-  EXPECT_EQ(QueryCudaDevice(*spec).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(parallel::QueryCudaDevice(*spec).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 // On a machine without a GPU (CI), cuda:0 is refused with a status, whether or not the build
@@ -69,7 +70,7 @@ TEST(MakeStageComputeTest, SeveralGpusWithoutThemAreAFailedPrecondition) {
 TEST(MakeStageComputeTest, CudaWithoutAGpuIsAFailedPrecondition) {
   auto weights = testing::LoadWholeModel(testing::GoldenDir());
   ASSERT_TRUE(weights.ok()) << weights.status();
-  auto compute = MakeStageCompute(*ParseDeviceSpec("cuda:0"), (*weights)->weights_view(), kernels::ActivationPrecision::kFp32,
+  auto compute = parallel::MakeStageCompute(*ParseDeviceSpec("cuda:0"), (*weights)->weights_view(), kernels::ActivationPrecision::kFp32,
                                   nullptr);
 #ifdef MMX_TEST_HAVE_CUDA_BUILD
   if (compute.ok()) GTEST_SKIP() << "this machine has a GPU: " << (*compute)->device_name();

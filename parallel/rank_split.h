@@ -1,13 +1,14 @@
-// RankSplit: how a worker with several GPUs (`mmx-worker --device cuda:0,1,...`) shares
-// its part of the model among its ranks, and the one cross-rank reduction the attention block
-// needs. Pure logic, testable without GPUs or NCCL; the CUDA worker runs it with NCCL.
+// RankSplit: how a worker with several GPUs (`mmx-worker --device cuda:0,1,...`) shares its
+// part of the model among its ranks, the way gpt-fast's tp.py shards a model from outside it: the
+// layer math (model/) runs unchanged on each rank's slice. Pure logic, testable without GPUs or
+// NCCL; the CUDA worker runs it with NCCL.
 //
 // - Attention: tensor parallel by whole heads. Rank r holds query heads [q_begin, q_end) and the
 //   key/value heads those queries read (GQA): KV heads are split when there are at least as many
 //   as ranks, and replicated otherwise (each rank keeps the one KV head its queries share).
 // - The lightning output norm is ONE RMSNorm over all heads' features (MODEL.md §3.6), so each
 //   rank computes the sum of squares of its own slice, the ranks all-reduce (sum) those partial
-//   sums, and each rank normalises its slice with the total.
+//   sums, and each rank normalises its slice with the total (model/layer_recipe.h HeadsRmsNorm).
 // - Experts: expert parallel, each expert on one rank, in contiguous blocks as even as they go.
 #pragma once
 
@@ -20,7 +21,13 @@
 #include "model/stage_compute.h"
 #include "model/weights.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
+
+using model::AttentionBlockWeights;
+using model::ModelConfig;
+using model::MoeWeights;
+using model::TailWeights;
+using model::WeightsView;
 
 struct RankSlice {
   int q_begin = 0, q_end = 0;    // query heads (lightning and softmax layers)
@@ -30,16 +37,8 @@ struct RankSlice {
 
 // InvalidArgument (saying what to change) when the heads cannot be split evenly: the query
 // heads must divide by `ranks`, and the KV heads must divide by `ranks` or `ranks` by them.
-absl::StatusOr<std::vector<RankSlice>> SplitAcrossRanks(const model::ModelConfig& config, int ranks,
+absl::StatusOr<std::vector<RankSlice>> SplitAcrossRanks(const ModelConfig& config, int ranks,
                                                         const std::vector<int>& experts_held);
-
-// One rank's share of the lightning output norm, for `num_tokens` rows of its `slice_width`
-// features: sum over its features of x², per row (the value to all-reduce).
-void PartialSumOfSquares(const float* x, int64_t num_tokens, int64_t slice_width, double* out);
-// Normalises a rank's slice with the all-reduced sums: out = x / sqrt(total / full_width + eps)
-// * gamma_slice. Equal to RMSNorm over the full row restricted to the slice.
-void NormalizeSlice(const float* x, int64_t num_tokens, int64_t slice_width, const double* total_sum_of_squares,
-                    int64_t full_width, const float* gamma_slice, float eps, float* out);
 
 // Experts in contiguous blocks as even as they go, the first (n % ranks) ranks one more.
 std::vector<std::vector<int>> ExpertBlocks(const std::vector<int>& experts_held, int ranks);
@@ -68,4 +67,4 @@ struct RankWeights {
 // Splits `full` over `ranks` (SplitAcrossRanks' rules; each layer's held experts in blocks).
 absl::StatusOr<std::vector<std::unique_ptr<RankWeights>>> SliceWeightsForRanks(const WeightsView& full, int ranks);
 
-}  // namespace mmx::model
+}  // namespace mmx::parallel

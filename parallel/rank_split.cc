@@ -1,4 +1,4 @@
-#include "model/rank_split.h"
+#include "parallel/rank_split.h"
 
 
 #include <algorithm>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
 
 absl::StatusOr<std::vector<RankSlice>> SplitAcrossRanks(const model::ModelConfig& c, int ranks,
                                                         const std::vector<int>& experts_held) {
@@ -120,7 +120,7 @@ absl::StatusOr<std::vector<std::unique_ptr<RankWeights>>> SliceWeightsForRanks(c
     if (full.attention != nullptr) {
       for (const AttentionBlockWeights& a : *full.attention) {
         AttentionBlockWeights b = a;  // norms and router replicated; the head slices below
-        if (a.kind == AttentionKind::kLightning) {
+        if (a.kind == model::AttentionKind::kLightning) {
           b.lightning.qkv = RowBlock(a.lightning.qkv, s.q_begin * 3 * D, s.q_end * 3 * D);
           b.lightning.gate = RowBlock(a.lightning.gate, s.q_begin * D, s.q_end * D);
           b.lightning.out = ColumnBlock(a.lightning.out, s.q_begin * D, s.q_end * D, &w->copies);
@@ -157,22 +157,4 @@ absl::StatusOr<std::vector<std::unique_ptr<RankWeights>>> SliceWeightsForRanks(c
   return out;
 }
 
-void PartialSumOfSquares(const float* x, int64_t num_tokens, int64_t slice_width, double* out) {
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    double sum = 0;
-    for (int64_t i = 0; i < slice_width; ++i) sum += static_cast<double>(x[t * slice_width + i]) * x[t * slice_width + i];
-    out[t] = sum;
-  }
-}
-
-void NormalizeSlice(const float* x, int64_t num_tokens, int64_t slice_width, const double* total_sum_of_squares,
-                    int64_t full_width, const float* gamma_slice, float eps, float* out) {
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    const float inv = static_cast<float>(1.0 / std::sqrt(total_sum_of_squares[t] / static_cast<double>(full_width) + eps));
-    for (int64_t i = 0; i < slice_width; ++i) {
-      out[t * slice_width + i] = x[t * slice_width + i] * inv * gamma_slice[i];
-    }
-  }
-}
-
-}  // namespace mmx::model
+}  // namespace mmx::parallel

@@ -1,12 +1,12 @@
-#include "model/rank_collective.h"
+#include "parallel/thread_rank_group.h"
 
 #include <algorithm>
 
 #include "base/status_macros.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
 
-class ThreadRankGroup::Member final : public RankCollective {
+class ThreadRankGroup::Member final : public model::RankCollective {
  public:
   Member(ThreadRankGroup* group, int rank) : group_(group), rank_(rank) {}
   int rank() const override { return rank_; }
@@ -23,7 +23,7 @@ ThreadRankGroup::ThreadRankGroup(int size) : size_(size), buffers_(size) {
   for (int r = 0; r < size; ++r) members_.push_back(std::make_unique<Member>(this, r));
 }
 
-RankCollective* ThreadRankGroup::member(int rank) { return members_[rank].get(); }
+model::RankCollective* ThreadRankGroup::member(int rank) { return members_[rank].get(); }
 
 void ThreadRankGroup::Abort() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -65,4 +65,4 @@ absl::Status ThreadRankGroup::AllReduce(int rank, T* x, int64_t n) {
   return absl::OkStatus();
 }
 
-}  // namespace mmx::model
+}  // namespace mmx::parallel

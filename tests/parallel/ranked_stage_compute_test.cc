@@ -3,7 +3,8 @@
 // collective. The split run by threads is held to the golden set through the engine
 // (tests/engine/golden_test.cc, layer_trace_test.cc): heads over 2 ranks (KV heads split) and 4
 // (replicated), experts in blocks, the lightning norm's cross-rank sum of squares.
-#include "model/ranked_stage_compute.h"
+#include "parallel/ranked_stage_compute.h"
+#include "parallel/thread_rank_group.h"
 
 #include <atomic>
 #include <thread>
@@ -13,7 +14,9 @@
 #include "tests/testing/golden.h"
 #include "tests/testing/whole_model.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
+
+using namespace ::mmx::model;  // NOLINT: the tests read the model's types throughout
 namespace {
 
 using ::testing::HasSubstr;
@@ -203,4 +206,4 @@ TEST(ThreadRankGroupTest, AbortReleasesRanksWaitingForOneThatFailed) {
 }
 
 }  // namespace
-}  // namespace mmx::model
+}  // namespace mmx::parallel

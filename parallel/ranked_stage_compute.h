@@ -1,6 +1,6 @@
 // RankedStageCompute: one worker's StageCompute over several ranks (the GPUs of
 // `--device cuda:0,1,...`; threads on the CPU in tests), each rank a StageCompute of its own
-// over its slice of the weights (model/rank_split.h):
+// over its slice of the weights (parallel/rank_split.h), given its rank's collective:
 //   - attention, tensor parallel: every rank runs the layer recipe on the whole batch with its
 //     heads, the ranks' collective summing the norm's squares and the output projections, so
 //     each ends with the same w and routing (rank 0's are returned);
@@ -23,10 +23,15 @@
 
 #include "absl/status/statusor.h"
 #include "model/rank_collective.h"
-#include "model/rank_split.h"
 #include "model/stage_compute.h"
+#include "parallel/rank_split.h"
 
-namespace mmx::model {
+namespace mmx::parallel {
+
+using model::BatchLayout;
+using model::Routing;
+using model::SequenceState;
+using model::StageCompute;
 
 class RankedStageCompute final : public StageCompute {
  public:
@@ -51,15 +56,15 @@ class RankedStageCompute final : public StageCompute {
   absl::Status OnEveryRank(const std::function<absl::Status(int)>& fn, bool collective);
 
   ModelConfig config_;
-  std::vector<std::unique_ptr<RankWeights>> weights_;
+  std::vector<std::unique_ptr<RankWeights>> weights_;  // what the ranks' computes read
+  std::function<void()> abort_;  // may own the ranks' collectives: they outlive the computes
   std::vector<std::unique_ptr<StageCompute>> ranks_;
-  std::function<void()> abort_;
   std::atomic<bool> aborted_{false};  // abort_ has run: the collectives are gone
   std::string name_;
 };
 
-// The multi-rank split run by `ranks` threads over host memory (CpuStageCompute per rank,
+// The multi-rank split run by `ranks` threads over host memory (a CPU StageCompute per rank,
 // ThreadRankGroup): what a `--device cuda:0,...,R-1` worker computes, checkable without GPUs.
 absl::StatusOr<std::unique_ptr<StageCompute>> MakeThreadRankedCpuStageCompute(const WeightsView& weights, int ranks);
 
-}  // namespace mmx::model
+}  // namespace mmx::parallel

@@ -1,14 +1,20 @@
-// MakeStageCompute: the one place that knows which backends this build has. Kept out of
-// mmx_model so that the CUDA library (which depends on mmx_model) can be linked in here.
+#include "parallel/stage_compute_factory.h"
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "model/stage_compute.h"
 
 #ifdef MMX_HAVE_CUDA
 #include "model/cuda/cuda_stage_compute.h"
+#include "parallel/cuda/cuda_ranked_stage_compute.h"
 #endif
 
-namespace mmx::model {
+namespace mmx::parallel {
+
+using model::DeviceInfo;
+using model::DeviceSpec;
+using model::StageCompute;
+using model::WeightsView;
+namespace cuda = model::cuda;
 
 namespace {
 #ifndef MMX_HAVE_CUDA
@@ -43,14 +49,14 @@ absl::StatusOr<DeviceInfo> QueryCudaDevice(const DeviceSpec& device) {
 
 absl::StatusOr<std::unique_ptr<StageCompute>> MakeStageCompute(const DeviceSpec& device, const WeightsView& weights,
                                                                kernels::ActivationPrecision precision,
-                                                               const UploadProgressFn& progress) {
-  if (!device.is_cuda()) return MakeCpuStageCompute(weights);
+                                                               const model::UploadProgressFn& progress) {
+  if (!device.is_cuda()) return model::MakeCpuStageCompute(weights);
 #ifdef MMX_HAVE_CUDA
-  if (device.ordinals.size() > 1) return cuda::CreateCudaRankedStageCompute(device.ordinals, weights, precision, progress);
+  if (device.ordinals.size() > 1) return CreateCudaRankedStageCompute(device.ordinals, weights, precision, progress);
   return cuda::CreateCudaStageCompute(device.ordinals.front(), weights, precision, progress);
 #else
   return NoCudaBuild(device);
 #endif
 }
 
-}  // namespace mmx::model
+}  // namespace mmx::parallel
