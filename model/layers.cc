@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "base/bf16.h"
 #include "base/status_macros.h"
 #include "model/cpu_layer_ops.h"
@@ -16,12 +17,17 @@ void BatchLayout::Add(int64_t num_new_tokens, int64_t start_position, SequenceSt
   num_tokens += num_new_tokens;
 }
 
-int64_t RunExpertPairs(const ModelConfig& c, const MoeWeights& experts, const float* rows,
-                       const int* expert_ids, const float* weights, int64_t n, float* out) {
+absl::StatusOr<int64_t> RunExpertPairs(const ModelConfig& c, const MoeWeights& experts, const float* rows,
+                                       const int* expert_ids, const float* weights, int64_t n, float* out) {
+  const int E = static_cast<int>(experts.experts.size());
+  for (int64_t i = 0; i < n; ++i) {
+    if (expert_ids[i] < 0 || expert_ids[i] >= E || !experts.experts[expert_ids[i]].loaded()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("expert ", expert_ids[i], " of layer ", experts.layer, " is not held here"));
+    }
+  }
   CpuLayerOps ops;
-  absl::StatusOr<int64_t> bytes_read = recipe::ExpertPairs(ops, c, experts, rows, expert_ids, weights, n, out);
-  MMX_CHECK(bytes_read.ok());  // host kernels cannot fail
-  return *bytes_read;
+  return recipe::ExpertPairs(ops, c, experts, rows, expert_ids, weights, n, out);
 }
 
 void SumExpertContributions(const Routing& routing, const float* contributions, int64_t num_tokens,
@@ -49,9 +55,14 @@ void CombineMoe(const ModelConfig& c, const float* residual, const float* m, int
   for (int64_t i = 0; i < n; ++i) x[i] = alpha * residual[i] + beta * m[i];
 }
 
-void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,
-                 float* x) {
+absl::Status EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens, float* x) {
   const int64_t H = embed.cols;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    if (token_ids[t] < 0 || token_ids[t] >= embed.rows) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", token_ids[t], " is outside the vocabulary [0, ", embed.rows, ")"));
+    }
+  }
   for (int64_t t = 0; t < num_tokens; ++t) {
     const int64_t id = token_ids[t];
     float* dst = x + t * H;
@@ -76,12 +87,13 @@ void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int
       }
     }
   }
+  return absl::OkStatus();
 }
 
-void ComputeLogits(const ModelConfig& c, const TailWeights& tail, const float* x,
-                   const std::vector<int64_t>& rows, float* logits) {
+absl::Status ComputeLogits(const ModelConfig& c, const TailWeights& tail, const float* x,
+                           const std::vector<int64_t>& rows, float* logits) {
   CpuLayerOps ops;
-  MMX_CHECK(recipe::Logits(ops, c, tail, x, rows, logits).ok());
+  return recipe::Logits(ops, c, tail, x, rows, logits);
 }
 
 }  // namespace mmx::model

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/sequence_state.h"
@@ -62,8 +64,9 @@ struct Routing {
 // weights[i] * E_{expert_ids[i]}(rows[i]), rows [n, H]. Every named expert must be loaded here.
 // Pairs of one expert run as one batched GEMM, so each expert's weights are read once per call.
 // An expert host runs this on the rows a stage dispatched to it. Returns expert bytes read.
-int64_t RunExpertPairs(const ModelConfig& config, const MoeWeights& experts, const float* rows,
-                       const int* expert_ids, const float* weights, int64_t n, float* out);
+// FailedPrecondition if an expert id is not held here (or out of range).
+absl::StatusOr<int64_t> RunExpertPairs(const ModelConfig& config, const MoeWeights& experts, const float* rows,
+                                       const int* expert_ids, const float* weights, int64_t n, float* out);
 
 // m [T, H]: each token's K pair contributions summed in ascending expert id (the reference
 // order, MODEL.md §5). contributions [T*K, H]: row t*K + j belongs to routing pair (t, j),
@@ -75,12 +78,12 @@ void SumExpertContributions(const Routing& routing, const float* contributions, 
 void CombineMoe(const ModelConfig& config, const float* residual, const float* m,
                 int64_t num_tokens, float* x);
 
-// Embedding lookup: x [T, H] = embed[token_ids]. Ids must be < V (checked by the caller).
-void EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens,
-                 float* x);
+// Embedding lookup: x [T, H] = embed[token_ids].
+// InvalidArgument for an id outside [0, V).
+absl::Status EmbedTokens(const kernels::WeightView& embed, const int32_t* token_ids, int64_t num_tokens, float* x);
 
 // Final norm and lm_head for the given rows of x [T, H]: logits [rows.size(), V].
-void ComputeLogits(const ModelConfig& config, const TailWeights& tail, const float* x,
-                   const std::vector<int64_t>& rows, float* logits);
+absl::Status ComputeLogits(const ModelConfig& config, const TailWeights& tail, const float* x,
+                           const std::vector<int64_t>& rows, float* logits);
 
 }  // namespace mmx::model

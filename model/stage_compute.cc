@@ -18,8 +18,7 @@ class CpuStageCompute final : public StageCompute {
   }
   absl::Status Embed(const int32_t* ids, int64_t n, float* x) override {
     if (w_.embedding == nullptr) return absl::FailedPreconditionError("received tokens but holds no embedding");
-    EmbedTokens(*w_.embedding, ids, n, x);
-    return absl::OkStatus();
+    return EmbedTokens(*w_.embedding, ids, n, x);
   }
   absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
                               Routing* routing) override {
@@ -45,8 +44,7 @@ class CpuStageCompute final : public StageCompute {
   }
   absl::Status Logits(const float* x, const std::vector<int64_t>& rows, float* logits) override {
     if (w_.tail == nullptr) return absl::FailedPreconditionError("routed the tail but holds no lm_head");
-    ComputeLogits(*w_.config, *w_.tail, x, rows, logits);
-    return absl::OkStatus();
+    return ComputeLogits(*w_.config, *w_.tail, x, rows, logits);
   }
   absl::Status FinalNorm(const float* x, const std::vector<int64_t>& rows, float* h) override {
     if (w_.tail == nullptr) return absl::FailedPreconditionError("routed the tail but holds no lm_head");

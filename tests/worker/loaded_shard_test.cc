@@ -98,8 +98,8 @@ TEST(LoadShardTest, Int8ExpertsServeDispatchedPairsCloseToBf16) {
   const std::vector<int> ids = {1, 6, 2, 1, 6, 6, 2};
   const std::vector<float> weights(n, 0.5f);
   std::vector<float> a(rows.size()), b(rows.size());
-  const int64_t bytes_bf16 = model::RunExpertPairs(c, (*bf16)->experts[3], rows.data(), ids.data(), weights.data(), n, a.data());
-  const int64_t bytes_int8 = model::RunExpertPairs(c, (*int8)->experts[3], rows.data(), ids.data(), weights.data(), n, b.data());
+  const int64_t bytes_bf16 = *model::RunExpertPairs(c, (*bf16)->experts[3], rows.data(), ids.data(), weights.data(), n, a.data());
+  const int64_t bytes_int8 = *model::RunExpertPairs(c, (*int8)->experts[3], rows.data(), ids.data(), weights.data(), n, b.data());
   // Three experts read once each: half the bytes, plus their scales.
   EXPECT_EQ(bytes_int8, bytes_bf16 / 2 + int64_t{3} * 4 * (2 * c.intermediate_size + H));
   double err = 0, norm = 0;
