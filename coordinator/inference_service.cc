@@ -1,6 +1,7 @@
 #include "coordinator/inference_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/generate_stream.h"
 
 namespace mmx::coordinator {
 namespace {
@@ -17,11 +18,18 @@ const char* CodeName(absl::StatusCode code) {
 
 }  // namespace
 
-grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                                        grpc::ServerWriter<v1::GenerateResponse>* writer) {
-  auto refuse = [&](const absl::Status& st) {
+// A Generate call refused before it started: ends at once with the status.
+class RefusedGenerate final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RefusedGenerate(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc::CallbackServerContext* context,
+                                                                           const v1::GenerateRequest* request) {
+  auto refuse = [&](const absl::Status& st) -> grpc::ServerWriteReactor<v1::GenerateResponse>* {
     if (p_.metrics) p_.metrics->RequestRejected(CodeName(st.code()));
-    return ToGrpcStatus(st);
+    return new RefusedGenerate(ToGrpcStatus(st));
   };
   absl::StatusOr<std::shared_ptr<Request>> made = p_.factory->Make(*request);
   if (!made.ok()) return refuse(made.status());
@@ -32,50 +40,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::
     p_.metrics->RequestAccepted();
     p_.metrics->PromptTokens(static_cast<int64_t>(r->params().prompt.size()));
   }
-  const bool want_logprobs = r->params().logprobs > 0;
-  std::vector<TokenEvent> tokens, rest;
-  int64_t completion_tokens = 0;
-  while (true) {
-    r->Next(&tokens, absl::Milliseconds(200));
-    if (context->IsCancelled()) {
-      r->Cancel();  // the scheduler frees the sequence at its next iteration
-      return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled");
-    }
-    // Once done, no event is added any more: drain what arrived since the last Next.
-    const bool done = r->done();
-    if (done) {
-      r->Next(&rest, absl::ZeroDuration());
-      tokens.insert(tokens.end(), rest.begin(), rest.end());
-    }
-    if (tokens.empty() && !done) continue;
-    v1::GenerateResponse response;
-    std::string text;
-    for (const TokenEvent& t : tokens) {
-      response.add_token_ids(t.token_id);
-      response.add_logprobs(t.logprob);
-      text += t.text;
-      if (want_logprobs) {
-        v1::TopLogprobs* top = response.add_top_logprobs();
-        top->mutable_token_ids()->Add(t.top_ids.begin(), t.top_ids.end());
-        top->mutable_logprobs()->Add(t.top_logprobs.begin(), t.top_logprobs.end());
-      }
-    }
-    completion_tokens += static_cast<int64_t>(tokens.size());
-    response.set_text(std::move(text));
-    const absl::Status final_status = done ? r->final_status() : absl::OkStatus();
-    if (done && final_status.ok()) {
-      response.set_finish_reason(r->finish_reason());
-      response.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(r->params().prompt.size()));
-      response.mutable_usage()->set_completion_tokens(static_cast<int32_t>(completion_tokens));
-    }
-    if ((response.token_ids_size() > 0 || done) && !(done && !final_status.ok() && tokens.empty())) {
-      if (!writer->Write(response)) {
-        r->Cancel();
-        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-      }
-    }
-    if (done) return ToGrpcStatus(final_status);
-  }
+  return GenerateStream::Start(std::move(r), p_.metrics);
 }
 
 grpc::Status InferenceService::GetClusterStatus(grpc::ServerContext*, const v1::GetClusterStatusRequest*,

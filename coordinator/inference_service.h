@@ -18,7 +18,9 @@
 
 namespace mmx::coordinator {
 
-class InferenceService final : public v1::Inference::Service {
+// Generate uses gRPC's callback API (a stream woken by the request, coordinator/
+// generate_stream.h); the other methods are plain synchronous calls.
+class InferenceService final : public v1::Inference::WithCallbackMethod_Generate<v1::Inference::Service> {
  public:
   struct Parts {
     Cluster* cluster = nullptr;
@@ -31,8 +33,8 @@ class InferenceService final : public v1::Inference::Service {
   };
   explicit InferenceService(Parts parts) : p_(std::move(parts)) {}
 
-  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
-                        grpc::ServerWriter<v1::GenerateResponse>* writer) override;
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
+                                                           const v1::GenerateRequest* request) override;
   grpc::Status GetClusterStatus(grpc::ServerContext* context, const v1::GetClusterStatusRequest* request,
                                 v1::ClusterStatus* response) override;
   grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request, v1::Job* response) override;

@@ -10,6 +10,8 @@ namespace {
 
 // How long a request that met an unavailable cluster waits before it is tried again.
 constexpr absl::Duration kRetryDelay = absl::Seconds(1);
+// How long before requests the scheduler's full queue refused are offered again.
+constexpr absl::Duration kQueueFullRetry = absl::Milliseconds(50);
 
 }  // namespace
 
@@ -33,6 +35,7 @@ JobRunner::~JobRunner() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
+  waker_->Wake();
   thread_.join();
 }
 
@@ -53,6 +56,7 @@ absl::StatusOr<v1::Job> JobRunner::Submit(const v1::SubmitJobRequest& request) {
     absl::MutexLock lock(&mu_);
     to_activate_.push_back(job->job_id());
   }
+  waker_->Wake();
   return job;
 }
 
@@ -64,14 +68,17 @@ absl::StatusOr<v1::Job> JobRunner::Cancel(const std::string& job_id) {
     absl::MutexLock lock(&mu_);
     to_cancel_.insert(job_id);
   }
-  // The loop records the cancellation within one turn; wait for it so the reply shows it.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < give_up) {
-    job = store_->Get(job_id, /*with_results=*/false);
-    if (!job.ok() || (job->state() != v1::JOB_STATE_QUEUED && job->state() != v1::JOB_STATE_RUNNING)) return job;
-    absl::SleepFor(absl::Milliseconds(10));
+  waker_->Wake();
+  // The loop records the cancellation in its next turn; wait for that, so the reply shows it.
+  {
+    absl::MutexLock lock(&mu_);
+    auto recorded = [this, &job_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_ || cancels_recorded_.count(job_id) > 0;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&recorded), absl::Seconds(10));
+    cancels_recorded_.erase(job_id);
   }
-  return job;
+  return store_->Get(job_id, /*with_results=*/false);
 }
 
 absl::Status JobRunner::Activate(const std::string& job_id) {
@@ -160,7 +167,10 @@ bool JobRunner::Advance(const std::string& job_id, Active& job) {
       continue;
     }
     absl::Status st = scheduler_->Submit(*r);
-    if (absl::IsResourceExhausted(st)) break;  // the queue is full: try again next turn
+    if (absl::IsResourceExhausted(st)) {  // the scheduler's queue is full: try again shortly
+      queue_full_ = true;
+      break;
+    }
     job.pending.erase(job.pending.begin());
     if (!st.ok()) {
       Record(job_id, index, nullptr, st);
@@ -170,6 +180,10 @@ bool JobRunner::Advance(const std::string& job_id, Active& job) {
       metrics_->RequestAccepted();
       metrics_->PromptTokens(static_cast<int64_t>((*r)->params().prompt.size()));
     }
+    // Its end wakes the loop to record it.
+    (*r)->SetUpdateListener([waker = waker_, request = std::weak_ptr<Request>(*r)] {
+      if (auto alive = request.lock(); alive && alive->done()) waker->Wake();
+    });
     job.in_flight[index] = *std::move(r);
   }
   return job.pending.empty() && job.in_flight.empty() && job.retry_at.empty();
@@ -181,10 +195,6 @@ void JobRunner::Loop() {
     std::set<std::string> cancel;
     {
       absl::MutexLock lock(&mu_);
-      auto has_news = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !to_activate_.empty() || !to_cancel_.empty();
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&has_news), absl::Milliseconds(active_.empty() ? 200 : 10));
       if (stop_) break;
       activate.swap(to_activate_);
       cancel.swap(to_cancel_);
@@ -195,6 +205,7 @@ void JobRunner::Loop() {
         (void)store_->SetState(id, v1::JOB_STATE_FAILED, std::string(st.message()));
       }
     }
+    queue_full_ = false;
     for (auto it = active_.begin(); it != active_.end();) {
       const std::string& id = it->first;
       if (cancel.count(id)) {
@@ -214,7 +225,7 @@ void JobRunner::Loop() {
         ++it;
       }
     }
-    // Cancels for jobs that are not active (e.g. still being activated) are handled next turn.
+    // Cancels for jobs that are not active (e.g. still being activated).
     for (const std::string& id : cancel) {
       if (!active_.count(id)) {
         absl::StatusOr<v1::Job> job = store_->Get(id, false);
@@ -224,6 +235,16 @@ void JobRunner::Loop() {
         }
       }
     }
+    {
+      absl::MutexLock lock(&mu_);
+      cancels_recorded_.insert(cancel.begin(), cancel.end());
+    }
+    // Sleep until a submit, a cancel or a request's end wakes the loop, or the first retry is due.
+    absl::Time wake_by = queue_full_ ? absl::Now() + kQueueFullRetry : absl::InfiniteFuture();
+    for (const auto& [id, job] : active_) {
+      for (const auto& [index, when] : job.retry_at) wake_by = std::min(wake_by, when);
+    }
+    waker_->WaitUntil(wake_by);
   }
   // Shutting down: in-flight requests are cancelled and not recorded; they run again on restart.
   for (auto& [id, job] : active_) {

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "base/wake_flag.h"
 #include "coordinator/job_store.h"
 #include "coordinator/metrics.h"
 #include "coordinator/request_factory.h"
@@ -63,8 +64,12 @@ class JobRunner {
   absl::Mutex mu_;
   std::vector<std::string> to_activate_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> to_cancel_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> cancels_recorded_ ABSL_GUARDED_BY(mu_);  // for Cancel() to return
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Active> active_;  // Loop thread only
+  bool queue_full_ = false;               // Loop thread only: a submit met a full queue
+  // Requests hold it (their end wakes the loop); they may outlive this runner.
+  const std::shared_ptr<WakeFlag> waker_ = std::make_shared<WakeFlag>();
   std::thread thread_;
 };
 

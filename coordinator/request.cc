@@ -8,10 +8,15 @@ bool Request::AppendToken(TokenEvent event, bool last) {
     event.text = text_->Add(event.token_id, &stopped);
     if (last && !stopped) event.text += text_->Finish(&stopped);
   }
-  absl::MutexLock lock(&mu_);
-  if (text_) text_copy_ = text_->text();
-  if (first_token_time_ == absl::InfiniteFuture()) first_token_time_ = absl::Now();
-  events_.push_back(std::move(event));
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    if (text_) text_copy_ = text_->text();
+    if (first_token_time_ == absl::InfiniteFuture()) first_token_time_ = absl::Now();
+    events_.push_back(std::move(event));
+    listener = update_listener_;
+  }
+  if (listener) listener();
   return stopped;
 }
 
@@ -41,19 +46,29 @@ absl::Time Request::end_time() const {
 }
 
 void Request::Finish(const std::string& reason) {
-  absl::MutexLock lock(&mu_);
-  if (done_) return;
-  done_ = true;
-  end_time_ = absl::Now();
-  finish_reason_ = reason;
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_) return;
+    done_ = true;
+    end_time_ = absl::Now();
+    finish_reason_ = reason;
+    listener = update_listener_;
+  }
+  if (listener) listener();
 }
 
 void Request::Fail(absl::Status status) {
-  absl::MutexLock lock(&mu_);
-  if (done_) return;
-  done_ = true;
-  end_time_ = absl::Now();
-  status_ = std::move(status);
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_) return;
+    done_ = true;
+    end_time_ = absl::Now();
+    status_ = std::move(status);
+    listener = update_listener_;
+  }
+  if (listener) listener();
 }
 
 bool Request::cancelled() const {
@@ -69,6 +84,11 @@ void Request::Cancel() {
     listener = cancel_listener_;
   }
   if (listener) listener();
+}
+
+void Request::SetUpdateListener(std::function<void()> listener) {
+  absl::MutexLock lock(&mu_);
+  update_listener_ = std::move(listener);
 }
 
 void Request::SetCancelListener(std::function<void()> listener) {

@@ -60,13 +60,17 @@ class Request {
   void Fail(absl::Status status);
   bool cancelled() const;
 
-  // Handler side: waits for new events. Returns false once everything was taken and the
-  // request is over (then `final_status` / `finish_reason` say how).
+  // Consumer side: waits (up to `timeout`; zero: not at all) for new events. Returns false once
+  // everything was taken and the request is over (then `final_status` / `finish_reason` say how).
   bool Next(std::vector<TokenEvent>* tokens, absl::Duration timeout);
   // Cancels the request; the listener (if any) is called after, outside the request's lock.
   void Cancel();
   // Called by Cancel(): how the scheduler learns of it at once (it may wait for nothing else).
   void SetCancelListener(std::function<void()> listener);
+  // Called after every token appended and when the request ends (finished, failed): how its
+  // consumer (a client's stream, the job runner) learns of it without polling. Called outside
+  // the request's lock, on the scheduler's thread; must not block.
+  void SetUpdateListener(std::function<void()> listener);
   bool done() const;
   absl::Status final_status() const;
   std::string finish_reason() const;
@@ -99,6 +103,7 @@ class Request {
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> cancel_listener_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> update_listener_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::string finish_reason_ ABSL_GUARDED_BY(mu_);
   std::vector<float> logits_ ABSL_GUARDED_BY(mu_);
