@@ -16,8 +16,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "plan/shard_config.h"
+#include "tests/testing/process.h"
 
 extern char** environ;
 
@@ -26,51 +28,28 @@ namespace {
 
 const std::string kBin = std::string(MMX_BINARY_DIR) + "/bin/";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+// Reserves a loopback port for the cluster's life: bound with SO_REUSEPORT (never listening), so
+// no other process can take it while the coordinator (gRPC sets SO_REUSEPORT too) binds and
+// listens on it, and binds it again after a restart. Returns the socket (-1 on failure).
+int ReservePort(int* port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
 }
 
 }  // namespace
-
-ProcessResult RunToExit(const std::vector<std::string>& argv, absl::Duration timeout, const std::string& cwd) {
-  char tmpl[] = "/tmp/mmx-run-XXXXXX";
-  const int fd = mkstemp(tmpl);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fd, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, fd, STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fd);
-  ProcessResult result;
-  const absl::Time deadline = absl::Now() + timeout;
-  int status = 0;
-  while (true) {
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) {
-      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      break;
-    }
-    if (absl::Now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  result.output = ReadFile(tmpl);
-  unlink(tmpl);
-  return result;
-}
 
 std::vector<std::string> WorkerNames(const std::string& shard_yaml) {
   std::vector<std::string> names;
@@ -119,16 +98,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartWith(const std:
     std::ofstream out(c->dir_ + "/shard.yaml");
     out << shard_yaml;
   }
-  // A free port: bind to 0, read it, release it. The coordinator binds it right after.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  close(fd);
+  int port = 0;
+  c->port_fd_ = ReservePort(&port);
+  if (c->port_fd_ < 0) return absl::InternalError("cannot reserve a loopback port");
   c->address_ = absl::StrCat("127.0.0.1:", port);
 
   c->coordinator_argv_ = {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_,
@@ -148,7 +120,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartWith(const std:
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  c->stub_ = v1::Inference::NewStub(grpc::CreateCustomChannel(c->address_, grpc::InsecureChannelCredentials(), args));
+  c->channel_ = grpc::CreateCustomChannel(c->address_, grpc::InsecureChannelCredentials(), args);
+  c->stub_ = v1::Inference::NewStub(c->channel_);
   return c;
 }
 
@@ -189,6 +162,7 @@ void LocalCluster::KillWorker(const std::string& name) {
 LocalCluster::~LocalCluster() {
   for (auto& [name, pid] : pids_) kill(pid, SIGKILL);
   for (auto& [name, pid] : pids_) waitpid(pid, nullptr, 0);
+  if (port_fd_ >= 0) close(port_fd_);
 }
 
 std::string LocalCluster::Log(const std::string& name) const { return ReadFile(dir_ + "/" + name + ".log"); }
@@ -204,14 +178,29 @@ absl::StatusOr<v1::ClusterStatus> LocalCluster::Status() {
 }
 
 absl::Status LocalCluster::WaitReady(absl::Duration timeout) {
+  // The coordinator's health service says SERVING once the cluster is ready: watch it. A watch
+  // that ends UNAVAILABLE met a coordinator not up yet (or one just killed): watch again.
   const absl::Time deadline = absl::Now() + timeout;
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::Status ended;
   while (absl::Now() < deadline) {
-    auto status = Status();
-    if (status.ok() && status->ready()) return absl::OkStatus();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    context.set_wait_for_ready(true);
+    auto watch = health->Watch(&context, grpc::health::v1::HealthCheckRequest());
+    grpc::health::v1::HealthCheckResponse response;
+    while (watch->Read(&response)) {
+      if (response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+        context.TryCancel();
+        (void)watch->Finish();
+        return absl::OkStatus();
+      }
+    }
+    ended = watch->Finish();
+    if (ended.error_code() != grpc::StatusCode::UNAVAILABLE) break;
   }
-  return absl::DeadlineExceededError(absl::StrCat("cluster not ready after ", absl::FormatDuration(timeout),
-                                                  "; coordinator log:\n", Log("coordinator")));
+  return absl::DeadlineExceededError(absl::StrCat("cluster not ready after ", absl::FormatDuration(timeout), " (",
+                                                  ended.error_message(), "); coordinator log:\n", Log("coordinator")));
 }
 
 absl::StatusOr<Generation> GenerateOnce(v1::Inference::Stub& stub, const std::vector<int32_t>& prompt,

@@ -1,6 +1,7 @@
 // LocalCluster: a real mmx-coord and real mmx-worker processes on this machine, for integration
-// tests. Writes the shard config, starts the processes (coordinator on a free loopback port),
-// waits until the cluster is ready, and kills everything in its destructor.
+// tests. Writes the shard config, starts the processes (the coordinator on a loopback port the
+// cluster holds for its whole life, so a restarted coordinator gets it back), and kills
+// everything in its destructor.
 #pragma once
 
 #include <sys/types.h>
@@ -12,7 +13,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
+#include "tests/testing/process.h"
 
 namespace mmx::testing {
 
@@ -42,7 +45,7 @@ class LocalCluster {
   const std::string& address() const { return address_; }
   v1::Inference::Stub& stub() { return *stub_; }
 
-  // Waits until GetClusterStatus says ready.
+  // Waits until the coordinator's health service says SERVING (the cluster is ready).
   absl::Status WaitReady(absl::Duration timeout);
   absl::StatusOr<v1::ClusterStatus> Status();
 
@@ -67,16 +70,10 @@ class LocalCluster {
   std::string cwd_;
   std::vector<std::string> coordinator_argv_;
   std::map<std::string, pid_t> pids_;
+  int port_fd_ = -1;  // holds the coordinator's port for the cluster's life
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Inference::Stub> stub_;
 };
-
-// Runs a program to completion (killing it after `timeout`), in `cwd` when given. Returns the
-// exit code (-1 if killed) and what it printed on stdout and stderr together.
-struct ProcessResult {
-  int exit_code = -1;
-  std::string output;
-};
-ProcessResult RunToExit(const std::vector<std::string>& argv, absl::Duration timeout, const std::string& cwd = "");
 
 // The names of the workers in a shard config text, in order.
 std::vector<std::string> WorkerNames(const std::string& shard_yaml);
