@@ -335,16 +335,18 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   }
   log_(absl::StrCat("worker '", s->entry->name, "' lost: ", s->message));
   transport_->Disconnect(s->peer_id);
+  // The new epoch first: what the other workers do on hearing of the loss (fail their steps)
+  // then reaches a scheduler that already knows the step is void, and why.
+  published_ = false;
+  ++epoch_;
+  ready_ = false;
+  NotifyChange();
   v1::CoordinatorMessage lost;
   lost.mutable_peer_lost()->set_peer_id(s->peer_id);
   lost.mutable_peer_lost()->set_name(s->entry->name);
   for (Slot& other : slots_) {
     if (other.writer) other.writer(lost);
   }
-  published_ = false;
-  ++epoch_;
-  ready_ = false;
-  NotifyChange();
 }
 
 bool Cluster::ready() const {

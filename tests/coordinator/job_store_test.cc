@@ -120,6 +120,40 @@ TEST_F(JobStoreTest, EverythingSurvivesReopeningAndUnfinishedListsResumableJobs)
   EXPECT_EQ((*store)->Create(TwoPrompts("k"), &created)->job_id(), done);  // keys persist too
 }
 
+TEST_F(JobStoreTest, ARunningJobReopensResumableWithItsRecordedResults) {
+  std::string running;
+  {
+    auto store = JobStore::Open(dir_);
+    ASSERT_THAT(store, IsOk());
+    bool created;
+    v1::SubmitJobRequest three = TwoPrompts();
+    *three.add_requests() = three.requests(0);
+    running = (*store)->Create(three, &created)->job_id();
+    ASSERT_THAT((*store)->SetState(running, v1::JOB_STATE_RUNNING), IsOk());
+    v1::JobResult r;
+    r.set_index(1);
+    r.set_text("second");
+    r.set_finish_reason("length");
+    ASSERT_THAT((*store)->PutResult(running, r), IsOk());
+  }  // closed as a kill would leave it: RUNNING, one of three results in
+  auto store = JobStore::Open(dir_);
+  ASSERT_THAT(store, IsOk());
+  absl::StatusOr<std::vector<std::string>> unfinished = (*store)->Unfinished();
+  ASSERT_THAT(unfinished, IsOk());
+  EXPECT_THAT(*unfinished, ::testing::ElementsAre(running));
+  absl::StatusOr<std::vector<int>> ended = (*store)->EndedIndices(running);
+  ASSERT_THAT(ended, IsOk());
+  EXPECT_THAT(*ended, ::testing::ElementsAre(1));  // only index 1 is kept; 0 and 2 run again
+  absl::StatusOr<v1::Job> job = (*store)->Get(running, true);
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(job->results_size(), 1);
+  EXPECT_EQ(job->results(0).text(), "second");
+  absl::StatusOr<v1::SubmitJobRequest> request = (*store)->GetRequest(running);
+  ASSERT_THAT(request, IsOk());
+  EXPECT_EQ(request->requests_size(), 3);
+}
+
 TEST_F(JobStoreTest, UnknownJobsAndUnwritableDirectoriesAreClearErrors) {
   auto store = JobStore::Open(dir_);
   ASSERT_THAT(store, IsOk());

@@ -308,7 +308,17 @@ TEST_F(ServingTest, CancelledJobEndsCancelled) {
     grpc::ClientContext context;
     ASSERT_TRUE(cluster_->stub().SubmitJob(&context, submit, &job).ok());
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Cancel once the job runs (its first results are in), not before.
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < give_up) {
+    grpc::ClientContext context;
+    v1::GetJobRequest get;
+    get.set_job_id(job.job_id());
+    get.set_omit_results(true);
+    v1::Job seen;
+    if (cluster_->stub().GetJob(&context, get, &seen).ok() && seen.state() == v1::JOB_STATE_RUNNING) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // between polls of the job's state
+  }
   v1::Job cancelled;
   grpc::ClientContext context;
   v1::CancelJobRequest cancel;
@@ -342,16 +352,14 @@ TEST_F(ServingTest, MetricsAndHealthAreServed) {
 
   auto health = grpc::health::v1::Health::NewStub(
       grpc::CreateChannel(cluster_->address(), grpc::InsecureChannelCredentials()));
-  // The health service follows readiness within a poll interval (100 ms).
+  // The health service follows the cluster's readiness (set when it changes): the cluster
+  // served a request, so it says SERVING, for the server and for the Inference service.
   for (const char* service : {"", "mmx.v1.Inference"}) {
     grpc::health::v1::HealthCheckResponse resp;
-    const absl::Time give_up = absl::Now() + absl::Seconds(5);
-    do {
-      grpc::ClientContext context;
-      grpc::health::v1::HealthCheckRequest req;
-      req.set_service(service);
-      ASSERT_TRUE(health->Check(&context, req, &resp).ok()) << service;
-    } while (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING && absl::Now() < give_up);
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    ASSERT_TRUE(health->Check(&context, req, &resp).ok()) << service;
     EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
 }
@@ -512,8 +520,9 @@ TEST_F(ServingTest, CommandLineClientCoversTextChatAndJobs) {
   EXPECT_THAT(bad.output, HasSubstr("job.jsonl:1: not a GenerateRequest in JSON"));
 }
 
-// kill -9 the coordinator in the middle of a job; a new one on the same --state-dir finishes it,
-// and the results it had recorded before stay.
+// kill -9 the coordinator in the middle of a job; a new one on the same --state-dir finishes it.
+// What the first recorded is kept as it was and not run again (the new coordinator accepts only
+// the requests that had no result), and every result equals the same request run alone.
 TEST(ServingDurabilityTest, AJobSurvivesTheCoordinatorBeingKilled) {
   const std::string state = TempDir("durable");
   auto c = testing::LocalCluster::StartWith(OneWorker(), {"--tokenizer", TokenizerFile(), "--state-dir", state,
@@ -521,26 +530,26 @@ TEST(ServingDurabilityTest, AJobSurvivesTheCoordinatorBeingKilled) {
   ASSERT_TRUE(c.ok()) << c.status();
   testing::LocalCluster& cluster = **c;
   ASSERT_TRUE(cluster.WaitReady(absl::Seconds(120)).ok()) << cluster.Log("coordinator");
+  constexpr int kRequests = 12;
   v1::SubmitJobRequest submit;
-  for (int i = 0; i < 12; ++i) *submit.add_requests() = TextRequest(absl::StrCat("request number ", i), 24);
+  for (int i = 0; i < kRequests; ++i) *submit.add_requests() = TextRequest(absl::StrCat("request number ", i), 24);
   v1::Job job;
   {
     grpc::ClientContext context;
     ASSERT_TRUE(cluster.stub().SubmitJob(&context, submit, &job).ok());
   }
-  // Wait until some, not all, results are in; then kill.
+  // Wait until some, not all, results are in (the job's own progress); then kill.
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  v1::Job seen;
+  v1::Job before;
   while (absl::Now() < give_up) {
     grpc::ClientContext context;
     v1::GetJobRequest get;
     get.set_job_id(job.job_id());
-    get.set_omit_results(true);
-    if (cluster.stub().GetJob(&context, get, &seen).ok() && seen.completed() >= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (cluster.stub().GetJob(&context, get, &before).ok() && before.completed() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // between polls of the job's state
   }
-  ASSERT_GE(seen.completed(), 2);
-  ASSERT_LT(seen.completed(), 12) << "the job finished before the kill; make it longer";
+  ASSERT_GE(before.results_size(), 2);
+  ASSERT_LT(before.results_size(), kRequests) << "the job finished before the kill; make it longer";
   cluster.KillWorker("coordinator");
   // The worker waits for a coordinator to come back and registers with it by itself.
   cluster.StartCoordinator();
@@ -548,11 +557,34 @@ TEST(ServingDurabilityTest, AJobSurvivesTheCoordinatorBeingKilled) {
   EXPECT_THAT(cluster.Log("all"), HasSubstr("registering again when it is back"));
   const v1::Job done = WaitForJob(cluster.stub(), job.job_id());
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << cluster.Log("coordinator");
-  ASSERT_EQ(done.results_size(), 12);
-  for (int i = 0; i < 12; ++i) {
-    EXPECT_TRUE(done.results(i).error().empty()) << done.results(i).error();
-    EXPECT_EQ(done.results(i).token_ids_size(), 24);
-    EXPECT_EQ(done.results(i).finish_reason(), "length");
+  ASSERT_EQ(done.results_size(), kRequests);
+  // The new coordinator ran only what had no result (at most: requests in flight at the kill had
+  // none either), so the recorded ones were kept, not recomputed.
+  auto status = cluster.Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_LE(status->stats().requests_total(), kRequests - before.results_size());
+  EXPECT_GE(status->stats().requests_total(), 1);
+  for (const v1::JobResult& kept : before.results()) {
+    const v1::JobResult& now = done.results(kept.index());
+    EXPECT_EQ(now.text(), kept.text()) << "result " << kept.index();
+    EXPECT_EQ(std::vector<int32_t>(now.token_ids().begin(), now.token_ids().end()),
+              std::vector<int32_t>(kept.token_ids().begin(), kept.token_ids().end()))
+        << "result " << kept.index();
+  }
+  for (int i = 0; i < kRequests; ++i) {
+    const v1::JobResult& r = done.results(i);
+    EXPECT_EQ(r.index(), i);
+    EXPECT_TRUE(r.error().empty()) << r.error();
+    EXPECT_EQ(r.token_ids_size(), 24);
+    EXPECT_EQ(r.finish_reason(), "length");
+    // The same request alone, on the restarted cluster.
+    grpc::ClientContext context;
+    auto reader = cluster.stub().Generate(&context, submit.requests(i));
+    v1::GenerateResponse response;
+    std::vector<int32_t> solo;
+    while (reader->Read(&response)) solo.insert(solo.end(), response.token_ids().begin(), response.token_ids().end());
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(std::vector<int32_t>(r.token_ids().begin(), r.token_ids().end()), solo) << "result " << i;
   }
   std::filesystem::remove_all(state);
 }
