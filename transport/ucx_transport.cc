@@ -270,6 +270,7 @@ absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId p
     worker_->Kick();
   }
   absl::Status result;
+  sends_waiting_.fetch_add(1);
   {
     absl::MutexLock lock(&state->mu);
     // Wakes at once on completion; the timeout only bounds how late a dead peer is noticed.
@@ -289,6 +290,7 @@ absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId p
       ucp_request_free(request);
     }
   }
+  sends_waiting_.fetch_sub(1);
   state->Release();
   return result;
 }

@@ -29,6 +29,7 @@
 #include <ucp/api/ucp.h>
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -90,6 +91,8 @@ class UcxTransport final : public Transport {
   absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) override;
   void Shutdown() override;
   uint64_t dropped_messages() const override { return inbox_.dropped(); }
+  // Sends waiting for their completion right now (diagnostics and tests).
+  int sends_waiting() const { return sends_waiting_.load(); }
 
   // Why the last message was dropped (OK if none was): diagnostics and tests.
   absl::Status last_drop() const { return inbox_.last_drop(); }
@@ -137,6 +140,7 @@ class UcxTransport final : public Transport {
   const TransportOptions options_;
   const UcxTransportOptions ucx_options_;
   Inbox inbox_;
+  std::atomic<int> sends_waiting_{0};
   std::unique_ptr<UcxWorker> worker_;
 
   // Send holds it shared while it posts to an endpoint, so Disconnect cannot close that
