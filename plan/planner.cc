@@ -155,6 +155,7 @@ void DescribeShortfall(const model::ModelConfig& config, const CostModel& cost, 
     }
     if (Fits(config, bigger)) {
       fixes.push_back(absl::StrFormat("%d more %g GiB workers (like %s)", n, kind.memory_gib, kind.name));
+      result->fixes.push_back({.more_workers = n, .like_worker = kind_index});
       break;
     }
   }
@@ -172,20 +173,30 @@ void DescribeShortfall(const model::ModelConfig& config, const CostModel& cost, 
   int8.expert_dtype = "int8";
   if (!serving.int8_experts()) {
     int8_alone = Fits(config, WithServing(cluster, int8));
-    if (int8_alone) fixes.push_back("expert_dtype int8");
+    if (int8_alone) {
+      fixes.push_back("expert_dtype int8");
+      result->fixes.push_back({.int8_experts = true});
+    }
   }
   const int64_t context = largest_context(serving);
-  if (context > 0) fixes.push_back(absl::StrCat("max_context ", context));
+  if (context > 0) {
+    fixes.push_back(absl::StrCat("max_context ", context));
+    result->fixes.push_back({.max_context = context});
+  }
   const int64_t sequences = LargestFitting(serving.max_sequences, [&](int64_t n) {
     ServingSpec t = serving;
     t.max_sequences = static_cast<int>(n);
     return Fits(config, WithServing(cluster, t));
   });
-  if (sequences > 0) fixes.push_back(absl::StrCat("max_sequences ", sequences));
+  if (sequences > 0) {
+    fixes.push_back(absl::StrCat("max_sequences ", sequences));
+    result->fixes.push_back({.max_sequences = static_cast<int>(sequences)});
+  }
   // MiniMax's own design point (8-bit weights on 8 x 80 GB) needs both changes at once.
   if (!serving.int8_experts() && !int8_alone && context == 0) {
     if (const int64_t both = largest_context(int8); both > 0) {
       fixes.push_back(absl::StrCat("expert_dtype int8 with max_context ", both));
+      result->fixes.push_back({.int8_experts = true, .max_context = both});
     }
   }
   result->shortfall = absl::StrCat(
@@ -204,7 +215,8 @@ bool Fits(const model::ModelConfig& config, const ClusterSpec& cluster) {
   return Search(cost, /*first_only=*/true).has_value();
 }
 
-PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& model_dir) {
+PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& model_dir,
+                const PlanOptions& options) {
   const CostModel cost(ComputeModelSizes(config), cluster);
   PlanResult result;
   std::optional<Candidate> best = Search(cost, /*first_only=*/false);
@@ -212,7 +224,7 @@ PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, co
     DescribeShortfall(config, cost, &result);
     return result;
   }
-  AddReplicas(cost, &best->layout);
+  if (options.replicas) AddReplicas(cost, &best->layout);
   result.fits = true;
   result.layout = std::move(best->layout);
   result.num_stages = best->num_stages;

@@ -24,6 +24,15 @@
 
 namespace mmx::plan {
 
+// One change that would make a cluster fit (each is enough alone).
+struct ShortfallFix {
+  int64_t more_workers = 0;  // this many more workers like cluster.workers[like_worker]
+  int like_worker = -1;
+  bool int8_experts = false;
+  int64_t max_context = 0;   // serve this context at most (with int8_experts when both are set)
+  int max_sequences = 0;     // serve this many sequences at most
+};
+
 struct PlanResult {
   bool fits = false;
   // When it fits:
@@ -34,11 +43,17 @@ struct PlanResult {
   // When it does not fit:
   int64_t short_bytes = 0;  // memory missing in total; 0 when the total suffices but cannot be split
   std::string shortfall;    // "needs 112.4 GiB more memory; smallest fix: 5 more 24 GiB workers or ..."
+  std::vector<ShortfallFix> fixes;  // what `shortfall` names after "smallest fix"
+};
+
+struct PlanOptions {
+  bool replicas = true;  // step 5: spend spare memory on expert replicas
 };
 
 // Plans `config` on `cluster` (its serving target included). Any well-formed input gives a
 // result: a cluster that cannot hold the model gives fits = false and the shortfall.
-PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& model_dir);
+PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& model_dir,
+                const PlanOptions& options = {});
 
 // True when some layout of `config` fits `cluster` (the first one found; no optimisation).
 bool Fits(const model::ModelConfig& config, const ClusterSpec& cluster);

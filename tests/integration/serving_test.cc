@@ -192,8 +192,18 @@ TEST_F(ServingTest, ChatMessagesUseTheChatFormat) {
   Streamed s = Call(cluster_->stub(), r);
   ASSERT_TRUE(s.status.ok()) << s.status.error_message();
   const std::string layout = *tokenizer::FormatMiniMaxChat({{"system", "You are terse."}, {"user", "Hello!"}}, true);
-  EXPECT_EQ(s.usage.prompt_tokens(), static_cast<int>(Tok().Encode(layout, false).size()));
+  const std::vector<int32_t> layout_ids = Tok().Encode(layout, false);
+  EXPECT_EQ(s.usage.prompt_tokens(), static_cast<int>(layout_ids.size()));
   EXPECT_EQ(s.ids.size(), 8u);
+  // The server fed exactly the layout's tokens: the same ids sent as ids generate the same text.
+  v1::GenerateRequest ids;
+  ids.mutable_prompt_token_ids()->Add(layout_ids.begin(), layout_ids.end());
+  ids.mutable_sampling()->set_max_tokens(8);
+  ids.mutable_sampling()->set_ignore_eos(true);
+  Streamed same = Call(cluster_->stub(), ids);
+  ASSERT_TRUE(same.status.ok()) << same.status.error_message();
+  EXPECT_EQ(s.ids, same.ids);
+  EXPECT_EQ(s.text, same.text);
 }
 
 TEST_F(ServingTest, CancellingTheStreamFreesTheSequence) {

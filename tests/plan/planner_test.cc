@@ -54,16 +54,45 @@ ClusterSpec RandomCluster(std::mt19937_64& rng) {
   return c;
 }
 
+// `cluster` with one fix applied.
+ClusterSpec Apply(ClusterSpec cluster, const ShortfallFix& fix) {
+  for (int64_t i = 0; i < fix.more_workers; ++i) {
+    WorkerSpec extra = cluster.workers[fix.like_worker];
+    extra.name = absl::StrCat(extra.name, "-fix-", i);
+    cluster.workers.push_back(extra);
+  }
+  if (fix.int8_experts) cluster.serving.expert_dtype = "int8";
+  if (fix.max_context > 0) cluster.serving.max_context = fix.max_context;
+  if (fix.max_sequences > 0) cluster.serving.max_sequences = fix.max_sequences;
+  return cluster;
+}
+
+bool CheckInvariants(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& what);
+
+// A cluster that does not fit: the shortfall says how much and what to change, and each change
+// it names makes it fit (with a plan that meets every invariant), the fewest workers that do.
+void CheckShortfall(const model::ModelConfig& config, const ClusterSpec& cluster, const PlanResult& result) {
+  EXPECT_THAT(result.shortfall, AnyOf(HasSubstr("more memory"), HasSubstr("more than the largest worker"),
+                                      HasSubstr("to spare in total")));
+  EXPECT_THAT(result.shortfall, AnyOf(HasSubstr("smallest fix: "), HasSubstr("no single change")));
+  EXPECT_EQ(result.fixes.empty(), result.shortfall.find("no single change") != std::string::npos);
+  for (const ShortfallFix& fix : result.fixes) {
+    EXPECT_TRUE(CheckInvariants(config, Apply(cluster, fix), "with the fix")) << result.shortfall;
+    if (fix.more_workers > 1) {
+      ShortfallFix fewer = fix;
+      --fewer.more_workers;
+      EXPECT_FALSE(Plan(config, Apply(cluster, fewer), "/models/m").fits) << "a smaller fix fits: " << result.shortfall;
+    }
+  }
+}
+
 // Checks one plan; returns whether it fits.
 bool CheckInvariants(const model::ModelConfig& config, const ClusterSpec& cluster, const std::string& what) {
   SCOPED_TRACE(what);
   const PlanResult result = Plan(config, cluster, "/models/m");
   const int L = config.num_hidden_layers, E = config.num_local_experts;
   if (!result.fits) {
-    EXPECT_THAT(result.shortfall, AnyOf(HasSubstr("more memory"), HasSubstr("more than the largest worker"),
-                                        HasSubstr("to spare in total")));
-    EXPECT_THAT(result.shortfall, AnyOf(HasSubstr("smallest fix: "), HasSubstr("no single change")));
-    EXPECT_FALSE(Fits(config, cluster));
+    if (what != "with the fix") CheckShortfall(config, cluster, result);
     return false;
   }
   // The runtime accepts it.
@@ -79,6 +108,25 @@ bool CheckInvariants(const model::ModelConfig& config, const ClusterSpec& cluste
       EXPECT_GE(holders, 1) << "layer " << l << " expert " << e;
     }
   }
+  // Stages in spec order, the embedding on the first (layer 0's owner), lm_head on the last.
+  for (int l = 1; l < L; ++l) EXPECT_LE(result.layout.AttentionOwner(l - 1), result.layout.AttentionOwner(l)) << l;
+  EXPECT_EQ(result.layout.Holder(&WorkerRoles::embedding), result.layout.AttentionOwner(0));
+  EXPECT_EQ(result.layout.Holder(&WorkerRoles::lm_head), result.layout.AttentionOwner(L - 1));
+  // The placement before replicas (docs/capacity-planning.md step 3): every host holds floor or
+  // ceil of its share in every layer, in at most three blocks of the shard config.
+  const PlanResult placed = Plan(config, cluster, "/models/m", PlanOptions{.replicas = false});
+  EXPECT_TRUE(placed.fits);
+  for (size_t w = 0; w < placed.layout.workers.size(); ++w) {
+    int lo = E, hi = 0;
+    for (int l = 0; l < L; ++l) {
+      int held = 0;
+      for (int e = 0; e < E; ++e) held += placed.layout.workers[w].Holds(l, e, E) ? 1 : 0;
+      lo = std::min(lo, held);
+      hi = std::max(hi, held);
+    }
+    EXPECT_LE(hi - lo, 1) << cluster.workers[w].name << " holds " << lo << " to " << hi << " experts per layer";
+  }
+  for (const WorkerShard& w : placed.shard.workers) EXPECT_LE(w.experts.size(), 3u) << w.name;
   // No worker over its capacity.
   const CostModel cost(ComputeModelSizes(config), cluster);
   for (size_t w = 0; w < cluster.workers.size(); ++w) {
