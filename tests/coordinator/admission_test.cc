@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/config.h"
+#include "tests/testing/golden.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::coordinator {
@@ -15,7 +16,7 @@ using ::mmx::testing::StatusIs;
 using ::testing::HasSubstr;
 
 model::ModelConfig Tiny() {
-  auto c = model::ModelConfig::FromFile(std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a");
+  auto c = model::ModelConfig::FromFile(testing::GoldenDir());
   EXPECT_TRUE(c.ok()) << c.status();
   return *c;
 }

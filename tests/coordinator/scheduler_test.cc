@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "plan/shard_config.h"
+#include "tests/testing/golden.h"
 #include "tests/testing/status_matchers.h"
 #include "transport/inproc_transport.h"
 #include "transport/message_keys.h"
@@ -25,7 +26,7 @@ using transport::InboxKey;
 using transport::MessageKind;
 
 constexpr uint64_t kToken = 77;
-const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kModel = testing::GoldenDir();
 
 // The reply the fake worker sends to one micro-batch.
 using Behaviour = std::function<v1::TokensHeader(const v1::StepHeader&)>;

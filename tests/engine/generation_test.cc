@@ -8,6 +8,7 @@
 #include "engine/local_engine.h"
 #include "gtest/gtest.h"
 #include "tests/testing/golden.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::engine {
@@ -88,10 +89,7 @@ workers:
 
 TEST(EngineGenerationTest, AWorkerThatCannotLoadFailsStartWithItsError) {
   // A GPU entry on a machine (or build) without that GPU: the worker's error, named.
-  auto shard = plan::ParseShardConfig(absl::StrCat("model: ", testing::GoldenDir(), R"(
-workers:
-  - {name: gpu, device: cuda:7, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}
-)"));
+  auto shard = plan::ParseShardConfig(testing::OneWorkerShard(testing::GoldenDir(), "gpu", "cuda:7"));
   ASSERT_TRUE(shard.ok()) << shard.status();
   LocalEngineOptions o;
   o.model_dir = testing::GoldenDir();

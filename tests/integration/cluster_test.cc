@@ -14,6 +14,8 @@
 #include "gtest/gtest.h"
 #include "engine/local_engine.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/golden_reader.h"
 #include "tests/testing/local_cluster.h"
 
@@ -22,14 +24,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kModel = testing::GoldenDir();
 
-std::string SingleWorker() {
-  return absl::StrCat("model: ", kModel, R"(
-workers:
-  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}
-)");
-}
+std::string SingleWorker() { return testing::OneWorkerShard(kModel); }
 
 std::string TwoStages() {
   return absl::StrCat("model: ", kModel, R"(

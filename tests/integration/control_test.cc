@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/local_cluster.h"
 
 namespace mmx {
@@ -15,15 +17,10 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kModel = testing::GoldenDir();
 const std::string kBin = std::string(MMX_BINARY_DIR) + "/bin/";
 
-std::string OneWorker(const std::string& model) {
-  return absl::StrCat("model: ", model, R"(
-workers:
-  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}
-)");
-}
+std::string OneWorker(const std::string& model) { return testing::OneWorkerShard(model); }
 
 int CountLines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
@@ -36,7 +33,9 @@ TEST(ControlTest, UnknownWorkerNameIsRefusedWithTheKnownNames) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("unknown worker name 'bogus'; the shard config names: all"));
   EXPECT_EQ(CountLines(r.output), 1) << r.output;
-  EXPECT_TRUE((*cluster)->Status()->ready());
+  absl::StatusOr<v1::ClusterStatus> status = (*cluster)->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(status->ready());
 }
 
 TEST(ControlTest, SecondWorkerClaimingALiveNameIsRefused) {
@@ -47,7 +46,9 @@ TEST(ControlTest, SecondWorkerClaimingALiveNameIsRefused) {
                               absl::Seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("'all' is already claimed by a live worker"));
-  EXPECT_TRUE((*cluster)->Status()->ready());
+  absl::StatusOr<v1::ClusterStatus> status = (*cluster)->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(status->ready());
 }
 
 TEST(ControlTest, WorkerWhoseCheckpointDiffersIsRefused) {
@@ -69,8 +70,7 @@ TEST(ControlTest, WorkerWhoseCheckpointDiffersIsRefused) {
     std::ofstream(root / "worker" / "model" / "config.json") << text;
   }
   auto cluster = testing::LocalCluster::Start(
-      "model: model\nworkers:\n"
-      "  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}\n",
+      testing::OneWorkerShard("model"),
       false, 1, (root / "coord").string(), /*start_workers=*/false);
   ASSERT_TRUE(cluster.ok());
   auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "all"},

@@ -20,6 +20,8 @@
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/tokenizer_maker.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/local_cluster.h"
 
@@ -28,14 +30,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kModel = testing::GoldenDir();
 
-std::string OneWorker() {
-  return absl::StrCat("model: ", kModel, R"(
-workers:
-  - {name: all, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}
-)");
-}
+std::string OneWorker() { return testing::OneWorkerShard(kModel); }
 
 std::string TempDir(const std::string& what) {
   std::string tmpl = "/tmp/mmx-" + what + "-XXXXXX";

@@ -18,6 +18,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden.h"
+#include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::model {
@@ -31,17 +33,12 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-const std::string kGoldenDir = MMX_TEST_DATA_DIR "/golden/tiny-a";
+const std::string kGoldenDir = testing::GoldenDir();
 constexpr const char* kShard1 = "model-00001-of-00002.safetensors";
 constexpr const char* kShard2 = "model-00002-of-00002.safetensors";
 constexpr const char* kIndex = "model.safetensors.index.json";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using ::mmx::testing::ReadFile;
 
 void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;

@@ -8,6 +8,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden.h"
+#include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::model {
@@ -20,14 +22,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-const std::string kGoldenDir = MMX_TEST_DATA_DIR "/golden/tiny-a";
+const std::string kGoldenDir = testing::GoldenDir();
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using ::mmx::testing::ReadFile;
 
 Json GoldenJson() { return Json::parse(ReadFile(kGoldenDir + "/config.json")); }
 

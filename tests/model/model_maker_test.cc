@@ -18,6 +18,8 @@
 #include "gtest/gtest.h"
 #include "model/checkpoint.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden.h"
+#include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::model {
@@ -32,15 +34,10 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Json = nlohmann::json;
 
-const std::string kGoldenDir = MMX_TEST_DATA_DIR "/golden/tiny-a";
+const std::string kGoldenDir = testing::GoldenDir();
 const std::string kMkmodel = MMX_BINARY_DIR "/bin/mmx-mkmodel";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using ::mmx::testing::ReadFile;
 
 int64_t NumParameters(const ModelConfig& config) {
   int64_t total = 0;
@@ -304,14 +301,10 @@ struct RunResult {
 };
 
 RunResult RunMkmodel(const std::string& args) {
+  const ::mmx::testing::ProcessResult p = ::mmx::testing::RunShell(kMkmodel + " " + args + " 2>&1", absl::Seconds(300));
   RunResult result;
-  FILE* pipe = ::popen((kMkmodel + " " + args + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.exit_code = p.exit_code;
+  result.output = p.out;
   return result;
 }
 

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::model {
@@ -30,12 +31,7 @@ using Json = nlohmann::json;
 const std::string kGoldenShard =
     MMX_TEST_DATA_DIR "/golden/tiny-a/model-00002-of-00002.safetensors";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using ::mmx::testing::ReadFile;
 
 void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;

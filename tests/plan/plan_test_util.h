@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/golden.h"
 #include "model/config.h"
 #include "plan/cluster_spec.h"
 
@@ -22,7 +23,7 @@ inline model::ModelConfig LoadConfig(const std::string& path) {
 // MiniMax-Text-01 as MODEL.md §1 gives it (deploy/examples).
 inline model::ModelConfig RealConfig() { return LoadConfig(RepoPath("deploy/examples/minimax-text-01")); }
 // 8 layers (2 softmax), 8 experts, hidden 96.
-inline model::ModelConfig TinyConfig() { return LoadConfig(std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a"); }
+inline model::ModelConfig TinyConfig() { return LoadConfig(::mmx::testing::GoldenDir()); }
 // 16 layers (2 softmax), 16 experts, hidden 2048: about 7 GB of weights.
 inline model::ModelConfig BenchConfig() { return LoadConfig(std::string(MMX_TEST_DATA_DIR) + "/bench-m.config.json"); }
 

@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/golden.h"
 #include "tests/testing/status_matchers.h"
 
 namespace mmx::plan {
@@ -15,7 +16,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 model::ModelConfig TinyConfig() {
-  auto c = model::ModelConfig::FromFile(std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a");
+  auto c = model::ModelConfig::FromFile(::mmx::testing::GoldenDir());
   EXPECT_TRUE(c.ok()) << c.status();
   return *c;  // 8 layers, 8 experts
 }

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "plan/shard_config.h"
+#include "tests/testing/process.h"
 #include "tests/plan/plan_test_util.h"
 #include "tests/testing/status_matchers.h"
 
@@ -38,27 +39,18 @@ std::string Temp(const std::string& name) {
   return ::testing::TempDir() + "/plan_" + std::to_string(getpid()) + "_" + name;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using ::mmx::testing::ReadFile;
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // Runs `mmx-coord plan ARGS` in the repository root.
 Result Plan(const std::string& args) {
-  const std::string err_file = Temp("stderr.txt");
-  const std::string cmd = "cd " + RepoPath("") + " && " + kCoord + " plan " + args + " 2>" + err_file;
+  const ::mmx::testing::ProcessResult p =
+      ::mmx::testing::RunShell("cd " + RepoPath("") + " && " + kCoord + " plan " + args, absl::Seconds(120));
   Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadFile(err_file);
+  r.exit_code = p.exit_code;
+  r.out = p.out;
+  r.err = p.err;
   return r;
 }
 
@@ -195,14 +187,10 @@ TEST(PlanCommandTest, RuntimeCheckAcceptsThePlannedShardConfig) {
   const std::string shard = Temp("tiny.shard.yaml");
   const Result r = Plan("--model tests/data/golden/tiny-a --cluster " + spec + " --out " + shard);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string cmd = "cd " + RepoPath("") + " && " + kCoord + " check --shard-config " + shard + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  const int status = pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  const ::mmx::testing::ProcessResult check = ::mmx::testing::RunShell(
+      "cd " + RepoPath("") + " && " + kCoord + " check --shard-config " + shard, absl::Seconds(60));
+  const std::string out = check.output;
+  EXPECT_EQ(check.exit_code, 0) << out;
   EXPECT_THAT(out, HasSubstr("valid for tests/data/golden/tiny-a"));
 }
 

@@ -13,6 +13,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/golden.h"
+#include "tests/testing/process.h"
 #include "tests/testing/golden_reader.h"
 
 namespace mmx::coordinator {
@@ -20,7 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kModel = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kModel = testing::GoldenDir();
 const std::string kCoord = std::string(MMX_BINARY_DIR) + "/bin/mmx-coord";
 
 struct RunResult {
@@ -30,20 +32,8 @@ struct RunResult {
 };
 
 RunResult RunCoord(const std::string& args) {
-  // One file per process: CTest runs these cases in parallel processes.
-  const std::string err_file =
-      ::testing::TempDir() + "/mmx_coord_stderr_" + std::to_string(getpid()) + ".txt";
-  const std::string cmd = kCoord + " " + args + " 2>" + err_file;
-  RunResult r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return r;
+  const testing::ProcessResult p = testing::RunShell(kCoord + " " + args, absl::Seconds(120));
+  return RunResult{p.exit_code, p.out, p.err};
 }
 
 int CountLines(const std::string& s) {
@@ -97,7 +87,7 @@ TEST(RunCommandTest, SeededSamplingIsReproducible) {
 
 TEST(RunCommandTest, ExpertDtypeInt8RunsQuantizedExperts) {
   // The same prompt with bf16 and int8 experts: different logits (the experts were quantized),
-  // close ones (int8_experts_test.cc states the statistics on the golden checkpoint).
+  // close ones (tests/engine/precision_test.cc states the statistics on the golden checkpoint).
   const std::string base = "run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 4 --json --logits-out ";
   const std::string bf16_npy = ::testing::TempDir() + "/logits_bf16_" + std::to_string(getpid()) + ".npy";
   const std::string int8_npy = ::testing::TempDir() + "/logits_int8_" + std::to_string(getpid()) + ".npy";
@@ -110,8 +100,9 @@ TEST(RunCommandTest, ExpertDtypeInt8RunsQuantizedExperts) {
   double sum = 0;
   for (size_t i = 0; i < bf16->data.size(); ++i) sum += std::fabs(bf16->data[i] - int8->data[i]);
   const double mean = sum / static_cast<double>(bf16->data.size());
+  // Measured: 0.039 over these 8 rows (precision_test.cc holds the statistics on 300 rows).
   EXPECT_GT(mean, 0.0);
-  EXPECT_LT(mean, 0.1);
+  EXPECT_LT(mean, 0.06);
 }
 
 struct BadInput {

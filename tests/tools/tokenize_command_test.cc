@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/process.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/tokenizer_maker.h"
 #include "nlohmann/json.hpp"
@@ -35,12 +36,7 @@ struct RunResult {
   std::string err;
 };
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using ::mmx::testing::ReadFile;
 
 class TokenizeCommandTest : public ::testing::Test {
  protected:
@@ -65,17 +61,12 @@ class TokenizeCommandTest : public ::testing::Test {
 
   RunResult Run(const std::string& args, const std::string& stdin_text) {
     const std::string in_file = dir_ + "/stdin.txt";
-    const std::string err_file = dir_ + "/stderr.txt";
     std::ofstream(in_file, std::ios::binary) << stdin_text;
-    const std::string cmd = kMmx + " " + args + " <" + in_file + " 2>" + err_file;
+    const ::mmx::testing::ProcessResult p = ::mmx::testing::RunShell(kMmx + " " + args + " <" + in_file, absl::Seconds(60));
     RunResult r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-    const int status = pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.err = ReadFile(err_file);
+    r.exit_code = p.exit_code;
+    r.out = p.out;
+    r.err = p.err;
     return r;
   }
 

@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/golden.h"
 #include "model/layers.h"
 #include "plan/shard_config.h"
 
 namespace mmx::worker {
 namespace {
 
-const std::string kDir = std::string(MMX_TEST_DATA_DIR) + "/golden/tiny-a";
+const std::string kDir = testing::GoldenDir();
 
 // An expert host of tiny-a: experts 1, 2 and 6 of layers [2, 5), nothing else.
 plan::WorkerShard ExpertHost() {
