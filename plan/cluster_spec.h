@@ -1,5 +1,5 @@
 // ClusterSpec: the machines a user has (or is pricing) and the serving target, as the planner
-// reads them. The YAML schema is fixed (issue 4):
+// reads them. The YAML schema (stable; docs/capacity-planning.md documents it):
 //
 //   workers:
 //     - name: h100              # with count > 1 the workers are named h100-0, h100-1, ...

@@ -50,6 +50,11 @@ absl::StatusOr<v1::TokensHeader> Tail::Run(model::StageCompute& compute, const v
   v1::TokensHeader reply;
   int64_t row = 0;
   for (const auto& s : header.sequences()) {
+    // The coordinator validated these; a tail still refuses what would make a sampler misbehave.
+    if (s.sample()) {
+      absl::Status valid = model::ValidateSamplingParams(ToSampling(s));
+      if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat("sequence ", s.sequence_id(), ": ", valid.message()));
+    }
     const int64_t first = row;
     row += s.num_tokens();
     if (s.return_logits()) {

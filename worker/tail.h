@@ -23,6 +23,7 @@ class Tail {
 
   // The reply to micro-batch `header` whose last-layer activations are x [T, H]: sampled tokens,
   // and in `logits` (the reply's payload) the rows of sequences with return_logits.
+  // InvalidArgument for sampling parameters ValidateSamplingParams refuses.
   absl::StatusOr<v1::TokensHeader> Run(model::StageCompute& compute, const v1::StepHeader& header, const float* x,
                                        int64_t vocab, std::vector<float>* logits);
 

@@ -1,0 +1,271 @@
+// The stage executor and the expert host over InprocTransport, no processes: a stage holding
+// every layer, the embedding, lm_head and experts 0-3, and an expert host holding experts 4-7 of
+// the golden tiny-a model. The test plays the coordinator with the scheduler's own step client.
+#include "worker/stage_executor.h"
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/step_client.h"
+#include "coordinator/step_codec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "plan/shard_config.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/status_matchers.h"
+#include "transport/inproc_transport.h"
+#include "transport/message_keys.h"
+#include "worker/expert_host.h"
+#include "worker/loaded_shard.h"
+#include "worker/routes.h"
+
+namespace mmx::worker {
+namespace {
+
+using ::mmx::testing::IsOk;
+using ::mmx::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::mmx::transport::InboxKey;
+using ::mmx::transport::MessageKind;
+
+constexpr uint64_t kToken = 0x5eed;
+constexpr transport::PeerId kCoordinator = 0, kStage = 1, kExperts = 2;
+constexpr float kTolerance = 5e-4f;  // the golden README's fp32 figure
+
+// Who holds what. `experts_held` is what the expert host loads; the stage routes by `config`,
+// so the two can be made to disagree.
+std::string ShardYaml(const std::string& experts_held) {
+  return "model: " + testing::GoldenDir() +
+         "\nworkers:\n"
+         "  - {name: stage, embedding: true, attention: [0, 8], lm_head: true,\n"
+         "     experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}\n"
+         "  - {name: experts, experts: [{layers: [0, 8], ids: " + experts_held + "}]}\n";
+}
+
+class StageExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start("[4, 5, 6, 7]"); }
+
+  // Loads the shards and connects coordinator <-> stage <-> expert host.
+  void Start(const std::string& experts_held) {
+    absl::StatusOr<plan::ShardConfig> config = plan::ParseShardConfig(ShardYaml("[4, 5, 6, 7]"));
+    absl::StatusOr<plan::ShardConfig> held = plan::ParseShardConfig(ShardYaml(experts_held));
+    ASSERT_THAT(config, IsOk());
+    ASSERT_THAT(held, IsOk());
+    auto stage_shard = LoadShard(testing::GoldenDir(), config->workers[0], model::ExpertDType::kBf16, nullptr);
+    auto expert_shard = LoadShard(testing::GoldenDir(), held->workers[1], model::ExpertDType::kBf16, nullptr);
+    ASSERT_THAT(stage_shard, IsOk());
+    ASSERT_THAT(expert_shard, IsOk());
+    stage_shard_ = *std::move(stage_shard);
+    expert_shard_ = *std::move(expert_shard);
+
+    fabric_ = std::make_shared<transport::InprocFabric>();
+    coordinator_ = transport::InprocTransport::Create(fabric_, "coordinator", {kCoordinator, kToken}).value();
+    stage_ = transport::InprocTransport::Create(fabric_, "stage", {kStage, kToken}).value();
+    experts_ = transport::InprocTransport::Create(fabric_, "experts", {kExperts, kToken}).value();
+    ASSERT_THAT(coordinator_->Connect(kStage, "stage"), IsOk());
+    ASSERT_THAT(stage_->Connect(kCoordinator, "coordinator"), IsOk());
+    ASSERT_THAT(stage_->Connect(kExperts, "experts"), IsOk());
+    ASSERT_THAT(experts_->Connect(kStage, "stage"), IsOk());
+
+    v1::PeerTable table;
+    for (const auto& [name, id] : {std::pair<const char*, transport::PeerId>{"coordinator", kCoordinator},
+                                   {"stage", kStage}, {"experts", kExperts}}) {
+      v1::Peer* peer = table.add_peers();
+      peer->set_name(name);
+      peer->set_peer_id(id);
+    }
+    const model::ModelConfig& c = stage_shard_->config();
+    absl::StatusOr<Routes> routes = BuildRoutes(*config, table, c.num_hidden_layers, c.num_local_experts);
+    ASSERT_THAT(routes, IsOk());
+    routes_ = *routes;
+    executor_ = std::make_unique<StageExecutor>(stage_shard_.get(), stage_.get(), kStage, routes_, absl::Seconds(60));
+  }
+
+  // The expert host's dispatch loop, as worker_runtime runs it.
+  void ServeExperts() {
+    expert_thread_ = std::jthread([this](std::stop_token stop) {
+      while (true) {
+        absl::StatusOr<transport::Message> m =
+            experts_->ReceiveAny(InboxKey(MessageKind::kDispatch), absl::InfiniteDuration(), stop);
+        if (!m.ok()) return;
+        (void)HandleDispatch(*expert_shard_, experts_.get(), *m);
+        ++dispatches_;
+      }
+    });
+  }
+
+  void TearDown() override {
+    if (expert_thread_.joinable()) {
+      expert_thread_.request_stop();
+      expert_thread_.join();
+    }
+  }
+
+  struct StepOutcome {
+    absl::StatusOr<std::vector<coordinator::MicroBatchResult>> replies;
+    absl::Status handled;  // what HandleSteps returned
+  };
+
+  // The coordinator sends the micro-batches; the stage handles them as its step loop would.
+  StepOutcome RunStep(const std::vector<coordinator::OutgoingMicroBatch>& micro_batches) {
+    coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
+    auto replies = std::async(std::launch::async, [&] {
+      return client.Run(kStage, micro_batches, absl::Seconds(60));
+    });
+    StepOutcome outcome{absl::UnknownError("no reply"), absl::OkStatus()};
+    std::vector<transport::Message> messages;
+    for (size_t i = 0; i < micro_batches.size(); ++i) {
+      absl::StatusOr<transport::Message> m = stage_->ReceiveAny(InboxKey(MessageKind::kStep), absl::Seconds(30));
+      if (!m.ok()) {
+        outcome.handled = m.status();
+        coordinator_->Shutdown();  // ends the client's wait
+        replies.wait();
+        return outcome;
+      }
+      messages.push_back(*std::move(m));
+    }
+    outcome.handled = executor_->HandleSteps(messages);
+    outcome.replies = replies.get();
+    return outcome;
+  }
+
+  static coordinator::SequenceStep Prefill(uint64_t id, const std::vector<int32_t>& prompt) {
+    coordinator::SequenceStep s;
+    s.sequence_id = id;
+    s.tokens = prompt;
+    s.return_logits = true;
+    return s;
+  }
+
+  std::unique_ptr<LoadedShard> stage_shard_, expert_shard_;
+  std::shared_ptr<transport::InprocFabric> fabric_;
+  std::unique_ptr<transport::InprocTransport> coordinator_, stage_, experts_;
+  Routes routes_;
+  std::unique_ptr<StageExecutor> executor_;
+  std::jthread expert_thread_;
+  std::atomic<int> dispatches_{0};
+};
+
+TEST_F(StageExecutorTest, LocalAndRemoteExpertsGiveTheGoldenLogits) {
+  ServeExperts();
+  auto golden = testing::ReadGoldenFile("prefill_logits.safetensors");
+  // Two micro-batches of one step, run interleaved layer by layer.
+  StepOutcome out = RunStep({coordinator::EncodeMicroBatch(7, 0, 2, {Prefill(1, testing::GoldenPrompt("p64"))}),
+                             coordinator::EncodeMicroBatch(7, 1, 2, {Prefill(2, testing::GoldenPrompt("p5"))})});
+  ASSERT_THAT(out.handled, IsOk());
+  ASSERT_THAT(out.replies, IsOk());
+  ASSERT_EQ(out.replies->size(), 2u);
+  const std::vector<float>& p64 = (*out.replies)[0].logits.at(1);
+  const std::vector<float>& p5 = (*out.replies)[1].logits.at(2);
+  ASSERT_EQ(p64.size(), golden.at("p64").f32.size());
+  ASSERT_EQ(p5.size(), golden.at("p5").f32.size());
+  EXPECT_LE(testing::MaxAbsDiff(p64.data(), golden.at("p64").f32.data(), p64.size()), kTolerance);
+  EXPECT_LE(testing::MaxAbsDiff(p5.data(), golden.at("p5").f32.data(), p5.size()), kTolerance);
+  // Both halves of the MoE ran: the expert host answered every layer of both micro-batches and
+  // reported the expert weights it read; the stage ran the rest.
+  EXPECT_EQ(dispatches_.load(), 2 * 8);
+  for (const coordinator::MicroBatchResult& r : *out.replies) {
+    int64_t expert_host_bytes = 0, stage_bytes = 0;
+    for (const v1::WorkerTime& t : r.timings) (t.peer_id() == kExperts ? expert_host_bytes : stage_bytes) += t.weight_bytes();
+    EXPECT_GT(expert_host_bytes, 0);
+    EXPECT_GT(stage_bytes, expert_host_bytes);
+  }
+  EXPECT_EQ(executor_->live_sequences(), 2u);
+
+  // The next step decodes both from the state the first one left, then frees sequence 2.
+  coordinator::SequenceStep decode = Prefill(1, {testing::GoldenPrompt("p64")[0]});
+  decode.start_position = 64;
+  StepOutcome next = RunStep({coordinator::EncodeMicroBatch(8, 0, 1, {decode}, /*freed=*/{2})});
+  ASSERT_THAT(next.handled, IsOk());
+  ASSERT_THAT(next.replies, IsOk());
+  EXPECT_EQ((*next.replies)[0].tokens.count(1), 1u);
+  EXPECT_EQ(executor_->live_sequences(), 1u);
+}
+
+TEST_F(StageExecutorTest, AHeaderThatDoesNotParseFailsWithoutAReply) {
+  ServeExperts();
+  ASSERT_THAT(coordinator_->Send(kStage, InboxKey(MessageKind::kStep), "not a step header", nullptr, 0), IsOk());
+  absl::StatusOr<transport::Message> m = stage_->ReceiveAny(InboxKey(MessageKind::kStep), absl::Seconds(30));
+  ASSERT_THAT(m, IsOk());
+  EXPECT_THAT(executor_->HandleStep(*m), StatusIs(absl::StatusCode::kDataLoss));
+  // No step id to answer by: nothing reached the coordinator (HandleStep sends before returning).
+  EXPECT_THAT(coordinator_->ReceiveAny(0, absl::ZeroDuration()).status(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(dispatches_.load(), 0);
+}
+
+TEST_F(StageExecutorTest, AHeaderThatDisagreesWithItsPayloadIsAnsweredWithItsError) {
+  ServeExperts();
+  coordinator::OutgoingMicroBatch mb = coordinator::EncodeMicroBatch(3, 0, 1, {Prefill(1, {1, 2, 3})});
+  mb.tokens.pop_back();  // the header says three tokens, the payload holds two
+  StepOutcome out = RunStep({mb});
+  EXPECT_THAT(out.handled, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(out.replies.status(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("worker stage")));
+  EXPECT_EQ(executor_->live_sequences(), 0u);
+}
+
+TEST_F(StageExecutorTest, AWorkersErrorReachesTheCoordinatorWithItsCode) {
+  ServeExperts();
+  // Sampling parameters the tail refuses: its INVALID_ARGUMENT, not UNAVAILABLE.
+  coordinator::SequenceStep hot = Prefill(1, {5, 6});
+  hot.sampling.temperature = -1;
+  StepOutcome bad = RunStep({coordinator::EncodeMicroBatch(1, 0, 1, {hot})});
+  EXPECT_THAT(bad.handled, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bad.replies.status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("temperature must be >= 0")));
+  // A decode for a sequence this stage never saw: FAILED_PRECONDITION saying so.
+  coordinator::SequenceStep unknown = Prefill(9, {5});
+  unknown.start_position = 12;
+  StepOutcome no_state = RunStep({coordinator::EncodeMicroBatch(2, 0, 1, {unknown})});
+  EXPECT_THAT(no_state.replies.status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no state for it")));
+}
+
+TEST_F(StageExecutorTest, AnExpertHostsErrorKeepsItsCodeAcrossTwoHops) {
+  // The expert host holds 4-6 where the stage's config says 4-7: it refuses dispatches naming 7.
+  TearDown();
+  Start("[4, 5, 6]");
+  ServeExperts();
+  StepOutcome out = RunStep({coordinator::EncodeMicroBatch(1, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})});
+  EXPECT_THAT(out.handled, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(out.replies.status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("expert host 2")));
+}
+
+TEST_F(StageExecutorTest, AnExpertHostThatIsGoneFailsTheStepAsUnavailable) {
+  experts_.reset();  // detaches from the fabric: sends to it fail
+  StepOutcome out = RunStep({coordinator::EncodeMicroBatch(1, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})});
+  EXPECT_THAT(out.handled, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(out.replies.status(), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(StageExecutorTest, AbortWakesAStepWaitingOnASilentExpertHost) {
+  // No dispatch loop: the host receives the rows and never answers.
+  coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
+  const std::vector<coordinator::OutgoingMicroBatch> step = {
+      coordinator::EncodeMicroBatch(1, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})};
+  auto replies = std::async(std::launch::async, [&] { return client.Run(kStage, step, absl::Seconds(60)); });
+  absl::StatusOr<transport::Message> m = stage_->ReceiveAny(InboxKey(MessageKind::kStep), absl::Seconds(30));
+  ASSERT_THAT(m, IsOk());
+  auto handled = std::async(std::launch::async, [&] { return executor_->HandleStep(*m); });
+  // The stage is waiting for this dispatch's combine (reply timeout 60 s) when it is aborted.
+  ASSERT_THAT(experts_->ReceiveAny(InboxKey(MessageKind::kDispatch), absl::Seconds(30)), IsOk());
+  executor_->Abort();
+  EXPECT_THAT(handled.get(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("peer table was replaced")));
+  EXPECT_THAT(replies.get().status(), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(StageExecutorTest, ASilentExpertHostFailsTheStepAtTheReplyTimeout) {
+  executor_ = std::make_unique<StageExecutor>(stage_shard_.get(), stage_.get(), kStage, routes_, absl::Milliseconds(200));
+  StepOutcome out = RunStep({coordinator::EncodeMicroBatch(1, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})});
+  EXPECT_THAT(out.handled, StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("sent no combine")));
+  EXPECT_THAT(out.replies.status(), StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+}  // namespace
+}  // namespace mmx::worker
