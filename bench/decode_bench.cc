@@ -27,8 +27,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "base/thread_pool.h"
 #include "coordinator/scheduler.h"
 #include "engine/local_engine.h"
@@ -93,141 +96,174 @@ int64_t CheckpointWeightBytes(const std::string& dir) {
   return nlohmann::json::parse(in)["metadata"]["total_size"].get<int64_t>();
 }
 
-}  // namespace
-}  // namespace mmx
-
-int main(int argc, char** argv) {
-  using namespace mmx;
-  std::string model_dir, batches_text = "1,8,32";
-  int threads = 0, steps = 32, prefill_len = 512;
+struct BenchOptions {
+  std::string model_dir;
+  std::vector<int> batches;
+  int steps = 32;
+  int prefill_len = 512;
   std::string activations = "fp32";
   std::string expert_dtype = "bf16";
-  CLI::App app{"mmx-bench-decode: decode and prefill throughput against the memory roofline"};
-  app.add_option("--model", model_dir, "Checkpoint directory")->required();
-  app.add_option("--threads", threads, "Compute threads (default: all cores)");
-  app.add_option("--batches", batches_text, "Batch sizes, comma-separated");
-  app.add_option("--steps", steps, "Timed decode steps per batch size");
-  app.add_option("--prefill", prefill_len, "Prompt length of the prefill measurement (0 = skip)");
-  app.add_option("--activations", activations, "fp32 or bf16 (batched GEMMs)")->check(CLI::IsMember({"fp32", "bf16"}));
-  app.add_option("--expert-dtype", expert_dtype, "bf16 (as stored) or int8 (experts quantized at load)")
-      ->check(CLI::IsMember({"bf16", "int8"}));
-  CLI11_PARSE(app, argc, argv);
-  if (threads > 0) ThreadPool::SetDefaultThreads(threads);
+};
 
-  std::vector<int> batches;
-  for (absl::string_view s : absl::StrSplit(batches_text, ',')) {
-    int b;
-    if (!absl::SimpleAtoi(s, &b) || b < 1) {
-      std::fprintf(stderr, "mmx-bench-decode: error: bad batch size '%s'\n", std::string(s).c_str());
-      return 2;
-    }
-    batches.push_back(b);
+// The engine, and every step its scheduler runs as the scheduler reports them.
+class Bench {
+ public:
+  absl::Status Start(const BenchOptions& o) {
+    int max_batch = 1;
+    for (int b : o.batches) max_batch = std::max(max_batch, b);
+    engine::LocalEngineOptions options;
+    options.model_dir = o.model_dir;
+    options.expert_dtype = o.expert_dtype;
+    options.bf16_activations = o.activations == "bf16";
+    options.scheduler.max_sequences = max_batch;
+    options.scheduler.max_step_tokens = 16 * max_batch + std::max(o.prefill_len, 16);
+    options.scheduler.prefill_chunk = std::max(o.prefill_len, 16);
+    options.scheduler.micro_batches = 1;
+    options.scheduler.on_step = [this](const coordinator::StepReport& r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      reports_.push_back(r);
+    };
+    absl::StatusOr<std::unique_ptr<engine::LocalEngine>> engine = engine::LocalEngine::Start(options);
+    if (!engine.ok()) return engine.status();
+    engine_ = *std::move(engine);
+    return absl::OkStatus();
   }
 
-  const double triad = TriadGBs(int64_t{1} << 26, 5);  // 3 x 256 MiB
-  std::printf("threads: %d\nSTREAM triad: %.1f GB/s\n", ThreadPool::Default().num_threads(), triad);
+  const model::ModelConfig& config() const { return engine_->config(); }
 
-  WarmPageCache(model_dir);
-  {
-    // Reset the peak-RSS mark so the triad's arrays do not count against the model's footprint.
-    std::ofstream clear_refs("/proc/self/clear_refs");
-    clear_refs << "5";
-  }
-  // Every step the scheduler runs, as it reports them.
-  std::mutex steps_mu;
-  std::vector<coordinator::StepReport> reports;
-  int max_batch = 1;
-  for (int b : batches) max_batch = std::max(max_batch, b);
-  engine::LocalEngineOptions options;
-  options.model_dir = model_dir;
-  options.expert_dtype = expert_dtype;
-  options.bf16_activations = activations == "bf16";
-  options.scheduler.max_sequences = max_batch;
-  options.scheduler.max_step_tokens = 16 * max_batch + std::max(prefill_len, 16);
-  options.scheduler.prefill_chunk = std::max(prefill_len, 16);
-  options.scheduler.micro_batches = 1;
-  options.scheduler.on_step = [&](const coordinator::StepReport& r) {
-    std::lock_guard<std::mutex> lock(steps_mu);
-    reports.push_back(r);
-  };
-  const double load_t0 = Now();
-  auto engine = engine::LocalEngine::Start(options);
-  const double load_seconds = Now() - load_t0;
-  if (!engine.ok()) {
-    std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(engine.status().message()).c_str());
-    return 1;
-  }
-  std::printf("activations: %s\nexperts: %s (load %.1f s)\n", activations.c_str(), expert_dtype.c_str(),
-              load_seconds);
-  const model::ModelConfig& c = (*engine)->config();
-  std::mt19937 rng(1);
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
-  uint64_t next_id = 1;
   // Runs `prompts` (greedy, no stop ids) to `max_tokens` each; returns the steps they took.
-  auto run = [&](const std::vector<std::vector<int32_t>>& prompts, int max_tokens) {
+  absl::StatusOr<std::vector<coordinator::StepReport>> Run(const std::vector<std::vector<int32_t>>& prompts,
+                                                           int max_tokens) {
     {
-      std::lock_guard<std::mutex> lock(steps_mu);
-      reports.clear();
+      std::lock_guard<std::mutex> lock(mu_);
+      reports_.clear();
     }
     std::vector<std::shared_ptr<coordinator::Request>> requests;
     for (const auto& prompt : prompts) {
       coordinator::Request::Params p;
       p.prompt = prompt;
       p.max_tokens = max_tokens;
-      requests.push_back(std::make_shared<coordinator::Request>(next_id++, p));
-      if (!(*engine)->scheduler().Submit(requests.back()).ok()) std::exit(1);
+      requests.push_back(std::make_shared<coordinator::Request>(next_id_++, p));
+      absl::Status submitted = engine_->scheduler().Submit(requests.back());
+      if (!submitted.ok()) return submitted;
     }
     std::vector<coordinator::TokenEvent> events;
     for (auto& r : requests) {
       while (r->Next(&events, absl::InfiniteDuration())) {
       }
-      if (!r->final_status().ok()) {
-        std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(r->final_status().message()).c_str());
-        std::exit(1);
-      }
+      if (!r->final_status().ok()) return r->final_status();
     }
-    std::lock_guard<std::mutex> lock(steps_mu);
-    return reports;
-  };
+    std::lock_guard<std::mutex> lock(mu_);
+    return reports_;
+  }
 
+ private:
+  std::unique_ptr<engine::LocalEngine> engine_;
+  uint64_t next_id_ = 1;
+  std::mutex mu_;
+  std::vector<coordinator::StepReport> reports_;
+};
+
+// One row of the decode table: b sequences, steps + 1 decode steps after the prefill (the first
+// untimed: it touches pages the prefill did not).
+absl::Status MeasureDecode(Bench& bench, int b, int steps, double triad, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(bench.config().vocab_size - 1));
+  std::vector<std::vector<int32_t>> prompts(b);
+  for (auto& p : prompts) {
+    for (int t = 0; t < 16; ++t) p.push_back(token(rng));
+  }
+  // The prefill step samples the first token; steps + 1 decode steps follow.
+  absl::StatusOr<std::vector<coordinator::StepReport>> steps_run = bench.Run(prompts, steps + 2);
+  if (!steps_run.ok()) return steps_run.status();
+  double seconds = 0;
+  int64_t bytes = 0;
+  int timed = 0, decode_steps = 0;
+  for (const coordinator::StepReport& r : *steps_run) {
+    if (r.num_prompt_tokens > 0 || r.num_tokens != b) continue;
+    if (decode_steps++ == 0) continue;
+    seconds += r.seconds;
+    bytes += r.weight_bytes;
+    ++timed;
+  }
+  if (timed == 0) return absl::InternalError(absl::StrCat("batch ", b, ": no decode step ran with every sequence"));
+  const double tps = static_cast<double>(b) * timed / seconds;
+  const double gbs = bytes / seconds / 1e9;
+  std::printf("| %d | %.2f | %.1f | %.3f | %.1f | %.2f |\n", b, tps, 1e3 * seconds / timed, bytes / 1e9 / timed,
+              gbs, gbs / triad);
+  return absl::OkStatus();
+}
+
+absl::Status MeasurePrefill(Bench& bench, int prefill_len, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(bench.config().vocab_size - 1));
+  std::vector<int32_t> prompt;
+  for (int t = 0; t < prefill_len; ++t) prompt.push_back(token(rng));
+  absl::StatusOr<std::vector<coordinator::StepReport>> steps_run = bench.Run({prompt}, 1);
+  if (!steps_run.ok()) return steps_run.status();
+  if (steps_run->empty()) return absl::InternalError("the prefill ran no step");
+  const double dt = steps_run->front().seconds;
+  std::printf("\nprefill: %d tokens in %.2f s = %.1f tokens/s\n", prefill_len, dt, prefill_len / dt);
+  return absl::OkStatus();
+}
+
+absl::Status RunBench(const BenchOptions& o) {
+  const double triad = TriadGBs(int64_t{1} << 26, 5);  // 3 x 256 MiB
+  std::printf("threads: %d\nSTREAM triad: %.1f GB/s\n", ThreadPool::Default().num_threads(), triad);
+
+  WarmPageCache(o.model_dir);
+  {
+    // Reset the peak-RSS mark so the triad's arrays do not count against the model's footprint.
+    std::ofstream clear_refs("/proc/self/clear_refs");
+    clear_refs << "5";
+  }
+  Bench bench;
+  const double load_t0 = Now();
+  MMX_RETURN_IF_ERROR(bench.Start(o));
+  std::printf("activations: %s\nexperts: %s (load %.1f s)\n", o.activations.c_str(), o.expert_dtype.c_str(),
+              Now() - load_t0);
+  std::mt19937 rng(1);
   std::printf("\n| batch | tokens/s | ms/step | weight GB read/step | achieved GB/s | of triad |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  for (int b : batches) {
-    std::vector<std::vector<int32_t>> prompts(b);
-    for (auto& p : prompts) {
-      for (int t = 0; t < 16; ++t) p.push_back(token(rng));
-    }
-    // The prefill step samples the first token; steps + 1 decode steps follow, the first untimed.
-    const std::vector<coordinator::StepReport> steps_run = run(prompts, steps + 2);
-    double seconds = 0;
-    int64_t bytes = 0;
-    int timed = 0, decode_steps = 0;
-    for (const coordinator::StepReport& r : steps_run) {
-      if (r.num_prompt_tokens > 0 || r.num_tokens != b) continue;
-      if (decode_steps++ == 0) continue;  // warm-up: first touch of pages not read by the prefill
-      seconds += r.seconds;
-      bytes += r.weight_bytes;
-      ++timed;
-    }
-    if (timed == 0) return 1;
-    const double tps = static_cast<double>(b) * timed / seconds;
-    const double gbs = bytes / seconds / 1e9;
-    std::printf("| %d | %.2f | %.1f | %.3f | %.1f | %.2f |\n", b, tps, 1e3 * seconds / timed, bytes / 1e9 / timed,
-                gbs, gbs / triad);
-  }
+  for (int b : o.batches) MMX_RETURN_IF_ERROR(MeasureDecode(bench, b, o.steps, triad, rng));
+  if (o.prefill_len > 0) MMX_RETURN_IF_ERROR(MeasurePrefill(bench, o.prefill_len, rng));
 
-  if (prefill_len > 0) {
-    std::vector<int32_t> prompt;
-    for (int t = 0; t < prefill_len; ++t) prompt.push_back(token(rng));
-    const std::vector<coordinator::StepReport> steps_run = run({prompt}, 1);
-    if (steps_run.empty()) return 1;
-    const double dt = steps_run.front().seconds;
-    std::printf("\nprefill: %d tokens in %.2f s = %.1f tokens/s\n", prefill_len, dt, prefill_len / dt);
-  }
-
-  const int64_t weights = CheckpointWeightBytes(model_dir);
+  const int64_t weights = CheckpointWeightBytes(o.model_dir);
   const int64_t rss = PeakRssBytes();
   std::printf("peak RSS: %.2f GB; checkpoint weights: %.2f GB; ratio %.3f\n", rss / 1e9,
               weights / 1e9, weights > 0 ? static_cast<double>(rss) / weights : 0.0);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace mmx
+
+int main(int argc, char** argv) {
+  using namespace mmx;
+  BenchOptions o;
+  std::string batches_text = "1,8,32";
+  int threads = 0;
+  CLI::App app{"mmx-bench-decode: decode and prefill throughput against the memory roofline"};
+  app.add_option("--model", o.model_dir, "Checkpoint directory")->required();
+  app.add_option("--threads", threads, "Compute threads (default: all cores)");
+  app.add_option("--batches", batches_text, "Batch sizes, comma-separated");
+  app.add_option("--steps", o.steps, "Timed decode steps per batch size");
+  app.add_option("--prefill", o.prefill_len, "Prompt length of the prefill measurement (0 = skip)");
+  app.add_option("--activations", o.activations, "fp32 or bf16 (batched GEMMs)")->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--expert-dtype", o.expert_dtype, "bf16 (as stored) or int8 (experts quantized at load)")
+      ->check(CLI::IsMember({"bf16", "int8"}));
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) ThreadPool::SetDefaultThreads(threads);
+  for (absl::string_view s : absl::StrSplit(batches_text, ',')) {
+    int b;
+    if (!absl::SimpleAtoi(s, &b) || b < 1) {
+      std::fprintf(stderr, "mmx-bench-decode: error: bad batch size '%s'\n", std::string(s).c_str());
+      return 2;
+    }
+    o.batches.push_back(b);
+  }
+  absl::Status status = RunBench(o);
+  if (!status.ok()) {
+    std::fprintf(stderr, "mmx-bench-decode: error: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
   return 0;
 }

@@ -107,6 +107,178 @@ __device__ __forceinline__ void PublishState(const Acc (&state)[kTiles], float* 
   }
 }
 
+// The block's pieces in shared memory.
+template <int D>
+struct Shared {
+  Bf16* q;       // [B, D]
+  Bf16* k;       // [B, D]
+  Bf16* v;       // [B, 64]
+  Bf16* vd;      // [B, 64]  e[m-1-j] v_j
+  Bf16* a;       // [B, B]   masked, decayed scores
+  Bf16* s;       // [D, 64]  bf16(S0)
+  float* decay;  // [B + 1]
+};
+
+// The warp's output tile p: (w / 4, w % 4) or (3 - w / 4, 3 - w % 4).
+__device__ __forceinline__ int OutputTileRow(int warp, int p) {
+  return p == 0 ? warp / kTilesC : kTilesB - 1 - warp / kTilesC;
+}
+__device__ __forceinline__ int OutputTileColumn(int warp, int p) {
+  return p == 0 ? warp % kTilesC : kTilesC - 1 - warp % kTilesC;
+}
+
+// The state's columns c0 .. c0 + 63 (state_h: global [D, D] from column c0) into the warp's
+// accumulator tiles t = warp + 8 k, where they stay for the whole call.
+template <int D, int kTiles>
+__device__ __forceinline__ void LoadState(Acc (&state)[kTiles], const float* state_h, float* scratch, int warp,
+                                          int lane) {
+#pragma unroll
+  for (int k = 0; k < kTiles; ++k) {
+    const int t = warp + kWarps * k, r0 = (t / kTilesC) * kT, j0 = (t % kTilesC) * kT;
+#pragma unroll 1
+    for (int e = lane; e < kT * kT; e += 32) {
+      const int r = e / kT, c = e % kT;
+      scratch[r * kLdScratch + c] = state_h[static_cast<int64_t>(r0 + r) * D + j0 + c];
+    }
+    __syncwarp();
+    wmma::load_matrix_sync(state[k], scratch, kLdScratch, wmma::mem_row_major);
+    __syncwarp();
+  }
+}
+
+// The inverse of LoadState, at the end of the call.
+template <int D, int kTiles>
+__device__ __forceinline__ void StoreState(const Acc (&state)[kTiles], float* state_h, float* scratch, int warp,
+                                           int lane) {
+#pragma unroll
+  for (int k = 0; k < kTiles; ++k) {
+    const int t = warp + kWarps * k, r0 = (t / kTilesC) * kT, j0 = (t % kTilesC) * kT;
+    ToScratch(scratch, state[k]);
+#pragma unroll 1
+    for (int e = lane; e < kT * kT; e += 32) {
+      const int r = e / kT, c = e % kT;
+      state_h[static_cast<int64_t>(r0 + r) * D + j0 + c] = scratch[r * kLdScratch + c];
+    }
+    __syncwarp();
+  }
+}
+
+// Stages the block's prefetched fp32 rows as bf16 (rows past m are zero: their products vanish),
+// with v also decayed by e[m-1-i] for the state update.
+template <int D, int kQkLoads, int kVLoads>
+__device__ __forceinline__ void StageBlock(const Shared<D>& sh, const float (&q_next)[kQkLoads],
+                                           const float (&k_next)[kQkLoads], const float (&v_next)[kVLoads], int m,
+                                           int tid) {
+#pragma unroll
+  for (int it = 0; it < kQkLoads; ++it) {
+    const int e = tid + kThreads * it, i = e / D, d = e % D;
+    sh.q[i * Smem<D>::kLdQk + d] = __float2bfloat16_rn(q_next[it]);
+    sh.k[i * Smem<D>::kLdQk + d] = __float2bfloat16_rn(k_next[it]);
+  }
+#pragma unroll
+  for (int it = 0; it < kVLoads; ++it) {
+    const int e = tid + kThreads * it, i = e / kC, c = e % kC;
+    sh.v[i * Smem<D>::kLdV + c] = __float2bfloat16_rn(v_next[it]);
+    sh.vd[i * Smem<D>::kLdV + c] = __float2bfloat16_rn(i < m ? v_next[it] * sh.decay[m - 1 - i] : 0.f);
+  }
+}
+
+// Step 1: inter = diag(e[i+1]) Q bf16(S0) for the warp's output tiles, and the causal tiles of
+// Q K^T among the same (ti, tj), masked and decayed into A.
+template <int D>
+__device__ __forceinline__ void InterAndScores(const Shared<D>& sh, Acc (&out)[2], float* scratch, int warp,
+                                               int lane, int row_tiles) {
+  using L = Smem<D>;
+#pragma unroll
+  for (int p = 0; p < 2; ++p) {
+    const int ti = OutputTileRow(warp, p), tj = OutputTileColumn(warp, p);
+    wmma::fill_fragment(out[p], 0.f);
+    if (ti >= row_tiles) continue;
+    const bool causal = tj <= ti;
+    Acc scores;
+    wmma::fill_fragment(scores, 0.f);
+#pragma unroll
+    for (int kd = 0; kd < D / kT; ++kd) {
+      FragA qa;
+      FragB sb;
+      wmma::load_matrix_sync(qa, sh.q + ti * kT * L::kLdQk + kd * kT, L::kLdQk);
+      wmma::load_matrix_sync(sb, sh.s + kd * kT * L::kLdV + tj * kT, L::kLdV);
+      wmma::mma_sync(out[p], qa, sb, out[p]);
+      if (causal) {
+        FragBCol kb;  // K^T: element (d, j) is k[j][d]
+        wmma::load_matrix_sync(kb, sh.k + tj * kT * L::kLdQk + kd * kT, L::kLdQk);
+        wmma::mma_sync(scores, qa, kb, scores);
+      }
+    }
+    // Row i of the inter term decays by e[i + 1].
+    ToScratch(scratch, out[p]);
+#pragma unroll 1
+    for (int e = lane; e < kT * kT; e += 32) scratch[(e / kT) * kLdScratch + e % kT] *= sh.decay[ti * kT + e / kT + 1];
+    __syncwarp();
+    wmma::load_matrix_sync(out[p], scratch, kLdScratch, wmma::mem_row_major);
+    __syncwarp();
+    if (causal) {
+      ToScratch(scratch, scores);
+#pragma unroll 1
+      for (int e = lane; e < kT * kT; e += 32) {
+        const int i = ti * kT + e / kT, j = tj * kT + e % kT;
+        const float x = j <= i ? scratch[(e / kT) * kLdScratch + e % kT] * sh.decay[i - j] : 0.f;
+        sh.a[i * L::kLdA + j] = __float2bfloat16_rn(x);
+      }
+      __syncwarp();
+    }
+  }
+}
+
+// Step 2: out += A V (A is zero above the diagonal, so token tiles kt <= ti); rows < m written to
+// out_h (token 0's column c0) at token t0.
+template <int D>
+__device__ __forceinline__ void AddIntraAndStore(const Shared<D>& sh, Acc (&out)[2], float* scratch, int warp,
+                                                 int lane, int row_tiles, int m, float* out_h, int64_t t0,
+                                                 int64_t out_stride) {
+  using L = Smem<D>;
+#pragma unroll
+  for (int p = 0; p < 2; ++p) {
+    const int ti = OutputTileRow(warp, p), tj = OutputTileColumn(warp, p);
+    if (ti >= row_tiles) continue;
+    for (int kt = 0; kt <= ti; ++kt) {
+      FragA aa;
+      FragB vb;
+      wmma::load_matrix_sync(aa, sh.a + ti * kT * L::kLdA + kt * kT, L::kLdA);
+      wmma::load_matrix_sync(vb, sh.v + kt * kT * L::kLdV + tj * kT, L::kLdV);
+      wmma::mma_sync(out[p], aa, vb, out[p]);
+    }
+    ToScratch(scratch, out[p]);
+#pragma unroll 1
+    for (int e = lane; e < kT * kT; e += 32) {
+      const int i = ti * kT + e / kT;
+      if (i < m) out_h[(t0 + i) * out_stride + tj * kT + e % kT] = scratch[(e / kT) * kLdScratch + e % kT];
+    }
+    __syncwarp();
+  }
+}
+
+// Step 3: state = e[m] state + K^T bf16(e[m-1-j] V).
+template <int D, int kTiles>
+__device__ __forceinline__ void UpdateState(const Shared<D>& sh, Acc (&state)[kTiles], int warp, int row_tiles,
+                                            int m) {
+  using L = Smem<D>;
+  const float block_decay = sh.decay[m];
+#pragma unroll
+  for (int k = 0; k < kTiles; ++k) {
+    const int t = warp + kWarps * k, ri = t / kTilesC, cj = t % kTilesC;
+    for (int x = 0; x < state[k].num_elements; ++x) state[k].x[x] *= block_decay;
+#pragma unroll 1
+    for (int kt = 0; kt < row_tiles; ++kt) {
+      FragACol ka;  // K^T: element (a, j) is k[j][a]
+      FragB vd;
+      wmma::load_matrix_sync(ka, sh.k + kt * kT * L::kLdQk + ri * kT, L::kLdQk);
+      wmma::load_matrix_sync(vd, sh.vd + kt * kT * L::kLdV + cj * kT, L::kLdV);
+      wmma::mma_sync(state[k], ka, vd, state[k]);
+    }
+  }
+}
+
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1) LightningPrefillBlockedKernel(LightningPrefillArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -120,13 +292,10 @@ __global__ void __launch_bounds__(kThreads, 1) LightningPrefillBlockedKernel(Lig
   static_assert((D / kT) * kTilesC % kWarps == 0 && kB * D % kThreads == 0 && kB * kC % kThreads == 0);
 
   extern __shared__ __align__(128) unsigned char smem[];
-  Bf16* q_s = reinterpret_cast<Bf16*>(smem + L::kQ);    // [B, D]
-  Bf16* k_s = reinterpret_cast<Bf16*>(smem + L::kK);    // [B, D]
-  Bf16* v_s = reinterpret_cast<Bf16*>(smem + L::kV);    // [B, 64]
-  Bf16* vd_s = reinterpret_cast<Bf16*>(smem + L::kVd);  // [B, 64]  e[m-1-j] v_j
-  Bf16* a_s = reinterpret_cast<Bf16*>(smem + L::kA);    // [B, B]   masked, decayed scores
-  Bf16* s_s = reinterpret_cast<Bf16*>(smem + L::kS);    // [D, 64]  bf16(S0)
-  float* decay = reinterpret_cast<float*>(smem + L::kDecay);  // [B + 1]
+  const Shared<D> sh{reinterpret_cast<Bf16*>(smem + L::kQ),  reinterpret_cast<Bf16*>(smem + L::kK),
+                     reinterpret_cast<Bf16*>(smem + L::kV),  reinterpret_cast<Bf16*>(smem + L::kVd),
+                     reinterpret_cast<Bf16*>(smem + L::kA),  reinterpret_cast<Bf16*>(smem + L::kS),
+                     reinterpret_cast<float*>(smem + L::kDecay)};
 
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
   float* scratch = reinterpret_cast<float*>(smem + L::kScratch) + warp * kT * kLdScratch;  // [16, 20]
@@ -140,23 +309,11 @@ __global__ void __launch_bounds__(kThreads, 1) LightningPrefillBlockedKernel(Lig
   float* state_h = a.state + static_cast<int64_t>(h) * D * D + c0;  // [D, D] from column c0
 
   const float slope = a.slopes[h];
-  for (int d = tid; d <= kB; d += kThreads) decay[d] = expf(-slope * static_cast<float>(d));
+  for (int d = tid; d <= kB; d += kThreads) sh.decay[d] = expf(-slope * static_cast<float>(d));
 
-  // The state's columns c0 .. c0 + 63, in registers for the whole call.
   Acc state[kStateTiles];
-#pragma unroll
-  for (int k = 0; k < kStateTiles; ++k) {
-    const int t = warp + kWarps * k, r0 = (t / kTilesC) * kT, j0 = (t % kTilesC) * kT;
-#pragma unroll 1
-    for (int e = lane; e < kT * kT; e += 32) {
-      const int r = e / kT, c = e % kT;
-      scratch[r * kLdScratch + c] = state_h[static_cast<int64_t>(r0 + r) * D + j0 + c];
-    }
-    __syncwarp();
-    wmma::load_matrix_sync(state[k], scratch, kLdScratch, wmma::mem_row_major);
-    __syncwarp();
-  }
-  PublishState<D>(state, scratch, s_s, warp, lane);
+  LoadState<D>(state, state_h, scratch, warp, lane);
+  PublishState<D>(state, scratch, sh.s, warp, lane);
 
   // Element e = tid + kThreads * it of the block's [B, D] q and k, and of its [B, 64] v columns:
   // row e / D (or e / 64), so each pass covers kThreads / D rows. The pointers advance by a pass
@@ -185,119 +342,19 @@ __global__ void __launch_bounds__(kThreads, 1) LightningPrefillBlockedKernel(Lig
   for (int64_t t0 = 0; t0 < n; t0 += kB) {
     const int m = static_cast<int>(n - t0 < kB ? n - t0 : kB);
     const int row_tiles = (m + kT - 1) / kT;  // token tiles holding rows < m
-    __syncthreads();  // the previous block is done with q_s .. vd_s; decay[] is written
-    // Stage the block as bf16; rows past m are zero (their products vanish).
-#pragma unroll
-    for (int it = 0; it < kQkLoads; ++it) {
-      const int e = tid + kThreads * it, i = e / D, d = e % D;
-      q_s[i * L::kLdQk + d] = __float2bfloat16_rn(q_next[it]);
-      k_s[i * L::kLdQk + d] = __float2bfloat16_rn(k_next[it]);
-    }
-#pragma unroll
-    for (int it = 0; it < kVLoads; ++it) {
-      const int e = tid + kThreads * it, i = e / kC, c = e % kC;
-      v_s[i * L::kLdV + c] = __float2bfloat16_rn(v_next[it]);
-      vd_s[i * L::kLdV + c] = __float2bfloat16_rn(i < m ? v_next[it] * decay[m - 1 - i] : 0.f);
-    }
+    __syncthreads();  // the previous block is done with q .. vd; decay[] is written
+    StageBlock<D>(sh, q_next, k_next, v_next, m, tid);
     __syncthreads();  // the block and bf16(S0) are visible
     if (t0 + kB < n) fetch(t0 + kB);
 
-    // 1. inter = Q bf16(S0) for the warp's output tiles, and the causal tiles of Q K^T among the
-    //    same (ti, tj), turned into A.
     Acc out[2];
-#pragma unroll
-    for (int p = 0; p < 2; ++p) {
-      const int ti = p == 0 ? warp / kTilesC : kTilesB - 1 - warp / kTilesC;
-      const int tj = p == 0 ? warp % kTilesC : kTilesC - 1 - warp % kTilesC;
-      wmma::fill_fragment(out[p], 0.f);
-      if (ti >= row_tiles) continue;
-      const bool causal = tj <= ti;
-      Acc scores;
-      wmma::fill_fragment(scores, 0.f);
-#pragma unroll
-      for (int kd = 0; kd < D / kT; ++kd) {
-        FragA qa;
-        FragB sb;
-        wmma::load_matrix_sync(qa, q_s + ti * kT * L::kLdQk + kd * kT, L::kLdQk);
-        wmma::load_matrix_sync(sb, s_s + kd * kT * L::kLdV + tj * kT, L::kLdV);
-        wmma::mma_sync(out[p], qa, sb, out[p]);
-        if (causal) {
-          FragBCol kb;  // K^T: element (d, j) is k_s[j][d]
-          wmma::load_matrix_sync(kb, k_s + tj * kT * L::kLdQk + kd * kT, L::kLdQk);
-          wmma::mma_sync(scores, qa, kb, scores);
-        }
-      }
-      // Row i of the inter term decays by e[i + 1].
-      ToScratch(scratch, out[p]);
-#pragma unroll 1
-      for (int e = lane; e < kT * kT; e += 32) scratch[(e / kT) * kLdScratch + e % kT] *= decay[ti * kT + e / kT + 1];
-      __syncwarp();
-      wmma::load_matrix_sync(out[p], scratch, kLdScratch, wmma::mem_row_major);
-      __syncwarp();
-      if (causal) {
-        ToScratch(scratch, scores);
-#pragma unroll 1
-        for (int e = lane; e < kT * kT; e += 32) {
-          const int i = ti * kT + e / kT, j = tj * kT + e % kT;
-          const float x = j <= i ? scratch[(e / kT) * kLdScratch + e % kT] * decay[i - j] : 0.f;
-          a_s[i * L::kLdA + j] = __float2bfloat16_rn(x);
-        }
-        __syncwarp();
-      }
-    }
-    __syncthreads();  // A is complete; nobody reads s_s any more in this block
-
-    // 2. out += A V (A is zero above the diagonal, so token tiles kt <= ti), written out.
-#pragma unroll
-    for (int p = 0; p < 2; ++p) {
-      const int ti = p == 0 ? warp / kTilesC : kTilesB - 1 - warp / kTilesC;
-      const int tj = p == 0 ? warp % kTilesC : kTilesC - 1 - warp % kTilesC;
-      if (ti >= row_tiles) continue;
-      for (int kt = 0; kt <= ti; ++kt) {
-        FragA aa;
-        FragB vb;
-        wmma::load_matrix_sync(aa, a_s + ti * kT * L::kLdA + kt * kT, L::kLdA);
-        wmma::load_matrix_sync(vb, v_s + kt * kT * L::kLdV + tj * kT, L::kLdV);
-        wmma::mma_sync(out[p], aa, vb, out[p]);
-      }
-      ToScratch(scratch, out[p]);
-#pragma unroll 1
-      for (int e = lane; e < kT * kT; e += 32) {
-        const int i = ti * kT + e / kT;
-        if (i < m) out_h[(t0 + i) * out_stride + tj * kT + e % kT] = scratch[(e / kT) * kLdScratch + e % kT];
-      }
-      __syncwarp();
-    }
-
-    // 3. state = e[m] state + K^T bf16(e[m-1-j] V), and its bf16 copy for the next block.
-    const float block_decay = decay[m];
-#pragma unroll
-    for (int k = 0; k < kStateTiles; ++k) {
-      const int t = warp + kWarps * k, ri = t / kTilesC, cj = t % kTilesC;
-      for (int x = 0; x < state[k].num_elements; ++x) state[k].x[x] *= block_decay;
-#pragma unroll 1
-      for (int kt = 0; kt < row_tiles; ++kt) {
-        FragACol ka;  // K^T: element (a, j) is k_s[j][a]
-        FragB vd;
-        wmma::load_matrix_sync(ka, k_s + kt * kT * L::kLdQk + ri * kT, L::kLdQk);
-        wmma::load_matrix_sync(vd, vd_s + kt * kT * L::kLdV + cj * kT, L::kLdV);
-        wmma::mma_sync(state[k], ka, vd, state[k]);
-      }
-    }
-    if (t0 + kB < n) PublishState<D>(state, scratch, s_s, warp, lane);
+    InterAndScores<D>(sh, out, scratch, warp, lane, row_tiles);
+    __syncthreads();  // A is complete; nobody reads bf16(S0) any more in this block
+    AddIntraAndStore<D>(sh, out, scratch, warp, lane, row_tiles, m, out_h, t0, out_stride);
+    UpdateState<D>(sh, state, warp, row_tiles, m);
+    if (t0 + kB < n) PublishState<D>(state, scratch, sh.s, warp, lane);  // for the next block's Q S0
   }
-
-#pragma unroll
-  for (int k = 0; k < kStateTiles; ++k) {
-    const int t = warp + kWarps * k, r0 = (t / kTilesC) * kT, j0 = (t % kTilesC) * kT;
-    ToScratch(scratch, state[k]);
-#pragma unroll 1
-    for (int e = lane; e < kT * kT; e += 32) {
-      const int r = e / kT, c = e % kT;
-      state_h[static_cast<int64_t>(r0 + r) * D + j0 + c] = scratch[r * kLdScratch + c];
-    }
-    __syncwarp();
-  }
+  StoreState<D>(state, state_h, scratch, warp, lane);
 #endif
 }
 
