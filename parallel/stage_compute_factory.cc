@@ -14,10 +14,11 @@ using model::DeviceInfo;
 using model::DeviceSpec;
 using model::StageCompute;
 using model::WeightsView;
-namespace cuda = model::cuda;
 
 namespace {
-#ifndef MMX_HAVE_CUDA
+#ifdef MMX_HAVE_CUDA
+namespace cuda = model::cuda;
+#else
 absl::Status NoCudaBuild(const DeviceSpec& device) {
   return absl::FailedPreconditionError(absl::StrCat(
       "--device ", device.ToString(), ": this build has no CUDA backend (no CUDA toolkit was found when it was "
