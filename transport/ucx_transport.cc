@@ -26,6 +26,7 @@ struct UcxTransport::SendState {
   ucs_status_t status ABSL_GUARDED_BY(mu) = UCS_OK;
   bool done ABSL_GUARDED_BY(mu) = false;
   bool abandoned ABSL_GUARDED_BY(mu) = false;
+  bool peer_gone ABSL_GUARDED_BY(mu) = false;  // disconnected, replaced or shut down meanwhile
   std::atomic<bool> done_flag{false};  // polled without the lock while the sender progresses
   std::atomic<int> refs{2};
   std::string frame;
@@ -34,6 +35,7 @@ struct UcxTransport::SendState {
   void Release() {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+  bool Finished() const ABSL_SHARED_LOCKS_REQUIRED(mu) { return done || peer_gone; }
 };
 
 // A rendezvous message whose data UCX is pulling into message.payload. For the split form the
@@ -118,6 +120,7 @@ absl::Status UcxTransport::Connect(PeerId peer, const std::string& address) {
     CloseEndpoint(found->second);
     found->second = ep;
     ++peer_epoch_[peer];  // sends still waiting on the old endpoint give up
+    WakeWaitingSends(peer);
   } else {
     endpoints_.emplace(peer, ep);
   }
@@ -132,7 +135,19 @@ void UcxTransport::Disconnect(PeerId peer) {
     endpoints_.erase(found);
   }
   ++peer_epoch_[peer];
+  WakeWaitingSends(peer);
   inbox_.mailbox().Disconnect(peer);
+}
+
+void UcxTransport::WakeWaitingSends(std::optional<PeerId> peer) {
+  absl::MutexLock lock(&waiting_mu_);
+  for (auto& [to, states] : waiting_) {
+    if (peer.has_value() && to != *peer) continue;
+    for (SendState* state : states) {
+      absl::MutexLock state_lock(&state->mu);
+      state->peer_gone = true;
+    }
+  }
 }
 
 void UcxTransport::CloseEndpoint(ucp_ep_h ep) {
@@ -247,6 +262,11 @@ absl::StatusOr<UcxTransport::PostedSend> UcxTransport::PostSend(PeerId peer, uin
   return PostedSend{request, state, peer, epoch};
 }
 
+bool UcxTransport::IsShutDown() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return shut_down_;
+}
+
 bool UcxTransport::PeerStillConnected(PeerId peer, uint64_t epoch) const {
   absl::ReaderMutexLock lock(&mu_);
   if (shut_down_ || !endpoints_.contains(peer)) return false;
@@ -269,26 +289,37 @@ absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId p
     // queued behind wireup): make it run progress once more before we sleep.
     worker_->Kick();
   }
-  absl::Status result;
   sends_waiting_.fetch_add(1);
   {
+    absl::MutexLock lock(&waiting_mu_);
+    waiting_[peer].insert(state);
+  }
+  // From here on Disconnect, a replacing Connect and Shutdown wake this wait; one that came
+  // between the post and the registration is seen here.
+  if (!PeerStillConnected(peer, epoch)) {
     absl::MutexLock lock(&state->mu);
-    // Wakes at once on completion; the timeout only bounds how late a dead peer is noticed.
-    while (!state->mu.AwaitWithTimeout(absl::Condition(&state->done), absl::Milliseconds(50))) {
-      state->mu.Unlock();
-      const bool connected = PeerStillConnected(peer, epoch);
-      state->mu.Lock();
-      if (!connected && !state->done) {
-        state->abandoned = true;  // the callback frees the request if it ever runs
-        result = absl::UnavailableError(
-            absl::StrCat("ucx transport: peer ", peer, " was disconnected during a send"));
-        break;
-      }
-    }
-    if (!state->abandoned) {
+    state->peer_gone = true;
+  }
+  absl::Status result;
+  {
+    absl::MutexLock lock(&state->mu);
+    state->mu.Await(absl::Condition(state, &SendState::Finished));
+    if (!state->done) {
+      state->abandoned = true;  // the callback frees the request if it ever runs
+      result = absl::UnavailableError(absl::StrCat("ucx transport: peer ", peer, " was disconnected during a send"));
+    } else {
       result = UcsStatus(state->status, absl::StrCat("ucp_am_send_nbx to peer ", peer));
       ucp_request_free(request);
     }
+  }
+  {
+    absl::MutexLock lock(&waiting_mu_);
+    auto found = waiting_.find(peer);
+    found->second.erase(state);
+    if (found->second.empty()) waiting_.erase(found);
+  }
+  if (absl::IsUnavailable(result) && IsShutDown()) {
+    result = absl::CancelledError(absl::StrCat("ucx transport: shut down during a send to peer ", peer));
   }
   sends_waiting_.fetch_sub(1);
   state->Release();
@@ -427,6 +458,7 @@ absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration ti
 void UcxTransport::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;
+  WakeWaitingSends(std::nullopt);
   inbox_.mailbox().Shutdown();
 }
 

@@ -32,10 +32,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -79,8 +81,10 @@ class UcxTransport final : public Transport {
   // mode NONE has no quieter way); nothing else is affected.
   void Disconnect(PeerId peer) override;
   // Blocks until UCX no longer needs `payload` (eager: copied out; rendezvous: pulled by the
-  // peer), or until `peer` is disconnected meanwhile (Unavailable: a dead peer never pulls). Unavailable if `peer` is not connected; InvalidArgument if the header or payload
-  // exceed the envelope's limits; Cancelled after Shutdown(); UCX failures via UcsStatus.
+  // peer), or until `peer` is disconnected meanwhile (Unavailable: a dead peer never pulls) or
+  // the transport shut down (Cancelled); either wakes the wait at once. Unavailable if `peer` is
+  // not connected; InvalidArgument if the header or payload exceed the envelope's limits;
+  // Cancelled after Shutdown(); UCX failures via UcsStatus.
   absl::Status Send(PeerId peer, uint64_t key, const std::string& header, const void* payload,
                     size_t payload_bytes) override;
   absl::Status SendAll(const std::vector<Outgoing>& messages) override;
@@ -136,6 +140,9 @@ class UcxTransport final : public Transport {
                                       const void* payload, size_t payload_bytes);
   absl::Status WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch);
   bool PeerStillConnected(PeerId peer, uint64_t epoch) const;
+  bool IsShutDown() const;
+  // Wakes the sends waiting on `peer` (all peers: nullopt), which then give up.
+  void WakeWaitingSends(std::optional<PeerId> peer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const TransportOptions options_;
   const UcxTransportOptions ucx_options_;
@@ -150,6 +157,10 @@ class UcxTransport final : public Transport {
   absl::flat_hash_map<PeerId, ucp_ep_h> endpoints_ ABSL_GUARDED_BY(mu_);
   // Bumped on every Disconnect or replacing Connect of a peer: waiting sends to it give up.
   absl::flat_hash_map<PeerId, uint64_t> peer_epoch_ ABSL_GUARDED_BY(mu_);
+  // Sends waiting for completion, by peer, so that losing the peer wakes them (a dead peer
+  // never completes them). Taken after mu_, before a SendState's own mutex.
+  absl::Mutex waiting_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_map<PeerId, absl::flat_hash_set<SendState*>> waiting_ ABSL_GUARDED_BY(waiting_mu_);
 
   // Operations still owned by UCX callbacks; the destructor waits for them.
   absl::Mutex pending_mu_;

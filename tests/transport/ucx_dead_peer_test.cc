@@ -3,7 +3,8 @@
 // when a send starts is reported by UCX itself; the dangerous case is a rendezvous whose peer
 // stops mid-way, e.g. a hung machine.) Two forked processes: the peer connects and then stops
 // itself (SIGSTOP: it never progresses again); once the parent has seen it stopped, the sender
-// sends 1 MiB and a second thread disconnects the peer as soon as that send is waiting.
+// sends 1 MiB and a second thread disconnects the peer as soon as that send is waiting (or shuts
+// the transport down: then Send ends CANCELLED).
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -55,8 +56,9 @@ bool ReadString(int fd, std::string* s) {
 }
 
 // The sender exits 0 when Send, blocked on the stopped peer, returned UNAVAILABLE saying the peer
-// was disconnected during the send. `go` says when the parent saw the peer stopped.
-[[noreturn]] void RunSender(int fd, int go) {
+// was disconnected during the send (CANCELLED saying it shut down, `by_shutdown`). `go` says when
+// the parent saw the peer stopped.
+[[noreturn]] void RunSender(int fd, int go, bool by_shutdown) {
   auto t = UcxTransport::Create({1, kToken});
   if (!t.ok()) _exit(10);
   std::string peer;
@@ -69,16 +71,22 @@ bool ReadString(int fd, std::string* s) {
     // The send is waiting for the stopped peer: pull the peer from under it. (A poll of the
     // transport's gauge: the event itself is inside UCX.)
     while ((*t)->sends_waiting() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    (*t)->Disconnect(2);
+    if (by_shutdown) {
+      (*t)->Shutdown();
+    } else {
+      (*t)->Disconnect(2);
+    }
   });
   absl::Status st = (*t)->Send(2, 1, "h", payload.data(), payload.size());
   disconnect.join();
   std::fprintf(stderr, "send to a stopped peer returned: %s\n", st.ToString().c_str());
-  const bool expected = absl::IsUnavailable(st) && st.message().find("disconnected during a send") != absl::string_view::npos;
+  const bool expected =
+      by_shutdown ? absl::IsCancelled(st) && st.message().find("shut down during a send") != absl::string_view::npos
+                  : absl::IsUnavailable(st) && st.message().find("disconnected during a send") != absl::string_view::npos;
   _exit(expected ? 0 : 14);
 }
 
-void RunCase(const char* tls) {
+void RunCase(const char* tls, bool by_shutdown = false) {
   int fds[2], go[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   ASSERT_EQ(pipe(go), 0);
@@ -99,7 +107,7 @@ void RunCase(const char* tls) {
     close(fds[1]);
     close(go[1]);
     set_env();
-    RunSender(fds[0], go[0]);
+    RunSender(fds[0], go[0], by_shutdown);
   }
   close(fds[0]);
   close(fds[1]);
@@ -124,11 +132,13 @@ void RunCase(const char* tls) {
   waitpid(peer, nullptr, 0);
   EXPECT_FALSE(hung) << "the sender hung on a send to a stopped peer";
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "Send did not end UNAVAILABLE saying the peer was disconnected during it";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << (by_shutdown ? "Send did not end CANCELLED saying the transport shut down"
+                                                     : "Send did not end UNAVAILABLE saying the peer was disconnected");
 }
 
 TEST(UcxDeadPeerTest, SendToAStoppedPeerReturnsOnceItIsDisconnectedShm) { RunCase(nullptr); }
 TEST(UcxDeadPeerTest, SendToAStoppedPeerReturnsOnceItIsDisconnectedTcp) { RunCase("tcp"); }
+TEST(UcxDeadPeerTest, SendToAStoppedPeerReturnsOnceTheTransportShutsDown) { RunCase(nullptr, /*by_shutdown=*/true); }
 
 }  // namespace
 }  // namespace mmx::transport
