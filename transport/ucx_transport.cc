@@ -14,7 +14,6 @@
 
 namespace mmx::transport {
 
-// One posted send, on the sending thread's stack until the send completes.
 // A posted send. Owned jointly by the sending thread and the UCX callback (refs = 2); whoever
 // lets go last deletes it. A sender may give up on a send to a peer that was disconnected (it
 // died: UCX in error mode NONE would otherwise never complete the request); then the callback,
