@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/core_sharing.h"
+#include "coordinator/session_watchdog.h"
 #include "plan/planner.h"
 
 namespace mmx::coordinator {
@@ -160,6 +161,7 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
   slot->state = v1::WORKER_STATE_LOADING;
   slot->bytes_done = slot->bytes_total = 0;
   slot->message.clear();
+  slot->end_reason.clear();
   slot->applied_version = 0;
   slot->info = request;
   *session_id = slot->session_id;
@@ -172,6 +174,9 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
   a.set_shard_yaml(plan::ShardConfigToYaml(shard_));
   a.set_config_fingerprint(fingerprint_);
   a.mutable_sampleable_ranges()->Add(sampleable_ranges_.begin(), sampleable_ranges_.end());
+  a.set_entry_name(slot->entry->name);
+  a.set_heartbeat_interval_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(HeartbeatInterval(heartbeat_timeout_))));
+  a.set_heartbeat_timeout_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(heartbeat_timeout_)));
   return a;
 }
 
@@ -211,11 +216,13 @@ absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
 v1::PeerTable Cluster::BuildPeerTable() const {
   v1::PeerTable table;
   table.set_version(table_version_);
+  table.set_sequence_epoch(epoch_);
   v1::Peer* coord = table.add_peers();
   coord->set_peer_id(0);
   coord->set_name("coordinator");
   coord->set_data_address(transport_->LocalAddress());
   for (const Slot& s : slots_) {
+    if (s.state != v1::WORKER_STATE_READY) continue;  // an expert host routed around until it is back
     v1::Peer* p = table.add_peers();
     p->set_peer_id(s.peer_id);
     p->set_name(s.entry->name);
@@ -227,22 +234,63 @@ v1::PeerTable Cluster::BuildPeerTable() const {
 void Cluster::MaybePublishPeers() {
   if (published_) return;
   for (const Slot& s : slots_) {
-    if (s.state != v1::WORKER_STATE_READY) return;
+    if (!s.excused && s.state != v1::WORKER_STATE_READY) return;
   }
   ++table_version_;
-  for (const Slot& s : slots_) {
+  if (published_epoch_ != epoch_) {
+    epoch_first_version_ = table_version_;
+    published_epoch_ = epoch_;
+  }
+  for (Slot& s : slots_) {
+    if (s.state != v1::WORKER_STATE_READY || s.connected_address == s.data_address) continue;
+    // Only new addresses: replacing a live endpoint would fail a step's send in flight on it.
     absl::Status st = transport_->Connect(s.peer_id, s.data_address);
     if (!st.ok()) log_(absl::StrCat("cannot reach worker '", s.entry->name, "' on the data plane: ", st.message()));
+    s.connected_address = s.data_address;
   }
   v1::CoordinatorMessage msg;
   *msg.mutable_peers() = BuildPeerTable();
-  for (Slot& s : slots_) s.writer(msg);
+  for (Slot& s : slots_) {
+    if (s.writer && s.state == v1::WORKER_STATE_READY) s.writer(msg);
+  }
   published_ = true;
+}
+
+bool Cluster::ExpertsHeldElsewhere(const Slot& lost) const {
+  const int L = config_.num_hidden_layers, E = config_.num_local_experts;
+  for (int l = 0; l < L; ++l) {
+    for (int e : lost.entry->ExpertsOfLayer(l, E)) {
+      bool held = false;
+      for (const Slot& s : slots_) {
+        if (&s == &lost || s.excused || s.session_id == 0 || s.state != v1::WORKER_STATE_READY) continue;
+        const std::vector<int> its = s.entry->ExpertsOfLayer(l, E);
+        held = held || std::find(its.begin(), its.end(), e) != its.end();
+      }
+      if (!held) return false;
+    }
+  }
+  return true;
+}
+
+void Cluster::SendPeerLost(const Slot& lost, bool replicated) {
+  v1::CoordinatorMessage msg;
+  msg.mutable_peer_lost()->set_peer_id(lost.peer_id);
+  msg.mutable_peer_lost()->set_name(lost.entry->name);
+  msg.mutable_peer_lost()->set_replicated(replicated);
+  for (Slot& other : slots_) {
+    if (other.writer) other.writer(msg);
+  }
 }
 
 void Cluster::OnPeersApplied(uint64_t session_id, uint64_t version) {
   absl::MutexLock lock(&mu_);
-  if (Slot* s = FindSession(session_id)) s->applied_version = version;
+  if (Slot* s = FindSession(session_id)) {
+    s->applied_version = version;
+    if (s->excused && version == table_version_) {
+      s->excused = false;
+      log_(absl::StrCat("worker '", s->entry->name, "' is back; its experts are routed to it again"));
+    }
+  }
   UpdateReady();
 }
 
@@ -277,7 +325,7 @@ int Cluster::AutomaticMicroBatches() const {
 void Cluster::UpdateReady() {
   bool all = published_;
   for (const Slot& s : slots_) {
-    all = all && s.state == v1::WORKER_STATE_READY && s.applied_version == table_version_;
+    all = all && (s.excused || (s.state == v1::WORKER_STATE_READY && s.applied_version >= epoch_first_version_));
   }
   if (all && !ready_) {
     std::vector<v1::Register> infos;
@@ -316,11 +364,20 @@ void Cluster::OnFailed(uint64_t session_id, const std::string& message) {
   if (Slot* s = FindSession(session_id)) {
     s->state = v1::WORKER_STATE_FAILED;
     s->message = message;
-    log_(absl::StrCat("worker '", s->entry->name, "' failed: ", message));
+    last_loss_ = absl::StrCat("worker '", s->entry->name, "' failed: ", message);
+    log_(last_loss_);
   }
   if (ready_) ++epoch_;
   ready_ = false;
   NotifyChange();
+}
+
+void Cluster::OnSilent(uint64_t session_id, absl::Duration silence) {
+  absl::MutexLock lock(&mu_);
+  if (Slot* s = FindSession(session_id)) {
+    s->end_reason = absl::StrCat("no heartbeat for ", absl::FormatDuration(absl::Trunc(silence, absl::Milliseconds(100))),
+                                 " (frozen, or its link is down; --heartbeat-timeout)");
+  }
 }
 
 void Cluster::OnSessionEnded(uint64_t session_id) {
@@ -331,22 +388,28 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   s->writer = nullptr;
   if (s->state != v1::WORKER_STATE_FAILED) {
     s->state = v1::WORKER_STATE_LOST;
-    s->message = "control session ended (worker exited or was killed)";
+    s->message = s->end_reason.empty() ? "control session ended (worker exited or was killed)" : s->end_reason;
   }
-  log_(absl::StrCat("worker '", s->entry->name, "' lost: ", s->message));
   transport_->Disconnect(s->peer_id);
+  s->connected_address.clear();
+  const plan::WorkerShard& e = *s->entry;
+  if (ready_ && !e.embedding && !e.attention && !e.lm_head && ExpertsHeldElsewhere(*s)) {
+    // Only experts, all replicated: the stages route around it, the step in flight included.
+    s->excused = true;
+    log_(absl::StrCat("worker '", e.name, "' lost: ", s->message, "; every expert it held is held elsewhere, "
+                      "serving goes on without it"));
+    SendPeerLost(*s, /*replicated=*/true);
+    return;
+  }
+  last_loss_ = absl::StrCat("worker '", e.name, "' lost: ", s->message);
+  log_(last_loss_);
   // The new epoch first: what the other workers do on hearing of the loss (fail their steps)
   // then reaches a scheduler that already knows the step is void, and why.
   published_ = false;
   ++epoch_;
   ready_ = false;
   NotifyChange();
-  v1::CoordinatorMessage lost;
-  lost.mutable_peer_lost()->set_peer_id(s->peer_id);
-  lost.mutable_peer_lost()->set_name(s->entry->name);
-  for (Slot& other : slots_) {
-    if (other.writer) other.writer(lost);
-  }
+  SendPeerLost(*s, /*replicated=*/false);
 }
 
 bool Cluster::ready() const {
@@ -357,6 +420,11 @@ bool Cluster::ready() const {
 uint64_t Cluster::epoch() const {
   absl::MutexLock lock(&mu_);
   return epoch_;
+}
+
+std::string Cluster::last_loss() const {
+  absl::MutexLock lock(&mu_);
+  return last_loss_;
 }
 
 bool Cluster::WaitReady(absl::Duration timeout) const {
@@ -371,7 +439,7 @@ std::string Cluster::NotReadyReason() const {
   for (const Slot& s : slots_) {
     switch (s.state) {
       case v1::WORKER_STATE_READY:
-        if (s.applied_version != table_version_) parts.push_back(absl::StrCat("worker '", s.entry->name, "' is connecting to its peers"));
+        if (s.applied_version < epoch_first_version_) parts.push_back(absl::StrCat("worker '", s.entry->name, "' is connecting to its peers"));
         break;
       case v1::WORKER_STATE_LOADING:
         parts.push_back(absl::StrCat("worker '", s.entry->name, "' is loading (",

@@ -52,6 +52,10 @@ class Cluster {
   // Where the cluster logs workers joining, loading, failing and leaving (default: stderr, each
   // line prefixed "mmx-coord: "). Set before the first session.
   void set_log(LogSink log) { log_ = std::move(log); }
+  // A worker silent this long is lost (--heartbeat-timeout); sent to workers in their Assignment,
+  // so they hold the coordinator to the same. Set before the first session.
+  void set_heartbeat_timeout(absl::Duration timeout) { heartbeat_timeout_ = timeout; }
+  absl::Duration heartbeat_timeout() const { return heartbeat_timeout_; }
 
   // A worker's session opened with Register. Returns the Assignment to send, or
   // InvalidArgument (unknown name, or bad protocol version) / AlreadyExists (the name is held
@@ -65,6 +69,9 @@ class Cluster {
   absl::Status OnReady(uint64_t session_id, const v1::Ready& ready);
   void OnPeersApplied(uint64_t session_id, uint64_t version);
   void OnFailed(uint64_t session_id, const std::string& message);
+  // Nothing was heard from the worker for `silence` (frozen, or its link is down): the session
+  // is about to be ended from this side; the worker is marked lost with that reason.
+  void OnSilent(uint64_t session_id, absl::Duration silence);
   // The session stream ended (the worker exited, crashed or was cut off).
   void OnSessionEnded(uint64_t session_id);
 
@@ -77,8 +84,12 @@ class Cluster {
   void Unsubscribe(uint64_t id);
 
   bool ready() const;
-  // Bumped whenever the cluster stops being ready; a step started in an older epoch is void.
+  // Bumped whenever a worker holding sequence state (or the only copy of some experts) is lost:
+  // a step started in an older epoch is void, and its sequences' state is gone. Peer tables and
+  // steps carry it (the sequence epoch).
   uint64_t epoch() const;
+  // The last worker lost or failed, and why ("worker 'b' lost: ..."); "" if none yet.
+  std::string last_loss() const;
   // Waits until ready or the timeout passes; returns ready().
   bool WaitReady(absl::Duration timeout) const;
   // Why the cluster is not ready, for UNAVAILABLE messages ("worker 'b' is loading (45%)").
@@ -115,8 +126,13 @@ class Cluster {
     v1::WorkerState state = v1::WORKER_STATE_UNSPECIFIED;
     int64_t bytes_done = 0, bytes_total = 0;
     std::string message;
+    std::string end_reason;  // why this side is ending the session (OnSilent), "" otherwise
     std::string data_address;
     uint64_t applied_version = 0;
+    // Lost, but every expert it held is held by a live worker: the cluster serves without it
+    // (no new epoch), and takes it back when it returns, until then it is out of peer tables.
+    bool excused = false;
+    std::string connected_address;  // what the coordinator's transport is connected to
     v1::Register info;
     int64_t state_memory_bytes = 0;
   };
@@ -128,12 +144,16 @@ class Cluster {
   void UpdateReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyChange() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::PeerTable BuildPeerTable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether every expert `lost` held is held by another live, serving worker.
+  bool ExpertsHeldElsewhere(const Slot& lost) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendPeerLost(const Slot& lost, bool replicated) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   plan::ShardConfig shard_ ABSL_GUARDED_BY(mu_);
   const model::ModelConfig config_;
   const std::string fingerprint_;
   transport::Transport* const transport_;
   const uint64_t cluster_token_;
+  absl::Duration heartbeat_timeout_ = absl::Seconds(10);
   LogSink log_ = [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); };
   transport::PeerId head_ ABSL_GUARDED_BY(mu_) = 0;
   transport::PeerId tail_ ABSL_GUARDED_BY(mu_) = 0;
@@ -152,6 +172,10 @@ class Cluster {
   int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
   std::vector<int32_t> sampleable_ranges_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
+  // The first peer table of the current epoch (a worker serving an older one is not ready).
+  uint64_t epoch_first_version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t published_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string last_loss_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, ChangeListener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
 };

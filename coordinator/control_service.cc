@@ -8,12 +8,15 @@ namespace {
 
 class GrpcWorkerStream final : public WorkerStream {
  public:
-  explicit GrpcWorkerStream(grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream)
-      : stream_(stream) {}
+  GrpcWorkerStream(grpc::ServerContext* context,
+                   grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream)
+      : context_(context), stream_(stream) {}
   bool Read(v1::WorkerMessage* message) override { return stream_->Read(message); }
   bool Write(const v1::CoordinatorMessage& message) override { return stream_->Write(message); }
+  void Cancel() override { context_->TryCancel(); }
 
  private:
+  grpc::ServerContext* context_;
   grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream_;
 };
 
@@ -21,7 +24,7 @@ class GrpcWorkerStream final : public WorkerStream {
 
 grpc::Status ControlService::Session(grpc::ServerContext* context,
                                      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream) {
-  GrpcWorkerStream adapter(stream);
+  GrpcWorkerStream adapter(context, stream);
   return ToGrpcStatus(ServeWorkerSession(*cluster_, adapter));
 }
 

@@ -1,6 +1,6 @@
 // The coordinator's side of the control plane: one Session stream per worker (control.proto).
 // The stream's end is the worker's end: the cluster marks it lost at once, so a killed worker
-// is noticed within a TCP reset, not a heartbeat timeout.
+// is noticed within a TCP reset; a silent one when its heartbeats stop (worker_session.h).
 #pragma once
 
 #include "coordinator/cluster.h"

@@ -63,7 +63,9 @@ void Histogram::Render(const std::string& name, const std::string& labels, std::
   Line(out, name + "_count", labels, static_cast<double>(count_));
 }
 
-Metrics::Metrics() : ttft_(LatencyBounds()), tpot_(LatencyBounds()), step_(LatencyBounds()) {}
+Metrics::Metrics()
+    : ttft_(LatencyBounds()), tpot_(LatencyBounds()), step_(LatencyBounds()),
+      pause_({0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}) {}
 
 void Metrics::RequestRejected(const std::string& code) {
   absl::MutexLock lock(&mu_);
@@ -120,6 +122,12 @@ std::string Metrics::RenderPrometheus() const {
   tpot_.Render("mmx_time_per_output_token_seconds", "", &out);
   Help(&out, "mmx_step_seconds", "histogram", "One scheduler step, from sending it to its last tokens.");
   step_.Render("mmx_step_seconds", "", &out);
+  Help(&out, "mmx_failovers_total", "counter", "Workers lost while sequences ran on them (their state is replayed).");
+  Line(&out, "mmx_failovers_total", "", static_cast<double>(failovers_.load()));
+  Help(&out, "mmx_replayed_tokens_total", "counter", "Context tokens prefilled again to rebuild state lost with a worker.");
+  Line(&out, "mmx_replayed_tokens_total", "", static_cast<double>(replayed_tokens_.load()));
+  Help(&out, "mmx_request_pause_seconds", "histogram", "Per request and failover, from losing its state to its next token.");
+  pause_.Render("mmx_request_pause_seconds", "", &out);
   Help(&out, "mmx_worker_step_seconds", "histogram",
        "Per step, each worker's compute time (a stage: receipt to forward; an expert host: its experts).");
   absl::MutexLock lock(&mu_);

@@ -51,17 +51,23 @@ class Metrics {
   void ObserveTimePerOutputToken(double seconds) { tpot_.Observe(seconds); }
   void ObserveStep(double seconds, int64_t tokens);
   void ObserveWorkerStep(const std::string& worker, double seconds);
+  // Failover: a lost worker voided the running sequences' state.
+  void Failover() { failovers_.fetch_add(1, std::memory_order_relaxed); }
+  void ReplayedTokens(int64_t n) { replayed_tokens_.fetch_add(n, std::memory_order_relaxed); }
+  // From a request's state being lost to its next token.
+  void ObservePause(double seconds) { pause_.Observe(seconds); }
 
   std::string RenderPrometheus() const;
   v1::ServingStats Stats() const;
 
  private:
   std::atomic<int64_t> requests_{0}, prompt_tokens_{0}, generated_tokens_{0}, step_tokens_{0};
+  std::atomic<int64_t> failovers_{0}, replayed_tokens_{0};
   std::atomic<int> queue_depth_{0}, running_{0};
   mutable absl::Mutex mu_;
   std::map<std::string, int64_t> rejected_ ABSL_GUARDED_BY(mu_);  // by gRPC code name
   std::map<std::string, int64_t> ended_ ABSL_GUARDED_BY(mu_);     // by outcome
-  Histogram ttft_, tpot_, step_;
+  Histogram ttft_, tpot_, step_, pause_;
   std::map<std::string, std::unique_ptr<Histogram>> worker_step_ ABSL_GUARDED_BY(mu_);
 };
 

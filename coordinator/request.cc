@@ -1,5 +1,7 @@
 #include "coordinator/request.h"
 
+#include <algorithm>
+
 namespace mmx::coordinator {
 
 bool Request::AppendToken(TokenEvent event, bool last) {
@@ -25,9 +27,11 @@ std::string Request::text() const {
   return text_copy_;
 }
 
-void Request::AppendLogits(const float* rows, int64_t n, int64_t vocab) {
+void Request::AppendLogits(const float* rows, int64_t first_position, int64_t n, int64_t vocab) {
   absl::MutexLock lock(&mu_);
-  logits_.insert(logits_.end(), rows, rows + n * vocab);
+  const int64_t held = static_cast<int64_t>(logits_.size()) / vocab;
+  const int64_t skip = std::clamp<int64_t>(held - first_position, 0, n);
+  logits_.insert(logits_.end(), rows + skip * vocab, rows + n * vocab);
 }
 
 std::vector<float> Request::logits() const {

@@ -54,8 +54,9 @@ class Request {
   // `last`: the request ends with it, so held-back text is released too). Returns true when a
   // stop string completed: the request must end with finish_reason "stop".
   bool AppendToken(TokenEvent event, bool last);
-  // Logits rows [n, V] of the positions just processed, in order (return_logits only).
-  void AppendLogits(const float* rows, int64_t n, int64_t vocab);
+  // Logits rows [n, V] of positions [first_position, first_position + n), in order
+  // (return_logits only). Rows of positions already held (a replay after failover) are skipped.
+  void AppendLogits(const float* rows, int64_t first_position, int64_t n, int64_t vocab);
   void Finish(const std::string& reason);
   void Fail(absl::Status status);
   bool cancelled() const;
@@ -87,10 +88,20 @@ class Request {
   bool has_text() const { return text_ != nullptr; }
   absl::Time created() const { return created_; }
 
-  // Scheduler bookkeeping (scheduler thread only).
-  int64_t prompt_done = 0;
+  // Scheduler bookkeeping (scheduler thread only). The context is the prompt followed by
+  // `output`; `processed` of its positions have state on the stages (0 again after a failover,
+  // until the replay has fed them again).
+  int64_t processed = 0;
   std::vector<int32_t> output;
   bool sent_first_step = false;
+  // Set when the request's state was lost with a worker; cleared by its next token.
+  absl::Time paused_at = absl::InfiniteFuture();
+  // Context positions below this are being replayed (the context when the state was lost).
+  int64_t replay_until = 0;
+  int32_t context_token(int64_t position) const {
+    const int64_t prompt = static_cast<int64_t>(params_.prompt.size());
+    return position < prompt ? params_.prompt[position] : output[position - prompt];
+  }
 
  private:
   const uint64_t id_;

@@ -25,12 +25,9 @@ SequenceStep ToSequenceStep(const Request& r, const PlannedSequence& p) {
   SequenceStep s;
   s.sequence_id = r.id();
   s.start_position = p.start_position;
-  const std::vector<int32_t>& prompt = r.params().prompt;
-  if (p.prefill) {
-    s.tokens.assign(prompt.begin() + p.start_position, prompt.begin() + p.start_position + p.num_tokens);
-  } else {
-    s.tokens = {r.output.back()};
-  }
+  // Context tokens: a prompt chunk, a replay chunk (prompt and generated tokens), or the last
+  // sampled token.
+  for (int64_t i = p.start_position; i < p.start_position + p.num_tokens; ++i) s.tokens.push_back(r.context_token(i));
   s.sample = p.sample;
   s.return_logits = r.params().return_logits;
   s.sampling = r.params().sampling;
@@ -102,18 +99,67 @@ void Scheduler::Ended(const std::string& outcome) {
   if (metrics_) metrics_->RequestEnded(outcome);
 }
 
-Scheduler::ClusterView Scheduler::ViewCluster() {
+Scheduler::ClusterView Scheduler::ViewCluster(const std::vector<ScheduledRequest>& running) {
   ClusterView view;
   view.ready = cluster_->ready();
   view.epoch = cluster_->epoch();
+  view.loss = cluster_->last_loss();
   if (!view.ready) view.not_ready_reason = cluster_->NotReadyReason();
   if (view.ready && (!budget_ || budget_epoch_ != view.epoch)) {
     std::vector<StageMemory> stages;
     for (const Cluster::Stage& s : cluster_->Stages()) stages.push_back({s.worker, s.begin, s.end, s.state_memory_bytes});
     budget_ = std::make_unique<StateBudget>(cluster_->config(), std::move(stages));
     budget_epoch_ = view.epoch;
+    for (const ScheduledRequest& s : running) budget_->Hold(s.request->id(), s.request->params().max_positions());
   }
   return view;
+}
+
+void Scheduler::LoseState(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view) {
+  freed.clear();  // whatever they named went with the old peer table
+  std::vector<ScheduledRequest*> lost;
+  for (ScheduledRequest& s : running) {
+    if (s.request->sent_first_step) lost.push_back(&s);
+  }
+  if (lost.empty()) return;
+  const std::string cause = view.loss.empty() ? view.not_ready_reason : view.loss;
+  if (options_.failover_timeout <= absl::ZeroDuration()) {
+    FailAll(running, freed, absl::UnavailableError(absl::StrCat(cause, " (--failover-timeout 0: not waiting for it)")));
+    freed.clear();
+    return;
+  }
+  const absl::Time now = absl::Now();
+  for (ScheduledRequest* s : lost) {
+    Request& r = *s->request;
+    r.replay_until = std::max(r.replay_until, r.processed);
+    r.processed = 0;
+    r.sent_first_step = false;
+    r.paused_at = std::min(r.paused_at, now);
+  }
+  if (lost_at_ == absl::InfiniteFuture()) lost_at_ = now;
+  if (metrics_) metrics_->Failover();
+  Log(absl::StrCat("failover: ", lost.size(), " running sequences paused (", cause,
+                   "); they are replayed once the cluster is whole again, or end after --failover-timeout ",
+                   absl::FormatDuration(options_.failover_timeout)));
+}
+
+absl::Time Scheduler::ExpirePaused(std::vector<ScheduledRequest>& running, const ClusterView& view) {
+  const absl::Time now = absl::Now();
+  absl::Time next = absl::InfiniteFuture();
+  for (ScheduledRequest& s : running) {
+    Request& r = *s.request;
+    if (r.done() || r.paused_at == absl::InfiniteFuture()) continue;
+    const absl::Time deadline = r.paused_at + options_.failover_timeout;
+    if (deadline > now) {
+      next = std::min(next, deadline);
+      continue;
+    }
+    r.Fail(absl::UnavailableError(absl::StrCat("paused ", absl::FormatDuration(options_.failover_timeout),
+                                               " (--failover-timeout) after ", view.loss.empty() ? "a worker was lost" : view.loss,
+                                               "; ", view.not_ready_reason)));
+    Ended("error");
+  }
+  return next;
 }
 
 absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
@@ -173,8 +219,13 @@ void Scheduler::FailAll(std::vector<ScheduledRequest>& running, std::vector<uint
 void Scheduler::Loop() {
   std::vector<ScheduledRequest> running;
   std::vector<uint64_t> freed;
+  state_epoch_ = cluster_->epoch();
   while (true) {
-    const ClusterView view = ViewCluster();
+    const ClusterView view = ViewCluster(running);
+    if (view.epoch != state_epoch_) {
+      LoseState(running, freed, view);
+      state_epoch_ = view.epoch;
+    }
     absl::Time look_again;
     {
       absl::MutexLock lock(&mu_);
@@ -182,16 +233,25 @@ void Scheduler::Loop() {
       look_again = Housekeep(running, freed, view);
     }
     if (running.empty()) {
+      lost_at_ = absl::InfiniteFuture();
       waker_->WaitUntil(look_again);
       continue;
     }
     if (!view.ready) {
-      FailAll(running, freed, absl::UnavailableError(view.not_ready_reason));
-      freed.clear();  // a new peer table resets every worker's sequence state
+      look_again = std::min(look_again, ExpirePaused(running, view));
+      waker_->WaitUntil(look_again);
       continue;
     }
+    if (lost_at_ != absl::InfiniteFuture()) {
+      int64_t replay = 0;
+      for (const ScheduledRequest& s : running) replay += s.request->replay_until - s.request->processed;
+      Log(absl::StrCat("failover: cluster whole again after ", absl::FormatDuration(absl::Now() - lost_at_), "; replaying ",
+                       running.size(), " sequences (", replay, " tokens)"));
+      lost_at_ = absl::InfiniteFuture();
+    }
     absl::Status status = RunStep(running, freed, view);
-    if (!status.ok()) FailAll(running, freed, status);
+    // A worker lost during the step: the top of the loop sees the new epoch and pauses them.
+    if (!status.ok() && cluster_->epoch() == view.epoch) FailAll(running, freed, status);
   }
   FailAll(running, freed, absl::UnavailableError("the coordinator is shutting down"));
   absl::MutexLock lock(&mu_);
@@ -204,14 +264,14 @@ absl::Status Scheduler::RunStep(std::vector<ScheduledRequest>& running, std::vec
   std::stop_token epoch_ended;
   {
     absl::MutexLock lock(&watch_->mu);
-    if (watch_->epoch != view.epoch) return absl::UnavailableError(cluster_->NotReadyReason());
+    if (watch_->epoch != view.epoch) return absl::OkStatus();  // the loop looks again
     epoch_ended = watch_->source.get_token();
   }
   std::vector<SequenceProgress> progress;
   for (const ScheduledRequest& s : running) {
     const Request& r = *s.request;
-    progress.push_back({static_cast<int64_t>(r.params().prompt.size()), r.prompt_done,
-                        static_cast<int64_t>(r.output.size())});
+    progress.push_back({static_cast<int64_t>(r.params().prompt.size()), static_cast<int64_t>(r.output.size()),
+                        r.processed});
   }
   StepLimits limits;
   limits.prefill_chunk = options_.prefill_chunk;
@@ -234,6 +294,7 @@ absl::Status Scheduler::RunStep(std::vector<ScheduledRequest>& running, std::vec
       s.request->sent_first_step = true;
     }
     outgoing.push_back(EncodeMicroBatch(step_id, m, count, sequences, m == 0 ? freed : std::vector<uint64_t>{}));
+    outgoing.back().header.set_sequence_epoch(view.epoch);
   }
   freed.clear();
 

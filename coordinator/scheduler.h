@@ -12,9 +12,16 @@
 // batch job; fair_queue.h).
 //
 // The loop sleeps when there is nothing to run and wakes on events: a submit, a cancel, the
-// cluster becoming ready or losing a worker, or a waiting request's deadline. A worker lost
-// mid-step wakes the step's wait at once: every request in flight ends with UNAVAILABLE (the
-// step is void: its state on the stages is gone).
+// cluster becoming ready or losing a worker, or a waiting request's deadline.
+//
+// Failover: a lost worker (a new cluster epoch) wakes the step's wait at once; the step is void
+// and every running sequence's state on the stages is gone. The sequences pause; once the
+// cluster is whole again (the worker back, or a standby in its place) each is rebuilt by
+// prefilling its prompt and the tokens it generated, in chunks like any prompt (the planner's
+// replay), and goes on: the client's stream only pauses, and its tokens are the ones it would
+// have got (sampling draws depend only on seed and position, model/sampling.h). A sequence
+// paused longer than failover_timeout ends UNAVAILABLE naming the lost worker; with a timeout
+// of zero every running request ends so at once.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/log.h"
 #include "base/wake_flag.h"
 #include "coordinator/admission.h"
 #include "coordinator/cluster.h"
@@ -61,6 +69,10 @@ struct SchedulerOptions {
   int min_sequences_per_micro_batch = 4;
   absl::Duration step_timeout = absl::Seconds(60);
   absl::Duration queue_timeout = absl::Seconds(30);  // waiting for a cluster that is not ready
+  // How long running sequences stay paused after a worker is lost (--failover-timeout).
+  absl::Duration failover_timeout = absl::Seconds(300);
+  // Where failovers are logged (paused, resumed); null: not logged.
+  LogSink log;
   // Called on the scheduler's thread after each step that completed (benchmarks).
   std::function<void(const StepReport&)> on_step;
 };
@@ -84,11 +96,22 @@ class Scheduler {
     bool ready = false;
     uint64_t epoch = 0;
     std::string not_ready_reason;
+    std::string loss;  // the last worker lost, and why
   };
   struct EpochWatch;
 
   void Loop();
-  ClusterView ViewCluster();
+  // Rebuilds the state budget for a new epoch, the running requests holding their places first.
+  ClusterView ViewCluster(const std::vector<ScheduledRequest>& running);
+  // The running sequences' state is gone (a new epoch): pauses them for their replay, or ends
+  // them all when failover is off.
+  void LoseState(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
+  // While the cluster is not ready: ends the sequences paused longer than failover_timeout.
+  // Returns when the next one will have.
+  absl::Time ExpirePaused(std::vector<ScheduledRequest>& running, const ClusterView& view);
+  void Log(const std::string& line) const {
+    if (options_.log) options_.log(line);
+  }
   // Drops requests that ended (their state is freed with the next step), then admits waiting
   // ones (cluster ready) or expires them (not ready). Returns when the loop must look again
   // without being woken.
@@ -117,6 +140,8 @@ class Scheduler {
   // Loop thread only. The budget is rebuilt from the cluster's stages for each epoch.
   std::unique_ptr<StateBudget> budget_;
   uint64_t budget_epoch_ = 0;
+  uint64_t state_epoch_ = 0;  // the epoch the running sequences' state was built in
+  absl::Time lost_at_ = absl::InfiniteFuture();  // a failover in progress: when state was lost
   uint64_t next_step_ = 1;
   std::thread thread_;
 };

@@ -37,6 +37,16 @@ StateBudget::Admission StateBudget::TryReserve(uint64_t id, int64_t positions, s
   return Admission::kAdmitted;
 }
 
+void StateBudget::Hold(uint64_t id, int64_t positions) {
+  Release(id);
+  std::vector<int64_t> need(stages_.size());
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    need[i] = SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions);
+    reserved_[i] += need[i];
+  }
+  holdings_[id] = std::move(need);
+}
+
 void StateBudget::Release(uint64_t id) {
   auto it = holdings_.find(id);
   if (it == holdings_.end()) return;

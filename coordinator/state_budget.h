@@ -32,6 +32,9 @@ class StateBudget {
   enum class Admission { kAdmitted, kWait, kNever };
   // Reserves `positions` tokens of state for `id` on every stage, or says why not (`why`).
   Admission TryReserve(uint64_t id, int64_t positions, std::string* why);
+  // Reserves `positions` for `id` whatever is free: a running request carried over to a rebuilt
+  // cluster (failover) keeps its place; new admissions wait until the stages are below capacity.
+  void Hold(uint64_t id, int64_t positions);
   void Release(uint64_t id);
   int64_t reserved_bytes(const std::string& worker) const;
 

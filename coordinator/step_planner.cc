@@ -12,18 +12,19 @@ StepPlan PlanStep(const std::vector<SequenceProgress>& running, const StepLimits
     const SequenceProgress& s = running[i];
     if (!s.decoding()) continue;
     // The last sampled token, at the position after everything processed so far.
-    planned.push_back({i, s.prompt_length + s.generated - 1, 1, /*prefill=*/false, /*sample=*/true});
+    planned.push_back({i, s.processed, 1, /*prefill=*/false, /*sample=*/true});
     --budget;
   }
   bool prefill_planned = false;
   for (size_t i = 0; i < running.size(); ++i) {
     const SequenceProgress& s = running[i];
-    const int64_t left = s.prompt_length - s.prompt_done;
+    if (s.decoding()) continue;
+    const int64_t left = s.context() - s.processed;
     if (left <= 0) continue;
     int64_t chunk = std::min({limits.prefill_chunk, left, std::max<int64_t>(budget, 0)});
     if (chunk == 0 && !prefill_planned) chunk = std::min(limits.prefill_chunk, left);
     if (chunk <= 0) continue;
-    planned.push_back({i, s.prompt_done, chunk, /*prefill=*/true, /*sample=*/s.prompt_done + chunk == s.prompt_length});
+    planned.push_back({i, s.processed, chunk, /*prefill=*/true, /*sample=*/s.processed + chunk == s.context()});
     budget -= chunk;
     plan.num_prompt_tokens += chunk;
     prefill_planned = true;

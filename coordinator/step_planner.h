@@ -1,10 +1,11 @@
 // PlanStep: what one step carries, as a pure function of the running sequences' progress and
 // the step's limits (no I/O, no clock, no locks; coordinator/scheduler.h does those).
 //
-// Every decoding sequence's next token first, then prompt chunks (at most prefill_chunk per
+// Every decoding sequence's next token first, then prefill chunks (at most prefill_chunk per
 // sequence) in running order within the step's token budget, so long prompts are prefilled a
 // chunk at a time between decode steps instead of stalling them; the first prompt in line always
-// gets a chunk, so prefill always progresses. The step is then split into micro-batches (as many
+// gets a chunk, so prefill always progresses. A sequence whose state was lost (failover) is
+// prefilled the same way over its prompt and the tokens it generated: its replay. The step is then split into micro-batches (as many
 // as wanted, with at least min_sequences_per_micro_batch sequences each), contiguous in order.
 #pragma once
 
@@ -14,12 +15,15 @@
 
 namespace mmx::coordinator {
 
-// A running sequence as the planner sees it.
+// A running sequence as the planner sees it. Its context is the prompt followed by the tokens
+// sampled so far; `processed` of them have state on the stages.
 struct SequenceProgress {
   int64_t prompt_length = 0;
-  int64_t prompt_done = 0;  // prompt tokens already processed
-  int64_t generated = 0;    // tokens sampled so far
-  bool decoding() const { return prompt_done >= prompt_length; }
+  int64_t generated = 0;  // tokens sampled so far
+  int64_t processed = 0;  // context positions the stages hold state for
+  int64_t context() const { return prompt_length + generated; }
+  // Only the last sampled token is left to feed: the next step decodes it.
+  bool decoding() const { return generated > 0 && processed == context() - 1; }
 };
 
 struct StepLimits {
@@ -32,16 +36,17 @@ struct StepLimits {
 // One sequence's part of a step.
 struct PlannedSequence {
   size_t index = 0;            // into the `running` list that was planned
+  // The context tokens [start_position, start_position + num_tokens) are fed.
   int64_t start_position = 0;  // tokens the sequence has processed before this step
   int64_t num_tokens = 0;
-  bool prefill = false;        // prompt tokens [start_position, +num_tokens); else the last sampled token
-  bool sample = false;         // the step ends the prompt or decodes: the tail samples a token
+  bool prefill = false;        // a chunk of the prompt (or of a replay); else one decode token
+  bool sample = false;         // the chunk reaches the context's end: the tail samples a token
 };
 
 struct StepPlan {
   std::vector<std::vector<PlannedSequence>> micro_batches;  // none when there is nothing to run
   int64_t num_tokens = 0;
-  int64_t num_prompt_tokens = 0;
+  int64_t num_prompt_tokens = 0;  // prefill chunk tokens (prompt and replay)
   bool empty() const { return micro_batches.empty(); }
 };
 

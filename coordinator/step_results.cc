@@ -37,15 +37,22 @@ void ApplyResult(const std::vector<ScheduledRequest*>& members, const std::vecto
     ScheduledRequest& s = *members[i];
     Request& r = *s.request;
     const PlannedSequence& p = planned[i];
-    if (p.prefill) r.prompt_done += p.num_tokens;
+    r.processed += p.num_tokens;
+    if (metrics && p.start_position < r.replay_until) {
+      metrics->ReplayedTokens(std::min(r.replay_until, p.start_position + p.num_tokens) - p.start_position);
+    }
     if (auto logits = result.logits.find(r.id()); logits != result.logits.end()) {
-      r.AppendLogits(logits->second.data(), p.num_tokens, vocab_size);
+      r.AppendLogits(logits->second.data(), p.start_position, p.num_tokens, vocab_size);
     }
     if (!p.sample || r.done()) continue;
     const auto token = result.tokens.find(r.id());
     if (token == result.tokens.end()) continue;  // DecodeReply refuses such a reply
+    const bool resumed = r.paused_at != absl::InfiniteFuture();
     if (metrics) {
-      if (r.output.empty()) {
+      if (resumed) {
+        // The first token after a failover: the client saw a pause this long.
+        metrics->ObservePause(absl::ToDoubleSeconds(now - r.paused_at));
+      } else if (r.output.empty()) {
         metrics->ObserveTimeToFirstToken(absl::ToDoubleSeconds(now - r.created()));
       } else {
         metrics->ObserveTimePerOutputToken(absl::ToDoubleSeconds(now - s.last_token_at));
@@ -53,6 +60,7 @@ void ApplyResult(const std::vector<ScheduledRequest*>& members, const std::vecto
       metrics->GeneratedTokens(1);
     }
     s.last_token_at = now;
+    r.paused_at = absl::InfiniteFuture();
     const std::string outcome = AppendSampled(r, token->second);
     if (!outcome.empty() && metrics) metrics->RequestEnded(outcome);
   }

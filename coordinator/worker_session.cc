@@ -2,6 +2,9 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
+
+#include "coordinator/session_watchdog.h"
 
 namespace mmx::coordinator {
 
@@ -33,9 +36,16 @@ absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
   *assign.mutable_assignment() = *assignment;
   writer(assign);
 
+  std::optional<SessionWatchdog> watchdog;
+  watchdog.emplace(HeartbeatInterval(cluster.heartbeat_timeout()), cluster.heartbeat_timeout(), writer,
+                   [&cluster, &stream, session_id](absl::Duration silence) {
+                     cluster.OnSilent(session_id, silence);
+                     stream.Cancel();
+                   });
   v1::WorkerMessage msg;
   absl::Status result;
   while (stream.Read(&msg)) {
+    watchdog->Heard();
     if (msg.has_progress()) {
       cluster.OnProgress(session_id, msg.progress().bytes_done(), msg.progress().bytes_total());
     } else if (msg.has_ready()) {
@@ -50,6 +60,7 @@ absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
       cluster.OnFailed(session_id, msg.failed().message());
     }
   }
+  watchdog.reset();
   {
     std::lock_guard<std::mutex> lock(*write_mu);
     *alive = false;  // the stream may die with this call

@@ -1,7 +1,8 @@
 // The coordinator's side of one worker's control session (control.proto, Control.Session):
 // Register -> Assignment, then progress, Ready, PeersApplied and failures into the Cluster,
 // until the stream ends, which marks the worker lost at once (a killed worker is noticed within
-// a TCP reset, not a heartbeat timeout). Over gRPC (coordinator/control_service.h) or in memory
+// a TCP reset). Heartbeats both ways (session_watchdog.h): a worker silent for the cluster's
+// heartbeat timeout has its session ended here, and is lost the same way. Over gRPC (coordinator/control_service.h) or in memory
 // from a worker in the same process (engine/inproc_session.h).
 #pragma once
 
@@ -20,6 +21,8 @@ class WorkerStream {
   virtual bool Read(v1::WorkerMessage* message) = 0;
   // False once the stream is gone.
   virtual bool Write(const v1::CoordinatorMessage& message) = 0;
+  // Ends the stream from this side (a silent worker): a blocked Read returns false. Any thread.
+  virtual void Cancel() = 0;
 };
 
 // Runs the session until the worker ends it or it is rejected. Returns OK, Cancelled (closed

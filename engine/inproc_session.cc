@@ -55,6 +55,10 @@ class InprocSession::CoordinatorEnd final : public coordinator::WorkerStream {
     s_->down_.push_back(message);
     return true;
   }
+  void Cancel() override {
+    absl::MutexLock lock(&s_->mu_);
+    s_->coordinator_closed_ = true;
+  }
 
  private:
   InprocSession* s_;

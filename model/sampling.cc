@@ -31,10 +31,24 @@ int32_t Argmax(const float* logits, int64_t n) {
   return static_cast<int32_t>(best);
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+namespace {
 
-int32_t Sampler::Sample(const float* logits, int64_t vocab) {
-  if (params_.temperature == 0.f) return Argmax(logits, vocab);
+uint64_t Mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+double UniformAt(uint64_t seed, int64_t position) {
+  const uint64_t key = Mix64(seed + 0x9e3779b97f4a7c15ull);
+  const uint64_t bits = Mix64(key ^ Mix64(static_cast<uint64_t>(position) * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull));
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;  // 53 random bits
+}
+
+int32_t SampleToken(const SamplingParams& params, const float* logits, int64_t vocab, int64_t position) {
+  if (params.temperature == 0.f) return Argmax(logits, vocab);
 
   // Candidates sorted by logit, descending (ties: lower id first), cut to top_k.
   std::vector<int32_t> ids(vocab);
@@ -43,8 +57,8 @@ int32_t Sampler::Sample(const float* logits, int64_t vocab) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
   int64_t keep = vocab;
-  if (params_.top_k > 0 && params_.top_k < vocab) {
-    keep = params_.top_k;
+  if (params.top_k > 0 && params.top_k < vocab) {
+    keep = params.top_k;
     std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), by_logit);
   } else {
     std::sort(ids.begin(), ids.end(), by_logit);
@@ -56,16 +70,16 @@ int32_t Sampler::Sample(const float* logits, int64_t vocab) {
   const double max_logit = logits[ids[0]];
   double total = 0;
   for (int64_t i = 0; i < keep; ++i) {
-    probs[i] = std::exp((logits[ids[i]] - max_logit) / params_.temperature);
+    probs[i] = std::exp((logits[ids[i]] - max_logit) / params.temperature);
     total += probs[i];
   }
   // Nucleus: the shortest prefix whose mass reaches top_p (always at least one token).
-  if (params_.top_p < 1.f) {
+  if (params.top_p < 1.f) {
     double cumulative = 0;
     int64_t cut = keep;
     for (int64_t i = 0; i < keep; ++i) {
       cumulative += probs[i] / total;
-      if (cumulative >= params_.top_p) {
+      if (cumulative >= params.top_p) {
         cut = i + 1;
         break;
       }
@@ -73,7 +87,7 @@ int32_t Sampler::Sample(const float* logits, int64_t vocab) {
     keep = cut;
     total = std::accumulate(probs.begin(), probs.begin() + keep, 0.0);
   }
-  const double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  const double r = UniformAt(params.seed, position) * total;
   double cumulative = 0;
   for (int64_t i = 0; i < keep; ++i) {
     cumulative += probs[i];

@@ -1,9 +1,11 @@
 // Token sampling from a logits row: greedy, or temperature with optional top-k and top-p,
-// reproducible from a seed. One Sampler per sequence (it owns that sequence's RNG).
+// reproducible from a seed. The random draw for a sequence's token at position p depends only
+// on (seed, p): a counter-based generator, not a stream with a history. So a sequence whose
+// state was rebuilt elsewhere (failover: a new tail, its prompt and tokens replayed) draws
+// exactly what it would have drawn, and no sampler state lives between steps.
 #pragma once
 
 #include <cstdint>
-#include <random>
 
 #include "absl/status/status.h"
 
@@ -20,16 +22,13 @@ struct SamplingParams {
 // (0, 1], or a negative top_k.
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 
-class Sampler {
- public:
-  explicit Sampler(const SamplingParams& params);
-  // Picks a token id from logits [vocab].
-  int32_t Sample(const float* logits, int64_t vocab);
+// Picks the id of the token at sequence position `position` (0-based: the prompt's first token
+// is position 0) from that position's logits [vocab].
+int32_t SampleToken(const SamplingParams& params, const float* logits, int64_t vocab, int64_t position);
 
- private:
-  SamplingParams params_;
-  std::mt19937_64 rng_;
-};
+// The uniform draw in [0, 1) for (seed, position): SplitMix64's finaliser over the seed and
+// the position, each mixed on its own so that nearby seeds and positions share no draws.
+double UniformAt(uint64_t seed, int64_t position);
 
 // argmax with ties to the lower index.
 int32_t Argmax(const float* logits, int64_t n);

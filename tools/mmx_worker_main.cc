@@ -15,7 +15,9 @@ int main(int argc, char** argv) {
                  "cpu (default), cuda (= cuda:0), cuda:N, or cuda:N,M,... (one worker over several GPUs, NCCL): "
                  "where this worker computes (GPUs need a CUDA build)");
   app.add_option("--threads", o.threads, "Compute threads (default: all cores)");
-  app.add_option("--connect-timeout", connect_timeout_s, "Seconds to keep trying to reach the coordinator");
+  app.add_option("--connect-timeout", connect_timeout_s,
+                 "Seconds to keep trying to reach the coordinator at start (once registered, a worker that loses "
+                 "it keeps trying until it is back)");
   bool exit_with_coordinator = false;
   app.add_flag("--exit-with-coordinator", exit_with_coordinator,
                "Exit when the coordinator's session ends, instead of waiting for it to come back");
@@ -33,8 +35,10 @@ int main(int argc, char** argv) {
   o.connect_timeout = absl::Seconds(connect_timeout_s);
   o.bf16_activations = activations == "bf16";
   absl::Status status = mmx::worker::RunWorker(o);
-  // A coordinator that went away may be restarting (it keeps its jobs in --state-dir): register
-  // again with the new one, within --connect-timeout, as a worker started before it would.
+  // A coordinator that went away may be restarting (it keeps its jobs in --state-dir), or the
+  // link to it was down (a partition; it declared this worker lost meanwhile): register again
+  // when it is back, however long that takes, as a worker started before it would.
+  o.connect_timeout = absl::InfiniteDuration();
   while (!exit_with_coordinator && mmx::worker::IsCoordinatorLost(status)) {
     std::fprintf(stderr, "mmx-worker %s: %s; registering again when it is back\n", o.name.c_str(),
                  std::string(status.message()).c_str());

@@ -61,6 +61,14 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
                     "with one worker or when workers share a host's cores (nothing could overlap)")
       ->check(CLI::Range(0, 16));
+  serve->add_option("--failover-timeout", o->failover_timeout_s,
+                    "Seconds running requests stay paused when a worker is lost, waiting for it (or a standby) to "
+                    "take its place and their state to be replayed; past it they end UNAVAILABLE. 0 = end them at once")
+      ->check(CLI::Range(0.0, 86400.0));
+  serve->add_option("--heartbeat-timeout", o->heartbeat_timeout_s,
+                    "Seconds without a heartbeat after which a worker is lost (frozen, or its link down), and after "
+                    "which a worker gives up a silent coordinator and registers again")
+      ->check(CLI::Range(0.2, 3600.0));
   return serve;
 }
 
@@ -262,6 +270,7 @@ absl::Status Serve(const ServeOptions& o) {
   topts.cluster_token = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
   std::unique_ptr<Cluster> cluster = MakeCluster(o, shard, *checkpoint, data_plane.get(), topts.cluster_token);
+  cluster->set_heartbeat_timeout(absl::Seconds(o.heartbeat_timeout_s));
 
   const std::string model_dir = o.shard_config.empty() ? o.model_dir : shard.model;
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
@@ -278,6 +287,8 @@ absl::Status Serve(const ServeOptions& o) {
   sopts.prefill_chunk = o.prefill_chunk;
   sopts.max_step_tokens = std::max(o.max_step_tokens, o.max_sequences);
   sopts.micro_batches = o.micro_batches;
+  sopts.failover_timeout = absl::Seconds(o.failover_timeout_s);
+  sopts.log = [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); };
   coordinator::Scheduler scheduler(cluster.get(), data_plane.get(), sopts, &metrics);
 
   std::unique_ptr<coordinator::JobStore> jobs;

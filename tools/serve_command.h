@@ -26,6 +26,8 @@ struct ServeOptions {
   int prefill_chunk = 256;
   int max_step_tokens = 1024;
   int micro_batches = 0;  // 0 = automatic
+  double failover_timeout_s = 300;  // paused requests wait this long for a lost worker's entry
+  double heartbeat_timeout_s = 10;  // a worker silent this long is lost
   int threads = 0;
   std::string state_dir;       // SQLite job store; "" = jobs off
   std::string metrics_listen;  // "" = the gRPC host, port + 1 ("off" = no metrics server)

@@ -37,8 +37,11 @@ class ExpertPeers {
   // Sends these parts, all at once (no holder waits for another's transfer).
   virtual absl::Status Send(int layer, const std::vector<const model::MoeExchange::Part*>& parts) = 0;
   // Waits for one part's results and writes them to `results`: rows [n, H] = weight *
-  // expert(row), in the part's order.
+  // expert(row), in the part's order. UNAVAILABLE when its holder is gone.
   virtual absl::Status Collect(int layer, const model::MoeExchange::Part& part, float* results) = 0;
+  // A live holder of `expert` at `layer` (this worker's id if it holds one), for rows whose
+  // holder was lost mid-layer; UNAVAILABLE if none is left.
+  virtual absl::StatusOr<uint32_t> Replacement(int layer, int expert) = 0;
 };
 
 // The holder of each routed pair ([T*K]); `self` for the pairs this worker runs.
@@ -49,9 +52,11 @@ using ChooseHolders = std::function<std::vector<uint32_t>(int layer, const model
 absl::Status BeginLayer(model::StageCompute& compute, int layer, const model::BatchLayout& batch, uint32_t self,
                         const ChooseHolders& choose, ExpertPeers* peers, LayerState& state);
 
-// The remote results, the sum and the MoE residual: state.x becomes the layer's output.
-absl::Status EndLayer(const model::ModelConfig& config, int layer, uint32_t self, ExpertPeers* peers,
-                      LayerState& state);
+// The remote results, the sum and the MoE residual: state.x becomes the layer's output. Rows
+// whose holder was lost meanwhile (its Collect UNAVAILABLE) are sent again to other holders of
+// their experts (or run here), so a lost replica costs the layer a round trip, not the step.
+absl::Status EndLayer(model::StageCompute& compute, const model::ModelConfig& config, int layer, uint32_t self,
+                      ExpertPeers* peers, LayerState& state);
 
 // A ChooseHolders that runs every expert here.
 ChooseHolders AllExpertsLocal(uint32_t self);

@@ -47,14 +47,14 @@ absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std:
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  const auto give_up = std::chrono::system_clock::now() + absl::ToChronoSeconds(timeout);
+  const absl::Time give_up = absl::Now() + timeout;  // InfiniteDuration: never
   bool said_waiting = false;
   while (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {
     if (!said_waiting) {
       log(absl::StrCat("waiting for the coordinator at ", address));
       said_waiting = true;
     }
-    if (std::chrono::system_clock::now() > give_up) {
+    if (absl::Now() > give_up) {
       return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", address, " after ",
                                                  absl::FormatDuration(timeout), "; is mmx-coord serve running there?"));
     }

@@ -12,7 +12,7 @@
 namespace mmx::worker {
 
 // Connects to the coordinator at `address` (HOST:PORT), retrying until `timeout` (workers may
-// start before their coordinator; the first wait is logged once), and opens the Session stream.
+// start before their coordinator; the first wait is logged once; InfiniteDuration: for ever), and opens the Session stream.
 // Unavailable, saying what to check, if the coordinator cannot be reached in time.
 absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std::string& address,
                                                                       absl::Duration timeout, const LogSink& log);

@@ -15,11 +15,14 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
   std::map<std::string, transport::PeerId> ids;
   for (const auto& p : table.peers()) ids[p.name()] = p.peer_id();
   Routes r;
+  r.sequence_epoch = table.sequence_epoch();
   r.num_experts = num_experts;
   r.attention_owner.assign(num_layers, 0);
   if (ids.count("coordinator")) r.coordinator = ids["coordinator"];
   for (const plan::WorkerShard& w : shard.workers) {
     auto it = ids.find(w.name);
+    const bool experts_only = !w.embedding && !w.attention && !w.lm_head;
+    if (it == ids.end() && experts_only) continue;  // lost, its experts held elsewhere: routed around
     if (it == ids.end()) return absl::InvalidArgumentError(absl::StrCat("peer table lacks worker '", w.name, "'"));
     if (w.embedding) r.head = it->second;
     if (w.lm_head) r.tail = it->second;
@@ -29,6 +32,7 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
   }
   r.expert_holders.assign(static_cast<size_t>(num_layers) * num_experts, {});
   for (const plan::WorkerShard& w : shard.workers) {
+    if (!ids.count(w.name)) continue;
     const transport::PeerId id = ids.at(w.name);
     for (int l = 0; l < num_layers; ++l) {
       for (int e : w.ExpertsOfLayer(l, num_experts)) {
@@ -38,6 +42,13 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
     }
   }
   return r;
+}
+
+void RemoveExpertHolder(Routes& routes, transport::PeerId peer) {
+  for (std::vector<transport::PeerId>& holders : routes.expert_holders) {
+    if (holders.size() < 2) continue;
+    holders.erase(std::remove(holders.begin(), holders.end(), peer), holders.end());
+  }
 }
 
 std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer,

@@ -20,11 +20,17 @@ struct Routes {
   std::vector<transport::PeerId> attention_owner;   // [L]
   std::vector<std::vector<transport::PeerId>> expert_holders;  // [L * E], every replica, in config order
   int num_experts = 0;
+  uint64_t sequence_epoch = 0;  // of the peer table they came from; steps carry theirs
 
   const std::vector<transport::PeerId>& ExpertHolders(int layer, int expert) const {
     return expert_holders[static_cast<size_t>(layer) * num_experts + expert];
   }
 };
+
+// Stops routing experts to `peer` (an expert host lost while every expert it held has another
+// holder): it leaves every holder list where another holder remains. A list where it is the
+// only holder keeps it, so sends there fail as they would anyway.
+void RemoveExpertHolder(Routes& routes, transport::PeerId peer);
 
 // Picks, for one layer of one micro-batch, the host of each expert its tokens were routed to
 // (`pair_experts`: the expert id of every (token, slot) pair). Returns [E] peer ids (0 where no
@@ -39,8 +45,9 @@ std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer
                                                  const std::vector<int>& pair_experts,
                                                  transport::PeerId self);
 
-// Builds routes from the shard config and a peer table (names -> ids).
-// InvalidArgument if the table does not cover the config.
+// Builds routes from the shard config and a peer table (names -> ids). An expert-only worker
+// missing from the table is lost with its experts held elsewhere: no expert is routed to it.
+// InvalidArgument if the table lacks any other worker.
 absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::PeerTable& table,
                                    int num_layers, int num_experts);
 

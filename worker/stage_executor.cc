@@ -78,6 +78,18 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<uint32_t> Replacement(int layer, int expert) override {
+    stage_.RefreshRoutes();  // the loss that failed the collect has been routed around
+    const std::vector<transport::PeerId>& holders = stage_.routes_.ExpertHolders(layer, expert);
+    for (transport::PeerId h : holders) {
+      if (h == stage_.self_) return h;
+    }
+    // RouteAround came before the Disconnect that failed the collect (worker_runtime.cc), so a
+    // lost host is out of the list unless it was the only holder.
+    if (holders.empty()) return absl::UnavailableError(absl::StrCat("no holder of expert ", expert, " of layer ", layer));
+    return holders.front();
+  }
+
  private:
   StageExecutor& stage_;
   MicroBatch& mb_;
@@ -86,7 +98,27 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
 StageExecutor::StageExecutor(const LoadedShard* shard, transport::Transport* transport,
                              transport::PeerId self, Routes routes, absl::Duration reply_timeout)
     : shard_(shard), transport_(transport), self_(self), routes_(std::move(routes)),
-      reply_timeout_(reply_timeout) {}
+      sequence_epoch_(routes_.sequence_epoch), reply_timeout_(reply_timeout) {}
+
+void StageExecutor::UpdateRoutes(Routes routes) {
+  absl::MutexLock lock(&routes_mu_);
+  next_routes_ = std::move(routes);
+  lost_hosts_.clear();
+}
+
+void StageExecutor::RouteAround(transport::PeerId peer) {
+  absl::MutexLock lock(&routes_mu_);
+  lost_hosts_.push_back(peer);
+}
+
+void StageExecutor::RefreshRoutes() {
+  absl::MutexLock lock(&routes_mu_);
+  if (next_routes_) {
+    routes_ = *std::move(next_routes_);
+    next_routes_.reset();
+  }
+  for (transport::PeerId peer : lost_hosts_) RemoveExpertHolder(routes_, peer);
+}
 
 void StageExecutor::ReportError(const v1::StepHeader& header, const absl::Status& status) {
   v1::TokensHeader reply;
@@ -111,6 +143,15 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
       continue;
     }
     mbs[i].header = *std::move(header);
+    if (mbs[i].header.sequence_epoch() != routes_.sequence_epoch) {
+      // A step of a voided epoch (delayed in the network past a failover): no one waits for
+      // it, and its sequences' state here belongs to their replay now. Dropped unanswered.
+      mbs[i].failed = true;
+      first_error.Update(absl::AbortedError(absl::StrCat("dropped step ", mbs[i].header.step_id(), " of sequence epoch ",
+                                                         mbs[i].header.sequence_epoch(), " (serving epoch ",
+                                                         routes_.sequence_epoch, ")")));
+      continue;
+    }
     mbs[i].arrived = Clock::now();
     absl::Status st = Prepare(mbs[i], messages[i]);
     if (!st.ok()) {
@@ -152,6 +193,7 @@ void StageExecutor::RunLayers(std::vector<MicroBatch>& mbs, absl::Status& first_
   const plan::LayerRange range = *shard_->attention;
   for (int layer = range.begin; layer < range.end; ++layer) {
     if (abort_.stop_requested()) return;
+    RefreshRoutes();
     for (MicroBatch& mb : mbs) {
       if (mb.failed || mb.layer != layer) continue;
       ExpertHosts hosts(*this, mb);
@@ -166,7 +208,7 @@ void StageExecutor::RunLayers(std::vector<MicroBatch>& mbs, absl::Status& first_
     for (MicroBatch& mb : mbs) {
       if (mb.failed || mb.layer != layer) continue;
       ExpertHosts hosts(*this, mb);
-      absl::Status st = EndLayer(shard_->config(), layer, self_, &hosts, mb.state);
+      absl::Status st = EndLayer(*shard_->compute, shard_->config(), layer, self_, &hosts, mb.state);
       if (!st.ok()) {
         fail(mb, st);
         continue;
@@ -183,10 +225,7 @@ void StageExecutor::RunLayers(std::vector<MicroBatch>& mbs, absl::Status& first_
 absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& message) {
   const model::ModelConfig& c = shard_->config();
   const int64_t H = c.hidden_size;
-  for (uint64_t id : mb.header.freed_sequences()) {
-    states_.erase(id);
-    tail_.Forget(id);
-  }
+  for (uint64_t id : mb.header.freed_sequences()) states_.erase(id);
   mb.num_tokens = transport::StepTokens(mb.header);
   mb.state.x.resize(mb.num_tokens * H);
   mb.layer = mb.header.layer();
@@ -241,7 +280,6 @@ absl::Status StageExecutor::RunTail(MicroBatch& mb) {
   std::vector<float> logits;
   MMX_ASSIGN_OR_RETURN(v1::TokensHeader reply, tail_.Run(*shard_->compute, mb.header, mb.state.x.data(),
                                                          shard_->config().vocab_size, &logits));
-  for (uint64_t id : mb.header.freed_sequences()) tail_.Forget(id);
   *reply.mutable_timings() = mb.header.timings();
   v1::WorkerTime* own = reply.add_timings();
   own->set_peer_id(self_);

@@ -14,10 +14,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "mmx/v1/wire.pb.h"
 #include "model/sequence_state.h"
@@ -48,6 +50,14 @@ class StageExecutor {
   // an expert host's reply wakes up.
   void Abort() { abort_.request_stop(); }
 
+  // Any thread; the step thread takes them at its next layer. New routes of the same sequence
+  // epoch (an expert host came back): sequences keep their state.
+  void UpdateRoutes(Routes routes);
+  // An expert host lost whose experts are all held elsewhere: route around it (the rows of a
+  // layer in flight there are sent again to other holders, decoder_layer.h EndLayer).
+  void RouteAround(transport::PeerId peer);
+  uint64_t sequence_epoch() const { return sequence_epoch_; }
+
   size_t live_sequences() const { return states_.size(); }
 
  private:
@@ -64,7 +74,14 @@ class StageExecutor {
   const LoadedShard* shard_;
   transport::Transport* transport_;
   transport::PeerId self_;
-  Routes routes_;
+  // Applies UpdateRoutes / RouteAround (step thread).
+  void RefreshRoutes();
+
+  Routes routes_;  // step thread
+  const uint64_t sequence_epoch_;
+  absl::Mutex routes_mu_;
+  std::optional<Routes> next_routes_ ABSL_GUARDED_BY(routes_mu_);
+  std::vector<transport::PeerId> lost_hosts_ ABSL_GUARDED_BY(routes_mu_);
   absl::Duration reply_timeout_;
   std::map<uint64_t, std::unique_ptr<model::SequenceState>> states_;
   Tail tail_;

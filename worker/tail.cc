@@ -86,11 +86,10 @@ absl::StatusOr<v1::TokensHeader> Tail::Run(model::StageCompute& compute, const v
     const v1::StepSequence& s = *sampled[i];
     float* row_logits = logits.data() + sample_row[i] * V;
     MaskUnsampleable(row_logits, V);
-    auto& sampler = samplers_[s.sequence_id()];
-    if (!sampler || s.start_position() == 0) sampler = std::make_unique<model::Sampler>(ToSampling(s));
     v1::SampledToken* token = reply.add_tokens();
     token->set_sequence_id(s.sequence_id());
-    token->set_token_id(sampler->Sample(row_logits, V));
+    // The token sampled here goes at the position after the step's last one.
+    token->set_token_id(model::SampleToken(ToSampling(s), row_logits, V, s.start_position() + s.num_tokens()));
     FillLogprobs(row_logits, V, s.logprobs(), token);
   }
   reply.set_step_id(header.step_id());

@@ -1,11 +1,9 @@
 // The tail of the pipeline, on the worker holding the final norm and lm_head: logits for the rows
-// that need them, sampling (each sequence's own seeded sampler), log-probabilities, and the
+// that need them, sampling (seeded per sequence and position: nothing kept between steps), log-probabilities, and the
 // reply to the coordinator with any logits a sequence asked to have returned.
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,14 +25,10 @@ class Tail {
   absl::StatusOr<v1::TokensHeader> Run(model::StageCompute& compute, const v1::StepHeader& header, const float* x,
                                        int64_t vocab, std::vector<float>* logits);
 
-  // Drops the samplers of freed sequences.
-  void Forget(uint64_t sequence_id) { samplers_.erase(sequence_id); }
-
  private:
   // Sets the logits of ids outside the sampleable ranges to -inf.
   void MaskUnsampleable(float* row, int64_t vocab) const;
 
-  std::map<uint64_t, std::unique_ptr<model::Sampler>> samplers_;
   std::vector<int32_t> sampleable_ranges_;
 };
 

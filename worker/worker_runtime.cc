@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "model/stage_compute.h"
 #include "parallel/stage_compute_factory.h"
 #include "transport/message_keys.h"
+#include "worker/heartbeats.h"
 #include "worker/host_info.h"
 #include "worker/progress.h"
 #include "worker/routes.h"
@@ -197,19 +199,30 @@ class ServingThreads {
   std::thread steps_, dispatches_;
 };
 
-// Connects to every peer of a new table and starts a fresh executor (new table, new sequences).
+// Connects to the new addresses of a table (an endpoint already connected is kept: replacing it
+// would fail a send in flight on it). A table of a new sequence epoch starts a fresh executor
+// (new sequences); one of the same epoch (an expert host back) only updates the routes.
 absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, const v1::Assignment& assignment,
                             const plan::ShardConfig& config, const LoadedShard& shard, transport::Transport& data_plane,
-                            Serving& serving) {
+                            std::map<uint32_t, std::string>& connected, Serving& serving) {
   absl::Status st;
   for (const v1::Peer& p : table.peers()) {
     if (p.peer_id() == assignment.peer_id()) continue;
-    st.Update(data_plane.Connect(p.peer_id(), p.data_address()));
+    auto it = connected.find(p.peer_id());
+    if (it != connected.end() && it->second == p.data_address()) continue;
+    absl::Status connect = data_plane.Connect(p.peer_id(), p.data_address());
+    if (connect.ok()) connected[p.peer_id()] = p.data_address();
+    st.Update(connect);
   }
   absl::StatusOr<Routes> routes =
       BuildRoutes(config, table, shard.config().num_hidden_layers, shard.config().num_local_experts);
   st.Update(routes.status());
   if (!st.ok()) return absl::Status(st.code(), absl::StrCat("cannot apply the peer table: ", st.message()));
+  if (std::shared_ptr<StageExecutor> current = serving.Get();
+      current && current->sequence_epoch() == table.sequence_epoch()) {
+    current->UpdateRoutes(*std::move(routes));
+    return absl::OkStatus();
+  }
   auto executor = std::make_shared<StageExecutor>(&shard, &data_plane, assignment.peer_id(), *std::move(routes),
                                                   o.reply_timeout);
   executor->SetSampleableRanges({assignment.sampleable_ranges().begin(), assignment.sampleable_ranges().end()});
@@ -220,25 +233,40 @@ absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, 
 // Serves peer tables until the session ends. Returns how it ended.
 absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment& assignment,
                                    const plan::ShardConfig& config, const LoadedShard& shard,
-                                   transport::Transport& data_plane, ControlSession& session, const LogSink& log) {
+                                   transport::Transport& data_plane, ControlSession& session, Heartbeats& heartbeats,
+                                   const LogSink& log) {
   Serving serving;
   ServingThreads threads(o, shard, data_plane, serving, log);
+  std::map<uint32_t, std::string> connected;  // data-plane endpoints, by peer id
   absl::Status result = CoordinatorLost();
   v1::CoordinatorMessage msg;
+  heartbeats.Listening();
   while (session.Read(&msg)) {
+    heartbeats.Heard();
+    if (msg.has_heartbeat()) continue;
     if (msg.has_rejected()) {
       result = absl::FailedPreconditionError(msg.rejected().message());
       break;
     }
     if (msg.has_peer_lost()) {
+      const uint32_t peer = msg.peer_lost().peer_id();
+      connected.erase(peer);
+      if (msg.peer_lost().replicated()) {
+        // Route around it first: the Disconnect below fails a collect waiting on it, and its
+        // rows go again to the other holders (decoder_layer.h EndLayer).
+        if (std::shared_ptr<StageExecutor> executor = serving.Get()) executor->RouteAround(peer);
+        data_plane.Disconnect(peer);
+        log(absl::StrCat("peer '", msg.peer_lost().name(), "' lost; its experts are held elsewhere, routing around it"));
+        continue;
+      }
       // Fail whatever waits on the lost peer now, rather than at a timeout.
-      data_plane.Disconnect(msg.peer_lost().peer_id());
+      data_plane.Disconnect(peer);
       serving.Set(nullptr);
       log(absl::StrCat("peer '", msg.peer_lost().name(), "' lost; waiting for a new peer table"));
       continue;
     }
     if (!msg.has_peers()) continue;
-    absl::Status st = ApplyPeerTable(msg.peers(), o, assignment, config, shard, data_plane, serving);
+    absl::Status st = ApplyPeerTable(msg.peers(), o, assignment, config, shard, data_plane, connected, serving);
     if (!st.ok()) {
       (void)ReportFailure(session, st);
       continue;
@@ -282,10 +310,14 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   if (msg.has_rejected()) return absl::FailedPreconditionError(msg.rejected().message());
   if (!msg.has_assignment()) return absl::InternalError("expected an Assignment from the coordinator");
   const v1::Assignment assignment = msg.assignment();
+  Heartbeats heartbeats(session, absl::Milliseconds(assignment.heartbeat_interval_ms()),
+                        absl::Milliseconds(assignment.heartbeat_timeout_ms()), env.log);
 
   MMX_ASSIGN_OR_RETURN(plan::ShardConfig config, plan::ParseShardConfig(assignment.shard_yaml(), "assigned shard"));
-  const plan::WorkerShard* mine = config.Find(o.name);
-  if (mine == nullptr) return absl::InternalError("the assigned shard config does not name this worker");
+  const plan::WorkerShard* mine = config.Find(assignment.entry_name());
+  if (mine == nullptr) {
+    return absl::InternalError(absl::StrCat("the assigned shard config has no entry '", assignment.entry_name(), "'"));
+  }
   MMX_ASSIGN_OR_RETURN(const model::ExpertDType expert_dtype, model::ParseExpertDType(config.expert_dtype));
 
   transport::TransportOptions topts;
@@ -304,7 +336,7 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
   ready.mutable_ready()->set_state_memory_bytes(*state_memory);
   session.Write(ready);
-  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, env.log);
+  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, heartbeats, env.log);
 }
 
 }  // namespace mmx::worker

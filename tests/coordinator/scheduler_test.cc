@@ -3,10 +3,12 @@
 #include "coordinator/scheduler.h"
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -69,7 +71,10 @@ class SchedulerTest : public ::testing::Test {
     reg.set_name("w");
     reg.set_device("cpu");
     auto writer = [this](const v1::CoordinatorMessage& m) {
-      if (m.has_peers()) table_version_ = m.peers().version();
+      if (m.has_peers()) {
+        table_version_ = m.peers().version();
+        sequence_epoch_ = m.peers().sequence_epoch();
+      }
       return true;
     };
     ASSERT_THAT(cluster_->Register(reg, writer, &session_).status(), IsOk());
@@ -161,7 +166,7 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Scheduler> scheduler_;
   std::thread worker_thread_;
-  uint64_t session_ = 0, table_version_ = 0, next_id_ = 1;
+  uint64_t session_ = 0, table_version_ = 0, sequence_epoch_ = 0, next_id_ = 1;
   absl::Mutex mu_;
   std::vector<v1::StepHeader> seen_ ABSL_GUARDED_BY(mu_);
 };
@@ -221,17 +226,36 @@ TEST_F(SchedulerTest, AStepThatFailsOnAWorkerEndsItsRequestsWithTheWorkersCode) 
   EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not held")));
 }
 
-TEST_F(SchedulerTest, AWorkerLostMidStepEndsTheStepAtOnceNotAtItsTimeout) {
+TEST_F(SchedulerTest, WithoutFailoverAWorkerLostMidStepEndsTheStepAtOnceNotAtItsTimeout) {
   JoinWorker();
   ServeSteps(CountingTail, /*reply=*/false);  // the step is never answered
   SchedulerOptions options;
   options.step_timeout = absl::Hours(1);
+  options.failover_timeout = absl::ZeroDuration();
   StartScheduler(options);
   auto r = Submit({1, 2}, 4);
   AwaitSeen(1);  // the step is in flight
   cluster_->OnSessionEnded(session_);
   Finish(*r);  // within 30 s, not the hour
-  EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("worker 'w' is lost")));
+  EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("worker 'w' lost")));
+  EXPECT_THAT(r->final_status().message(), HasSubstr("--failover-timeout 0"));
+}
+
+TEST_F(SchedulerTest, APausedRequestEndsAfterTheFailoverTimeoutNamingTheLostWorker) {
+  JoinWorker();
+  ServeSteps(CountingTail, /*reply=*/false);
+  SchedulerOptions options;
+  options.step_timeout = absl::Hours(1);
+  options.failover_timeout = absl::Milliseconds(300);
+  StartScheduler(options);
+  auto r = Submit({1, 2}, 4);
+  AwaitSeen(1);
+  const absl::Time lost = absl::Now();
+  cluster_->OnSessionEnded(session_);  // and it never comes back
+  Finish(*r);
+  EXPECT_GE(absl::Now() - lost, absl::Milliseconds(300));
+  EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("worker 'w' lost")));
+  EXPECT_THAT(r->final_status().message(), HasSubstr("--failover-timeout"));
 }
 
 TEST_F(SchedulerTest, CancellingAQueuedRequestWakesTheSchedulerAtOnce) {
@@ -283,6 +307,141 @@ TEST_F(SchedulerTest, TheQueueRefusesBeyondItsBound) {
   EXPECT_THAT(scheduler_->Submit(std::make_shared<Request>(99, p)),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-queue")));
 }
+
+// A worker that keeps per-sequence context like a real stage: a step at position 0 starts the
+// sequence afresh, any other must continue exactly where the sequence stands, and the token it
+// samples depends on every token fed so far. A replay that fed anything else would change the
+// output. It refuses steps of another sequence epoch, as a real worker drops them.
+class ContextWorker {
+ public:
+  v1::TokensHeader Step(const v1::StepHeader& h, const int32_t* tokens) {
+    absl::MutexLock lock(&mu_);
+    v1::TokensHeader reply;
+    if (h.sequence_epoch() != epoch_) {
+      reply.set_error(absl::StrCat("step of epoch ", h.sequence_epoch(), ", serving epoch ", epoch_));
+      return reply;
+    }
+    for (const v1::StepSequence& s : h.sequences()) {
+      std::vector<int32_t>& fed = fed_[s.sequence_id()];
+      if (s.start_position() == 0) fed.clear();
+      if (static_cast<int64_t>(fed.size()) != s.start_position()) {
+        reply.set_error(absl::StrCat("sequence ", s.sequence_id(), " at ", s.start_position(), " but holds ", fed.size()));
+        return reply;
+      }
+      fed.insert(fed.end(), tokens, tokens + s.num_tokens());
+      tokens += s.num_tokens();
+      if (!s.sample()) continue;
+      int64_t hash = 0;
+      for (int32_t t : fed) hash = (hash * 31 + t) % 1000003;
+      v1::SampledToken* out = reply.add_tokens();
+      out->set_sequence_id(s.sequence_id());
+      out->set_token_id(static_cast<int32_t>(hash % 100));
+    }
+    return reply;
+  }
+  // A restarted worker: no sequence state, a new sequence epoch.
+  void Restart(uint64_t sequence_epoch) {
+    absl::MutexLock lock(&mu_);
+    fed_.clear();
+    epoch_ = sequence_epoch;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<uint64_t, std::vector<int32_t>> fed_ ABSL_GUARDED_BY(mu_);
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class FailoverTest : public SchedulerTest {
+ protected:
+  // Serves steps with `worker` until `drop_at` steps were seen: that step goes unanswered (the
+  // worker died with it) and the thread ends.
+  void ServeContext(ContextWorker* worker, int drop_at) {
+    worker_thread_ = std::thread([this, worker, drop_at] {
+      for (int n = 1;; ++n) {
+        absl::StatusOr<transport::Message> m = worker_->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
+        if (!m.ok()) return;
+        v1::StepHeader h;
+        ASSERT_TRUE(h.ParseFromString(m->header));
+        {
+          absl::MutexLock lock(&mu_);
+          seen_.push_back(h);
+        }
+        if (n == drop_at) return;
+        v1::TokensHeader t = worker->Step(h, reinterpret_cast<const int32_t*>(m->payload.data()));
+        t.set_step_id(h.step_id());
+        t.set_micro_batch(h.micro_batch());
+        (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
+                            t.SerializeAsString(), nullptr, 0);
+      }
+    });
+  }
+
+  // Two requests (one long prompt in chunks, one short) generated to the end.
+  std::vector<std::vector<int32_t>> Run(int drop_at) {
+    ContextWorker worker;
+    JoinWorker();
+    worker.Restart(sequence_epoch_);
+    ServeContext(&worker, drop_at);
+    SchedulerOptions options;
+    options.prefill_chunk = 4;
+    options.step_timeout = absl::Hours(1);
+    StartScheduler(options);
+    auto a = Submit({3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, 12);
+    auto b = Submit({2, 7}, 9);
+    if (drop_at > 0) {
+      AwaitSeen(drop_at);
+      worker_thread_.join();
+      cluster_->OnSessionEnded(session_);  // the worker is lost mid-step
+      EXPECT_FALSE(a->done());
+      EXPECT_FALSE(b->done());
+      JoinWorker();  // ... and restarted under its name: a new peer table
+      worker.Restart(sequence_epoch_);
+      ServeContext(&worker, -1);
+    }
+    std::vector<std::vector<int32_t>> out = {Finish(*a), Finish(*b)};
+    EXPECT_THAT(a->final_status(), IsOk());
+    EXPECT_THAT(b->final_status(), IsOk());
+    EXPECT_EQ(a->finish_reason(), "length");
+    return out;
+  }
+};
+
+// What ContextWorker generates for `prompt`, undisturbed.
+std::vector<int32_t> Undisturbed(std::vector<int32_t> context, int max_tokens) {
+  std::vector<int32_t> out;
+  for (int i = 0; i < max_tokens; ++i) {
+    int64_t hash = 0;
+    for (int32_t t : context) hash = (hash * 31 + t) % 1000003;
+    out.push_back(static_cast<int32_t>(hash % 100));
+    context.push_back(out.back());
+  }
+  return out;
+}
+
+TEST_F(FailoverTest, UndisturbedTheContextWorkerGivesTheExpectedTokens) {
+  EXPECT_EQ(Run(/*drop_at=*/0), (std::vector<std::vector<int32_t>>{Undisturbed({3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, 12),
+                                                                   Undisturbed({2, 7}, 9)}));
+}
+
+class FailoverAtStepTest : public FailoverTest, public ::testing::WithParamInterface<int> {};
+
+// Lost in the middle of the long prompt's prefill (step 2), and in decode (step 7).
+TEST_P(FailoverAtStepTest, ALostWorkersRequestsPauseAndAfterItsRestartFinishWithTheUndisturbedTokens) {
+  const int drop_at = GetParam();
+  EXPECT_EQ(Run(drop_at), (std::vector<std::vector<int32_t>>{Undisturbed({3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, 12),
+                                                             Undisturbed({2, 7}, 9)}));
+  // After the loss every step carried the new epoch, and each sequence restarted at 0.
+  const std::vector<v1::StepHeader> seen = Seen();
+  ASSERT_GT(seen.size(), static_cast<size_t>(drop_at));
+  const v1::StepHeader& replay = seen[drop_at];
+  EXPECT_GT(replay.sequence_epoch(), seen[0].sequence_epoch());
+  ASSERT_EQ(replay.sequences_size(), 2);
+  for (const v1::StepSequence& s : replay.sequences()) EXPECT_EQ(s.start_position(), 0);
+  EXPECT_EQ(replay.freed_sequences_size(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, FailoverAtStepTest, ::testing::Values(2, 7));
 
 }  // namespace
 }  // namespace mmx::coordinator

@@ -44,6 +44,22 @@ TEST(StateBudgetTest, AdmitsUntilAStageIsFullThenWaitsUntilReleased) {
   EXPECT_EQ(budget.reserved_bytes("stage0"), 2 * 384);
 }
 
+TEST(StateBudgetTest, HoldKeepsARunningRequestsPlaceEvenOverCapacity) {
+  // A rebuilt cluster (failover) takes back the running requests first, whatever fits.
+  StateBudget budget(SmallConfig(), {{"stage0", 0, 3, 1000}});
+  std::string why;
+  budget.Hold(1, 10);
+  budget.Hold(2, 10);
+  budget.Hold(3, 10);
+  EXPECT_EQ(budget.reserved_bytes("stage0"), 3 * 384);
+  budget.Hold(3, 10);  // again: not counted twice
+  EXPECT_EQ(budget.reserved_bytes("stage0"), 3 * 384);
+  EXPECT_EQ(budget.TryReserve(4, 10, &why), StateBudget::Admission::kWait);
+  budget.Release(1);
+  budget.Release(2);
+  EXPECT_EQ(budget.TryReserve(4, 10, &why), StateBudget::Admission::kAdmitted);
+}
+
 TEST(StateBudgetTest, ARequestThatCanNeverFitIsRefusedWithTheNumbers) {
   StateBudget budget(SmallConfig(), {{"stage1", 3, 4, 32 * 100}});
   std::string why;

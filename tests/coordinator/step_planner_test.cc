@@ -7,8 +7,10 @@
 namespace mmx::coordinator {
 namespace {
 
-SequenceProgress Prefilling(int64_t prompt, int64_t done = 0) { return {prompt, done, 0}; }
-SequenceProgress Decoding(int64_t prompt, int64_t generated) { return {prompt, prompt, generated}; }
+SequenceProgress Prefilling(int64_t prompt, int64_t done = 0) { return {prompt, 0, done}; }
+SequenceProgress Decoding(int64_t prompt, int64_t generated) { return {prompt, generated, prompt + generated - 1}; }
+// A sequence whose state was lost after `generated` tokens, `done` positions replayed since.
+SequenceProgress Replaying(int64_t prompt, int64_t generated, int64_t done = 0) { return {prompt, generated, done}; }
 
 std::vector<PlannedSequence> Flat(const StepPlan& plan) {
   std::vector<PlannedSequence> all;
@@ -95,6 +97,52 @@ TEST(StepPlannerTest, MicroBatchesSplitContiguouslyWithEnoughSequencesEach) {
   EXPECT_EQ(plan.micro_batches[1].size(), 4u);
   EXPECT_EQ(plan.micro_batches[0].front().index, 0u);
   EXPECT_EQ(plan.micro_batches[1].front().index, 5u);
+}
+
+TEST(StepPlannerTest, AReplayPrefillsThePromptAndTheGeneratedTokensAndSamplesOnlyAtTheEnd) {
+  StepLimits limits;
+  limits.prefill_chunk = 4;
+  // Prompt 6, 3 tokens generated before the loss: context 9, all to feed again.
+  StepPlan plan = PlanStep({Replaying(6, 3)}, limits);
+  std::vector<PlannedSequence> all = Flat(plan);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(all[0].prefill);
+  EXPECT_EQ(all[0].start_position, 0);
+  EXPECT_EQ(all[0].num_tokens, 4);
+  EXPECT_FALSE(all[0].sample);
+  // Past the prompt, into the generated tokens: still no sample until the context's end.
+  all = Flat(PlanStep({Replaying(6, 3, 4)}, limits));
+  EXPECT_EQ(all[0].start_position, 4);
+  EXPECT_EQ(all[0].num_tokens, 4);
+  EXPECT_FALSE(all[0].sample);
+  // Up to the last generated token: the rest is the ordinary decode step that feeds it.
+  all = Flat(PlanStep({Replaying(6, 3, 8)}, limits));
+  EXPECT_EQ(all[0].start_position, 8);
+  EXPECT_EQ(all[0].num_tokens, 1);
+  EXPECT_FALSE(all[0].prefill);
+  EXPECT_TRUE(all[0].sample);
+  // A chunk that reaches the context's end feeds the last generated token too, and samples.
+  limits.prefill_chunk = 16;
+  all = Flat(PlanStep({Replaying(6, 3)}, limits));
+  EXPECT_EQ(all[0].num_tokens, 9);
+  EXPECT_TRUE(all[0].prefill);
+  EXPECT_TRUE(all[0].sample);
+}
+
+TEST(StepPlannerTest, ReplaysShareTheStepBudgetWithDecodeFirst) {
+  StepLimits limits;
+  limits.prefill_chunk = 8;
+  limits.max_step_tokens = 10;
+  const StepPlan plan = PlanStep({Replaying(20, 5), Decoding(4, 2), Replaying(3, 1)}, limits);
+  const std::vector<PlannedSequence> all = Flat(plan);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].index, 1u);  // the decoding sequence first
+  EXPECT_FALSE(all[0].prefill);
+  EXPECT_EQ(all[1].index, 0u);
+  EXPECT_EQ(all[1].num_tokens, 8);
+  EXPECT_EQ(all[2].index, 2u);
+  EXPECT_EQ(all[2].num_tokens, 1);  // what is left of the budget
+  EXPECT_EQ(plan.num_tokens, 10);
 }
 
 }  // namespace

@@ -48,11 +48,11 @@ TEST_F(StepResultsTest, PromptChunksAdvanceTheRequestAndOnlyTheLastOneSamples) {
   ScheduledRequest s = Add(Params());
   MicroBatchResult result;
   ApplyResult({&s}, {{0, 0, 3, true, false}}, result, kVocab, absl::Now(), &metrics_);
-  EXPECT_EQ(s.request->prompt_done, 3);
+  EXPECT_EQ(s.request->processed, 3);
   EXPECT_TRUE(s.request->output.empty());
   result.tokens[s.request->id()].set_token_id(40);
   ApplyResult({&s}, {{0, 3, 1, true, true}}, result, kVocab, absl::Now(), &metrics_);
-  EXPECT_EQ(s.request->prompt_done, 4);
+  EXPECT_EQ(s.request->processed, 4);
   EXPECT_EQ(s.request->output, std::vector<int32_t>{40});
   EXPECT_FALSE(s.request->done());
 }
@@ -96,7 +96,7 @@ TEST_F(StepResultsTest, ARequestCancelledMidStepGetsNoTokenButKeepsItsProgress) 
   result.tokens[a.request->id()].set_token_id(9);
   result.tokens[b.request->id()].set_token_id(10);
   ApplyResult({&a, &b}, {{0, 0, 4, true, true}, {1, 0, 4, true, true}}, result, kVocab, absl::Now(), &metrics_);
-  EXPECT_EQ(a.request->prompt_done, 4);
+  EXPECT_EQ(a.request->processed, 4);
   EXPECT_TRUE(a.request->output.empty());
   EXPECT_EQ(b.request->output, std::vector<int32_t>{10});
 }

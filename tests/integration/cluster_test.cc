@@ -188,9 +188,11 @@ TEST(ClusterTest, EightConcurrentRequestsGiveWhatEachGivesAlone) {
   }
 }
 
-TEST(ClusterTest, KilledWorkerFailsInFlightRequestsFastAndRejoins) {
-  // A generation long enough to be running when the worker dies.
-  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--max-tokens", "200000"});
+TEST(ClusterTest, WithoutFailoverAKilledWorkerFailsInFlightRequestsFastAndRejoins) {
+  // A generation long enough to be running when the worker dies; failover off (its own test is
+  // failover_test.cc): the request ends at once.
+  auto cluster =
+      testing::LocalCluster::StartWith(Disaggregated(), {"--max-tokens", "200000", "--failover-timeout", "0"});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok());
   testing::LocalCluster& c = **cluster;

@@ -37,6 +37,7 @@ struct PinnedVersion {
 constexpr PinnedVersion kPinned[] = {
     {1, 0xfad307a25ceac489ull},
     {2, 0xa84aeebeaf882f76ull},  // logits rows and error codes on the data plane, weight bytes in timings
+    {3, 0xe61e71b3ce129ca2ull},  // failover: sequence epochs, standby, heartbeats, leaving/dismissed
 };
 
 TEST(ProtocolVersionTest, SchemaChangesOnlyWithANewProtocolVersion) {

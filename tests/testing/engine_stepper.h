@@ -47,6 +47,7 @@ class EngineStepper {
     std::vector<coordinator::OutgoingMicroBatch> outgoing;
     for (uint32_t m = 0; m < count; ++m) {
       outgoing.push_back(coordinator::EncodeMicroBatch(step_id, m, count, parts[m], m == 0 ? freed_ : std::vector<uint64_t>{}));
+      outgoing.back().header.set_sequence_epoch(engine_.cluster().epoch());  // workers drop other epochs' steps
     }
     freed_.clear();
     const model::ModelConfig& c = engine_.config();

@@ -37,7 +37,7 @@ inline absl::StatusOr<LayerTrace> TraceLayers(model::StageCompute& compute, cons
     layer.routing.keep_logits = true;
     MMX_RETURN_IF_ERROR(worker::BeginLayer(compute, l, batch, 0, worker::AllExpertsLocal(0), nullptr, layer));
     trace.router_logits.push_back(layer.routing.logits);
-    MMX_RETURN_IF_ERROR(worker::EndLayer(c, l, 0, nullptr, layer));
+    MMX_RETURN_IF_ERROR(worker::EndLayer(compute, c, l, 0, nullptr, layer));
     trace.hidden.push_back(layer.x);
   }
   std::vector<int64_t> rows(n);

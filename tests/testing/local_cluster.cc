@@ -159,6 +159,11 @@ void LocalCluster::KillWorker(const std::string& name) {
   pids_.erase(it);
 }
 
+void LocalCluster::Signal(const std::string& name, int signal) {
+  auto it = pids_.find(name);
+  if (it != pids_.end()) kill(it->second, signal);
+}
+
 LocalCluster::~LocalCluster() {
   for (auto& [name, pid] : pids_) kill(pid, SIGKILL);
   for (auto& [name, pid] : pids_) waitpid(pid, nullptr, 0);
@@ -175,6 +180,24 @@ absl::StatusOr<v1::ClusterStatus> LocalCluster::Status() {
   grpc::Status st = stub_->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status);
   if (!st.ok()) return absl::UnavailableError(st.error_message());
   return status;
+}
+
+absl::Status LocalCluster::WaitWorkerState(const std::string& name, v1::WorkerState state, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last = "no status";
+  while (absl::Now() < deadline) {
+    absl::StatusOr<v1::ClusterStatus> status = Status();
+    if (status.ok()) {
+      for (const v1::WorkerStatus& w : status->workers()) {
+        if (w.name() != name) continue;
+        if (w.state() == state) return absl::OkStatus();
+        last = v1::WorkerState_Name(w.state());
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("worker '", name, "' not ", v1::WorkerState_Name(state), " after ",
+                                                  absl::FormatDuration(timeout), " (", last, ")"));
 }
 
 absl::Status LocalCluster::WaitReady(absl::Duration timeout) {

@@ -48,9 +48,14 @@ class LocalCluster {
   // Waits until the coordinator's health service says SERVING (the cluster is ready).
   absl::Status WaitReady(absl::Duration timeout);
   absl::StatusOr<v1::ClusterStatus> Status();
+  // Waits until the coordinator reports worker `name` in `state` (asking every 20 ms: the
+  // status is the coordinator's, there is no event to wait on from outside).
+  absl::Status WaitWorkerState(const std::string& name, v1::WorkerState state, absl::Duration timeout);
 
   // kill -9 one worker (or "coordinator"); StartWorker(name) starts it again.
   void KillWorker(const std::string& name);
+  // Sends `signal` to a running process (SIGSTOP / SIGCONT to freeze and wake it).
+  void Signal(const std::string& name, int signal);
   // Starts the coordinator again with the arguments it first had (after KillWorker("coordinator")).
   void StartCoordinator();
   // The directory holding the shard config and the processes' logs.

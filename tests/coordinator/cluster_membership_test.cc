@@ -1,0 +1,145 @@
+// Cluster membership without processes: registrations, peer tables and losses driven directly,
+// the sessions' writers recorded.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "coordinator/cluster.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/status_matchers.h"
+#include "transport/inproc_transport.h"
+
+namespace mmx::coordinator {
+namespace {
+
+using ::mmx::testing::IsOk;
+
+// A stage holding experts 0-3 and two hosts with 4-7 each (b's experts are all replicated).
+std::string ReplicatedYaml() {
+  return "model: " + testing::GoldenDir() +
+         "\nworkers:\n"
+         "  - {name: stage, embedding: true, attention: [0, 8], lm_head: true,\n"
+         "     experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}\n"
+         "  - {name: a, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}\n"
+         "  - {name: b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}\n";
+}
+
+class ClusterMembershipTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto config = model::ModelConfig::FromFile(testing::GoldenDir());
+    ASSERT_THAT(config, IsOk());
+    fabric_ = std::make_shared<transport::InprocFabric>();
+    coordinator_ = transport::InprocTransport::Create(fabric_, "coordinator", {0, 1}).value();
+    transport::PeerId id = 1;
+    for (const char* name : {"stage", "a", "b"}) {
+      auto endpoint = transport::InprocTransport::Create(fabric_, name, {id++, 1});
+      ASSERT_THAT(endpoint.status(), IsOk());
+      workers_.push_back(*std::move(endpoint));
+    }
+    auto shard = plan::ParseShardConfig(ReplicatedYaml());
+    ASSERT_THAT(shard, IsOk());
+    cluster_ = std::make_unique<Cluster>(*shard, *config, "fp", coordinator_.get(), 1);
+    cluster_->set_log(NullLog());
+  }
+
+  // Registers `name` and reports it loaded; its messages go to inbox_[name].
+  void Join(const std::string& name) {
+    v1::Register reg;
+    reg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+    reg.set_name(name);
+    reg.set_device("cpu");
+    auto writer = [this, name](const v1::CoordinatorMessage& m) {
+      inbox_[name].push_back(m);
+      return true;
+    };
+    ASSERT_THAT(cluster_->Register(reg, writer, &session_[name]).status(), IsOk());
+    v1::Ready ready;
+    ready.set_checkpoint_fingerprint("fp");
+    ready.set_data_address(name);
+    ASSERT_THAT(cluster_->OnReady(session_[name], ready), IsOk());
+  }
+  // Every worker applies the newest table it was sent.
+  void ApplyTables() {
+    for (auto& [name, messages] : inbox_) {
+      for (const v1::CoordinatorMessage& m : messages) {
+        if (m.has_peers()) cluster_->OnPeersApplied(session_[name], m.peers().version());
+      }
+    }
+  }
+  const v1::CoordinatorMessage* Last(const std::string& name, bool (v1::CoordinatorMessage::*has)() const) {
+    for (auto it = inbox_[name].rbegin(); it != inbox_[name].rend(); ++it) {
+      if (((*it).*has)()) return &*it;
+    }
+    return nullptr;
+  }
+
+  std::shared_ptr<transport::InprocFabric> fabric_;
+  std::unique_ptr<transport::InprocTransport> coordinator_;
+  std::vector<std::unique_ptr<transport::InprocTransport>> workers_;  // the data addresses the cluster connects to
+  std::unique_ptr<Cluster> cluster_;
+  std::map<std::string, uint64_t> session_;
+  std::map<std::string, std::vector<v1::CoordinatorMessage>> inbox_;
+};
+
+TEST_F(ClusterMembershipTest, AnExpertHostWhoseExpertsAreAllReplicatedIsRoutedAroundWithoutANewEpoch) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  ASSERT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+  const uint64_t epoch = cluster_->epoch();
+
+  cluster_->OnSessionEnded(session_["b"]);
+  EXPECT_TRUE(cluster_->ready());
+  EXPECT_EQ(cluster_->epoch(), epoch);
+  const v1::CoordinatorMessage* lost = Last("stage", &v1::CoordinatorMessage::has_peer_lost);
+  ASSERT_NE(lost, nullptr);
+  EXPECT_EQ(lost->peer_lost().name(), "b");
+  EXPECT_TRUE(lost->peer_lost().replicated());
+
+  // b comes back: a table of the same epoch that lists it; the cluster stays ready throughout.
+  Join("b");
+  EXPECT_TRUE(cluster_->ready());
+  const v1::CoordinatorMessage* table = Last("stage", &v1::CoordinatorMessage::has_peers);
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->peers().sequence_epoch(), epoch);
+  EXPECT_EQ(table->peers().peers_size(), 4);  // the coordinator and all three
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready());
+  EXPECT_EQ(cluster_->epoch(), epoch);
+
+  // Now a, whose experts b holds again: routed around too.
+  cluster_->OnSessionEnded(session_["a"]);
+  EXPECT_TRUE(cluster_->ready());
+  // And then b, the last holder of 4-7: a new epoch, not ready, and a table without a or b
+  // would not do: the cluster waits for them.
+  cluster_->OnSessionEnded(session_["b"]);
+  EXPECT_FALSE(cluster_->ready());
+  EXPECT_GT(cluster_->epoch(), epoch);
+  EXPECT_FALSE(Last("stage", &v1::CoordinatorMessage::has_peer_lost)->peer_lost().replicated());
+  Join("b");
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();  // b covers 4-7; a stays routed around
+  const v1::CoordinatorMessage* after = Last("stage", &v1::CoordinatorMessage::has_peers);
+  EXPECT_EQ(after->peers().sequence_epoch(), cluster_->epoch());
+  EXPECT_EQ(after->peers().peers_size(), 3);  // the coordinator, stage and b
+}
+
+TEST_F(ClusterMembershipTest, LosingTheStageStartsANewEpoch) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  ASSERT_TRUE(cluster_->ready());
+  const uint64_t epoch = cluster_->epoch();
+  cluster_->OnSessionEnded(session_["stage"]);
+  EXPECT_FALSE(cluster_->ready());
+  EXPECT_EQ(cluster_->epoch(), epoch + 1);
+  EXPECT_THAT(cluster_->last_loss(), ::testing::HasSubstr("worker 'stage' lost"));
+  Join("stage");
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready());
+  EXPECT_EQ(Last("a", &v1::CoordinatorMessage::has_peers)->peers().sequence_epoch(), epoch + 1);
+}
+
+}  // namespace
+}  // namespace mmx::coordinator

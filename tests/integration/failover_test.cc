@@ -1,0 +1,211 @@
+// Integration: a worker killed (kill -9) while requests stream, then started again under its
+// name. The requests pause and go on; each returns exactly the tokens of an undisturbed run
+// (greedy, and seeded sampling), with log-probabilities within 1e-4. Real mmx-coord and
+// mmx-worker processes on the golden tiny-a checkpoint.
+#include <signal.h>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/golden.h"
+#include "tests/testing/local_cluster.h"
+
+namespace mmx {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kModel = testing::GoldenDir();
+
+// Two attention stages (the second holds lm_head) and two expert hosts; experts 0-2 only on
+// experts-a, 5-7 only on experts-b.
+std::string Disaggregated() {
+  return absl::StrCat("model: ", kModel, R"(
+workers:
+  - {name: stage0, embedding: true, attention: [0, 4]}
+  - {name: stage1, attention: [4, 8], lm_head: true}
+  - {name: experts-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3, 4]}]}
+  - {name: experts-b, experts: [{layers: [0, 8], ids: [3, 4, 5, 6, 7]}]}
+)");
+}
+
+// One streaming Generate, read a response at a time.
+class Stream {
+ public:
+  Stream(v1::Inference::Stub& stub, std::vector<int32_t> prompt, int max_tokens, float temperature, uint64_t seed) {
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    v1::GenerateRequest request;
+    request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+    request.mutable_sampling()->set_max_tokens(max_tokens);
+    request.mutable_sampling()->set_temperature(temperature);
+    request.mutable_sampling()->set_seed(seed);
+    request.mutable_sampling()->set_logprobs(1);
+    request.mutable_sampling()->set_ignore_eos(true);
+    reader_ = stub.Generate(&context_, request);
+  }
+  // Reads one response; false at the end of the stream.
+  bool ReadOne() {
+    v1::GenerateResponse response;
+    if (!reader_->Read(&response)) return false;
+    tokens.insert(tokens.end(), response.token_ids().begin(), response.token_ids().end());
+    logprobs.insert(logprobs.end(), response.logprobs().begin(), response.logprobs().end());
+    if (!response.finish_reason().empty()) finish_reason = response.finish_reason();
+    return true;
+  }
+  grpc::Status ReadToEnd() {
+    while (ReadOne()) {
+    }
+    return reader_->Finish();
+  }
+
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  std::string finish_reason;
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader_;
+};
+
+struct Case {
+  std::vector<int32_t> prompt;
+  int max_tokens;
+  float temperature;
+  uint64_t seed;
+};
+
+// A greedy request with a long prompt (replayed in several chunks), a short greedy one and a
+// seeded sampled one.
+std::vector<Case> Cases() {
+  std::vector<int32_t> long_prompt;
+  for (int t = 0; t < 300; ++t) long_prompt.push_back((t * 37 + 11) % 500);
+  return {{long_prompt, 150, 0.f, 0}, {{1, 2, 3}, 200, 0.f, 0}, {{7, 8, 9, 10}, 200, 0.9f, 4242}};
+}
+
+// experts-b's experts are all held by experts-a too.
+std::string Replicated() {
+  return absl::StrCat("model: ", kModel, R"(
+workers:
+  - {name: stage0, embedding: true, attention: [0, 4]}
+  - {name: stage1, attention: [4, 8], lm_head: true}
+  - {name: experts-a, experts: [{layers: [0, 8], ids: all}]}
+  - {name: experts-b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
+)");
+}
+
+// Runs Cases() undisturbed, then again with `disturb` applied once every stream has tokens,
+// and checks that each disturbed stream gives the undisturbed tokens and log-probabilities and,
+// with `pauses`, that the coordinator paused and replayed them for the loss of `victim`.
+void ExpectFailoverKeepsOutputs(testing::LocalCluster& c, const std::string& victim,
+                                const std::function<void()>& disturb, bool pauses = true) {
+  ASSERT_TRUE(c.WaitReady(absl::Seconds(60)).ok()) << c.Log("coordinator");
+
+  // Undisturbed, all at once as in the disturbed run.
+  std::vector<std::unique_ptr<Stream>> clean;
+  for (const Case& k : Cases()) clean.push_back(std::make_unique<Stream>(c.stub(), k.prompt, k.max_tokens, k.temperature, k.seed));
+  for (auto& s : clean) ASSERT_TRUE(s->ReadToEnd().ok());
+
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (const Case& k : Cases()) streams.push_back(std::make_unique<Stream>(c.stub(), k.prompt, k.max_tokens, k.temperature, k.seed));
+  // Every stream has tokens (all are running: the long prompt is prefilled), then the kill.
+  for (auto& s : streams) ASSERT_TRUE(s->ReadOne());
+  disturb();
+  for (size_t i = 0; i < streams.size(); ++i) {
+    SCOPED_TRACE(i);
+    const grpc::Status st = streams[i]->ReadToEnd();
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(streams[i]->finish_reason, "length");
+    EXPECT_EQ(streams[i]->tokens, clean[i]->tokens);
+    ASSERT_EQ(streams[i]->logprobs.size(), clean[i]->logprobs.size());
+    float worst = 0;
+    for (size_t t = 0; t < clean[i]->logprobs.size(); ++t) {
+      worst = std::max(worst, std::abs(streams[i]->logprobs[t] - clean[i]->logprobs[t]));
+    }
+    EXPECT_LE(worst, 1e-4f);
+  }
+  // It was a failover: the sequences were paused and replayed, not finished before the kill.
+  const std::string log = c.Log("coordinator");
+  if (pauses) {
+    EXPECT_THAT(log, HasSubstr("failover: 3 running sequences paused (worker '" + victim + "' lost"));
+    EXPECT_THAT(log, HasSubstr("failover: cluster whole again after"));
+  } else {
+    EXPECT_THAT(log, Not(HasSubstr("failover:")));
+  }
+  if (::testing::Test::HasFailure()) {
+    for (const char* name : {"coordinator", "stage0", "stage1", "experts-a", "experts-b"}) {
+      ADD_FAILURE() << "log of " << name << ":\n" << c.Log(name);
+    }
+  }
+}
+
+class FailoverTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FailoverTest, AKilledAndRestartedWorkerPausesTheStreamsWhichThenGiveTheUndisturbedTokens) {
+  const std::string victim = GetParam();
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--prefill-chunk", "64"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ExpectFailoverKeepsOutputs(c, victim, [&] {
+    c.KillWorker(victim);
+    ASSERT_TRUE(c.WaitWorkerState(victim, v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
+    ASSERT_TRUE(c.StartWorker(victim).ok());
+  });
+}
+
+TEST(FailoverFrozenTest, AWorkerFrozenPastTheHeartbeatTimeoutIsLostAndRejoinsWhenItWakes) {
+  auto cluster =
+      testing::LocalCluster::StartWith(Disaggregated(), {"--prefill-chunk", "64", "--heartbeat-timeout", "2"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ExpectFailoverKeepsOutputs(c, "stage0", [&] {
+    c.Signal("stage0", SIGSTOP);
+    // Its TCP connection stays up: only the missing heartbeats tell.
+    ASSERT_TRUE(c.WaitWorkerState("stage0", v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
+    auto status = c.Status();
+    ASSERT_TRUE(status.ok());
+    EXPECT_FALSE(status->ready());
+    for (const v1::WorkerStatus& w : status->workers()) {
+      if (w.name() == "stage0") EXPECT_THAT(w.message(), HasSubstr("no heartbeat for"));
+    }
+    c.Signal("stage0", SIGCONT);  // it finds its session ended, registers again and reloads
+  });
+  EXPECT_THAT(c.Log("stage0"), HasSubstr("registering again"));
+}
+
+TEST(FailoverReplicatedTest, AnExpertHostWhoseExpertsAreReplicatedIsRoutedAroundWithoutAPause) {
+  auto cluster = testing::LocalCluster::StartWith(Replicated(), {"--prefill-chunk", "64"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ExpectFailoverKeepsOutputs(
+      c, "experts-b",
+      [&] {
+        c.KillWorker("experts-b");
+        ASSERT_TRUE(c.WaitWorkerState("experts-b", v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
+        auto status = c.Status();
+        ASSERT_TRUE(status.ok());
+        EXPECT_TRUE(status->ready());  // serving goes on without it
+      },
+      /*pauses=*/false);
+  EXPECT_THAT(c.Log("coordinator"), HasSubstr("every expert it held is held elsewhere"));
+  // It comes back without a new epoch: the streams of a second run never pause either.
+  ASSERT_TRUE(c.StartWorker("experts-b").ok());
+  ASSERT_TRUE(c.WaitWorkerState("experts-b", v1::WORKER_STATE_READY, absl::Seconds(60)).ok());
+  auto again = testing::GenerateOnce(c.stub(), {1, 2, 3}, 8);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(c.Log("coordinator"), HasSubstr("worker 'experts-b' is back"));
+}
+
+// An attention stage holding lm_head (the tail), and an expert host holding the only copy of
+// experts 5-7.
+INSTANTIATE_TEST_SUITE_P(Workers, FailoverTest, ::testing::Values("stage1", "experts-b"),
+                         [](const auto& info) { return info.param == "stage1" ? "Stage" : "ExpertHost"; });
+
+}  // namespace
+}  // namespace mmx
