@@ -27,16 +27,16 @@ std::vector<std::string> DescribeRoles(const plan::WorkerShard& w) {
 
 Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
                  transport::Transport* transport, uint64_t cluster_token)
-    : config_(std::move(config)), fingerprint_(std::move(fingerprint)), transport_(transport),
-      cluster_token_(cluster_token) {
+    : config_(std::move(config)), sizes_(plan::ComputeModelSizes(config_)), fingerprint_(std::move(fingerprint)),
+      transport_(transport), cluster_token_(cluster_token) {
   absl::MutexLock lock(&mu_);
   SetShard(std::move(shard));
 }
 
 Cluster::Cluster(LivePlanning planning, model::ModelConfig config, std::string fingerprint,
                  transport::Transport* transport, uint64_t cluster_token)
-    : config_(std::move(config)), fingerprint_(std::move(fingerprint)), transport_(transport),
-      cluster_token_(cluster_token), planning_(std::move(planning)) {
+    : config_(std::move(config)), sizes_(plan::ComputeModelSizes(config_)), fingerprint_(std::move(fingerprint)),
+      transport_(transport), cluster_token_(cluster_token), planning_(std::move(planning)) {
   absl::MutexLock lock(&mu_);
   shard_.model = planning_->model_dir;
 }
@@ -105,8 +105,8 @@ Cluster::Slot* Cluster::FindSession(uint64_t session_id) {
   return nullptr;
 }
 
-absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, SessionWriter writer,
-                                                 uint64_t* session_id) {
+absl::StatusOr<v1::CoordinatorMessage> Cluster::Register(const v1::Register& request, SessionWriter writer,
+                                                         uint64_t* session_id) {
   if (request.protocol_version() != v1::PROTOCOL_VERSION_CURRENT) {
     return absl::InvalidArgumentError(absl::StrCat("worker speaks control protocol ", request.protocol_version(),
                                                    ", this coordinator speaks ",
@@ -114,6 +114,7 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
                                                    "; run the same mmx version on both"));
   }
   absl::MutexLock lock(&mu_);
+  if (request.standby()) return RegisterStandby(request, writer, session_id);
   if (planning_ && !planned_) {
     for (const v1::Register& p : pending_) {
       if (p.name() == request.name()) {
@@ -153,28 +154,43 @@ absl::StatusOr<v1::Assignment> Cluster::Register(const v1::Register& request, Se
         request.device(), "; start it with --device ", slot->entry->device, " or change the shard config"));
   }
   if (slot->session_id != 0) {
+    if (slot->info.name() != slot->entry->name) {
+      // A standby took this worker's entry while it was gone (or frozen): it stays as a standby.
+      log_(absl::StrCat("worker '", request.name(), "' is back, but standby '", slot->info.name(),
+                        "' holds its entry now; it becomes a standby"));
+      return RegisterStandby(request, writer, session_id);
+    }
     return absl::AlreadyExistsError(absl::StrCat("worker name '", request.name(),
                                                  "' is already claimed by a live worker; give each worker its own name"));
   }
-  slot->session_id = next_session_++;
-  slot->writer = std::move(writer);
-  slot->state = v1::WORKER_STATE_LOADING;
-  slot->bytes_done = slot->bytes_total = 0;
-  slot->message.clear();
-  slot->end_reason.clear();
-  slot->applied_version = 0;
-  slot->info = request;
-  *session_id = slot->session_id;
+  *session_id = next_session_++;
+  Claim(*slot, *session_id, std::move(writer), request);
   log_(absl::StrCat("worker '", request.name(), "' registered (device ", request.device(), "), loading"));
+  v1::CoordinatorMessage reply;
+  *reply.mutable_assignment() = MakeAssignment(*slot);
+  return reply;
+}
 
+void Cluster::Claim(Slot& slot, uint64_t session_id, SessionWriter writer, const v1::Register& info) {
+  slot.session_id = session_id;
+  slot.writer = std::move(writer);
+  slot.state = v1::WORKER_STATE_LOADING;
+  slot.bytes_done = slot.bytes_total = 0;
+  slot.message.clear();
+  slot.end_reason.clear();
+  slot.applied_version = 0;
+  slot.info = info;
+}
+
+v1::Assignment Cluster::MakeAssignment(const Slot& slot) const {
   v1::Assignment a;
-  a.set_peer_id(slot->peer_id);
+  a.set_peer_id(slot.peer_id);
   a.set_cluster_token(cluster_token_);
   a.set_model_dir(shard_.model);
   a.set_shard_yaml(plan::ShardConfigToYaml(shard_));
   a.set_config_fingerprint(fingerprint_);
   a.mutable_sampleable_ranges()->Add(sampleable_ranges_.begin(), sampleable_ranges_.end());
-  a.set_entry_name(slot->entry->name);
+  a.set_entry_name(slot.entry->name);
   a.set_heartbeat_interval_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(HeartbeatInterval(heartbeat_timeout_))));
   a.set_heartbeat_timeout_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(heartbeat_timeout_)));
   return a;
@@ -382,6 +398,7 @@ void Cluster::OnSilent(uint64_t session_id, absl::Duration silence) {
 
 void Cluster::OnSessionEnded(uint64_t session_id) {
   absl::MutexLock lock(&mu_);
+  if (DropStandby(session_id)) return;
   Slot* s = FindSession(session_id);
   if (s == nullptr) return;
   s->session_id = 0;
@@ -399,6 +416,7 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
     log_(absl::StrCat("worker '", e.name, "' lost: ", s->message, "; every expert it held is held elsewhere, "
                       "serving goes on without it"));
     SendPeerLost(*s, /*replicated=*/true);
+    AssignStandbys();  // restores the replicas, when a standby fits
     return;
   }
   last_loss_ = absl::StrCat("worker '", e.name, "' lost: ", s->message);
@@ -410,6 +428,7 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   ready_ = false;
   NotifyChange();
   SendPeerLost(*s, /*replicated=*/false);
+  AssignStandbys();
 }
 
 bool Cluster::ready() const {
@@ -472,6 +491,16 @@ v1::ClusterStatus Cluster::Status() const {
     w->set_message(s.message);
     w->set_memory_bytes(s.info.memory_bytes());
     w->set_mem_bandwidth_gbs(s.info.mem_bandwidth_gbs());
+    if (s.session_id != 0) w->set_process_name(s.info.name());
+  }
+  for (const StandbyWorker& s : standbys_) {
+    v1::WorkerStatus* w = status.add_workers();
+    w->set_name(s.info.name());
+    w->set_state(v1::WORKER_STATE_STANDBY);
+    w->set_device(s.info.device());
+    w->set_memory_bytes(s.info.memory_bytes());
+    w->set_mem_bandwidth_gbs(s.info.mem_bandwidth_gbs());
+    w->set_process_name(s.info.name());
   }
   return status;
 }

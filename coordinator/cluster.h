@@ -23,6 +23,7 @@
 #include "mmx/v1/inference.pb.h"
 #include "model/config.h"
 #include "plan/cluster_spec.h"
+#include "plan/model_sizes.h"
 #include "plan/shard_config.h"
 #include "transport/transport.h"
 
@@ -57,12 +58,14 @@ class Cluster {
   void set_heartbeat_timeout(absl::Duration timeout) { heartbeat_timeout_ = timeout; }
   absl::Duration heartbeat_timeout() const { return heartbeat_timeout_; }
 
-  // A worker's session opened with Register. Returns the Assignment to send, or
-  // InvalidArgument (unknown name, or bad protocol version) / AlreadyExists (the name is held
-  // by a live session), whose message the worker prints before exiting. With live planning it
-  // blocks until the plan exists (ResourceExhausted if the workers cannot hold the model).
-  absl::StatusOr<v1::Assignment> Register(const v1::Register& request, SessionWriter writer,
-                                          uint64_t* session_id);
+  // A worker's session opened with Register. Returns the first message to send: its Assignment,
+  // or Standby for a standby (Register.standby, or a worker whose entry a standby took over
+  // meanwhile) when no lost entry waits for it. Or InvalidArgument (unknown name, or bad
+  // protocol version) / AlreadyExists (the name is held by a live session), whose message the
+  // worker prints before exiting. With live planning it blocks until the plan exists
+  // (ResourceExhausted if the workers cannot hold the model).
+  absl::StatusOr<v1::CoordinatorMessage> Register(const v1::Register& request, SessionWriter writer,
+                                                  uint64_t* session_id);
   void OnProgress(uint64_t session_id, int64_t done, int64_t total);
   // FailedPrecondition if the worker's checkpoint fingerprint differs (the session is then
   // rejected and ends).
@@ -101,6 +104,9 @@ class Cluster {
   // Micro-batches per step when the scheduler's count is automatic: 2, or 1 when there is one
   // worker or the ready workers share a host's cores (core_sharing.h).
   int AutomaticMicroBatches() const;
+  // The sequence-state bytes the scheduler holds for running requests on each attention stage
+  // (by entry name): what a standby taking a stage over must have room for, with its weights.
+  void SetReservedState(std::map<std::string, int64_t> bytes);
   // Each attention stage's layers and the memory it reported for sequence state (split among
   // the workers of its host), for admission control. Valid while ready().
   struct Stage {
@@ -133,10 +139,30 @@ class Cluster {
     // (no new epoch), and takes it back when it returns, until then it is out of peer tables.
     bool excused = false;
     std::string connected_address;  // what the coordinator's transport is connected to
-    v1::Register info;
+    v1::Register info;              // of the process holding it (a standby's own name, device, memory)
     int64_t state_memory_bytes = 0;
   };
+  // A worker registered with --standby, holding nothing yet.
+  struct StandbyWorker {
+    uint64_t session_id = 0;
+    SessionWriter writer;
+    v1::Register info;
+  };
   Slot* FindSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Assignment MakeAssignment(const Slot& slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a new session in `slot` (loading): the worker named by its entry, or a standby.
+  void Claim(Slot& slot, uint64_t session_id, SessionWriter writer, const v1::Register& info)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // cluster_standby.cc: the standby pool.
+  absl::StatusOr<v1::CoordinatorMessage> RegisterStandby(const v1::Register& request, SessionWriter writer,
+                                                         uint64_t* session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a standby can take `slot`: same device kind, memory for its weights and the state
+  // the scheduler holds on it.
+  bool Fits(const v1::Register& standby, const Slot& slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives lost entries to fitting standbys (first lost entry first), sending their Assignments.
+  void AssignStandbys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a standby's registration if `session_id` is one; returns whether it was.
+  bool DropStandby(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Plans on the pending registrations (live planning); sets planned_ or plan_error_.
   void PlanFromPendingWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -150,6 +176,7 @@ class Cluster {
 
   plan::ShardConfig shard_ ABSL_GUARDED_BY(mu_);
   const model::ModelConfig config_;
+  const plan::ModelSizes sizes_;
   const std::string fingerprint_;
   transport::Transport* const transport_;
   const uint64_t cluster_token_;
@@ -160,6 +187,8 @@ class Cluster {
 
   mutable absl::Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  std::vector<StandbyWorker> standbys_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> reserved_state_ ABSL_GUARDED_BY(mu_);
   // Live planning: registrations wait here until the plan exists.
   std::optional<LivePlanning> planning_;
   std::vector<v1::Register> pending_ ABSL_GUARDED_BY(mu_);

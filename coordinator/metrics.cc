@@ -124,6 +124,8 @@ std::string Metrics::RenderPrometheus() const {
   step_.Render("mmx_step_seconds", "", &out);
   Help(&out, "mmx_failovers_total", "counter", "Workers lost while sequences ran on them (their state is replayed).");
   Line(&out, "mmx_failovers_total", "", static_cast<double>(failovers_.load()));
+  Help(&out, "mmx_paused_requests", "gauge", "Running requests paused for a lost worker's entry.");
+  Line(&out, "mmx_paused_requests", "", paused_.load());
   Help(&out, "mmx_replayed_tokens_total", "counter", "Context tokens prefilled again to rebuild state lost with a worker.");
   Line(&out, "mmx_replayed_tokens_total", "", static_cast<double>(replayed_tokens_.load()));
   Help(&out, "mmx_request_pause_seconds", "histogram", "Per request and failover, from losing its state to its next token.");
@@ -148,6 +150,8 @@ v1::ServingStats Metrics::Stats() const {
   s.set_time_to_first_token_p50_s(ttft_.Quantile(0.5));
   s.set_time_per_output_token_p50_s(tpot_.Quantile(0.5));
   s.set_step_p50_s(step_.Quantile(0.5));
+  s.set_paused_requests(paused_.load());
+  s.set_failovers_total(failovers_.load());
   absl::MutexLock lock(&mu_);
   for (const auto& [worker, h] : worker_step_) (*s.mutable_worker_step_p50_s())[worker] = h->Quantile(0.5);
   return s;

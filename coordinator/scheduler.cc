@@ -197,9 +197,14 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
   }
   running_count_ = static_cast<int>(running.size());
   if (metrics_) {
+    int paused = 0;
+    for (const ScheduledRequest& s : running) paused += s.request->paused_at != absl::InfiniteFuture();
     metrics_->SetQueueDepth(static_cast<int>(queue_.size()));
     metrics_->SetRunning(running_count_);
+    metrics_->SetPaused(paused);
   }
+  // What a standby taking over a stage must have room for.
+  if (budget_) cluster_->SetReservedState(budget_->reserved_by_worker());
   return look_again;
 }
 

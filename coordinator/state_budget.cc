@@ -54,6 +54,12 @@ void StateBudget::Release(uint64_t id) {
   holdings_.erase(it);
 }
 
+std::map<std::string, int64_t> StateBudget::reserved_by_worker() const {
+  std::map<std::string, int64_t> out;
+  for (size_t i = 0; i < stages_.size(); ++i) out[stages_[i].worker] += reserved_[i];
+  return out;
+}
+
 int64_t StateBudget::reserved_bytes(const std::string& worker) const {
   for (size_t i = 0; i < stages_.size(); ++i) {
     if (stages_[i].worker == worker) return reserved_[i];

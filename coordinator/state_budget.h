@@ -37,6 +37,8 @@ class StateBudget {
   void Hold(uint64_t id, int64_t positions);
   void Release(uint64_t id);
   int64_t reserved_bytes(const std::string& worker) const;
+  // reserved_bytes of every stage, by worker.
+  std::map<std::string, int64_t> reserved_by_worker() const;
 
  private:
   const model::ModelConfig config_;

@@ -27,14 +27,13 @@ absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
     return status;
   };
   uint64_t session_id = 0;
-  absl::StatusOr<v1::Assignment> assignment = cluster.Register(first.register_(), writer, &session_id);
-  if (!assignment.ok()) {
-    (void)reject(assignment.status());
-    return absl::FailedPreconditionError(assignment.status().message());
+  // An Assignment, or Standby (an Assignment may follow at any time, written by the cluster).
+  absl::StatusOr<v1::CoordinatorMessage> reply = cluster.Register(first.register_(), writer, &session_id);
+  if (!reply.ok()) {
+    (void)reject(reply.status());
+    return absl::FailedPreconditionError(reply.status().message());
   }
-  v1::CoordinatorMessage assign;
-  *assign.mutable_assignment() = *assignment;
-  writer(assign);
+  writer(*reply);
 
   std::optional<SessionWatchdog> watchdog;
   watchdog.emplace(HeartbeatInterval(cluster.heartbeat_timeout()), cluster.heartbeat_timeout(), writer,

@@ -28,6 +28,7 @@ const char* StateName(v1::WorkerState s) {
     case v1::WORKER_STATE_READY: return "ready";
     case v1::WORKER_STATE_LOST: return "lost";
     case v1::WORKER_STATE_FAILED: return "failed";
+    case v1::WORKER_STATE_STANDBY: return "standby";
     default: return "unknown";
   }
 }
@@ -233,6 +234,8 @@ absl::Status RunStatusClient(const ClientOptions& o) {
                   {"time_to_first_token_p50_s", st.time_to_first_token_p50_s()},
                   {"time_per_output_token_p50_s", st.time_per_output_token_p50_s()},
                   {"step_p50_s", st.step_p50_s()},
+                  {"paused_requests", st.paused_requests()},
+                  {"failovers_total", st.failovers_total()},
                   {"worker_step_p50_s", std::map<std::string, double>(st.worker_step_p50_s().begin(),
                                                                       st.worker_step_p50_s().end())}};
     j["metrics_address"] = status.metrics_address();
@@ -243,6 +246,7 @@ absl::Status RunStatusClient(const ClientOptions& o) {
                               {"state", StateName(w.state())},
                               {"load_progress", w.load_progress()},
                               {"device", w.device()},
+                              {"process", w.process_name()},
                               {"message", w.message()}});
     }
     std::printf("%s\n", j.dump().c_str());
@@ -253,6 +257,8 @@ absl::Status RunStatusClient(const ClientOptions& o) {
   for (const auto& w : status.workers()) {
     std::string state = StateName(w.state());
     if (w.state() == v1::WORKER_STATE_LOADING) state += absl::StrCat(" ", static_cast<int>(100 * w.load_progress()), "%");
+    // A standby serving a lost worker's entry: say which process holds it.
+    if (!w.process_name().empty() && w.process_name() != w.name()) state += " by " + w.process_name();
     const auto step = status.stats().worker_step_p50_s().find(w.name());
     const std::string timing = step == status.stats().worker_step_p50_s().end()
                                    ? ""
@@ -262,8 +268,9 @@ absl::Status RunStatusClient(const ClientOptions& o) {
                 w.message().empty() ? "" : ("  (" + w.message() + ")").c_str());
   }
   const v1::ServingStats& st = status.stats();
-  std::printf("requests: %lld (%lld failed), queue %d; tokens: %lld prompt, %lld generated\n",
+  std::printf("requests: %lld (%lld failed), queue %d, paused %d (failovers: %lld); tokens: %lld prompt, %lld generated\n",
               static_cast<long long>(st.requests_total()), static_cast<long long>(st.requests_failed()), st.queue_depth(),
+              st.paused_requests(), static_cast<long long>(st.failovers_total()),
               static_cast<long long>(st.prompt_tokens_total()), static_cast<long long>(st.generated_tokens_total()));
   std::printf("latency p50: first token %.1f ms, per output token %.1f ms, step %.1f ms\n",
               1e3 * st.time_to_first_token_p50_s(), 1e3 * st.time_per_output_token_p50_s(), 1e3 * st.step_p50_s());

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--connect-timeout", connect_timeout_s,
                  "Seconds to keep trying to reach the coordinator at start (once registered, a worker that loses "
                  "it keeps trying until it is back)");
+  app.add_flag("--standby", o.standby,
+               "Register as a standby: hold nothing until a worker is lost, then take over its entry (same device "
+               "kind, enough memory); --name is this worker's own name");
   bool exit_with_coordinator = false;
   app.add_flag("--exit-with-coordinator", exit_with_coordinator,
                "Exit when the coordinator's session ends, instead of waiting for it to come back");

@@ -24,9 +24,9 @@ Heartbeats::~Heartbeats() {
   thread_.join();
 }
 
-void Heartbeats::Listening() {
+void Heartbeats::Listening(bool on) {
   absl::MutexLock lock(&mu_);
-  listening_ = true;
+  listening_ = on;
   last_heard_ = absl::Now();
 }
 

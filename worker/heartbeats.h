@@ -21,8 +21,9 @@ class Heartbeats {
   Heartbeats(const Heartbeats&) = delete;
   Heartbeats& operator=(const Heartbeats&) = delete;
 
-  // From now on a silent coordinator ends the session.
-  void Listening();
+  // Whether the worker reads the session now (a standby waiting, a worker serving): only then
+  // does a silent coordinator end it. Not while loading a shard, when nothing is read.
+  void Listening(bool on = true);
   // A message from the coordinator arrived.
   void Heard();
   // Whether this side ended the session for silence.

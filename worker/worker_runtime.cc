@@ -81,6 +81,7 @@ v1::WorkerMessage MakeRegister(const WorkerOptions& o, const model::DeviceSpec& 
   reg->set_threads(ThreadPool::Default().num_threads());
   reg->set_host(HostName());
   reg->set_host_cores(UsableCores());
+  reg->set_standby(o.standby);
   return hello;
 }
 
@@ -308,10 +309,27 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
     return absl::UnavailableError(absl::StrCat("the coordinator ended the session: ", st.message()));
   }
   if (msg.has_rejected()) return absl::FailedPreconditionError(msg.rejected().message());
+  std::optional<Heartbeats> heartbeats;
+  if (msg.has_standby()) {
+    // Holding nothing until a worker is lost whose entry fits here; heartbeats meanwhile.
+    heartbeats.emplace(session, absl::Milliseconds(msg.standby().heartbeat_interval_ms()),
+                       absl::Milliseconds(msg.standby().heartbeat_timeout_ms()), env.log);
+    heartbeats->Listening();
+    env.log("standby: registered, waiting for an entry to take over");
+    do {
+      if (!session.Read(&msg)) return CoordinatorLost();
+      heartbeats->Heard();
+      if (msg.has_rejected()) return absl::FailedPreconditionError(msg.rejected().message());
+    } while (!msg.has_assignment());
+    heartbeats->Listening(false);  // loading: nothing is read until serving
+    env.log(absl::StrCat("standby: taking over the entry '", msg.assignment().entry_name(), "'"));
+  }
   if (!msg.has_assignment()) return absl::InternalError("expected an Assignment from the coordinator");
   const v1::Assignment assignment = msg.assignment();
-  Heartbeats heartbeats(session, absl::Milliseconds(assignment.heartbeat_interval_ms()),
-                        absl::Milliseconds(assignment.heartbeat_timeout_ms()), env.log);
+  if (!heartbeats) {
+    heartbeats.emplace(session, absl::Milliseconds(assignment.heartbeat_interval_ms()),
+                       absl::Milliseconds(assignment.heartbeat_timeout_ms()), env.log);
+  }
 
   MMX_ASSIGN_OR_RETURN(plan::ShardConfig config, plan::ParseShardConfig(assignment.shard_yaml(), "assigned shard"));
   const plan::WorkerShard* mine = config.Find(assignment.entry_name());
@@ -336,7 +354,7 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
   ready.mutable_ready()->set_state_memory_bytes(*state_memory);
   session.Write(ready);
-  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, heartbeats, env.log);
+  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, *heartbeats, env.log);
 }
 
 }  // namespace mmx::worker

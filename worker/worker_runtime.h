@@ -23,6 +23,8 @@ namespace mmx::worker {
 struct WorkerOptions {
   std::string coordinator;   // HOST:PORT (a worker process's gRPC session)
   std::string name;
+  // Register without claiming an entry; take a lost worker's entry when the coordinator gives one.
+  bool standby = false;
   std::string device = "cpu";
   int threads = 0;           // 0 = all cores
   bool bf16_activations = false;  // batched GEMMs round activations to bf16 (kernels.h)

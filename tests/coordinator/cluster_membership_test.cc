@@ -34,7 +34,7 @@ class ClusterMembershipTest : public ::testing::Test {
     fabric_ = std::make_shared<transport::InprocFabric>();
     coordinator_ = transport::InprocTransport::Create(fabric_, "coordinator", {0, 1}).value();
     transport::PeerId id = 1;
-    for (const char* name : {"stage", "a", "b"}) {
+    for (const char* name : {"stage", "a", "b", "spare"}) {
       auto endpoint = transport::InprocTransport::Create(fabric_, name, {id++, 1});
       ASSERT_THAT(endpoint.status(), IsOk());
       workers_.push_back(*std::move(endpoint));
@@ -45,21 +45,35 @@ class ClusterMembershipTest : public ::testing::Test {
     cluster_->set_log(NullLog());
   }
 
-  // Registers `name` and reports it loaded; its messages go to inbox_[name].
-  void Join(const std::string& name) {
+  // Registers `name`; its messages go to inbox_[name]. Returns the first reply.
+  v1::CoordinatorMessage Register(const std::string& name, bool standby = false, const std::string& device = "cpu",
+                                  int64_t memory = int64_t{1} << 40) {
     v1::Register reg;
     reg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
     reg.set_name(name);
-    reg.set_device("cpu");
+    reg.set_device(device);
+    reg.set_memory_bytes(memory);
+    reg.set_standby(standby);
     auto writer = [this, name](const v1::CoordinatorMessage& m) {
       inbox_[name].push_back(m);
       return true;
     };
-    ASSERT_THAT(cluster_->Register(reg, writer, &session_[name]).status(), IsOk());
+    absl::StatusOr<v1::CoordinatorMessage> reply = cluster_->Register(reg, writer, &session_[name]);
+    EXPECT_THAT(reply.status(), IsOk());
+    if (!reply.ok()) return {};
+    inbox_[name].push_back(*reply);
+    return *reply;
+  }
+  // Reports `name` (registered) loaded, at data address `name`.
+  void Loaded(const std::string& name) {
     v1::Ready ready;
     ready.set_checkpoint_fingerprint("fp");
     ready.set_data_address(name);
     ASSERT_THAT(cluster_->OnReady(session_[name], ready), IsOk());
+  }
+  void Join(const std::string& name) {
+    ASSERT_TRUE(Register(name).has_assignment());
+    Loaded(name);
   }
   // Every worker applies the newest table it was sent.
   void ApplyTables() {
@@ -139,6 +153,54 @@ TEST_F(ClusterMembershipTest, LosingTheStageStartsANewEpoch) {
   ApplyTables();
   EXPECT_TRUE(cluster_->ready());
   EXPECT_EQ(Last("a", &v1::CoordinatorMessage::has_peers)->peers().sequence_epoch(), epoch + 1);
+}
+
+TEST_F(ClusterMembershipTest, AStandbyTakesTheEntryOfALostWorkerThatFitsIt) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  // Three standbys: one a GPU, one too small for the stage's weights, one that fits.
+  EXPECT_TRUE(Register("gpu", /*standby=*/true, "cuda:0").has_standby());
+  EXPECT_TRUE(Register("small", /*standby=*/true, "cpu", /*memory=*/1024).has_standby());
+  EXPECT_TRUE(Register("spare", /*standby=*/true).has_standby());
+  int standbys = 0;
+  const v1::ClusterStatus before = cluster_->Status();
+  for (const v1::WorkerStatus& w : before.workers()) standbys += w.state() == v1::WORKER_STATE_STANDBY;
+  EXPECT_EQ(standbys, 3);
+
+  cluster_->OnSessionEnded(session_["stage"]);
+  const v1::CoordinatorMessage* assigned = Last("spare", &v1::CoordinatorMessage::has_assignment);
+  ASSERT_NE(assigned, nullptr);
+  EXPECT_EQ(assigned->assignment().entry_name(), "stage");
+  EXPECT_EQ(Last("gpu", &v1::CoordinatorMessage::has_assignment), nullptr);
+  EXPECT_EQ(Last("small", &v1::CoordinatorMessage::has_assignment), nullptr);
+  Loaded("spare");
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+  const v1::ClusterStatus after = cluster_->Status();
+  for (const v1::WorkerStatus& w : after.workers()) {
+    if (w.name() == "stage") EXPECT_EQ(w.process_name(), "spare");
+  }
+
+  // The replaced worker comes back under its name: it is told to stand by, not refused.
+  EXPECT_TRUE(Register("stage").has_standby());
+  // A second worker of that name while the first is a live standby is refused.
+  v1::Register again;
+  again.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+  again.set_name("stage");
+  again.set_standby(true);
+  uint64_t id = 0;
+  EXPECT_EQ(cluster_->Register(again, [](const v1::CoordinatorMessage&) { return true; }, &id).status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(ClusterMembershipTest, AStandbyRegisteringAfterTheLossTakesTheEntryAtOnce) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  cluster_->OnSessionEnded(session_["stage"]);
+  const v1::CoordinatorMessage reply = Register("spare", /*standby=*/true);
+  ASSERT_TRUE(reply.has_assignment());
+  EXPECT_EQ(reply.assignment().entry_name(), "stage");
+  EXPECT_GT(reply.assignment().heartbeat_timeout_ms(), 0u);
 }
 
 }  // namespace

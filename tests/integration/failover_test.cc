@@ -202,6 +202,25 @@ TEST(FailoverReplicatedTest, AnExpertHostWhoseExpertsAreReplicatedIsRoutedAround
   EXPECT_THAT(c.Log("coordinator"), HasSubstr("worker 'experts-b' is back"));
 }
 
+TEST(FailoverStandbyTest, AStandbyTakesOverAKilledStageAndTheStreamsGoOn) {
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--prefill-chunk", "64"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ASSERT_TRUE(c.StartStandby("spare").ok());
+  ASSERT_TRUE(c.WaitWorkerState("spare", v1::WORKER_STATE_STANDBY, absl::Seconds(60)).ok()) << c.Log("spare");
+  ExpectFailoverKeepsOutputs(c, "stage1", [&] { c.KillWorker("stage1"); });  // nobody restarts it
+  EXPECT_THAT(c.Log("coordinator"), HasSubstr("standby 'spare' takes the entry of lost worker 'stage1'"));
+  auto status = c.Status();
+  ASSERT_TRUE(status.ok());
+  for (const v1::WorkerStatus& w : status->workers()) {
+    if (w.name() == "stage1") EXPECT_EQ(w.process_name(), "spare");
+    EXPECT_NE(w.state(), v1::WORKER_STATE_STANDBY) << w.name();  // the pool is empty now
+  }
+  // The old worker starts again: its entry is taken, so it becomes the new standby.
+  ASSERT_TRUE(c.StartWorker("stage1").ok());
+  ASSERT_TRUE(c.WaitWorkerState("stage1", v1::WORKER_STATE_STANDBY, absl::Seconds(60)).ok()) << c.Log("stage1");
+}
+
 // An attention stage holding lm_head (the tail), and an expert host holding the only copy of
 // experts 5-7.
 INSTANTIATE_TEST_SUITE_P(Workers, FailoverTest, ::testing::Values("stage1", "experts-b"),

@@ -151,6 +151,13 @@ absl::Status LocalCluster::StartWorker(const std::string& name) {
   return absl::OkStatus();
 }
 
+absl::Status LocalCluster::StartStandby(const std::string& name) {
+  Spawn(name, {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--standby", "--threads",
+               std::to_string(threads_), "--connect-timeout", "60"},
+        cwd_);
+  return absl::OkStatus();
+}
+
 void LocalCluster::KillWorker(const std::string& name) {
   auto it = pids_.find(name);
   if (it == pids_.end()) return;

@@ -61,6 +61,8 @@ class LocalCluster {
   // The directory holding the shard config and the processes' logs.
   std::string dir() const { return dir_; }
   absl::Status StartWorker(const std::string& name);
+  // `mmx-worker --standby --name NAME`: holds nothing until a worker is lost.
+  absl::Status StartStandby(const std::string& name);
 
   // What a process printed (stdout and stderr together).
   std::string Log(const std::string& name) const;
