@@ -178,6 +178,7 @@ void Cluster::Claim(Slot& slot, uint64_t session_id, SessionWriter writer, const
   slot.bytes_done = slot.bytes_total = 0;
   slot.message.clear();
   slot.end_reason.clear();
+  slot.leaving = slot.dismissed = false;
   slot.applied_version = 0;
   slot.info = info;
 }
@@ -341,7 +342,8 @@ int Cluster::AutomaticMicroBatches() const {
 void Cluster::UpdateReady() {
   bool all = published_;
   for (const Slot& s : slots_) {
-    all = all && (s.excused || (s.state == v1::WORKER_STATE_READY && s.applied_version >= epoch_first_version_));
+    all = all && (s.excused || (s.state == v1::WORKER_STATE_READY && !s.leaving &&
+                                s.applied_version >= epoch_first_version_));
   }
   if (all && !ready_) {
     std::vector<v1::Register> infos;
@@ -396,6 +398,38 @@ void Cluster::OnSilent(uint64_t session_id, absl::Duration silence) {
   }
 }
 
+void Cluster::OnLeaving(uint64_t session_id) {
+  absl::MutexLock lock(&mu_);
+  Slot* s = FindSession(session_id);
+  if (s == nullptr || s->leaving || s->dismissed) return;
+  s->end_reason = "stopped (SIGTERM); start it again, or keep a standby to take over";
+  const plan::WorkerShard& e = *s->entry;
+  if (ready_ && !e.embedding && !e.attention && !e.lm_head && ExpertsHeldElsewhere(*s)) {
+    // Its experts are held elsewhere: it may go now, the stages route around it (the step in
+    // flight included).
+    log_(absl::StrCat("worker '", e.name, "' is stopping (SIGTERM); its experts are held elsewhere"));
+    v1::CoordinatorMessage msg;
+    msg.mutable_dismissed()->set_message("your experts are held elsewhere; you may stop");
+    s->writer(msg);
+    s->dismissed = true;
+    return;
+  }
+  s->leaving = true;
+  log_(absl::StrCat("worker '", e.name, "' is stopping (SIGTERM): no new step starts until it is back"));
+  UpdateReady();
+}
+
+void Cluster::Quiescent() {
+  absl::MutexLock lock(&mu_);
+  for (Slot& s : slots_) {
+    if (!s.leaving || s.dismissed || !s.writer) continue;
+    v1::CoordinatorMessage msg;
+    msg.mutable_dismissed()->set_message("no step in flight; you may stop");
+    s.writer(msg);
+    s.dismissed = true;
+  }
+}
+
 void Cluster::OnSessionEnded(uint64_t session_id) {
   absl::MutexLock lock(&mu_);
   if (DropStandby(session_id)) return;
@@ -417,6 +451,7 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
                       "serving goes on without it"));
     SendPeerLost(*s, /*replicated=*/true);
     AssignStandbys();  // restores the replicas, when a standby fits
+    UpdateReady();
     return;
   }
   last_loss_ = absl::StrCat("worker '", e.name, "' lost: ", s->message);
@@ -429,6 +464,18 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   NotifyChange();
   SendPeerLost(*s, /*replicated=*/false);
   AssignStandbys();
+}
+
+void Cluster::ResetSequences(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  last_loss_ = why;
+  log_(absl::StrCat("resetting every sequence (a new peer table): ", why));
+  ++epoch_;
+  published_ = false;
+  ready_ = false;
+  NotifyChange();
+  MaybePublishPeers();
+  UpdateReady();
 }
 
 bool Cluster::ready() const {
@@ -458,6 +505,7 @@ std::string Cluster::NotReadyReason() const {
   for (const Slot& s : slots_) {
     switch (s.state) {
       case v1::WORKER_STATE_READY:
+        if (s.leaving) parts.push_back(absl::StrCat("worker '", s.entry->name, "' is stopping (SIGTERM)"));
         if (s.applied_version < epoch_first_version_) parts.push_back(absl::StrCat("worker '", s.entry->name, "' is connecting to its peers"));
         break;
       case v1::WORKER_STATE_LOADING:

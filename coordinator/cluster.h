@@ -75,8 +75,20 @@ class Cluster {
   // Nothing was heard from the worker for `silence` (frozen, or its link is down): the session
   // is about to be ended from this side; the worker is marked lost with that reason.
   void OnSilent(uint64_t session_id, absl::Duration silence);
+  // The worker asks to stop (SIGTERM): the cluster stops being ready (no new step starts) and
+  // the worker is dismissed at the next Quiescent, once the step in flight is done.
+  void OnLeaving(uint64_t session_id);
+  // The scheduler has no step in flight: workers waiting to leave are dismissed now (their
+  // session then ends, and the loss is handled as any: a standby or a restart takes the entry,
+  // the paused sequences are replayed there).
+  void Quiescent();
   // The session stream ended (the worker exited, crashed or was cut off).
   void OnSessionEnded(uint64_t session_id);
+  // A step failed on the data plane (a peer unreachable, a step that never came back) while
+  // every worker still holds its session: the sequences' state may be half-updated. Starts a
+  // new epoch with the same workers (a new peer table: every worker drops its sequences), so the
+  // scheduler replays them. `why` is reported as the cause.
+  void ResetSequences(const std::string& why);
 
   // Calls `on_change(ready, epoch)` whenever readiness or the epoch changes (a worker lost or
   // failed, or the cluster became ready). It runs under the cluster's lock: it must not call
@@ -132,7 +144,9 @@ class Cluster {
     v1::WorkerState state = v1::WORKER_STATE_UNSPECIFIED;
     int64_t bytes_done = 0, bytes_total = 0;
     std::string message;
-    std::string end_reason;  // why this side is ending the session (OnSilent), "" otherwise
+    std::string end_reason;  // why the session is ending (OnSilent, OnLeaving), "" otherwise
+    bool leaving = false;    // asked to stop; dismissed once no step is in flight
+    bool dismissed = false;
     std::string data_address;
     uint64_t applied_version = 0;
     // Lost, but every expert it held is held by a live worker: the cluster serves without it

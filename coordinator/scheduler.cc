@@ -69,9 +69,30 @@ Scheduler::~Scheduler() {
   cluster_->Unsubscribe(subscription_);
 }
 
+void Scheduler::Drain(const std::string& why) {
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = why;
+    queue_.RemoveIf([](const ScheduledRequest&) { return true; },
+                    [&](ScheduledRequest& s) {
+                      s.request->Fail(absl::UnavailableError(why));
+                      Ended("error");
+                    });
+    if (metrics_) metrics_->SetQueueDepth(0);
+  }
+  waker_->Wake();
+}
+
+bool Scheduler::WaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_count_ == 0 && queue_.size() == 0; };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+}
+
 absl::Status Scheduler::Submit(std::shared_ptr<Request> request) {
   {
     absl::MutexLock lock(&mu_);
+    if (!draining_.empty()) return absl::UnavailableError(draining_);
     if (static_cast<int>(queue_.size()) >= options_.max_queue) {
       return absl::ResourceExhaustedError(absl::StrCat("the queue is full (", options_.max_queue,
                                                        " requests waiting, --max-queue); retry later"));
@@ -141,6 +162,14 @@ void Scheduler::LoseState(std::vector<ScheduledRequest>& running, std::vector<ui
   Log(absl::StrCat("failover: ", lost.size(), " running sequences paused (", cause,
                    "); they are replayed once the cluster is whole again, or end after --failover-timeout ",
                    absl::FormatDuration(options_.failover_timeout)));
+}
+
+void Scheduler::AwaitLossOrReset(const ClusterView& view, const absl::Status& failure) {
+  const absl::Time give_up = absl::Now() + cluster_->heartbeat_timeout();
+  while (cluster_->epoch() == view.epoch && absl::Now() < give_up) waker_->WaitUntil(give_up);
+  if (cluster_->epoch() == view.epoch) {
+    cluster_->ResetSequences(absl::StrCat("a step failed and no worker was lost: ", failure.message()));
+  }
 }
 
 absl::Time Scheduler::ExpirePaused(std::vector<ScheduledRequest>& running, const ClusterView& view) {
@@ -226,6 +255,7 @@ void Scheduler::Loop() {
   std::vector<uint64_t> freed;
   state_epoch_ = cluster_->epoch();
   while (true) {
+    cluster_->Quiescent();  // no step in flight here: workers waiting to stop may go
     const ClusterView view = ViewCluster(running);
     if (view.epoch != state_epoch_) {
       LoseState(running, freed, view);
@@ -256,7 +286,14 @@ void Scheduler::Loop() {
     }
     absl::Status status = RunStep(running, freed, view);
     // A worker lost during the step: the top of the loop sees the new epoch and pauses them.
-    if (!status.ok() && cluster_->epoch() == view.epoch) FailAll(running, freed, status);
+    if (status.ok() || cluster_->epoch() != view.epoch) continue;
+    // A peer unreachable or silent (UCX's endpoint timeout is DEADLINE_EXCEEDED).
+    const bool peer_trouble = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+    if (peer_trouble && options_.failover_timeout > absl::ZeroDuration()) {
+      AwaitLossOrReset(view, status);
+      continue;
+    }
+    FailAll(running, freed, status);
   }
   FailAll(running, freed, absl::UnavailableError("the coordinator is shutting down"));
   absl::MutexLock lock(&mu_);

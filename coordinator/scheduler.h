@@ -86,6 +86,11 @@ class Scheduler {
 
   // Queues a request. RESOURCE_EXHAUSTED when the queue is full.
   absl::Status Submit(std::shared_ptr<Request> request);
+  // Stops admitting (a coordinator shutting down): waiting requests and later Submits end
+  // UNAVAILABLE with `why`; running ones go on. WaitIdle then waits (up to `timeout`) for them
+  // to end; false if some are still running.
+  void Drain(const std::string& why);
+  bool WaitIdle(absl::Duration timeout);
   int running() const;
   int queued() const;
 
@@ -109,6 +114,12 @@ class Scheduler {
   // While the cluster is not ready: ends the sequences paused longer than failover_timeout.
   // Returns when the next one will have.
   absl::Time ExpirePaused(std::vector<ScheduledRequest>& running, const ClusterView& view);
+  // A step failed UNAVAILABLE or DEADLINE_EXCEEDED in epoch `view.epoch` (a peer unreachable or
+  // silent, or no tokens in time):
+  // often a worker the control plane has not declared lost yet. Waits up to the heartbeat
+  // timeout for that; if the epoch is still the same, resets the sequences (a new epoch with
+  // the same workers). Either way the loop then replays them.
+  void AwaitLossOrReset(const ClusterView& view, const absl::Status& failure);
   void Log(const std::string& line) const {
     if (options_.log) options_.log(line);
   }
@@ -136,6 +147,7 @@ class Scheduler {
   FairQueue<ScheduledRequest> queue_ ABSL_GUARDED_BY(mu_);
   int running_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::string draining_ ABSL_GUARDED_BY(mu_);  // why Submit refuses, once draining
 
   // Loop thread only. The budget is rebuilt from the cluster's stages for each epoch.
   std::unique_ptr<StateBudget> budget_;

@@ -55,6 +55,8 @@ absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
       }
     } else if (msg.has_peers_applied()) {
       cluster.OnPeersApplied(session_id, msg.peers_applied().version());
+    } else if (msg.has_leaving()) {
+      cluster.OnLeaving(session_id);
     } else if (msg.has_failed()) {
       cluster.OnFailed(session_id, msg.failed().message());
     }

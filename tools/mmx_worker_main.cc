@@ -1,6 +1,11 @@
 // mmx-worker: one per machine (or GPU). Holds the shard of the model the coordinator assigns
 // to its name and serves it on the data plane. Every failure prints one line and exits non-zero.
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "worker/worker_process.h"
@@ -37,7 +42,31 @@ int main(int argc, char** argv) {
   }
   o.connect_timeout = absl::Seconds(connect_timeout_s);
   o.bf16_activations = activations == "bf16";
-  absl::Status status = mmx::worker::RunWorker(o);
+
+  // SIGTERM / SIGINT: while serving, leave gracefully (the coordinator lets the step in flight
+  // finish, hands the entry to a standby if there is one, then dismisses this worker); otherwise
+  // (loading, standing by, waiting for the coordinator) there is nothing to hand over: exit.
+  // A second signal exits at once.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  mmx::worker::LeaveRequest leave;
+  std::thread([stop_signals, &leave, name = o.name]() mutable {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (leave.Request()) {
+      sigwait(&stop_signals, &sig);
+      std::fprintf(stderr, "mmx-worker %s: signal %d again, exiting now\n", name.c_str(), sig);
+    } else {
+      std::fprintf(stderr, "mmx-worker %s: signal %d, not serving: exiting\n", name.c_str(), sig);
+    }
+    std::fflush(stderr);
+    std::_Exit(0);
+  }).detach();
+
+  absl::Status status = mmx::worker::RunWorker(o, &leave);
   // A coordinator that went away may be restarting (it keeps its jobs in --state-dir), or the
   // link to it was down (a partition; it declared this worker lost meanwhile): register again
   // when it is back, however long that takes, as a worker started before it would.
@@ -45,7 +74,12 @@ int main(int argc, char** argv) {
   while (!exit_with_coordinator && mmx::worker::IsCoordinatorLost(status)) {
     std::fprintf(stderr, "mmx-worker %s: %s; registering again when it is back\n", o.name.c_str(),
                  std::string(status.message()).c_str());
-    status = mmx::worker::RunWorker(o);
+    if (leave.requested()) return 0;  // stopped while the coordinator was away
+    status = mmx::worker::RunWorker(o, &leave);
+  }
+  if (mmx::worker::IsDismissed(status)) {
+    std::fprintf(stderr, "mmx-worker %s: %s; exiting\n", o.name.c_str(), std::string(status.message()).c_str());
+    return 0;
   }
   if (!status.ok()) {
     std::fprintf(stderr, "mmx-worker %s: error: %s\n", o.name.c_str(), std::string(status.message()).c_str());

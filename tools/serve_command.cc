@@ -65,6 +65,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "Seconds running requests stay paused when a worker is lost, waiting for it (or a standby) to "
                     "take its place and their state to be replayed; past it they end UNAVAILABLE. 0 = end them at once")
       ->check(CLI::Range(0.0, 86400.0));
+  serve->add_option("--shutdown-timeout", o->shutdown_timeout_s,
+                    "On SIGTERM: seconds running requests may take to finish before the coordinator exits "
+                    "(it admits nothing new meanwhile)")
+      ->check(CLI::Range(0.0, 86400.0));
   serve->add_option("--heartbeat-timeout", o->heartbeat_timeout_s,
                     "Seconds without a heartbeat after which a worker is lost (frozen, or its link down), and after "
                     "which a worker gives up a silent coordinator and registers again")
@@ -207,9 +211,10 @@ absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> StartMetricsServ
 // Serves the control plane and the API on o.listen until SIGINT or SIGTERM. The gRPC health
 // service (grpc.health.v1) says SERVING while the cluster is ready, for the whole server ("")
 // and for the Inference service.
-absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordinator::ControlService& control,
-                                 coordinator::InferenceService& inference, size_t expected_workers,
-                                 const std::string& model, const std::string& metrics_address) {
+absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordinator::Scheduler& scheduler,
+                                 coordinator::ControlService& control, coordinator::InferenceService& inference,
+                                 size_t expected_workers, const std::string& model,
+                                 const std::string& metrics_address) {
   // Block the stop signals before gRPC starts its threads, so only sigwait below sees them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -242,8 +247,26 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::fprintf(stderr, "mmx-coord: signal %d, shutting down\n", sig);
+  // Stop admitting (health NOT_SERVING, new and waiting requests UNAVAILABLE), let the running
+  // ones finish within --shutdown-timeout. Jobs resume after a restart (--state-dir).
   cluster.Unsubscribe(subscription);
+  health->SetServingStatus(false);
+  health->SetServingStatus("mmx.v1.Inference", false);
+  const int running = scheduler.running();
+  std::fprintf(stderr, "mmx-coord: signal %d: not admitting; %d running requests may finish within %gs "
+               "(--shutdown-timeout; a second signal stops now)\n", sig, running, o.shutdown_timeout_s);
+  scheduler.Drain("the coordinator is shutting down; retry later or on another one");
+  auto again = std::make_shared<std::atomic<bool>>(false);  // outlives this call: the thread may not
+  std::thread([again, stop_signals] {
+    int s2 = 0;
+    sigwait(&stop_signals, &s2);
+    *again = true;
+  }).detach();
+  const absl::Time give_up = absl::Now() + absl::Seconds(o.shutdown_timeout_s);
+  bool idle = false;
+  while (!idle && !*again && absl::Now() < give_up) idle = scheduler.WaitIdle(std::min(give_up - absl::Now(), absl::Milliseconds(200)));
+  std::fprintf(stderr, "mmx-coord: %s, shutting down\n",
+               idle ? "no request running" : absl::StrCat(scheduler.running(), " requests still running end UNAVAILABLE").c_str());
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return absl::OkStatus();
 }
@@ -315,7 +338,7 @@ absl::Status Serve(const ServeOptions& o) {
   coordinator::InferenceService inference(parts);
   const size_t expected_workers =
       o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size();
-  absl::Status served = ServeUntilSignalled(o, *cluster, control, inference, expected_workers,
+  absl::Status served = ServeUntilSignalled(o, *cluster, scheduler, control, inference, expected_workers,
                                             o.shard_config.empty() ? o.model_dir : shard.model, metrics_address);
   data_plane->Shutdown();
   return served;

@@ -28,6 +28,7 @@ struct ServeOptions {
   int micro_batches = 0;  // 0 = automatic
   double failover_timeout_s = 300;  // paused requests wait this long for a lost worker's entry
   double heartbeat_timeout_s = 10;  // a worker silent this long is lost
+  double shutdown_timeout_s = 30;   // SIGTERM: running requests may finish within this
   int threads = 0;
   std::string state_dir;       // SQLite job store; "" = jobs off
   std::string metrics_listen;  // "" = the gRPC host, port + 1 ("off" = no metrics server)

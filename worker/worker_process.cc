@@ -11,7 +11,7 @@
 
 namespace mmx::worker {
 
-absl::Status RunWorker(const WorkerOptions& o) {
+absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave) {
   if (o.threads > 0) ThreadPool::SetDefaultThreads(o.threads);
   // Workers share cores with each other and wait on the network between kernels: spin little.
   ThreadPool::SetDefaultSpinMicros(100);
@@ -20,6 +20,7 @@ absl::Status RunWorker(const WorkerOptions& o) {
   if (device.is_cuda()) MMX_RETURN_IF_ERROR(parallel::QueryCudaDevice(device).status());
   const std::string prefix = absl::StrCat("mmx-worker ", o.name, ": ");
   WorkerEnvironment env;
+  env.leave = leave;
   env.log = [prefix](const std::string& line) { std::fprintf(stderr, "%s%s\n", prefix.c_str(), line.c_str()); };
   env.make_transport = [](const transport::TransportOptions& topts)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {

@@ -9,6 +9,7 @@ namespace mmx::worker {
 
 // Runs until the session ends. Returns an error that says what went wrong (unreachable
 // coordinator, rejected registration, failed load, lost coordinator: IsCoordinatorLost).
-absl::Status RunWorker(const WorkerOptions& options);
+// `leave` (may be null): SIGTERM while serving asks the coordinator to let this worker go.
+absl::Status RunWorker(const WorkerOptions& options, LeaveRequest* leave = nullptr);
 
 }  // namespace mmx::worker

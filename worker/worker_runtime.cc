@@ -34,6 +34,14 @@ namespace {
 // Marks the status ServeSession returns when the session ended after the worker was serving.
 constexpr char kCoordinatorLostType[] = "type.mmx/worker.CoordinatorLost";
 
+constexpr char kDismissedType[] = "type.mmx/worker.Dismissed";
+
+absl::Status Dismissed(const std::string& message) {
+  absl::Status status = absl::CancelledError(absl::StrCat("dismissed by the coordinator: ", message));
+  status.SetPayload(kDismissedType, absl::Cord());
+  return status;
+}
+
 absl::Status CoordinatorLost() {
   absl::Status status = absl::UnavailableError("lost the coordinator (session ended)");
   status.SetPayload(kCoordinatorLostType, absl::Cord());
@@ -235,11 +243,20 @@ absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, 
 absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment& assignment,
                                    const plan::ShardConfig& config, const LoadedShard& shard,
                                    transport::Transport& data_plane, ControlSession& session, Heartbeats& heartbeats,
-                                   const LogSink& log) {
+                                   LeaveRequest* leave, const LogSink& log) {
   Serving serving;
   ServingThreads threads(o, shard, data_plane, serving, log);
   std::map<uint32_t, std::string> connected;  // data-plane endpoints, by peer id
   absl::Status result = CoordinatorLost();
+  if (leave) {
+    // SIGTERM: ask to leave; the coordinator lets the step in flight finish, then dismisses us.
+    leave->SetHandler([&session, log] {
+      log("stopping (SIGTERM): leaving once the step in flight is done");
+      v1::WorkerMessage leaving;
+      leaving.mutable_leaving();
+      session.Write(leaving);
+    });
+  }
   v1::CoordinatorMessage msg;
   heartbeats.Listening();
   while (session.Read(&msg)) {
@@ -247,6 +264,10 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
     if (msg.has_heartbeat()) continue;
     if (msg.has_rejected()) {
       result = absl::FailedPreconditionError(msg.rejected().message());
+      break;
+    }
+    if (msg.has_dismissed()) {
+      result = Dismissed(msg.dismissed().message());
       break;
     }
     if (msg.has_peer_lost()) {
@@ -277,6 +298,7 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
     session.Write(applied);
     log(absl::StrCat("serving (peer table v", msg.peers().version(), ")"));
   }
+  if (leave) leave->SetHandler(nullptr);
   data_plane.Shutdown();
   threads.Join();
   serving.Set(nullptr);
@@ -288,6 +310,8 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
 bool IsCoordinatorLost(const absl::Status& status) {
   return status.GetPayload(kCoordinatorLostType).has_value();
 }
+
+bool IsDismissed(const absl::Status& status) { return status.GetPayload(kDismissedType).has_value(); }
 
 absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const WorkerEnvironment& env) {
   MMX_ASSIGN_OR_RETURN(const model::DeviceSpec device, model::ParseDeviceSpec(o.device));
@@ -354,7 +378,7 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
   ready.mutable_ready()->set_state_memory_bytes(*state_memory);
   session.Write(ready);
-  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, *heartbeats, env.log);
+  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, *heartbeats, env.leave, env.log);
 }
 
 }  // namespace mmx::worker

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "transport/transport.h"
 #include "worker/control_session.h"
+#include "worker/leave_request.h"
 #include "worker/loaded_shard.h"
 
 namespace mmx::worker {
@@ -44,6 +45,8 @@ struct WorkerEnvironment {
   // Places the loaded shard's computation (default: PlaceShard on the worker's device). Tests
   // put another StageCompute here, e.g. the ranked one over CPU threads.
   std::function<absl::Status(LoadedShard&, const ProgressFn&)> place_shard;
+  // SIGTERM, for a worker process: while serving, a request sends Leaving (may be null).
+  LeaveRequest* leave = nullptr;
 };
 
 // Runs the session to its end. Returns an error that says what went wrong: rejected
@@ -52,5 +55,7 @@ absl::Status ServeSession(const WorkerOptions& options, ControlSession& session,
 
 // The session ended after the worker was serving: the coordinator exited or was killed.
 bool IsCoordinatorLost(const absl::Status& status);
+// The coordinator dismissed the worker after it asked to leave (SIGTERM): exit, successfully.
+bool IsDismissed(const absl::Status& status);
 
 }  // namespace mmx::worker

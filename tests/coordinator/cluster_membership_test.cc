@@ -203,5 +203,31 @@ TEST_F(ClusterMembershipTest, AStandbyRegisteringAfterTheLossTakesTheEntryAtOnce
   EXPECT_GT(reply.assignment().heartbeat_timeout_ms(), 0u);
 }
 
+TEST_F(ClusterMembershipTest, ALeavingStageIsDismissedOnceNoStepIsInFlight) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  const uint64_t epoch = cluster_->epoch();
+  cluster_->OnLeaving(session_["stage"]);
+  EXPECT_FALSE(cluster_->ready());  // no new step starts
+  EXPECT_THAT(cluster_->NotReadyReason(), ::testing::HasSubstr("'stage' is stopping (SIGTERM)"));
+  EXPECT_EQ(cluster_->epoch(), epoch);  // its sequences are intact until it goes
+  EXPECT_EQ(Last("stage", &v1::CoordinatorMessage::has_dismissed), nullptr);
+  cluster_->Quiescent();  // the scheduler: no step in flight
+  EXPECT_NE(Last("stage", &v1::CoordinatorMessage::has_dismissed), nullptr);
+  cluster_->OnSessionEnded(session_["stage"]);  // it exits
+  EXPECT_EQ(cluster_->epoch(), epoch + 1);
+  EXPECT_THAT(cluster_->last_loss(), ::testing::HasSubstr("stopped (SIGTERM)"));
+}
+
+TEST_F(ClusterMembershipTest, ALeavingReplicatedExpertHostGoesAtOnceAndTheClusterStaysReady) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  cluster_->OnLeaving(session_["b"]);
+  EXPECT_NE(Last("b", &v1::CoordinatorMessage::has_dismissed), nullptr);
+  EXPECT_TRUE(cluster_->ready());
+  cluster_->OnSessionEnded(session_["b"]);
+  EXPECT_TRUE(cluster_->ready());
+}
+
 }  // namespace
 }  // namespace mmx::coordinator

@@ -72,6 +72,7 @@ class SchedulerTest : public ::testing::Test {
     reg.set_device("cpu");
     auto writer = [this](const v1::CoordinatorMessage& m) {
       if (m.has_peers()) {
+        absl::MutexLock lock(&table_mu_);
         table_version_ = m.peers().version();
         sequence_epoch_ = m.peers().sequence_epoch();
       }
@@ -84,7 +85,7 @@ class SchedulerTest : public ::testing::Test {
     ready.set_state_memory_bytes(int64_t{1} << 34);
     ASSERT_THAT(cluster_->OnReady(session_, ready), IsOk());
     ASSERT_THAT(worker_->Connect(0, "coordinator"), IsOk());
-    cluster_->OnPeersApplied(session_, table_version_);
+    cluster_->OnPeersApplied(session_, table_version());
     ASSERT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
   }
 
@@ -166,7 +167,25 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Scheduler> scheduler_;
   std::thread worker_thread_;
-  uint64_t session_ = 0, table_version_ = 0, sequence_epoch_ = 0, next_id_ = 1;
+  uint64_t session_ = 0, next_id_ = 1;
+  // The newest peer table the worker was sent (the cluster's writer may run on any thread).
+  absl::Mutex table_mu_;
+  uint64_t table_version_ ABSL_GUARDED_BY(table_mu_) = 0;
+  uint64_t sequence_epoch_ ABSL_GUARDED_BY(table_mu_) = 0;
+  uint64_t AwaitTableAfter(uint64_t version) {
+    absl::MutexLock lock(&table_mu_);
+    auto newer = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(table_mu_) { return table_version_ > version; };
+    table_mu_.Await(absl::Condition(&newer));
+    return table_version_;
+  }
+  uint64_t sequence_epoch() {
+    absl::MutexLock lock(&table_mu_);
+    return sequence_epoch_;
+  }
+  uint64_t table_version() {
+    absl::MutexLock lock(&table_mu_);
+    return table_version_;
+  }
   absl::Mutex mu_;
   std::vector<v1::StepHeader> seen_ ABSL_GUARDED_BY(mu_);
 };
@@ -296,6 +315,27 @@ TEST_F(SchedulerTest, ACancelledRunningRequestLeavesAndItsStateIsFreed) {
   Finish(*other);
 }
 
+TEST_F(SchedulerTest, DrainingEndsWaitingRequestsRefusesNewOnesAndLetsRunningOnesFinish) {
+  JoinWorker();
+  ServeSteps(CountingTail);
+  SchedulerOptions options;
+  options.max_sequences = 1;  // the second request waits in the queue
+  StartScheduler(options);
+  auto running = Submit({1, 2}, 200);
+  AwaitSeen(1);
+  auto waiting = Submit({1, 2}, 4);
+  scheduler_->Drain("shutting down");
+  Finish(*waiting);
+  EXPECT_THAT(waiting->final_status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+  Request::Params p;
+  p.prompt = {1};
+  EXPECT_THAT(scheduler_->Submit(std::make_shared<Request>(99, p)),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+  EXPECT_TRUE(scheduler_->WaitIdle(absl::Seconds(30)));
+  EXPECT_EQ(Finish(*running).size(), 200u);
+  EXPECT_EQ(running->finish_reason(), "length");
+}
+
 TEST_F(SchedulerTest, TheQueueRefusesBeyondItsBound) {
   SchedulerOptions options;
   options.max_queue = 1;
@@ -355,9 +395,10 @@ class ContextWorker {
 class FailoverTest : public SchedulerTest {
  protected:
   // Serves steps with `worker` until `drop_at` steps were seen: that step goes unanswered (the
-  // worker died with it) and the thread ends.
-  void ServeContext(ContextWorker* worker, int drop_at) {
-    worker_thread_ = std::thread([this, worker, drop_at] {
+  // worker died with it) and the thread ends. Step `unavailable_at` is answered with a
+  // data-plane error instead (a peer of the worker unreachable), the worker staying up.
+  void ServeContext(ContextWorker* worker, int drop_at, int unavailable_at = -1) {
+    worker_thread_ = std::thread([this, worker, drop_at, unavailable_at] {
       for (int n = 1;; ++n) {
         absl::StatusOr<transport::Message> m = worker_->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
         if (!m.ok()) return;
@@ -369,6 +410,11 @@ class FailoverTest : public SchedulerTest {
         }
         if (n == drop_at) return;
         v1::TokensHeader t = worker->Step(h, reinterpret_cast<const int32_t*>(m->payload.data()));
+        if (n == unavailable_at) {
+          t.Clear();
+          t.set_error("worker w: ucp_am_send_nbx to peer 2: Endpoint timeout");
+          t.set_error_code(static_cast<int>(absl::StatusCode::kUnavailable));
+        }
         t.set_step_id(h.step_id());
         t.set_micro_batch(h.micro_batch());
         (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
@@ -381,7 +427,7 @@ class FailoverTest : public SchedulerTest {
   std::vector<std::vector<int32_t>> Run(int drop_at) {
     ContextWorker worker;
     JoinWorker();
-    worker.Restart(sequence_epoch_);
+    worker.Restart(sequence_epoch());
     ServeContext(&worker, drop_at);
     SchedulerOptions options;
     options.prefill_chunk = 4;
@@ -396,7 +442,7 @@ class FailoverTest : public SchedulerTest {
       EXPECT_FALSE(a->done());
       EXPECT_FALSE(b->done());
       JoinWorker();  // ... and restarted under its name: a new peer table
-      worker.Restart(sequence_epoch_);
+      worker.Restart(sequence_epoch());
       ServeContext(&worker, -1);
     }
     std::vector<std::vector<int32_t>> out = {Finish(*a), Finish(*b)};
@@ -442,6 +488,31 @@ TEST_P(FailoverAtStepTest, ALostWorkersRequestsPauseAndAfterItsRestartFinishWith
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, FailoverAtStepTest, ::testing::Values(2, 7));
+
+// A step that fails on the data plane while every worker keeps its session (a peer's link, or a
+// loss the control plane has not seen): after the heartbeat timeout with no loss, the cluster
+// starts a new epoch with the same workers and the sequences are replayed, not failed.
+TEST_F(FailoverTest, AStepFailingUnavailableWithNoWorkerLostResetsAndReplaysTheSequences) {
+  cluster_->set_heartbeat_timeout(absl::Milliseconds(300));
+  ContextWorker worker;
+  JoinWorker();
+  worker.Restart(sequence_epoch());
+  const uint64_t first_table = table_version();
+  ServeContext(&worker, /*drop_at=*/-1, /*unavailable_at=*/4);
+  SchedulerOptions options;
+  options.prefill_chunk = 4;
+  StartScheduler(options);
+  auto a = Submit({3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, 12);
+  auto b = Submit({2, 7}, 9);
+  // The reset: a new table, of a new epoch, to the same worker; it applies it.
+  const uint64_t reset_table = AwaitTableAfter(first_table);
+  worker.Restart(sequence_epoch());
+  cluster_->OnPeersApplied(session_, reset_table);
+  EXPECT_EQ(Finish(*a), Undisturbed({3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, 12));
+  EXPECT_EQ(Finish(*b), Undisturbed({2, 7}, 9));
+  EXPECT_THAT(a->final_status(), IsOk());
+  EXPECT_THAT(cluster_->last_loss(), HasSubstr("Endpoint timeout"));
+}
 
 }  // namespace
 }  // namespace mmx::coordinator

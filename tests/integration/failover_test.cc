@@ -221,6 +221,47 @@ TEST(FailoverStandbyTest, AStandbyTakesOverAKilledStageAndTheStreamsGoOn) {
   ASSERT_TRUE(c.WaitWorkerState("stage1", v1::WORKER_STATE_STANDBY, absl::Seconds(60)).ok()) << c.Log("stage1");
 }
 
+TEST(FailoverGracefulTest, ASigtermedStageFinishesItsStepExitsAndItsRestartLosesNothing) {
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--prefill-chunk", "64"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ExpectFailoverKeepsOutputs(c, "stage0", [&] {
+    c.Signal("stage0", SIGTERM);
+    absl::StatusOr<int> exit = c.WaitExit("stage0", absl::Seconds(30));
+    ASSERT_TRUE(exit.ok()) << exit.status();
+    EXPECT_EQ(*exit, 0);  // dismissed, not killed
+    ASSERT_TRUE(c.StartWorker("stage0").ok());  // the rolling restart
+  });
+  EXPECT_THAT(c.Log("stage0"), HasSubstr("dismissed by the coordinator"));
+  EXPECT_THAT(c.Log("coordinator"), HasSubstr("worker 'stage0' is stopping (SIGTERM)"));
+}
+
+TEST(GracefulCoordinatorTest, SigtermLetsRunningRequestsFinishAndRefusesNewOnes) {
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--shutdown-timeout", "60"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ASSERT_TRUE(c.WaitReady(absl::Seconds(60)).ok());
+  Stream running(c.stub(), {1, 2, 3}, 300, 0.f, 0);
+  ASSERT_TRUE(running.ReadOne());
+  c.Signal("coordinator", SIGTERM);
+  // It still answers while it drains, but admits nothing.
+  absl::StatusOr<testing::Generation> refused = absl::UnknownError("not tried");
+  for (int i = 0; i < 100; ++i) {  // until the signal has landed
+    refused = testing::GenerateOnce(c.stub(), {1, 2}, 2);
+    if (!refused.ok()) break;
+  }
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("shutting down"));
+  const grpc::Status st = running.ReadToEnd();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(running.finish_reason, "length");
+  EXPECT_EQ(running.tokens.size(), 300u);
+  absl::StatusOr<int> exit = c.WaitExit("coordinator", absl::Seconds(30));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_EQ(*exit, 0);
+  EXPECT_THAT(c.Log("coordinator"), HasSubstr("no request running, shutting down"));
+}
+
 // An attention stage holding lm_head (the tail), and an expert host holding the only copy of
 // experts 5-7.
 INSTANTIATE_TEST_SUITE_P(Workers, FailoverTest, ::testing::Values("stage1", "experts-b"),

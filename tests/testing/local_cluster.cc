@@ -166,6 +166,25 @@ void LocalCluster::KillWorker(const std::string& name) {
   pids_.erase(it);
 }
 
+absl::StatusOr<int> LocalCluster::WaitExit(const std::string& name, absl::Duration timeout) {
+  auto it = pids_.find(name);
+  if (it == pids_.end()) return absl::NotFoundError(absl::StrCat("no process '", name, "'"));
+  const pid_t pid = it->second;
+  const absl::Time give_up = absl::Now() + timeout;
+  int status = 0;
+  // waitpid has no timeout: poll it (a child's exit has no event a test can wait on otherwise).
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (absl::Now() > give_up) {
+      KillWorker(name);
+      return absl::DeadlineExceededError(absl::StrCat("'", name, "' did not exit within ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  pids_.erase(it);
+  if (!WIFEXITED(status)) return absl::InternalError(absl::StrCat("'", name, "' died of signal ", WTERMSIG(status)));
+  return WEXITSTATUS(status);
+}
+
 void LocalCluster::Signal(const std::string& name, int signal) {
   auto it = pids_.find(name);
   if (it != pids_.end()) kill(it->second, signal);

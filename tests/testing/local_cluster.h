@@ -56,6 +56,9 @@ class LocalCluster {
   void KillWorker(const std::string& name);
   // Sends `signal` to a running process (SIGSTOP / SIGCONT to freeze and wake it).
   void Signal(const std::string& name, int signal);
+  // Waits for a process to exit by itself; its exit code, or an error after `timeout` (it is
+  // then killed) or if it died of a signal.
+  absl::StatusOr<int> WaitExit(const std::string& name, absl::Duration timeout);
   // Starts the coordinator again with the arguments it first had (after KillWorker("coordinator")).
   void StartCoordinator();
   // The directory holding the shard config and the processes' logs.

@@ -1,0 +1,48 @@
+// LeaveRequest: the worker was asked to stop (SIGTERM). While it serves, the session registers
+// how to leave gracefully (tell the coordinator, which lets the step in flight finish and then
+// dismisses it); before or after that there is nothing to hand over, and the caller just exits.
+// Thread-safe: the signal thread requests, the session thread sets the handler.
+#pragma once
+
+#include <functional>
+
+#include "absl/synchronization/mutex.h"
+
+namespace mmx::worker {
+
+class LeaveRequest {
+ public:
+  // Records the request and runs the handler, if one is set. Returns whether one was (false:
+  // nothing to leave gracefully, exit now).
+  bool Request() {
+    std::function<void()> handler;
+    {
+      absl::MutexLock lock(&mu_);
+      requested_ = true;
+      handler = handler_;
+    }
+    if (handler) handler();
+    return static_cast<bool>(handler);
+  }
+  bool requested() const {
+    absl::MutexLock lock(&mu_);
+    return requested_;
+  }
+  // Set while serving; null to clear. A request that came before is handled at once.
+  void SetHandler(std::function<void()> handler) {
+    bool run;
+    {
+      absl::MutexLock lock(&mu_);
+      handler_ = handler;
+      run = requested_ && handler_;
+    }
+    if (run) handler();
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  bool requested_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> handler_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mmx::worker
