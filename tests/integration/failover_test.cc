@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/golden.h"
+#include "tests/testing/failover_streams.h"
 #include "tests/testing/local_cluster.h"
 
 namespace mmx {
@@ -36,59 +37,6 @@ workers:
 )");
 }
 
-// One streaming Generate, read a response at a time.
-class Stream {
- public:
-  Stream(v1::Inference::Stub& stub, std::vector<int32_t> prompt, int max_tokens, float temperature, uint64_t seed) {
-    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-    v1::GenerateRequest request;
-    request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
-    request.mutable_sampling()->set_max_tokens(max_tokens);
-    request.mutable_sampling()->set_temperature(temperature);
-    request.mutable_sampling()->set_seed(seed);
-    request.mutable_sampling()->set_logprobs(1);
-    request.mutable_sampling()->set_ignore_eos(true);
-    reader_ = stub.Generate(&context_, request);
-  }
-  // Reads one response; false at the end of the stream.
-  bool ReadOne() {
-    v1::GenerateResponse response;
-    if (!reader_->Read(&response)) return false;
-    tokens.insert(tokens.end(), response.token_ids().begin(), response.token_ids().end());
-    logprobs.insert(logprobs.end(), response.logprobs().begin(), response.logprobs().end());
-    if (!response.finish_reason().empty()) finish_reason = response.finish_reason();
-    return true;
-  }
-  grpc::Status ReadToEnd() {
-    while (ReadOne()) {
-    }
-    return reader_->Finish();
-  }
-
-  std::vector<int32_t> tokens;
-  std::vector<float> logprobs;
-  std::string finish_reason;
-
- private:
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader_;
-};
-
-struct Case {
-  std::vector<int32_t> prompt;
-  int max_tokens;
-  float temperature;
-  uint64_t seed;
-};
-
-// A greedy request with a long prompt (replayed in several chunks), a short greedy one and a
-// seeded sampled one.
-std::vector<Case> Cases() {
-  std::vector<int32_t> long_prompt;
-  for (int t = 0; t < 300; ++t) long_prompt.push_back((t * 37 + 11) % 500);
-  return {{long_prompt, 150, 0.f, 0}, {{1, 2, 3}, 200, 0.f, 0}, {{7, 8, 9, 10}, 200, 0.9f, 4242}};
-}
-
 // experts-b's experts are all held by experts-a too.
 std::string Replicated() {
   return absl::StrCat("model: ", kModel, R"(
@@ -100,36 +48,12 @@ workers:
 )");
 }
 
-// Runs Cases() undisturbed, then again with `disturb` applied once every stream has tokens,
-// and checks that each disturbed stream gives the undisturbed tokens and log-probabilities and,
-// with `pauses`, that the coordinator paused and replayed them for the loss of `victim`.
+// Runs the failover cases undisturbed and through `disturb` (testing::ExpectSameOutputsThrough)
+// and checks, with `pauses`, that the coordinator paused and replayed them for the loss of
+// `victim`.
 void ExpectFailoverKeepsOutputs(testing::LocalCluster& c, const std::string& victim,
                                 const std::function<void()>& disturb, bool pauses = true) {
-  ASSERT_TRUE(c.WaitReady(absl::Seconds(60)).ok()) << c.Log("coordinator");
-
-  // Undisturbed, all at once as in the disturbed run.
-  std::vector<std::unique_ptr<Stream>> clean;
-  for (const Case& k : Cases()) clean.push_back(std::make_unique<Stream>(c.stub(), k.prompt, k.max_tokens, k.temperature, k.seed));
-  for (auto& s : clean) ASSERT_TRUE(s->ReadToEnd().ok());
-
-  std::vector<std::unique_ptr<Stream>> streams;
-  for (const Case& k : Cases()) streams.push_back(std::make_unique<Stream>(c.stub(), k.prompt, k.max_tokens, k.temperature, k.seed));
-  // Every stream has tokens (all are running: the long prompt is prefilled), then the kill.
-  for (auto& s : streams) ASSERT_TRUE(s->ReadOne());
-  disturb();
-  for (size_t i = 0; i < streams.size(); ++i) {
-    SCOPED_TRACE(i);
-    const grpc::Status st = streams[i]->ReadToEnd();
-    ASSERT_TRUE(st.ok()) << st.error_message();
-    EXPECT_EQ(streams[i]->finish_reason, "length");
-    EXPECT_EQ(streams[i]->tokens, clean[i]->tokens);
-    ASSERT_EQ(streams[i]->logprobs.size(), clean[i]->logprobs.size());
-    float worst = 0;
-    for (size_t t = 0; t < clean[i]->logprobs.size(); ++t) {
-      worst = std::max(worst, std::abs(streams[i]->logprobs[t] - clean[i]->logprobs[t]));
-    }
-    EXPECT_LE(worst, 1e-4f);
-  }
+  testing::ExpectSameOutputsThrough(c, testing::FailoverCases(), disturb);
   // It was a failover: the sequences were paused and replayed, not finished before the kill.
   const std::string log = c.Log("coordinator");
   if (pauses) {
@@ -241,7 +165,7 @@ TEST(GracefulCoordinatorTest, SigtermLetsRunningRequestsFinishAndRefusesNewOnes)
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   testing::LocalCluster& c = **cluster;
   ASSERT_TRUE(c.WaitReady(absl::Seconds(60)).ok());
-  Stream running(c.stub(), {1, 2, 3}, 300, 0.f, 0);
+  testing::Stream running(c.stub(), {1, 2, 3}, 300, 0.f, 0);
   ASSERT_TRUE(running.ReadOne());
   c.Signal("coordinator", SIGTERM);
   // It still answers while it drains, but admits nothing.

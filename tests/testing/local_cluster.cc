@@ -68,8 +68,11 @@ pid_t LocalCluster::Spawn(const std::string& name, const std::vector<std::string
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  std::vector<std::string> full;
+  if (placement_) full = placement_->prefix(name);
+  full.insert(full.end(), argv.begin(), argv.end());
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : full) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
   posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
@@ -84,11 +87,27 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::str
   return StartWith(shard_yaml, {}, workers_first, threads_per_worker, cwd, start_workers);
 }
 
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartPlaced(const std::string& shard_yaml,
+                                                                        std::vector<std::string> coordinator_args,
+                                                                        Placement placement) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->placement_ = std::move(placement);
+  return Launch(std::move(c), shard_yaml, std::move(coordinator_args), false, 1, "", true);
+}
+
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartWith(const std::string& shard_yaml,
                                                                       std::vector<std::string> coordinator_args,
                                                                       bool workers_first, int threads_per_worker,
                                                                       const std::string& cwd, bool start_workers) {
-  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  return Launch(std::unique_ptr<LocalCluster>(new LocalCluster()), shard_yaml, std::move(coordinator_args),
+                workers_first, threads_per_worker, cwd, start_workers);
+}
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Launch(std::unique_ptr<LocalCluster> c,
+                                                                   const std::string& shard_yaml,
+                                                                   std::vector<std::string> coordinator_args,
+                                                                   bool workers_first, int threads_per_worker,
+                                                                   const std::string& cwd, bool start_workers) {
   c->threads_ = threads_per_worker;
   c->cwd_ = cwd;
   char tmpl[] = "/tmp/mmx-cluster-XXXXXX";
@@ -98,10 +117,14 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartWith(const std:
     std::ofstream out(c->dir_ + "/shard.yaml");
     out << shard_yaml;
   }
-  int port = 0;
-  c->port_fd_ = ReservePort(&port);
-  if (c->port_fd_ < 0) return absl::InternalError("cannot reserve a loopback port");
-  c->address_ = absl::StrCat("127.0.0.1:", port);
+  if (c->placement_) {
+    c->address_ = c->placement_->coordinator_address;
+  } else {
+    int port = 0;
+    c->port_fd_ = ReservePort(&port);
+    if (c->port_fd_ < 0) return absl::InternalError("cannot reserve a loopback port");
+    c->address_ = absl::StrCat("127.0.0.1:", port);
+  }
 
   c->coordinator_argv_ = {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_,
                           // Ping-pong always, even though test workers share this machine's cores.

@@ -6,7 +6,9 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,16 @@ class LocalCluster {
                                                                  std::vector<std::string> coordinator_args,
                                                                  bool workers_first = false, int threads_per_worker = 1,
                                                                  const std::string& cwd = "", bool start_workers = true);
+  // Where each process runs, for clusters spread over network namespaces (tests/faults/): the
+  // address the coordinator listens on and workers dial, and the argv each process is started
+  // behind (e.g. `ip netns exec NS env UCX_TLS=tcp`; it must exec the program, keeping the pid).
+  struct Placement {
+    std::string coordinator_address;
+    std::function<std::vector<std::string>(const std::string& process)> prefix;
+  };
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlaced(const std::string& shard_yaml,
+                                                                   std::vector<std::string> coordinator_args,
+                                                                   Placement placement);
   // A coordinator that plans from live workers (`serve --model DIR --expect-workers N`), and N
   // workers with the given names.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlanned(const std::string& model_dir,
@@ -72,6 +84,11 @@ class LocalCluster {
 
  private:
   LocalCluster() = default;
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> Launch(std::unique_ptr<LocalCluster> c,
+                                                              const std::string& shard_yaml,
+                                                              std::vector<std::string> coordinator_args,
+                                                              bool workers_first, int threads_per_worker,
+                                                              const std::string& cwd, bool start_workers);
   pid_t Spawn(const std::string& name, const std::vector<std::string>& argv, const std::string& cwd);
 
   std::string dir_;
@@ -79,6 +96,7 @@ class LocalCluster {
   int threads_ = 1;
   std::string cwd_;
   std::vector<std::string> coordinator_argv_;
+  std::optional<Placement> placement_;
   std::map<std::string, pid_t> pids_;
   int port_fd_ = -1;  // holds the coordinator's port for the cluster's life
   std::shared_ptr<grpc::Channel> channel_;
