@@ -204,7 +204,10 @@ void Cluster::SetSampleableRanges(std::vector<int32_t> ranges) {
 
 void Cluster::OnProgress(uint64_t session_id, int64_t done, int64_t total) {
   absl::MutexLock lock(&mu_);
-  if (Slot* s = FindSession(session_id)) {
+  if (Slot* s = FindHandover(session_id)) {
+    s->handover->bytes_done = done;
+    s->handover->bytes_total = total;
+  } else if (Slot* s = FindSession(session_id)) {
     s->bytes_done = done;
     s->bytes_total = total;
   }
@@ -212,6 +215,7 @@ void Cluster::OnProgress(uint64_t session_id, int64_t done, int64_t total) {
 
 absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
   absl::MutexLock lock(&mu_);
+  if (Slot* h = FindHandover(session_id)) return CompleteHandover(*h, ready);
   Slot* s = FindSession(session_id);
   if (s == nullptr) return absl::NotFoundError("session is gone");
   if (ready.checkpoint_fingerprint() != fingerprint_) {
@@ -403,6 +407,7 @@ void Cluster::OnLeaving(uint64_t session_id) {
   Slot* s = FindSession(session_id);
   if (s == nullptr || s->leaving || s->dismissed) return;
   s->end_reason = "stopped (SIGTERM); start it again, or keep a standby to take over";
+  if (s->handover) return;  // already handing over
   const plan::WorkerShard& e = *s->entry;
   if (ready_ && !e.embedding && !e.attention && !e.lm_head && ExpertsHeldElsewhere(*s)) {
     // Its experts are held elsewhere: it may go now, the stages route around it (the step in
@@ -414,6 +419,7 @@ void Cluster::OnLeaving(uint64_t session_id) {
     s->dismissed = true;
     return;
   }
+  if (StartHandover(*s)) return;  // it serves on while the standby loads
   s->leaving = true;
   log_(absl::StrCat("worker '", e.name, "' is stopping (SIGTERM): no new step starts until it is back"));
   UpdateReady();
@@ -433,6 +439,16 @@ void Cluster::Quiescent() {
 void Cluster::OnSessionEnded(uint64_t session_id) {
   absl::MutexLock lock(&mu_);
   if (DropStandby(session_id)) return;
+  if (Slot* h = FindHandover(session_id)) {
+    // The standby died while loading: the stopping worker leaves the ordinary way.
+    log_(absl::StrCat("standby '", h->handover->info.name(), "' was lost while taking over '", h->entry->name, "'"));
+    h->handover.reset();
+    if (h->session_id != 0) {
+      h->leaving = true;
+      UpdateReady();
+    }
+    return;
+  }
   Slot* s = FindSession(session_id);
   if (s == nullptr) return;
   s->session_id = 0;
@@ -537,6 +553,11 @@ v1::ClusterStatus Cluster::Status() const {
     w->set_load_progress(s.bytes_total > 0 ? static_cast<float>(s.bytes_done) / s.bytes_total : 0.f);
     w->set_device(s.info.device().empty() ? s.entry->device : s.info.device());
     w->set_message(s.message);
+    if (s.handover) {
+      const int64_t total = s.handover->bytes_total;
+      w->set_message(absl::StrCat("stopping; standby '", s.handover->info.name(), "' is loading to take over (",
+                                  total > 0 ? 100 * s.handover->bytes_done / total : 0, "%)"));
+    }
     w->set_memory_bytes(s.info.memory_bytes());
     w->set_mem_bandwidth_gbs(s.info.mem_bandwidth_gbs());
     if (s.session_id != 0) w->set_process_name(s.info.name());

@@ -154,6 +154,15 @@ class Cluster {
     bool excused = false;
     std::string connected_address;  // what the coordinator's transport is connected to
     v1::Register info;              // of the process holding it (a standby's own name, device, memory)
+    // A standby loading this entry while its worker, stopping, still serves it (a hand-over):
+    // when it is ready it takes the entry and the old worker is dismissed.
+    struct Handover {
+      uint64_t session_id = 0;
+      SessionWriter writer;
+      v1::Register info;
+      int64_t bytes_done = 0, bytes_total = 0;
+    };
+    std::optional<Handover> handover;
     int64_t state_memory_bytes = 0;
   };
   // A worker registered with --standby, holding nothing yet.
@@ -177,6 +186,14 @@ class Cluster {
   void AssignStandbys() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a standby's registration if `session_id` is one; returns whether it was.
   bool DropStandby(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A stopping worker's entry to a fitting standby, loading while the worker still serves;
+  // false if no standby fits.
+  bool StartHandover(Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The slot whose hand-over session is `session_id`, or null.
+  Slot* FindHandover(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The hand-over's standby is loaded: it takes the entry (a new epoch: the old worker's
+  // sequences are replayed on it) and the old worker is dismissed.
+  absl::Status CompleteHandover(Slot& slot, const v1::Ready& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Plans on the pending registrations (live planning); sets planned_ or plan_error_.
   void PlanFromPendingWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -31,7 +31,7 @@ absl::StatusOr<v1::CoordinatorMessage> Cluster::RegisterStandby(const v1::Regist
   // A lost entry waiting for a worker takes it at once.
   for (Slot& slot : slots_) {
     if (slot.session_id != 0 || (slot.state != v1::WORKER_STATE_LOST && slot.state != v1::WORKER_STATE_FAILED)) continue;
-    if (!Fits(request, slot)) continue;
+    if (slot.handover || !Fits(request, slot)) continue;
     standbys_.pop_back();
     Claim(slot, *session_id, std::move(writer), request);
     log_(absl::StrCat("standby '", request.name(), "' takes the entry of lost worker '", slot.entry->name, "'"));
@@ -57,6 +57,7 @@ bool Cluster::Fits(const v1::Register& standby, const Slot& slot) const {
 void Cluster::AssignStandbys() {
   for (Slot& slot : slots_) {
     if (slot.session_id != 0 || (slot.state != v1::WORKER_STATE_LOST && slot.state != v1::WORKER_STATE_FAILED)) continue;
+    if (slot.handover) continue;  // a standby is loading it already
     auto standby = std::find_if(standbys_.begin(), standbys_.end(),
                                 [&](const StandbyWorker& s) { return Fits(s.info, slot); });
     if (standby == standbys_.end()) continue;
@@ -77,6 +78,64 @@ bool Cluster::DropStandby(uint64_t session_id) {
   log_(absl::StrCat("standby '", it->info.name(), "' left"));
   standbys_.erase(it);
   return true;
+}
+
+bool Cluster::StartHandover(Slot& slot) {
+  auto standby = std::find_if(standbys_.begin(), standbys_.end(), [&](const StandbyWorker& s) { return Fits(s.info, slot); });
+  if (standby == standbys_.end()) return false;
+  Slot::Handover h;
+  h.session_id = standby->session_id;
+  h.writer = standby->writer;
+  h.info = standby->info;
+  standbys_.erase(standby);
+  log_(absl::StrCat("worker '", slot.entry->name, "' is stopping (SIGTERM); standby '", h.info.name(),
+                    "' loads its entry first, then takes over"));
+  v1::CoordinatorMessage msg;
+  *msg.mutable_assignment() = MakeAssignment(slot);  // the same peer id: the new table maps it to the new address
+  h.writer(msg);
+  slot.handover = std::move(h);
+  return true;
+}
+
+Cluster::Slot* Cluster::FindHandover(uint64_t session_id) {
+  for (Slot& s : slots_) {
+    if (s.handover && s.handover->session_id == session_id) return &s;
+  }
+  return nullptr;
+}
+
+absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
+  if (ready.checkpoint_fingerprint() != fingerprint_) {
+    log_(absl::StrCat("standby '", slot.handover->info.name(), "' has another checkpoint (fingerprint ",
+                      ready.checkpoint_fingerprint(), "); worker '", slot.entry->name, "' stops without a hand-over"));
+    slot.handover.reset();
+    slot.leaving = true;
+    UpdateReady();
+    return absl::FailedPreconditionError("checkpoint differs from the coordinator's: config.json or tensor headers are not "
+                                         "the same model");
+  }
+  if (slot.writer) {
+    v1::CoordinatorMessage msg;
+    msg.mutable_dismissed()->set_message(absl::StrCat("standby '", slot.handover->info.name(), "' took over your entry"));
+    slot.writer(msg);
+  }
+  Slot::Handover h = *std::move(slot.handover);
+  slot.handover.reset();
+  Claim(slot, h.session_id, std::move(h.writer), h.info);
+  slot.data_address = ready.data_address();
+  slot.state_memory_bytes = ready.state_memory_bytes();
+  slot.state = v1::WORKER_STATE_READY;
+  last_loss_ = absl::StrCat("worker '", slot.entry->name, "' stopped (SIGTERM); standby '", h.info.name(),
+                            "' took over its entry");
+  log_(last_loss_);
+  // Its sequences went with the old worker: a new epoch, replayed on the standby.
+  ++epoch_;
+  published_ = false;
+  ready_ = false;
+  NotifyChange();
+  MaybePublishPeers();
+  UpdateReady();
+  return absl::OkStatus();
 }
 
 void Cluster::SetReservedState(std::map<std::string, int64_t> bytes) {

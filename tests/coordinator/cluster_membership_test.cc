@@ -178,7 +178,9 @@ TEST_F(ClusterMembershipTest, AStandbyTakesTheEntryOfALostWorkerThatFitsIt) {
   EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
   const v1::ClusterStatus after = cluster_->Status();
   for (const v1::WorkerStatus& w : after.workers()) {
-    if (w.name() == "stage") EXPECT_EQ(w.process_name(), "spare");
+    if (w.name() == "stage") {
+      EXPECT_EQ(w.process_name(), "spare");
+    }
   }
 
   // The replaced worker comes back under its name: it is told to stand by, not refused.
@@ -227,6 +229,45 @@ TEST_F(ClusterMembershipTest, ALeavingReplicatedExpertHostGoesAtOnceAndTheCluste
   EXPECT_TRUE(cluster_->ready());
   cluster_->OnSessionEnded(session_["b"]);
   EXPECT_TRUE(cluster_->ready());
+}
+
+TEST_F(ClusterMembershipTest, AStoppingWorkerHandsItsEntryToAStandbyThatLoadsWhileItServes) {
+  for (const char* name : {"stage", "a", "b"}) Join(name);
+  ApplyTables();
+  ASSERT_TRUE(Register("spare", /*standby=*/true).has_standby());
+  const uint64_t epoch = cluster_->epoch();
+  const uint64_t old_session = session_["stage"];
+  cluster_->OnLeaving(old_session);
+  const v1::CoordinatorMessage* assigned = Last("spare", &v1::CoordinatorMessage::has_assignment);
+  ASSERT_NE(assigned, nullptr);
+  EXPECT_EQ(assigned->assignment().entry_name(), "stage");
+  // The stopping worker serves on while the standby loads: still ready, same epoch.
+  EXPECT_TRUE(cluster_->ready());
+  EXPECT_EQ(cluster_->epoch(), epoch);
+  EXPECT_EQ(Last("stage", &v1::CoordinatorMessage::has_dismissed), nullptr);
+  const v1::ClusterStatus loading = cluster_->Status();
+  for (const v1::WorkerStatus& w : loading.workers()) {
+    if (w.name() == "stage") {
+      EXPECT_THAT(w.message(), ::testing::HasSubstr("standby 'spare' is loading"));
+    }
+  }
+  Loaded("spare");  // it takes over: the old worker is dismissed, a new epoch replays its sequences
+  EXPECT_NE(Last("stage", &v1::CoordinatorMessage::has_dismissed), nullptr);
+  EXPECT_EQ(cluster_->epoch(), epoch + 1);
+  const v1::CoordinatorMessage* table = Last("spare", &v1::CoordinatorMessage::has_peers);
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->peers().sequence_epoch(), epoch + 1);
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+  cluster_->OnSessionEnded(old_session);  // the old worker exits: nothing more happens
+  EXPECT_TRUE(cluster_->ready());
+  EXPECT_EQ(cluster_->epoch(), epoch + 1);
+  const v1::ClusterStatus after = cluster_->Status();
+  for (const v1::WorkerStatus& w : after.workers()) {
+    if (w.name() == "stage") {
+      EXPECT_EQ(w.process_name(), "spare");
+    }
+  }
 }
 
 }  // namespace

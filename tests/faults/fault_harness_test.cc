@@ -112,7 +112,7 @@ class FaultHarnessTest : public ::testing::Test {
                 counter("mmx_failovers_total").c_str(), absl::ToDoubleSeconds(absl::Now() - start));
     std::fflush(stdout);
     if (HasFailure()) {
-      for (const std::string& name : {"coordinator", "stage0", "stage1", "experts-a", "experts-b", "spare"}) {
+      for (const char* name : {"coordinator", "stage0", "stage1", "experts-a", "experts-b", "spare"}) {
         ADD_FAILURE() << "log of " << name << ":\n" << c.Log(name);
       }
     }

@@ -16,6 +16,7 @@
 #include "tests/testing/golden.h"
 #include "tests/testing/failover_streams.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/process.h"
 
 namespace mmx {
 namespace {
@@ -96,7 +97,9 @@ TEST(FailoverFrozenTest, AWorkerFrozenPastTheHeartbeatTimeoutIsLostAndRejoinsWhe
     ASSERT_TRUE(status.ok());
     EXPECT_FALSE(status->ready());
     for (const v1::WorkerStatus& w : status->workers()) {
-      if (w.name() == "stage0") EXPECT_THAT(w.message(), HasSubstr("no heartbeat for"));
+      if (w.name() == "stage0") {
+        EXPECT_THAT(w.message(), HasSubstr("no heartbeat for"));
+      }
     }
     c.Signal("stage0", SIGCONT);  // it finds its session ended, registers again and reloads
   });
@@ -137,7 +140,9 @@ TEST(FailoverStandbyTest, AStandbyTakesOverAKilledStageAndTheStreamsGoOn) {
   auto status = c.Status();
   ASSERT_TRUE(status.ok());
   for (const v1::WorkerStatus& w : status->workers()) {
-    if (w.name() == "stage1") EXPECT_EQ(w.process_name(), "spare");
+    if (w.name() == "stage1") {
+      EXPECT_EQ(w.process_name(), "spare");
+    }
     EXPECT_NE(w.state(), v1::WORKER_STATE_STANDBY) << w.name();  // the pool is empty now
   }
   // The old worker starts again: its entry is taken, so it becomes the new standby.
@@ -158,6 +163,74 @@ TEST(FailoverGracefulTest, ASigtermedStageFinishesItsStepExitsAndItsRestartLoses
   });
   EXPECT_THAT(c.Log("stage0"), HasSubstr("dismissed by the coordinator"));
   EXPECT_THAT(c.Log("coordinator"), HasSubstr("worker 'stage0' is stopping (SIGTERM)"));
+}
+
+TEST(FailoverGracefulTest, ASigtermedStageHandsItsEntryToAStandbyBeforeItLeaves) {
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--prefill-chunk", "64"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ASSERT_TRUE(c.StartStandby("spare").ok());
+  ASSERT_TRUE(c.WaitWorkerState("spare", v1::WORKER_STATE_STANDBY, absl::Seconds(60)).ok()) << c.Log("spare");
+  testing::ExpectSameOutputsThrough(c, testing::FailoverCases(), [&] {
+    c.Signal("stage1", SIGTERM);
+    absl::StatusOr<int> exit = c.WaitExit("stage1", absl::Seconds(60));
+    ASSERT_TRUE(exit.ok()) << exit.status();
+    EXPECT_EQ(*exit, 0);
+  });
+  const std::string log = c.Log("coordinator");
+  EXPECT_THAT(log, HasSubstr("standby 'spare' loads its entry first"));
+  EXPECT_THAT(log, HasSubstr("failover: 3 running sequences paused (worker 'stage1' stopped (SIGTERM); standby 'spare' "
+                             "took over its entry)"));
+  EXPECT_THAT(c.Log("stage1"), HasSubstr("standby 'spare' took over your entry"));
+}
+
+TEST(FailoverJobsTest, ABatchJobRunningThroughAKilledAndRestartedStageEndsWithTheSoloOutputs) {
+  const std::string state_dir = testing::TempPath("failover-jobs");
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--state-dir", state_dir});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ASSERT_TRUE(c.WaitReady(absl::Seconds(60)).ok());
+  v1::SubmitJobRequest submit;
+  for (int i = 0; i < 3; ++i) {
+    v1::GenerateRequest* r = submit.add_requests();
+    for (int t = 0; t < 5 + 40 * i; ++t) r->add_prompt_token_ids((t * 13 + i) % 400);
+    r->mutable_sampling()->set_max_tokens(250);
+    r->mutable_sampling()->set_ignore_eos(true);
+  }
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(c.stub().SubmitJob(&context, submit, &job).ok());
+  }
+  // Once its requests run (first tokens out: the coordinator's metrics count them), the kill.
+  for (int i = 0; i < 2000; ++i) {
+    auto status = c.Status();
+    if (status.ok() && status->stats().generated_tokens_total() > 0) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  c.KillWorker("stage1");
+  ASSERT_TRUE(c.WaitWorkerState("stage1", v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
+  ASSERT_TRUE(c.StartWorker("stage1").ok());
+  v1::Job done;
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(120); absl::Now() < give_up;) {
+    grpc::ClientContext context;
+    v1::GetJobRequest get;
+    get.set_job_id(job.job_id());
+    if (c.stub().GetJob(&context, get, &done).ok() && done.state() == v1::JOB_STATE_SUCCEEDED) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(done.results_size(), 3);
+  EXPECT_THAT(c.Log("coordinator"), HasSubstr("failover:"));  // it was running, and paused
+  for (int i = 0; i < 3; ++i) {
+    const v1::JobResult& r = done.results(i);
+    EXPECT_TRUE(r.error().empty()) << r.error();
+    const std::vector<int32_t> prompt(submit.requests(i).prompt_token_ids().begin(),
+                                      submit.requests(i).prompt_token_ids().end());
+    testing::Stream solo(c.stub(), prompt, 250, 0.f, 0);
+    ASSERT_TRUE(solo.ReadToEnd().ok());
+    EXPECT_EQ(std::vector<int32_t>(r.token_ids().begin(), r.token_ids().end()), solo.tokens) << "request " << i;
+  }
 }
 
 TEST(GracefulCoordinatorTest, SigtermLetsRunningRequestsFinishAndRefusesNewOnes) {
