@@ -154,6 +154,21 @@ absl::StatusOr<v1::CoordinatorMessage> Cluster::Register(const v1::Register& req
         request.device(), "; start it with --device ", slot->entry->device, " or change the shard config"));
   }
   if (slot->session_id != 0) {
+    if (slot->info.name() != slot->entry->name && slot->state == v1::WORKER_STATE_LOADING && !slot->handover) {
+      // Back while a standby loads its entry: both load, whichever is ready first takes it.
+      *session_id = next_session_++;
+      Slot::Handover race;
+      race.session_id = *session_id;
+      race.writer = std::move(writer);
+      race.info = request;
+      race.race = true;
+      slot->handover = std::move(race);
+      log_(absl::StrCat("worker '", request.name(), "' is back while standby '", slot->info.name(),
+                        "' loads its entry: whichever is ready first takes it"));
+      v1::CoordinatorMessage reply;
+      *reply.mutable_assignment() = MakeAssignment(*slot);
+      return reply;
+    }
     if (slot->info.name() != slot->entry->name) {
       // A standby took this worker's entry while it was gone (or frozen): it stays as a standby.
       log_(absl::StrCat("worker '", request.name(), "' is back, but standby '", slot->info.name(),
@@ -227,6 +242,13 @@ absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
   s->data_address = ready.data_address();
   s->state_memory_bytes = ready.state_memory_bytes();
   s->state = v1::WORKER_STATE_READY;
+  if (s->handover && s->handover->race) {
+    // The standby is ready first: the restarted worker goes back to register (as a standby).
+    log_(absl::StrCat("standby '", s->info.name(), "' is ready before worker '", s->handover->info.name(),
+                      "' restarted: it keeps the entry"));
+    CloseSession(s->handover->session_id);
+    s->handover.reset();
+  }
   s->bytes_done = s->bytes_total;
   log_(absl::StrCat("worker '", s->entry->name, "' loaded its shard"));
   published_ = false;  // a (re)joined worker needs a new table, and so do its peers
@@ -394,56 +416,16 @@ void Cluster::OnFailed(uint64_t session_id, const std::string& message) {
   NotifyChange();
 }
 
-void Cluster::OnSilent(uint64_t session_id, absl::Duration silence) {
-  absl::MutexLock lock(&mu_);
-  if (Slot* s = FindSession(session_id)) {
-    s->end_reason = absl::StrCat("no heartbeat for ", absl::FormatDuration(absl::Trunc(silence, absl::Milliseconds(100))),
-                                 " (frozen, or its link is down; --heartbeat-timeout)");
-  }
-}
-
-void Cluster::OnLeaving(uint64_t session_id) {
-  absl::MutexLock lock(&mu_);
-  Slot* s = FindSession(session_id);
-  if (s == nullptr || s->leaving || s->dismissed) return;
-  s->end_reason = "stopped (SIGTERM); start it again, or keep a standby to take over";
-  if (s->handover) return;  // already handing over
-  const plan::WorkerShard& e = *s->entry;
-  if (ready_ && !e.embedding && !e.attention && !e.lm_head && ExpertsHeldElsewhere(*s)) {
-    // Its experts are held elsewhere: it may go now, the stages route around it (the step in
-    // flight included).
-    log_(absl::StrCat("worker '", e.name, "' is stopping (SIGTERM); its experts are held elsewhere"));
-    v1::CoordinatorMessage msg;
-    msg.mutable_dismissed()->set_message("your experts are held elsewhere; you may stop");
-    s->writer(msg);
-    s->dismissed = true;
-    return;
-  }
-  if (StartHandover(*s)) return;  // it serves on while the standby loads
-  s->leaving = true;
-  log_(absl::StrCat("worker '", e.name, "' is stopping (SIGTERM): no new step starts until it is back"));
-  UpdateReady();
-}
-
-void Cluster::Quiescent() {
-  absl::MutexLock lock(&mu_);
-  for (Slot& s : slots_) {
-    if (!s.leaving || s.dismissed || !s.writer) continue;
-    v1::CoordinatorMessage msg;
-    msg.mutable_dismissed()->set_message("no step in flight; you may stop");
-    s.writer(msg);
-    s.dismissed = true;
-  }
-}
-
 void Cluster::OnSessionEnded(uint64_t session_id) {
   absl::MutexLock lock(&mu_);
+  closers_.erase(session_id);
   if (DropStandby(session_id)) return;
   if (Slot* h = FindHandover(session_id)) {
-    // The standby died while loading: the stopping worker leaves the ordinary way.
-    log_(absl::StrCat("standby '", h->handover->info.name(), "' was lost while taking over '", h->entry->name, "'"));
+    const bool race = h->handover->race;
+    log_(absl::StrCat("worker '", h->handover->info.name(), "' was lost while taking over '", h->entry->name, "'"));
     h->handover.reset();
-    if (h->session_id != 0) {
+    // A stopping worker whose standby died while loading leaves the ordinary way.
+    if (!race && h->session_id != 0) {
       h->leaving = true;
       UpdateReady();
     }
@@ -480,18 +462,6 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   NotifyChange();
   SendPeerLost(*s, /*replicated=*/false);
   AssignStandbys();
-}
-
-void Cluster::ResetSequences(const std::string& why) {
-  absl::MutexLock lock(&mu_);
-  last_loss_ = why;
-  log_(absl::StrCat("resetting every sequence (a new peer table): ", why));
-  ++epoch_;
-  published_ = false;
-  ready_ = false;
-  NotifyChange();
-  MaybePublishPeers();
-  UpdateReady();
 }
 
 bool Cluster::ready() const {

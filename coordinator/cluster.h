@@ -66,6 +66,9 @@ class Cluster {
   // (ResourceExhausted if the workers cannot hold the model).
   absl::StatusOr<v1::CoordinatorMessage> Register(const v1::Register& request, SessionWriter writer,
                                                   uint64_t* session_id);
+  // How to end a session from this side (its worker then registers again): the loser of a race
+  // for a lost entry. Set right after Register; forgotten when the session ends.
+  void SetCloser(uint64_t session_id, std::function<void()> close);
   void OnProgress(uint64_t session_id, int64_t done, int64_t total);
   // FailedPrecondition if the worker's checkpoint fingerprint differs (the session is then
   // rejected and ends).
@@ -161,6 +164,9 @@ class Cluster {
       SessionWriter writer;
       v1::Register info;
       int64_t bytes_done = 0, bytes_total = 0;
+      // A restart racing the standby that is loading this lost entry (not a stopping worker's
+      // hand-over): whichever is ready first takes it, the other is sent back to register.
+      bool race = false;
     };
     std::optional<Handover> handover;
     int64_t state_memory_bytes = 0;
@@ -194,6 +200,8 @@ class Cluster {
   // The hand-over's standby is loaded: it takes the entry (a new epoch: the old worker's
   // sequences are replayed on it) and the old worker is dismissed.
   absl::Status CompleteHandover(Slot& slot, const v1::Ready& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a session from this side, if it has a closer.
+  void CloseSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Plans on the pending registrations (live planning); sets planned_ or plan_error_.
   void PlanFromPendingWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -220,6 +228,7 @@ class Cluster {
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   std::vector<StandbyWorker> standbys_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> reserved_state_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::function<void()>> closers_ ABSL_GUARDED_BY(mu_);
   // Live planning: registrations wait here until the plan exists.
   std::optional<LivePlanning> planning_;
   std::vector<v1::Register> pending_ ABSL_GUARDED_BY(mu_);

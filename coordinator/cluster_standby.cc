@@ -105,6 +105,27 @@ Cluster::Slot* Cluster::FindHandover(uint64_t session_id) {
 }
 
 absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
+  if (slot.handover->race) {
+    // The restarted worker is ready before the standby loading its entry: it takes the entry
+    // (its sequences were lost already); the standby goes back to standing by.
+    if (ready.checkpoint_fingerprint() != fingerprint_) {
+      CloseSession(slot.handover->session_id);
+      slot.handover.reset();
+      return absl::FailedPreconditionError("checkpoint differs from the coordinator's");
+    }
+    log_(absl::StrCat("worker '", slot.handover->info.name(), "' is ready before standby '", slot.info.name(),
+                      "': it takes its entry back"));
+    CloseSession(slot.session_id);
+    Slot::Handover h = *std::move(slot.handover);
+    slot.handover.reset();
+    Claim(slot, h.session_id, std::move(h.writer), h.info);
+    slot.data_address = ready.data_address();
+    slot.state_memory_bytes = ready.state_memory_bytes();
+    slot.state = v1::WORKER_STATE_READY;
+    published_ = false;
+    MaybePublishPeers();
+    return absl::OkStatus();
+  }
   if (ready.checkpoint_fingerprint() != fingerprint_) {
     log_(absl::StrCat("standby '", slot.handover->info.name(), "' has another checkpoint (fingerprint ",
                       ready.checkpoint_fingerprint(), "); worker '", slot.entry->name, "' stops without a hand-over"));
@@ -136,6 +157,19 @@ absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
   MaybePublishPeers();
   UpdateReady();
   return absl::OkStatus();
+}
+
+void Cluster::SetCloser(uint64_t session_id, std::function<void()> close) {
+  absl::MutexLock lock(&mu_);
+  closers_[session_id] = std::move(close);
+}
+
+void Cluster::CloseSession(uint64_t session_id) {
+  auto it = closers_.find(session_id);
+  if (it == closers_.end()) return;
+  std::function<void()> close = std::move(it->second);
+  closers_.erase(it);
+  close();
 }
 
 void Cluster::SetReservedState(std::map<std::string, int64_t> bytes) {

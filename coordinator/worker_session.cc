@@ -34,6 +34,11 @@ absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
     return absl::FailedPreconditionError(reply.status().message());
   }
   writer(*reply);
+  // The cluster may end this session itself (the loser of a race for a lost entry).
+  cluster.SetCloser(session_id, [&stream, write_mu, alive] {
+    std::lock_guard<std::mutex> lock(*write_mu);
+    if (*alive) stream.Cancel();
+  });
 
   std::optional<SessionWatchdog> watchdog;
   watchdog.emplace(HeartbeatInterval(cluster.heartbeat_timeout()), cluster.heartbeat_timeout(), writer,

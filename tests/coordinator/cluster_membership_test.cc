@@ -1,6 +1,7 @@
 // Cluster membership without processes: registrations, peer tables and losses driven directly,
 // the sessions' writers recorded.
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,7 @@ class ClusterMembershipTest : public ::testing::Test {
     absl::StatusOr<v1::CoordinatorMessage> reply = cluster_->Register(reg, writer, &session_[name]);
     EXPECT_THAT(reply.status(), IsOk());
     if (!reply.ok()) return {};
+    cluster_->SetCloser(session_[name], [this, name] { closed_.insert(name); });
     inbox_[name].push_back(*reply);
     return *reply;
   }
@@ -96,6 +98,7 @@ class ClusterMembershipTest : public ::testing::Test {
   std::unique_ptr<Cluster> cluster_;
   std::map<std::string, uint64_t> session_;
   std::map<std::string, std::vector<v1::CoordinatorMessage>> inbox_;
+  std::set<std::string> closed_;  // sessions the cluster ended from its side
 };
 
 TEST_F(ClusterMembershipTest, AnExpertHostWhoseExpertsAreAllReplicatedIsRoutedAroundWithoutANewEpoch) {
@@ -268,6 +271,45 @@ TEST_F(ClusterMembershipTest, AStoppingWorkerHandsItsEntryToAStandbyThatLoadsWhi
       EXPECT_EQ(w.process_name(), "spare");
     }
   }
+}
+
+// A lost stage: a standby starts loading its entry, and the stage is restarted meanwhile.
+class LostEntryRaceTest : public ClusterMembershipTest {
+ protected:
+  void LoseStageToALoadingStandby() {
+    for (const char* name : {"stage", "a", "b"}) Join(name);
+    ApplyTables();
+    ASSERT_TRUE(Register("spare", /*standby=*/true).has_standby());
+    cluster_->OnSessionEnded(session_["stage"]);
+    ASSERT_NE(Last("spare", &v1::CoordinatorMessage::has_assignment), nullptr);
+    // Back under its name while the standby loads: it loads too, it is not told to stand by.
+    ASSERT_TRUE(Register("stage").has_assignment());
+  }
+  std::string Holder() {
+    const v1::ClusterStatus status = cluster_->Status();
+    for (const v1::WorkerStatus& w : status.workers()) {
+      if (w.name() == "stage" && w.state() != v1::WORKER_STATE_STANDBY) return w.process_name();
+    }
+    return "";
+  }
+};
+
+TEST_F(LostEntryRaceTest, TheRestartedWorkerReadyFirstTakesItsEntryBack) {
+  LoseStageToALoadingStandby();
+  Loaded("stage");
+  EXPECT_EQ(Holder(), "stage");
+  EXPECT_EQ(closed_, std::set<std::string>{"spare"});  // the standby goes back to standing by
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+}
+
+TEST_F(LostEntryRaceTest, TheStandbyReadyFirstKeepsTheEntry) {
+  LoseStageToALoadingStandby();
+  Loaded("spare");
+  EXPECT_EQ(Holder(), "spare");
+  EXPECT_EQ(closed_, std::set<std::string>{"stage"});  // it will register again, as a standby
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
 }
 
 }  // namespace
