@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -94,10 +95,15 @@ inline Pauses ExpectSameOutputsThrough(LocalCluster& c, const std::vector<Stream
   EXPECT_TRUE(c.WaitReady(absl::Seconds(60)).ok()) << c.Log("coordinator");
   std::vector<std::unique_ptr<Stream>> clean, streams;
   for (const StreamCase& k : cases) clean.push_back(std::make_unique<Stream>(c.stub(), k.prompt, k.max_tokens, k.temperature, k.seed));
-  for (auto& s : clean) {
-    const grpc::Status st = s->ReadToEnd();
-    EXPECT_TRUE(st.ok()) << st.error_message();
-    if (!st.ok()) return {};
+  {
+    std::vector<grpc::Status> ended(clean.size());
+    std::vector<std::thread> readers;
+    for (size_t i = 0; i < clean.size(); ++i) readers.emplace_back([&, i] { ended[i] = clean[i]->ReadToEnd(); });
+    for (std::thread& t : readers) t.join();
+    for (const grpc::Status& st : ended) {
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      if (!st.ok()) return {};
+    }
   }
   for (const StreamCase& k : cases) streams.push_back(std::make_unique<Stream>(c.stub(), k.prompt, k.max_tokens, k.temperature, k.seed));
   // Every stream has tokens (all are running: the long prompt is prefilled), then the fault.
@@ -108,11 +114,19 @@ inline Pauses ExpectSameOutputsThrough(LocalCluster& c, const std::vector<Stream
     }
   }
   disturb();
+  // Each stream read on its own thread: a stream's gaps are then its own, not the time spent
+  // reading the others.
+  std::vector<grpc::Status> ended(streams.size());
+  {
+    std::vector<std::thread> readers;
+    for (size_t i = 0; i < streams.size(); ++i) readers.emplace_back([&, i] { ended[i] = streams[i]->ReadToEnd(); });
+    for (std::thread& t : readers) t.join();
+  }
   Pauses pauses;
   for (const auto& s : clean) pauses.undisturbed = std::max(pauses.undisturbed, s->max_gap);
   for (size_t i = 0; i < streams.size(); ++i) {
     SCOPED_TRACE(i);
-    const grpc::Status st = streams[i]->ReadToEnd();
+    const grpc::Status& st = ended[i];
     EXPECT_TRUE(st.ok()) << st.error_message();
     EXPECT_EQ(streams[i]->finish_reason, "length");
     EXPECT_EQ(streams[i]->tokens, clean[i]->tokens);
