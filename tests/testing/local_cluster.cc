@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -217,6 +219,13 @@ LocalCluster::~LocalCluster() {
   for (auto& [name, pid] : pids_) kill(pid, SIGKILL);
   for (auto& [name, pid] : pids_) waitpid(pid, nullptr, 0);
   if (port_fd_ >= 0) close(port_fd_);
+  // The shard config and the logs go with the cluster (a failing test prints the logs it needs
+  // first); MMX_KEEP_TEST_CLUSTERS=1 keeps them for a look afterwards.
+  const char* keep = std::getenv("MMX_KEEP_TEST_CLUSTERS");
+  if (!dir_.empty() && (keep == nullptr || std::string(keep) != "1")) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
 }
 
 std::string LocalCluster::Log(const std::string& name) const { return ReadFile(dir_ + "/" + name + ".log"); }

@@ -1,7 +1,7 @@
 // LocalCluster: a real mmx-coord and real mmx-worker processes on this machine, for integration
 // tests. Writes the shard config, starts the processes (the coordinator on a loopback port the
 // cluster holds for its whole life, so a restarted coordinator gets it back), and kills
-// everything in its destructor.
+// everything in its destructor, removing its directory (MMX_KEEP_TEST_CLUSTERS=1 keeps it).
 #pragma once
 
 #include <sys/types.h>
