@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
     std::_Exit(0);
   }).detach();
 
-  absl::Status status = mmx::worker::RunWorker(o, &leave);
+  mmx::worker::ShardCache shard_cache;  // a second session for the same entry reuses the shard
+  absl::Status status = mmx::worker::RunWorker(o, &leave, &shard_cache);
   // A coordinator that went away may be restarting (it keeps its jobs in --state-dir), or the
   // link to it was down (a partition; it declared this worker lost meanwhile): register again
   // when it is back, however long that takes, as a worker started before it would.
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mmx-worker %s: %s; registering again when it is back\n", o.name.c_str(),
                  std::string(status.message()).c_str());
     if (leave.requested()) return 0;  // stopped while the coordinator was away
-    status = mmx::worker::RunWorker(o, &leave);
+    status = mmx::worker::RunWorker(o, &leave, &shard_cache);
   }
   if (mmx::worker::IsDismissed(status)) {
     std::fprintf(stderr, "mmx-worker %s: %s; exiting\n", o.name.c_str(), std::string(status.message()).c_str());

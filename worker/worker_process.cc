@@ -11,7 +11,7 @@
 
 namespace mmx::worker {
 
-absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave) {
+absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave, ShardCache* cache) {
   if (o.threads > 0) ThreadPool::SetDefaultThreads(o.threads);
   // Workers share cores with each other and wait on the network between kernels: spin little.
   ThreadPool::SetDefaultSpinMicros(100);
@@ -21,6 +21,7 @@ absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave) {
   const std::string prefix = absl::StrCat("mmx-worker ", o.name, ": ");
   WorkerEnvironment env;
   env.leave = leave;
+  env.shard_cache = cache;
   env.log = [prefix](const std::string& line) { std::fprintf(stderr, "%s%s\n", prefix.c_str(), line.c_str()); };
   env.make_transport = [](const transport::TransportOptions& topts)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {

@@ -10,6 +10,7 @@ namespace mmx::worker {
 // Runs until the session ends. Returns an error that says what went wrong (unreachable
 // coordinator, rejected registration, failed load, lost coordinator: IsCoordinatorLost).
 // `leave` (may be null): SIGTERM while serving asks the coordinator to let this worker go.
-absl::Status RunWorker(const WorkerOptions& options, LeaveRequest* leave = nullptr);
+// `cache` (may be null): the shard kept from an earlier session of this process.
+absl::Status RunWorker(const WorkerOptions& options, LeaveRequest* leave = nullptr, ShardCache* cache = nullptr);
 
 }  // namespace mmx::worker

@@ -367,18 +367,37 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   topts.cluster_token = assignment.cluster_token();
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::Transport> data_plane, env.make_transport(topts));
 
-  absl::StatusOr<std::unique_ptr<LoadedShard>> shard =
-      LoadAndPlace(o, assignment, *mine, expert_dtype, device, session, env);
-  if (!shard.ok()) return ReportFailure(session, shard.status());
-  absl::StatusOr<int64_t> state_memory = StateMemoryBytes(device, **shard);
+  plan::ShardConfig entry_only;
+  entry_only.model = assignment.model_dir();
+  entry_only.expert_dtype = config.expert_dtype;
+  entry_only.workers = {*mine};
+  const std::string key = absl::StrCat(o.device, o.bf16_activations ? " bf16\n" : " fp32\n", plan::ShardConfigToYaml(entry_only));
+  std::unique_ptr<LoadedShard> loaded;
+  const LoadedShard* shard = nullptr;
+  if (env.shard_cache != nullptr && env.shard_cache->shard && env.shard_cache->key == key) {
+    env.log("the same entry as before: reusing the shard already loaded");
+    shard = env.shard_cache->shard.get();
+  } else {
+    if (env.shard_cache != nullptr) env.shard_cache->shard.reset();  // its memory first
+    absl::StatusOr<std::unique_ptr<LoadedShard>> fresh =
+        LoadAndPlace(o, assignment, *mine, expert_dtype, device, session, env);
+    if (!fresh.ok()) return ReportFailure(session, fresh.status());
+    loaded = *std::move(fresh);
+    shard = loaded.get();
+    if (env.shard_cache != nullptr) {
+      env.shard_cache->key = key;
+      env.shard_cache->shard = std::move(loaded);
+    }
+  }
+  absl::StatusOr<int64_t> state_memory = StateMemoryBytes(device, *shard);
   if (!state_memory.ok()) return ReportFailure(session, state_memory.status());
 
   v1::WorkerMessage ready;
-  ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*(*shard)->checkpoint));
+  ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*shard->checkpoint));
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
   ready.mutable_ready()->set_state_memory_bytes(*state_memory);
   session.Write(ready);
-  return ServeUntilSessionEnds(o, assignment, config, **shard, *data_plane, session, *heartbeats, env.leave, env.log);
+  return ServeUntilSessionEnds(o, assignment, config, *shard, *data_plane, session, *heartbeats, env.leave, env.log);
 }
 
 }  // namespace mmx::worker

@@ -33,6 +33,14 @@ struct WorkerOptions {
   absl::Duration reply_timeout = absl::Seconds(30);
 };
 
+// The shard a worker process loaded, kept across its sessions: registering again for the same
+// entry of the same model (its coordinator restarted, or it was declared lost while frozen or
+// cut off) reuses it instead of reading the weights again.
+struct ShardCache {
+  std::string key;  // model, entry, expert dtype, device: what the shard was loaded for
+  std::unique_ptr<LoadedShard> shard;
+};
+
 // What differs between a worker process and a worker embedded in another program.
 struct WorkerEnvironment {
   // The data-plane endpoint, made once the assignment gave this worker its peer id and the
@@ -47,6 +55,8 @@ struct WorkerEnvironment {
   std::function<absl::Status(LoadedShard&, const ProgressFn&)> place_shard;
   // SIGTERM, for a worker process: while serving, a request sends Leaving (may be null).
   LeaveRequest* leave = nullptr;
+  // Kept across sessions (may be null: load each time).
+  ShardCache* shard_cache = nullptr;
 };
 
 // Runs the session to its end. Returns an error that says what went wrong: rejected

@@ -104,6 +104,7 @@ TEST(FailoverFrozenTest, AWorkerFrozenPastTheHeartbeatTimeoutIsLostAndRejoinsWhe
     c.Signal("stage0", SIGCONT);  // it finds its session ended, registers again and reloads
   });
   EXPECT_THAT(c.Log("stage0"), HasSubstr("registering again"));
+  EXPECT_THAT(c.Log("stage0"), HasSubstr("reusing the shard already loaded"));  // not read twice
 }
 
 TEST(FailoverReplicatedTest, AnExpertHostWhoseExpertsAreReplicatedIsRoutedAroundWithoutAPause) {
