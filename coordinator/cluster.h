@@ -200,6 +200,11 @@ class Cluster {
   // The hand-over's standby is loaded: it takes the entry (a new epoch: the old worker's
   // sequences are replayed on it) and the old worker is dismissed.
   absl::Status CompleteHandover(Slot& slot, const v1::Ready& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new sequence epoch with the workers as they are: every sequence is void, a new peer table
+  // goes out (when every worker is ready), and the scheduler replays.
+  void StartNewEpoch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The slot's hand-over process, loaded (`ready`), becomes the slot's worker.
+  void ClaimFromHandover(Slot& slot, const v1::Ready& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a session from this side, if it has a closer.
   void CloseSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

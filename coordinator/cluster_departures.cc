@@ -52,6 +52,10 @@ void Cluster::ResetSequences(const std::string& why) {
   absl::MutexLock lock(&mu_);
   last_loss_ = why;
   log_(absl::StrCat("resetting every sequence (a new peer table): ", why));
+  StartNewEpoch();
+}
+
+void Cluster::StartNewEpoch() {
   ++epoch_;
   published_ = false;
   ready_ = false;

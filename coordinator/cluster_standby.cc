@@ -116,12 +116,7 @@ absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
     log_(absl::StrCat("worker '", slot.handover->info.name(), "' is ready before standby '", slot.info.name(),
                       "': it takes its entry back"));
     CloseSession(slot.session_id);
-    Slot::Handover h = *std::move(slot.handover);
-    slot.handover.reset();
-    Claim(slot, h.session_id, std::move(h.writer), h.info);
-    slot.data_address = ready.data_address();
-    slot.state_memory_bytes = ready.state_memory_bytes();
-    slot.state = v1::WORKER_STATE_READY;
+    ClaimFromHandover(slot, ready);
     published_ = false;
     MaybePublishPeers();
     return absl::OkStatus();
@@ -140,23 +135,21 @@ absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
     msg.mutable_dismissed()->set_message(absl::StrCat("standby '", slot.handover->info.name(), "' took over your entry"));
     slot.writer(msg);
   }
+  ClaimFromHandover(slot, ready);
+  last_loss_ = absl::StrCat("worker '", slot.entry->name, "' stopped (SIGTERM); standby '", slot.info.name(),
+                            "' took over its entry");
+  log_(last_loss_);
+  StartNewEpoch();  // its sequences went with the old worker: replayed on the standby
+  return absl::OkStatus();
+}
+
+void Cluster::ClaimFromHandover(Slot& slot, const v1::Ready& ready) {
   Slot::Handover h = *std::move(slot.handover);
   slot.handover.reset();
   Claim(slot, h.session_id, std::move(h.writer), h.info);
   slot.data_address = ready.data_address();
   slot.state_memory_bytes = ready.state_memory_bytes();
   slot.state = v1::WORKER_STATE_READY;
-  last_loss_ = absl::StrCat("worker '", slot.entry->name, "' stopped (SIGTERM); standby '", h.info.name(),
-                            "' took over its entry");
-  log_(last_loss_);
-  // Its sequences went with the old worker: a new epoch, replayed on the standby.
-  ++epoch_;
-  published_ = false;
-  ready_ = false;
-  NotifyChange();
-  MaybePublishPeers();
-  UpdateReady();
-  return absl::OkStatus();
 }
 
 void Cluster::SetCloser(uint64_t session_id, std::function<void()> close) {

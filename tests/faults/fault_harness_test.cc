@@ -22,6 +22,7 @@
 #include "tests/testing/golden.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/shards.h"
 
 namespace mmx {
 namespace {
@@ -31,27 +32,9 @@ using ::testing::Not;
 
 const std::vector<std::string> kNodes = {"client", "coordinator", "stage0", "stage1", "experts-a", "experts-b", "spare"};
 
-// Experts 0-2 only on experts-a, 5-7 only on experts-b.
-std::string Disaggregated() {
-  return absl::StrCat("model: ", testing::GoldenDir(), R"(
-workers:
-  - {name: stage0, embedding: true, attention: [0, 4]}
-  - {name: stage1, attention: [4, 8], lm_head: true}
-  - {name: experts-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3, 4]}]}
-  - {name: experts-b, experts: [{layers: [0, 8], ids: [3, 4, 5, 6, 7]}]}
-)");
-}
+std::string Disaggregated() { return testing::DisaggregatedShard(testing::GoldenDir()); }
 
-// Every expert of experts-b is held by experts-a too.
-std::string Replicated() {
-  return absl::StrCat("model: ", testing::GoldenDir(), R"(
-workers:
-  - {name: stage0, embedding: true, attention: [0, 4]}
-  - {name: stage1, attention: [4, 8], lm_head: true}
-  - {name: experts-a, experts: [{layers: [0, 8], ids: all}]}
-  - {name: experts-b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
-)");
-}
+std::string Replicated() { return testing::ReplicatedExpertsShard(testing::GoldenDir()); }
 
 class FaultHarnessTest : public ::testing::Test {
  protected:

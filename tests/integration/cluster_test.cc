@@ -36,15 +36,7 @@ workers:
 )");
 }
 
-std::string Disaggregated() {
-  return absl::StrCat("model: ", kModel, R"(
-workers:
-  - {name: stage0, embedding: true, attention: [0, 4]}
-  - {name: stage1, attention: [4, 8], lm_head: true}
-  - {name: experts-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3, 4]}]}
-  - {name: experts-b, experts: [{layers: [0, 8], ids: [3, 4, 5, 6, 7]}]}
-)");
-}
+std::string Disaggregated() { return testing::DisaggregatedShard(kModel); }
 
 struct GoldenCase {
   std::vector<int32_t> prompt;

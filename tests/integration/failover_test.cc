@@ -16,6 +16,7 @@
 #include "tests/testing/golden.h"
 #include "tests/testing/failover_streams.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/process.h"
 
 namespace mmx {
@@ -26,28 +27,9 @@ using ::testing::Not;
 
 const std::string kModel = testing::GoldenDir();
 
-// Two attention stages (the second holds lm_head) and two expert hosts; experts 0-2 only on
-// experts-a, 5-7 only on experts-b.
-std::string Disaggregated() {
-  return absl::StrCat("model: ", kModel, R"(
-workers:
-  - {name: stage0, embedding: true, attention: [0, 4]}
-  - {name: stage1, attention: [4, 8], lm_head: true}
-  - {name: experts-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3, 4]}]}
-  - {name: experts-b, experts: [{layers: [0, 8], ids: [3, 4, 5, 6, 7]}]}
-)");
-}
+std::string Disaggregated() { return testing::DisaggregatedShard(kModel); }
 
-// experts-b's experts are all held by experts-a too.
-std::string Replicated() {
-  return absl::StrCat("model: ", kModel, R"(
-workers:
-  - {name: stage0, embedding: true, attention: [0, 4]}
-  - {name: stage1, attention: [4, 8], lm_head: true}
-  - {name: experts-a, experts: [{layers: [0, 8], ids: all}]}
-  - {name: experts-b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
-)");
-}
+std::string Replicated() { return testing::ReplicatedExpertsShard(kModel); }
 
 // Runs the failover cases undisturbed and through `disturb` (testing::ExpectSameOutputsThrough)
 // and checks, with `pauses`, that the coordinator paused and replayed them for the loss of

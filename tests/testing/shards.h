@@ -14,4 +14,27 @@ inline std::string OneWorkerShard(const std::string& model_dir, const std::strin
                       ", embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: all}]}\n");
 }
 
+// Two attention stages (the second holds lm_head) and two expert hosts with overlapping
+// replicas: experts 0-2 only on experts-a, 5-7 only on experts-b.
+inline std::string DisaggregatedShard(const std::string& model_dir) {
+  return absl::StrCat("model: ", model_dir, R"(
+workers:
+  - {name: stage0, embedding: true, attention: [0, 4]}
+  - {name: stage1, attention: [4, 8], lm_head: true}
+  - {name: experts-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3, 4]}]}
+  - {name: experts-b, experts: [{layers: [0, 8], ids: [3, 4, 5, 6, 7]}]}
+)");
+}
+
+// The same stages; experts-a holds every expert, so each of experts-b's is held elsewhere.
+inline std::string ReplicatedExpertsShard(const std::string& model_dir) {
+  return absl::StrCat("model: ", model_dir, R"(
+workers:
+  - {name: stage0, embedding: true, attention: [0, 4]}
+  - {name: stage1, attention: [4, 8], lm_head: true}
+  - {name: experts-a, experts: [{layers: [0, 8], ids: all}]}
+  - {name: experts-b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
+)");
+}
+
 }  // namespace mmx::testing
