@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "model/token_selection.h"
 
 namespace mmx::model {
 
@@ -24,11 +25,8 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
 }
 
 int32_t Argmax(const float* logits, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i) {
-    if (logits[i] > logits[best]) best = i;
-  }
-  return static_cast<int32_t>(best);
+  const int64_t first = FirstIndexOf(logits, n, MaxLogit(logits, n));
+  return first < n ? static_cast<int32_t>(first) : 0;  // all NaN: 0
 }
 
 namespace {
@@ -47,53 +45,61 @@ double UniformAt(uint64_t seed, int64_t position) {
   return static_cast<double>(bits >> 11) * 0x1.0p-53;  // 53 random bits
 }
 
-int32_t SampleToken(const SamplingParams& params, const float* logits, int64_t vocab, int64_t position) {
-  if (params.temperature == 0.f) return Argmax(logits, vocab);
+namespace {
 
-  // Candidates sorted by logit, descending (ties: lower id first), cut to top_k.
-  std::vector<int32_t> ids(vocab);
-  std::iota(ids.begin(), ids.end(), 0);
-  auto by_logit = [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  };
-  int64_t keep = vocab;
-  if (params.top_k > 0 && params.top_k < vocab) {
-    keep = params.top_k;
-    std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), by_logit);
-  } else {
-    std::sort(ids.begin(), ids.end(), by_logit);
-  }
-  ids.resize(keep);
-
+// top_k: the k best ids, sorted, then the nucleus over them as a prefix of that order.
+int32_t SampleFromTopK(const SamplingParams& params, const float* logits, int64_t vocab, double u) {
+  const std::vector<int32_t> ids = TopKIds(logits, vocab, params.top_k);
+  const int64_t k = static_cast<int64_t>(ids.size());
   // Softmax at temperature over the kept candidates, in double for a stable cumulative sum.
-  std::vector<double> probs(keep);
+  std::vector<double> probs(k);
   const double max_logit = logits[ids[0]];
   double total = 0;
-  for (int64_t i = 0; i < keep; ++i) {
+  for (int64_t i = 0; i < k; ++i) {
     probs[i] = std::exp((logits[ids[i]] - max_logit) / params.temperature);
     total += probs[i];
   }
-  // Nucleus: the shortest prefix whose mass reaches top_p (always at least one token).
-  if (params.top_p < 1.f) {
+  if (!(total > 0) || !std::isfinite(total)) return ids[0];
+  int64_t keep = k;
+  if (params.top_p < 1.f) {  // the shortest prefix whose mass reaches top_p (at least one token)
     double cumulative = 0;
-    int64_t cut = keep;
-    for (int64_t i = 0; i < keep; ++i) {
-      cumulative += probs[i] / total;
-      if (cumulative >= params.top_p) {
-        cut = i + 1;
+    for (int64_t i = 0; i < k; ++i) {
+      cumulative += probs[i];
+      if (cumulative >= params.top_p * total) {
+        keep = i + 1;
         break;
       }
     }
-    keep = cut;
     total = std::accumulate(probs.begin(), probs.begin() + keep, 0.0);
   }
-  const double r = UniformAt(params.seed, position) * total;
+  const double r = u * total;
   double cumulative = 0;
   for (int64_t i = 0; i < keep; ++i) {
     cumulative += probs[i];
     if (r < cumulative) return ids[i];
   }
   return ids[keep - 1];
+}
+
+}  // namespace
+
+int32_t SampleToken(const SamplingParams& params, const float* logits, int64_t vocab, int64_t position) {
+  if (params.temperature == 0.f) return Argmax(logits, vocab);
+  const double u = UniformAt(params.seed, position);
+  if (params.top_k > 0 && params.top_k < vocab) return SampleFromTopK(params, logits, vocab, u);
+
+  // The whole vocabulary: weights in a few vectorised passes, no sort. The draw inverts the
+  // cumulative distribution in id order; the nucleus is found from a histogram of the weights.
+  const float max_logit = MaxLogit(logits, vocab);
+  if (!std::isfinite(max_logit)) return Argmax(logits, vocab);  // all masked, or +inf present
+  thread_local ExpWeights weights;
+  weights.Compute(logits, vocab, max_logit, params.temperature);
+  // NaN logits, or a temperature so small that (l - max) / t is 0 * inf: the limit is greedy.
+  if (!(weights.total > 0) || !std::isfinite(weights.total)) return Argmax(logits, vocab);
+  if (params.top_p >= 1.f) return DrawInIdOrder(weights, u * weights.total);
+  thread_local Nucleus nucleus;
+  FindNucleus(logits, weights, params.top_p, &nucleus);
+  return DrawInNucleus(weights, nucleus, u * nucleus.mass);
 }
 
 }  // namespace mmx::model

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "base/status_macros.h"
+#include "model/token_selection.h"
 
 namespace mmx::worker {
 namespace {
@@ -21,20 +22,12 @@ model::SamplingParams ToSampling(const v1::StepSequence& s) {
 
 // log-softmax of the token and the top `n` alternatives, from raw logits.
 void FillLogprobs(const float* logits, int64_t vocab, int n, v1::SampledToken* out) {
-  float max_logit = *std::max_element(logits, logits + vocab);
-  double sum = 0;
-  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max_logit));
-  const float lse = max_logit + static_cast<float>(std::log(sum));
+  const float lse = model::LogSumExp(logits, vocab);
   out->set_logprob(logits[out->token_id()] - lse);
   if (n <= 0) return;
-  std::vector<int32_t> ids(vocab);
-  std::iota(ids.begin(), ids.end(), 0);
-  n = static_cast<int>(std::min<int64_t>(n, vocab));
-  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  for (int i = 0; i < n; ++i) {
-    out->add_top_token_ids(ids[i]);
-    out->add_top_logprobs(logits[ids[i]] - lse);
+  for (int32_t id : model::TopKIds(logits, vocab, std::min<int64_t>(n, vocab))) {
+    out->add_top_token_ids(id);
+    out->add_top_logprobs(logits[id] - lse);
   }
 }
 
