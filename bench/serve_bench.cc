@@ -1,6 +1,7 @@
 // mmx-bench-serve: decode throughput of a running mmx-coord server, as clients see it.
 //
 //   mmx-bench-serve --server HOST:PORT [--concurrency 1,32] [--prompt-len 16] [--max-tokens 64]
+//                   [--temperature T --top-p P --top-k K]
 //
 // For each concurrency c, c streams run at once, each a distinct random prompt of --prompt-len
 // tokens generating --max-tokens tokens (stop ids ignored). Reported: aggregate decode tokens/s
@@ -32,12 +33,12 @@ struct StreamResult {
   std::string error;
 };
 
-StreamResult RunStream(mmx::v1::Inference::Stub& stub, const std::vector<int32_t>& prompt, int max_tokens) {
+StreamResult RunStream(mmx::v1::Inference::Stub& stub, const std::vector<int32_t>& prompt,
+                       const mmx::v1::SamplingParams& sampling) {
   grpc::ClientContext context;
   mmx::v1::GenerateRequest request;
   request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
-  request.mutable_sampling()->set_max_tokens(max_tokens);
-  request.mutable_sampling()->set_ignore_eos(true);
+  *request.mutable_sampling() = sampling;
   auto reader = stub.Generate(&context, request);
   StreamResult r;
   mmx::v1::GenerateResponse response;
@@ -54,13 +55,17 @@ StreamResult RunStream(mmx::v1::Inference::Stub& stub, const std::vector<int32_t
 
 int main(int argc, char** argv) {
   std::string server = "127.0.0.1:7070", concurrency_text = "1,32";
-  int prompt_len = 16, max_tokens = 64, vocab = 32000;
+  int prompt_len = 16, max_tokens = 64, vocab = 32000, top_k = 0;
+  float temperature = 0.f, top_p = 1.f;
   CLI::App app{"mmx-bench-serve: decode throughput of a running mmx-coord server"};
   app.add_option("--server", server, "Coordinator HOST:PORT");
   app.add_option("--concurrency", concurrency_text, "Concurrent streams, comma-separated");
   app.add_option("--prompt-len", prompt_len, "Prompt tokens per stream");
   app.add_option("--max-tokens", max_tokens, "Tokens per stream");
   app.add_option("--vocab", vocab, "Prompt ids are drawn from [0, vocab)");
+  app.add_option("--temperature", temperature, "Sampling temperature (0 = greedy)");
+  app.add_option("--top-p", top_p, "Nucleus mass (1 = off)");
+  app.add_option("--top-k", top_k, "Keep the k most likely (0 = off)");
   CLI11_PARSE(app, argc, argv);
 
   auto stub = mmx::v1::Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
@@ -78,7 +83,16 @@ int main(int argc, char** argv) {
     }
     std::vector<StreamResult> results(c);
     std::vector<std::thread> threads;
-    for (int i = 0; i < c; ++i) threads.emplace_back([&, i] { results[i] = RunStream(*stub, prompts[i], max_tokens); });
+    for (int i = 0; i < c; ++i) {
+      mmx::v1::SamplingParams sampling;
+      sampling.set_max_tokens(max_tokens);
+      sampling.set_ignore_eos(true);
+      sampling.set_temperature(temperature);
+      sampling.set_top_p(top_p);
+      sampling.set_top_k(top_k);
+      sampling.set_seed(1000 + i);
+      threads.emplace_back([&, i, sampling] { results[i] = RunStream(*stub, prompts[i], sampling); });
+    }
     for (auto& t : threads) t.join();
     Clock::time_point window_begin = Clock::time_point::min(), window_end = Clock::time_point::max();
     for (const StreamResult& r : results) {
