@@ -21,6 +21,14 @@ class FairQueue {
     q.push_back(std::move(item));
     ++size_;
   }
+  // Puts `item` first: first of its source, and its source's turn next.
+  void PushFront(const std::string& source, T item) {
+    std::deque<T>& q = queues_[source];
+    if (!q.empty()) std::erase(order_, source);
+    order_.push_front(source);
+    q.push_front(std::move(item));
+    ++size_;
+  }
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
   // The item Pop() would return (queue must not be empty).

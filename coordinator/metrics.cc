@@ -124,6 +124,9 @@ std::string Metrics::RenderPrometheus() const {
   step_.Render("mmx_step_seconds", "", &out);
   Help(&out, "mmx_failovers_total", "counter", "Workers lost while sequences ran on them (their state is replayed).");
   Line(&out, "mmx_failovers_total", "", static_cast<double>(failovers_.load()));
+  Help(&out, "mmx_preemptions_total", "counter",
+       "Job requests taken out of the running batch for interactive ones (--max-job-share); each is replayed when it runs again.");
+  Line(&out, "mmx_preemptions_total", "", static_cast<double>(preemptions_.load()));
   Help(&out, "mmx_paused_requests", "gauge", "Running requests paused for a lost worker's entry.");
   Line(&out, "mmx_paused_requests", "", paused_.load());
   Help(&out, "mmx_replayed_tokens_total", "counter", "Context tokens prefilled again to rebuild state lost with a worker.");

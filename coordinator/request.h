@@ -38,8 +38,9 @@ class Request {
     // Keep the logits of every position (prompt and generated): `mmx-coord run --logits-out`.
     bool return_logits = false;
     // Who asked: "" for a Generate call, the job id for a job's requests. The scheduler admits
-    // round-robin over sources, so one big job cannot starve interactive requests.
+    // interactive requests first, and round-robin over jobs (coordinator/waiting_room.h).
     std::string source;
+    bool interactive() const { return source.empty(); }
     // State memory the request may need on each stage: prompt + max_tokens positions.
     int64_t max_positions() const { return static_cast<int64_t>(prompt.size()) + max_tokens; }
   };

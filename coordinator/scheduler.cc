@@ -73,7 +73,7 @@ void Scheduler::Drain(const std::string& why) {
   {
     absl::MutexLock lock(&mu_);
     draining_ = why;
-    queue_.RemoveIf([](const ScheduledRequest&) { return true; },
+    waiting_.RemoveIf([](const ScheduledRequest&) { return true; },
                     [&](ScheduledRequest& s) {
                       s.request->Fail(absl::UnavailableError(why));
                       Ended("error");
@@ -85,7 +85,7 @@ void Scheduler::Drain(const std::string& why) {
 
 bool Scheduler::WaitIdle(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_count_ == 0 && queue_.size() == 0; };
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_count_ == 0 && waiting_.empty(); };
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
@@ -93,14 +93,13 @@ absl::Status Scheduler::Submit(std::shared_ptr<Request> request) {
   {
     absl::MutexLock lock(&mu_);
     if (!draining_.empty()) return absl::UnavailableError(draining_);
-    if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+    if (static_cast<int>(waiting_.size()) >= options_.max_queue) {
       return absl::ResourceExhaustedError(absl::StrCat("the queue is full (", options_.max_queue,
                                                        " requests waiting, --max-queue); retry later"));
     }
     request->SetCancelListener([waker = waker_] { waker->Wake(); });
-    const std::string source = request->params().source;
-    queue_.Push(source, ScheduledRequest{std::move(request), absl::Now()});
-    if (metrics_) metrics_->SetQueueDepth(static_cast<int>(queue_.size()));
+    waiting_.Push(ScheduledRequest{std::move(request), absl::Now()});
+    if (metrics_) metrics_->SetQueueDepth(static_cast<int>(waiting_.size()));
   }
   waker_->Wake();
   return absl::OkStatus();
@@ -113,7 +112,7 @@ int Scheduler::running() const {
 
 int Scheduler::queued() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(queue_.size());
+  return static_cast<int>(waiting_.size());
 }
 
 void Scheduler::Ended(const std::string& outcome) {
@@ -212,13 +211,11 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
   absl::Time look_again = absl::InfiniteFuture();
   std::vector<Refusal> refused;
   if (view.ready) {
-    Admitted admitted = AdmitWaiting(queue_, *budget_, options_.max_sequences - static_cast<int>(running.size()));
-    for (ScheduledRequest& s : admitted.admitted) running.push_back(std::move(s));
-    refused = std::move(admitted.refused);
+    refused = Admit(running, freed);
   } else {
     // Waiting requests get a bounded wait for the cluster, then a clear UNAVAILABLE.
-    refused = ExpireWaiting(queue_, absl::Now(), options_.queue_timeout, view.not_ready_reason);
-    look_again = NextExpiry(queue_, options_.queue_timeout);
+    refused = ExpireWaiting(waiting_, absl::Now(), options_.queue_timeout, view.not_ready_reason);
+    look_again = NextExpiry(waiting_, options_.queue_timeout);
   }
   for (Refusal& r : refused) {
     r.entry.request->Fail(r.status);
@@ -228,13 +225,48 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
   if (metrics_) {
     int paused = 0;
     for (const ScheduledRequest& s : running) paused += s.request->paused_at != absl::InfiniteFuture();
-    metrics_->SetQueueDepth(static_cast<int>(queue_.size()));
+    metrics_->SetQueueDepth(static_cast<int>(waiting_.size()));
     metrics_->SetRunning(running_count_);
     metrics_->SetPaused(paused);
   }
   // What a standby taking over a stage must have room for.
   if (budget_) cluster_->SetReservedState(budget_->reserved_by_worker());
   return look_again;
+}
+
+std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed) {
+  int jobs_running = 0;
+  for (const ScheduledRequest& s : running) jobs_running += !s.request->params().interactive();
+  AdmissionRoom room;
+  room.slots = options_.max_sequences - static_cast<int>(running.size());
+  room.job_slots = JobSlots(options_.max_sequences, options_.max_job_share) - jobs_running;
+  // The victim: the job request with the least state to rebuild. It rejoins the waiting room
+  // after this admission, so it cannot take back the slot it just gave up.
+  std::vector<ScheduledRequest> preempted;
+  auto preempt = [&]() {
+    auto victim = running.end();
+    for (auto it = running.begin(); it != running.end(); ++it) {
+      const Request& r = *it->request;
+      if (r.params().interactive() || r.done()) continue;
+      if (victim == running.end() || r.processed < victim->request->processed) victim = it;
+    }
+    if (victim == running.end()) return false;
+    Request& r = *victim->request;
+    if (r.sent_first_step) freed.push_back(r.id());
+    budget_->Release(r.id());
+    r.replay_until = std::max(r.replay_until, r.processed);
+    r.processed = 0;
+    r.sent_first_step = false;
+    victim->queued_at = absl::Now();
+    preempted.push_back(std::move(*victim));
+    running.erase(victim);
+    if (metrics_) metrics_->Preempted();
+    return true;
+  };
+  Admitted admitted = AdmitWaiting(waiting_, *budget_, room, preempt);
+  for (ScheduledRequest& s : admitted.admitted) running.push_back(std::move(s));
+  for (auto it = preempted.rbegin(); it != preempted.rend(); ++it) waiting_.PushFront(std::move(*it));
+  return std::move(admitted.refused);
 }
 
 void Scheduler::FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
@@ -297,7 +329,7 @@ void Scheduler::Loop() {
   }
   FailAll(running, freed, absl::UnavailableError("the coordinator is shutting down"));
   absl::MutexLock lock(&mu_);
-  queue_.RemoveIf([](const ScheduledRequest&) { return true; },
+  waiting_.RemoveIf([](const ScheduledRequest&) { return true; },
                   [](ScheduledRequest& s) { s.request->Fail(absl::UnavailableError("the coordinator is shutting down")); });
 }
 
@@ -313,7 +345,7 @@ absl::Status Scheduler::RunStep(std::vector<ScheduledRequest>& running, std::vec
   for (const ScheduledRequest& s : running) {
     const Request& r = *s.request;
     progress.push_back({static_cast<int64_t>(r.params().prompt.size()), static_cast<int64_t>(r.output.size()),
-                        r.processed});
+                        r.processed, r.params().interactive()});
   }
   StepLimits limits;
   limits.prefill_chunk = options_.prefill_chunk;

@@ -8,8 +8,10 @@
 // Admission (coordinator/admission.h): at most max_sequences running; each admitted request
 // reserves the sequence-state memory it may need on every attention stage (state_budget.h), and
 // waits while a stage is full; beyond max_queue waiting requests, Submit refuses with
-// RESOURCE_EXHAUSTED. The waiting room is fair: round-robin over sources (Generate callers, each
-// batch job; fair_queue.h).
+// RESOURCE_EXHAUSTED. Interactive requests come first (waiting_room.h): job requests hold at
+// most max_job_share of the running sequences, and an interactive request that finds no slot
+// or state preempts job requests (their state freed, replayed when they run again), so it joins
+// the next step. Prefill chunks of interactive requests are planned before jobs' (step_planner.h).
 //
 // The loop sleeps when there is nothing to run and wakes on events: a submit, a cancel, the
 // cluster becoming ready or losing a worker, or a waiting request's deadline.
@@ -37,12 +39,12 @@
 #include "base/wake_flag.h"
 #include "coordinator/admission.h"
 #include "coordinator/cluster.h"
-#include "coordinator/fair_queue.h"
 #include "coordinator/metrics.h"
 #include "coordinator/request.h"
 #include "coordinator/state_budget.h"
 #include "coordinator/step_codec.h"
 #include "coordinator/step_planner.h"
+#include "coordinator/waiting_room.h"
 #include "transport/transport.h"
 
 namespace mmx::coordinator {
@@ -61,6 +63,7 @@ struct StepReport {
 struct SchedulerOptions {
   int max_sequences = 32;              // running at once (--max-concurrent); more wait in the queue
   int max_queue = 1024;                // waiting (--max-queue); more are refused (RESOURCE_EXHAUSTED)
+  double max_job_share = 0.75;         // of max_sequences, job requests may hold (--max-job-share)
   int prefill_chunk = 256;             // prompt tokens per sequence per step
   int max_step_tokens = 1024;          // tokens per step, decode first
   // In flight per step, when there are enough sequences. 0 = automatic: 2 when there are several
@@ -128,6 +131,9 @@ class Scheduler {
   // without being woken.
   absl::Time Housekeep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Admits waiting requests into `running`, preempting job requests for interactive ones.
+  std::vector<Refusal> Admit(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Plans, runs and applies one step. An error means the step is void.
   absl::Status RunStep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
   void Report(uint64_t step_id, const StepPlan& plan, double seconds, const std::vector<MicroBatchResult>& results);
@@ -144,7 +150,7 @@ class Scheduler {
   uint64_t subscription_ = 0;
 
   mutable absl::Mutex mu_;
-  FairQueue<ScheduledRequest> queue_ ABSL_GUARDED_BY(mu_);
+  WaitingRoom waiting_ ABSL_GUARDED_BY(mu_);
   int running_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::string draining_ ABSL_GUARDED_BY(mu_);  // why Submit refuses, once draining

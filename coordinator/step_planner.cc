@@ -15,19 +15,22 @@ StepPlan PlanStep(const std::vector<SequenceProgress>& running, const StepLimits
     planned.push_back({i, s.processed, 1, /*prefill=*/false, /*sample=*/true});
     --budget;
   }
+  // Prefill chunks: interactive sequences' first, then jobs', each in running order.
   bool prefill_planned = false;
-  for (size_t i = 0; i < running.size(); ++i) {
-    const SequenceProgress& s = running[i];
-    if (s.decoding()) continue;
-    const int64_t left = s.context() - s.processed;
-    if (left <= 0) continue;
-    int64_t chunk = std::min({limits.prefill_chunk, left, std::max<int64_t>(budget, 0)});
-    if (chunk == 0 && !prefill_planned) chunk = std::min(limits.prefill_chunk, left);
-    if (chunk <= 0) continue;
-    planned.push_back({i, s.processed, chunk, /*prefill=*/true, /*sample=*/s.processed + chunk == s.context()});
-    budget -= chunk;
-    plan.num_prompt_tokens += chunk;
-    prefill_planned = true;
+  for (const bool interactive : {true, false}) {
+    for (size_t i = 0; i < running.size(); ++i) {
+      const SequenceProgress& s = running[i];
+      if (s.decoding() || s.interactive != interactive) continue;
+      const int64_t left = s.context() - s.processed;
+      if (left <= 0) continue;
+      int64_t chunk = std::min({limits.prefill_chunk, left, std::max<int64_t>(budget, 0)});
+      if (chunk == 0 && !prefill_planned) chunk = std::min(limits.prefill_chunk, left);
+      if (chunk <= 0) continue;
+      planned.push_back({i, s.processed, chunk, /*prefill=*/true, /*sample=*/s.processed + chunk == s.context()});
+      budget -= chunk;
+      plan.num_prompt_tokens += chunk;
+      prefill_planned = true;
+    }
   }
   const int n = static_cast<int>(planned.size());
   if (n == 0) return plan;

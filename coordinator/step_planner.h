@@ -2,7 +2,8 @@
 // the step's limits (no I/O, no clock, no locks; coordinator/scheduler.h does those).
 //
 // Every decoding sequence's next token first, then prefill chunks (at most prefill_chunk per
-// sequence) in running order within the step's token budget, so long prompts are prefilled a
+// sequence; interactive sequences' before batch jobs', each in running order) within the step's
+// token budget, so long prompts are prefilled a
 // chunk at a time between decode steps instead of stalling them; the first prompt in line always
 // gets a chunk, so prefill always progresses. A sequence whose state was lost (failover) is
 // prefilled the same way over its prompt and the tokens it generated: its replay. The step is then split into micro-batches (as many
@@ -21,6 +22,7 @@ struct SequenceProgress {
   int64_t prompt_length = 0;
   int64_t generated = 0;  // tokens sampled so far
   int64_t processed = 0;  // context positions the stages hold state for
+  bool interactive = true;  // a Generate call's, not a batch job's: its prompt goes first
   int64_t context() const { return prompt_length + generated; }
   // Only the last sampled token is left to feed: the next step decodes it.
   bool decoding() const { return generated > 0 && processed == context() - 1; }

@@ -46,6 +46,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
       ->check(CLI::Range(1, 4096));
   serve->add_option("--max-queue", o->max_queue, "Requests waiting beyond those; more get RESOURCE_EXHAUSTED")
       ->check(CLI::Range(0, 1000000));
+  serve->add_option("--max-job-share", o->max_job_share,
+                    "Share of --max-concurrent that batch jobs' requests may hold (at least one); interactive "
+                    "requests come first and preempt job requests when they find no room")
+      ->check(CLI::Range(0.0, 1.0));
   serve->add_option("--max-prompt-tokens", o->max_prompt_tokens, "Longest prompt accepted, in tokens")
       ->check(CLI::Range(1, 1 << 30));
   serve->add_option("--max-tokens", o->max_tokens, "Largest sampling.max_tokens accepted")->check(CLI::Range(1, 1 << 30));
@@ -307,6 +311,7 @@ absl::Status Serve(const ServeOptions& o) {
   coordinator::SchedulerOptions sopts;
   sopts.max_sequences = o.max_sequences;
   sopts.max_queue = o.max_queue;
+  sopts.max_job_share = o.max_job_share;
   sopts.prefill_chunk = o.prefill_chunk;
   sopts.max_step_tokens = std::max(o.max_step_tokens, o.max_sequences);
   sopts.micro_batches = o.micro_batches;

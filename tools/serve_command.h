@@ -21,6 +21,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:7070";
   int max_sequences = 32;     // --max-concurrent
   int max_queue = 1024;
+  double max_job_share = 0.75;  // of max_sequences, batch jobs' requests may hold
   int max_prompt_tokens = 32768;
   int max_tokens = 4096;
   int prefill_chunk = 256;

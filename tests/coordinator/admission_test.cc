@@ -41,41 +41,105 @@ StateBudget Budget(const model::ModelConfig& c, int sequences, int64_t positions
       c, {{"stage", 0, c.num_hidden_layers, sequences * SequenceStateBytes(c, 0, c.num_hidden_layers, positions)}});
 }
 
-TEST(AdmissionTest, AdmitsUpToTheRoomInFairOrderAcrossSources) {
+const PreemptJob kNoPreemption = [] { return false; };
+
+AdmissionRoom Room(int slots, int job_slots = 1000) { return AdmissionRoom{slots, job_slots}; }
+
+TEST(AdmissionTest, InteractiveRequestsFirstThenJobsRoundRobin) {
   const model::ModelConfig c = Tiny();
   StateBudget budget = Budget(c, 100);
-  FairQueue<ScheduledRequest> queue;
-  queue.Push("job", Make(1, "job"));
-  queue.Push("job", Make(2, "job"));
-  queue.Push("job", Make(3, "job"));
-  queue.Push("", Make(4, ""));
-  Admitted a = AdmitWaiting(queue, budget, 3);
-  EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{1, 4, 2}));  // the interactive one takes its turn
+  WaitingRoom waiting;
+  for (uint64_t id : {1, 2, 3}) waiting.Push(Make(id, "job-a"));
+  for (uint64_t id : {4, 5}) waiting.Push(Make(id, "job-b"));
+  for (uint64_t id : {6, 7}) waiting.Push(Make(id, ""));
+  Admitted a = AdmitWaiting(waiting, budget, Room(5), kNoPreemption);
+  EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{6, 7, 1, 4, 2}));
   EXPECT_TRUE(a.refused.empty());
-  EXPECT_EQ(queue.size(), 1u);
+  EXPECT_EQ(waiting.size(), 2u);
 }
 
-TEST(AdmissionTest, ARequestThatMustWaitForStateKeepsItsTurn) {
+TEST(AdmissionTest, JobRequestsTakeAtMostTheirShareOfTheSlots) {
+  const model::ModelConfig c = Tiny();
+  StateBudget budget = Budget(c, 100);
+  WaitingRoom waiting;
+  for (uint64_t id = 1; id <= 5; ++id) waiting.Push(Make(id, "job"));
+  Admitted a = AdmitWaiting(waiting, budget, Room(10, /*job_slots=*/2), kNoPreemption);
+  EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(JobSlots(32, 0.75), 24);
+  EXPECT_EQ(JobSlots(32, 1.0), 32);
+  EXPECT_EQ(JobSlots(3, 0.5), 1);
+  EXPECT_EQ(JobSlots(1, 0.75), 1);  // a job can always run
+  EXPECT_EQ(JobSlots(4, 0.01), 1);
+}
+
+TEST(AdmissionTest, AnInteractiveRequestWithoutASlotPreemptsAJobRequest) {
+  const model::ModelConfig c = Tiny();
+  StateBudget budget = Budget(c, 100);
+  WaitingRoom waiting;
+  waiting.Push(Make(1, ""));
+  waiting.Push(Make(2, ""));
+  waiting.Push(Make(3, "job"));
+  int preemptions = 0;
+  // One job request is running: the first interactive request takes its slot, the second waits.
+  Admitted a = AdmitWaiting(waiting, budget, Room(0), [&] { return ++preemptions <= 1; });
+  EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(preemptions, 2);
+  ASSERT_EQ(waiting.size(), 2u);
+  EXPECT_EQ(waiting.interactive().Front().request->id(), 2u);  // keeps its turn
+}
+
+TEST(AdmissionTest, AnInteractiveRequestWithoutStatePreemptsJobRequestsUntilItFits) {
+  const model::ModelConfig c = Tiny();
+  StateBudget budget = Budget(c, 3);  // three requests of 8 positions
+  for (uint64_t id : {10, 11, 12}) budget.Hold(id, 8);  // running job requests
+  WaitingRoom waiting;
+  waiting.Push(Make(1, "", /*prompt=*/12, /*max_tokens=*/4));  // needs two of them
+  std::vector<uint64_t> victims = {10, 11, 12};
+  auto preempt = [&] {
+    if (victims.empty()) return false;
+    budget.Release(victims.front());
+    victims.erase(victims.begin());
+    return true;
+  };
+  Admitted a = AdmitWaiting(waiting, budget, Room(5), preempt);
+  EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(victims, (std::vector<uint64_t>{12}));
+}
+
+TEST(AdmissionTest, AJobRequestThatMustWaitForStateKeepsItsTurnAndPreemptsNothing) {
   const model::ModelConfig c = Tiny();
   StateBudget budget = Budget(c, 2);  // room for two requests of 8 positions, not three
-  FairQueue<ScheduledRequest> queue;
-  for (uint64_t id = 1; id <= 3; ++id) queue.Push("", Make(id, ""));
-  Admitted a = AdmitWaiting(queue, budget, 10);
+  WaitingRoom waiting;
+  for (uint64_t id = 1; id <= 3; ++id) waiting.Push(Make(id, "job"));
+  Admitted a = AdmitWaiting(waiting, budget, Room(10), [] {
+    ADD_FAILURE() << "a job request preempted";
+    return false;
+  });
   EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{1, 2}));
-  ASSERT_EQ(queue.size(), 1u);
-  EXPECT_EQ(queue.Front().request->id(), 3u);
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_EQ(waiting.jobs().Front().request->id(), 3u);
   budget.Release(1);
-  a = AdmitWaiting(queue, budget, 10);
+  a = AdmitWaiting(waiting, budget, Room(10), kNoPreemption);
   EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{3}));
+}
+
+TEST(AdmissionTest, APreemptedJobRequestGoesBackFirstInItsJob) {
+  WaitingRoom waiting;
+  waiting.Push(Make(1, "job"));
+  waiting.Push(Make(2, "other-job"));
+  waiting.PushFront(Make(3, "other-job"));
+  EXPECT_EQ(waiting.jobs().Pop().request->id(), 3u);
+  EXPECT_EQ(waiting.jobs().Pop().request->id(), 1u);
+  EXPECT_EQ(waiting.jobs().Pop().request->id(), 2u);
 }
 
 TEST(AdmissionTest, ARequestNoStageCouldEverHoldIsRefusedSayingWhy) {
   const model::ModelConfig c = Tiny();
   StateBudget budget = Budget(c, 1, /*positions=*/20);
-  FairQueue<ScheduledRequest> queue;
-  queue.Push("", Make(1, "", /*prompt=*/30, /*max_tokens=*/10));
-  queue.Push("", Make(2, ""));
-  Admitted a = AdmitWaiting(queue, budget, 10);
+  WaitingRoom waiting;
+  waiting.Push(Make(1, "", /*prompt=*/30, /*max_tokens=*/10));
+  waiting.Push(Make(2, ""));
+  Admitted a = AdmitWaiting(waiting, budget, Room(10), kNoPreemption);
   ASSERT_EQ(a.refused.size(), 1u);
   EXPECT_EQ(a.refused[0].entry.request->id(), 1u);
   EXPECT_THAT(a.refused[0].status, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("stage")));
@@ -85,12 +149,12 @@ TEST(AdmissionTest, ARequestNoStageCouldEverHoldIsRefusedSayingWhy) {
 TEST(AdmissionTest, CancelledRequestsAreRefusedNotAdmitted) {
   const model::ModelConfig c = Tiny();
   StateBudget budget = Budget(c, 100);
-  FairQueue<ScheduledRequest> queue;
+  WaitingRoom waiting;
   ScheduledRequest cancelled = Make(1, "");
   cancelled.request->Cancel();
-  queue.Push("", cancelled);
-  queue.Push("", Make(2, ""));
-  Admitted a = AdmitWaiting(queue, budget, 10);
+  waiting.Push(cancelled);
+  waiting.Push(Make(2, ""));
+  Admitted a = AdmitWaiting(waiting, budget, Room(10), kNoPreemption);
   ASSERT_EQ(a.refused.size(), 1u);
   EXPECT_THAT(a.refused[0].status, StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{2}));
@@ -98,21 +162,21 @@ TEST(AdmissionTest, CancelledRequestsAreRefusedNotAdmitted) {
 }
 
 TEST(AdmissionTest, WithoutAReadyClusterOnlyExpiredOrCancelledRequestsLeave) {
-  FairQueue<ScheduledRequest> queue;
+  WaitingRoom queue;
   const absl::Time t0 = absl::Now();
   ScheduledRequest old = Make(1, ""), fresh = Make(2, ""), cancelled = Make(3, "");
   old.queued_at = t0 - absl::Seconds(31);
   fresh.queued_at = t0 - absl::Seconds(5);
   cancelled.queued_at = t0;
   cancelled.request->Cancel();
-  for (auto& s : {old, fresh, cancelled}) queue.Push("", s);
+  for (auto& s : {old, fresh, cancelled}) queue.Push(s);
   EXPECT_EQ(NextExpiry(queue, absl::Seconds(30)), t0 - absl::Seconds(1));
   std::vector<Refusal> gone = ExpireWaiting(queue, t0, absl::Seconds(30), "cluster not ready: worker 'a' is loading");
   ASSERT_EQ(gone.size(), 2u);
   EXPECT_THAT(gone[0].status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("worker 'a' is loading")));
   EXPECT_THAT(gone[1].status, StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   ASSERT_EQ(queue.size(), 1u);
-  EXPECT_EQ(queue.Front().request->id(), 2u);
+  EXPECT_EQ(queue.interactive().Front().request->id(), 2u);
   EXPECT_EQ(NextExpiry(queue, absl::Seconds(30)), t0 + absl::Seconds(25));
 }
 

@@ -18,6 +18,23 @@ std::vector<PlannedSequence> Flat(const StepPlan& plan) {
   return all;
 }
 
+// A job's prompt ahead of an interactive one in running order: the interactive prompt's chunk is
+// planned first, so a full step budget never keeps a person waiting behind a batch job.
+TEST(StepPlannerTest, InteractivePromptsArePrefilledBeforeJobPrompts) {
+  SequenceProgress job = Prefilling(300), person = Prefilling(20);
+  job.interactive = false;
+  StepLimits limits;
+  limits.prefill_chunk = 256;
+  limits.max_step_tokens = 100;
+  const std::vector<PlannedSequence> all = Flat(PlanStep({job, person}, limits));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].index, 1u);
+  EXPECT_EQ(all[0].num_tokens, 20);
+  EXPECT_TRUE(all[0].sample);
+  EXPECT_EQ(all[1].index, 0u);
+  EXPECT_EQ(all[1].num_tokens, 80);  // the rest of the budget
+}
+
 TEST(StepPlannerTest, NothingRunningPlansNothing) {
   EXPECT_TRUE(PlanStep({}, StepLimits{}).empty());
 }
