@@ -54,17 +54,19 @@ const float* PrepareActivations(const float* x, int64_t num_tokens, int64_t cols
 void GemmGroup(const GemmProblem* problems, int64_t count) {
   const bool avx512 = ActiveIsa() == Isa::kAvx512;
   const bool bf16_mode = CurrentActivationPrecision() == ActivationPrecision::kBf16;
-  std::vector<const GemmProblem*> grouped;
+  std::vector<const GemmProblem*> grouped, bf16_dot;
   for (int64_t i = 0; i < count; ++i) {
     const GemmProblem& p = problems[i];
-    const bool plain = p.num_tokens > 0 && p.w.rows > 0 && p.w.cols > 0 && p.w.dtype != DType::kI8 &&
-                       !(bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16);
-    if (plain) {
+    const bool nonempty = p.num_tokens > 0 && p.w.rows > 0 && p.w.cols > 0;
+    if (nonempty && avx512 && bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16) {
+      bf16_dot.push_back(&p);  // vdpbf16ps, grouped the same way below
+    } else if (nonempty && p.w.dtype != DType::kI8 && !(bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16)) {
       grouped.push_back(&p);
     } else {
       Gemm(p.x, p.num_tokens, p.w, p.y);
     }
   }
+  if (!bf16_dot.empty()) internal::GemmBf16DotGroupAvx512(bf16_dot.data(), static_cast<int64_t>(bf16_dot.size()));
   if (grouped.empty()) return;
   const int64_t chunk = avx512 ? internal::kGemmChunkAvx512 : internal::kGemmChunkAvx2;
   auto* rows_fn = avx512 ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;

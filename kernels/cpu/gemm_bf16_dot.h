@@ -12,4 +12,9 @@ namespace mmx::kernels::internal {
 // AVX512_BF16). Multithreaded over output rows.
 void GemmBf16DotAvx512(const float* x, int64_t num_tokens, const WeightView& w, float* y);
 
+// The same for several problems (each with BF16 weights) in one pass over the thread pool: the
+// row blocks of all of them are shared out together, so a layer's experts (a few tokens each)
+// cost one pool round trip, not one per matrix.
+void GemmBf16DotGroupAvx512(const GemmProblem* const* problems, int64_t count);
+
 }  // namespace mmx::kernels::internal

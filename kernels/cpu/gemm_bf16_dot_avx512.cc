@@ -2,9 +2,9 @@
 // weight row is one zmm of bf16 used as is (no widening, unlike the fp32 path), multiplied with
 // the same chunk of a token's bf16 activations: 16 fp32 lanes, each the sum of two products.
 //
-// Blocking: threads take chunks of 64 output rows (64 rows x 2048 bf16 = 256 KiB, kept in L2
-// while every token block passes over them); inside, 4-token x 4-row register tiles (16
-// accumulators, 4 weight and 4 activation registers).
+// Blocking: threads take blocks of 16 output rows (16 rows x 2048 bf16 = 64 KiB, kept in L2
+// while every token block passes over them) from the row blocks of all the call's problems;
+// inside, 4-token x 4-row register tiles (16 accumulators, 4 weight and 4 activation registers).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -18,9 +18,11 @@
 namespace mmx::kernels::internal {
 namespace {
 
-constexpr int64_t kChunk = 32;       // bf16 elements per zmm
-constexpr int64_t kRowsPerTask = 64;
+constexpr int64_t kChunk = 32;  // bf16 elements per zmm
+constexpr int64_t kBlockRows = 16;
 constexpr int64_t kTileRows = 4;
+// Below this many multiply-adds a second thread costs more to wake than it saves.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
 
 // Sum of the 16 lanes, once per output. (_mm512_reduce_add_ps and the 512->256 casts trip a
 // false -Wuninitialized in GCC 12's headers; a store and a scalar sum do not.)
@@ -85,36 +87,74 @@ TileFn Pick(int rb, int tb) {
 
 }  // namespace
 
-void GemmBf16DotAvx512(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
-  const int64_t k = w.cols, rows = w.rows;
-  const int64_t kp = (k + kChunk - 1) / kChunk * kChunk;
-  // Activations rounded to bf16 once (nearest even), rows zero padded to whole chunks.
-  thread_local std::vector<uint16_t> xb;
-  xb.assign(static_cast<size_t>(num_tokens * kp), 0);
+namespace {
+
+// x [T, k] rounded to bf16 (nearest even) into dst [T, kp], rows zero padded to whole chunks.
+void RoundRows(const float* x, int64_t num_tokens, int64_t k, int64_t kp, std::vector<uint16_t>& dst) {
+  dst.assign(static_cast<size_t>(num_tokens * kp), 0);
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float* src = x + t * k;
-    uint16_t* dst = xb.data() + t * kp;
+    uint16_t* out = dst.data() + t * kp;
     int64_t c = 0;
     for (; c + 32 <= k; c += 32) {
       const __m512bh packed = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16), _mm512_loadu_ps(src + c));
-      _mm512_storeu_si512(dst + c, (__m512i)packed);
+      _mm512_storeu_si512(out + c, (__m512i)packed);
     }
-    for (; c < k; ++c) dst[c] = FloatToBf16(src[c]);
+    for (; c < k; ++c) out[c] = FloatToBf16(src[c]);
   }
-  const uint16_t* wd = static_cast<const uint16_t*>(w.data);
-  const uint16_t* xd = xb.data();
-  ThreadPool::Default().ParallelFor(rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t r0 = begin; r0 < end; r0 += kRowsPerTask) {
-      const int64_t r1 = std::min(end, r0 + kRowsPerTask);
-      for (int64_t t0 = 0; t0 < num_tokens; t0 += 4) {
-        const int tb = static_cast<int>(std::min<int64_t>(4, num_tokens - t0));
-        for (int64_t r = r0; r < r1; r += kTileRows) {
-          const int rb = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
-          Pick(rb, tb)(wd, k, xd, kp, r, t0, rows, y);
-        }
-      }
+}
+
+// Output rows [r_begin, r_end) of one problem, every token.
+void RunRows(const GemmProblem& p, const uint16_t* xb, int64_t kp, int64_t r_begin, int64_t r_end) {
+  const uint16_t* wd = static_cast<const uint16_t*>(p.w.data);
+  for (int64_t t0 = 0; t0 < p.num_tokens; t0 += 4) {
+    const int tb = static_cast<int>(std::min<int64_t>(4, p.num_tokens - t0));
+    for (int64_t r = r_begin; r < r_end; r += kTileRows) {
+      const int rb = static_cast<int>(std::min<int64_t>(kTileRows, r_end - r));
+      Pick(rb, tb)(wd, p.w.cols, xb, kp, r, t0, p.w.rows, p.y);
     }
-  });
+  }
+}
+
+}  // namespace
+
+void GemmBf16DotGroupAvx512(const GemmProblem* const* problems, int64_t count) {
+  // Called from the caller's thread, never inside a pool job: per-thread buffers.
+  thread_local std::vector<std::vector<uint16_t>> buffers;
+  if (static_cast<int64_t>(buffers.size()) < count) buffers.resize(count);
+  // A name for this thread's buffers: the pool's threads must not see their own thread_local.
+  std::vector<std::vector<uint16_t>>& rounded = buffers;
+  std::vector<int64_t> kps(count), first_block(count + 1, 0);
+  int64_t macs = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const GemmProblem& p = *problems[i];
+    kps[i] = (p.w.cols + kChunk - 1) / kChunk * kChunk;
+    RoundRows(p.x, p.num_tokens, p.w.cols, kps[i], rounded[i]);
+    first_block[i + 1] = first_block[i] + (p.w.rows + kBlockRows - 1) / kBlockRows;
+    macs += p.num_tokens * p.w.rows * p.w.cols;
+  }
+  // Blocks [b0, b1) of the concatenated row blocks of all problems.
+  auto run_blocks = [&](int64_t b0, int64_t b1) {
+    int64_t i = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
+    for (; b0 < b1; ++i) {
+      const int64_t end = std::min(b1, first_block[i + 1]);
+      const int64_t rows = problems[i]->w.rows;
+      RunRows(*problems[i], rounded[i].data(), kps[i], (b0 - first_block[i]) * kBlockRows,
+              std::min(rows, (end - first_block[i]) * kBlockRows));
+      b0 = end;
+    }
+  };
+  if (macs < kMinParallelMacs) {
+    run_blocks(0, first_block.back());
+    return;
+  }
+  ThreadPool::Default().ParallelFor(first_block.back(), 1, run_blocks);
+}
+
+void GemmBf16DotAvx512(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
+  const GemmProblem problem{x, num_tokens, w, y};
+  const GemmProblem* one = &problem;
+  GemmBf16DotGroupAvx512(&one, 1);
 }
 
 }  // namespace mmx::kernels::internal

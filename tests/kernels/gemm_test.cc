@@ -135,8 +135,14 @@ TEST(GemmTest, RowsViewReadsOnlyItsRows) {
 
 // GemmGroup shares the rows of several GEMMs out in one pass: every problem's result must be
 // bit for bit what Gemm gives it alone, whatever the mix of shapes, dtypes and token counts
-// (including problems too small to be worth a thread, and int8 ones that take Gemm's own path).
-TEST(GemmGroupTest, EachProblemEqualsItsOwnGemmExactly) {
+// (including problems too small to be worth a thread, and int8 ones that take Gemm's own path),
+// with fp32 activations and with bf16 ones (grouped in their own pass on AVX-512).
+class GemmGroupTest : public ::testing::TestWithParam<ActivationPrecision> {};
+INSTANTIATE_TEST_SUITE_P(Precisions, GemmGroupTest,
+                         ::testing::Values(ActivationPrecision::kFp32, ActivationPrecision::kBf16));
+
+TEST_P(GemmGroupTest, EachProblemEqualsItsOwnGemmExactly) {
+  const ScopedActivationPrecision precision(GetParam());
   struct Case {
     DType dtype;
     int64_t rows, cols, tokens;
