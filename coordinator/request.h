@@ -3,6 +3,7 @@
 // writes them to the client's stream. Thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -99,6 +100,13 @@ class Request {
   absl::Time paused_at = absl::InfiniteFuture();
   // Context positions below this are being replayed (the context when the state was lost).
   int64_t replay_until = 0;
+  // The stages no longer hold this sequence's state (a lost worker, or a preemption): its next
+  // steps replay the context it had, from position 0.
+  void ForgetState() {
+    replay_until = std::max(replay_until, processed);
+    processed = 0;
+    sent_first_step = false;
+  }
   int32_t context_token(int64_t position) const {
     const int64_t prompt = static_cast<int64_t>(params_.prompt.size());
     return position < prompt ? params_.prompt[position] : output[position - prompt];

@@ -151,9 +151,7 @@ void Scheduler::LoseState(std::vector<ScheduledRequest>& running, std::vector<ui
   const absl::Time now = absl::Now();
   for (ScheduledRequest* s : lost) {
     Request& r = *s->request;
-    r.replay_until = std::max(r.replay_until, r.processed);
-    r.processed = 0;
-    r.sent_first_step = false;
+    r.ForgetState();
     r.paused_at = std::min(r.paused_at, now);
   }
   if (lost_at_ == absl::InfiniteFuture()) lost_at_ = now;
@@ -254,9 +252,7 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
     Request& r = *victim->request;
     if (r.sent_first_step) freed.push_back(r.id());
     budget_->Release(r.id());
-    r.replay_until = std::max(r.replay_until, r.processed);
-    r.processed = 0;
-    r.sent_first_step = false;
+    r.ForgetState();
     victim->queued_at = absl::Now();
     preempted.push_back(std::move(*victim));
     running.erase(victim);

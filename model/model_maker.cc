@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/splitmix64.h"
 #include "base/status_macros.h"
 #include "base/thread_pool.h"
 #include "model/checkpoint.h"
@@ -77,16 +78,9 @@ ModelConfig Sized(int64_t vocab, int64_t hidden, int layers, int softmax_period,
   return c;
 }
 
-// Random numbers are counter-based (splitmix64 of key + counter), so any element of any tensor
-// can be generated on its own, in any order.
-constexpr uint64_t kGamma = 0x9e3779b97f4a7c15;  // splitmix64's increment
-
-uint64_t Mix(uint64_t z) {  // splitmix64's output function
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-  return z ^ (z >> 31);
-}
-
+// Random numbers are counter-based (SplitMix64Mix of key + counter, the key from the seed and
+// this hash of the tensor's name), so any element of any tensor can be generated on its own, in
+// any order.
 uint64_t Fnv1a64(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3;
@@ -142,7 +136,7 @@ constexpr int kBlockPairs = 64;
 void NormalBlock(uint64_t key, uint64_t first, float* z0, float* z1) {
   uint32_t hi[kBlockPairs], lo[kBlockPairs];
   for (int k = 0; k < kBlockPairs; ++k) {
-    const uint64_t r = Mix(key + (first + static_cast<uint64_t>(k) + 1) * kGamma);
+    const uint64_t r = SplitMix64Mix(key + (first + static_cast<uint64_t>(k) + 1) * kSplitMix64Gamma);
     hi[k] = static_cast<uint32_t>(r >> 40);               // 24 bits
     lo[k] = static_cast<uint32_t>(r >> 16) & 0xffffffu;   // the next 24 bits
   }
@@ -309,7 +303,7 @@ InitSpec InitFor(const std::string& name, const std::vector<int64_t>& shape) {
 void FillTensorBf16(uint64_t seed, const std::string& name, const InitSpec& init, int64_t begin,
                     int64_t n, uint16_t* out) {
   constexpr int64_t kBlock = 2 * kBlockPairs;  // elements per block: pair j -> 2j, 2j + 1
-  const uint64_t key = Mix(seed + kGamma) ^ Fnv1a64(name);
+  const uint64_t key = SplitMix64Mix(seed + kSplitMix64Gamma) ^ Fnv1a64(name);
   const int64_t end = begin + n;
   float z0[kBlockPairs], z1[kBlockPairs];
   uint16_t values[kBlock];

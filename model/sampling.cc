@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/splitmix64.h"
 #include "model/token_selection.h"
 
 namespace mmx::model {
@@ -29,19 +30,10 @@ int32_t Argmax(const float* logits, int64_t n) {
   return first < n ? static_cast<int32_t>(first) : 0;  // all NaN: 0
 }
 
-namespace {
-
-uint64_t Mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
-
 double UniformAt(uint64_t seed, int64_t position) {
-  const uint64_t key = Mix64(seed + 0x9e3779b97f4a7c15ull);
-  const uint64_t bits = Mix64(key ^ Mix64(static_cast<uint64_t>(position) * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull));
+  const uint64_t key = SplitMix64Mix(seed + kSplitMix64Gamma);
+  const uint64_t bits =
+      SplitMix64Mix(key ^ SplitMix64Mix(static_cast<uint64_t>(position) * kSplitMix64Gamma + 0x632be59bd9b4e019ull));
   return static_cast<double>(bits >> 11) * 0x1.0p-53;  // 53 random bits
 }
 

@@ -18,9 +18,6 @@ namespace {
 
 using internal::GemmArgs;
 
-// Below this many multiply-adds a second thread costs more to wake than it saves.
-constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
-
 // Copies x [num_tokens, cols] into buf as [num_tokens, ldx], zero padded to ldx and 64-byte
 // aligned (activation loads that straddle cache lines cost 20-25% in the L1-bound inner loops);
 // for BF16 weights each chunk is split into its even then its odd columns (the order
@@ -86,21 +83,9 @@ void GemmGroup(const GemmProblem* problems, int64_t count) {
     first_block[i + 1] = first_block[i] + (p.w.rows + kBlockRows - 1) / kBlockRows;
     macs += p.num_tokens * p.w.rows * p.w.cols;
   }
-  // Runs blocks [b0, b1) of the concatenated row blocks of all problems.
-  auto run_blocks = [&](int64_t b0, int64_t b1) {
-    size_t i = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
-    for (; b0 < b1; ++i) {
-      const int64_t end = std::min(b1, first_block[i + 1]);
-      const int64_t rows = args[i].w.rows;
-      rows_fn(args[i], (b0 - first_block[i]) * kBlockRows, std::min(rows, (end - first_block[i]) * kBlockRows));
-      b0 = end;
-    }
-  };
-  if (macs < kMinParallelMacs) {
-    run_blocks(0, first_block.back());
-    return;
-  }
-  ThreadPool::Default().ParallelFor(first_block.back(), 1, run_blocks);
+  internal::RunRowBlocks(
+      first_block, kBlockRows, macs, [&](size_t i) { return args[i].w.rows; },
+      [&](size_t i, int64_t row_begin, int64_t row_end) { rows_fn(args[i], row_begin, row_end); });
 }
 
 void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
@@ -136,7 +121,7 @@ void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
   args.num_tokens = num_tokens;
   args.w = w;
   args.y = y;
-  if (num_tokens * w.rows * w.cols < kMinParallelMacs) {
+  if (num_tokens * w.rows * w.cols < internal::kMinParallelMacs) {
     rows_fn(args, 0, w.rows);
     return;
   }

@@ -14,6 +14,7 @@
 #include "base/bf16.h"
 #include "base/thread_pool.h"
 #include "kernels/cpu/gemm_bf16_dot.h"
+#include "kernels/cpu/gemm_impl.h"
 
 namespace mmx::kernels::internal {
 namespace {
@@ -21,8 +22,6 @@ namespace {
 constexpr int64_t kChunk = 32;  // bf16 elements per zmm
 constexpr int64_t kBlockRows = 16;
 constexpr int64_t kTileRows = 4;
-// Below this many multiply-adds a second thread costs more to wake than it saves.
-constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
 
 // Sum of the 16 lanes, once per output. (_mm512_reduce_add_ps and the 512->256 casts trip a
 // false -Wuninitialized in GCC 12's headers; a store and a scalar sum do not.)
@@ -133,22 +132,9 @@ void GemmBf16DotGroupAvx512(const GemmProblem* const* problems, int64_t count) {
     first_block[i + 1] = first_block[i] + (p.w.rows + kBlockRows - 1) / kBlockRows;
     macs += p.num_tokens * p.w.rows * p.w.cols;
   }
-  // Blocks [b0, b1) of the concatenated row blocks of all problems.
-  auto run_blocks = [&](int64_t b0, int64_t b1) {
-    int64_t i = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
-    for (; b0 < b1; ++i) {
-      const int64_t end = std::min(b1, first_block[i + 1]);
-      const int64_t rows = problems[i]->w.rows;
-      RunRows(*problems[i], rounded[i].data(), kps[i], (b0 - first_block[i]) * kBlockRows,
-              std::min(rows, (end - first_block[i]) * kBlockRows));
-      b0 = end;
-    }
-  };
-  if (macs < kMinParallelMacs) {
-    run_blocks(0, first_block.back());
-    return;
-  }
-  ThreadPool::Default().ParallelFor(first_block.back(), 1, run_blocks);
+  RunRowBlocks(
+      first_block, kBlockRows, macs, [&](size_t i) { return problems[i]->w.rows; },
+      [&](size_t i, int64_t row_begin, int64_t row_end) { RunRows(*problems[i], rounded[i].data(), kps[i], row_begin, row_end); });
 }
 
 void GemmBf16DotAvx512(const float* x, int64_t num_tokens, const WeightView& w, float* y) {

@@ -2,8 +2,11 @@
 // and its per-ISA row kernels (gemm_avx2.cc, gemm_avx512.cc). Not part of the public API.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
+#include "base/thread_pool.h"
 #include "kernels/kernels.h"
 
 namespace mmx::kernels::internal {
@@ -31,5 +34,29 @@ void GemmRowsAvx512(const GemmArgs& args, int64_t row_begin, int64_t row_end);
 // Columns per inner step (two vectors) of each ISA's kernel: the unit of GemmArgs::x's layout.
 inline constexpr int64_t kGemmChunkAvx2 = 16;
 inline constexpr int64_t kGemmChunkAvx512 = 32;
+
+// Below this many multiply-adds a second thread costs more to wake than it saves.
+inline constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
+
+// The row blocks of several GEMMs shared out in one pass over ThreadPool::Default() (or run
+// here, when `macs` in all is too few to wake a thread): problem i owns blocks
+// [first_block[i], first_block[i + 1]) of `block_rows` rows each, its last one cut at
+// rows_of(i); run(i, row_begin, row_end) computes those rows of problem i.
+template <class RowsOf, class Run>
+void RunRowBlocks(const std::vector<int64_t>& first_block, int64_t block_rows, int64_t macs, RowsOf rows_of, Run run) {
+  auto blocks = [&](int64_t b0, int64_t b1) {
+    size_t i = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
+    for (; b0 < b1; ++i) {
+      const int64_t end = std::min(b1, first_block[i + 1]);
+      run(i, (b0 - first_block[i]) * block_rows, std::min(rows_of(i), (end - first_block[i]) * block_rows));
+      b0 = end;
+    }
+  };
+  if (macs < kMinParallelMacs) {
+    blocks(0, first_block.back());
+    return;
+  }
+  ThreadPool::Default().ParallelFor(first_block.back(), 1, blocks);
+}
 
 }  // namespace mmx::kernels::internal

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/golden.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/status_matchers.h"
 #include "transport/inproc_transport.h"
 
@@ -17,16 +18,7 @@ namespace {
 
 using ::mmx::testing::IsOk;
 
-// A stage holding experts 0-3 and two hosts with 4-7 each (b's experts are all replicated).
-std::string ReplicatedYaml() {
-  return "model: " + testing::GoldenDir() +
-         "\nworkers:\n"
-         "  - {name: stage, embedding: true, attention: [0, 8], lm_head: true,\n"
-         "     experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}\n"
-         "  - {name: a, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}\n"
-         "  - {name: b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}\n";
-}
-
+// Stage `stage` holds experts 0-3; hosts `a` and `b` both hold 4-7.
 class ClusterMembershipTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -40,7 +32,7 @@ class ClusterMembershipTest : public ::testing::Test {
       ASSERT_THAT(endpoint.status(), IsOk());
       workers_.push_back(*std::move(endpoint));
     }
-    auto shard = plan::ParseShardConfig(ReplicatedYaml());
+    auto shard = plan::ParseShardConfig(testing::StageAndTwinHostsShard(testing::GoldenDir()));
     ASSERT_THAT(shard, IsOk());
     cluster_ = std::make_unique<Cluster>(*shard, *config, "fp", coordinator_.get(), 1);
     cluster_->set_log(NullLog());

@@ -151,23 +151,31 @@ class SchedulerTest : public ::testing::Test {
   // header: the step goes unanswered), keeping each header it saw.
   void ServeSteps(Behaviour behaviour, bool reply = true) {
     worker_thread_ = std::thread([this, behaviour, reply] {
-      while (true) {
-        absl::StatusOr<transport::Message> m = worker_->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
-        if (!m.ok()) return;
-        v1::StepHeader h;
-        ASSERT_TRUE(h.ParseFromString(m->header));
-        {
-          absl::MutexLock lock(&mu_);
-          seen_.push_back(h);
-        }
-        if (!reply) continue;
-        v1::TokensHeader t = behaviour(h);
-        t.set_step_id(h.step_id());
-        t.set_micro_batch(h.micro_batch());
-        (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
-                            t.SerializeAsString(), nullptr, 0);
+      transport::Message m;
+      v1::StepHeader h;
+      while (ReceiveStep(&m, &h)) {
+        if (reply) Reply(h, behaviour(h));
       }
     });
+  }
+
+  // The worker's next step message, its header kept in seen_; false once its transport is shut
+  // down (or a header does not parse, which fails the test).
+  bool ReceiveStep(transport::Message* m, v1::StepHeader* h) {
+    absl::StatusOr<transport::Message> got = worker_->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
+    if (!got.ok()) return false;
+    *m = *std::move(got);
+    const bool parsed = h->ParseFromString(m->header);
+    EXPECT_TRUE(parsed) << "a step header that does not parse";
+    absl::MutexLock lock(&mu_);
+    seen_.push_back(*h);
+    return parsed;
+  }
+  void Reply(const v1::StepHeader& h, v1::TokensHeader t) {
+    t.set_step_id(h.step_id());
+    t.set_micro_batch(h.micro_batch());
+    (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
+                        t.SerializeAsString(), nullptr, 0);
   }
 
   void StartScheduler(SchedulerOptions options = {}) {
@@ -226,26 +234,17 @@ class SchedulerTest : public ::testing::Test {
   // data-plane error instead (a peer of the worker unreachable), the worker staying up.
   void ServeContext(ContextWorker* worker, int drop_at, int unavailable_at = -1) {
     worker_thread_ = std::thread([this, worker, drop_at, unavailable_at] {
-      for (int n = 1;; ++n) {
-        absl::StatusOr<transport::Message> m = worker_->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
-        if (!m.ok()) return;
-        v1::StepHeader h;
-        ASSERT_TRUE(h.ParseFromString(m->header));
-        {
-          absl::MutexLock lock(&mu_);
-          seen_.push_back(h);
-        }
+      transport::Message m;
+      v1::StepHeader h;
+      for (int n = 1; ReceiveStep(&m, &h); ++n) {
         if (n == drop_at) return;
-        v1::TokensHeader t = worker->Step(h, reinterpret_cast<const int32_t*>(m->payload.data()));
+        v1::TokensHeader t = worker->Step(h, reinterpret_cast<const int32_t*>(m.payload.data()));
         if (n == unavailable_at) {
           t.Clear();
           t.set_error("worker w: ucp_am_send_nbx to peer 2: Endpoint timeout");
           t.set_error_code(static_cast<int>(absl::StatusCode::kUnavailable));
         }
-        t.set_step_id(h.step_id());
-        t.set_micro_batch(h.micro_batch());
-        (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
-                            t.SerializeAsString(), nullptr, 0);
+        Reply(h, std::move(t));
       }
     });
   }

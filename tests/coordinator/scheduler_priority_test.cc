@@ -67,6 +67,7 @@ TEST_F(PriorityTest, JobRequestsHoldAtMostTheirShareAndAnInteractiveRequestJoins
   EXPECT_EQ(Finish(*interactive), Undisturbed({9, 9, 9}, 5));
   ExpectUndisturbed(job, 30);
   const int first = FirstSampleStep(interactive->id());
+  EXPECT_GE(first, 0);
   EXPECT_LE(first, seen + 1);
   std::set<uint64_t> job_ids;
   for (const auto& r : job) job_ids.insert(r->id());
@@ -87,6 +88,7 @@ TEST_F(PriorityTest, AnInteractiveRequestPreemptsAJobHoldingEverySlotAndTheJobLo
   EXPECT_EQ(Finish(*interactive), Undisturbed({4, 4}, 6));
   ExpectUndisturbed(job, 24);  // the preempted one replayed its prompt and tokens exactly
   const int first = FirstSampleStep(interactive->id());
+  EXPECT_GE(first, 0);
   EXPECT_LE(first, seen + 1);
   // A job request gave up its slot after it had generated: it started over at position 0 (its
   // replay) after steps that had sampled it.

@@ -37,4 +37,15 @@ workers:
 )");
 }
 
+// One stage with the whole attention and experts 0-3, and two expert hosts that both hold 4-7
+// (every expert of either host is held by the other).
+inline std::string StageAndTwinHostsShard(const std::string& model_dir) {
+  return absl::StrCat("model: ", model_dir, R"(
+workers:
+  - {name: stage, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}
+  - {name: a, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
+  - {name: b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
+)");
+}
+
 }  // namespace mmx::testing

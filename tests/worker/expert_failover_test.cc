@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "plan/shard_config.h"
 #include "tests/testing/golden.h"
+#include "tests/testing/shards.h"
 #include "tests/testing/status_matchers.h"
 #include "transport/inproc_transport.h"
 #include "transport/message_keys.h"
@@ -33,18 +34,9 @@ using ::mmx::transport::MessageKind;
 constexpr uint64_t kToken = 0x5eed;
 constexpr transport::PeerId kCoordinator = 0, kStage = 1, kHostA = 2, kHostB = 3;
 
-// The stage holds experts 0-3; hosts a and b both hold 4-7.
-std::string ShardYaml() {
-  return "model: " + testing::GoldenDir() +
-         "\nworkers:\n"
-         "  - {name: stage, embedding: true, attention: [0, 8], lm_head: true,\n"
-         "     experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}\n"
-         "  - {name: a, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}\n"
-         "  - {name: b, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}\n";
-}
-
+// Stage `stage` holds experts 0-3; hosts `a` and `b` both hold 4-7.
 TEST(ExpertFailoverTest, AHostLostMidLayerIsRoutedAroundAndTheStepGivesTheGoldenLogits) {
-  absl::StatusOr<plan::ShardConfig> config = plan::ParseShardConfig(ShardYaml());
+  absl::StatusOr<plan::ShardConfig> config = plan::ParseShardConfig(testing::StageAndTwinHostsShard(testing::GoldenDir()));
   ASSERT_THAT(config, IsOk());
   auto stage_shard = LoadShard(testing::GoldenDir(), config->workers[0], model::ExpertDType::kBf16, nullptr);
   auto shard_a = LoadShard(testing::GoldenDir(), config->workers[1], model::ExpertDType::kBf16, nullptr);
