@@ -106,7 +106,7 @@ Cluster::Slot* Cluster::FindSession(uint64_t session_id) {
 }
 
 absl::StatusOr<v1::CoordinatorMessage> Cluster::Register(const v1::Register& request, SessionWriter writer,
-                                                         uint64_t* session_id) {
+                                                         uint64_t* session_id, std::function<void()> close) {
   if (request.protocol_version() != v1::PROTOCOL_VERSION_CURRENT) {
     return absl::InvalidArgumentError(absl::StrCat("worker speaks control protocol ", request.protocol_version(),
                                                    ", this coordinator speaks ",
@@ -114,6 +114,14 @@ absl::StatusOr<v1::CoordinatorMessage> Cluster::Register(const v1::Register& req
                                                    "; run the same mmx version on both"));
   }
   absl::MutexLock lock(&mu_);
+  absl::StatusOr<v1::CoordinatorMessage> reply = RegisterLocked(request, std::move(writer), session_id);
+  // Under the same lock: a race for a lost entry may have to end this session at any moment.
+  if (reply.ok() && close) closers_[*session_id] = std::move(close);
+  return reply;
+}
+
+absl::StatusOr<v1::CoordinatorMessage> Cluster::RegisterLocked(const v1::Register& request, SessionWriter writer,
+                                                               uint64_t* session_id) {
   if (request.standby()) return RegisterStandby(request, writer, session_id);
   if (planning_ && !planned_) {
     for (const v1::Register& p : pending_) {
@@ -305,7 +313,8 @@ bool Cluster::ExpertsHeldElsewhere(const Slot& lost) const {
     for (int e : lost.entry->ExpertsOfLayer(l, E)) {
       bool held = false;
       for (const Slot& s : slots_) {
-        if (&s == &lost || s.excused || s.session_id == 0 || s.state != v1::WORKER_STATE_READY) continue;
+        // A worker stopping (SIGTERM) is about to go too: its copies do not count.
+        if (&s == &lost || s.excused || s.leaving || s.session_id == 0 || s.state != v1::WORKER_STATE_READY) continue;
         const std::vector<int> its = s.entry->ExpertsOfLayer(l, E);
         held = held || std::find(its.begin(), its.end(), e) != its.end();
       }
@@ -442,7 +451,7 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   transport_->Disconnect(s->peer_id);
   s->connected_address.clear();
   const plan::WorkerShard& e = *s->entry;
-  if (ready_ && !e.embedding && !e.attention && !e.lm_head && ExpertsHeldElsewhere(*s)) {
+  if (ready_ && e.experts_only() && ExpertsHeldElsewhere(*s)) {
     // Only experts, all replicated: the stages route around it, the step in flight included.
     s->excused = true;
     log_(absl::StrCat("worker '", e.name, "' lost: ", s->message, "; every expert it held is held elsewhere, "
@@ -487,6 +496,15 @@ bool Cluster::WaitReady(absl::Duration timeout) const {
 
 std::string Cluster::NotReadyReason() const {
   absl::MutexLock lock(&mu_);
+  return NotReadyReasonLocked();
+}
+
+Cluster::Moment Cluster::Now() const {
+  absl::MutexLock lock(&mu_);
+  return Moment{ready_, epoch_, last_loss_, ready_ ? std::string() : NotReadyReasonLocked()};
+}
+
+std::string Cluster::NotReadyReasonLocked() const {
   std::vector<std::string> parts;
   for (const Slot& s : slots_) {
     switch (s.state) {

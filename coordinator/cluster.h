@@ -64,11 +64,10 @@ class Cluster {
   // protocol version) / AlreadyExists (the name is held by a live session), whose message the
   // worker prints before exiting. With live planning it blocks until the plan exists
   // (ResourceExhausted if the workers cannot hold the model).
+  // `close` ends the session from this side (its worker then registers again): the loser of a
+  // race for a lost entry. Forgotten when the session ends.
   absl::StatusOr<v1::CoordinatorMessage> Register(const v1::Register& request, SessionWriter writer,
-                                                  uint64_t* session_id);
-  // How to end a session from this side (its worker then registers again): the loser of a race
-  // for a lost entry. Set right after Register; forgotten when the session ends.
-  void SetCloser(uint64_t session_id, std::function<void()> close);
+                                                  uint64_t* session_id, std::function<void()> close = nullptr);
   void OnProgress(uint64_t session_id, int64_t done, int64_t total);
   // FailedPrecondition if the worker's checkpoint fingerprint differs (the session is then
   // rejected and ends).
@@ -112,6 +111,15 @@ class Cluster {
   bool WaitReady(absl::Duration timeout) const;
   // Why the cluster is not ready, for UNAVAILABLE messages ("worker 'b' is loading (45%)").
   std::string NotReadyReason() const;
+  // ready(), epoch(), last_loss() and (when not ready) NotReadyReason() read at one moment: a
+  // loss between separate reads could pair "ready" with the epoch the loss began.
+  struct Moment {
+    bool ready = false;
+    uint64_t epoch = 0;
+    std::string last_loss;
+    std::string not_ready_reason;
+  };
+  Moment Now() const;
 
   v1::ClusterStatus Status() const;
   // Ids the tail may sample ([begin, end) pairs), sent in every Assignment. Set before serving.
@@ -205,6 +213,9 @@ class Cluster {
   void StartNewEpoch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The slot's hand-over process, loaded (`ready`), becomes the slot's worker.
   void ClaimFromHandover(Slot& slot, const v1::Ready& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::CoordinatorMessage> RegisterLocked(const v1::Register& request, SessionWriter writer,
+                                                        uint64_t* session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NotReadyReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a session from this side, if it has a closer.
   void CloseSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -214,7 +225,7 @@ class Cluster {
   void UpdateReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyChange() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::PeerTable BuildPeerTable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether every expert `lost` held is held by another live, serving worker.
+  // Whether every expert `lost` held is held by another live, serving worker that is not stopping.
   bool ExpertsHeldElsewhere(const Slot& lost) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendPeerLost(const Slot& lost, bool replicated) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -21,7 +21,7 @@ void Cluster::OnLeaving(uint64_t session_id) {
   s->end_reason = "stopped (SIGTERM); start it again, or keep a standby to take over";
   if (s->handover) return;  // already handing over
   const plan::WorkerShard& e = *s->entry;
-  if (ready_ && !e.embedding && !e.attention && !e.lm_head && ExpertsHeldElsewhere(*s)) {
+  if (ready_ && e.experts_only() && ExpertsHeldElsewhere(*s)) {
     // Its experts are held elsewhere: it may go now, the stages route around it (the step in
     // flight included).
     log_(absl::StrCat("worker '", e.name, "' is stopping (SIGTERM); its experts are held elsewhere"));

@@ -152,11 +152,6 @@ void Cluster::ClaimFromHandover(Slot& slot, const v1::Ready& ready) {
   slot.state = v1::WORKER_STATE_READY;
 }
 
-void Cluster::SetCloser(uint64_t session_id, std::function<void()> close) {
-  absl::MutexLock lock(&mu_);
-  closers_[session_id] = std::move(close);
-}
-
 void Cluster::CloseSession(uint64_t session_id) {
   auto it = closers_.find(session_id);
   if (it == closers_.end()) return;

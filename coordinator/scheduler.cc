@@ -120,11 +120,7 @@ void Scheduler::Ended(const std::string& outcome) {
 }
 
 Scheduler::ClusterView Scheduler::ViewCluster(const std::vector<ScheduledRequest>& running) {
-  ClusterView view;
-  view.ready = cluster_->ready();
-  view.epoch = cluster_->epoch();
-  view.loss = cluster_->last_loss();
-  if (!view.ready) view.not_ready_reason = cluster_->NotReadyReason();
+  const ClusterView view = cluster_->Now();
   if (view.ready && (!budget_ || budget_epoch_ != view.epoch)) {
     std::vector<StageMemory> stages;
     for (const Cluster::Stage& s : cluster_->Stages()) stages.push_back({s.worker, s.begin, s.end, s.state_memory_bytes});
@@ -142,7 +138,7 @@ void Scheduler::LoseState(std::vector<ScheduledRequest>& running, std::vector<ui
     if (s.request->sent_first_step) lost.push_back(&s);
   }
   if (lost.empty()) return;
-  const std::string cause = view.loss.empty() ? view.not_ready_reason : view.loss;
+  const std::string cause = view.last_loss.empty() ? view.not_ready_reason : view.last_loss;
   if (options_.failover_timeout <= absl::ZeroDuration()) {
     FailAll(running, freed, absl::UnavailableError(absl::StrCat(cause, " (--failover-timeout 0: not waiting for it)")));
     freed.clear();
@@ -163,8 +159,12 @@ void Scheduler::LoseState(std::vector<ScheduledRequest>& running, std::vector<ui
 
 void Scheduler::AwaitLossOrReset(const ClusterView& view, const absl::Status& failure) {
   const absl::Time give_up = absl::Now() + cluster_->heartbeat_timeout();
-  while (cluster_->epoch() == view.epoch && absl::Now() < give_up) waker_->WaitUntil(give_up);
-  if (cluster_->epoch() == view.epoch) {
+  auto stopping = [this] {
+    absl::MutexLock lock(&mu_);
+    return stop_;
+  };
+  while (cluster_->epoch() == view.epoch && absl::Now() < give_up && !stopping()) waker_->WaitUntil(give_up);
+  if (cluster_->epoch() == view.epoch && !stopping()) {
     cluster_->ResetSequences(absl::StrCat("a step failed and no worker was lost: ", failure.message()));
   }
 }
@@ -181,7 +181,7 @@ absl::Time Scheduler::ExpirePaused(std::vector<ScheduledRequest>& running, const
       continue;
     }
     r.Fail(absl::UnavailableError(absl::StrCat("paused ", absl::FormatDuration(options_.failover_timeout),
-                                               " (--failover-timeout) after ", view.loss.empty() ? "a worker was lost" : view.loss,
+                                               " (--failover-timeout) after ", view.last_loss.empty() ? "a worker was lost" : view.last_loss,
                                                "; ", view.not_ready_reason)));
     Ended("error");
   }

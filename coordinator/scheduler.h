@@ -98,14 +98,8 @@ class Scheduler {
   int queued() const;
 
  private:
-  // The cluster as the loop sees it at the top of an iteration (read without mu_: the cluster
-  // calls the scheduler's listener under its own lock).
-  struct ClusterView {
-    bool ready = false;
-    uint64_t epoch = 0;
-    std::string not_ready_reason;
-    std::string loss;  // the last worker lost, and why
-  };
+  // The cluster as the loop sees it at the top of an iteration.
+  using ClusterView = Cluster::Moment;
   struct EpochWatch;
 
   void Loop();

@@ -15,12 +15,22 @@ int64_t SequenceStateBytes(const model::ModelConfig& c, int begin, int end, int6
 StateBudget::StateBudget(const model::ModelConfig& config, std::vector<StageMemory> stages)
     : config_(config), stages_(std::move(stages)), reserved_(stages_.size(), 0) {}
 
-StateBudget::Admission StateBudget::TryReserve(uint64_t id, int64_t positions, std::string* why) {
+std::vector<int64_t> StateBudget::Need(int64_t positions) const {
   std::vector<int64_t> need(stages_.size());
+  for (size_t i = 0; i < stages_.size(); ++i) need[i] = SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions);
+  return need;
+}
+
+void StateBudget::Commit(uint64_t id, std::vector<int64_t> need) {
+  for (size_t i = 0; i < stages_.size(); ++i) reserved_[i] += need[i];
+  holdings_[id] = std::move(need);
+}
+
+StateBudget::Admission StateBudget::TryReserve(uint64_t id, int64_t positions, std::string* why) {
+  std::vector<int64_t> need = Need(positions);
   Admission verdict = Admission::kAdmitted;
   for (size_t i = 0; i < stages_.size(); ++i) {
     const StageMemory& s = stages_[i];
-    need[i] = SequenceStateBytes(config_, s.begin, s.end, positions);
     if (s.capacity_bytes <= 0) continue;  // unknown capacity: not limited here
     if (need[i] > s.capacity_bytes) {
       *why = absl::StrFormat(
@@ -32,19 +42,13 @@ StateBudget::Admission StateBudget::TryReserve(uint64_t id, int64_t positions, s
     if (reserved_[i] + need[i] > s.capacity_bytes) verdict = Admission::kWait;
   }
   if (verdict == Admission::kWait) return verdict;
-  for (size_t i = 0; i < stages_.size(); ++i) reserved_[i] += need[i];
-  holdings_[id] = std::move(need);
+  Commit(id, std::move(need));
   return Admission::kAdmitted;
 }
 
 void StateBudget::Hold(uint64_t id, int64_t positions) {
   Release(id);
-  std::vector<int64_t> need(stages_.size());
-  for (size_t i = 0; i < stages_.size(); ++i) {
-    need[i] = SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions);
-    reserved_[i] += need[i];
-  }
-  holdings_[id] = std::move(need);
+  Commit(id, Need(positions));
 }
 
 void StateBudget::Release(uint64_t id) {

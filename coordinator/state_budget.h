@@ -41,6 +41,10 @@ class StateBudget {
   std::map<std::string, int64_t> reserved_by_worker() const;
 
  private:
+  // The state bytes `positions` take on each stage.
+  std::vector<int64_t> Need(int64_t positions) const;
+  void Commit(uint64_t id, std::vector<int64_t> need);
+
   const model::ModelConfig config_;
   std::vector<StageMemory> stages_;
   std::vector<int64_t> reserved_;                       // per stage

@@ -28,17 +28,17 @@ absl::Status ServeWorkerSession(Cluster& cluster, WorkerStream& stream) {
   };
   uint64_t session_id = 0;
   // An Assignment, or Standby (an Assignment may follow at any time, written by the cluster).
-  absl::StatusOr<v1::CoordinatorMessage> reply = cluster.Register(first.register_(), writer, &session_id);
+  // The cluster may end this session itself (the loser of a race for a lost entry).
+  absl::StatusOr<v1::CoordinatorMessage> reply =
+      cluster.Register(first.register_(), writer, &session_id, [&stream, write_mu, alive] {
+        std::lock_guard<std::mutex> lock(*write_mu);
+        if (*alive) stream.Cancel();
+      });
   if (!reply.ok()) {
     (void)reject(reply.status());
     return absl::FailedPreconditionError(reply.status().message());
   }
   writer(*reply);
-  // The cluster may end this session itself (the loser of a race for a lost entry).
-  cluster.SetCloser(session_id, [&stream, write_mu, alive] {
-    std::lock_guard<std::mutex> lock(*write_mu);
-    if (*alive) stream.Cancel();
-  });
 
   std::optional<SessionWatchdog> watchdog;
   watchdog.emplace(HeartbeatInterval(cluster.heartbeat_timeout()), cluster.heartbeat_timeout(), writer,

@@ -48,6 +48,9 @@ struct WorkerShard {
 
   // Expert ids of `layer` this worker holds, ascending (num_experts resolves `all`).
   std::vector<int> ExpertsOfLayer(int layer, int num_experts) const;
+  // An expert host: no embedding, attention or lm_head (a step can be routed around it when
+  // each of its experts is held elsewhere).
+  bool experts_only() const { return !embedding && !attention && !lm_head; }
 };
 
 struct ShardConfig {

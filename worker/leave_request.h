@@ -13,16 +13,14 @@ namespace mmx::worker {
 class LeaveRequest {
  public:
   // Records the request and runs the handler, if one is set. Returns whether one was (false:
-  // nothing to leave gracefully, exit now).
+  // nothing to leave gracefully, exit now). The handler runs under the lock, so SetHandler(nullptr)
+  // waits for a run in progress: whatever the handler uses may go once that returns.
   bool Request() {
-    std::function<void()> handler;
-    {
-      absl::MutexLock lock(&mu_);
-      requested_ = true;
-      handler = handler_;
-    }
-    if (handler) handler();
-    return static_cast<bool>(handler);
+    absl::MutexLock lock(&mu_);
+    requested_ = true;
+    if (!handler_) return false;
+    handler_();
+    return true;
   }
   bool requested() const {
     absl::MutexLock lock(&mu_);
@@ -30,13 +28,9 @@ class LeaveRequest {
   }
   // Set while serving; null to clear. A request that came before is handled at once.
   void SetHandler(std::function<void()> handler) {
-    bool run;
-    {
-      absl::MutexLock lock(&mu_);
-      handler_ = handler;
-      run = requested_ && handler_;
-    }
-    if (run) handler();
+    absl::MutexLock lock(&mu_);
+    handler_ = std::move(handler);
+    if (requested_ && handler_) handler_();
   }
 
  private:

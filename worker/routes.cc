@@ -21,8 +21,7 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
   if (ids.count("coordinator")) r.coordinator = ids["coordinator"];
   for (const plan::WorkerShard& w : shard.workers) {
     auto it = ids.find(w.name);
-    const bool experts_only = !w.embedding && !w.attention && !w.lm_head;
-    if (it == ids.end() && experts_only) continue;  // lost, its experts held elsewhere: routed around
+    if (it == ids.end() && w.experts_only()) continue;  // lost, its experts held elsewhere: routed around
     if (it == ids.end()) return absl::InvalidArgumentError(absl::StrCat("peer table lacks worker '", w.name, "'"));
     if (w.embedding) r.head = it->second;
     if (w.lm_head) r.tail = it->second;

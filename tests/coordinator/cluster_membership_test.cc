@@ -51,12 +51,21 @@ class ClusterMembershipTest : public ::testing::Test {
       inbox_[name].push_back(m);
       return true;
     };
-    absl::StatusOr<v1::CoordinatorMessage> reply = cluster_->Register(reg, writer, &session_[name]);
+    absl::StatusOr<v1::CoordinatorMessage> reply =
+        cluster_->Register(reg, writer, &session_[name], [this, name] { closed_.insert(name); });
     EXPECT_THAT(reply.status(), IsOk());
     if (!reply.ok()) return {};
-    cluster_->SetCloser(session_[name], [this, name] { closed_.insert(name); });
     inbox_[name].push_back(*reply);
     return *reply;
+  }
+  // The status row of entry `name` (not a standby's); a test failure when there is none.
+  v1::WorkerStatus Entry(const std::string& name) {
+    const v1::ClusterStatus status = cluster_->Status();
+    for (const v1::WorkerStatus& w : status.workers()) {
+      if (w.name() == name && w.state() != v1::WORKER_STATE_STANDBY) return w;
+    }
+    ADD_FAILURE() << "no entry '" << name << "' in the cluster status";
+    return {};
   }
   // Reports `name` (registered) loaded, at data address `name`.
   void Loaded(const std::string& name) {
@@ -171,12 +180,7 @@ TEST_F(ClusterMembershipTest, AStandbyTakesTheEntryOfALostWorkerThatFitsIt) {
   Loaded("spare");
   ApplyTables();
   EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
-  const v1::ClusterStatus after = cluster_->Status();
-  for (const v1::WorkerStatus& w : after.workers()) {
-    if (w.name() == "stage") {
-      EXPECT_EQ(w.process_name(), "spare");
-    }
-  }
+  EXPECT_EQ(Entry("stage").process_name(), "spare");
 
   // The replaced worker comes back under its name: it is told to stand by, not refused.
   EXPECT_TRUE(Register("stage").has_standby());
@@ -240,12 +244,7 @@ TEST_F(ClusterMembershipTest, AStoppingWorkerHandsItsEntryToAStandbyThatLoadsWhi
   EXPECT_TRUE(cluster_->ready());
   EXPECT_EQ(cluster_->epoch(), epoch);
   EXPECT_EQ(Last("stage", &v1::CoordinatorMessage::has_dismissed), nullptr);
-  const v1::ClusterStatus loading = cluster_->Status();
-  for (const v1::WorkerStatus& w : loading.workers()) {
-    if (w.name() == "stage") {
-      EXPECT_THAT(w.message(), ::testing::HasSubstr("standby 'spare' is loading"));
-    }
-  }
+  EXPECT_THAT(Entry("stage").message(), ::testing::HasSubstr("standby 'spare' is loading"));
   Loaded("spare");  // it takes over: the old worker is dismissed, a new epoch replays its sequences
   EXPECT_NE(Last("stage", &v1::CoordinatorMessage::has_dismissed), nullptr);
   EXPECT_EQ(cluster_->epoch(), epoch + 1);
@@ -257,12 +256,7 @@ TEST_F(ClusterMembershipTest, AStoppingWorkerHandsItsEntryToAStandbyThatLoadsWhi
   cluster_->OnSessionEnded(old_session);  // the old worker exits: nothing more happens
   EXPECT_TRUE(cluster_->ready());
   EXPECT_EQ(cluster_->epoch(), epoch + 1);
-  const v1::ClusterStatus after = cluster_->Status();
-  for (const v1::WorkerStatus& w : after.workers()) {
-    if (w.name() == "stage") {
-      EXPECT_EQ(w.process_name(), "spare");
-    }
-  }
+  EXPECT_EQ(Entry("stage").process_name(), "spare");
 }
 
 // A lost stage: a standby starts loading its entry, and the stage is restarted meanwhile.
@@ -277,13 +271,7 @@ class LostEntryRaceTest : public ClusterMembershipTest {
     // Back under its name while the standby loads: it loads too, it is not told to stand by.
     ASSERT_TRUE(Register("stage").has_assignment());
   }
-  std::string Holder() {
-    const v1::ClusterStatus status = cluster_->Status();
-    for (const v1::WorkerStatus& w : status.workers()) {
-      if (w.name() == "stage" && w.state() != v1::WORKER_STATE_STANDBY) return w.process_name();
-    }
-    return "";
-  }
+  std::string Holder() { return Entry("stage").process_name(); }
 };
 
 TEST_F(LostEntryRaceTest, TheRestartedWorkerReadyFirstTakesItsEntryBack) {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -79,6 +80,12 @@ inline std::vector<StreamCase> FailoverCases(int scale = 1) {
   std::vector<int32_t> long_prompt;
   for (int t = 0; t < 300; ++t) long_prompt.push_back((t * 37 + 11) % 500);
   return {{long_prompt, 150 * scale, 0.f, 0}, {{1, 2, 3}, 200 * scale, 0.f, 0}, {{7, 8, 9, 10}, 200 * scale, 0.9f, 4242}};
+}
+
+// How the coordinator's log begins the line of a failover that paused every FailoverCases
+// stream; the cause follows ("worker 'b' lost: ...").
+inline std::string PausedEveryCase() {
+  return absl::StrCat("failover: ", FailoverCases().size(), " running sequences paused (");
 }
 
 // The longest wait between two responses of any stream, undisturbed and disturbed.

@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
