@@ -374,6 +374,11 @@ int Cluster::AutomaticMicroBatches() const {
   return automatic_micro_batches_;
 }
 
+int Cluster::AutomaticStepsInFlight() const {
+  absl::MutexLock lock(&mu_);
+  return automatic_steps_in_flight_;
+}
+
 void Cluster::UpdateReady() {
   bool all = published_;
   for (const Slot& s : slots_) {
@@ -387,9 +392,13 @@ void Cluster::UpdateReady() {
     // attention with experts): one worker has nothing to overlap with, and workers that share
     // cores would only take turns.
     const std::string sharing = slots_.size() < 2 ? "there is one worker" : DescribeCoreSharing(infos);
+    int stages = 0;
+    for (const Slot& s : slots_) stages += s.entry && s.entry->attention;
     automatic_micro_batches_ = sharing.empty() ? 2 : 1;
+    automatic_steps_in_flight_ = sharing.empty() ? std::max(1, stages) : 1;
     log_(absl::StrCat("cluster ready (", slots_.size(), " workers); automatic micro-batches: ",
-                      automatic_micro_batches_, sharing.empty() ? "" : ", as ", sharing));
+                      automatic_micro_batches_, ", steps in flight: ", automatic_steps_in_flight_,
+                      sharing.empty() ? "" : ", as ", sharing));
   }
   const bool changed = ready_ != all;
   ready_ = all;

@@ -127,6 +127,10 @@ class Cluster {
   // Micro-batches per step when the scheduler's count is automatic: 2, or 1 when there is one
   // worker or the ready workers share a host's cores (core_sharing.h).
   int AutomaticMicroBatches() const;
+  // Steps in flight when the scheduler's count is automatic: one per attention stage (each then
+  // has a step to work on while the others run theirs), or 1 when the ready workers share a
+  // host's cores (they would only take turns).
+  int AutomaticStepsInFlight() const;
   // The sequence-state bytes the scheduler holds for running requests on each attention stage
   // (by entry name): what a standby taking a stage over must have room for, with its weights.
   void SetReservedState(std::map<std::string, int64_t> bytes);
@@ -255,6 +259,7 @@ class Cluster {
   bool published_ ABSL_GUARDED_BY(mu_) = false;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
+  int automatic_steps_in_flight_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<int32_t> sampleable_ranges_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
   // The first peer table of the current epoch (a worker serving an older one is not ready).

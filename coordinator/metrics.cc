@@ -116,6 +116,10 @@ std::string Metrics::RenderPrometheus() const {
   Line(&out, "mmx_queue_depth", "", queue_depth_.load());
   Help(&out, "mmx_running_sequences", "gauge", "Sequences in the running batch.");
   Line(&out, "mmx_running_sequences", "", running_.load());
+  Help(&out, "mmx_steps_in_flight", "gauge", "Steps out now (one per wave at most).");
+  Line(&out, "mmx_steps_in_flight", "", steps_in_flight_.load());
+  Help(&out, "mmx_steps_in_flight_limit", "gauge", "The most steps kept out at once (--steps-in-flight, or automatic).");
+  Line(&out, "mmx_steps_in_flight_limit", "", steps_in_flight_limit_.load());
   Help(&out, "mmx_time_to_first_token_seconds", "histogram", "From a request's arrival to its first token.");
   ttft_.Render("mmx_time_to_first_token_seconds", "", &out);
   Help(&out, "mmx_time_per_output_token_seconds", "histogram", "Between consecutive tokens of a request.");
@@ -155,6 +159,8 @@ v1::ServingStats Metrics::Stats() const {
   s.set_step_p50_s(step_.Quantile(0.5));
   s.set_paused_requests(paused_.load());
   s.set_failovers_total(failovers_.load());
+  s.set_steps_in_flight(steps_in_flight_.load());
+  s.set_steps_in_flight_limit(steps_in_flight_limit_.load());
   absl::MutexLock lock(&mu_);
   for (const auto& [worker, h] : worker_step_) (*s.mutable_worker_step_p50_s())[worker] = h->Quantile(0.5);
   return s;

@@ -56,6 +56,11 @@ class Metrics {
   // A job request taken out of the running batch for an interactive one (it is replayed later).
   void Preempted() { preemptions_.fetch_add(1, std::memory_order_relaxed); }
   void SetPaused(int n) { paused_.store(n, std::memory_order_relaxed); }
+  // Steps out now, and the most the scheduler keeps out (--steps-in-flight, or automatic).
+  void SetStepsInFlight(int n, int limit) {
+    steps_in_flight_.store(n, std::memory_order_relaxed);
+    steps_in_flight_limit_.store(limit, std::memory_order_relaxed);
+  }
   void ReplayedTokens(int64_t n) { replayed_tokens_.fetch_add(n, std::memory_order_relaxed); }
   // From a request's state being lost to its next token.
   void ObservePause(double seconds) { pause_.Observe(seconds); }
@@ -66,7 +71,7 @@ class Metrics {
  private:
   std::atomic<int64_t> requests_{0}, prompt_tokens_{0}, generated_tokens_{0}, step_tokens_{0};
   std::atomic<int64_t> failovers_{0}, replayed_tokens_{0}, preemptions_{0};
-  std::atomic<int> queue_depth_{0}, running_{0}, paused_{0};
+  std::atomic<int> queue_depth_{0}, running_{0}, paused_{0}, steps_in_flight_{0}, steps_in_flight_limit_{0};
   mutable absl::Mutex mu_;
   std::map<std::string, int64_t> rejected_ ABSL_GUARDED_BY(mu_);  // by gRPC code name
   std::map<std::string, int64_t> ended_ ABSL_GUARDED_BY(mu_);     // by outcome

@@ -100,6 +100,11 @@ class Request {
   absl::Time paused_at = absl::InfiniteFuture();
   // Context positions below this are being replayed (the context when the state was lost).
   int64_t replay_until = 0;
+  absl::Time last_token_at = absl::InfinitePast();  // time per output token
+  // The wave it runs in (scheduler.h), and whether that wave's step with it is out now: until
+  // its tokens are back it is neither freed nor preempted nor planned again.
+  int wave = 0;
+  bool in_flight = false;
   // The stages no longer hold this sequence's state (a lost worker, or a preemption): its next
   // steps replay the context it had, from position 0.
   void ForgetState() {

@@ -1,7 +1,6 @@
 #include "coordinator/scheduler.h"
 
 #include <map>
-#include <stop_token>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -10,52 +9,13 @@
 
 namespace mmx::coordinator {
 
-// The cluster listener's state (it outlives neither the listener nor the scheduler's loop): a
-// stop source per cluster epoch, whose stop wakes a step waiting on a lost worker.
-struct Scheduler::EpochWatch {
-  absl::Mutex mu;
-  uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
-  std::stop_source source ABSL_GUARDED_BY(mu);
-};
-
-namespace {
-
-// One sequence's part of the step, from its request and the plan.
-SequenceStep ToSequenceStep(const Request& r, const PlannedSequence& p) {
-  SequenceStep s;
-  s.sequence_id = r.id();
-  s.start_position = p.start_position;
-  // Context tokens: a prompt chunk, a replay chunk (prompt and generated tokens), or the last
-  // sampled token.
-  for (int64_t i = p.start_position; i < p.start_position + p.num_tokens; ++i) s.tokens.push_back(r.context_token(i));
-  s.sample = p.sample;
-  s.return_logits = r.params().return_logits;
-  s.sampling = r.params().sampling;
-  s.logprobs = r.params().logprobs;
-  return s;
-}
-
-}  // namespace
-
 Scheduler::Scheduler(Cluster* cluster, transport::Transport* transport, SchedulerOptions options, Metrics* metrics)
-    : cluster_(cluster), transport_(transport), options_(std::move(options)), metrics_(metrics),
-      watch_(std::make_shared<EpochWatch>()) {
-  subscription_ = cluster_->Subscribe([watch = watch_, waker = waker_](bool, uint64_t epoch) {
-    {
-      absl::MutexLock lock(&watch->mu);
-      if (epoch != watch->epoch) {
-        watch->source.request_stop();  // a step of the old epoch waits for nothing more
-        watch->source = std::stop_source();
-        watch->epoch = epoch;
-      }
-    }
-    waker->Wake();
-  });
-  const uint64_t epoch = cluster_->epoch();
-  {
-    absl::MutexLock lock(&watch_->mu);
-    if (watch_->epoch == 0) watch_->epoch = epoch;
-  }
+    : cluster_(cluster), options_(std::move(options)), metrics_(metrics),
+      steps_(StepClient(transport, transport::WireLimits{cluster->config().hidden_size, cluster->config().vocab_size,
+                                                          cluster->config().num_hidden_layers,
+                                                          cluster->config().num_local_experts})) {
+  // A lost worker, a new epoch, the cluster ready: the loop looks again (a wait on replies included).
+  subscription_ = cluster_->Subscribe([waker = waker_](bool, uint64_t) { waker->Wake(); });
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -113,6 +73,11 @@ int Scheduler::running() const {
 int Scheduler::queued() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(waiting_.size());
+}
+
+int Scheduler::steps_in_flight_limit() const {
+  absl::MutexLock lock(&mu_);
+  return waves_shown_;
 }
 
 void Scheduler::Ended(const std::string& outcome) {
@@ -197,8 +162,9 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
       Ended("cancelled");
     }
   }
+  // An ended request with a step out stays until its tokens are back: its state goes after.
   for (auto it = running.begin(); it != running.end();) {
-    if (!it->request->done()) {
+    if (!it->request->done() || it->request->in_flight) {
       ++it;
       continue;
     }
@@ -226,6 +192,7 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
     metrics_->SetQueueDepth(static_cast<int>(waiting_.size()));
     metrics_->SetRunning(running_count_);
     metrics_->SetPaused(paused);
+    metrics_->SetStepsInFlight(static_cast<int>(steps_.size()), waves_);
   }
   // What a standby taking over a stage must have room for.
   if (budget_) cluster_->SetReservedState(budget_->reserved_by_worker());
@@ -245,7 +212,7 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
     auto victim = running.end();
     for (auto it = running.begin(); it != running.end(); ++it) {
       const Request& r = *it->request;
-      if (r.params().interactive() || r.done()) continue;
+      if (r.params().interactive() || r.done() || r.in_flight) continue;
       if (victim == running.end() || r.processed < victim->request->processed) victim = it;
     }
     if (victim == running.end()) return false;
@@ -260,13 +227,17 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
     return true;
   };
   Admitted admitted = AdmitWaiting(waiting_, *budget_, room, preempt);
-  for (ScheduledRequest& s : admitted.admitted) running.push_back(std::move(s));
+  for (ScheduledRequest& s : admitted.admitted) {
+    s.request->wave = -1;  // AssignWaves places it
+    running.push_back(std::move(s));
+  }
   for (auto it = preempted.rbegin(); it != preempted.rend(); ++it) waiting_.PushFront(std::move(*it));
   return std::move(admitted.refused);
 }
 
 void Scheduler::FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
                         const absl::Status& status) {
+  steps_.VoidAll();
   for (ScheduledRequest& s : running) {
     if (!s.request->done()) Ended("error");
     s.request->Fail(status);
@@ -283,9 +254,11 @@ void Scheduler::Loop() {
   std::vector<uint64_t> freed;
   state_epoch_ = cluster_->epoch();
   while (true) {
-    cluster_->Quiescent();  // no step in flight here: workers waiting to stop may go
+    waker_->Clear();  // what a wake announces is looked at below
+    if (steps_.size() == 0) cluster_->Quiescent();  // workers waiting to stop may go
     const ClusterView view = ViewCluster(running);
     if (view.epoch != state_epoch_) {
+      steps_.VoidAll();
       LoseState(running, freed, view);
       state_epoch_ = view.epoch;
     }
@@ -300,24 +273,32 @@ void Scheduler::Loop() {
       waker_->WaitUntil(look_again);
       continue;
     }
+    absl::Status status;
     if (!view.ready) {
+      // Steps out go on (a worker stopping waits for them); no new one starts.
       look_again = std::min(look_again, ExpirePaused(running, view));
-      waker_->WaitUntil(look_again);
-      continue;
+    } else {
+      if (lost_at_ != absl::InfiniteFuture()) {
+        int64_t replay = 0;
+        for (const ScheduledRequest& s : running) replay += s.request->replay_until - s.request->processed;
+        Log(absl::StrCat("failover: cluster whole again after ", absl::FormatDuration(absl::Now() - lost_at_),
+                         "; replaying ", running.size(), " sequences (", replay, " tokens)"));
+        lost_at_ = absl::InfiniteFuture();
+      }
+      AssignWaves(running);
+      status = LaunchSteps(running, freed, view);
     }
-    if (lost_at_ != absl::InfiniteFuture()) {
-      int64_t replay = 0;
-      for (const ScheduledRequest& s : running) replay += s.request->replay_until - s.request->processed;
-      Log(absl::StrCat("failover: cluster whole again after ", absl::FormatDuration(absl::Now() - lost_at_), "; replaying ",
-                       running.size(), " sequences (", replay, " tokens)"));
-      lost_at_ = absl::InfiniteFuture();
+    if (status.ok()) {
+      if (steps_.size() == 0) {
+        waker_->WaitUntil(look_again);
+        continue;
+      }
+      status = AwaitSteps(look_again);
     }
-    absl::Status status = RunStep(running, freed, view);
-    // A worker lost during the step: the top of the loop sees the new epoch and pauses them.
+    // A worker lost meanwhile: the top of the loop sees the new epoch and pauses them.
     if (status.ok() || cluster_->epoch() != view.epoch) continue;
-    // A peer unreachable or silent (UCX's endpoint timeout is DEADLINE_EXCEEDED).
-    const bool peer_trouble = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
-    if (peer_trouble && options_.failover_timeout > absl::ZeroDuration()) {
+    // A peer unreachable or silent (UCX's endpoint timeout is DEADLINE_EXCEEDED), or a step overdue.
+    if (options_.failover_timeout > absl::ZeroDuration()) {
       AwaitLossOrReset(view, status);
       continue;
     }
@@ -327,88 +308,6 @@ void Scheduler::Loop() {
   absl::MutexLock lock(&mu_);
   waiting_.RemoveIf([](const ScheduledRequest&) { return true; },
                   [](ScheduledRequest& s) { s.request->Fail(absl::UnavailableError("the coordinator is shutting down")); });
-}
-
-absl::Status Scheduler::RunStep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
-                                const ClusterView& view) {
-  std::stop_token epoch_ended;
-  {
-    absl::MutexLock lock(&watch_->mu);
-    if (watch_->epoch != view.epoch) return absl::OkStatus();  // the loop looks again
-    epoch_ended = watch_->source.get_token();
-  }
-  std::vector<SequenceProgress> progress;
-  for (const ScheduledRequest& s : running) {
-    const Request& r = *s.request;
-    progress.push_back({static_cast<int64_t>(r.params().prompt.size()), static_cast<int64_t>(r.output.size()),
-                        r.processed, r.params().interactive()});
-  }
-  StepLimits limits;
-  limits.prefill_chunk = options_.prefill_chunk;
-  limits.max_step_tokens = options_.max_step_tokens;
-  limits.micro_batches = options_.micro_batches > 0 ? options_.micro_batches : cluster_->AutomaticMicroBatches();
-  limits.min_sequences_per_micro_batch = options_.min_sequences_per_micro_batch;
-  const StepPlan plan = PlanStep(progress, limits);
-  if (plan.empty()) return absl::OkStatus();
-
-  const uint64_t step_id = next_step_++;
-  const uint32_t count = static_cast<uint32_t>(plan.micro_batches.size());
-  std::vector<OutgoingMicroBatch> outgoing;
-  std::vector<std::vector<ScheduledRequest*>> members(count);
-  for (uint32_t m = 0; m < count; ++m) {
-    std::vector<SequenceStep> sequences;
-    for (const PlannedSequence& p : plan.micro_batches[m]) {
-      ScheduledRequest& s = running[p.index];
-      sequences.push_back(ToSequenceStep(*s.request, p));
-      members[m].push_back(&s);
-      s.request->sent_first_step = true;
-    }
-    outgoing.push_back(EncodeMicroBatch(step_id, m, count, sequences, m == 0 ? freed : std::vector<uint64_t>{}));
-    outgoing.back().header.set_sequence_epoch(view.epoch);
-  }
-  freed.clear();
-
-  const model::ModelConfig& config = cluster_->config();
-  StepClient client(transport_, transport::WireLimits{config.hidden_size, config.vocab_size,
-                                                      config.num_hidden_layers, config.num_local_experts});
-  const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<MicroBatchResult>> results =
-      client.Run(cluster_->head(), outgoing, options_.step_timeout, epoch_ended);
-  if (!results.ok()) {
-    // A worker was lost during the step: say which, rather than that the wait was stopped.
-    if (epoch_ended.stop_requested()) return absl::UnavailableError(cluster_->NotReadyReason());
-    return results.status();
-  }
-  const absl::Time now = absl::Now();
-  for (uint32_t m = 0; m < count; ++m) {
-    ApplyResult(members[m], plan.micro_batches[m], (*results)[m], config.vocab_size, now, metrics_);
-  }
-  Report(step_id, plan, absl::ToDoubleSeconds(now - start), *results);
-  return absl::OkStatus();
-}
-
-void Scheduler::Report(uint64_t step_id, const StepPlan& plan, double seconds,
-                       const std::vector<MicroBatchResult>& results) {
-  std::map<transport::PeerId, uint64_t> worker_micros;
-  StepReport report;
-  report.step_id = step_id;
-  for (const auto& mb : plan.micro_batches) report.num_sequences += static_cast<int>(mb.size());
-  report.num_tokens = plan.num_tokens;
-  report.num_prompt_tokens = plan.num_prompt_tokens;
-  report.seconds = seconds;
-  for (const MicroBatchResult& r : results) {
-    for (const v1::WorkerTime& t : r.timings) {
-      worker_micros[t.peer_id()] += t.micros();
-      report.weight_bytes += static_cast<int64_t>(t.weight_bytes());
-    }
-  }
-  if (options_.on_step) options_.on_step(report);
-  if (!metrics_) return;
-  metrics_->ObserveStep(seconds, plan.num_tokens);
-  for (const auto& [peer, micros] : worker_micros) {
-    const std::string name = cluster_->WorkerName(peer);
-    if (!name.empty()) metrics_->ObserveWorkerStep(name, micros / 1e6);
-  }
 }
 
 }  // namespace mmx::coordinator

@@ -1,22 +1,27 @@
-// Scheduler: continuous batching. Each iteration plans a step over every running sequence
+// Scheduler: continuous batching with several steps in flight. The running sequences are split
+// into waves (coordinator/waves.h); each wave's step is planned over its sequences
 // (coordinator/step_planner.h: decode tokens first, then prompt chunks within a token budget,
-// split into micro-batches), sends it to the head worker and collects the sampled tokens from the
-// tail (coordinator/step_client.h), and applies them to the requests (coordinator/
-// step_results.h). New requests join at the next iteration; finished ones leave and their state
-// is freed in the next step header.
+// split into micro-batches) and sent to the head worker, and up to steps_in_flight waves have a
+// step out at once (coordinator/steps_in_flight.h), each wave's next step leaving as soon as its
+// tokens are back (coordinator/step_results.h applies them). With S attention stages in a row, S
+// steps in flight keep every stage busy where one would leave each idle (S-1)/S of the time; a
+// sequence has at most one step out, so stages never see one sequence twice at once. New
+// requests join at the next step of the wave with the fewest tokens; finished ones leave and
+// their state is freed in the next step header (never while a step of theirs is out).
 //
 // Admission (coordinator/admission.h): at most max_sequences running; each admitted request
 // reserves the sequence-state memory it may need on every attention stage (state_budget.h), and
 // waits while a stage is full; beyond max_queue waiting requests, Submit refuses with
 // RESOURCE_EXHAUSTED. Interactive requests come first (waiting_room.h): job requests hold at
 // most max_job_share of the running sequences, and an interactive request that finds no slot
-// or state preempts job requests (their state freed, replayed when they run again), so it joins
-// the next step. Prefill chunks of interactive requests are planned before jobs' (step_planner.h).
+// or state preempts job requests with no step out (their state freed, replayed when they run
+// again), so it joins a step at once. Prefill chunks of interactive requests are planned before
+// jobs' (step_planner.h).
 //
-// The loop sleeps when there is nothing to run and wakes on events: a submit, a cancel, the
-// cluster becoming ready or losing a worker, or a waiting request's deadline.
+// The loop sleeps when there is nothing to run and wakes on events: a reply, a submit, a cancel,
+// the cluster becoming ready or losing a worker, or a waiting request's deadline.
 //
-// Failover: a lost worker (a new cluster epoch) wakes the step's wait at once; the step is void
+// Failover: a lost worker (a new cluster epoch) wakes the loop at once; every step out is void
 // and every running sequence's state on the stages is gone. The sequences pause; once the
 // cluster is whole again (the worker back, or a standby in its place) each is rebuilt by
 // prefilling its prompt and the tokens it generated, in chunks like any prompt (the planner's
@@ -44,6 +49,7 @@
 #include "coordinator/state_budget.h"
 #include "coordinator/step_codec.h"
 #include "coordinator/step_planner.h"
+#include "coordinator/steps_in_flight.h"
 #include "coordinator/waiting_room.h"
 #include "transport/transport.h"
 
@@ -53,6 +59,8 @@ namespace mmx::coordinator {
 // to the last micro-batch's tokens.
 struct StepReport {
   uint64_t step_id = 0;
+  int wave = 0;
+  int steps_in_flight = 0;        // out at once when it was sent, itself included
   int num_sequences = 0;
   int64_t num_tokens = 0;         // prompt chunk tokens plus decode tokens
   int64_t num_prompt_tokens = 0;
@@ -70,6 +78,9 @@ struct SchedulerOptions {
   // workers with cores to themselves, else 1 (Cluster::AutomaticMicroBatches).
   int micro_batches = 0;
   int min_sequences_per_micro_batch = 4;
+  // Waves with a step out at once (--steps-in-flight). 0 = automatic: one per attention stage
+  // in a row (Cluster::AutomaticStepsInFlight), so that each has a step to work on.
+  int steps_in_flight = 0;
   absl::Duration step_timeout = absl::Seconds(60);
   absl::Duration queue_timeout = absl::Seconds(30);  // waiting for a cluster that is not ready
   // How long running sequences stay paused after a worker is lost (--failover-timeout).
@@ -96,11 +107,12 @@ class Scheduler {
   bool WaitIdle(absl::Duration timeout);
   int running() const;
   int queued() const;
+  // The waves in use (steps_in_flight, or the automatic number once the cluster was ready).
+  int steps_in_flight_limit() const;
 
  private:
   // The cluster as the loop sees it at the top of an iteration.
   using ClusterView = Cluster::Moment;
-  struct EpochWatch;
 
   void Loop();
   // Rebuilds the state budget for a new epoch, the running requests holding their places first.
@@ -128,24 +140,29 @@ class Scheduler {
   // Admits waiting requests into `running`, preempting job requests for interactive ones.
   std::vector<Refusal> Admit(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Plans, runs and applies one step. An error means the step is void.
-  absl::Status RunStep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
-  void Report(uint64_t step_id, const StepPlan& plan, double seconds, const std::vector<MicroBatchResult>& results);
+  // The number of waves for this cluster, and each running request's place in one.
+  void AssignWaves(std::vector<ScheduledRequest>& running);
+  // Plans and sends the next step of every wave that has none out. An error: a send failed.
+  absl::Status LaunchSteps(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
+  // Waits (until a reply, a wake or `look_again`) for the steps out, and applies a step whose
+  // replies are all in. An error: a peer unreachable or silent, or a step overdue.
+  absl::Status AwaitSteps(absl::Time look_again);
+  void FinishStep(StepsInFlight::Step& step);
+  void Report(const StepsInFlight::Step& step, double seconds);
   // Ends every running request with `status`, releasing its state.
   void FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const absl::Status& status);
   void Ended(const std::string& outcome);  // metrics
 
   Cluster* const cluster_;
-  transport::Transport* const transport_;
   const SchedulerOptions options_;
   Metrics* const metrics_;
   const std::shared_ptr<WakeFlag> waker_ = std::make_shared<WakeFlag>();
-  const std::shared_ptr<EpochWatch> watch_;
   uint64_t subscription_ = 0;
 
   mutable absl::Mutex mu_;
   WaitingRoom waiting_ ABSL_GUARDED_BY(mu_);
   int running_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int waves_shown_ ABSL_GUARDED_BY(mu_) = 0;  // waves_, for other threads
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::string draining_ ABSL_GUARDED_BY(mu_);  // why Submit refuses, once draining
 
@@ -155,6 +172,8 @@ class Scheduler {
   uint64_t state_epoch_ = 0;  // the epoch the running sequences' state was built in
   absl::Time lost_at_ = absl::InfiniteFuture();  // a failover in progress: when state was lost
   uint64_t next_step_ = 1;
+  StepsInFlight steps_;
+  int waves_ = 1;
   std::thread thread_;
 };
 

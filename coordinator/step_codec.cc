@@ -30,6 +30,12 @@ OutgoingMicroBatch EncodeMicroBatch(uint64_t step_id, uint32_t index, uint32_t c
   return mb;
 }
 
+std::optional<ReplyId> PeekReply(const transport::Message& reply) {
+  v1::TokensHeader tokens;
+  if (!tokens.ParseFromString(reply.header)) return std::nullopt;
+  return ReplyId{tokens.step_id(), tokens.micro_batch()};
+}
+
 absl::StatusOr<MicroBatchResult> DecodeReply(const transport::Message& reply, const v1::StepHeader& sent,
                                              const transport::WireLimits& limits) {
   MMX_ASSIGN_OR_RETURN(v1::TokensHeader tokens, transport::CheckTokens(reply, limits));

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -42,6 +43,14 @@ struct MicroBatchResult {
   std::map<uint64_t, std::vector<float>> logits;   // by sequence id: [num_tokens, V], if asked
   std::vector<v1::WorkerTime> timings;              // each worker the micro-batch passed
 };
+
+// Which micro-batch a reply answers (any reply, error or tokens), or none when its header does
+// not parse.
+struct ReplyId {
+  uint64_t step_id = 0;
+  uint32_t micro_batch = 0;
+};
+std::optional<ReplyId> PeekReply(const transport::Message& reply);
 
 // The reply to `sent`: its error as a status with the code it had where it arose
 // (transport::RemoteError), DataLoss for a malformed reply, a token missing for a sequence

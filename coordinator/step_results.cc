@@ -31,11 +31,10 @@ std::string AppendSampled(Request& r, const v1::SampledToken& t) {
 
 }  // namespace
 
-void ApplyResult(const std::vector<ScheduledRequest*>& members, const std::vector<PlannedSequence>& planned,
+void ApplyResult(const std::vector<Request*>& members, const std::vector<PlannedSequence>& planned,
                  const MicroBatchResult& result, int64_t vocab_size, absl::Time now, Metrics* metrics) {
   for (size_t i = 0; i < members.size(); ++i) {
-    ScheduledRequest& s = *members[i];
-    Request& r = *s.request;
+    Request& r = *members[i];
     const PlannedSequence& p = planned[i];
     r.processed += p.num_tokens;
     if (metrics && p.start_position < r.replay_until) {
@@ -55,11 +54,11 @@ void ApplyResult(const std::vector<ScheduledRequest*>& members, const std::vecto
       } else if (r.output.empty()) {
         metrics->ObserveTimeToFirstToken(absl::ToDoubleSeconds(now - r.created()));
       } else {
-        metrics->ObserveTimePerOutputToken(absl::ToDoubleSeconds(now - s.last_token_at));
+        metrics->ObserveTimePerOutputToken(absl::ToDoubleSeconds(now - r.last_token_at));
       }
       metrics->GeneratedTokens(1);
     }
-    s.last_token_at = now;
+    r.last_token_at = now;
     r.paused_at = absl::InfiniteFuture();
     const std::string outcome = AppendSampled(r, token->second);
     if (!outcome.empty() && metrics) metrics->RequestEnded(outcome);

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "coordinator/admission.h"
 #include "coordinator/metrics.h"
+#include "coordinator/request.h"
 #include "coordinator/step_codec.h"
 #include "coordinator/step_planner.h"
 
@@ -15,7 +15,7 @@ namespace mmx::coordinator {
 
 // `members[i]` ran as `planned[i]` in the micro-batch whose result this is. A request that ended
 // meanwhile (cancelled) keeps its progress and gets no token. `metrics` may be null.
-void ApplyResult(const std::vector<ScheduledRequest*>& members, const std::vector<PlannedSequence>& planned,
+void ApplyResult(const std::vector<Request*>& members, const std::vector<PlannedSequence>& planned,
                  const MicroBatchResult& result, int64_t vocab_size, absl::Time now, Metrics* metrics);
 
 }  // namespace mmx::coordinator

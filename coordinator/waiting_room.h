@@ -18,7 +18,6 @@ namespace mmx::coordinator {
 struct ScheduledRequest {
   std::shared_ptr<Request> request;
   absl::Time queued_at;
-  absl::Time last_token_at = absl::InfinitePast();
 };
 
 class WaitingRoom {

@@ -3,7 +3,8 @@
 # worker of a shard config, each a separate process talking gRPC and UCX over loopback.
 #
 #   deploy/local-cluster.sh start --shard-config FILE [--port 7070] [--threads N] [--run-dir DIR]
-#                                 [--expert-host-threads N] [--micro-batches M] [--state-dir DIR]
+#                                 [--expert-host-threads N] [--micro-batches M] [--steps-in-flight N]
+#                                 [--pin] [--state-dir DIR]
 #   deploy/local-cluster.sh stop [--run-dir DIR]
 #
 # Each worker runs on the device its shard config entry names (cpu, cuda:N).
@@ -13,13 +14,15 @@
 # --threads: compute threads per worker. --expert-host-threads: for workers that hold only
 # experts (default: --threads). On one machine the expert hosts of a layer run at the same time
 # while the attention stages take turns, so giving expert hosts cores/hosts threads each keeps
-# them from fighting over the cores. --micro-batches: 0 (default) lets the coordinator choose.
+# them from fighting over the cores. --micro-batches, --steps-in-flight: 0 (default) lets the
+# coordinator choose. --pin: the k-th worker runs on core k (modulo the cores), with `taskset`.
 # --state-dir: where the coordinator keeps batch jobs (SQLite); without it jobs are off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cmd=${1:-}; shift || true
 shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=0; expert_threads=""; state_dir=""
+steps_in_flight=0; pin=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard-config) shard=$2; shift 2 ;;
@@ -28,6 +31,8 @@ while [ $# -gt 0 ]; do
     --run-dir) run_dir=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --micro-batches) micro_batches=$2; shift 2 ;;
+    --steps-in-flight) steps_in_flight=$2; shift 2 ;;
+    --pin) pin=1; shift ;;
     --expert-host-threads) expert_threads=$2; shift 2 ;;
     --state-dir) state_dir=$2; shift 2 ;;
     *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
@@ -60,14 +65,19 @@ case "$cmd" in
     addr=127.0.0.1:$port
     extra=()
     [ -n "$state_dir" ] && extra+=(--state-dir "$state_dir")
-    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" "${extra[@]}" \
+    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" \
+      --steps-in-flight "$steps_in_flight" "${extra[@]}" \
       >"$run_dir/coordinator.log" 2>&1 &
     echo $! >"$run_dir/coordinator.pid"
+    k=0
     for w in $workers; do
       t=$threads
       if [ -n "$expert_threads" ] && [[ "$expert_hosts" == *" $w "* ]]; then t=$expert_threads; fi
       device=$(awk -v w="$w" '$1 == w { print $2 }' <<<"$devices")
-      "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$t" --device "${device:-cpu}" \
+      pinned=()
+      [ "$pin" = 1 ] && pinned=(taskset -c $((k % $(nproc))))
+      k=$((k + 1))
+      "${pinned[@]}" "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$t" --device "${device:-cpu}" \
         >"$run_dir/$w.log" 2>&1 &
       echo $! >"$run_dir/$w.pid"
     done

@@ -236,6 +236,8 @@ absl::Status RunStatusClient(const ClientOptions& o) {
                   {"step_p50_s", st.step_p50_s()},
                   {"paused_requests", st.paused_requests()},
                   {"failovers_total", st.failovers_total()},
+                  {"steps_in_flight", st.steps_in_flight()},
+                  {"steps_in_flight_limit", st.steps_in_flight_limit()},
                   {"worker_step_p50_s", std::map<std::string, double>(st.worker_step_p50_s().begin(),
                                                                       st.worker_step_p50_s().end())}};
     j["metrics_address"] = status.metrics_address();
@@ -272,8 +274,9 @@ absl::Status RunStatusClient(const ClientOptions& o) {
               static_cast<long long>(st.requests_total()), static_cast<long long>(st.requests_failed()), st.queue_depth(),
               st.paused_requests(), static_cast<long long>(st.failovers_total()),
               static_cast<long long>(st.prompt_tokens_total()), static_cast<long long>(st.generated_tokens_total()));
-  std::printf("latency p50: first token %.1f ms, per output token %.1f ms, step %.1f ms\n",
-              1e3 * st.time_to_first_token_p50_s(), 1e3 * st.time_per_output_token_p50_s(), 1e3 * st.step_p50_s());
+  std::printf("steps in flight: %d of %d; latency p50: first token %.1f ms, per output token %.1f ms, step %.1f ms\n",
+              st.steps_in_flight(), st.steps_in_flight_limit(), 1e3 * st.time_to_first_token_p50_s(),
+              1e3 * st.time_per_output_token_p50_s(), 1e3 * st.step_p50_s());
   if (!status.metrics_address().empty()) std::printf("metrics: http://%s/metrics\n", status.metrics_address().c_str());
   return absl::OkStatus();
 }

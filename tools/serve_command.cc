@@ -65,6 +65,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
                     "with one worker or when workers share a host's cores (nothing could overlap)")
       ->check(CLI::Range(0, 16));
+  serve->add_option("--steps-in-flight", o->steps_in_flight,
+                    "Waves of running sequences with a step out at once, each wave's next step leaving as soon as "
+                    "its tokens are back; 0 = automatic: one per attention stage in a row (so each has work), or 1 "
+                    "when workers share a host's cores")
+      ->check(CLI::Range(0, 64));
   serve->add_option("--failover-timeout", o->failover_timeout_s,
                     "Seconds running requests stay paused when a worker is lost, waiting for it (or a standby) to "
                     "take its place and their state to be replayed; past it they end UNAVAILABLE. 0 = end them at once")
@@ -315,6 +320,7 @@ absl::Status Serve(const ServeOptions& o) {
   sopts.prefill_chunk = o.prefill_chunk;
   sopts.max_step_tokens = std::max(o.max_step_tokens, o.max_sequences);
   sopts.micro_batches = o.micro_batches;
+  sopts.steps_in_flight = o.steps_in_flight;
   sopts.failover_timeout = absl::Seconds(o.failover_timeout_s);
   sopts.log = [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); };
   coordinator::Scheduler scheduler(cluster.get(), data_plane.get(), sopts, &metrics);

@@ -27,6 +27,7 @@ struct ServeOptions {
   int prefill_chunk = 256;
   int max_step_tokens = 1024;
   int micro_batches = 0;  // 0 = automatic
+  int steps_in_flight = 0;  // 0 = automatic
   double failover_timeout_s = 300;  // paused requests wait this long for a lost worker's entry
   double heartbeat_timeout_s = 10;  // a worker silent this long is lost
   double shutdown_timeout_s = 30;   // SIGTERM: running requests may finish within this

@@ -30,6 +30,7 @@ struct StageExecutor::MicroBatch {
   int layer = 0;                  // next layer to run
   model::BatchLayout batch;
   LayerState state;               // state.x [T, H]: the residual stream
+  std::vector<uint64_t> holds;    // its sequences, in progress here until it leaves
   bool failed = false;
   bool forwarded = false;
   Clock::time_point arrived;      // when this worker got the micro-batch
@@ -126,56 +127,93 @@ void StageExecutor::ReportError(const v1::StepHeader& header, const absl::Status
   reply.set_micro_batch(header.micro_batch());
   reply.set_error(absl::StrCat("worker ", shard_->shard.name, ": ", status.message()));
   reply.set_error_code(static_cast<int>(status.code()));
-  (void)transport_->Send(routes_.coordinator, ReplyKey(MessageKind::kTokens, header.step_id(), header.micro_batch(), 0),
+  (void)transport_->Send(routes_.coordinator, InboxKey(MessageKind::kTokens),
                          reply.SerializeAsString(), nullptr, 0);
 }
 
+absl::Status StageExecutor::Serve(transport::Message first, StepInbox& inbox) {
+  std::deque<transport::Message> messages;
+  messages.push_back(std::move(first));
+  return Run(std::move(messages), &inbox);
+}
+
 absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& messages) {
-  std::vector<MicroBatch> mbs(messages.size());
+  return Run({messages.begin(), messages.end()}, nullptr);
+}
+
+absl::Status StageExecutor::Run(std::deque<transport::Message> messages, StepInbox* inbox) {
+  InProgress active;
   absl::Status first_error;
-  for (size_t i = 0; i < messages.size(); ++i) {
-    absl::StatusOr<v1::StepHeader> header = transport::CheckStep(messages[i], shard_->wire_limits());
-    if (!header.ok()) {
-      // A header that does not parse cannot be answered by step id; the coordinator's timeout covers it.
-      mbs[i].failed = true;
-      if (mbs[i].header.ParseFromString(messages[i].header)) ReportError(mbs[i].header, header.status());
-      first_error.Update(header.status());
-      continue;
-    }
-    mbs[i].header = *std::move(header);
-    if (mbs[i].header.sequence_epoch() != routes_.sequence_epoch) {
-      // A step of a voided epoch (delayed in the network past a failover): no one waits for
-      // it, and its sequences' state here belongs to their replay now. Dropped unanswered.
-      mbs[i].failed = true;
-      first_error.Update(absl::AbortedError(absl::StrCat("dropped step ", mbs[i].header.step_id(), " of sequence epoch ",
-                                                         mbs[i].header.sequence_epoch(), " (serving epoch ",
-                                                         routes_.sequence_epoch, ")")));
-      continue;
-    }
-    mbs[i].arrived = Clock::now();
-    absl::Status st = Prepare(mbs[i], messages[i]);
-    if (!st.ok()) {
-      mbs[i].failed = true;
-      ReportError(mbs[i].header, st);
-      first_error.Update(st);
+  for (transport::Message& m : messages) {
+    // The coordinator sends a new epoch's steps only once every worker applied its peer table.
+    if (!Take(std::move(m), active, first_error)) {
+      first_error.Update(absl::AbortedError("dropped a step of a newer sequence epoch than this worker's peer table"));
     }
   }
-  RunLayers(mbs, first_error);
+  while (!active.empty() && !abort_.stop_requested()) {
+    // Arrivals join at this layer boundary.
+    while (inbox) {
+      std::optional<transport::Message> m = inbox->Poll();
+      if (!m) break;
+      if (!Take(*m, active, first_error)) {
+        inbox->PutBack(*std::move(m));
+        inbox = nullptr;  // this executor's epoch is over: finish what it has
+      }
+    }
+    RunOneLayer(active, first_error);
+  }
   if (abort_.stop_requested()) return absl::UnavailableError("the peer table was replaced during the step (a worker was lost)");
-  // Micro-batches this worker only passes through (head without layer 0, tail only).
-  for (MicroBatch& mb : mbs) {
-    if (mb.failed || mb.forwarded) continue;
-    absl::Status st = Forward(mb);
-    if (!st.ok()) {
-      ReportError(mb.header, st);
-      first_error.Update(st);
-    }
-  }
   return first_error;
 }
 
-void StageExecutor::RunLayers(std::vector<MicroBatch>& mbs, absl::Status& first_error) {
-  if (!shard_->attention) return;
+bool StageExecutor::Take(transport::Message message, InProgress& active, absl::Status& first_error) {
+  MicroBatch& mb = active.emplace_back();
+  auto drop = [&] { active.pop_back(); };
+  absl::StatusOr<v1::StepHeader> header = transport::CheckStep(message, shard_->wire_limits());
+  if (!header.ok()) {
+    // A header that does not parse cannot be answered by step id; the coordinator's timeout covers it.
+    if (mb.header.ParseFromString(message.header)) ReportError(mb.header, header.status());
+    first_error.Update(header.status());
+    drop();
+    return true;
+  }
+  mb.header = *std::move(header);
+  if (mb.header.sequence_epoch() > routes_.sequence_epoch) {
+    drop();
+    return false;
+  }
+  if (mb.header.sequence_epoch() != routes_.sequence_epoch) {
+    // A step of a voided epoch (delayed in the network past a failover): no one waits for it,
+    // and its sequences' state here belongs to their replay now. Dropped unanswered.
+    first_error.Update(absl::AbortedError(absl::StrCat("dropped step ", mb.header.step_id(), " of sequence epoch ",
+                                                       mb.header.sequence_epoch(), " (serving epoch ",
+                                                       routes_.sequence_epoch, ")")));
+    drop();
+    return true;
+  }
+  mb.arrived = Clock::now();
+  absl::Status st = Prepare(mb, message);
+  const bool runs_here = shard_->attention && mb.layer >= shard_->attention->begin && mb.layer < shard_->attention->end;
+  if (st.ok() && !runs_here) st = Forward(mb);  // a head without layer 0, or the tail only
+  if (!st.ok()) {
+    ReportError(mb.header, st);
+    first_error.Update(st);
+  }
+  if (!st.ok() || !runs_here) {
+    Release(mb);
+    drop();
+  }
+  return true;
+}
+
+void StageExecutor::Release(const MicroBatch& mb) {
+  for (uint64_t id : mb.holds) {
+    in_progress_.erase(id);
+    if (free_later_.erase(id) > 0) states_.erase(id);
+  }
+}
+
+void StageExecutor::RunOneLayer(InProgress& active, absl::Status& first_error) {
   auto fail = [&](MicroBatch& mb, const absl::Status& st) {
     mb.failed = true;
     ReportError(mb.header, st);
@@ -188,44 +226,53 @@ void StageExecutor::RunLayers(std::vector<MicroBatch>& mbs, absl::Status& first_
     for (size_t p = 0; p < holders.size(); ++p) holders[p] = host[routing.expert_ids[p]];
     return holders;
   };
-  // Ping-pong over the layers this worker owns: every micro-batch's attention and dispatch, then
-  // every micro-batch's combine. Micro-batches that reached us at the same layer move together.
+  // Ping-pong: every micro-batch's attention and dispatch, then every micro-batch's combine.
   const plan::LayerRange range = *shard_->attention;
-  for (int layer = range.begin; layer < range.end; ++layer) {
-    if (abort_.stop_requested()) return;
-    RefreshRoutes();
-    for (MicroBatch& mb : mbs) {
-      if (mb.failed || mb.layer != layer) continue;
-      ExpertHosts hosts(*this, mb);
-      mb.state.expert_bytes = 0;
-      absl::Status st = BeginLayer(*shard_->compute, layer, mb.batch, self_, choose, &hosts, mb.state);
-      if (!st.ok()) {
-        fail(mb, st);
-        continue;
-      }
-      mb.weight_bytes += model::AttentionBlockBytes(shard_->attention_blocks[layer - range.begin]) + mb.state.expert_bytes;
+  RefreshRoutes();
+  for (MicroBatch& mb : active) {
+    ExpertHosts hosts(*this, mb);
+    mb.state.expert_bytes = 0;
+    absl::Status st = BeginLayer(*shard_->compute, mb.layer, mb.batch, self_, choose, &hosts, mb.state);
+    if (!st.ok()) {
+      fail(mb, st);
+      continue;
     }
-    for (MicroBatch& mb : mbs) {
-      if (mb.failed || mb.layer != layer) continue;
-      ExpertHosts hosts(*this, mb);
-      absl::Status st = EndLayer(*shard_->compute, shard_->config(), layer, self_, &hosts, mb.state);
-      if (!st.ok()) {
-        fail(mb, st);
-        continue;
-      }
-      if (++mb.layer == range.end) {
-        st = Forward(mb);  // on to the next stage while the other micro-batches finish
-        mb.forwarded = true;
-        if (!st.ok()) fail(mb, st);
-      }
+    mb.weight_bytes += model::AttentionBlockBytes(shard_->attention_blocks[mb.layer - range.begin]) + mb.state.expert_bytes;
+  }
+  for (MicroBatch& mb : active) {
+    if (mb.failed) continue;
+    ExpertHosts hosts(*this, mb);
+    absl::Status st = EndLayer(*shard_->compute, shard_->config(), mb.layer, self_, &hosts, mb.state);
+    if (!st.ok()) {
+      fail(mb, st);
+      continue;
     }
+    if (++mb.layer == range.end) {
+      st = Forward(mb);  // on to the next stage while the others go on here
+      mb.forwarded = true;
+      if (!st.ok()) fail(mb, st);
+    }
+  }
+  for (auto it = active.begin(); it != active.end();) {
+    if (!it->failed && !it->forwarded) {
+      ++it;
+      continue;
+    }
+    Release(*it);
+    it = active.erase(it);
   }
 }
 
 absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& message) {
   const model::ModelConfig& c = shard_->config();
   const int64_t H = c.hidden_size;
-  for (uint64_t id : mb.header.freed_sequences()) states_.erase(id);
+  for (uint64_t id : mb.header.freed_sequences()) {
+    if (in_progress_.contains(id)) {
+      free_later_.insert(id);
+    } else {
+      states_.erase(id);
+    }
+  }
   mb.num_tokens = transport::StepTokens(mb.header);
   mb.state.x.resize(mb.num_tokens * H);
   mb.layer = mb.header.layer();
@@ -243,6 +290,12 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
   }
   const plan::LayerRange range = *shard_->attention;
   for (const auto& s : mb.header.sequences()) {
+    if (in_progress_.contains(s.sequence_id())) {
+      return absl::FailedPreconditionError(absl::StrCat("sequence ", s.sequence_id(),
+                                                        " is already in a micro-batch in progress here"));
+    }
+  }
+  for (const auto& s : mb.header.sequences()) {
     auto& state = states_[s.sequence_id()];
     if (s.start_position() == 0) {
       MMX_ASSIGN_OR_RETURN(state, shard_->compute->NewSequence(range.begin, range.end));
@@ -255,6 +308,10 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
           " (was the worker restarted?)"));
     }
     mb.batch.Add(s.num_tokens(), s.start_position(), state.get());
+  }
+  for (const auto& s : mb.header.sequences()) {
+    in_progress_.insert(s.sequence_id());
+    mb.holds.push_back(s.sequence_id());
   }
   return absl::OkStatus();
 }
@@ -287,7 +344,7 @@ absl::Status StageExecutor::RunTail(MicroBatch& mb) {
   const bool read_lm_head = reply.tokens_size() > 0 || reply.logits_size() > 0;
   own->set_weight_bytes(mb.weight_bytes + (read_lm_head ? model::WeightBytes(shard_->tail->lm_head) : 0));
   return transport_->Send(routes_.coordinator,
-                          ReplyKey(MessageKind::kTokens, mb.header.step_id(), mb.header.micro_batch(), 0),
+                          InboxKey(MessageKind::kTokens),
                           reply.SerializeAsString(), logits.data(), logits.size() * sizeof(float));
 }
 

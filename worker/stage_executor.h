@@ -4,17 +4,27 @@
 // the owner of the next layer, and at the tail samples and sends tokens to the coordinator
 // (worker/tail.h). The math is the shard's StageCompute (model/stage_compute.h).
 //
-// Micro-batches of one step run interleaved layer by layer (MegaScale-Infer's ping-pong): the
-// attention of micro-batch 1 runs while the expert hosts work on micro-batch 0's rows.
+// Whatever micro-batches are here run interleaved layer by layer (MegaScale-Infer's ping-pong):
+// the attention of one runs while the expert hosts work on another's rows. They need not be of
+// one step: with several steps in flight (coordinator/scheduler.h) a stage works on whatever
+// arrives, each micro-batch at its own layer; one that arrives mid-run joins at the next layer,
+// and each leaves for the next stage as soon as its last layer here is done. Their sequences are
+// apart by construction (a sequence's next step leaves the coordinator only once its tokens are
+// back); a micro-batch naming a sequence that one in progress holds is refused, and the state
+// of a freed sequence still in progress goes when that micro-batch leaves.
 //
-// One thread calls HandleSteps at a time (the worker's step loop); Abort may come from any.
+// One thread calls Serve or HandleSteps at a time (the worker's step loop); Abort may come from
+// any.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <vector>
 
@@ -26,6 +36,7 @@
 #include "transport/transport.h"
 #include "worker/loaded_shard.h"
 #include "worker/routes.h"
+#include "worker/step_inbox.h"
 #include "worker/tail.h"
 
 namespace mmx::worker {
@@ -35,10 +46,14 @@ class StageExecutor {
   StageExecutor(const LoadedShard* shard, transport::Transport* transport, transport::PeerId self,
                 Routes routes, absl::Duration reply_timeout);
 
-  // Runs the kStep inbox messages of one step (all its micro-batches that reached this worker).
-  // Errors (bad message, missing state, an expert host that does not answer) are returned; when
-  // a header parsed, the coordinator is also told (with the error's code), so that the requests
-  // of that micro-batch fail at once instead of timing out.
+  // Runs `first` and every kStep message that arrives through `inbox` while micro-batches are in
+  // progress here; returns when none is. A message of a newer sequence epoch is put back (the
+  // executor that replaces this one takes it). Errors (bad message, missing state, an expert host
+  // that does not answer) are returned; when a header parsed, the coordinator is also told (with
+  // the error's code), so that the requests of that micro-batch fail at once instead of timing
+  // out.
+  absl::Status Serve(transport::Message first, StepInbox& inbox);
+  // The same for these messages only (tests).
   absl::Status HandleSteps(const std::vector<transport::Message>& messages);
   absl::Status HandleStep(const transport::Message& message) { return HandleSteps({message}); }
 
@@ -64,9 +79,18 @@ class StageExecutor {
   struct MicroBatch;
   class ExpertHosts;
 
+  using InProgress = std::list<MicroBatch>;
+  // Takes a message: runs what needs no layer of this worker's at once (forwards it), keeps the
+  // rest in `active`. False (and nothing taken) for a message of a newer sequence epoch.
+  bool Take(transport::Message message, InProgress& active, absl::Status& first_error);
+  // Runs every micro-batch in `active` through one layer (each at its own), interleaved; those
+  // done here go on to the next stage and leave `active`, as do those that failed.
+  void RunOneLayer(InProgress& active, absl::Status& first_error);
+  absl::Status Run(std::deque<transport::Message> messages, StepInbox* inbox);
   absl::Status Prepare(MicroBatch& mb, const transport::Message& message);
-  // Runs every layer this worker owns over the micro-batches, interleaved.
-  void RunLayers(std::vector<MicroBatch>& mbs, absl::Status& first_error);
+  // The micro-batch leaves this worker: its sequences are free for the next, and the frees put
+  // off for them happen.
+  void Release(const MicroBatch& mb);
   absl::Status Forward(MicroBatch& mb);
   absl::Status RunTail(MicroBatch& mb);
   void ReportError(const v1::StepHeader& header, const absl::Status& status);
@@ -84,6 +108,8 @@ class StageExecutor {
   std::vector<transport::PeerId> lost_hosts_ ABSL_GUARDED_BY(routes_mu_);
   absl::Duration reply_timeout_;
   std::map<uint64_t, std::unique_ptr<model::SequenceState>> states_;
+  std::set<uint64_t> in_progress_;  // sequences of the micro-batches running here
+  std::set<uint64_t> free_later_;   // freed while in progress
   Tail tail_;
   std::stop_source abort_;
 };

@@ -23,7 +23,7 @@
 #include "worker/routes.h"
 #include "worker/expert_host.h"
 #include "worker/stage_executor.h"
-#include "worker/step_collector.h"
+#include "worker/step_inbox.h"
 
 namespace mmx::worker {
 
@@ -171,16 +171,16 @@ class ServingThreads {
         o.bf16_activations ? kernels::ActivationPrecision::kBf16 : kernels::ActivationPrecision::kFp32;
     steps_ = std::thread([&data_plane, &serving, log, precision] {
       kernels::ScopedActivationPrecision scoped_precision(precision);
-      StepCollector collector(&data_plane, absl::Seconds(2));
+      StepInbox inbox(&data_plane);
       while (true) {
-        absl::StatusOr<std::vector<transport::Message>> group = collector.Next(absl::InfiniteDuration());
-        if (!group.ok()) {
-          if (absl::IsCancelled(group.status())) return;
+        absl::StatusOr<transport::Message> first = inbox.Next(absl::InfiniteDuration());
+        if (!first.ok()) {
+          if (absl::IsCancelled(first.status())) return;
           continue;
         }
         std::shared_ptr<StageExecutor> executor = serving.Get();
         if (!executor) continue;
-        absl::Status st = executor->HandleSteps(*group);
+        absl::Status st = executor->Serve(*std::move(first), inbox);
         if (!st.ok()) log(absl::StrCat("step failed: ", st.message()));
       }
     });

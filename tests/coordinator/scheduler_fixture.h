@@ -174,7 +174,7 @@ class SchedulerTest : public ::testing::Test {
   void Reply(const v1::StepHeader& h, v1::TokensHeader t) {
     t.set_step_id(h.step_id());
     t.set_micro_batch(h.micro_batch());
-    (void)worker_->Send(0, transport::ReplyKey(MessageKind::kTokens, h.step_id(), h.micro_batch(), 0),
+    (void)worker_->Send(0, InboxKey(MessageKind::kTokens),
                         t.SerializeAsString(), nullptr, 0);
   }
 

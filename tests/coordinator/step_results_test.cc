@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "coordinator/waiting_room.h"
 #include "gtest/gtest.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/tokenizer_maker.h"
@@ -30,7 +31,7 @@ class StepResultsTest : public ::testing::Test {
     MicroBatchResult result;
     result.tokens[s.request->id()].set_token_id(token);
     PlannedSequence p{0, 0, 1, /*prefill=*/false, /*sample=*/true};
-    ApplyResult({&s}, {p}, result, kVocab, absl::Now(), &metrics_);
+    ApplyResult({s.request.get()}, {p}, result, kVocab, absl::Now(), &metrics_);
   }
   static Request::Params Params(int max_tokens = 8) {
     Request::Params p;
@@ -47,11 +48,11 @@ class StepResultsTest : public ::testing::Test {
 TEST_F(StepResultsTest, PromptChunksAdvanceTheRequestAndOnlyTheLastOneSamples) {
   ScheduledRequest s = Add(Params());
   MicroBatchResult result;
-  ApplyResult({&s}, {{0, 0, 3, true, false}}, result, kVocab, absl::Now(), &metrics_);
+  ApplyResult({s.request.get()}, {{0, 0, 3, true, false}}, result, kVocab, absl::Now(), &metrics_);
   EXPECT_EQ(s.request->processed, 3);
   EXPECT_TRUE(s.request->output.empty());
   result.tokens[s.request->id()].set_token_id(40);
-  ApplyResult({&s}, {{0, 3, 1, true, true}}, result, kVocab, absl::Now(), &metrics_);
+  ApplyResult({s.request.get()}, {{0, 3, 1, true, true}}, result, kVocab, absl::Now(), &metrics_);
   EXPECT_EQ(s.request->processed, 4);
   EXPECT_EQ(s.request->output, std::vector<int32_t>{40});
   EXPECT_FALSE(s.request->done());
@@ -95,7 +96,7 @@ TEST_F(StepResultsTest, ARequestCancelledMidStepGetsNoTokenButKeepsItsProgress) 
   MicroBatchResult result;
   result.tokens[a.request->id()].set_token_id(9);
   result.tokens[b.request->id()].set_token_id(10);
-  ApplyResult({&a, &b}, {{0, 0, 4, true, true}, {1, 0, 4, true, true}}, result, kVocab, absl::Now(), &metrics_);
+  ApplyResult({a.request.get(), b.request.get()}, {{0, 0, 4, true, true}, {1, 0, 4, true, true}}, result, kVocab, absl::Now(), &metrics_);
   EXPECT_EQ(a.request->processed, 4);
   EXPECT_TRUE(a.request->output.empty());
   EXPECT_EQ(b.request->output, std::vector<int32_t>{10});
@@ -107,10 +108,10 @@ TEST_F(StepResultsTest, ReturnedLogitsAccumulateInPositionOrder) {
   ScheduledRequest s = Add(p);
   MicroBatchResult result;
   result.logits[s.request->id()].assign(3 * kVocab, 1.f);
-  ApplyResult({&s}, {{0, 0, 3, true, false}}, result, kVocab, absl::Now(), &metrics_);
+  ApplyResult({s.request.get()}, {{0, 0, 3, true, false}}, result, kVocab, absl::Now(), &metrics_);
   result.logits[s.request->id()].assign(1 * kVocab, 2.f);
   result.tokens[s.request->id()].set_token_id(3);
-  ApplyResult({&s}, {{0, 3, 1, true, true}}, result, kVocab, absl::Now(), &metrics_);
+  ApplyResult({s.request.get()}, {{0, 3, 1, true, true}}, result, kVocab, absl::Now(), &metrics_);
   const std::vector<float> logits = s.request->logits();
   ASSERT_EQ(logits.size(), 4u * kVocab);
   EXPECT_EQ(logits[3 * kVocab - 1], 1.f);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <future>
+#include <map>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -188,6 +189,74 @@ TEST_F(StageExecutorTest, LocalAndRemoteExpertsGiveTheGoldenLogits) {
   EXPECT_EQ(executor_->live_sequences(), 1u);
 }
 
+// Several steps in flight: Serve takes the step that arrives while another runs, each at its own
+// layer, and answers each.
+TEST_F(StageExecutorTest, ServeRunsAStepThatArrivesMeanwhileAndEachGivesTheGoldenLogits) {
+  ServeExperts();
+  auto golden = testing::ReadGoldenFile("prefill_logits.safetensors");
+  coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
+  const std::vector<coordinator::OutgoingMicroBatch> a = {
+      coordinator::EncodeMicroBatch(7, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})};
+  const std::vector<coordinator::OutgoingMicroBatch> b = {
+      coordinator::EncodeMicroBatch(8, 0, 1, {Prefill(2, testing::GoldenPrompt("p5"))})};
+  ASSERT_THAT(client.Send(kStage, a), IsOk());
+  ASSERT_THAT(client.Send(kStage, b), IsOk());
+  StepInbox inbox(stage_.get());
+  absl::StatusOr<transport::Message> first = inbox.Next(absl::Seconds(30));
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(executor_->Serve(*std::move(first), inbox), IsOk());
+  EXPECT_FALSE(inbox.Poll().has_value());  // the same Serve took step 8
+  std::map<uint64_t, std::vector<float>> logits;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<transport::Message> reply = client.NextReply(absl::Now() + absl::Seconds(30), {});
+    ASSERT_THAT(reply, IsOk());
+    const uint64_t step = coordinator::PeekReply(*reply)->step_id;
+    auto result = coordinator::DecodeReply(*reply, (step == 7 ? a : b)[0].header, stage_shard_->wire_limits());
+    ASSERT_THAT(result, IsOk());
+    logits[step] = result->logits.begin()->second;
+  }
+  ASSERT_EQ(logits[7].size(), golden.at("p64").f32.size());
+  ASSERT_EQ(logits[8].size(), golden.at("p5").f32.size());
+  EXPECT_LE(testing::MaxAbsDiff(logits[7].data(), golden.at("p64").f32.data(), logits[7].size()), kTolerance);
+  EXPECT_LE(testing::MaxAbsDiff(logits[8].data(), golden.at("p5").f32.data(), logits[8].size()), kTolerance);
+  EXPECT_EQ(executor_->live_sequences(), 2u);
+}
+
+TEST_F(StageExecutorTest, AMicroBatchNamingASequenceInProgressIsRefusedAndTheOtherGoesOn) {
+  ServeExperts();
+  auto golden = testing::ReadGoldenFile("prefill_logits.safetensors");
+  coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
+  const std::vector<coordinator::OutgoingMicroBatch> a = {
+      coordinator::EncodeMicroBatch(7, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})};
+  coordinator::SequenceStep again = Prefill(1, {5});
+  again.start_position = 64;
+  ASSERT_THAT(client.Send(kStage, a), IsOk());
+  ASSERT_THAT(client.Send(kStage, {coordinator::EncodeMicroBatch(8, 0, 1, {again}, /*freed=*/{1})}), IsOk());
+  StepInbox inbox(stage_.get());
+  absl::StatusOr<transport::Message> first = inbox.Next(absl::Seconds(30));
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(executor_->Serve(*std::move(first), inbox),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already in a micro-batch in progress")));
+  bool golden_seen = false, refused_seen = false;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<transport::Message> reply = client.NextReply(absl::Now() + absl::Seconds(30), {});
+    ASSERT_THAT(reply, IsOk());
+    if (coordinator::PeekReply(*reply)->step_id == 8) {
+      refused_seen = true;
+      continue;
+    }
+    auto result = coordinator::DecodeReply(*reply, a[0].header, stage_shard_->wire_limits());
+    ASSERT_THAT(result, IsOk());
+    const std::vector<float>& p64 = result->logits.at(1);
+    EXPECT_LE(testing::MaxAbsDiff(p64.data(), golden.at("p64").f32.data(), p64.size()), kTolerance);
+    golden_seen = true;
+  }
+  EXPECT_TRUE(golden_seen);
+  EXPECT_TRUE(refused_seen);
+  // The refused step freed sequence 1: its state went once step 7 left, not under it.
+  EXPECT_EQ(executor_->live_sequences(), 0u);
+}
+
 TEST_F(StageExecutorTest, AHeaderThatDoesNotParseFailsWithoutAReply) {
   ServeExperts();
   ASSERT_THAT(coordinator_->Send(kStage, InboxKey(MessageKind::kStep), "not a step header", nullptr, 0), IsOk());
@@ -195,7 +264,7 @@ TEST_F(StageExecutorTest, AHeaderThatDoesNotParseFailsWithoutAReply) {
   ASSERT_THAT(m, IsOk());
   EXPECT_THAT(executor_->HandleStep(*m), StatusIs(absl::StatusCode::kDataLoss));
   // No step id to answer by: nothing reached the coordinator (HandleStep sends before returning).
-  EXPECT_THAT(coordinator_->ReceiveAny(0, absl::ZeroDuration()).status(),
+  EXPECT_THAT(coordinator_->ReceiveAny(InboxKey(MessageKind::kTokens), absl::ZeroDuration()).status(),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
   EXPECT_EQ(dispatches_.load(), 0);
 }
