@@ -44,12 +44,17 @@ coordinator() {
     sleep 0.5
   done
 }
+predict() {  # the planner's tokens/s for this layout on bench/loopback-cluster.yaml with $1 steps in flight
+  build/bin/mmx-coord plan --check "$config" --cluster bench/loopback-cluster.yaml --max-sequences "$streams" \
+    --steps-in-flight "$1" --json | grep -o '"tokens_per_s": *[0-9.e+-]*' | head -1 | awk -F: '{ printf "%.2f", $2 }'
+}
 tps() {  # tokens/s of one run of $streams streams
   build/bin/mmx-bench-serve --server "$addr" --concurrency "$streams" --max-tokens "$tokens" |
     awk -F'|' 'NR == 3 { gsub(/ /, "", $3); print $3 }'
 }
 coordinator 0
 grep -h "cluster ready" "$run_dir/coordinator.log" || true
+automatic=$(build/bin/mmx status --server "$addr" | grep -o "steps in flight: [0-9]* of [0-9]*" | awk '{ print $NF }')
 tps >/dev/null  # warm-up: first touches of the weights
 echo "load before: $(cat /proc/loadavg)"
 echo "| round | steps in flight 1: tokens/s | 2: tokens/s | automatic: tokens/s | 2 / 1 | automatic / 1 |"
@@ -61,5 +66,6 @@ for round in $(seq 1 "$rounds"); do
   echo "| $round | $one | $two | $auto | $(awk -v a="$two" -v b="$one" 'BEGIN { printf "%.2f", a / b }') |" \
     "$(awk -v a="$auto" -v b="$one" 'BEGIN { printf "%.2f", a / b }') |"
 done
-build/bin/mmx status --server "$addr" | grep "steps in flight"
 echo "load after: $(cat /proc/loadavg)"
+echo "planner (mmx-coord plan --check, bench/loopback-cluster.yaml, $streams sequences): steps in flight 1:" \
+  "$(predict 1) tokens/s; 2: $(predict 2) tokens/s; automatic ($automatic): $(predict "$automatic") tokens/s"

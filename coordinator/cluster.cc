@@ -388,17 +388,12 @@ void Cluster::UpdateReady() {
   if (all && !ready_) {
     std::vector<v1::Register> infos;
     for (const Slot& s : slots_) infos.push_back(s.info);
-    // A second micro-batch overlaps one worker's work with another's (a stage with the next, or
-    // attention with experts): one worker has nothing to overlap with, and workers that share
-    // cores would only take turns.
-    const std::string sharing = slots_.size() < 2 ? "there is one worker" : DescribeCoreSharing(infos);
-    int stages = 0;
-    for (const Slot& s : slots_) stages += s.entry && s.entry->attention;
-    automatic_micro_batches_ = sharing.empty() ? 2 : 1;
-    automatic_steps_in_flight_ = sharing.empty() ? std::max(1, stages) : 1;
+    const AutomaticOverlap overlap = ChooseOverlap(shard_, infos, config_.num_local_experts);
+    automatic_micro_batches_ = overlap.micro_batches;
+    automatic_steps_in_flight_ = overlap.steps_in_flight;
     log_(absl::StrCat("cluster ready (", slots_.size(), " workers); automatic micro-batches: ",
                       automatic_micro_batches_, ", steps in flight: ", automatic_steps_in_flight_,
-                      sharing.empty() ? "" : ", as ", sharing));
+                      overlap.sharing.empty() ? "" : ", as ", overlap.sharing));
   }
   const bool changed = ready_ != all;
   ready_ = all;

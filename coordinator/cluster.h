@@ -124,12 +124,11 @@ class Cluster {
   v1::ClusterStatus Status() const;
   // Ids the tail may sample ([begin, end) pairs), sent in every Assignment. Set before serving.
   void SetSampleableRanges(std::vector<int32_t> ranges);
-  // Micro-batches per step when the scheduler's count is automatic: 2, or 1 when there is one
-  // worker or the ready workers share a host's cores (core_sharing.h).
+  // The scheduler's automatic counts, chosen when the cluster became ready (core_sharing.h
+  // ChooseOverlap): micro-batches per step, 2 where a stage has experts on other workers, else 1;
+  // steps in flight, one per attention stage; both 1 when there is one worker or the workers
+  // share a host's cores.
   int AutomaticMicroBatches() const;
-  // Steps in flight when the scheduler's count is automatic: one per attention stage (each then
-  // has a step to work on while the others run theirs), or 1 when the ready workers share a
-  // host's cores (they would only take turns).
   int AutomaticStepsInFlight() const;
   // The sequence-state bytes the scheduler holds for running requests on each attention stage
   // (by entry name): what a standby taking a stage over must have room for, with its weights.

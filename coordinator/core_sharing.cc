@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -12,6 +13,8 @@ std::string DescribeCoreSharing(const std::vector<v1::Register>& workers) {
     int workers = 0;
     int threads = 0;
     int cores = 0;
+    std::set<int> cpus;      // the union of the workers' affinities, where each reported its own
+    bool all_listed = true;
   };
   std::map<std::string, Host> hosts;
   for (const v1::Register& w : workers) {
@@ -19,16 +22,39 @@ std::string DescribeCoreSharing(const std::vector<v1::Register>& workers) {
     Host& h = hosts[w.host()];
     ++h.workers;
     h.threads += std::max(1, w.threads());
-    // Workers pinned to different core sets report their own counts; the largest bounds the host.
+    // Without the cores themselves, the largest count bounds the host.
     h.cores = std::max(h.cores, w.host_cores());
+    h.all_listed = h.all_listed && w.host_cpus_size() > 0;
+    h.cpus.insert(w.host_cpus().begin(), w.host_cpus().end());
   }
   for (const auto& [name, h] : hosts) {
-    if (h.workers > 1 && h.threads > h.cores) {
-      return absl::StrCat("host '", name, "' runs ", h.workers, " workers with ", h.threads, " threads on ", h.cores,
+    // Workers pinned to different cores (taskset) each have their own: the union counts.
+    const int cores = h.all_listed ? static_cast<int>(h.cpus.size()) : h.cores;
+    if (h.workers > 1 && h.threads > cores) {
+      return absl::StrCat("host '", name, "' runs ", h.workers, " workers with ", h.threads, " threads on ", cores,
                           " cores");
     }
   }
   return "";
+}
+
+AutomaticOverlap ChooseOverlap(const plan::ShardConfig& shard, const std::vector<v1::Register>& workers,
+                               int num_experts) {
+  AutomaticOverlap o;
+  o.sharing = workers.size() < 2 ? "there is one worker" : DescribeCoreSharing(workers);
+  if (!o.sharing.empty()) return o;
+  int stages = 0;
+  bool remote_experts = false;
+  for (const plan::WorkerShard& w : shard.workers) {
+    if (!w.attention) continue;
+    ++stages;
+    for (int layer = w.attention->begin; layer < w.attention->end; ++layer) {
+      remote_experts = remote_experts || static_cast<int>(w.ExpertsOfLayer(layer, num_experts).size()) < num_experts;
+    }
+  }
+  o.micro_batches = remote_experts ? 2 : 1;
+  o.steps_in_flight = shard.steps_in_flight > 0 ? shard.steps_in_flight : std::max(1, stages);
+  return o;
 }
 
 }  // namespace mmx::coordinator

@@ -120,6 +120,8 @@ std::string Metrics::RenderPrometheus() const {
   Line(&out, "mmx_steps_in_flight", "", steps_in_flight_.load());
   Help(&out, "mmx_steps_in_flight_limit", "gauge", "The most steps kept out at once (--steps-in-flight, or automatic).");
   Line(&out, "mmx_steps_in_flight_limit", "", steps_in_flight_limit_.load());
+  Help(&out, "mmx_overlapped_steps_total", "counter", "Steps sent while another step was out.");
+  Line(&out, "mmx_overlapped_steps_total", "", static_cast<double>(overlapped_steps_.load()));
   Help(&out, "mmx_time_to_first_token_seconds", "histogram", "From a request's arrival to its first token.");
   ttft_.Render("mmx_time_to_first_token_seconds", "", &out);
   Help(&out, "mmx_time_per_output_token_seconds", "histogram", "Between consecutive tokens of a request.");
@@ -161,6 +163,7 @@ v1::ServingStats Metrics::Stats() const {
   s.set_failovers_total(failovers_.load());
   s.set_steps_in_flight(steps_in_flight_.load());
   s.set_steps_in_flight_limit(steps_in_flight_limit_.load());
+  s.set_overlapped_steps_total(overlapped_steps_.load());
   absl::MutexLock lock(&mu_);
   for (const auto& [worker, h] : worker_step_) (*s.mutable_worker_step_p50_s())[worker] = h->Quantile(0.5);
   return s;

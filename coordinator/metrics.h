@@ -56,6 +56,8 @@ class Metrics {
   // A job request taken out of the running batch for an interactive one (it is replayed later).
   void Preempted() { preemptions_.fetch_add(1, std::memory_order_relaxed); }
   void SetPaused(int n) { paused_.store(n, std::memory_order_relaxed); }
+  // A step sent while another was out (several steps in flight overlapping).
+  void OverlappedStep() { overlapped_steps_.fetch_add(1, std::memory_order_relaxed); }
   // Steps out now, and the most the scheduler keeps out (--steps-in-flight, or automatic).
   void SetStepsInFlight(int n, int limit) {
     steps_in_flight_.store(n, std::memory_order_relaxed);
@@ -70,7 +72,7 @@ class Metrics {
 
  private:
   std::atomic<int64_t> requests_{0}, prompt_tokens_{0}, generated_tokens_{0}, step_tokens_{0};
-  std::atomic<int64_t> failovers_{0}, replayed_tokens_{0}, preemptions_{0};
+  std::atomic<int64_t> failovers_{0}, replayed_tokens_{0}, preemptions_{0}, overlapped_steps_{0};
   std::atomic<int> queue_depth_{0}, running_{0}, paused_{0}, steps_in_flight_{0}, steps_in_flight_limit_{0};
   mutable absl::Mutex mu_;
   std::map<std::string, int64_t> rejected_ ABSL_GUARDED_BY(mu_);  // by gRPC code name

@@ -94,6 +94,7 @@ absl::Status Scheduler::LaunchSteps(std::vector<ScheduledRequest>& running, std:
       step.sent.back().header.set_sequence_epoch(view.epoch);
     }
     freed.clear();
+    if (metrics_ && steps_.size() > 0) metrics_->OverlappedStep();
     sent = steps_.Launch(std::move(step), cluster_->head());
   }
   if (metrics_) metrics_->SetStepsInFlight(static_cast<int>(steps_.size()), waves_);

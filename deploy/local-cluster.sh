@@ -65,8 +65,8 @@ case "$cmd" in
     addr=127.0.0.1:$port
     extra=()
     [ -n "$state_dir" ] && extra+=(--state-dir "$state_dir")
-    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" \
-      --steps-in-flight "$steps_in_flight" "${extra[@]}" \
+    [ "$steps_in_flight" != 0 ] && extra+=(--steps-in-flight "$steps_in_flight")
+    "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" "${extra[@]}" \
       >"$run_dir/coordinator.log" 2>&1 &
     echo $! >"$run_dir/coordinator.pid"
     k=0

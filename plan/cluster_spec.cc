@@ -145,7 +145,8 @@ absl::StatusOr<Entry> ParseEntry(const std::string& source, const YAML::Node& no
 
 absl::Status ParseServing(const std::string& source, const YAML::Node& node, ServingSpec* serving) {
   if (!node.IsMap()) return Error(source, node, "serving: expected a mapping");
-  MMX_RETURN_IF_ERROR(CheckKeys(source, node, "serving.", {"expert_dtype", "max_context", "max_sequences"}));
+  MMX_RETURN_IF_ERROR(CheckKeys(source, node, "serving.", {"expert_dtype", "max_context", "max_sequences",
+                                                           "steps_in_flight"}));
   if (const YAML::Node dtype = node["expert_dtype"]) {
     serving->expert_dtype = dtype.IsScalar() ? dtype.as<std::string>() : "";
     if (serving->expert_dtype != "bf16" && serving->expert_dtype != "int8") {
@@ -160,6 +161,14 @@ absl::Status ParseServing(const std::string& source, const YAML::Node& node, Ser
     MMX_ASSIGN_OR_RETURN(int64_t n, Integer(source, node, "max_sequences", "serving.", 1));
     if (n > 1 << 20) return Error(source, node["max_sequences"], "serving.max_sequences: too large");
     serving->max_sequences = static_cast<int>(n);
+  }
+  if (node["steps_in_flight"]) {
+    MMX_ASSIGN_OR_RETURN(int64_t n, Integer(source, node, "steps_in_flight", "serving.", 0));
+    if (n > kMaxStepsInFlight) {
+      return Error(source, node["steps_in_flight"],
+                   absl::StrCat("serving.steps_in_flight: at most ", kMaxStepsInFlight, " (0 = the planner's choice)"));
+    }
+    serving->steps_in_flight = static_cast<int>(n);
   }
   return absl::OkStatus();
 }

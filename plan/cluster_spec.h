@@ -50,10 +50,16 @@ struct WorkerSpec {
   bool operator==(const WorkerSpec&) const = default;
 };
 
+// The most steps in flight the planner considers (and a spec may ask for).
+inline constexpr int kMaxStepsInFlight = 16;
+
 struct ServingSpec {
   std::string expert_dtype = "bf16";  // bf16 | int8
   int64_t max_context = kDefaultMaxContext;
   int max_sequences = kDefaultMaxSequences;
+  // Waves of the running sequences with a step out at once (`mmx-coord serve --steps-in-flight`);
+  // 0: the planner recommends (plan/cost_model.h PredictInFlight).
+  int steps_in_flight = 0;
 
   bool int8_experts() const { return expert_dtype == "int8"; }
   bool operator==(const ServingSpec&) const = default;

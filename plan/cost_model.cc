@@ -282,6 +282,20 @@ double CostModel::ExpertSeconds(int worker) const {
   return ExpertWork(worker, 1, decode).seconds() + 2 * bytes / NetBytesPerSecond(w);
 }
 
+InFlight CostModel::PredictInFlight(const Layout& layout, int steps) const {
+  const ServingSpec& s = cluster_.serving;
+  InFlight f;
+  f.steps = steps;
+  f.sequences_per_wave = (s.max_sequences + steps - 1) / steps;
+  std::vector<WorkerTime> times(cluster_.workers.size());
+  const Shape wave{f.sequences_per_wave, 1, s.max_context - 1, f.sequences_per_wave};
+  f.step_s = Step(layout, layout.ActiveOwners(), wave, &times).total();
+  for (const WorkerTime& t : times) f.busiest_s = std::max(f.busiest_s, t.busy_s);
+  f.token_s = std::max(f.step_s, steps * f.busiest_s);
+  f.tokens_per_s = f.token_s > 0 ? s.max_sequences / f.token_s : 0;
+  return f;
+}
+
 Prediction CostModel::Predict(const Layout& layout) const {
   const ServingSpec& s = cluster_.serving;
   Prediction p;
@@ -297,7 +311,15 @@ Prediction CostModel::Predict(const Layout& layout) const {
   p.decode_time.assign(cluster_.workers.size(), WorkerTime{});
   p.decode = Step(layout, owners, Shape{s.max_sequences, 1, s.max_context - 1, s.max_sequences}, &p.decode_time);
   p.step_s = p.decode.total();
-  p.tokens_per_s = p.step_s > 0 ? s.max_sequences / p.step_s : 0;
+  for (int steps = 1; steps <= std::min(kMaxStepsInFlight, s.max_sequences); ++steps) {
+    p.in_flight.push_back(PredictInFlight(layout, steps));
+    const InFlight& f = p.in_flight.back();
+    const bool asked = s.steps_in_flight == steps;
+    const bool better = s.steps_in_flight == 0 && f.tokens_per_s > p.served.tokens_per_s * 1.05;
+    if (steps == 1 || asked || better) p.served = f;
+  }
+  if (s.steps_in_flight > static_cast<int>(p.in_flight.size())) p.served = PredictInFlight(layout, s.steps_in_flight);
+  p.tokens_per_s = p.served.tokens_per_s;
   // Ties go to the first worker in spec order (a strictly larger value must beat the best by a
   // relative margin, so floating-point noise between equal workers cannot pick one).
   auto argmax = [](const std::vector<double>& v) {

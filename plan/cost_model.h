@@ -78,13 +78,27 @@ struct StepBreakdown {
   double total() const { return attention_s + experts_s + network_s + head_tail_s; }
 };
 
+// Several steps in flight: max_sequences split into `steps` waves, each with its own step out
+// (coordinator/scheduler.h). A wave's next step leaves when its tokens are back, and every
+// worker works for each wave in turn, so each sequence waits max(a wave's step, steps x the
+// busiest worker's busy time per wave's step) per token.
+struct InFlight {
+  int steps = 1;
+  int64_t sequences_per_wave = 0;
+  double step_s = 0;          // one wave's step, its critical path
+  double busiest_s = 0;       // the busiest worker's busy time per wave's step
+  double token_s = 0;         // time per output token
+  double tokens_per_s = 0;    // max_sequences / token_s
+  bool busiest_bound() const { return steps * busiest_s >= step_s; }
+};
+
 struct Prediction {
   std::vector<WorkerMemory> memory;      // per cluster worker
   std::vector<WorkerTime> decode_time;   // per cluster worker
   std::vector<int64_t> active_experts;   // per worker: pairs the runtime routes to it
   StepBreakdown decode;                  // max_sequences sequences at max_context
   double step_s = 0;
-  double tokens_per_s = 0;               // max_sequences / step
+  double tokens_per_s = 0;               // max_sequences / served.token_s
   double ceiling_tokens_per_s = 0;       // max_sequences / the busiest worker's busy time
   int busiest_worker = -1;               // the largest busy time (the pipelined throughput limit)
   int bottleneck_worker = -1;            // the largest share of the step's critical path
@@ -93,6 +107,12 @@ struct Prediction {
   double ttft_32k_s = 0;                 // a lone 32,768-token prompt
   std::optional<double> tokens_per_dollar;
   std::vector<int> over_capacity;        // workers whose total exceeds usable
+  // Steps in flight: each count considered (1 .. kMaxStepsInFlight, at most one wave per
+  // sequence) and the one served (the spec's, or the planner's choice: the most tokens/s, a
+  // larger count only when it gains over 5%). tokens_per_s and tokens_per_dollar are the served
+  // count's; step_s and `decode` are one step of all max_sequences (one in flight).
+  std::vector<InFlight> in_flight;
+  InFlight served;
 
   bool fits() const { return over_capacity.empty(); }
 };
@@ -108,6 +128,8 @@ class CostModel {
   std::vector<WorkerMemory> Memory(const Layout& layout) const;
   // The decode step time alone (the planner's objective).
   double DecodeStepSeconds(const Layout& layout) const;
+  // max_sequences in `steps` waves.
+  InFlight PredictInFlight(const Layout& layout, int steps) const;
   Prediction Predict(const Layout& layout) const;
 
   // Building blocks the planner sizes with.

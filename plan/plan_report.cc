@@ -79,6 +79,28 @@ const char* ResourceName(const std::string& resource) {
 
 std::string Ms(double seconds) { return absl::StrFormat("%.2f", seconds * 1e3); }
 std::string GiB(int64_t bytes) { return absl::StrFormat("%.1f", static_cast<double>(bytes) / kGiB); }
+
+// The served steps in flight, their tokens/s and time per output token, and why that many.
+std::string InFlightLines(const Prediction& p) {
+  const InFlight& f = p.served;
+  std::string out = absl::StrFormat("  %.1f tokens/s; time per output token %.2f ms; steps in flight: %d", f.tokens_per_s,
+                                    f.token_s * 1e3, f.steps);
+  if (f.steps > 1) {
+    const InFlight& one = p.in_flight.front();
+    absl::StrAppend(&out, absl::StrFormat(
+        " (waves of %d sequences: a wave's step takes %.2f ms and keeps the busiest worker busy %.2f ms of it, so %d "
+        "waves keep it %.0f%% busy; one step in flight: %.1f tokens/s, %.2f ms per token)",
+        f.sequences_per_wave, f.step_s * 1e3, f.busiest_s * 1e3, f.steps,
+        100 * std::min(1.0, f.steps * f.busiest_s / f.step_s), one.tokens_per_s, one.token_s * 1e3));
+  } else if (p.in_flight.size() > 1) {
+    const InFlight& two = p.in_flight[1];
+    absl::StrAppend(&out, absl::StrFormat(" (2 would give %.1f tokens/s, %+.0f%%: a wave of %d sequences costs %.0f%% of "
+                                          "the whole step)",
+                                          two.tokens_per_s, 100 * (two.tokens_per_s / f.tokens_per_s - 1),
+                                          two.sequences_per_wave, 100 * two.step_s / f.step_s));
+  }
+  return out + "\n";
+}
 Json WorkerName(const ClusterSpec& cluster, int w) { return w >= 0 ? Json(cluster.workers[w].name) : Json(nullptr); }
 bool HasLayout(const PlanResult& r) { return !r.layout.workers.empty(); }
 
@@ -165,8 +187,7 @@ std::string ReportText(const model::ModelConfig& config, const ClusterSpec& clus
                   WithCommas(serving.max_context), "): ", Ms(p.step_s), " ms = attention ", Ms(d.attention_s),
                   " + experts ", Ms(d.experts_s), " + network ", Ms(d.network_s), " + embedding/lm_head ",
                   Ms(d.head_tail_s), "\n");
-  absl::StrAppend(&out, absl::StrFormat("  %.1f tokens/s; time per output token %.2f ms\n", p.tokens_per_s,
-                                        p.step_s * 1e3));
+  absl::StrAppend(&out, InFlightLines(p));
   const double resource_s = p.bottleneck_resource == "network" ? d.network_s
                            : p.bottleneck_resource == "compute" ? d.compute_bound_s
                                                                 : d.memory_bound_s;
@@ -266,13 +287,24 @@ std::string ReportJson(const model::ModelConfig& config, const ClusterSpec& clus
                  {"network_s", p.decode.network_s},
                  {"embedding_lm_head_s", p.decode.head_tail_s},
                  {"tokens_per_s", p.tokens_per_s},
-                 {"time_per_output_token_s", p.step_s},
+                 {"time_per_output_token_s", p.served.token_s},
+                 {"steps_in_flight", p.served.steps},
                  {"compute_bound_s", p.decode.compute_bound_s},
                  {"memory_bound_s", p.decode.memory_bound_s},
                  {"bottleneck_resource", p.bottleneck_resource},
                  {"bottleneck_worker", WorkerName(cluster, p.bottleneck_worker)},
                  {"busiest_worker", WorkerName(cluster, p.busiest_worker)},
                  {"ceiling_tokens_per_s", p.ceiling_tokens_per_s}};
+  Json in_flight = Json::array();
+  for (const InFlight& f : p.in_flight) {
+    in_flight.push_back({{"steps", f.steps},
+                         {"sequences_per_wave", f.sequences_per_wave},
+                         {"step_s", f.step_s},
+                         {"busiest_worker_s", f.busiest_s},
+                         {"time_per_output_token_s", f.token_s},
+                         {"tokens_per_s", f.tokens_per_s}});
+  }
+  j["in_flight"] = in_flight;
   j["time_to_first_token_s"] = {{"1024", p.ttft_1k_s}, {"32768", p.ttft_32k_s}};
   j["tokens_per_dollar"] = p.tokens_per_dollar ? Json(*p.tokens_per_dollar) : Json(nullptr);
   return j.dump(2) + "\n";

@@ -230,6 +230,7 @@ PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, co
   result.num_stages = best->num_stages;
   result.prediction = cost.Predict(result.layout);
   result.shard = ShardConfigFromLayout(result.layout, cluster, model_dir, cluster.serving.expert_dtype);
+  result.shard.steps_in_flight = result.prediction.served.steps;
   return result;
 }
 

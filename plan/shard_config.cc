@@ -149,7 +149,7 @@ absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text, const
     return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
   }
   if (!root.IsMap()) return absl::InvalidArgumentError(source + ": expected a mapping with 'model' and 'workers'");
-  MMX_RETURN_IF_ERROR(CheckKeys(source, root, "top level", {"model", "expert_dtype", "workers"}));
+  MMX_RETURN_IF_ERROR(CheckKeys(source, root, "top level", {"model", "expert_dtype", "serving", "workers"}));
   ShardConfig shard;
   if (!root["model"] || !root["model"].IsScalar()) {
     return absl::InvalidArgumentError(source + ": missing 'model' (the checkpoint directory)");
@@ -160,6 +160,21 @@ absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text, const
     if (shard.expert_dtype != "bf16" && shard.expert_dtype != "int8") {
       return ParseError(source, root["expert_dtype"],
                         absl::StrCat("expert_dtype '", shard.expert_dtype, "' is not bf16 or int8"));
+    }
+  }
+  if (const YAML::Node serving = root["serving"]) {
+    if (!serving.IsMap()) return ParseError(source, serving, "serving: expected a mapping");
+    MMX_RETURN_IF_ERROR(CheckKeys(source, serving, "serving", {"steps_in_flight"}));
+    if (const YAML::Node n = serving["steps_in_flight"]) {
+      int value = -1;
+      try {
+        value = n.as<int>();
+      } catch (const YAML::Exception&) {
+      }
+      if (value < 0 || value > 64) {
+        return ParseError(source, n, "serving.steps_in_flight: expected a whole number from 0 (automatic) to 64");
+      }
+      shard.steps_in_flight = value;
     }
   }
   const YAML::Node workers = root["workers"];
@@ -273,6 +288,10 @@ std::string ShardConfigToYaml(const ShardConfig& shard) {
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "model" << YAML::Value << shard.model;
   if (shard.expert_dtype != "bf16") out << YAML::Key << "expert_dtype" << YAML::Value << shard.expert_dtype;
+  if (shard.steps_in_flight > 0) {
+    out << YAML::Key << "serving" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "steps_in_flight"
+        << YAML::Value << shard.steps_in_flight << YAML::EndMap;
+  }
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginSeq;
   for (const WorkerShard& w : shard.workers) {
     out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << w.name;

@@ -4,6 +4,7 @@
 //
 //   model: /path/to/checkpoint      # as every worker sees it
 //   expert_dtype: bf16              # optional: bf16 | int8
+//   serving: {steps_in_flight: 2}   # optional: what `mmx-coord serve` does when its own flag is 0
 //   workers:
 //     - name: stage0                # unique; `mmx-worker --name stage0` claims this entry
 //       device: cpu                 # cpu | cuda:N   (default cpu)
@@ -56,6 +57,9 @@ struct WorkerShard {
 struct ShardConfig {
   std::string model;
   std::string expert_dtype = "bf16";
+  // The planner's choice of steps in flight (0: none; the coordinator then runs one per attention
+  // stage).
+  int steps_in_flight = 0;
   std::vector<WorkerShard> workers;
 
   const WorkerShard* Find(const std::string& name) const;

@@ -238,6 +238,7 @@ absl::Status RunStatusClient(const ClientOptions& o) {
                   {"failovers_total", st.failovers_total()},
                   {"steps_in_flight", st.steps_in_flight()},
                   {"steps_in_flight_limit", st.steps_in_flight_limit()},
+                  {"overlapped_steps_total", st.overlapped_steps_total()},
                   {"worker_step_p50_s", std::map<std::string, double>(st.worker_step_p50_s().begin(),
                                                                       st.worker_step_p50_s().end())}};
     j["metrics_address"] = status.metrics_address();

@@ -36,6 +36,7 @@ Cluster spec (YAML):
     expert_dtype: bf16        # bf16 | int8
     max_context: 131072
     max_sequences: 32
+    steps_in_flight: 0        # 0: the planner recommends (see the report)
 See docs/capacity-planning.md.)";
 
 // A --model that names config.json stands for its directory in the shard config.
@@ -72,8 +73,10 @@ absl::Status CheckShard(const PlanOptions& o, plan::ClusterSpec cluster) {
   const std::string model_source = o.model.empty() ? shard.model : o.model;
   MMX_ASSIGN_OR_RETURN(model::ModelConfig config, model::ModelConfig::FromFile(model_source));
   MMX_RETURN_IF_ERROR(plan::ValidateShardConfig(shard, config));
-  // The shard config decides how workers load experts, whatever the spec's serving says.
+  // The shard config decides how workers load experts, whatever the spec's serving says, and the
+  // steps in flight it asks for (unless the command line asks for others).
   cluster.serving.expert_dtype = shard.expert_dtype;
+  if (o.steps_in_flight < 0 && shard.steps_in_flight > 0) cluster.serving.steps_in_flight = shard.steps_in_flight;
   MMX_ASSIGN_OR_RETURN(plan::Layout layout, plan::LayoutFromShardConfig(shard, cluster, config.num_hidden_layers,
                                                                         config.num_local_experts));
   const plan::CostModel cost(plan::ComputeModelSizes(config), cluster);
@@ -108,12 +111,20 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions* o) {
   plan->add_option("--out", o->out, "Write the planned shard config here (only when the model fits)");
   plan->add_option("--check", o->check, "Report on this hand-written shard config instead of planning");
   plan->add_flag("--json", o->json, "Print the report as JSON");
+  plan->add_option("--steps-in-flight", o->steps_in_flight,
+                   "Predict with this many steps in flight (as `serve --steps-in-flight`); 0 = the planner's "
+                   "choice; default: the spec's serving.steps_in_flight")
+      ->check(CLI::Range(0, plan::kMaxStepsInFlight));
+  plan->add_option("--max-sequences", o->max_sequences, "Override the spec's serving.max_sequences")
+      ->check(CLI::Range(1, 1 << 20));
   plan->footer(kSchema);
   return plan;
 }
 
 absl::Status RunPlan(const PlanOptions& o) {
   MMX_ASSIGN_OR_RETURN(plan::ClusterSpec cluster, plan::LoadClusterSpec(o.cluster));
+  if (o.steps_in_flight >= 0) cluster.serving.steps_in_flight = o.steps_in_flight;
+  if (o.max_sequences > 0) cluster.serving.max_sequences = o.max_sequences;
   if (!o.check.empty()) {
     if (!o.out.empty()) return absl::InvalidArgumentError("--out and --check do not go together");
     return CheckShard(o, std::move(cluster));

@@ -23,6 +23,8 @@ struct PlanOptions {
   std::string out;      // where to write the shard config; empty: do not write
   std::string check;    // a shard config to check instead of planning
   bool json = false;
+  int steps_in_flight = -1;  // -1: the spec's serving.steps_in_flight; 0: the planner's choice
+  int max_sequences = 0;     // 0: the spec's serving.max_sequences
 };
 
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions* options);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mmx::worker {
 
@@ -17,5 +18,7 @@ int64_t AvailableMemoryBytes();
 std::string HostName();
 // The cores this process may run on (its affinity mask, as taskset or a container sets it).
 int UsableCores();
+// Which cores those are (the process's affinity), ascending.
+std::vector<int> UsableCpus();
 
 }  // namespace mmx::worker

@@ -144,21 +144,34 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
 absl::Status StageExecutor::Run(std::deque<transport::Message> messages, StepInbox* inbox) {
   InProgress active;
   absl::Status first_error;
-  for (transport::Message& m : messages) {
-    // The coordinator sends a new epoch's steps only once every worker applied its peer table.
-    if (!Take(std::move(m), active, first_error)) {
-      first_error.Update(absl::AbortedError("dropped a step of a newer sequence epoch than this worker's peer table"));
+  for (transport::Message& m : messages) Take(std::move(m), active, first_error);
+  RefreshRoutes();
+  const bool interleave = HasRemoteExperts();
+  auto in_progress = [&active](const transport::Message& m) {
+    v1::StepHeader h;
+    if (!h.ParseFromString(m.header)) return false;
+    for (const MicroBatch& mb : active) {
+      if (mb.header.step_id() == h.step_id()) return true;
     }
-  }
+    return false;
+  };
   while (!active.empty() && !abort_.stop_requested()) {
-    // Arrivals join at this layer boundary.
+    if (!interleave) {
+      // Nothing to overlap here (every expert of these layers is local): one micro-batch at a
+      // time, each on to the next stage as soon as it is done, so the stages work in a pipeline.
+      InProgress one;
+      one.splice(one.begin(), active, active.begin());
+      RunOneLayer(one, first_error);
+      active.splice(active.begin(), one);
+      continue;
+    }
+    // Ping-pong: the micro-batches of the steps in progress here, siblings arriving meanwhile
+    // joining at this layer boundary. Other steps wait their turn (they would only crowd this
+    // stage while the next idles).
     while (inbox) {
-      std::optional<transport::Message> m = inbox->Poll();
+      std::optional<transport::Message> m = inbox->PollFor(in_progress);
       if (!m) break;
-      if (!Take(*m, active, first_error)) {
-        inbox->PutBack(*std::move(m));
-        inbox = nullptr;  // this executor's epoch is over: finish what it has
-      }
+      Take(*std::move(m), active, first_error);
     }
     RunOneLayer(active, first_error);
   }
@@ -166,7 +179,19 @@ absl::Status StageExecutor::Run(std::deque<transport::Message> messages, StepInb
   return first_error;
 }
 
-bool StageExecutor::Take(transport::Message message, InProgress& active, absl::Status& first_error) {
+bool StageExecutor::HasRemoteExperts() const {
+  if (!shard_->attention) return false;
+  const int num_experts = shard_->config().num_local_experts;
+  for (int layer = shard_->attention->begin; layer < shard_->attention->end; ++layer) {
+    for (int e = 0; e < num_experts; ++e) {
+      const std::vector<transport::PeerId>& holders = routes_.ExpertHolders(layer, e);
+      if (std::find(holders.begin(), holders.end(), self_) == holders.end()) return true;
+    }
+  }
+  return false;
+}
+
+void StageExecutor::Take(transport::Message message, InProgress& active, absl::Status& first_error) {
   MicroBatch& mb = active.emplace_back();
   auto drop = [&] { active.pop_back(); };
   absl::StatusOr<v1::StepHeader> header = transport::CheckStep(message, shard_->wire_limits());
@@ -175,21 +200,19 @@ bool StageExecutor::Take(transport::Message message, InProgress& active, absl::S
     if (mb.header.ParseFromString(message.header)) ReportError(mb.header, header.status());
     first_error.Update(header.status());
     drop();
-    return true;
+    return;
   }
   mb.header = *std::move(header);
-  if (mb.header.sequence_epoch() > routes_.sequence_epoch) {
-    drop();
-    return false;
-  }
   if (mb.header.sequence_epoch() != routes_.sequence_epoch) {
     // A step of a voided epoch (delayed in the network past a failover): no one waits for it,
-    // and its sequences' state here belongs to their replay now. Dropped unanswered.
+    // and its sequences' state here belongs to their replay now. Dropped unanswered. (One of a
+    // newer epoch cannot come: the coordinator sends a new epoch's steps only once every worker
+    // applied its peer table.)
     first_error.Update(absl::AbortedError(absl::StrCat("dropped step ", mb.header.step_id(), " of sequence epoch ",
                                                        mb.header.sequence_epoch(), " (serving epoch ",
                                                        routes_.sequence_epoch, ")")));
     drop();
-    return true;
+    return;
   }
   mb.arrived = Clock::now();
   absl::Status st = Prepare(mb, message);
@@ -203,7 +226,6 @@ bool StageExecutor::Take(transport::Message message, InProgress& active, absl::S
     Release(mb);
     drop();
   }
-  return true;
 }
 
 void StageExecutor::Release(const MicroBatch& mb) {
@@ -226,7 +248,7 @@ void StageExecutor::RunOneLayer(InProgress& active, absl::Status& first_error) {
     for (size_t p = 0; p < holders.size(); ++p) holders[p] = host[routing.expert_ids[p]];
     return holders;
   };
-  // Ping-pong: every micro-batch's attention and dispatch, then every micro-batch's combine.
+  // Every micro-batch's attention and dispatch, then every micro-batch's combine.
   const plan::LayerRange range = *shard_->attention;
   RefreshRoutes();
   for (MicroBatch& mb : active) {

@@ -4,14 +4,17 @@
 // the owner of the next layer, and at the tail samples and sends tokens to the coordinator
 // (worker/tail.h). The math is the shard's StageCompute (model/stage_compute.h).
 //
-// Whatever micro-batches are here run interleaved layer by layer (MegaScale-Infer's ping-pong):
-// the attention of one runs while the expert hosts work on another's rows. They need not be of
-// one step: with several steps in flight (coordinator/scheduler.h) a stage works on whatever
-// arrives, each micro-batch at its own layer; one that arrives mid-run joins at the next layer,
-// and each leaves for the next stage as soon as its last layer here is done. Their sequences are
-// apart by construction (a sequence's next step leaves the coordinator only once its tokens are
-// back); a micro-batch naming a sequence that one in progress holds is refused, and the state
-// of a freed sequence still in progress goes when that micro-batch leaves.
+// Several steps may be in flight (coordinator/scheduler.h): a stage takes them in arrival order
+// and forwards each micro-batch to the next stage as soon as its layers here are done, so the
+// stages work in a pipeline. Where a stage's layers have experts on other workers, the
+// micro-batches of one step run interleaved layer by layer (MegaScale-Infer's ping-pong): the
+// attention of one runs while the expert hosts work on another's rows, and a sibling that
+// arrives mid-run joins at the next layer; other steps wait their turn (joining, they would
+// crowd this stage while the next one idles). Where every expert is local there is nothing to
+// overlap: micro-batches run one at a time. Sequences of micro-batches in progress are apart by
+// construction (a sequence's next step leaves the coordinator only once its tokens are back); a
+// micro-batch naming a sequence that one in progress holds is refused, and the state of a freed
+// sequence still in progress goes when that micro-batch leaves.
 //
 // One thread calls Serve or HandleSteps at a time (the worker's step loop); Abort may come from
 // any.
@@ -46,9 +49,8 @@ class StageExecutor {
   StageExecutor(const LoadedShard* shard, transport::Transport* transport, transport::PeerId self,
                 Routes routes, absl::Duration reply_timeout);
 
-  // Runs `first` and every kStep message that arrives through `inbox` while micro-batches are in
-  // progress here; returns when none is. A message of a newer sequence epoch is put back (the
-  // executor that replaces this one takes it). Errors (bad message, missing state, an expert host
+  // Runs `first`, and the other micro-batches of its step as they arrive through `inbox` while
+  // it is in progress; returns when none is. Errors (bad message, missing state, an expert host
   // that does not answer) are returned; when a header parsed, the coordinator is also told (with
   // the error's code), so that the requests of that micro-batch fail at once instead of timing
   // out.
@@ -81,11 +83,13 @@ class StageExecutor {
 
   using InProgress = std::list<MicroBatch>;
   // Takes a message: runs what needs no layer of this worker's at once (forwards it), keeps the
-  // rest in `active`. False (and nothing taken) for a message of a newer sequence epoch.
-  bool Take(transport::Message message, InProgress& active, absl::Status& first_error);
+  // rest in `active`.
+  void Take(transport::Message message, InProgress& active, absl::Status& first_error);
   // Runs every micro-batch in `active` through one layer (each at its own), interleaved; those
   // done here go on to the next stage and leave `active`, as do those that failed.
   void RunOneLayer(InProgress& active, absl::Status& first_error);
+  // Some expert of this stage's layers is held only elsewhere: interleaving has something to overlap.
+  bool HasRemoteExperts() const;
   absl::Status Run(std::deque<transport::Message> messages, StepInbox* inbox);
   absl::Status Prepare(MicroBatch& mb, const transport::Message& message);
   // The micro-batch leaves this worker: its sequences are free for the next, and the frees put

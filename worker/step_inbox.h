@@ -1,11 +1,11 @@
 // StepInbox: the kStep messages that reach this worker, in arrival order. The stage executor
-// takes the first one blocking and the rest as it goes (Poll between layers, so a micro-batch
-// that arrives mid-run joins at the next layer instead of waiting for the run to end). A message
-// the executor must not take (one of a newer sequence epoch, for the executor that replaces it)
-// is put back and comes out first.
+// takes the first one blocking (Next) and, while it runs, the ones it can run alongside
+// (PollFor: the other micro-batches of a step in progress); the rest keep their order for the
+// next Next.
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -18,16 +18,15 @@ class StepInbox {
  public:
   explicit StepInbox(transport::Transport* transport) : transport_(transport) {}
 
-  // Waits up to `timeout` for the next message: the transport's status otherwise
-  // (DeadlineExceeded, Cancelled after Shutdown).
+  // The oldest message kept, or waits up to `timeout` for the next: the transport's status
+  // otherwise (DeadlineExceeded, Cancelled after Shutdown).
   absl::StatusOr<transport::Message> Next(absl::Duration timeout);
-  // The next message if one is here now.
-  std::optional<transport::Message> Poll();
-  void PutBack(transport::Message message) { put_back_.push_front(std::move(message)); }
+  // The oldest message here now (kept or arrived) that `wanted` accepts; the others are kept.
+  std::optional<transport::Message> PollFor(const std::function<bool(const transport::Message&)>& wanted);
 
  private:
   transport::Transport* const transport_;
-  std::deque<transport::Message> put_back_;
+  std::deque<transport::Message> kept_;
 };
 
 }  // namespace mmx::worker

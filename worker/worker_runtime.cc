@@ -89,6 +89,7 @@ v1::WorkerMessage MakeRegister(const WorkerOptions& o, const model::DeviceSpec& 
   reg->set_threads(ThreadPool::Default().num_threads());
   reg->set_host(HostName());
   reg->set_host_cores(UsableCores());
+  for (int cpu : UsableCpus()) reg->add_host_cpus(cpu);
   reg->set_standby(o.standby);
   return hello;
 }

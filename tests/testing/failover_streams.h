@@ -49,6 +49,8 @@ class Stream {
     if (!response.finish_reason().empty()) finish_reason = response.finish_reason();
     return true;
   }
+  // Cancels the call, as a client that goes away does.
+  void Cancel() { context_.TryCancel(); }
   grpc::Status ReadToEnd() {
     while (ReadOne()) {
     }

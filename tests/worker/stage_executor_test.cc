@@ -189,49 +189,57 @@ TEST_F(StageExecutorTest, LocalAndRemoteExpertsGiveTheGoldenLogits) {
   EXPECT_EQ(executor_->live_sequences(), 1u);
 }
 
-// Several steps in flight: Serve takes the step that arrives while another runs, each at its own
-// layer, and answers each.
-TEST_F(StageExecutorTest, ServeRunsAStepThatArrivesMeanwhileAndEachGivesTheGoldenLogits) {
+// Several steps in flight: Serve runs a step's micro-batches interleaved, its sibling taken from
+// the inbox, and leaves the next step there for the next Serve; each gives the golden logits.
+TEST_F(StageExecutorTest, ServeTakesTheSiblingsOfItsStepAndLeavesTheNextStepForLater) {
   ServeExperts();
   auto golden = testing::ReadGoldenFile("prefill_logits.safetensors");
   coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
   const std::vector<coordinator::OutgoingMicroBatch> a = {
-      coordinator::EncodeMicroBatch(7, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})};
+      coordinator::EncodeMicroBatch(7, 0, 2, {Prefill(1, testing::GoldenPrompt("p64"))}),
+      coordinator::EncodeMicroBatch(7, 1, 2, {Prefill(3, testing::GoldenPrompt("p64"))})};
   const std::vector<coordinator::OutgoingMicroBatch> b = {
       coordinator::EncodeMicroBatch(8, 0, 1, {Prefill(2, testing::GoldenPrompt("p5"))})};
-  ASSERT_THAT(client.Send(kStage, a), IsOk());
+  ASSERT_THAT(client.Send(kStage, {a[0]}), IsOk());
   ASSERT_THAT(client.Send(kStage, b), IsOk());
+  ASSERT_THAT(client.Send(kStage, {a[1]}), IsOk());  // the sibling comes after the next step
   StepInbox inbox(stage_.get());
   absl::StatusOr<transport::Message> first = inbox.Next(absl::Seconds(30));
   ASSERT_THAT(first, IsOk());
   EXPECT_THAT(executor_->Serve(*std::move(first), inbox), IsOk());
-  EXPECT_FALSE(inbox.Poll().has_value());  // the same Serve took step 8
-  std::map<uint64_t, std::vector<float>> logits;
-  for (int i = 0; i < 2; ++i) {
+  EXPECT_EQ(executor_->live_sequences(), 2u);  // step 7's two sequences, not step 8's
+  absl::StatusOr<transport::Message> next = inbox.Next(absl::Seconds(30));
+  ASSERT_THAT(next, IsOk());
+  EXPECT_THAT(executor_->Serve(*std::move(next), inbox), IsOk());
+  EXPECT_EQ(executor_->live_sequences(), 3u);
+  std::map<uint64_t, std::vector<float>> logits;  // by sequence
+  for (int i = 0; i < 3; ++i) {
     absl::StatusOr<transport::Message> reply = client.NextReply(absl::Now() + absl::Seconds(30), {});
     ASSERT_THAT(reply, IsOk());
-    const uint64_t step = coordinator::PeekReply(*reply)->step_id;
-    auto result = coordinator::DecodeReply(*reply, (step == 7 ? a : b)[0].header, stage_shard_->wire_limits());
+    const coordinator::ReplyId id = *coordinator::PeekReply(*reply);
+    const auto& sent = id.step_id == 7 ? a[id.micro_batch] : b[0];
+    auto result = coordinator::DecodeReply(*reply, sent.header, stage_shard_->wire_limits());
     ASSERT_THAT(result, IsOk());
-    logits[step] = result->logits.begin()->second;
+    for (const auto& [sequence, rows] : result->logits) logits[sequence] = rows;
   }
-  ASSERT_EQ(logits[7].size(), golden.at("p64").f32.size());
-  ASSERT_EQ(logits[8].size(), golden.at("p5").f32.size());
-  EXPECT_LE(testing::MaxAbsDiff(logits[7].data(), golden.at("p64").f32.data(), logits[7].size()), kTolerance);
-  EXPECT_LE(testing::MaxAbsDiff(logits[8].data(), golden.at("p5").f32.data(), logits[8].size()), kTolerance);
-  EXPECT_EQ(executor_->live_sequences(), 2u);
+  for (const auto& [sequence, prompt] : {std::pair<uint64_t, const char*>{1, "p64"}, {3, "p64"}, {2, "p5"}}) {
+    const std::vector<float>& got = logits[sequence];
+    ASSERT_EQ(got.size(), golden.at(prompt).f32.size()) << "sequence " << sequence;
+    EXPECT_LE(testing::MaxAbsDiff(got.data(), golden.at(prompt).f32.data(), got.size()), kTolerance);
+  }
 }
 
 TEST_F(StageExecutorTest, AMicroBatchNamingASequenceInProgressIsRefusedAndTheOtherGoesOn) {
   ServeExperts();
   auto golden = testing::ReadGoldenFile("prefill_logits.safetensors");
   coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
-  const std::vector<coordinator::OutgoingMicroBatch> a = {
-      coordinator::EncodeMicroBatch(7, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})};
   coordinator::SequenceStep again = Prefill(1, {5});
   again.start_position = 64;
-  ASSERT_THAT(client.Send(kStage, a), IsOk());
-  ASSERT_THAT(client.Send(kStage, {coordinator::EncodeMicroBatch(8, 0, 1, {again}, /*freed=*/{1})}), IsOk());
+  // A coordinator that put sequence 1 in both micro-batches, and freed it in the second.
+  const std::vector<coordinator::OutgoingMicroBatch> step = {
+      coordinator::EncodeMicroBatch(7, 0, 2, {Prefill(1, testing::GoldenPrompt("p64"))}),
+      coordinator::EncodeMicroBatch(7, 1, 2, {again}, /*freed=*/{1})};
+  ASSERT_THAT(client.Send(kStage, step), IsOk());
   StepInbox inbox(stage_.get());
   absl::StatusOr<transport::Message> first = inbox.Next(absl::Seconds(30));
   ASSERT_THAT(first, IsOk());
@@ -241,11 +249,13 @@ TEST_F(StageExecutorTest, AMicroBatchNamingASequenceInProgressIsRefusedAndTheOth
   for (int i = 0; i < 2; ++i) {
     absl::StatusOr<transport::Message> reply = client.NextReply(absl::Now() + absl::Seconds(30), {});
     ASSERT_THAT(reply, IsOk());
-    if (coordinator::PeekReply(*reply)->step_id == 8) {
+    if (coordinator::PeekReply(*reply)->micro_batch == 1) {
+      EXPECT_THAT(coordinator::DecodeReply(*reply, step[1].header, stage_shard_->wire_limits()).status(),
+                  StatusIs(absl::StatusCode::kFailedPrecondition));
       refused_seen = true;
       continue;
     }
-    auto result = coordinator::DecodeReply(*reply, a[0].header, stage_shard_->wire_limits());
+    auto result = coordinator::DecodeReply(*reply, step[0].header, stage_shard_->wire_limits());
     ASSERT_THAT(result, IsOk());
     const std::vector<float>& p64 = result->logits.at(1);
     EXPECT_LE(testing::MaxAbsDiff(p64.data(), golden.at("p64").f32.data(), p64.size()), kTolerance);
@@ -253,7 +263,7 @@ TEST_F(StageExecutorTest, AMicroBatchNamingASequenceInProgressIsRefusedAndTheOth
   }
   EXPECT_TRUE(golden_seen);
   EXPECT_TRUE(refused_seen);
-  // The refused step freed sequence 1: its state went once step 7 left, not under it.
+  // The state of the freed sequence went once its micro-batch left, not under it.
   EXPECT_EQ(executor_->live_sequences(), 0u);
 }
 
