@@ -44,11 +44,32 @@ coordinator() {
     sleep 0.5
   done
 }
-predict() {  # the planner's tokens/s for this layout on bench/loopback-cluster.yaml with $1 steps in flight
-  build/bin/mmx-coord plan --check "$config" --cluster bench/loopback-cluster.yaml --max-sequences "$streams" \
+# bench/loopback-cluster.yaml's figures for this machine's single-threaded workers, under the
+# shard config's worker names.
+spec=out/bench/steps-spec.yaml
+worker_spec="device: cpu, memory_gib: 10, mem_bandwidth_gbs: 18.9, tflops: 0.115, network_gbps: 40, network_latency_us: 40"
+{
+  echo "workers:"
+  for w in $(build/bin/mmx-coord check --shard-config "$config" --list-workers); do echo "  - {name: $w, $worker_spec}"; done
+  echo "serving: {max_context: 4096, max_sequences: $streams}"
+} >"$spec"
+predict() {  # the planner's tokens/s for this layout with $1 steps in flight
+  build/bin/mmx-coord plan --check "$config" --cluster "$spec" \
     --steps-in-flight "$1" --json | grep -o '"tokens_per_s": *[0-9.e+-]*' | head -1 | awk -F: '{ printf "%.2f", $2 }'
 }
+# Waits (up to 120 s) until both CPUs were >90% idle over 2 s, so one run does not measure another.
+wait_quiet() {
+  local start=$SECONDS u1 n1 s1 i1 w1 x1 y1 z1 u2 n2 s2 i2 w2 x2 y2 z2 busy idle
+  while [ $((SECONDS - start)) -lt 120 ]; do
+    read -r _ u1 n1 s1 i1 w1 x1 y1 z1 _ </proc/stat; sleep 2
+    read -r _ u2 n2 s2 i2 w2 x2 y2 z2 _ </proc/stat
+    busy=$(( (u2+n2+s2+x2+y2+z2) - (u1+n1+s1+x1+y1+z1) )); idle=$(( (i2+w2) - (i1+w1) ))
+    [ $(( 100 * idle / (busy + idle) )) -ge 90 ] && return 0
+  done
+  echo "(machine not quiet after 120 s; figures below may be low)" >&2
+}
 tps() {  # tokens/s of one run of $streams streams
+  wait_quiet
   build/bin/mmx-bench-serve --server "$addr" --concurrency "$streams" --max-tokens "$tokens" |
     awk -F'|' 'NR == 3 { gsub(/ /, "", $3); print $3 }'
 }

@@ -257,6 +257,7 @@ void Scheduler::Loop() {
     waker_->Clear();  // what a wake announces is looked at below
     if (steps_.size() == 0) cluster_->Quiescent();  // workers waiting to stop may go
     const ClusterView view = ViewCluster(running);
+    if (view.ready) CountWaves();
     if (view.epoch != state_epoch_) {
       steps_.VoidAll();
       LoseState(running, freed, view);

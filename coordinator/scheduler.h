@@ -140,7 +140,9 @@ class Scheduler {
   // Admits waiting requests into `running`, preempting job requests for interactive ones.
   std::vector<Refusal> Admit(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The number of waves for this cluster, and each running request's place in one.
+  // The number of waves for this cluster (once it is ready: its automatic count is known then).
+  void CountWaves();
+  // Each running request's place in a wave.
   void AssignWaves(std::vector<ScheduledRequest>& running);
   // Plans and sends the next step of every wave that has none out. An error: a send failed.
   absl::Status LaunchSteps(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
@@ -174,6 +176,7 @@ class Scheduler {
   uint64_t next_step_ = 1;
   StepsInFlight steps_;
   int waves_ = 1;
+  bool waves_counted_ = false;
   std::thread thread_;
 };
 

@@ -33,14 +33,18 @@ SequenceStep ToSequenceStep(const Request& r, const PlannedSequence& p) {
 
 }  // namespace
 
-void Scheduler::AssignWaves(std::vector<ScheduledRequest>& running) {
+void Scheduler::CountWaves() {
   const int wanted = options_.steps_in_flight > 0 ? options_.steps_in_flight : cluster_->AutomaticStepsInFlight();
   const int waves = std::clamp(wanted, 1, std::max(1, options_.max_sequences));
-  if (waves != waves_) {
-    waves_ = waves;
-    absl::MutexLock lock(&mu_);
-    waves_shown_ = waves;
-  }
+  if (waves == waves_ && waves_counted_) return;
+  waves_ = waves;
+  waves_counted_ = true;
+  if (metrics_) metrics_->SetStepsInFlight(static_cast<int>(steps_.size()), waves_);
+  absl::MutexLock lock(&mu_);
+  waves_shown_ = waves;
+}
+
+void Scheduler::AssignWaves(std::vector<ScheduledRequest>& running) {
   std::vector<int64_t> tokens(waves_, 0);
   std::vector<bool> busy(waves_);
   for (int w = 0; w < waves_; ++w) busy[w] = steps_.busy(w);
