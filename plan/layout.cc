@@ -44,6 +44,10 @@ std::vector<int> Layout::ActiveOwners() const {
 
 absl::StatusOr<Layout> LayoutFromShardConfig(const ShardConfig& shard, const ClusterSpec& cluster, int num_layers,
                                              int num_experts) {
+  if (const std::vector<std::string> groups = AttentionGroups(shard); groups.size() > 1) {
+    return absl::UnimplementedError(absl::StrCat("the cost model does not predict attention groups yet (this config "
+                                                 "has ", groups.size(), ")"));
+  }
   Layout layout = Layout::Empty(num_layers, num_experts, cluster.workers.size());
   for (const WorkerShard& ws : shard.workers) {
     const int w = cluster.Find(ws.name);

@@ -66,7 +66,7 @@ absl::StatusOr<WorkerShard> ParseWorker(const std::string& source, const YAML::N
   const std::string where = absl::StrCat("workers[", index, "]");
   if (!node.IsMap()) return ParseError(source, node, where + ": expected a mapping");
   MMX_RETURN_IF_ERROR(CheckKeys(source, node, where,
-                                {"name", "device", "embedding", "lm_head", "attention", "experts"}));
+                                {"name", "device", "group", "embedding", "lm_head", "attention", "experts"}));
   WorkerShard w;
   if (!node["name"] || !node["name"].IsScalar()) {
     return ParseError(source, node, where + ": missing 'name'");
@@ -74,6 +74,12 @@ absl::StatusOr<WorkerShard> ParseWorker(const std::string& source, const YAML::N
   w.name = node["name"].as<std::string>();
   const std::string named = absl::StrCat(where, " (", w.name, ")");
   if (node["device"]) w.device = node["device"].as<std::string>();
+  if (const YAML::Node group = node["group"]) {
+    if (!group.IsScalar() || group.as<std::string>().empty()) {
+      return ParseError(source, group, named + ".group: expected a name");
+    }
+    w.group = group.as<std::string>();
+  }
   if (node["embedding"]) {
     MMX_ASSIGN_OR_RETURN(w.embedding, ParseBool(source, node["embedding"], named + ".embedding"));
   }
@@ -196,6 +202,15 @@ absl::StatusOr<ShardConfig> LoadShardConfig(const std::string& path) {
   return ParseShardConfig(text.str(), path);
 }
 
+std::vector<std::string> AttentionGroups(const ShardConfig& shard) {
+  std::vector<std::string> groups;
+  for (const WorkerShard& w : shard.workers) {
+    if (w.experts_only()) continue;
+    if (std::find(groups.begin(), groups.end(), w.group) == groups.end()) groups.push_back(w.group);
+  }
+  return groups;
+}
+
 absl::Status ValidateShardConfig(const ShardConfig& shard, const model::ModelConfig& config) {
   std::vector<std::string> problems;
   const int L = config.num_hidden_layers, E = config.num_local_experts;
@@ -226,40 +241,59 @@ absl::Status ValidateShardConfig(const ShardConfig& shard, const model::ModelCon
     }
   }
 
-  auto count_role = [&](bool WorkerShard::*role, const char* label) {
-    std::vector<std::string> holders;
-    for (const WorkerShard& w : shard.workers) {
-      if (w.*role) holders.push_back(w.name);
-    }
-    if (holders.size() != 1) {
-      problems.push_back(absl::StrCat(label, " must be on exactly one worker, found ", holders.size(),
-                                      holders.empty() ? "" : absl::StrCat(" (", absl::StrJoin(holders, ", "), ")")));
-    }
-  };
-  count_role(&WorkerShard::embedding, "embedding");
-  count_role(&WorkerShard::lm_head, "lm_head");
-
-  // Attention: ranges sorted by begin must tile [0, L) with no gap and no overlap.
-  std::vector<std::pair<LayerRange, std::string>> ranges;
   for (const WorkerShard& w : shard.workers) {
-    if (w.attention) ranges.emplace_back(*w.attention, w.name);
-  }
-  std::sort(ranges.begin(), ranges.end(),
-            [](const auto& a, const auto& b) { return a.first.begin < b.first.begin; });
-  int covered = 0;
-  for (const auto& [r, name] : ranges) {
-    if (r.begin > covered) {
-      problems.push_back(absl::StrCat("attention layers [", covered, ", ", r.begin, ") are on no worker"));
-    } else if (r.begin < covered) {
-      problems.push_back(absl::StrCat("attention layers [", r.begin, ", ", std::min(covered, r.end),
-                                      ") are on more than one worker (again on '", name, "')"));
+    if (!w.group.empty() && w.experts_only()) {
+      problems.push_back(absl::StrCat("worker '", w.name, "': an expert-only worker has no group (group '", w.group,
+                                      "'): experts serve every group"));
     }
-    covered = std::max(covered, r.end);
   }
-  if (covered < L) {
-    problems.push_back(absl::StrCat("attention layers [", covered, ", ", L, ") are on no worker"));
-  } else if (covered > L) {
-    problems.push_back(absl::StrCat("attention ranges reach layer ", covered, " but the model has ", L, " layers"));
+  const std::vector<std::string> groups = AttentionGroups(shard);
+  for (const std::string& group : groups) {
+    // With one unnamed group the messages are as they always were.
+    const std::string in = groups.size() == 1 && group.empty() ? ""
+                           : group.empty()                      ? std::string("the unnamed group: ")
+                                                                : absl::StrCat("group '", group, "': ");
+    auto of_group = [&](const WorkerShard& w) { return w.group == group && !w.experts_only(); };
+    auto count_role = [&](bool WorkerShard::*role, const char* label) {
+      std::vector<std::string> holders;
+      for (const WorkerShard& w : shard.workers) {
+        if (of_group(w) && w.*role) holders.push_back(w.name);
+      }
+      if (holders.size() != 1) {
+        problems.push_back(absl::StrCat(in, label, " must be on exactly one worker, found ", holders.size(),
+                                        holders.empty() ? "" : absl::StrCat(" (", absl::StrJoin(holders, ", "), ")")));
+      }
+    };
+    count_role(&WorkerShard::embedding, "embedding");
+    count_role(&WorkerShard::lm_head, "lm_head");
+
+    // Attention: ranges sorted by begin must tile [0, L) with no gap and no overlap.
+    std::vector<std::pair<LayerRange, std::string>> ranges;
+    for (const WorkerShard& w : shard.workers) {
+      if (of_group(w) && w.attention) ranges.emplace_back(*w.attention, w.name);
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const auto& a, const auto& b) { return a.first.begin < b.first.begin; });
+    int covered = 0;
+    for (const auto& [r, name] : ranges) {
+      if (r.begin > covered) {
+        problems.push_back(absl::StrCat(in, "attention layers [", covered, ", ", r.begin, ") are on no worker"));
+      } else if (r.begin < covered) {
+        problems.push_back(absl::StrCat(in, "attention layers [", r.begin, ", ", std::min(covered, r.end),
+                                        ") are on more than one worker (again on '", name, "')"));
+      }
+      covered = std::max(covered, r.end);
+    }
+    if (covered < L) {
+      problems.push_back(absl::StrCat(in, "attention layers [", covered, ", ", L, ") are on no worker"));
+    } else if (covered > L) {
+      problems.push_back(absl::StrCat(in, "attention ranges reach layer ", covered, " but the model has ", L, " layers"));
+    }
+  }
+  if (groups.empty()) {
+    problems.push_back("embedding must be on exactly one worker, found 0");
+    problems.push_back("lm_head must be on exactly one worker, found 0");
+    problems.push_back(absl::StrCat("attention layers [0, ", L, ") are on no worker"));
   }
 
   // Experts: every (layer, expert) at least once. Report per layer, listing the missing ids.
@@ -296,6 +330,7 @@ std::string ShardConfigToYaml(const ShardConfig& shard) {
   for (const WorkerShard& w : shard.workers) {
     out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << w.name;
     out << YAML::Key << "device" << YAML::Value << w.device;
+    if (!w.group.empty()) out << YAML::Key << "group" << YAML::Value << w.group;
     if (w.embedding) out << YAML::Key << "embedding" << YAML::Value << true;
     if (w.attention) {
       out << YAML::Key << "attention" << YAML::Value << YAML::Flow << YAML::BeginSeq << w.attention->begin

@@ -8,9 +8,10 @@
 //   workers:
 //     - name: stage0                # unique; `mmx-worker --name stage0` claims this entry
 //       device: cpu                 # cpu | cuda:N   (default cpu)
-//       embedding: true             # holds embed_tokens (exactly one worker)
+//       group: a                    # optional attention group (default: one unnamed group)
+//       embedding: true             # holds embed_tokens (exactly one worker per group)
 //       attention: [0, 4]           # half-open layer range: norms, attention, router, state
-//       lm_head: true               # final norm + lm_head + sampling (exactly one worker)
+//       lm_head: true               # final norm + lm_head + sampling (exactly one per group)
 //       experts:                    # any number of blocks
 //         - layers: [0, 8]          # half-open
 //           ids: [0, 1, 2, 3]       # or: all
@@ -42,6 +43,10 @@ struct ExpertBlock {
 struct WorkerShard {
   std::string name;
   std::string device = "cpu";
+  // Its attention group: each group has its own embedding, attention over every layer and
+  // lm_head, and serves its own sequences; experts are shared by all groups (an expert-only
+  // worker has none). "" is the default group.
+  std::string group;
   bool embedding = false;
   bool lm_head = false;
   std::optional<LayerRange> attention;
@@ -71,8 +76,13 @@ absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text,
                                              const std::string& source = "shard config");
 absl::StatusOr<ShardConfig> LoadShardConfig(const std::string& path);
 
-// Checks the config against the model: attention ranges cover [0, L) exactly once and in order,
-// every (layer, expert) pair is hosted at least once, embedding and lm_head exactly once, names
+// The attention groups, in the order of their first worker ("" for the default group); none when
+// no worker holds attention, embedding or lm_head.
+std::vector<std::string> AttentionGroups(const ShardConfig& shard);
+
+// Checks the config against the model: in each attention group, attention ranges cover [0, L)
+// exactly once and in order, and embedding and lm_head are on exactly one worker; an expert-only
+// worker has no group; every (layer, expert) pair is hosted at least once; names
 // unique and non-empty, devices well-formed, layer and expert ids in range. Every violation is
 // reported, one per line, in one InvalidArgument.
 absl::Status ValidateShardConfig(const ShardConfig& shard, const model::ModelConfig& config);

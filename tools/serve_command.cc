@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "base/thread_pool.h"
 #include "coordinator/cluster.h"
@@ -133,7 +134,19 @@ absl::Status Check(const CheckOptions& o) {
   for (const auto& w : shard.workers) {
     std::string roles;
     for (const std::string& r : coordinator::DescribeRoles(w)) roles += " " + r;
+    if (!w.group.empty()) roles += " (group " + w.group + ")";
     std::printf("  %-16s %-6s%s\n", w.name.c_str(), w.device.c_str(), roles.c_str());
+  }
+  const std::vector<std::string> groups = plan::AttentionGroups(shard);
+  if (groups.size() > 1 || (groups.size() == 1 && !groups[0].empty())) {
+    std::printf("attention groups: %zu, sharing the expert hosts\n", groups.size());
+    for (const std::string& g : groups) {
+      std::vector<std::string> members;
+      for (const auto& w : shard.workers) {
+        if (w.group == g && !w.experts_only()) members.push_back(w.name);
+      }
+      std::printf("  %-16s %s\n", g.empty() ? "(unnamed)" : g.c_str(), absl::StrJoin(members, ", ").c_str());
+    }
   }
   return absl::OkStatus();
 }
@@ -290,6 +303,13 @@ absl::Status Serve(const ServeOptions& o) {
   std::unique_ptr<model::Checkpoint> checkpoint;
   if (!o.shard_config.empty()) {
     MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
+    if (const std::vector<std::string> groups = plan::AttentionGroups(shard); groups.size() > 1) {
+      // Validated (`mmx-coord check` lists them), not yet routed: each group's own head, tail and
+      // sequences are the runtime half of issue 13's attention groups.
+      return absl::UnimplementedError(absl::StrCat(o.shard_config, " has ", groups.size(),
+                                                   " attention groups; serving more than one is not supported yet: "
+                                                   "give every worker the same group (or none)"));
+    }
   } else {
     MMX_ASSIGN_OR_RETURN(checkpoint, model::Checkpoint::Open(o.model_dir));
     MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());

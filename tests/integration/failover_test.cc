@@ -66,6 +66,24 @@ TEST_P(FailoverTest, AKilledAndRestartedWorkerPausesTheStreamsWhichThenGiveTheUn
   });
 }
 
+// Two waves with a step out at once, two micro-batches each: the loss voids both waves' steps,
+// and the replay rebuilds each.
+TEST(FailoverStepsInFlightTest, AKilledStageWithTwoStepsInFlightLosesNoToken) {
+  auto cluster = testing::LocalCluster::StartWith(
+      Disaggregated(), {"--prefill-chunk", "64", "--steps-in-flight", "2"});  // LocalCluster: 2 micro-batches
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  testing::LocalCluster& c = **cluster;
+  ExpectFailoverKeepsOutputs(c, "stage1", [&] {
+    c.KillWorker("stage1");
+    ASSERT_TRUE(c.WaitWorkerState("stage1", v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
+    ASSERT_TRUE(c.StartWorker("stage1").ok());
+  });
+  auto status = c.Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->stats().steps_in_flight_limit(), 2);
+  EXPECT_GT(status->stats().overlapped_steps_total(), 0);
+}
+
 TEST(FailoverFrozenTest, AWorkerFrozenPastTheHeartbeatTimeoutIsLostAndRejoinsWhenItWakes) {
   auto cluster =
       testing::LocalCluster::StartWith(Disaggregated(), {"--prefill-chunk", "64", "--heartbeat-timeout", "2"});

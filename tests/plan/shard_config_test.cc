@@ -129,5 +129,58 @@ workers:
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attention layers [3, 5) are on no worker")));
 }
 
+// Two attention groups over one shared pair of expert hosts.
+constexpr char kTwoGroups[] = R"(
+model: /m
+serving: {steps_in_flight: 2}
+workers:
+  - {name: a0, group: a, embedding: true, attention: [0, 4]}
+  - {name: a1, group: a, attention: [4, 8], lm_head: true}
+  - {name: b, group: b, embedding: true, attention: [0, 8], lm_head: true}
+  - {name: experts-x, experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}
+  - {name: experts-y, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
+)";
+
+TEST(ShardConfigTest, AttentionGroupsEachCoverTheModelOverSharedExperts) {
+  auto shard = ParseShardConfig(kTwoGroups);
+  ASSERT_THAT(shard, IsOk());
+  EXPECT_EQ(AttentionGroups(*shard), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(shard->Find("a1")->group, "a");
+  EXPECT_EQ(shard->Find("experts-x")->group, "");
+  EXPECT_EQ(shard->steps_in_flight, 2);
+  EXPECT_THAT(ValidateShardConfig(*shard, TinyConfig()), IsOk());
+  auto again = ParseShardConfig(ShardConfigToYaml(*shard));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(ShardConfigToYaml(*again), ShardConfigToYaml(*shard));
+  EXPECT_EQ(again->Find("b")->group, "b");
+  EXPECT_EQ(again->steps_in_flight, 2);
+  // Without groups: the one unnamed group.
+  EXPECT_EQ(AttentionGroups(*ParseShardConfig(kDisaggregated)), (std::vector<std::string>{""}));
+}
+
+TEST(ShardConfigTest, EveryGroupViolationIsReportedNamingItsGroup) {
+  auto shard = ParseShardConfig(R"(
+model: /m
+workers:
+  - {name: a0, group: a, embedding: true, attention: [0, 4]}
+  - {name: a1, group: a, attention: [3, 6], lm_head: true, embedding: true}
+  - {name: b, group: b, attention: [0, 8]}
+  - {name: experts, group: a, experts: [{layers: [0, 8], ids: all}]}
+)");
+  ASSERT_THAT(shard, IsOk());
+  EXPECT_THAT(ValidateShardConfig(*shard, TinyConfig()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("group 'a': embedding must be on exactly one worker, found 2 (a0, a1)"),
+                             HasSubstr("group 'a': attention layers [3, 4) are on more than one worker"),
+                             HasSubstr("group 'a': attention layers [6, 8) are on no worker"),
+                             HasSubstr("group 'b': embedding must be on exactly one worker, found 0"),
+                             HasSubstr("group 'b': lm_head must be on exactly one worker, found 0"),
+                             HasSubstr("worker 'experts': an expert-only worker has no group"))));
+  EXPECT_THAT(ParseShardConfig("model: x\nworkers:\n  - {name: a, group: ''}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("group: expected a name")));
+  EXPECT_THAT(ParseShardConfig("model: x\nserving: {steps_in_flight: -1}\nworkers:\n  - {name: a}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("steps_in_flight")));
+}
+
 }  // namespace
 }  // namespace mmx::plan
