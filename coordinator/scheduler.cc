@@ -294,12 +294,13 @@ void Scheduler::Loop() {
         waker_->WaitUntil(look_again);
         continue;
       }
-      status = AwaitSteps(look_again);
+      status = AwaitSteps(look_again, freed);
     }
     // A worker lost meanwhile: the top of the loop sees the new epoch and pauses them.
     if (status.ok() || cluster_->epoch() != view.epoch) continue;
     // A peer unreachable or silent (UCX's endpoint timeout is DEADLINE_EXCEEDED), or a step overdue.
-    if (options_.failover_timeout > absl::ZeroDuration()) {
+    const bool peer_trouble = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+    if (peer_trouble && options_.failover_timeout > absl::ZeroDuration()) {
       AwaitLossOrReset(view, status);
       continue;
     }

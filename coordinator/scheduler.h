@@ -148,8 +148,10 @@ class Scheduler {
   absl::Status LaunchSteps(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
   // Waits (until a reply, a wake or `look_again`) for the steps out, and applies a step whose
   // replies are all in. An error: a peer unreachable or silent, or a step overdue.
-  absl::Status AwaitSteps(absl::Time look_again);
-  void FinishStep(StepsInFlight::Step& step);
+  absl::Status AwaitSteps(absl::Time look_again, std::vector<uint64_t>& freed);
+  // Applies a step's results; its requests whose micro-batch failed end with that error. Frees
+  // the step carried that did not reach every stage go out again in `freed`.
+  void FinishStep(StepsInFlight::Step& step, std::vector<uint64_t>& freed);
   void Report(const StepsInFlight::Step& step, double seconds);
   // Ends every running request with `status`, releasing its state.
   void FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const absl::Status& status);

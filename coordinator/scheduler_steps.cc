@@ -105,13 +105,13 @@ absl::Status Scheduler::LaunchSteps(std::vector<ScheduledRequest>& running, std:
   return sent;
 }
 
-absl::Status Scheduler::AwaitSteps(absl::Time look_again) {
+absl::Status Scheduler::AwaitSteps(absl::Time look_again, std::vector<uint64_t>& freed) {
   const absl::Time overdue = steps_.oldest_sent() + options_.step_timeout;
   absl::StatusOr<std::optional<StepsInFlight::Step>> done =
       steps_.Receive(std::min(look_again, overdue), waker_->StopToken());
   if (!done.ok()) return done.status();
   if (done->has_value()) {
-    FinishStep(**done);
+    FinishStep(**done, freed);
     if (metrics_) metrics_->SetStepsInFlight(static_cast<int>(steps_.size()), waves_);
     return absl::OkStatus();
   }
@@ -122,7 +122,7 @@ absl::Status Scheduler::AwaitSteps(absl::Time look_again) {
   return absl::OkStatus();
 }
 
-void Scheduler::FinishStep(StepsInFlight::Step& step) {
+void Scheduler::FinishStep(StepsInFlight::Step& step, std::vector<uint64_t>& freed) {
   const absl::Time now = absl::Now();
   const int64_t vocab = cluster_->config().vocab_size;
   for (size_t m = 0; m < step.members.size(); ++m) {
@@ -140,6 +140,12 @@ void Scheduler::FinishStep(StepsInFlight::Step& step) {
       r->Fail(reply.status());
       Ended("error");
     }
+  }
+  // Micro-batch 0 carried the step's frees; where it failed, the stages after the failure did not
+  // see them. Sent again with the next step (a free of a sequence a stage does not hold is nothing).
+  if (!step.replies.empty() && !step.replies[0]->ok()) {
+    const auto& again = step.sent[0].header.freed_sequences();
+    freed.insert(freed.end(), again.begin(), again.end());
   }
   Report(step, absl::ToDoubleSeconds(now - step.sent_at));
 }

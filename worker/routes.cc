@@ -11,7 +11,7 @@
 namespace mmx::worker {
 
 absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::PeerTable& table,
-                                   int num_layers, int num_experts) {
+                                   int num_layers, int num_experts, const std::string& group) {
   std::map<std::string, transport::PeerId> ids;
   for (const auto& p : table.peers()) ids[p.name()] = p.peer_id();
   Routes r;
@@ -23,6 +23,7 @@ absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::Pee
     auto it = ids.find(w.name);
     if (it == ids.end() && w.experts_only()) continue;  // lost, its experts held elsewhere: routed around
     if (it == ids.end()) return absl::InvalidArgumentError(absl::StrCat("peer table lacks worker '", w.name, "'"));
+    if (w.group != group) continue;  // another attention group's stage (its experts are below)
     if (w.embedding) r.head = it->second;
     if (w.lm_head) r.tail = it->second;
     if (w.attention) {

@@ -45,10 +45,12 @@ std::vector<transport::PeerId> ChooseExpertHosts(const Routes& routes, int layer
                                                  const std::vector<int>& pair_experts,
                                                  transport::PeerId self);
 
-// Builds routes from the shard config and a peer table (names -> ids). An expert-only worker
-// missing from the table is lost with its experts held elsewhere: no expert is routed to it.
-// InvalidArgument if the table lacks any other worker.
+// Builds routes from the shard config and a peer table (names -> ids), for a worker of attention
+// `group` (plan/shard_config.h): head, tail and the owner of each layer are that group's; the
+// expert holders are every worker's (all groups share them). An expert-only worker missing from
+// the table is lost with its experts held elsewhere: no expert is routed to it. InvalidArgument if
+// the table lacks any other worker.
 absl::StatusOr<Routes> BuildRoutes(const plan::ShardConfig& shard, const v1::PeerTable& table,
-                                   int num_layers, int num_experts);
+                                   int num_layers, int num_experts, const std::string& group = "");
 
 }  // namespace mmx::worker

@@ -144,8 +144,8 @@ absl::Status StageExecutor::HandleSteps(const std::vector<transport::Message>& m
 absl::Status StageExecutor::Run(std::deque<transport::Message> messages, StepInbox* inbox) {
   InProgress active;
   absl::Status first_error;
-  for (transport::Message& m : messages) Take(std::move(m), active, first_error);
   RefreshRoutes();
+  for (transport::Message& m : messages) Take(std::move(m), active, first_error);
   const bool interleave = HasRemoteExperts();
   auto in_progress = [&active](const transport::Message& m) {
     v1::StepHeader h;
@@ -216,7 +216,9 @@ void StageExecutor::Take(transport::Message message, InProgress& active, absl::S
   }
   mb.arrived = Clock::now();
   absl::Status st = Prepare(mb, message);
-  const bool runs_here = shard_->attention && mb.layer >= shard_->attention->begin && mb.layer < shard_->attention->end;
+  // As Prepare decided: the layer's owner is this worker (and its range starts there).
+  const int L = shard_->config().num_hidden_layers;
+  const bool runs_here = st.ok() && mb.layer >= 0 && mb.layer < L && routes_.attention_owner[mb.layer] == self_;
   if (st.ok() && !runs_here) st = Forward(mb);  // a head without layer 0, or the tail only
   if (!st.ok()) {
     ReportError(mb.header, st);

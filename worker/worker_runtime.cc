@@ -225,7 +225,7 @@ absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, 
     st.Update(connect);
   }
   absl::StatusOr<Routes> routes =
-      BuildRoutes(config, table, shard.config().num_hidden_layers, shard.config().num_local_experts);
+      BuildRoutes(config, table, shard.config().num_hidden_layers, shard.config().num_local_experts, shard.shard.group);
   st.Update(routes.status());
   if (!st.ok()) return absl::Status(st.code(), absl::StrCat("cannot apply the peer table: ", st.message()));
   if (std::shared_ptr<StageExecutor> current = serving.Get();

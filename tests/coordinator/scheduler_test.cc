@@ -2,6 +2,8 @@
 // control session driven directly), a real data plane in memory, no processes.
 #include "coordinator/scheduler.h"
 
+#include <atomic>
+#include <memory>
 #include <vector>
 
 #include "tests/coordinator/scheduler_fixture.h"
@@ -67,6 +69,34 @@ TEST_F(SchedulerTest, AStepThatFailsOnAWorkerEndsItsRequestsWithTheWorkersCode) 
   auto r = Submit({1, 2}, 4);
   Finish(*r);
   EXPECT_THAT(r->final_status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not held")));
+}
+
+// The frees ride on micro-batch 0; where it fails, later stages never saw them: they go again.
+TEST_F(SchedulerTest, FreesCarriedByAFailedMicroBatchAreSentAgain) {
+  SchedulerOptions options;
+  options.queue_timeout = absl::Hours(1);
+  options.micro_batches = 1;
+  StartScheduler(options);
+  auto stopped = Submit({1, 2, 3, 4}, 8, {4});  // ends with its first token, 4
+  auto failing = Submit({1, 2, 3, 4}, 3);
+  auto steps = std::make_shared<std::atomic<int>>(0);
+  ServeSteps([steps](const v1::StepHeader& h) {
+    if (++*steps != 2) return CountingTail(h);
+    v1::TokensHeader t;  // the second step (it frees `stopped`) fails where it arose
+    t.set_error("worker w: sequence at position 4 but this stage holds 3 tokens of it");
+    t.set_error_code(static_cast<int>(absl::StatusCode::kFailedPrecondition));
+    return t;
+  });
+  JoinWorker();
+  Finish(*stopped);
+  Finish(*failing);
+  EXPECT_THAT(failing->final_status(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  auto next = Submit({7, 8}, 1);
+  Finish(*next);
+  const std::vector<v1::StepHeader> seen = Seen();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_THAT(seen[1].freed_sequences(), ::testing::ElementsAre(stopped->id()));
+  EXPECT_THAT(seen[2].freed_sequences(), ::testing::UnorderedElementsAre(stopped->id(), failing->id()));
 }
 
 TEST_F(SchedulerTest, WithoutFailoverAWorkerLostMidStepEndsTheStepAtOnceNotAtItsTimeout) {

@@ -91,5 +91,37 @@ workers:
               testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("lacks worker 'stage'")));
 }
 
+TEST(RoutesTest, EachGroupRoutesToItsOwnStagesOverTheSharedExperts) {
+  absl::StatusOr<plan::ShardConfig> shard = plan::ParseShardConfig(R"(
+model: /m
+workers:
+  - {name: a0, group: a, embedding: true, attention: [0, 1]}
+  - {name: a1, group: a, attention: [1, 2], lm_head: true, experts: [{layers: [0, 2], ids: [0]}]}
+  - {name: b, group: b, embedding: true, attention: [0, 2], lm_head: true}
+  - {name: x, experts: [{layers: [0, 2], ids: all}]}
+)");
+  ASSERT_THAT(shard, testing::IsOk());
+  v1::PeerTable table;
+  const std::pair<const char*, uint32_t> peers[] = {{"coordinator", 0}, {"a0", 1}, {"a1", 2}, {"b", 3}, {"x", 4}};
+  for (const auto& [name, id] : peers) {
+    v1::Peer* p = table.add_peers();
+    p->set_name(name);
+    p->set_peer_id(id);
+  }
+  absl::StatusOr<Routes> a = BuildRoutes(*shard, table, 2, 4, "a");
+  absl::StatusOr<Routes> b = BuildRoutes(*shard, table, 2, 4, "b");
+  ASSERT_THAT(a, testing::IsOk());
+  ASSERT_THAT(b, testing::IsOk());
+  EXPECT_EQ(a->head, 1u);
+  EXPECT_EQ(a->tail, 2u);
+  EXPECT_THAT(a->attention_owner, ElementsAre(1u, 2u));
+  EXPECT_EQ(b->head, 3u);
+  EXPECT_EQ(b->tail, 3u);
+  EXPECT_THAT(b->attention_owner, ElementsAre(3u, 3u));
+  // Experts are shared: group b's stage dispatches expert 0 to a1 or x alike.
+  EXPECT_THAT(b->ExpertHolders(1, 0), ElementsAre(2u, 4u));
+  EXPECT_THAT(b->ExpertHolders(1, 3), ElementsAre(4u));
+}
+
 }  // namespace
 }  // namespace mmx::worker
