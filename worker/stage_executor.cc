@@ -147,15 +147,28 @@ absl::Status StageExecutor::Run(std::deque<transport::Message> messages, StepInb
   RefreshRoutes();
   for (transport::Message& m : messages) Take(std::move(m), active, first_error);
   const bool interleave = HasRemoteExperts();
-  auto in_progress = [&active](const transport::Message& m) {
+  const int L = shard_->config().num_hidden_layers;
+  // Taken between layers: a message this worker only passes through (it costs no layer here and
+  // the next worker waits for it), and, where micro-batches interleave, the siblings of the steps
+  // in progress. Other steps wait their turn: they would crowd this stage while the next idles.
+  // Never one of another sequence epoch: that belongs to the executor that replaces this one.
+  auto takes_now = [&](const transport::Message& m) {
     v1::StepHeader h;
-    if (!h.ParseFromString(m.header)) return false;
+    if (!h.ParseFromString(m.header) || h.sequence_epoch() != routes_.sequence_epoch) return false;
+    const int layer = std::max(0, h.layer());
+    if (layer >= L || routes_.attention_owner[layer] != self_) return true;
+    if (!interleave) return false;
     for (const MicroBatch& mb : active) {
       if (mb.header.step_id() == h.step_id()) return true;
     }
     return false;
   };
   while (!active.empty() && !abort_.stop_requested()) {
+    while (inbox) {
+      std::optional<transport::Message> m = inbox->PollFor(takes_now);
+      if (!m) break;
+      Take(*std::move(m), active, first_error);
+    }
     if (!interleave) {
       // Nothing to overlap here (every expert of these layers is local): one micro-batch at a
       // time, each on to the next stage as soon as it is done, so the stages work in a pipeline.
@@ -164,14 +177,6 @@ absl::Status StageExecutor::Run(std::deque<transport::Message> messages, StepInb
       RunOneLayer(one, first_error);
       active.splice(active.begin(), one);
       continue;
-    }
-    // Ping-pong: the micro-batches of the steps in progress here, siblings arriving meanwhile
-    // joining at this layer boundary. Other steps wait their turn (they would only crowd this
-    // stage while the next idles).
-    while (inbox) {
-      std::optional<transport::Message> m = inbox->PollFor(in_progress);
-      if (!m) break;
-      Take(*std::move(m), active, first_error);
     }
     RunOneLayer(active, first_error);
   }

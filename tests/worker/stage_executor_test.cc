@@ -229,6 +229,43 @@ TEST_F(StageExecutorTest, ServeTakesTheSiblingsOfItsStepAndLeavesTheNextStepForL
   }
 }
 
+// A message this worker only passes through (here: rows for the tail) is taken between layers,
+// not after the step in progress: the worker downstream (here the coordinator) waits for it.
+TEST_F(StageExecutorTest, AMessageOnlyPassingThroughIsTakenBetweenLayers) {
+  ServeExperts();
+  coordinator::StepClient client(coordinator_.get(), stage_shard_->wire_limits());
+  ASSERT_THAT(client.Send(kStage, {coordinator::EncodeMicroBatch(7, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})}),
+              IsOk());
+  coordinator::SequenceStep row;
+  row.sequence_id = 2;
+  row.tokens = {0};  // one row
+  row.sample = true;
+  coordinator::OutgoingMicroBatch tail = coordinator::EncodeMicroBatch(8, 0, 1, {row});
+  const model::ModelConfig& c = stage_shard_->config();
+  tail.header.set_layer(c.num_hidden_layers);
+  const std::vector<float> hidden(c.hidden_size, 0.25f);
+  ASSERT_THAT(coordinator_->Send(kStage, InboxKey(MessageKind::kStep), tail.header.SerializeAsString(), hidden.data(),
+                                 hidden.size() * sizeof(float)),
+              IsOk());
+  StepInbox inbox(stage_.get());
+  absl::StatusOr<transport::Message> first = inbox.Next(absl::Seconds(30));
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(executor_->Serve(*std::move(first), inbox), IsOk());
+  EXPECT_FALSE(inbox.PollFor([](const transport::Message&) { return true; }).has_value());
+  std::vector<uint64_t> order;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<transport::Message> reply = client.NextReply(absl::Now() + absl::Seconds(30), {});
+    ASSERT_THAT(reply, IsOk());
+    order.push_back(coordinator::PeekReply(*reply)->step_id);
+    if (order.back() == 8) {
+      auto result = coordinator::DecodeReply(*reply, tail.header, stage_shard_->wire_limits());
+      ASSERT_THAT(result, IsOk());
+      EXPECT_EQ(result->tokens.count(2), 1u);
+    }
+  }
+  EXPECT_EQ(order, (std::vector<uint64_t>{8, 7}));  // the tail rows did not wait for step 7's layers
+}
+
 TEST_F(StageExecutorTest, AMicroBatchNamingASequenceInProgressIsRefusedAndTheOtherGoesOn) {
   ServeExperts();
   auto golden = testing::ReadGoldenFile("prefill_logits.safetensors");
