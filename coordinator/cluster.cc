@@ -356,7 +356,7 @@ std::vector<Cluster::Stage> Cluster::Stages() const {
     // Workers of one host each report the host's free memory: each may count on its share.
     const int sharing = s.info.host().empty() ? 1 : workers_per_host[s.info.host()];
     stages.push_back({s.entry->name, s.entry->attention->begin, s.entry->attention->end,
-                      s.state_memory_bytes / std::max(1, sharing)});
+                      s.state_memory_bytes / std::max(1, sharing), s.entry->group});
   }
   return stages;
 }

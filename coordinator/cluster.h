@@ -139,6 +139,7 @@ class Cluster {
     std::string worker;
     int begin = 0, end = 0;
     int64_t state_memory_bytes = 0;
+    std::string group;  // its attention group ("": the default)
   };
   std::vector<Stage> Stages() const;
   // The name of the worker with data-plane id `peer` ("" if none).

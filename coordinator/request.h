@@ -105,6 +105,8 @@ class Request {
   // its tokens are back it is neither freed nor preempted nor planned again.
   int wave = 0;
   bool in_flight = false;
+  // Its attention group (plan/shard_config.h), where the state budget placed it.
+  std::string group;
   // The stages no longer hold this sequence's state (a lost worker, or a preemption): its next
   // steps replay the context it had, from position 0.
   void ForgetState() {

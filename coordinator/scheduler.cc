@@ -88,10 +88,14 @@ Scheduler::ClusterView Scheduler::ViewCluster(const std::vector<ScheduledRequest
   const ClusterView view = cluster_->Now();
   if (view.ready && (!budget_ || budget_epoch_ != view.epoch)) {
     std::vector<StageMemory> stages;
-    for (const Cluster::Stage& s : cluster_->Stages()) stages.push_back({s.worker, s.begin, s.end, s.state_memory_bytes});
+    for (const Cluster::Stage& s : cluster_->Stages()) {
+      stages.push_back({s.worker, s.begin, s.end, s.state_memory_bytes, s.group});
+    }
     budget_ = std::make_unique<StateBudget>(cluster_->config(), std::move(stages));
     budget_epoch_ = view.epoch;
-    for (const ScheduledRequest& s : running) budget_->Hold(s.request->id(), s.request->params().max_positions());
+    for (const ScheduledRequest& s : running) {
+      budget_->Hold(s.request->id(), s.request->params().max_positions(), s.request->group);
+    }
   }
   return view;
 }
@@ -228,6 +232,7 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
   };
   Admitted admitted = AdmitWaiting(waiting_, *budget_, room, preempt);
   for (ScheduledRequest& s : admitted.admitted) {
+    s.request->group = budget_->group_of(s.request->id());  // where its state was reserved
     s.request->wave = -1;  // AssignWaves places it
     running.push_back(std::move(s));
   }

@@ -4,6 +4,9 @@
 // softmax layers' KV cache, as model/sequence_state.h holds them (fp32). Reservations are
 // released when the request leaves the running batch. A request that could not fit even on an
 // idle cluster is refused with RESOURCE_EXHAUSTED saying how much it needs where.
+//
+// With attention groups (plan/shard_config.h) a sequence lives in one group: it reserves on that
+// group's stages only, in the group where it leaves the most memory free.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,7 @@ struct StageMemory {
   std::string worker;
   int begin = 0, end = 0;      // attention layers [begin, end)
   int64_t capacity_bytes = 0;  // memory the stage has for sequence state
+  std::string group;           // its attention group ("": the default)
 };
 
 // Bytes one sequence of `positions` tokens holds on a stage owning layers [begin, end).
@@ -30,25 +34,36 @@ class StateBudget {
   StateBudget(const model::ModelConfig& config, std::vector<StageMemory> stages);
 
   enum class Admission { kAdmitted, kWait, kNever };
-  // Reserves `positions` tokens of state for `id` on every stage, or says why not (`why`).
+  // Reserves `positions` tokens of state for `id` on every stage of the group where it leaves the
+  // most memory free (the least free of its stages, after the reservation), or says why not
+  // (`why`: kNever when no group could ever hold it).
   Admission TryReserve(uint64_t id, int64_t positions, std::string* why);
-  // Reserves `positions` for `id` whatever is free: a running request carried over to a rebuilt
-  // cluster (failover) keeps its place; new admissions wait until the stages are below capacity.
-  void Hold(uint64_t id, int64_t positions);
+  // Reserves `positions` for `id` in `group` whatever is free: a running request carried over to a
+  // rebuilt cluster (failover) keeps its place; new admissions wait until the stages are below
+  // capacity.
+  void Hold(uint64_t id, int64_t positions, const std::string& group = "");
   void Release(uint64_t id);
+  // The group `id` holds its state in ("" when none, or the default group).
+  std::string group_of(uint64_t id) const;
   int64_t reserved_bytes(const std::string& worker) const;
   // reserved_bytes of every stage, by worker.
   std::map<std::string, int64_t> reserved_by_worker() const;
 
  private:
-  // The state bytes `positions` take on each stage.
-  std::vector<int64_t> Need(int64_t positions) const;
-  void Commit(uint64_t id, std::vector<int64_t> need);
+  // The state bytes `positions` take on each stage of `group` (0 on the others).
+  std::vector<int64_t> Need(int64_t positions, const std::string& group) const;
+  void Commit(uint64_t id, std::vector<int64_t> need, const std::string& group);
+  // The groups of the stages, in stage order ("" alone when there are no stages).
+  std::vector<std::string> Groups() const;
 
   const model::ModelConfig config_;
   std::vector<StageMemory> stages_;
   std::vector<int64_t> reserved_;                       // per stage
-  std::map<uint64_t, std::vector<int64_t>> holdings_;  // per request, per stage
+  struct Holding {
+    std::vector<int64_t> bytes;  // per stage
+    std::string group;
+  };
+  std::map<uint64_t, Holding> holdings_;  // per request
 };
 
 }  // namespace mmx::coordinator

@@ -38,7 +38,7 @@ std::vector<uint64_t> Ids(const std::vector<ScheduledRequest>& v) {
 // One stage over the whole model with room for `sequences` sequences of `positions` tokens each.
 StateBudget Budget(const model::ModelConfig& c, int sequences, int64_t positions = 8) {
   return StateBudget(
-      c, {{"stage", 0, c.num_hidden_layers, sequences * SequenceStateBytes(c, 0, c.num_hidden_layers, positions)}});
+      c, {{"stage", 0, c.num_hidden_layers, sequences * SequenceStateBytes(c, 0, c.num_hidden_layers, positions), ""}});
 }
 
 const PreemptJob kNoPreemption = [] { return false; };

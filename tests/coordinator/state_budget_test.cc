@@ -30,7 +30,7 @@ TEST(StateBudgetTest, SequenceBytesCountLightningStatesAndKvRows) {
 
 TEST(StateBudgetTest, AdmitsUntilAStageIsFullThenWaitsUntilReleased) {
   // stage0: layers 0-2 at 384 bytes a sequence, 1000 bytes: two fit. stage1: the softmax layer.
-  StateBudget budget(SmallConfig(), {{"stage0", 0, 3, 1000}, {"stage1", 3, 4, 100000}});
+  StateBudget budget(SmallConfig(), {{"stage0", 0, 3, 1000, ""}, {"stage1", 3, 4, 100000, ""}});
   std::string why;
   EXPECT_EQ(budget.TryReserve(1, 10, &why), StateBudget::Admission::kAdmitted);
   EXPECT_EQ(budget.TryReserve(2, 10, &why), StateBudget::Admission::kAdmitted);
@@ -46,7 +46,7 @@ TEST(StateBudgetTest, AdmitsUntilAStageIsFullThenWaitsUntilReleased) {
 
 TEST(StateBudgetTest, HoldKeepsARunningRequestsPlaceEvenOverCapacity) {
   // A rebuilt cluster (failover) takes back the running requests first, whatever fits.
-  StateBudget budget(SmallConfig(), {{"stage0", 0, 3, 1000}});
+  StateBudget budget(SmallConfig(), {{"stage0", 0, 3, 1000, ""}});
   std::string why;
   budget.Hold(1, 10);
   budget.Hold(2, 10);
@@ -61,7 +61,7 @@ TEST(StateBudgetTest, HoldKeepsARunningRequestsPlaceEvenOverCapacity) {
 }
 
 TEST(StateBudgetTest, ARequestThatCanNeverFitIsRefusedWithTheNumbers) {
-  StateBudget budget(SmallConfig(), {{"stage1", 3, 4, 32 * 100}});
+  StateBudget budget(SmallConfig(), {{"stage1", 3, 4, 32 * 100, ""}});
   std::string why;
   EXPECT_EQ(budget.TryReserve(1, 101, &why), StateBudget::Admission::kNever);
   EXPECT_THAT(why, ::testing::HasSubstr("worker 'stage1'"));
@@ -70,9 +70,40 @@ TEST(StateBudgetTest, ARequestThatCanNeverFitIsRefusedWithTheNumbers) {
 }
 
 TEST(StateBudgetTest, StagesWithUnknownCapacityDoNotLimit) {
-  StateBudget budget(SmallConfig(), {{"old-worker", 0, 4, 0}});
+  StateBudget budget(SmallConfig(), {{"old-worker", 0, 4, 0, ""}});
   std::string why;
   for (uint64_t id = 1; id < 100; ++id) EXPECT_EQ(budget.TryReserve(id, 1 << 20, &why), StateBudget::Admission::kAdmitted);
+}
+
+TEST(StateBudgetTest, ASequenceLivesInTheGroupWhereItLeavesTheMostMemoryFree) {
+  // Two attention groups of one stage each; a sequence of 10 positions takes 704 bytes.
+  StageMemory a{"a", 0, 4, 1000, "ga"}, b{"b", 0, 4, 2000, "gb"};
+  StateBudget budget(SmallConfig(), {a, b});
+  std::string why;
+  EXPECT_EQ(budget.TryReserve(1, 10, &why), StateBudget::Admission::kAdmitted);
+  EXPECT_EQ(budget.group_of(1), "gb");  // 1296 left there against 296 in ga
+  EXPECT_EQ(budget.TryReserve(2, 10, &why), StateBudget::Admission::kAdmitted);
+  EXPECT_EQ(budget.group_of(2), "gb");  // 592 against 296
+  EXPECT_EQ(budget.TryReserve(3, 10, &why), StateBudget::Admission::kAdmitted);
+  EXPECT_EQ(budget.group_of(3), "ga");  // gb is full
+  EXPECT_EQ(budget.reserved_bytes("a"), 704);
+  EXPECT_EQ(budget.reserved_bytes("b"), 2 * 704);
+  EXPECT_EQ(budget.TryReserve(4, 10, &why), StateBudget::Admission::kWait);
+  budget.Release(3);
+  EXPECT_EQ(budget.reserved_bytes("a"), 0);
+  budget.Hold(5, 10, "ga");  // a running request keeps its group across a rebuilt cluster
+  EXPECT_EQ(budget.group_of(5), "ga");
+  EXPECT_EQ(budget.reserved_bytes("a"), 704);
+  EXPECT_EQ(budget.group_of(99), "");
+}
+
+TEST(StateBudgetTest, ARequestTooBigForOneGroupGoesToAnotherAndOnlyNoGroupAtAllRefusesIt) {
+  StateBudget budget(SmallConfig(), {{"small", 0, 4, 500, "ga"}, {"big", 0, 4, 5000, "gb"}});
+  std::string why;
+  EXPECT_EQ(budget.TryReserve(1, 10, &why), StateBudget::Admission::kAdmitted);
+  EXPECT_EQ(budget.group_of(1), "gb");
+  EXPECT_EQ(budget.TryReserve(2, 1000, &why), StateBudget::Admission::kNever);  // 32,384 bytes: neither
+  EXPECT_THAT(why, ::testing::HasSubstr("worker 'small'"));
 }
 
 }  // namespace
