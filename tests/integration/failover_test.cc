@@ -215,14 +215,7 @@ TEST(FailoverJobsTest, ABatchJobRunningThroughAKilledAndRestartedStageEndsWithTh
   c.KillWorker("stage1");
   ASSERT_TRUE(c.WaitWorkerState("stage1", v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
   ASSERT_TRUE(c.StartWorker("stage1").ok());
-  v1::Job done;
-  for (const absl::Time give_up = absl::Now() + absl::Seconds(120); absl::Now() < give_up;) {
-    grpc::ClientContext context;
-    v1::GetJobRequest get;
-    get.set_job_id(job.job_id());
-    if (c.stub().GetJob(&context, get, &done).ok() && done.state() == v1::JOB_STATE_SUCCEEDED) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  const v1::Job done = testing::AwaitJobSucceeded(c.stub(), job.job_id());
   ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
   ASSERT_EQ(done.results_size(), 3);
   EXPECT_THAT(c.Log("coordinator"), HasSubstr("failover:"));  // it was running, and paused

@@ -89,14 +89,7 @@ Outputs Serve(int steps_in_flight) {
     }
     out.streams.push_back(s.tokens);
   }
-  v1::Job done;
-  for (const absl::Time give_up = absl::Now() + absl::Seconds(120); absl::Now() < give_up;) {
-    grpc::ClientContext context;
-    v1::GetJobRequest get;
-    get.set_job_id(job.job_id());
-    if (c.stub().GetJob(&context, get, &done).ok() && done.state() == v1::JOB_STATE_SUCCEEDED) break;
-    absl::SleepFor(absl::Milliseconds(50));  // between polls: GetJob has no wait
-  }
+  const v1::Job done = testing::AwaitJobSucceeded(c.stub(), job.job_id());
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
   for (const v1::JobResult& r : done.results()) {
     EXPECT_TRUE(r.error().empty()) << r.error();

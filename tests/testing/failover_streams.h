@@ -150,4 +150,18 @@ inline Pauses ExpectSameOutputsThrough(LocalCluster& c, const std::vector<Stream
   return pauses;
 }
 
+// Polls the job until it SUCCEEDED (GetJob has no wait) or `timeout` passes; the last state seen.
+inline v1::Job AwaitJobSucceeded(v1::Inference::Stub& stub, const std::string& job_id,
+                                 absl::Duration timeout = absl::Seconds(120)) {
+  v1::Job done;
+  for (const absl::Time give_up = absl::Now() + timeout; absl::Now() < give_up;) {
+    grpc::ClientContext context;
+    v1::GetJobRequest get;
+    get.set_job_id(job_id);
+    if (stub.GetJob(&context, get, &done).ok() && done.state() == v1::JOB_STATE_SUCCEEDED) break;
+    absl::SleepFor(absl::Milliseconds(50));  // between polls
+  }
+  return done;
+}
+
 }  // namespace mmx::testing
