@@ -45,11 +45,11 @@ void Cluster::SetShard(plan::ShardConfig shard) {
   shard_ = std::move(shard);
   slots_.clear();
   slots_.resize(shard_.workers.size());
+  heads_.clear();
   for (size_t i = 0; i < shard_.workers.size(); ++i) {
     slots_[i].entry = &shard_.workers[i];
     slots_[i].peer_id = static_cast<transport::PeerId>(i + 1);  // 0 is the coordinator
-    if (shard_.workers[i].embedding) head_ = slots_[i].peer_id;
-    if (shard_.workers[i].lm_head) tail_ = slots_[i].peer_id;
+    if (shard_.workers[i].embedding) heads_[shard_.workers[i].group] = slots_[i].peer_id;
   }
   planned_ = true;
 }
@@ -59,14 +59,18 @@ plan::ShardConfig Cluster::shard() const {
   return shard_;
 }
 
-transport::PeerId Cluster::head() const {
+std::vector<std::string> Cluster::Groups() const {
   absl::MutexLock lock(&mu_);
-  return head_;
+  std::vector<std::string> groups = plan::AttentionGroups(shard_);
+  if (groups.empty()) groups.push_back("");
+  return groups;
 }
 
-transport::PeerId Cluster::tail() const {
+transport::PeerId Cluster::head(const std::string& group) const {
   absl::MutexLock lock(&mu_);
-  return tail_;
+  if (heads_.size() == 1) return heads_.begin()->second;
+  const auto it = heads_.find(group);
+  return it == heads_.end() ? 0 : it->second;
 }
 
 void Cluster::PlanFromPendingWorkers() {
@@ -541,6 +545,7 @@ v1::ClusterStatus Cluster::Status() const {
     v1::WorkerStatus* w = status.add_workers();
     w->set_name(s.entry->name);
     for (const std::string& r : DescribeRoles(*s.entry)) w->add_roles(r);
+    w->set_group(s.entry->group);
     w->set_state(s.state == v1::WORKER_STATE_UNSPECIFIED ? v1::WORKER_STATE_REGISTERING : s.state);
     w->set_load_progress(s.bytes_total > 0 ? static_cast<float>(s.bytes_done) / s.bytes_total : 0.f);
     w->set_device(s.info.device().empty() ? s.entry->device : s.info.device());

@@ -126,8 +126,8 @@ class Cluster {
   void SetSampleableRanges(std::vector<int32_t> ranges);
   // The scheduler's automatic counts, chosen when the cluster became ready (core_sharing.h
   // ChooseOverlap): micro-batches per step, 2 where a stage has experts on other workers, else 1;
-  // steps in flight, one per attention stage; both 1 when there is one worker or the workers
-  // share a host's cores.
+  // steps in flight per attention group, one per stage of the group; both 1 when there is one
+  // worker or the workers share a host's cores.
   int AutomaticMicroBatches() const;
   int AutomaticStepsInFlight() const;
   // The sequence-state bytes the scheduler holds for running requests on each attention stage
@@ -147,8 +147,12 @@ class Cluster {
   const model::ModelConfig& config() const { return config_; }
   // The shard config (empty until planned, with live planning).
   plan::ShardConfig shard() const;
-  transport::PeerId head() const;
-  transport::PeerId tail() const;
+  // The attention groups (plan/shard_config.h AttentionGroups, in shard order; "" alone for the
+  // default group). Each has its own head; the scheduler keeps each group's waves apart.
+  std::vector<std::string> Groups() const;
+  // The worker holding `group`'s embedding, where its steps go (the only head when the config has
+  // one group, whatever its name).
+  transport::PeerId head(const std::string& group = "") const;
 
  private:
   struct Slot {
@@ -241,8 +245,7 @@ class Cluster {
   const uint64_t cluster_token_;
   absl::Duration heartbeat_timeout_ = absl::Seconds(10);
   LogSink log_ = [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); };
-  transport::PeerId head_ ABSL_GUARDED_BY(mu_) = 0;
-  transport::PeerId tail_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, transport::PeerId> heads_ ABSL_GUARDED_BY(mu_);  // by attention group
 
   mutable absl::Mutex mu_;
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);

@@ -43,17 +43,19 @@ AutomaticOverlap ChooseOverlap(const plan::ShardConfig& shard, const std::vector
   AutomaticOverlap o;
   o.sharing = workers.size() < 2 ? "there is one worker" : DescribeCoreSharing(workers);
   if (!o.sharing.empty()) return o;
-  int stages = 0;
+  std::map<std::string, int> stages_of_group;
   bool remote_experts = false;
   for (const plan::WorkerShard& w : shard.workers) {
     if (!w.attention) continue;
-    ++stages;
+    ++stages_of_group[w.group];
     for (int layer = w.attention->begin; layer < w.attention->end; ++layer) {
       remote_experts = remote_experts || static_cast<int>(w.ExpertsOfLayer(layer, num_experts).size()) < num_experts;
     }
   }
   o.micro_batches = remote_experts ? 2 : 1;
-  o.steps_in_flight = shard.steps_in_flight > 0 ? shard.steps_in_flight : std::max(1, stages);
+  int stages = 1;  // in the longest group
+  for (const auto& [group, count] : stages_of_group) stages = std::max(stages, count);
+  o.steps_in_flight = shard.steps_in_flight > 0 ? shard.steps_in_flight : stages;
   return o;
 }
 

@@ -24,8 +24,8 @@ struct AutomaticOverlap {
   // runs while the expert hosts work on the other's rows), else 1: with every expert local there
   // is nothing to overlap within a stage, and a second micro-batch reads the weights again.
   int micro_batches = 1;
-  // The plan's count (the shard config's serving.steps_in_flight), else one per attention stage:
-  // each has a step to work on while the others run theirs.
+  // Per attention group: the plan's count (the shard config's serving.steps_in_flight), else one
+  // per stage of the longest group: each stage has a step to work on while the others run theirs.
   int steps_in_flight = 1;
   std::string sharing;  // DescribeCoreSharing's finding, or "there is one worker"; "" if neither
 };

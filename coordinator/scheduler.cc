@@ -100,7 +100,7 @@ Scheduler::ClusterView Scheduler::ViewCluster(const std::vector<ScheduledRequest
   return view;
 }
 
-void Scheduler::LoseState(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view) {
+void Scheduler::LoseState(std::vector<ScheduledRequest>& running, PendingFrees& freed, const ClusterView& view) {
   freed.clear();  // whatever they named went with the old peer table
   std::vector<ScheduledRequest*> lost;
   for (ScheduledRequest& s : running) {
@@ -157,7 +157,7 @@ absl::Time Scheduler::ExpirePaused(std::vector<ScheduledRequest>& running, const
   return next;
 }
 
-absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
+absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, PendingFrees& freed,
                                 const ClusterView& view) {
   // Cancelled requests leave now; their state goes with the next step header.
   for (ScheduledRequest& s : running) {
@@ -172,7 +172,7 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
       ++it;
       continue;
     }
-    if (it->request->sent_first_step) freed.push_back(it->request->id());
+    if (it->request->sent_first_step) freed[it->request->group].push_back(it->request->id());
     if (budget_) budget_->Release(it->request->id());
     it = running.erase(it);
   }
@@ -203,7 +203,7 @@ absl::Time Scheduler::Housekeep(std::vector<ScheduledRequest>& running, std::vec
   return look_again;
 }
 
-std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed) {
+std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, PendingFrees& freed) {
   int jobs_running = 0;
   for (const ScheduledRequest& s : running) jobs_running += !s.request->params().interactive();
   AdmissionRoom room;
@@ -221,7 +221,7 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
     }
     if (victim == running.end()) return false;
     Request& r = *victim->request;
-    if (r.sent_first_step) freed.push_back(r.id());
+    if (r.sent_first_step) freed[r.group].push_back(r.id());
     budget_->Release(r.id());
     r.ForgetState();
     victim->queued_at = absl::Now();
@@ -232,7 +232,8 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
   };
   Admitted admitted = AdmitWaiting(waiting_, *budget_, room, preempt);
   for (ScheduledRequest& s : admitted.admitted) {
-    s.request->group = budget_->group_of(s.request->id());  // where its state was reserved
+    // Where its state was reserved (by the name the scheduler's waves know it by).
+    s.request->group = groups_[GroupIndex(budget_->group_of(s.request->id()))];
     s.request->wave = -1;  // AssignWaves places it
     running.push_back(std::move(s));
   }
@@ -240,13 +241,13 @@ std::vector<Refusal> Scheduler::Admit(std::vector<ScheduledRequest>& running, st
   return std::move(admitted.refused);
 }
 
-void Scheduler::FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
+void Scheduler::FailAll(std::vector<ScheduledRequest>& running, PendingFrees& freed,
                         const absl::Status& status) {
   steps_.VoidAll();
   for (ScheduledRequest& s : running) {
     if (!s.request->done()) Ended("error");
     s.request->Fail(status);
-    if (s.request->sent_first_step) freed.push_back(s.request->id());
+    if (s.request->sent_first_step) freed[s.request->group].push_back(s.request->id());
     if (budget_) budget_->Release(s.request->id());
   }
   running.clear();
@@ -256,7 +257,7 @@ void Scheduler::FailAll(std::vector<ScheduledRequest>& running, std::vector<uint
 
 void Scheduler::Loop() {
   std::vector<ScheduledRequest> running;
-  std::vector<uint64_t> freed;
+  PendingFrees freed;
   state_epoch_ = cluster_->epoch();
   while (true) {
     waker_->Clear();  // what a wake announces is looked at below

@@ -1,7 +1,7 @@
 // Scheduler: continuous batching with several steps in flight. The running sequences are split
 // into waves (coordinator/waves.h); each wave's step is planned over its sequences
 // (coordinator/step_planner.h: decode tokens first, then prompt chunks within a token budget,
-// split into micro-batches) and sent to the head worker, and up to steps_in_flight waves have a
+// split into micro-batches) and sent to its group's head worker, and up to steps_in_flight waves have a
 // step out at once (coordinator/steps_in_flight.h), each wave's next step leaving as soon as its
 // tokens are back (coordinator/step_results.h applies them). With S attention stages in a row, S
 // steps in flight keep every stage busy where one would leave each idle (S-1)/S of the time; a
@@ -33,7 +33,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -54,6 +56,10 @@
 #include "transport/transport.h"
 
 namespace mmx::coordinator {
+
+// Sequences whose state the workers may drop, by attention group: each goes out in a header of
+// its group's next step, since only that group's stages hold it.
+using PendingFrees = std::map<std::string, std::vector<uint64_t>>;
 
 // One step as it went: what it carried and how long it took from sending its first micro-batch
 // to the last micro-batch's tokens.
@@ -78,8 +84,9 @@ struct SchedulerOptions {
   // workers with cores to themselves, else 1 (Cluster::AutomaticMicroBatches).
   int micro_batches = 0;
   int min_sequences_per_micro_batch = 4;
-  // Waves with a step out at once (--steps-in-flight). 0 = automatic: one per attention stage
-  // in a row (Cluster::AutomaticStepsInFlight), so that each has a step to work on.
+  // Waves with a step out at once per attention group (--steps-in-flight). 0 = automatic: one
+  // per attention stage in a row (Cluster::AutomaticStepsInFlight), so that each has a step to
+  // work on.
   int steps_in_flight = 0;
   absl::Duration step_timeout = absl::Seconds(60);
   absl::Duration queue_timeout = absl::Seconds(30);  // waiting for a cluster that is not ready
@@ -107,7 +114,8 @@ class Scheduler {
   bool WaitIdle(absl::Duration timeout);
   int running() const;
   int queued() const;
-  // The waves in use (steps_in_flight, or the automatic number once the cluster was ready).
+  // The waves in use, all groups together (steps_in_flight per group, or the automatic number
+  // once the cluster was ready).
   int steps_in_flight_limit() const;
 
  private:
@@ -119,7 +127,7 @@ class Scheduler {
   ClusterView ViewCluster(const std::vector<ScheduledRequest>& running);
   // The running sequences' state is gone (a new epoch): pauses them for their replay, or ends
   // them all when failover is off.
-  void LoseState(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
+  void LoseState(std::vector<ScheduledRequest>& running, PendingFrees& freed, const ClusterView& view);
   // While the cluster is not ready: ends the sequences paused longer than failover_timeout.
   // Returns when the next one will have.
   absl::Time ExpirePaused(std::vector<ScheduledRequest>& running, const ClusterView& view);
@@ -135,26 +143,29 @@ class Scheduler {
   // Drops requests that ended (their state is freed with the next step), then admits waiting
   // ones (cluster ready) or expires them (not ready). Returns when the loop must look again
   // without being woken.
-  absl::Time Housekeep(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view)
+  absl::Time Housekeep(std::vector<ScheduledRequest>& running, PendingFrees& freed, const ClusterView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Admits waiting requests into `running`, preempting job requests for interactive ones.
-  std::vector<Refusal> Admit(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed)
+  std::vector<Refusal> Admit(std::vector<ScheduledRequest>& running, PendingFrees& freed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The number of waves for this cluster (once it is ready: its automatic count is known then).
+  // The number of waves for this cluster (once it is ready: its automatic count is known then):
+  // waves_per_group_ for each attention group, group g's being [g * waves_per_group_, ...).
   void CountWaves();
+  // The index of `group` in groups_ (0 for a name it does not know).
+  int GroupIndex(const std::string& group) const;
   // Each running request's place in a wave.
   void AssignWaves(std::vector<ScheduledRequest>& running);
   // Plans and sends the next step of every wave that has none out. An error: a send failed.
-  absl::Status LaunchSteps(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const ClusterView& view);
+  absl::Status LaunchSteps(std::vector<ScheduledRequest>& running, PendingFrees& freed, const ClusterView& view);
   // Waits (until a reply, a wake or `look_again`) for the steps out, and applies a step whose
   // replies are all in. An error: a peer unreachable or silent, or a step overdue.
-  absl::Status AwaitSteps(absl::Time look_again, std::vector<uint64_t>& freed);
+  absl::Status AwaitSteps(absl::Time look_again, PendingFrees& freed);
   // Applies a step's results; its requests whose micro-batch failed end with that error. Frees
   // the step carried that did not reach every stage go out again in `freed`.
-  void FinishStep(StepsInFlight::Step& step, std::vector<uint64_t>& freed);
+  void FinishStep(StepsInFlight::Step& step, PendingFrees& freed);
   void Report(const StepsInFlight::Step& step, double seconds);
   // Ends every running request with `status`, releasing its state.
-  void FailAll(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed, const absl::Status& status);
+  void FailAll(std::vector<ScheduledRequest>& running, PendingFrees& freed, const absl::Status& status);
   void Ended(const std::string& outcome);  // metrics
 
   Cluster* const cluster_;
@@ -177,7 +188,9 @@ class Scheduler {
   absl::Time lost_at_ = absl::InfiniteFuture();  // a failover in progress: when state was lost
   uint64_t next_step_ = 1;
   StepsInFlight steps_;
-  int waves_ = 1;
+  int waves_ = 1;  // all groups together
+  int waves_per_group_ = 1;
+  std::vector<std::string> groups_{""};
   bool waves_counted_ = false;
   std::thread thread_;
 };

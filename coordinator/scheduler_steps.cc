@@ -35,13 +35,21 @@ SequenceStep ToSequenceStep(const Request& r, const PlannedSequence& p) {
 
 void Scheduler::CountWaves() {
   const int wanted = options_.steps_in_flight > 0 ? options_.steps_in_flight : cluster_->AutomaticStepsInFlight();
-  const int waves = std::clamp(wanted, 1, std::max(1, options_.max_sequences));
-  if (waves == waves_ && waves_counted_) return;
-  waves_ = waves;
+  const int per_group = std::clamp(wanted, 1, std::max(1, options_.max_sequences));
+  std::vector<std::string> groups = cluster_->Groups();
+  if (waves_counted_ && per_group == waves_per_group_ && groups == groups_) return;
+  groups_ = std::move(groups);
+  waves_per_group_ = per_group;
+  waves_ = per_group * static_cast<int>(groups_.size());
   waves_counted_ = true;
   if (metrics_) metrics_->SetStepsInFlight(static_cast<int>(steps_.size()), waves_);
   absl::MutexLock lock(&mu_);
-  waves_shown_ = waves;
+  waves_shown_ = waves_;
+}
+
+int Scheduler::GroupIndex(const std::string& group) const {
+  const auto it = std::find(groups_.begin(), groups_.end(), group);
+  return it == groups_.end() ? 0 : static_cast<int>(it - groups_.begin());
 }
 
 void Scheduler::AssignWaves(std::vector<ScheduledRequest>& running) {
@@ -54,14 +62,17 @@ void Scheduler::AssignWaves(std::vector<ScheduledRequest>& running) {
   }
   for (ScheduledRequest& s : running) {
     Request& r = *s.request;
+    // Its group's waves: a sequence's steps go to the group holding its state.
+    const int first = GroupIndex(r.group) * waves_per_group_;
     // A request with a step out in a wave beyond the count keeps it until that step is back.
-    if ((r.wave >= 0 && r.wave < waves_) || r.in_flight) continue;
-    r.wave = ChooseWave(tokens, busy);
+    if ((r.wave >= first && r.wave < first + waves_per_group_) || r.in_flight) continue;
+    r.wave = first + ChooseWave(std::vector<int64_t>(tokens.begin() + first, tokens.begin() + first + waves_per_group_),
+                                std::vector<bool>(busy.begin() + first, busy.begin() + first + waves_per_group_));
     tokens[r.wave] += NextStepTokens(ProgressOf(r), options_.prefill_chunk);
   }
 }
 
-absl::Status Scheduler::LaunchSteps(std::vector<ScheduledRequest>& running, std::vector<uint64_t>& freed,
+absl::Status Scheduler::LaunchSteps(std::vector<ScheduledRequest>& running, PendingFrees& freed,
                                     const ClusterView& view) {
   StepLimits limits;
   limits.prefill_chunk = options_.prefill_chunk;
@@ -83,6 +94,8 @@ absl::Status Scheduler::LaunchSteps(std::vector<ScheduledRequest>& running, std:
     step.plan = PlanStep(progress, limits);
     if (step.plan.empty()) continue;
     step.wave = w;
+    step.group = groups_[w / waves_per_group_];
+    std::vector<uint64_t>& frees = freed[step.group];
     step.step_id = next_step_++;
     const uint32_t count = static_cast<uint32_t>(step.plan.micro_batches.size());
     step.members.resize(count);
@@ -94,18 +107,19 @@ absl::Status Scheduler::LaunchSteps(std::vector<ScheduledRequest>& running, std:
         step.members[m].push_back(r);
         r->sent_first_step = true;
       }
-      step.sent.push_back(EncodeMicroBatch(step.step_id, m, count, sequences, m == 0 ? freed : std::vector<uint64_t>{}));
+      step.sent.push_back(EncodeMicroBatch(step.step_id, m, count, sequences, m == 0 ? frees : std::vector<uint64_t>{}));
       step.sent.back().header.set_sequence_epoch(view.epoch);
     }
-    freed.clear();
+    frees.clear();
     if (metrics_ && steps_.size() > 0) metrics_->OverlappedStep();
-    sent = steps_.Launch(std::move(step), cluster_->head());
+    const transport::PeerId head = cluster_->head(step.group);
+    sent = steps_.Launch(std::move(step), head);
   }
   if (metrics_) metrics_->SetStepsInFlight(static_cast<int>(steps_.size()), waves_);
   return sent;
 }
 
-absl::Status Scheduler::AwaitSteps(absl::Time look_again, std::vector<uint64_t>& freed) {
+absl::Status Scheduler::AwaitSteps(absl::Time look_again, PendingFrees& freed) {
   const absl::Time overdue = steps_.oldest_sent() + options_.step_timeout;
   absl::StatusOr<std::optional<StepsInFlight::Step>> done =
       steps_.Receive(std::min(look_again, overdue), waker_->StopToken());
@@ -122,7 +136,7 @@ absl::Status Scheduler::AwaitSteps(absl::Time look_again, std::vector<uint64_t>&
   return absl::OkStatus();
 }
 
-void Scheduler::FinishStep(StepsInFlight::Step& step, std::vector<uint64_t>& freed) {
+void Scheduler::FinishStep(StepsInFlight::Step& step, PendingFrees& freed) {
   const absl::Time now = absl::Now();
   const int64_t vocab = cluster_->config().vocab_size;
   for (size_t m = 0; m < step.members.size(); ++m) {
@@ -145,7 +159,7 @@ void Scheduler::FinishStep(StepsInFlight::Step& step, std::vector<uint64_t>& fre
   // see them. Sent again with the next step (a free of a sequence a stage does not hold is nothing).
   if (!step.replies.empty() && !step.replies[0]->ok()) {
     const auto& again = step.sent[0].header.freed_sequences();
-    freed.insert(freed.end(), again.begin(), again.end());
+    freed[step.group].insert(freed[step.group].end(), again.begin(), again.end());
   }
   Report(step, absl::ToDoubleSeconds(now - step.sent_at));
 }

@@ -43,11 +43,13 @@ void StateBudget::Commit(uint64_t id, std::vector<int64_t> need, const std::stri
 StateBudget::Admission StateBudget::TryReserve(uint64_t id, int64_t positions, std::string* why) {
   bool possible = false, found = false;
   std::string best, never_why;
-  int64_t best_left = 0;
+  double best_left = 0;
   for (const std::string& group : Groups()) {
     const std::vector<int64_t> need = Need(positions, group);
     bool never = false, fits = true;
-    int64_t left = INT64_MAX;  // the least free of the group's stages, after this reservation
+    // The least free fraction of the group's stages' memory, after this reservation (a fraction:
+    // workers report what they measured free, and bytes would let that noise decide alone).
+    double left = 2;
     for (size_t i = 0; i < stages_.size() && !never; ++i) {
       const StageMemory& s = stages_[i];
       if (s.group != group || s.capacity_bytes <= 0) continue;  // unknown capacity: not limited here
@@ -63,7 +65,7 @@ StateBudget::Admission StateBudget::TryReserve(uint64_t id, int64_t positions, s
       }
       const int64_t free_after = s.capacity_bytes - reserved_[i] - need[i];
       fits = fits && free_after >= 0;
-      left = std::min(left, free_after);
+      left = std::min(left, static_cast<double>(free_after) / static_cast<double>(s.capacity_bytes));
     }
     if (never) continue;
     possible = true;

@@ -6,7 +6,7 @@
 // idle cluster is refused with RESOURCE_EXHAUSTED saying how much it needs where.
 //
 // With attention groups (plan/shard_config.h) a sequence lives in one group: it reserves on that
-// group's stages only, in the group where it leaves the most memory free.
+// group's stages only, in the group where it leaves the largest share of memory free.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +35,8 @@ class StateBudget {
 
   enum class Admission { kAdmitted, kWait, kNever };
   // Reserves `positions` tokens of state for `id` on every stage of the group where it leaves the
-  // most memory free (the least free of its stages, after the reservation), or says why not
+  // largest share of memory free (the least free fraction of its stages' capacity, after the
+  // reservation; ties: the first group), or says why not
   // (`why`: kNever when no group could ever hold it).
   Admission TryReserve(uint64_t id, int64_t positions, std::string* why);
   // Reserves `positions` for `id` in `group` whatever is free: a running request carried over to a

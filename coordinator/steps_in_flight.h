@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <stop_token>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,6 +27,7 @@ class StepsInFlight {
  public:
   struct Step {
     int wave = 0;
+    std::string group;  // the attention group whose head it went to
     uint64_t step_id = 0;
     absl::Time sent_at;
     size_t out_at_send = 0;  // steps out once it was sent, itself included

@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -250,6 +253,7 @@ absl::Status RunStatusClient(const ClientOptions& o) {
                               {"load_progress", w.load_progress()},
                               {"device", w.device()},
                               {"process", w.process_name()},
+                              {"group", w.group()},
                               {"message", w.message()}});
     }
     std::printf("%s\n", j.dump().c_str());
@@ -266,9 +270,23 @@ absl::Status RunStatusClient(const ClientOptions& o) {
     const std::string timing = step == status.stats().worker_step_p50_s().end()
                                    ? ""
                                    : absl::StrFormat("  step p50 %.1f ms", 1e3 * step->second);
-    std::printf("  %-16s %-12s %-6s %s%s%s\n", w.name().c_str(), state.c_str(), w.device().c_str(),
-                absl::StrJoin(w.roles(), " ").c_str(), timing.c_str(),
+    const std::string group = w.group().empty() ? "" : " (group " + w.group() + ")";
+    std::printf("  %-16s %-12s %-6s %s%s%s%s\n", w.name().c_str(), state.c_str(), w.device().c_str(),
+                absl::StrJoin(w.roles(), " ").c_str(), group.c_str(), timing.c_str(),
                 w.message().empty() ? "" : ("  (" + w.message() + ")").c_str());
+  }
+  // Attention groups, when the config names them: each serves its own sequences.
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;
+  for (const auto& w : status.workers()) {
+    if (w.group().empty()) continue;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == w.group(); });
+    if (it == groups.end()) it = groups.insert(groups.end(), {w.group(), {}});
+    it->second.push_back(w.name());
+  }
+  if (!groups.empty()) {
+    std::vector<std::string> parts;
+    for (const auto& [name, members] : groups) parts.push_back(absl::StrCat(name, " (", absl::StrJoin(members, ", "), ")"));
+    std::printf("attention groups: %s\n", absl::StrJoin(parts, "; ").c_str());
   }
   const v1::ServingStats& st = status.stats();
   std::printf("requests: %lld (%lld failed), queue %d, paused %d (failovers: %lld); tokens: %lld prompt, %lld generated\n",

@@ -303,13 +303,6 @@ absl::Status Serve(const ServeOptions& o) {
   std::unique_ptr<model::Checkpoint> checkpoint;
   if (!o.shard_config.empty()) {
     MMX_RETURN_IF_ERROR(LoadAndCheck(o.shard_config, &shard, &checkpoint));
-    if (const std::vector<std::string> groups = plan::AttentionGroups(shard); groups.size() > 1) {
-      // Validated (`mmx-coord check` lists them), not yet routed: each group's own head, tail and
-      // sequences are the runtime half of issue 13's attention groups.
-      return absl::UnimplementedError(absl::StrCat(o.shard_config, " has ", groups.size(),
-                                                   " attention groups; serving more than one is not supported yet: "
-                                                   "give every worker the same group (or none)"));
-    }
   } else {
     MMX_ASSIGN_OR_RETURN(checkpoint, model::Checkpoint::Open(o.model_dir));
     MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());

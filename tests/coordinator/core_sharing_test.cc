@@ -75,6 +75,19 @@ TEST(ChooseOverlapTest, AStageWithExpertsElsewherePingPongsTwoMicroBatches) {
   EXPECT_EQ(o.steps_in_flight, 1);
 }
 
+// Groups are separate pipelines: the count is per group, one per stage of the longest.
+TEST(ChooseOverlapTest, AttentionGroupsCountTheStagesOfTheLongestGroup) {
+  const plan::ShardConfig groups = Shard(
+      "  - {name: a0, group: a, embedding: true, attention: [0, 2]}\n"
+      "  - {name: a1, group: a, attention: [2, 4], lm_head: true}\n"
+      "  - {name: b0, group: b, embedding: true, attention: [0, 4], lm_head: true}\n"
+      "  - {name: e0, experts: [{layers: [0, 4], ids: all}]}\n");
+  const AutomaticOverlap o =
+      ChooseOverlap(groups, {Worker("a", 1, 1), Worker("b", 1, 1), Worker("c", 1, 1), Worker("d", 1, 1)}, 4);
+  EXPECT_EQ(o.micro_batches, 2);
+  EXPECT_EQ(o.steps_in_flight, 2);
+}
+
 TEST(ChooseOverlapTest, SharedCoresOrASingleWorkerKeepOneOfEach) {
   const plan::ShardConfig pipeline = Shard(
       "  - {name: s0, embedding: true, attention: [0, 2], experts: [{layers: [0, 4], ids: [0, 1]}]}\n"

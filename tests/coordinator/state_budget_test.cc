@@ -1,6 +1,7 @@
 #include "coordinator/state_budget.h"
 
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -77,13 +78,13 @@ TEST(StateBudgetTest, StagesWithUnknownCapacityDoNotLimit) {
 
 TEST(StateBudgetTest, ASequenceLivesInTheGroupWhereItLeavesTheMostMemoryFree) {
   // Two attention groups of one stage each; a sequence of 10 positions takes 704 bytes.
-  StageMemory a{"a", 0, 4, 1000, "ga"}, b{"b", 0, 4, 2000, "gb"};
+  StageMemory a{"a", 0, 4, 1000, "ga"}, b{"b", 0, 4, 2100, "gb"};
   StateBudget budget(SmallConfig(), {a, b});
   std::string why;
   EXPECT_EQ(budget.TryReserve(1, 10, &why), StateBudget::Admission::kAdmitted);
-  EXPECT_EQ(budget.group_of(1), "gb");  // 1296 left there against 296 in ga
+  EXPECT_EQ(budget.group_of(1), "gb");  // 1396 of 2100 left there against 296 of 1000 in ga
   EXPECT_EQ(budget.TryReserve(2, 10, &why), StateBudget::Admission::kAdmitted);
-  EXPECT_EQ(budget.group_of(2), "gb");  // 592 against 296
+  EXPECT_EQ(budget.group_of(2), "gb");  // 692 of 2100 (33%) against 296 of 1000 (30%)
   EXPECT_EQ(budget.TryReserve(3, 10, &why), StateBudget::Admission::kAdmitted);
   EXPECT_EQ(budget.group_of(3), "ga");  // gb is full
   EXPECT_EQ(budget.reserved_bytes("a"), 704);
@@ -104,6 +105,19 @@ TEST(StateBudgetTest, ARequestTooBigForOneGroupGoesToAnotherAndOnlyNoGroupAtAllR
   EXPECT_EQ(budget.group_of(1), "gb");
   EXPECT_EQ(budget.TryReserve(2, 1000, &why), StateBudget::Admission::kNever);  // 32,384 bytes: neither
   EXPECT_THAT(why, ::testing::HasSubstr("worker 'small'"));
+}
+
+// What each group's workers measured free differs by more than a small model's sequences take:
+// in shares, equal groups take turns whatever the noise.
+TEST(StateBudgetTest, GroupsOfAlmostEqualMemoryTakeTurns) {
+  StateBudget budget(SmallConfig(), {{"a", 0, 4, 1'000'000'000, "ga"}, {"b", 0, 4, 1'000'100'000, "gb"}});
+  std::string why;
+  std::vector<std::string> groups;
+  for (uint64_t id = 1; id <= 4; ++id) {
+    ASSERT_EQ(budget.TryReserve(id, 10, &why), StateBudget::Admission::kAdmitted);
+    groups.push_back(budget.group_of(id));
+  }
+  EXPECT_EQ(groups, (std::vector<std::string>{"gb", "ga", "gb", "ga"}));
 }
 
 }  // namespace

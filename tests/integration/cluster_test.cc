@@ -4,6 +4,7 @@
 // the official greedy ids exactly and their log-probabilities within the golden tolerance.
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <future>
 #include <string>
 #include <thread>
@@ -100,6 +101,34 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ClusterGoldenTest,
                                            Layout{"TwoPipelineStages", TwoStages(), false},
                                            Layout{"DisaggregatedWorkersFirst", Disaggregated(), true}),
                          [](const auto& info) { return info.param.name; });
+
+// Data-parallel attention over a shared expert pool: the golden set, sent at once, lands in both
+// groups (each admitted where state memory is most free) and every request gives the official
+// ids and log-probabilities, whichever group ran it.
+TEST(ClusterTest, TwoAttentionGroupsSharingTwoExpertHostsReproduceGoldenInBothGroups) {
+  auto cluster = testing::LocalCluster::Start(testing::TwoGroupsShard(kModel));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  std::vector<std::thread> requests;
+  // The longest first: it is still running when the others are admitted.
+  for (const std::string name : {"p300", "p64", "p5", "p1"}) {
+    requests.emplace_back([&cluster, name] { ExpectGolden((*cluster)->stub(), name); });
+  }
+  for (std::thread& t : requests) t.join();
+  auto status = (*cluster)->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  // A worker's step time is reported once it ran a step: each group's head did.
+  const auto& worker_steps = status->stats().worker_step_p50_s();
+  EXPECT_TRUE(worker_steps.contains("group-a")) << "group a ran no step";
+  EXPECT_TRUE(worker_steps.contains("group-b")) << "group b ran no step";
+  std::map<std::string, std::string> group_of;
+  for (const auto& w : status->workers()) group_of[w.name()] = w.group();
+  EXPECT_EQ(group_of["group-a"], "a");
+  EXPECT_EQ(group_of["group-b"], "b");
+  EXPECT_EQ(group_of["experts-a"], "");
+  // One step in flight per group, on workers that share this machine's cores.
+  EXPECT_EQ(status->stats().steps_in_flight_limit(), 2);
+}
 
 TEST(ClusterTest, PlansFromLiveWorkersAndReproducesGolden) {
   auto cluster = testing::LocalCluster::StartPlanned(kModel, {"alpha", "beta", "gamma"});

@@ -1,9 +1,11 @@
-// Integration: several steps in flight change nothing but the speed. The golden model on two
-// pipeline stages (each with its layers' experts) as real processes: 64 concurrent greedy streams
-// of mixed lengths, some cancelled midway, and a batch job beside them give the same tokens
-// with --steps-in-flight 1, 2 and 4 (no token lost or duplicated), and a cancelled stream's
-// tokens are the start of its uncancelled twin's.
+// Integration: several steps in flight and attention groups change nothing but the speed. The
+// golden model on two pipeline stages (each with its layers' experts) as real processes: 64
+// concurrent greedy streams of mixed lengths, some cancelled midway, and a batch job beside them
+// give the same tokens with --steps-in-flight 1, 2 and 4, and with a second attention group
+// beside the stages (one stage of every layer, its experts those of the first group's stages): no
+// token lost or duplicated, and a cancelled stream's tokens are the start of its uncancelled twin's.
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +31,17 @@ workers:
 )");
 }
 
+// The same stages as group a, and group b: one worker with every layer's attention, using group
+// a's stages as its expert hosts.
+std::string TwoGroupsShard() {
+  return absl::StrCat("model: ", testing::GoldenDir(), R"(
+workers:
+  - {name: stage0, group: a, embedding: true, attention: [0, 4], experts: [{layers: [0, 4], ids: all}]}
+  - {name: stage1, group: a, attention: [4, 8], lm_head: true, experts: [{layers: [4, 8], ids: all}]}
+  - {name: whole, group: b, embedding: true, attention: [0, 8], lm_head: true}
+)");
+}
+
 // Stream i's prompt and length; every eighth stream is the twin of the one before (same
 // request), cancelled after its second token.
 std::vector<int32_t> Prompt(int i) {
@@ -45,13 +58,15 @@ struct Outputs {
   std::vector<std::vector<int32_t>> job;
   int steps_in_flight_limit = 0;
   int64_t overlapped_steps = 0;  // sent while another was out
+  std::map<std::string, double> worker_steps;  // the workers that ran steps
 };
 
-Outputs Serve(int steps_in_flight) {
+Outputs Serve(int steps_in_flight, const std::string& shard = PipelineShard()) {
   Outputs out;
-  const std::string state_dir = testing::TempPath(absl::StrCat("steps-in-flight-", steps_in_flight));
+  const std::string state_dir =
+      testing::TempPath(absl::StrCat("steps-in-flight-", steps_in_flight, shard == PipelineShard() ? "" : "-groups"));
   auto cluster = testing::LocalCluster::StartWith(
-      PipelineShard(), {"--steps-in-flight", absl::StrCat(steps_in_flight), "--max-concurrent", "64",
+      shard, {"--steps-in-flight", absl::StrCat(steps_in_flight), "--max-concurrent", "64",
                         "--state-dir", state_dir});
   EXPECT_TRUE(cluster.ok()) << cluster.status();
   if (!cluster.ok()) return out;
@@ -100,18 +115,20 @@ Outputs Serve(int steps_in_flight) {
   if (status.ok()) {
     out.steps_in_flight_limit = status->stats().steps_in_flight_limit();
     out.overlapped_steps = status->stats().overlapped_steps_total();
+    out.worker_steps.insert(status->stats().worker_step_p50_s().begin(), status->stats().worker_step_p50_s().end());
   }
   return out;
 }
 
-TEST(StepsInFlightTest, GreedyOutputsAreTheSameWithOneTwoAndFourStepsInFlight) {
+TEST(StepsInFlightTest, GreedyOutputsAreTheSameWithOneTwoAndFourStepsInFlightAndTwoGroups) {
   const Outputs one = Serve(1);
   ASSERT_EQ(one.streams.size(), static_cast<size_t>(kStreams));
   ASSERT_EQ(one.job.size(), static_cast<size_t>(kJobRequests));
   EXPECT_EQ(one.steps_in_flight_limit, 1);
-  auto check = [&](const Outputs& run, int n) {
+  // `n` steps in flight per group, `limit` in all.
+  auto check = [&](const Outputs& run, int n, int limit) {
     ASSERT_EQ(run.streams.size(), one.streams.size());
-    EXPECT_EQ(run.steps_in_flight_limit, n);
+    EXPECT_EQ(run.steps_in_flight_limit, limit);
     // Several were out at once (and never with one in flight).
     if (n == 1) {
       EXPECT_EQ(run.overlapped_steps, 0);
@@ -120,21 +137,25 @@ TEST(StepsInFlightTest, GreedyOutputsAreTheSameWithOneTwoAndFourStepsInFlight) {
     }
     for (int i = 0; i < kStreams; ++i) {
       if (!Cancelled(i)) {
-        EXPECT_EQ(run.streams[i].size(), static_cast<size_t>(MaxTokens(i))) << n << " in flight, stream " << i;
-        EXPECT_EQ(run.streams[i], one.streams[i]) << n << " in flight, stream " << i;
+        EXPECT_EQ(run.streams[i].size(), static_cast<size_t>(MaxTokens(i))) << n << " in flight of " << limit << ", stream " << i;
+        EXPECT_EQ(run.streams[i], one.streams[i]) << n << " in flight of " << limit << ", stream " << i;
         continue;
       }
       const std::vector<int32_t>& twin = run.streams[i - 1];
       EXPECT_GE(run.streams[i].size(), 2u);
-      ASSERT_LE(run.streams[i].size(), twin.size()) << n << " in flight, stream " << i;
+      ASSERT_LE(run.streams[i].size(), twin.size()) << n << " in flight of " << limit << ", stream " << i;
       EXPECT_TRUE(std::equal(run.streams[i].begin(), run.streams[i].end(), twin.begin()))
-          << n << " in flight: cancelled stream " << i << " is not the start of its twin";
+          << n << " in flight of " << limit << ": cancelled stream " << i << " is not the start of its twin";
     }
-    EXPECT_EQ(run.job, one.job) << n << " in flight";
+    EXPECT_EQ(run.job, one.job) << n << " in flight of " << limit;
   };
-  check(one, 1);
-  check(Serve(2), 2);
-  check(Serve(4), 4);
+  check(one, 1, 1);
+  check(Serve(2), 2, 2);
+  check(Serve(4), 4, 4);
+  const Outputs groups = Serve(2, TwoGroupsShard());
+  check(groups, 2, 4);
+  EXPECT_TRUE(groups.worker_steps.contains("stage0")) << "group a ran no step";
+  EXPECT_TRUE(groups.worker_steps.contains("whole")) << "group b ran no step";
 }
 
 }  // namespace

@@ -48,4 +48,16 @@ workers:
 )");
 }
 
+// Two attention groups, each a whole attention stack with its own embedding and lm_head, sharing
+// two expert hosts with overlapping replicas (experts 0-2 only on experts-a, 5-7 only on experts-b).
+inline std::string TwoGroupsShard(const std::string& model_dir) {
+  return absl::StrCat("model: ", model_dir, R"(
+workers:
+  - {name: group-a, group: a, embedding: true, attention: [0, 8], lm_head: true}
+  - {name: group-b, group: b, embedding: true, attention: [0, 8], lm_head: true}
+  - {name: experts-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3, 4]}]}
+  - {name: experts-b, experts: [{layers: [0, 8], ids: [3, 4, 5, 6, 7]}]}
+)");
+}
+
 }  // namespace mmx::testing
