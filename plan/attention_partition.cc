@@ -38,16 +38,17 @@ std::optional<std::vector<LayerRange>> Greedy(const StageCosts& c, const std::ve
 
 }  // namespace
 
-std::optional<std::vector<LayerRange>> PartitionLayers(const CostModel& cost, const std::vector<int>& stages) {
+std::optional<std::vector<LayerRange>> PartitionLayers(const CostModel& cost, const std::vector<int>& stages,
+                                                       int64_t sequences) {
   const int L = cost.sizes().num_layers;
   const int k = static_cast<int>(stages.size());
   if (k == 0 || k > L) return std::nullopt;
   std::vector<int64_t> layer_bytes(L);
-  for (int l = 0; l < L; ++l) layer_bytes[l] = cost.StageLayerMemory(l);
+  for (int l = 0; l < L; ++l) layer_bytes[l] = cost.StageLayerMemory(l, sequences);
   StageCosts c;
   c.layer_s.assign(k, std::vector<double>(L));
   c.fixed_s.assign(k, 0);
-  c.fixed_bytes.assign(k, cost.StageWorkspaceBytes());
+  c.fixed_bytes.assign(k, cost.StageWorkspaceBytes(sequences));
   c.budget.resize(k);
   double hi = 0;
   for (int i = 0; i < k; ++i) {
@@ -57,7 +58,7 @@ std::optional<std::vector<LayerRange>> PartitionLayers(const CostModel& cost, co
     hi = std::max(hi, all);
   }
   c.fixed_bytes[0] += cost.sizes().EmbeddingBytes();
-  c.fixed_bytes[k - 1] += cost.sizes().TailBytes() + cost.TailWorkspaceBytes();
+  c.fixed_bytes[k - 1] += cost.sizes().TailBytes() + cost.TailWorkspaceBytes(sequences);
   c.fixed_s[k - 1] = cost.TailSeconds(stages[k - 1]);
   hi += c.fixed_s[k - 1];
 

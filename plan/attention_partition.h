@@ -17,7 +17,9 @@
 namespace mmx::plan {
 
 // Ranges for `stages` (cluster worker indices, in pipeline order), or nullopt when no split
-// gives every stage at least one layer within its usable memory.
-std::optional<std::vector<LayerRange>> PartitionLayers(const CostModel& cost, const std::vector<int>& stages);
+// gives every stage at least one layer within its usable memory. `sequences`: those the stages
+// hold state for (0: max_sequences; an attention group holds its share).
+std::optional<std::vector<LayerRange>> PartitionLayers(const CostModel& cost, const std::vector<int>& stages,
+                                                       int64_t sequences = 0);
 
 }  // namespace mmx::plan

@@ -37,37 +37,45 @@ int64_t CostModel::UsableBytes(int worker) const {
   return std::max<int64_t>(0, static_cast<int64_t>(capacity * (1 - kHeadroomFraction)) - reserve);
 }
 
-int64_t CostModel::StageLayerMemory(int layer) const {
+int64_t CostModel::GroupSequences(const Layout& layout) const {
+  const int64_t groups = std::max(1, layout.num_groups);
+  return (cluster_.serving.max_sequences + groups - 1) / groups;
+}
+
+int64_t CostModel::StageLayerMemory(int layer, int64_t sequences) const {
   const ServingSpec& s = cluster_.serving;
-  return sizes_.StageLayerBytes(layer) + s.max_sequences * s.max_context * sizes_.KvBytesPerToken(layer) +
-         s.max_sequences * sizes_.LightningStateBytes(layer);
+  if (sequences <= 0) sequences = s.max_sequences;
+  return sizes_.StageLayerBytes(layer) + sequences * s.max_context * sizes_.KvBytesPerToken(layer) +
+         sequences * sizes_.LightningStateBytes(layer);
 }
 
 // The largest step the scheduler forms: every sequence prefilling a full chunk.
-static int64_t WorkspaceTokens(const ServingSpec& s) { return int64_t{s.max_sequences} * kPrefillChunk; }
+static int64_t WorkspaceTokens(int64_t sequences) { return sequences * kPrefillChunk; }
 
-int64_t CostModel::StageWorkspaceBytes() const {
+int64_t CostModel::StageWorkspaceBytes(int64_t sequences) const {
+  if (sequences <= 0) sequences = cluster_.serving.max_sequences;
   // fp32 per token: x, u, y, w, m and the residual (6H); qkv, gate, O and Z (6 N*D); router logits.
   const int64_t q = sizes_.num_heads * sizes_.head_dim;
-  return WorkspaceTokens(cluster_.serving) * (6 * sizes_.hidden + 6 * q + 2 * sizes_.num_experts) * kActivationBytes;
+  return WorkspaceTokens(sequences) * (6 * sizes_.hidden + 6 * q + 2 * sizes_.num_experts) * kActivationBytes;
 }
 
-int64_t CostModel::TailWorkspaceBytes() const {
-  const ServingSpec& s = cluster_.serving;
-  return (int64_t{s.max_sequences} * sizes_.vocab + WorkspaceTokens(s) * sizes_.hidden) * kActivationBytes;
+int64_t CostModel::TailWorkspaceBytes(int64_t sequences) const {
+  if (sequences <= 0) sequences = cluster_.serving.max_sequences;
+  return (sequences * sizes_.vocab + WorkspaceTokens(sequences) * sizes_.hidden) * kActivationBytes;
 }
 
 int64_t CostModel::HostWorkspaceBytes(int64_t max_per_layer) const {
   // Rows in and out (2H) and the SwiGLU intermediates (2F) of the pairs routed here; a host
   // sees at most every pair, and on average its share of them (x2 for routing skew).
   const double share = std::min(1.0, 2.0 * static_cast<double>(max_per_layer) / sizes_.num_experts);
-  const double pairs = static_cast<double>(WorkspaceTokens(cluster_.serving)) * sizes_.experts_per_token * share;
+  const double pairs = static_cast<double>(WorkspaceTokens(cluster_.serving.max_sequences)) * sizes_.experts_per_token * share;
   return static_cast<int64_t>(pairs * (2 * sizes_.hidden + 2 * sizes_.intermediate) * kActivationBytes);
 }
 
 std::vector<WorkerMemory> CostModel::Memory(const Layout& layout) const {
   const ServingSpec& s = cluster_.serving;
   const int L = layout.num_layers, E = layout.num_experts;
+  const int64_t sequences = GroupSequences(layout);  // an attention worker holds its group's
   std::vector<WorkerMemory> out(cluster_.workers.size());
   for (size_t w = 0; w < out.size(); ++w) {
     const WorkerRoles& roles = layout.workers[w];
@@ -77,18 +85,18 @@ std::vector<WorkerMemory> CostModel::Memory(const Layout& layout) const {
     if (roles.attention) {
       for (int l = roles.attention->begin; l < roles.attention->end; ++l) {
         m.attention += sizes_.StageLayerBytes(l);
-        m.kv_cache += s.max_sequences * s.max_context * sizes_.KvBytesPerToken(l);
-        m.lightning_state += s.max_sequences * sizes_.LightningStateBytes(l);
+        m.kv_cache += sequences * s.max_context * sizes_.KvBytesPerToken(l);
+        m.lightning_state += sequences * sizes_.LightningStateBytes(l);
       }
-      m.workspace += StageWorkspaceBytes();
+      m.workspace += StageWorkspaceBytes(sequences);
     }
     if (roles.embedding) {
       m.embedding_tail += sizes_.EmbeddingBytes();
-      if (!roles.attention) m.workspace += WorkspaceTokens(s) * sizes_.hidden * kActivationBytes;
+      if (!roles.attention) m.workspace += WorkspaceTokens(sequences) * sizes_.hidden * kActivationBytes;
     }
     if (roles.lm_head) {
       m.embedding_tail += sizes_.TailBytes();
-      m.workspace += TailWorkspaceBytes();
+      m.workspace += TailWorkspaceBytes(sequences);
     }
     int64_t held = 0, max_per_layer = 0;
     for (int l = 0; l < L; ++l) {
@@ -141,7 +149,7 @@ double CostModel::Transfer(int from, int to, double bytes) const {
 }
 
 StepBreakdown CostModel::Step(const Layout& layout, const std::vector<int>& owners, const Shape& shape,
-                              std::vector<WorkerTime>* times) const {
+                              std::vector<WorkerTime>* times, int group) const {
   const int L = layout.num_layers, E = layout.num_experts;
   const double T = static_cast<double>(shape.sequences * shape.tokens);
   const double row_bytes = static_cast<double>(sizes_.hidden * kActivationBytes);
@@ -167,7 +175,7 @@ StepBreakdown CostModel::Step(const Layout& layout, const std::vector<int>& owne
   };
 
   // Token ids arrive from the coordinator (whose NIC the spec does not describe: latency only).
-  const int head = layout.Holder(&WorkerRoles::embedding);
+  const int head = layout.Holder(&WorkerRoles::embedding, group);
   if (head >= 0) {
     on_path_network(head, Latency(cluster_.workers[head]));
     const Work embed{0, T * static_cast<double>(sizes_.hidden * kWeightBytes) / BytesPerSecond(cluster_.workers[head])};
@@ -178,7 +186,7 @@ StepBreakdown CostModel::Step(const Layout& layout, const std::vector<int>& owne
   std::vector<int64_t> count(cluster_.workers.size());
   std::vector<double> host_seconds;
   for (int l = 0; l < L; ++l) {
-    const int stage = layout.AttentionOwner(l);
+    const int stage = layout.AttentionOwner(l, group);
     if (stage < 0) continue;  // not a valid layout; ValidateShardConfig reports it
     hop(previous, stage);
     previous = stage;
@@ -230,7 +238,7 @@ StepBreakdown CostModel::Step(const Layout& layout, const std::vector<int>& owne
     if (tied == 0) b.by_worker[stage] += slowest;  // the stage's NIC was the limit
   }
 
-  const int tail = layout.Holder(&WorkerRoles::lm_head);
+  const int tail = layout.Holder(&WorkerRoles::lm_head, group);
   hop(previous, tail);
   if (tail >= 0) {
     const WorkerSpec& t = cluster_.workers[tail];
@@ -247,7 +255,8 @@ StepBreakdown CostModel::Step(const Layout& layout, const std::vector<int>& owne
 
 double CostModel::DecodeStepSeconds(const Layout& layout) const {
   const ServingSpec& s = cluster_.serving;
-  const Shape decode{s.max_sequences, 1, s.max_context - 1, s.max_sequences};
+  const int64_t n = GroupSequences(layout);
+  const Shape decode{n, 1, s.max_context - 1, n};
   return Step(layout, layout.ActiveOwners(), decode, nullptr).total();
 }
 
@@ -286,10 +295,11 @@ InFlight CostModel::PredictInFlight(const Layout& layout, int steps) const {
   const ServingSpec& s = cluster_.serving;
   InFlight f;
   f.steps = steps;
-  f.sequences_per_wave = (s.max_sequences + steps - 1) / steps;
+  f.sequences_per_wave = (GroupSequences(layout) + steps - 1) / steps;
   std::vector<WorkerTime> times(cluster_.workers.size());
   const Shape wave{f.sequences_per_wave, 1, s.max_context - 1, f.sequences_per_wave};
-  f.step_s = Step(layout, layout.ActiveOwners(), wave, &times).total();
+  const std::vector<int> owners = layout.ActiveOwners();
+  for (int g = 0; g < layout.num_groups; ++g) f.step_s = std::max(f.step_s, Step(layout, owners, wave, &times, g).total());
   for (const WorkerTime& t : times) f.busiest_s = std::max(f.busiest_s, t.busy_s);
   f.token_s = std::max(f.step_s, steps * f.busiest_s);
   f.tokens_per_s = f.token_s > 0 ? s.max_sequences / f.token_s : 0;
@@ -309,9 +319,14 @@ Prediction CostModel::Predict(const Layout& layout) const {
     if (owner >= 0) ++p.active_experts[owner];
   }
   p.decode_time.assign(cluster_.workers.size(), WorkerTime{});
-  p.decode = Step(layout, owners, Shape{s.max_sequences, 1, s.max_context - 1, s.max_sequences}, &p.decode_time);
+  const int64_t sequences = GroupSequences(layout);
+  const Shape decode{sequences, 1, s.max_context - 1, sequences};
+  for (int g = 0; g < layout.num_groups; ++g) {
+    StepBreakdown step = Step(layout, owners, decode, &p.decode_time, g);
+    if (g == 0) p.decode = std::move(step);
+  }
   p.step_s = p.decode.total();
-  for (int steps = 1; steps <= std::min(kMaxStepsInFlight, s.max_sequences); ++steps) {
+  for (int steps = 1; steps <= std::min<int64_t>(kMaxStepsInFlight, sequences); ++steps) {
     p.in_flight.push_back(PredictInFlight(layout, steps));
     const InFlight& f = p.in_flight.back();
     const bool asked = s.steps_in_flight == steps;

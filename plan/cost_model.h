@@ -9,6 +9,8 @@
 //              that layer (dispatch, work, combine), plus the hops between stages, the
 //              embedding and the lm_head. A sequence has one token in flight, so the step is
 //              the critical path, not the busiest worker.
+//   groups   = with G attention groups each group holds state for, and steps, max_sequences / G
+//              sequences; the expert hosts work for every group's steps.
 //   a piece of work on one worker takes max(flops / compute, bytes / bandwidth); a message
 //              takes bytes / the slower NIC + both NICs' latency. Rows travel as fp32, as the
 //              runtime sends them.
@@ -78,15 +80,16 @@ struct StepBreakdown {
   double total() const { return attention_s + experts_s + network_s + head_tail_s; }
 };
 
-// Several steps in flight: max_sequences split into `steps` waves, each with its own step out
-// (coordinator/scheduler.h). A wave's next step leaves when its tokens are back, and every
-// worker works for each wave in turn, so each sequence waits max(a wave's step, steps x the
-// busiest worker's busy time per wave's step) per token.
+// Several steps in flight: each attention group's sequences split into `steps` waves, each with
+// its own step out (coordinator/scheduler.h). A wave's next step leaves when its tokens are back,
+// and every worker works for each wave in turn (an expert host for every group's), so each
+// sequence waits max(a wave's step, steps x the busiest worker's busy time per round of one wave
+// step in each group) per token.
 struct InFlight {
   int steps = 1;
   int64_t sequences_per_wave = 0;
-  double step_s = 0;          // one wave's step, its critical path
-  double busiest_s = 0;       // the busiest worker's busy time per wave's step
+  double step_s = 0;          // one wave's step, its critical path (the slowest group's)
+  double busiest_s = 0;       // the busiest worker's busy time per round (a wave step per group)
   double token_s = 0;         // time per output token
   double tokens_per_s = 0;    // max_sequences / token_s
   bool busiest_bound() const { return steps * busiest_s >= step_s; }
@@ -94,9 +97,9 @@ struct InFlight {
 
 struct Prediction {
   std::vector<WorkerMemory> memory;      // per cluster worker
-  std::vector<WorkerTime> decode_time;   // per cluster worker
+  std::vector<WorkerTime> decode_time;   // per cluster worker: one step of every group
   std::vector<int64_t> active_experts;   // per worker: pairs the runtime routes to it
-  StepBreakdown decode;                  // max_sequences sequences at max_context
+  StepBreakdown decode;                  // a group's sequences at max_context (group 0's stages)
   double step_s = 0;
   double tokens_per_s = 0;               // max_sequences / served.token_s
   double ceiling_tokens_per_s = 0;       // max_sequences / the busiest worker's busy time
@@ -126,17 +129,20 @@ class CostModel {
   bool int8() const { return cluster_.serving.int8_experts(); }
 
   std::vector<WorkerMemory> Memory(const Layout& layout) const;
-  // The decode step time alone (the planner's objective).
+  // The decode step time alone (the planner's objective), of group 0.
   double DecodeStepSeconds(const Layout& layout) const;
-  // max_sequences in `steps` waves.
+  // The sequences each attention group holds state for: max_sequences over the groups, rounded up.
+  int64_t GroupSequences(const Layout& layout) const;
+  // max_sequences in `steps` waves per group.
   InFlight PredictInFlight(const Layout& layout, int steps) const;
   Prediction Predict(const Layout& layout) const;
 
-  // Building blocks the planner sizes with.
+  // Building blocks the planner sizes with. `sequences`: those the stage holds state for (0:
+  // max_sequences, one group).
   int64_t UsableBytes(int worker) const;
-  int64_t StageLayerMemory(int layer) const;  // weights + state of one layer's attention
-  int64_t StageWorkspaceBytes() const;
-  int64_t TailWorkspaceBytes() const;
+  int64_t StageLayerMemory(int layer, int64_t sequences = 0) const;  // weights + state of one layer's attention
+  int64_t StageWorkspaceBytes(int64_t sequences = 0) const;
+  int64_t TailWorkspaceBytes(int64_t sequences = 0) const;
   // An expert host's workspace when it holds at most `max_per_layer` experts of a layer.
   int64_t HostWorkspaceBytes(int64_t max_per_layer) const;
   // Decode-step seconds of layer `layer`'s attention on `worker` (max of compute and memory).
@@ -162,9 +168,9 @@ class CostModel {
   Work AttentionWork(int worker, int layer, const Shape& shape) const;
   Work ExpertWork(int worker, int64_t experts, const Shape& shape) const;
   double Transfer(int from, int to, double bytes) const;
-  // The critical path of one step; adds each worker's share to `times` when non-null.
+  // The critical path of one step of `group`; adds each worker's share to `times` when non-null.
   StepBreakdown Step(const Layout& layout, const std::vector<int>& owners, const Shape& shape,
-                     std::vector<WorkerTime>* times) const;
+                     std::vector<WorkerTime>* times, int group = 0) const;
   double PrefillSeconds(const Layout& layout, const std::vector<int>& owners, int64_t prompt) const;
 
   ModelSizes sizes_;

@@ -1,5 +1,7 @@
 #include "plan/layout.h"
 
+#include <algorithm>
+
 #include "plan/expert_routing.h"
 
 #include "absl/strings/str_cat.h"
@@ -21,16 +23,17 @@ Layout Layout::Empty(int num_layers, int num_experts, size_t num_workers) {
   return layout;
 }
 
-int Layout::AttentionOwner(int layer) const {
+int Layout::AttentionOwner(int layer, int group) const {
   for (size_t w = 0; w < workers.size(); ++w) {
-    if (workers[w].attention && workers[w].attention->Contains(layer)) return static_cast<int>(w);
+    const WorkerRoles& r = workers[w];
+    if (r.group == group && r.attention && r.attention->Contains(layer)) return static_cast<int>(w);
   }
   return -1;
 }
 
-int Layout::Holder(bool WorkerRoles::*role) const {
+int Layout::Holder(bool WorkerRoles::*role, int group) const {
   for (size_t w = 0; w < workers.size(); ++w) {
-    if (workers[w].*role) return static_cast<int>(w);
+    if (workers[w].group == group && workers[w].*role) return static_cast<int>(w);
   }
   return -1;
 }
@@ -44,11 +47,9 @@ std::vector<int> Layout::ActiveOwners() const {
 
 absl::StatusOr<Layout> LayoutFromShardConfig(const ShardConfig& shard, const ClusterSpec& cluster, int num_layers,
                                              int num_experts) {
-  if (const std::vector<std::string> groups = AttentionGroups(shard); groups.size() > 1) {
-    return absl::UnimplementedError(absl::StrCat("the cost model does not predict attention groups yet (this config "
-                                                 "has ", groups.size(), ")"));
-  }
+  const std::vector<std::string> groups = AttentionGroups(shard);
   Layout layout = Layout::Empty(num_layers, num_experts, cluster.workers.size());
+  layout.num_groups = std::max<int>(1, static_cast<int>(groups.size()));
   for (const WorkerShard& ws : shard.workers) {
     const int w = cluster.Find(ws.name);
     if (w < 0) {
@@ -56,6 +57,9 @@ absl::StatusOr<Layout> LayoutFromShardConfig(const ShardConfig& shard, const Clu
                                                      "' is not in the cluster spec (names must match, e.g. h100-0)"));
     }
     WorkerRoles& roles = layout.workers[w];
+    if (!ws.experts_only()) {
+      roles.group = static_cast<int>(std::find(groups.begin(), groups.end(), ws.group) - groups.begin());
+    }
     roles.embedding = ws.embedding;
     roles.lm_head = ws.lm_head;
     roles.attention = ws.attention;
@@ -91,6 +95,9 @@ ShardConfig ShardConfigFromLayout(const Layout& layout, const ClusterSpec& clust
     ws.embedding = roles.embedding;
     ws.lm_head = roles.lm_head;
     ws.attention = roles.attention;
+    if (layout.num_groups > 1 && (roles.attention || roles.embedding || roles.lm_head)) {
+      ws.group = absl::StrCat("g", roles.group);
+    }
     // Runs of consecutive layers with the same id set become one block.
     for (int l = 0; l < L; ++l) {
       std::vector<int> ids;

@@ -60,8 +60,9 @@ std::vector<Component> Components(const ModelSizes& s, bool int8) {
   return rows;
 }
 
-std::string Roles(const WorkerRoles& r, int64_t active) {
+std::string Roles(const WorkerRoles& r, int64_t active, int groups) {
   std::vector<std::string> parts;
+  if (groups > 1 && (r.embedding || r.attention || r.lm_head)) parts.push_back(absl::StrCat("group g", r.group));
   if (r.embedding) parts.push_back("embedding");
   if (r.attention) parts.push_back(absl::StrCat("attention [", r.attention->begin, ",", r.attention->end, ")"));
   if (const int64_t n = r.NumExperts(); n > 0) {
@@ -164,26 +165,45 @@ std::string ReportText(const model::ModelConfig& config, const ClusterSpec& clus
     return out;
   }
   const Prediction& p = result.prediction;
-  absl::StrAppend(&out, "Fits: ", result.fits ? "yes" : "NO", " (", result.num_stages, " attention stages)\n");
+  if (result.num_groups > 1) {
+    absl::StrAppend(&out, "Fits: ", result.fits ? "yes" : "NO", " (", result.num_groups, " attention groups of ",
+                    result.num_stages, " stages, sharing the experts)\n");
+    absl::StrAppend(&out, absl::StrFormat("  attention groups: each holds state for %d of the %d sequences and runs "
+                                          "its own steps; predicted %.1f tokens/s",
+                                          (serving.max_sequences + result.num_groups - 1) / result.num_groups,
+                                          serving.max_sequences, p.tokens_per_s));
+    if (result.one_group_tokens_per_s > 0) {
+      absl::StrAppend(&out, absl::StrFormat(", against %.1f with one group", result.one_group_tokens_per_s));
+    }
+    absl::StrAppend(&out, "\n");
+  } else {
+    absl::StrAppend(&out, "Fits: ", result.fits ? "yes" : "NO", " (", result.num_stages, " attention stages)\n");
+  }
   if (!result.fits) absl::StrAppend(&out, "  ", result.shortfall, "\n");
-  absl::StrAppend(&out, absl::StrFormat("\n%-14s %-6s %-52s %8s %8s %9s %15s | %8s %8s %8s %8s\n", "worker", "device",
-                                        "roles", "weights", "state", "workspace", "total / usable",
+  std::vector<std::string> roles(cluster.workers.size());
+  int width = 52;  // the roles column: wide enough for the longest
+  for (size_t w = 0; w < cluster.workers.size(); ++w) {
+    roles[w] = Roles(result.layout.workers[w], p.active_experts[w], result.layout.num_groups);
+    width = std::max(width, static_cast<int>(roles[w].size()));
+  }
+  absl::StrAppend(&out, absl::StrFormat("\n%-14s %-6s %-*s %8s %8s %9s %15s | %8s %8s %8s %8s\n", "worker", "device",
+                                        width, "roles", "weights", "state", "workspace", "total / usable",
                                         "compute", "memory", "network", "busy"));
-  absl::StrAppend(&out, absl::StrFormat("%-14s %-6s %-52s %8s %8s %9s %15s | %8s %8s %8s %8s\n", "", "", "", "GiB",
-                                        "GiB", "GiB", "GiB", "ms/step", "ms/step", "ms/step", "ms/step"));
+  absl::StrAppend(&out, absl::StrFormat("%-14s %-6s %-*s %8s %8s %9s %15s | %8s %8s %8s %8s\n", "", "", width, "",
+                                        "GiB", "GiB", "GiB", "GiB", "ms/step", "ms/step", "ms/step", "ms/step"));
   for (size_t w = 0; w < cluster.workers.size(); ++w) {
     const WorkerMemory& m = p.memory[w];
     const WorkerTime& t = p.decode_time[w];
-    const WorkerRoles& roles = result.layout.workers[w];
-    absl::StrAppend(&out, absl::StrFormat("%-14s %-6s %-52s %8s %8s %9s %15s | %8s %8s %8s %8s%s\n",
-                                          cluster.workers[w].name, ShardDevice(cluster.workers[w]),
-                                          Roles(roles, p.active_experts[w]), GiB(m.weights()), GiB(m.state()),
+    absl::StrAppend(&out, absl::StrFormat("%-14s %-6s %-*s %8s %8s %9s %15s | %8s %8s %8s %8s%s\n",
+                                          cluster.workers[w].name, ShardDevice(cluster.workers[w]), width,
+                                          roles[w], GiB(m.weights()), GiB(m.state()),
                                           GiB(m.workspace), absl::StrCat(GiB(m.total()), " / ", GiB(m.usable)),
                                           Ms(t.compute_s), Ms(t.memory_s), Ms(t.network_s), Ms(t.busy_s),
                                           m.fits() ? "" : "  OVER"));
   }
   const StepBreakdown& d = p.decode;
-  absl::StrAppend(&out, "\nDecode step (", serving.max_sequences, " sequences at context ",
+  absl::StrAppend(&out, "\nDecode step (", (serving.max_sequences + result.num_groups - 1) / result.num_groups,
+                  result.num_groups > 1 ? " sequences of a group at context " : " sequences at context ",
                   WithCommas(serving.max_context), "): ", Ms(p.step_s), " ms = attention ", Ms(d.attention_s),
                   " + experts ", Ms(d.experts_s), " + network ", Ms(d.network_s), " + embedding/lm_head ",
                   Ms(d.head_tail_s), "\n");
@@ -256,6 +276,7 @@ std::string ReportJson(const model::ModelConfig& config, const ClusterSpec& clus
 
   const Prediction& p = result.prediction;
   j["attention_stages"] = result.num_stages;
+  j["attention_groups"] = result.num_groups;
   Json workers = Json::array();
   for (size_t w = 0; w < cluster.workers.size(); ++w) {
     const WorkerMemory& m = p.memory[w];

@@ -21,17 +21,17 @@ struct Candidate {
   int num_stages = 0;
 };
 
-// Workers that could be an attention stage (room for the largest layer and a workspace),
-// fastest first, ties in spec order.
-std::vector<int> StageCandidates(const CostModel& cost) {
+// Workers that could be an attention stage holding state for `sequences` (room for the largest
+// layer and a workspace), fastest first, ties in spec order.
+std::vector<int> StageCandidates(const CostModel& cost, int64_t sequences) {
   const int L = cost.sizes().num_layers;
   int64_t largest = 0;
-  for (int l = 0; l < L; ++l) largest = std::max(largest, cost.StageLayerMemory(l));
+  for (int l = 0; l < L; ++l) largest = std::max(largest, cost.StageLayerMemory(l, sequences));
   std::vector<int> order;
   std::vector<double> seconds(cost.cluster().workers.size());
   for (size_t w = 0; w < seconds.size(); ++w) {
     seconds[w] = cost.AttentionLayerSeconds(static_cast<int>(w), 0);
-    if (cost.UsableBytes(static_cast<int>(w)) >= largest + cost.StageWorkspaceBytes()) {
+    if (cost.UsableBytes(static_cast<int>(w)) >= largest + cost.StageWorkspaceBytes(sequences)) {
       order.push_back(static_cast<int>(w));
     }
   }
@@ -39,21 +39,52 @@ std::vector<int> StageCandidates(const CostModel& cost) {
   return order;
 }
 
-// The best layout (or, with `first_only`, the first one that fits) over the stage counts.
-std::optional<Candidate> Search(const CostModel& cost, bool first_only) {
-  const int L = cost.sizes().num_layers, E = cost.sizes().num_experts;
-  const std::vector<int> ranked = StageCandidates(cost);
-  std::optional<Candidate> best;
-  for (size_t k = 1; k <= std::min<size_t>(ranked.size(), L); ++k) {
-    std::vector<int> stages(ranked.begin(), ranked.begin() + k);
+// The sequences each of `groups` attention groups holds state for.
+int64_t SequencesPerGroup(const CostModel& cost, int groups) {
+  return (cost.cluster().serving.max_sequences + groups - 1) / groups;
+}
+
+// Gives each of `groups` groups k stages from `chosen` (fastest first): group g takes chosen[g],
+// chosen[g + groups], ..., so the groups are alike; each group's pipeline in spec order. False
+// when some group's layers do not fit its stages.
+bool PlaceGroups(const CostModel& cost, const std::vector<int>& chosen, int groups, Layout* layout) {
+  const int64_t sequences = SequencesPerGroup(cost, groups);
+  layout->num_groups = groups;
+  for (int g = 0; g < groups; ++g) {
+    std::vector<int> stages;
+    for (size_t i = g; i < chosen.size(); i += groups) stages.push_back(chosen[i]);
     std::sort(stages.begin(), stages.end());  // pipeline order = spec order
-    const std::optional<std::vector<LayerRange>> ranges = PartitionLayers(cost, stages);
-    if (!ranges) continue;
+    const std::optional<std::vector<LayerRange>> ranges = PartitionLayers(cost, stages, sequences);
+    if (!ranges) return false;
+    for (size_t i = 0; i < stages.size(); ++i) {
+      layout->workers[stages[i]].attention = (*ranges)[i];
+      layout->workers[stages[i]].group = g;
+    }
+    layout->workers[stages.front()].embedding = true;
+    layout->workers[stages.back()].lm_head = true;
+  }
+  // Groups numbered in spec order of their first worker, as a shard config lists them.
+  std::vector<int> renumber(groups, -1);
+  int next = 0;
+  for (WorkerRoles& w : layout->workers) {
+    if (!w.attention) continue;
+    if (renumber[w.group] < 0) renumber[w.group] = next++;
+    w.group = renumber[w.group];
+  }
+  return true;
+}
+
+// The best layout with `groups` attention groups (or, with `first_only`, the first one that
+// fits) over the stage counts per group.
+std::optional<Candidate> Search(const CostModel& cost, bool first_only, int groups = 1) {
+  const int L = cost.sizes().num_layers, E = cost.sizes().num_experts;
+  const std::vector<int> ranked = StageCandidates(cost, SequencesPerGroup(cost, groups));
+  std::optional<Candidate> best;
+  for (size_t k = 1; k * groups <= ranked.size() && k <= static_cast<size_t>(L); ++k) {
+    const std::vector<int> chosen(ranked.begin(), ranked.begin() + k * groups);
     Candidate c;
     c.layout = Layout::Empty(L, E, cost.cluster().workers.size());
-    for (size_t i = 0; i < k; ++i) c.layout.workers[stages[i]].attention = (*ranges)[i];
-    c.layout.workers[stages.front()].embedding = true;
-    c.layout.workers[stages.back()].lm_head = true;
+    if (!PlaceGroups(cost, chosen, groups, &c.layout)) continue;
     if (!PlaceExperts(cost, &c.layout)) continue;
     bool fits = true;
     for (const WorkerMemory& m : cost.Memory(c.layout)) fits = fits && m.fits();
@@ -225,10 +256,26 @@ PlanResult Plan(const model::ModelConfig& config, const ClusterSpec& cluster, co
     return result;
   }
   if (options.replicas) AddReplicas(cost, &best->layout);
+  Prediction prediction = cost.Predict(best->layout);
+  result.one_group_tokens_per_s = prediction.tokens_per_s;
+  // Attention groups: worth it where the stages fit several times over and the groups' tokens/s
+  // beat one group's by more than 5% (the same workers, so the same price).
+  const int most_groups = std::min({kMaxAttentionGroups, cluster.serving.max_sequences,
+                                    static_cast<int>(cluster.workers.size())});
+  for (int groups = 2; options.groups && groups <= most_groups; ++groups) {
+    std::optional<Candidate> grouped = Search(cost, /*first_only=*/false, groups);
+    if (!grouped) continue;
+    if (options.replicas) AddReplicas(cost, &grouped->layout);
+    Prediction p = cost.Predict(grouped->layout);
+    if (!p.fits() || p.tokens_per_s <= prediction.tokens_per_s * 1.05) continue;
+    best = std::move(grouped);
+    prediction = std::move(p);
+  }
   result.fits = true;
   result.layout = std::move(best->layout);
   result.num_stages = best->num_stages;
-  result.prediction = cost.Predict(result.layout);
+  result.num_groups = result.layout.num_groups;
+  result.prediction = std::move(prediction);
   result.shard = ShardConfigFromLayout(result.layout, cluster, model_dir, cluster.serving.expert_dtype);
   result.shard.steps_in_flight = result.prediction.served.steps;
   return result;

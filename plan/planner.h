@@ -9,6 +9,9 @@
 //      within memory (plan/expert_placement.h).
 //   4. Keep the k whose predicted decode step (plan/cost_model.h) is shortest; then spend spare
 //      memory on expert replicas where they do not slow the step.
+//   5. Try 2, 3, ... attention groups (each its own k stages taken from the fastest candidates,
+//      each holding state for its share of the sequences, the experts shared) the same way, and
+//      keep the most groups whose predicted tokens/s beats the fewer groups' by more than 5%.
 // Deterministic: the same inputs give the same plan, byte for byte.
 #pragma once
 
@@ -39,15 +42,20 @@ struct PlanResult {
   Layout layout;
   ShardConfig shard;        // model: the model directory given to Plan
   Prediction prediction;
-  int num_stages = 0;
+  int num_stages = 0;              // per attention group
+  int num_groups = 1;
+  double one_group_tokens_per_s = 0;  // the best layout's prediction with one group, for the report
   // When it does not fit:
   int64_t short_bytes = 0;  // memory missing in total; 0 when the total suffices but cannot be split
   std::string shortfall;    // "needs 112.4 GiB more memory; smallest fix: 5 more 24 GiB workers or ..."
   std::vector<ShortfallFix> fixes;  // what `shortfall` names after "smallest fix"
 };
 
+inline constexpr int kMaxAttentionGroups = 8;
+
 struct PlanOptions {
-  bool replicas = true;  // step 5: spend spare memory on expert replicas
+  bool replicas = true;  // step 4: spend spare memory on expert replicas
+  bool groups = true;    // step 5: consider attention groups
 };
 
 // Plans `config` on `cluster` (its serving target included). Any well-formed input gives a

@@ -84,6 +84,8 @@ absl::Status CheckShard(const PlanOptions& o, plan::ClusterSpec cluster) {
   result.prediction = cost.Predict(layout);
   result.layout = std::move(layout);
   for (const plan::WorkerRoles& r : result.layout.workers) result.num_stages += r.attention ? 1 : 0;
+  result.num_groups = result.layout.num_groups;
+  result.num_stages = (result.num_stages + result.num_groups - 1) / result.num_groups;  // per group
   result.fits = result.prediction.fits();
   std::vector<std::string> over;
   for (int w : result.prediction.over_capacity) {
