@@ -35,6 +35,7 @@
 #include "base/thread_pool.h"
 #include "coordinator/scheduler.h"
 #include "engine/local_engine.h"
+#include "kernels/cpu/cpu_features.h"
 #include "nlohmann/json.hpp"
 
 namespace mmx {
@@ -218,8 +219,8 @@ absl::Status RunBench(const BenchOptions& o) {
   Bench bench;
   const double load_t0 = Now();
   MMX_RETURN_IF_ERROR(bench.Start(o));
-  std::printf("activations: %s\nexperts: %s (load %.1f s)\n", o.activations.c_str(), o.expert_dtype.c_str(),
-              Now() - load_t0);
+  std::printf("activations: %s\nexperts: %s (load %.1f s)\nkernels: %s\n", o.activations.c_str(),
+              o.expert_dtype.c_str(), Now() - load_t0, kernels::IsaName(kernels::ActiveIsa()));
   std::mt19937 rng(1);
   std::printf("\n| batch | tokens/s | ms/step | weight GB read/step | achieved GB/s | of triad |\n");
   std::printf("|---|---|---|---|---|---|\n");

@@ -298,6 +298,8 @@ int main(int argc, char** argv) {
       mmx::kernels::SetIsaOverride(mmx::kernels::Isa::kAvx2);
     } else if (arg == "--mmx_isa=avx512") {
       mmx::kernels::SetIsaOverride(mmx::kernels::Isa::kAvx512);
+    } else if (arg == "--mmx_isa=amx") {
+      mmx::kernels::SetIsaOverride(mmx::kernels::Isa::kAmx);
     } else {
       rest.push_back(argv[i]);
     }

@@ -119,7 +119,7 @@ void AttendTile(const AttentionShape& shape, const float* q, int64_t n, const fl
   const float* vh = v + kvh * D;
   const int64_t first_pos = total_len - n;  // position of query row 0
   const int64_t num_keys = first_pos + i1;  // the tile's last row sees keys [0, num_keys)
-  auto* rows_fn = ActiveIsa() == Isa::kAvx512 ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;
+  auto* rows_fn = Avx512Active() ? &internal::GemmRowsAvx512 : &internal::GemmRowsAvx2;
   for (int64_t j0 = 0; j0 < num_keys; j0 += kKeyBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kKeyBlock, num_keys - j0));
     internal::GemmArgs args;

@@ -1,19 +1,49 @@
 #include "kernels/cpu/cpu_features.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 namespace mmx::kernels {
 namespace {
 
-Isa DetectIsa() {
+// AMX-TILE and AMX-BF16 in CPUID, and the kernel's permission for this process to use the tile
+// data (off by default: its 8 KiB make every context switch's save area larger).
+bool DetectAmx() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+  constexpr unsigned kAmxBf16 = 1u << 22, kAmxTile = 1u << 24;
+  if ((d & kAmxBf16) == 0 || (d & kAmxTile) == 0) return false;
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+Isa DetectHardwareIsa() {
   __builtin_cpu_init();
   // The AVX-512 files use F (arithmetic), BW/VL/DQ (16-bit shuffles, masks) and BF16.
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512bf16")) {
-    return Isa::kAvx512;
+    return DetectAmx() ? Isa::kAmx : Isa::kAvx512;
   }
   return Isa::kAvx2;
+}
+
+// The hardware's level, capped by MMX_ISA=avx2|avx512|amx when set (to rule a path out, or to
+// compare paths on one machine).
+Isa DetectIsa() {
+  const Isa hardware = DetectHardwareIsa();
+  const char* cap = std::getenv("MMX_ISA");
+  if (cap == nullptr) return hardware;
+  Isa limit = hardware;
+  if (std::strcmp(cap, "avx2") == 0) limit = Isa::kAvx2;
+  if (std::strcmp(cap, "avx512") == 0) limit = Isa::kAvx512;
+  return limit < hardware ? limit : hardware;
 }
 
 // -1: no override; otherwise the Isa value.
@@ -21,7 +51,17 @@ std::atomic<int> g_override{-1};
 
 }  // namespace
 
-const char* IsaName(Isa isa) { return isa == Isa::kAvx512 ? "avx512" : "avx2"; }
+const char* IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kAmx:
+      return "amx";
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      break;
+  }
+  return "avx2";
+}
 
 Isa BestIsa() {
   static const Isa best = DetectIsa();
@@ -33,6 +73,8 @@ Isa ActiveIsa() {
   return o < 0 ? BestIsa() : static_cast<Isa>(o);
 }
 
+bool Avx512Active() { return ActiveIsa() >= Isa::kAvx512; }
+
 void SetIsaOverride(Isa isa) {
   if (static_cast<int>(isa) > static_cast<int>(BestIsa())) isa = BestIsa();
   g_override.store(static_cast<int>(isa), std::memory_order_relaxed);
@@ -42,7 +84,8 @@ void ClearIsaOverride() { g_override.store(-1, std::memory_order_relaxed); }
 
 std::vector<Isa> SupportedIsas() {
   std::vector<Isa> out{Isa::kAvx2};
-  if (BestIsa() == Isa::kAvx512) out.push_back(Isa::kAvx512);
+  if (BestIsa() >= Isa::kAvx512) out.push_back(Isa::kAvx512);
+  if (BestIsa() >= Isa::kAmx) out.push_back(Isa::kAmx);
   return out;
 }
 

@@ -1,18 +1,23 @@
 // Which SIMD level the CPU kernels run at. Every translation unit is built for the AVX2+FMA+F16C
 // baseline; the *_avx512.cc files are entered only when CPUID reports AVX-512 (F, BW, VL, DQ and
-// BF16). Tests and benchmarks may lower the level to exercise the baseline paths on a machine
-// that has AVX-512.
+// BF16), the *_amx.cc ones only when it also reports AMX (TILE and BF16) and the kernel lets this
+// process use the tile data (Linux's ARCH_REQ_XCOMP_PERM). Each level includes the ones below.
+// Tests and benchmarks may lower the level to exercise the lower paths on a machine that has more.
 #pragma once
 
 #include <vector>
 
 namespace mmx::kernels {
 
-enum class Isa { kAvx2, kAvx512 };
+enum class Isa { kAvx2, kAvx512, kAmx };
+
+// Whether the active level includes AVX-512 (kAvx512 or kAmx).
+bool Avx512Active();
 
 const char* IsaName(Isa isa);
 
-// The best level this CPU supports (detected once).
+// The best level this CPU supports (detected once), capped by the environment variable
+// MMX_ISA=avx2|avx512|amx when it is set.
 Isa BestIsa();
 
 // The level the kernels use now: BestIsa(), or the override if one is set.

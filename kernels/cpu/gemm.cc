@@ -8,6 +8,7 @@
 #include "base/thread_pool.h"
 #include "base/bf16.h"
 #include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_bf16_dot.h"
 #include "kernels/cpu/gemm_impl.h"
 #include "kernels/cpu/gemm_int8.h"
@@ -46,16 +47,52 @@ const float* PrepareActivations(const float* x, int64_t num_tokens, int64_t cols
   return base;
 }
 
+// AMX takes BF16 weights whose rows split into whole 32-column tiles, at every token count (so a
+// token's result never depends on its batch).
+bool TakesAmx(const WeightView& w) {
+  return ActiveIsa() == Isa::kAmx && w.dtype == DType::kBF16 && w.cols % internal::kAmxK == 0;
+}
+
+// The AMX path for several problems (each TakesAmx), their 16-row blocks shared out in one pass.
+void GemmAmxGroup(const GemmProblem* const* problems, int64_t count) {
+  thread_local std::vector<std::vector<uint16_t>> packed;
+  if (static_cast<int64_t>(packed.size()) < count) packed.resize(count);
+  std::vector<internal::AmxPackedActivations> x(count);
+  std::vector<int64_t> first_block(count + 1, 0);
+  int64_t macs = 0, widest = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const GemmProblem& p = *problems[i];
+    const int parts = CurrentActivationPrecision() == ActivationPrecision::kBf16 ? 1 : 3;
+    x[i] = internal::PackAmxActivations(p.x, p.num_tokens, p.w.cols, parts, packed[i]);
+    first_block[i + 1] = first_block[i] + (p.w.rows + internal::kAmxRows - 1) / internal::kAmxRows;
+    macs += p.num_tokens * p.w.rows * p.w.cols;
+    widest = std::max(widest, p.w.cols);
+  }
+  // One padding buffer per pool thread for a last block of fewer than 16 rows.
+  const size_t pad_elems = static_cast<size_t>(internal::kAmxRows * widest);
+  internal::RunRowBlocks(
+      first_block, internal::kAmxRows, macs, [&](size_t i) { return problems[i]->w.rows; },
+      [&](size_t i, int64_t row_begin, int64_t row_end) {
+        thread_local std::vector<uint16_t> pad;
+        if (pad.size() < pad_elems) pad.resize(pad_elems);
+        const GemmProblem& p = *problems[i];
+        internal::GemmRowsAmx(x[i], static_cast<const uint16_t*>(p.w.data), p.w.rows, p.y, row_begin, row_end,
+                              pad.data());
+      });
+}
+
 }  // namespace
 
 void GemmGroup(const GemmProblem* problems, int64_t count) {
-  const bool avx512 = ActiveIsa() == Isa::kAvx512;
+  const bool avx512 = Avx512Active();
   const bool bf16_mode = CurrentActivationPrecision() == ActivationPrecision::kBf16;
-  std::vector<const GemmProblem*> grouped, bf16_dot;
+  std::vector<const GemmProblem*> grouped, bf16_dot, amx;
   for (int64_t i = 0; i < count; ++i) {
     const GemmProblem& p = problems[i];
     const bool nonempty = p.num_tokens > 0 && p.w.rows > 0 && p.w.cols > 0;
-    if (nonempty && avx512 && bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16) {
+    if (nonempty && TakesAmx(p.w)) {
+      amx.push_back(&p);
+    } else if (nonempty && avx512 && bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16) {
       bf16_dot.push_back(&p);  // vdpbf16ps, grouped the same way below
     } else if (nonempty && p.w.dtype != DType::kI8 && !(bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16)) {
       grouped.push_back(&p);
@@ -63,6 +100,7 @@ void GemmGroup(const GemmProblem* problems, int64_t count) {
       Gemm(p.x, p.num_tokens, p.w, p.y);
     }
   }
+  if (!amx.empty()) GemmAmxGroup(amx.data(), static_cast<int64_t>(amx.size()));
   if (!bf16_dot.empty()) internal::GemmBf16DotGroupAvx512(bf16_dot.data(), static_cast<int64_t>(bf16_dot.size()));
   if (grouped.empty()) return;
   const int64_t chunk = avx512 ? internal::kGemmChunkAvx512 : internal::kGemmChunkAvx2;
@@ -98,7 +136,13 @@ void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
     internal::GemmInt8(x, num_tokens, w, y);
     return;
   }
-  const bool avx512 = ActiveIsa() == Isa::kAvx512;
+  if (TakesAmx(w)) {
+    const GemmProblem problem{x, num_tokens, w, y};
+    const GemmProblem* one = &problem;
+    GemmAmxGroup(&one, 1);
+    return;
+  }
+  const bool avx512 = Avx512Active();
   // Batched bf16-activation mode (kernels.h): vdpbf16ps where the CPU has it; elsewhere the
   // same math through the fp32 path on activations rounded to bf16.
   thread_local std::vector<float> rounded;

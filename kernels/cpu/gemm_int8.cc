@@ -43,7 +43,7 @@ const float* AlignActivations(const float* x, int64_t num_tokens, int64_t cols, 
 }  // namespace
 
 void GemmInt8(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
-  auto* rows_fn = ActiveIsa() == Isa::kAvx512 ? &GemmInt8RowsAvx512 : &GemmInt8RowsAvx2;
+  auto* rows_fn = Avx512Active() ? &GemmInt8RowsAvx512 : &GemmInt8RowsAvx2;
   // The launcher runs on the caller's thread (never inside a pool job): one buffer per thread.
   thread_local std::vector<float> buf;
   GemmInt8Args args;

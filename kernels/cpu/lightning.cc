@@ -65,7 +65,7 @@ void SmallGemm(const float* x, int64_t ldx, int64_t tokens, const float* w, int6
   args.num_tokens = tokens;
   args.w = WeightView{w, DType::kF32, rows, cols};
   args.y = y;
-  if (ActiveIsa() == Isa::kAvx512) {
+  if (Avx512Active()) {
     internal::GemmRowsAvx512(args, 0, rows);
   } else {
     internal::GemmRowsAvx2(args, 0, rows);
@@ -165,7 +165,7 @@ void LightningAttention(const LightningShape& shape, const float* qkv, int64_t n
         const float lambda = std::exp(-shape.slopes[h]);
         float* S = state + h * D * D;
         float* o = out + h * D;
-        if (ActiveIsa() == Isa::kAvx512) {
+        if (Avx512Active()) {
           internal::LightningDecodeHeadAvx512(q, q + D, q + 2 * D, lambda, S, D, o);
         } else {
           internal::LightningDecodeHeadAvx2(q, q + D, q + 2 * D, lambda, S, D, o);

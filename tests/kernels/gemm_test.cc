@@ -7,6 +7,7 @@
 
 #include "base/bf16.h"
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/kernels.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -131,6 +132,26 @@ TEST(GemmTest, RowsViewReadsOnlyItsRows) {
     Gemm(x.data(), 1, w.View().Rows(3, 7), part.data());
     for (int i = 0; i < 4; ++i) EXPECT_NEAR(part[i], all[3 + i], 1e-5f) << i;
   });
+}
+
+// With AMX a token's outputs are bit for bit the same alone and in a batch (the same tiles in the
+// same order, gemm_amx.h). The AVX2 and AVX-512 paths do not promise it: their register tiles
+// sum in an order that depends on the token count. Runs where the CPU has AMX;
+// gemm_amx_emulated_test.cc checks the kernel's logic everywhere.
+TEST(GemmTest, WithAmxATokensOutputsDoNotDependOnItsBatch) {
+  if (BestIsa() != Isa::kAmx) GTEST_SKIP() << "no AMX on this CPU";
+  for (const ActivationPrecision precision : {ActivationPrecision::kFp32, ActivationPrecision::kBf16}) {
+    const ScopedActivationPrecision scoped(precision);
+    TestWeights w(DType::kBF16, 70, 256, 21);
+    const int64_t tokens = 40;
+    const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * 256), 22);
+    std::vector<float> all(static_cast<size_t>(tokens * 70)), alone(70);
+    Gemm(x.data(), tokens, w.View(), all.data());
+    for (int64_t t : {0, 13, 39}) {
+      Gemm(x.data() + t * 256, 1, w.View(), alone.data());
+      EXPECT_EQ(0, std::memcmp(alone.data(), all.data() + t * 70, 70 * sizeof(float))) << "token " << t;
+    }
+  }
 }
 
 // GemmGroup shares the rows of several GEMMs out in one pass: every problem's result must be
