@@ -63,48 +63,56 @@ class SchedulerGroupsTest : public ::testing::Test {
     }
   }
 
-  // Every worker registers, loads and applies the peer table: the cluster is ready.
-  void JoinWorkers() {
-    uint64_t sessions[3];
-    for (int i = 0; i < 3; ++i) {
-      v1::Register reg;
-      reg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
-      reg.set_name(kNames[i]);
-      reg.set_device("cpu");
-      auto writer = [this](const v1::CoordinatorMessage& m) {
-        if (m.has_peers()) {
-          absl::MutexLock lock(&table_mu_);
-          table_version_ = m.peers().version();
-          sequence_epoch_ = m.peers().sequence_epoch();
-        }
-        return true;
-      };
-      ASSERT_THAT(cluster_->Register(reg, writer, &sessions[i]).status(), IsOk());
-      v1::Ready ready;
-      ready.set_checkpoint_fingerprint("fp");
-      ready.set_data_address(kNames[i]);
-      ready.set_state_memory_bytes(int64_t{1} << 34);
-      ASSERT_THAT(cluster_->OnReady(sessions[i], ready), IsOk());
-      ASSERT_THAT(transports_[i]->Connect(0, "coordinator"), IsOk());
-    }
+  // Worker i registers and loads (its peer table applied by ApplyTables).
+  void Register(int i) {
+    v1::Register reg;
+    reg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
+    reg.set_name(kNames[i]);
+    reg.set_device("cpu");
+    auto writer = [this](const v1::CoordinatorMessage& m) {
+      if (m.has_peers()) {
+        absl::MutexLock lock(&table_mu_);
+        table_version_ = m.peers().version();
+        sequence_epoch_ = m.peers().sequence_epoch();
+      }
+      return true;
+    };
+    ASSERT_THAT(cluster_->Register(reg, writer, &sessions_[i]).status(), IsOk());
+    v1::Ready ready;
+    ready.set_checkpoint_fingerprint("fp");
+    ready.set_data_address(kNames[i]);
+    ready.set_state_memory_bytes(int64_t{1} << 34);
+    ASSERT_THAT(cluster_->OnReady(sessions_[i], ready), IsOk());
+  }
+  // Every worker applies the newest peer table: the cluster is ready; the heads serve its epoch
+  // with no sequence state.
+  void ApplyTables() {
     uint64_t version, epoch;
     {
       absl::MutexLock lock(&table_mu_);
       version = table_version_;
       epoch = sequence_epoch_;
     }
-    for (uint64_t s : sessions) cluster_->OnPeersApplied(s, version);  // the cluster writes under its own lock
+    for (uint64_t s : sessions_) cluster_->OnPeersApplied(s, version);  // the cluster writes under its own lock
     ASSERT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
     a_.context.Restart(epoch);
     b_.context.Restart(epoch);
   }
+  void JoinWorkers() {
+    for (int i = 0; i < 3; ++i) {
+      Register(i);
+      ASSERT_THAT(transports_[i]->Connect(0, "coordinator"), IsOk());
+    }
+    ApplyTables();
+  }
 
-  // `head` answers every step that reaches its transport as a whole group would.
-  void Serve(Head* head, transport::InprocTransport* transport) {
-    head->thread = std::thread([head, transport] {
-      while (true) {
+  // `head` answers every step that reaches its transport as a whole group would, until the
+  // `drop_at`-th, which it keeps unanswered as it stops (its group lost with it; -1: never).
+  void Serve(Head* head, transport::InprocTransport* transport, int drop_at = -1) {
+    head->thread = std::thread([head, transport, drop_at] {
+      for (int n = 1;; ++n) {
         absl::StatusOr<transport::Message> m = transport->ReceiveAny(InboxKey(MessageKind::kStep), absl::InfiniteDuration());
-        if (!m.ok()) return;
+        if (!m.ok() || n == drop_at) return;
         v1::StepHeader h;
         ASSERT_TRUE(h.ParseFromString(m->header));
         {
@@ -144,6 +152,12 @@ class SchedulerGroupsTest : public ::testing::Test {
     JoinWorkers();
     Serve(&a_, transports_[0].get());
     Serve(&b_, transports_[2].get());
+    ExpectUndisturbed(requests);
+    EXPECT_EQ(scheduler_->steps_in_flight_limit(), expected_limit);
+    scheduler_.reset();
+  }
+
+  static void ExpectUndisturbed(const std::vector<std::shared_ptr<Request>>& requests) {
     for (size_t i = 0; i < requests.size(); ++i) {
       std::vector<int32_t> ids;
       std::vector<TokenEvent> events;
@@ -154,9 +168,6 @@ class SchedulerGroupsTest : public ::testing::Test {
       EXPECT_EQ(ids, Undisturbed(kPrompts[i], kMaxTokens)) << "request " << i;
       EXPECT_THAT(requests[i]->final_status(), IsOk()) << "request " << i;
     }
-    EXPECT_EQ(scheduler_->steps_in_flight_limit(), expected_limit);
-    // One more request in each group carries the frees of the ones that ended.
-    scheduler_.reset();
   }
 
   static constexpr const char* kNames[3] = {"a0", "a1", "b"};
@@ -165,6 +176,7 @@ class SchedulerGroupsTest : public ::testing::Test {
   std::unique_ptr<transport::InprocTransport> transports_[3];
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Scheduler> scheduler_;
+  uint64_t sessions_[3] = {};
   Head a_, b_;
   uint64_t next_id_ = 1;
   absl::Mutex table_mu_;
@@ -193,6 +205,38 @@ TEST_F(SchedulerGroupsTest, AutomaticStepsInFlightAreCountedPerGroup) {
   EXPECT_EQ(cluster_->head("a"), 1u);
   EXPECT_EQ(cluster_->head("b"), 3u);
   EXPECT_EQ(cluster_->Groups(), (std::vector<std::string>{"a", "b"}));
+}
+
+// Group b's head is lost with a step out: every wave of both groups pauses (a new epoch voids all
+// state), and once it is back each sequence is replayed in the group that held it, from position
+// 0, to the tokens it would have had.
+TEST_F(SchedulerGroupsTest, ALostWorkerPausesBothGroupsAndEachReplaysInItsOwn) {
+  auto requests = SubmitAll(/*steps_in_flight=*/1);
+  JoinWorkers();
+  Serve(&a_, transports_[0].get(), /*drop_at=*/3);
+  Serve(&b_, transports_[2].get(), /*drop_at=*/3);
+  a_.thread.join();
+  b_.thread.join();
+  std::set<uint64_t> in_a, in_b;
+  {
+    absl::MutexLock la(&a_.mu);
+    absl::MutexLock lb(&b_.mu);
+    in_a = a_.served;
+    in_b = b_.served;
+  }
+  ASSERT_FALSE(in_a.empty());
+  ASSERT_FALSE(in_b.empty());
+  cluster_->OnSessionEnded(sessions_[2]);
+  for (const auto& r : requests) EXPECT_FALSE(r->done());
+  Register(2);
+  ApplyTables();  // both heads restarted empty: every sequence must be rebuilt where it lives
+  Serve(&a_, transports_[0].get());
+  Serve(&b_, transports_[2].get());
+  ExpectUndisturbed(requests);  // a ContextWorker refuses a sequence it does not hold
+  absl::MutexLock la(&a_.mu);
+  absl::MutexLock lb(&b_.mu);
+  for (uint64_t id : in_a) EXPECT_EQ(b_.served.count(id), 0u) << "sequence " << id << " moved to group b";
+  for (uint64_t id : in_b) EXPECT_EQ(a_.served.count(id), 0u) << "sequence " << id << " moved to group a";
 }
 
 }  // namespace
