@@ -8,9 +8,14 @@ StepPlan PlanStep(const std::vector<SequenceProgress>& running, const StepLimits
   std::vector<PlannedSequence> planned;
   int64_t budget = limits.max_step_tokens;
   StepPlan plan;
+  // An interactive prompt (or replay) waiting for its chunk: the step is its own (jobs sit out).
+  bool interactive_prefill = false;
+  for (const SequenceProgress& s : running) {
+    interactive_prefill = interactive_prefill || (s.interactive && !s.decoding() && s.context() > s.processed);
+  }
   for (size_t i = 0; i < running.size(); ++i) {
     const SequenceProgress& s = running[i];
-    if (!s.decoding()) continue;
+    if (!s.decoding() || (interactive_prefill && !s.interactive)) continue;
     // The last sampled token, at the position after everything processed so far.
     planned.push_back({i, s.processed, 1, /*prefill=*/false, /*sample=*/true});
     --budget;
@@ -18,6 +23,7 @@ StepPlan PlanStep(const std::vector<SequenceProgress>& running, const StepLimits
   // Prefill chunks: interactive sequences' first, then jobs', each in running order.
   bool prefill_planned = false;
   for (const bool interactive : {true, false}) {
+    if (interactive_prefill && !interactive) break;
     for (size_t i = 0; i < running.size(); ++i) {
       const SequenceProgress& s = running[i];
       if (s.decoding() || s.interactive != interactive) continue;

@@ -8,6 +8,12 @@
 // gets a chunk, so prefill always progresses. A sequence whose state was lost (failover) is
 // prefilled the same way over its prompt and the tokens it generated: its replay. The step is then split into micro-batches (as many
 // as wanted, with at least min_sequences_per_micro_batch sequences each), contiguous in order.
+//
+// While an interactive sequence has prompt (or replay) left to prefill, batch jobs' sequences sit
+// out: the step carries interactive work only, so a user's first token costs what it costs alone
+// plus the wait for the step in flight, not a step the size of the job's batch (which on a CPU
+// costs several lone prompts). Jobs lose those steps; interactive prompts are few and short next
+// to a job's work, and they come first by design.
 #pragma once
 
 #include <cstddef>

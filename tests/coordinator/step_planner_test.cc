@@ -18,21 +18,43 @@ std::vector<PlannedSequence> Flat(const StepPlan& plan) {
   return all;
 }
 
-// A job's prompt ahead of an interactive one in running order: the interactive prompt's chunk is
-// planned first, so a full step budget never keeps a person waiting behind a batch job.
-TEST(StepPlannerTest, InteractivePromptsArePrefilledBeforeJobPrompts) {
-  SequenceProgress job = Prefilling(300), person = Prefilling(20);
+// A job's prompt ahead of an interactive one in running order, and a job decoding: while the
+// interactive prompt has a chunk to go, the step is its own (and other interactive sequences'),
+// so a person's first token never waits on a batch job's step; once it decodes, jobs come back,
+// the interactive work still first.
+TEST(StepPlannerTest, WhileAnInteractivePromptPrefillsJobsSitOut) {
+  SequenceProgress job = Prefilling(300), job_decoding = Decoding(5, 3), person = Prefilling(20),
+                   other_person = Decoding(4, 2);
   job.interactive = false;
+  job_decoding.interactive = false;
   StepLimits limits;
   limits.prefill_chunk = 256;
   limits.max_step_tokens = 100;
-  const std::vector<PlannedSequence> all = Flat(PlanStep({job, person}, limits));
+  std::vector<PlannedSequence> all = Flat(PlanStep({job, job_decoding, person, other_person}, limits));
   ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].index, 3u);  // the other person's decode token
+  EXPECT_EQ(all[1].index, 2u);  // the person's whole prompt
+  EXPECT_EQ(all[1].num_tokens, 20);
+  EXPECT_TRUE(all[1].sample);
+
+  person = Decoding(20, 1);  // its first token is out
+  all = Flat(PlanStep({job, job_decoding, person, other_person}, limits));
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].index, 1u);  // decode tokens first, in running order
+  EXPECT_EQ(all[1].index, 2u);
+  EXPECT_EQ(all[2].index, 3u);
+  EXPECT_EQ(all[3].index, 0u);  // then the job's chunk, within the budget
+  EXPECT_EQ(all[3].num_tokens, 97);
+}
+
+// An interactive sequence rebuilt after a failover is prefilled like a prompt: jobs sit out too.
+TEST(StepPlannerTest, InteractiveReplaysAlsoKeepJobsOut) {
+  SequenceProgress job = Decoding(5, 3), person = Replaying(10, 4, 6);
+  job.interactive = false;
+  const std::vector<PlannedSequence> all = Flat(PlanStep({job, person}, StepLimits{}));
+  ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].index, 1u);
-  EXPECT_EQ(all[0].num_tokens, 20);
-  EXPECT_TRUE(all[0].sample);
-  EXPECT_EQ(all[1].index, 0u);
-  EXPECT_EQ(all[1].num_tokens, 80);  // the rest of the budget
+  EXPECT_EQ(all[0].num_tokens, 8);  // the rest of its prompt and tokens, sampling the next
 }
 
 TEST(StepPlannerTest, NothingRunningPlansNothing) {

@@ -1,12 +1,9 @@
 // Integration: an interactive request beside a batch job that fills the cluster, with real
 // processes on loopback (one worker, the `small` preset). The job may hold at most
-// --max-job-share of the running sequences and an interactive request joins the step after the
-// one in flight: its first token beside the job comes at most one step (the one it waits out) and
-// one step's worth of the job's tokens (which share its own step) after its time alone.
-//
-// Not yet the bound of twice the time alone plus one step: on this CPU a step of 24 job
-// sequences costs ~2.7x a lone 8-token prompt's (the batched expert GEMMs stream weights at ~0.4
-// of the triad, against ~0.9 for one token), so the step the request shares is the larger part.
+// --max-job-share of the running sequences; an interactive request joins the step after the one
+// in flight, and its prompt's step is its own (jobs sit out while an interactive prompt
+// prefills: coordinator/step_planner.h). So its first token beside the job comes within twice its
+// time alone plus one of the job's steps (the one it waits out), the bound.
 // docs/benchmarks.md has the figures.
 #include <algorithm>
 #include <chrono>
@@ -15,6 +12,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -65,7 +63,7 @@ std::pair<double, double> StepSeconds(const std::string& metrics_address) {
   return {sum, count};
 }
 
-TEST(PriorityTest, BesideAFullJobAnInteractiveFirstTokenComesWithinTwoStepsOfItsTimeAlone) {
+TEST(PriorityTest, BesideAFullJobAnInteractiveFirstTokenComesWithinTwiceItsTimeAlonePlusOneStep) {
   std::string state = "/tmp/mmx-priority-XXXXXX";
   ASSERT_NE(mkdtemp(state.data()), nullptr);
   const std::string model_dir = state + "/model";
@@ -111,11 +109,16 @@ TEST(PriorityTest, BesideAFullJobAnInteractiveFirstTokenComesWithinTwoStepsOfIts
     if (running < 24) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // between polls
   }
   ASSERT_EQ(running, 24) << cluster.Log("coordinator");
+  // One of the job's steps: their mean over ten steps with the job alone.
   const auto [sum0, count0] = StepSeconds(metrics);
-  for (int i = 0; i < kSamples; ++i) beside.push_back(TimeToFirstToken(cluster.stub(), 200 + i));
-  const auto [sum1, count1] = StepSeconds(metrics);
-  ASSERT_GT(count1, count0);
+  double sum1 = sum0, count1 = count0;
+  while (absl::Now() < give_up && count1 < count0 + 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // between polls of /metrics
+    std::tie(sum1, count1) = StepSeconds(metrics);
+  }
+  ASSERT_GE(count1, count0 + 10);
   const double step = (sum1 - sum0) / (count1 - count0);
+  for (int i = 0; i < kSamples; ++i) beside.push_back(TimeToFirstToken(cluster.stub(), 200 + i));
   {  // the job was running throughout
     grpc::ClientContext context;
     v1::GetJobRequest get;
@@ -126,9 +129,9 @@ TEST(PriorityTest, BesideAFullJobAnInteractiveFirstTokenComesWithinTwoStepsOfIts
     EXPECT_LT(now.completed(), 64);
   }
   const double ttft_alone = Median(alone), ttft_beside = Median(beside);
-  std::printf("time to first token: alone %.2f ms, beside the job %.2f ms; mean step beside it %.2f ms\n",
+  std::printf("time to first token: alone %.2f ms, beside the job %.2f ms; the job's step %.2f ms\n",
               ttft_alone * 1e3, ttft_beside * 1e3, step * 1e3);
-  EXPECT_LE(ttft_beside, ttft_alone + 2 * step);
+  EXPECT_LE(ttft_beside, 2 * ttft_alone + step);
   grpc::ClientContext context;
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job.job_id());
