@@ -15,8 +15,8 @@
 // RESOURCE_EXHAUSTED. Interactive requests come first (waiting_room.h): job requests hold at
 // most max_job_share of the running sequences, and an interactive request that finds no slot
 // or state preempts job requests with no step out (their state freed, replayed when they run
-// again), so it joins a step at once. Prefill chunks of interactive requests are planned before
-// jobs' (step_planner.h).
+// again), so it joins a step at once. While an interactive prompt is prefilled, jobs' sequences
+// sit out of its wave's steps (step_planner.h).
 //
 // The loop sleeps when there is nothing to run and wakes on events: a reply, a submit, a cancel,
 // the cluster becoming ready or losing a worker, or a waiting request's deadline.
