@@ -300,6 +300,10 @@ int main(int argc, char** argv) {
       mmx::kernels::SetIsaOverride(mmx::kernels::Isa::kAvx512);
     } else if (arg == "--mmx_isa=amx") {
       mmx::kernels::SetIsaOverride(mmx::kernels::Isa::kAmx);
+    } else if (arg == "--mmx_activations=bf16") {
+      // The calling thread's precision: every benchmark runs on it.
+      static mmx::kernels::ScopedActivationPrecision bf16(mmx::kernels::ActivationPrecision::kBf16);
+      benchmark::AddCustomContext("mmx_activations", "bf16");
     } else {
       rest.push_back(argv[i]);
     }
