@@ -56,7 +56,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadWeightMap(const std::stri
   Json index;
   try {
     index = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range (1E400)
     return absl::DataLossError(
         absl::StrCat(path, ": malformed JSON (", e.what(), "); the index is corrupt"));
   }

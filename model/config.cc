@@ -320,6 +320,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
     // e.what() carries "parse error at line L, column C: ...".
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": malformed JSON (byte ", e.byte, "): ", e.what()));
+  } catch (const Json::exception& e) {  // out_of_range: a number beyond double, e.g. 1E400
+    return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON: ", e.what()));
   }
   if (!root.is_object()) {
     return absl::InvalidArgumentError(

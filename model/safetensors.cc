@@ -199,7 +199,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   Json header;
   try {
     header = Json::parse(bytes + 8, bytes + 8 + header_size);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range (1E400)
     return absl::DataLossError(absl::StrCat(path, ": header is not valid JSON (", e.what(),
                                             "); the file is corrupt"));
   }

@@ -28,6 +28,7 @@ absl::Status Error(const std::string& source, const YAML::Node& node, const std:
 absl::Status CheckKeys(const std::string& source, const YAML::Node& map, const std::string& where,
                        const std::set<std::string>& allowed) {
   for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) return Error(source, kv.first, where + "keys must be plain names");
     const std::string key = kv.first.as<std::string>();
     if (allowed.count(key) == 0) {
       return Error(source, kv.first,

@@ -24,6 +24,7 @@ absl::Status ParseError(const std::string& source, const YAML::Node& node, const
 absl::Status CheckKeys(const std::string& source, const YAML::Node& node, const std::string& where,
                        const std::set<std::string>& allowed) {
   for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) return ParseError(source, kv.first, where + ": keys must be plain names");
     const std::string key = kv.first.as<std::string>();
     if (!allowed.count(key)) {
       return ParseError(source, kv.first,
@@ -147,13 +148,9 @@ const WorkerShard* ShardConfig::Find(const std::string& name) const {
   return nullptr;
 }
 
-absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text, const std::string& source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
-  }
+namespace {
+
+absl::StatusOr<ShardConfig> ParseRoot(const std::string& source, const YAML::Node& root) {
   if (!root.IsMap()) return absl::InvalidArgumentError(source + ": expected a mapping with 'model' and 'workers'");
   MMX_RETURN_IF_ERROR(CheckKeys(source, root, "top level", {"model", "expert_dtype", "serving", "workers"}));
   ShardConfig shard;
@@ -192,6 +189,24 @@ absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text, const
     shard.workers.push_back(std::move(w));
   }
   return shard;
+}
+
+}  // namespace
+
+absl::StatusOr<ShardConfig> ParseShardConfig(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+  }
+  try {
+    return ParseRoot(source, root);
+  } catch (const YAML::Exception& e) {
+    // A value of a shape the checks did not anticipate (a map where a name goes) still becomes
+    // one clear line.
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
+  }
 }
 
 absl::StatusOr<ShardConfig> LoadShardConfig(const std::string& path) {

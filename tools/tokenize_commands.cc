@@ -67,7 +67,7 @@ absl::StatusOr<std::string> DetokenizeJson(const tokenizer::Tokenizer& tokenizer
   Json parsed;
   try {
     parsed = Json::parse(json_ids.begin(), json_ids.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range (1E400)
     return absl::InvalidArgumentError(
         absl::StrCat("stdin is not JSON (expected an array of token ids): ", e.what()));
   }

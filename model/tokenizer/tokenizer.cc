@@ -87,7 +87,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Parse(std::string_view tok
   Json root;
   try {
     root = Json::parse(tokenizer_json.begin(), tokenizer_json.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range (1E400)
     return absl::InvalidArgumentError(
         absl::StrCat(AsAbsl(json_name), ": not valid JSON: ", e.what()));
   }

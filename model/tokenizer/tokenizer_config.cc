@@ -51,7 +51,7 @@ absl::StatusOr<TokenizerConfig> Parse(std::string_view json_text) {
   Json root;
   try {
     root = Json::parse(json_text.begin(), json_text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range (1E400)
     return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
   }
   if (!root.is_object()) return absl::InvalidArgumentError("expected a JSON object");

@@ -349,6 +349,9 @@ TEST_F(CheckpointTest, RefusesMalformedIndex) {
   EXPECT_THAT(Checkpoint::Open(dir_),
               StatusIs(absl::StatusCode::kDataLoss,
                        HasSubstr("model.safetensors.index.json: malformed JSON")));
+  WriteFile(Path(kIndex), "{\"metadata\": {\"total_size\": 1E400}, \"weight_map\": {}}");
+  EXPECT_THAT(Checkpoint::Open(dir_),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("model.safetensors.index.json: malformed JSON")));
   WriteFile(Path(kIndex), "{\"metadata\": {}}");
   EXPECT_THAT(Checkpoint::Open(dir_),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("no \"weight_map\" object")));

@@ -272,6 +272,12 @@ TEST(ConfigTest, RefusesMalformedJsonWithThePosition) {
                        AllOf(HasSubstr("x/config.json: malformed JSON"), HasSubstr("line 24"))));
 }
 
+TEST(ConfigTest, RefusesANumberBeyondDoubleRange) {
+  EXPECT_THAT(ModelConfig::FromJson("{\"hidden_size\": 1E400}", "x/config.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("x/config.json: malformed JSON"), HasSubstr("1E400"))));
+}
+
 TEST(ConfigTest, RefusesJsonThatIsNotAnObject) {
   EXPECT_THAT(ModelConfig::FromJson("[1, 2]"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected a JSON object")));

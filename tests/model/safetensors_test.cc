@@ -174,6 +174,13 @@ TEST_F(SafetensorsTest, RefusesMalformedHeaderJson) {
                              HasSubstr("parse error"))));
 }
 
+// A number beyond double's range is valid JSON syntax but no value: a clear error, not an abort.
+TEST_F(SafetensorsTest, RefusesAHeaderNumberBeyondDoubleRange) {
+  EXPECT_THAT(OpenBytes(RawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [1E400], \"data_offsets\": [0, 4]}}", 4)),
+              StatusIs(absl::StatusCode::kDataLoss, AllOf(HasSubstr("t.safetensors: header is not valid JSON"),
+                                                          HasSubstr("1E400"))));
+}
+
 TEST_F(SafetensorsTest, RefusesHeaderThatIsNotAnObject) {
   EXPECT_THAT(OpenBytes(RawFile("[1, 2]  ", 0)),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("header is not a JSON object")));

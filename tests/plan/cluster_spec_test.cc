@@ -87,6 +87,8 @@ TEST(ClusterSpecTest, UnknownKeysNameFileLineAndKey) {
                        AllOf(HasSubstr("c.yaml:9:"), HasSubstr("serving.max_ctx: unknown key"))));
   EXPECT_THAT(ParseClusterSpec(Spec(kValidWorker, "extra: 1\n"), "c.yaml"),
               StatusIs(absl::StatusCode::kInvalidArgument, AllOf(HasSubstr("c.yaml:8:"), HasSubstr("extra: unknown key"))));
+  EXPECT_THAT(ParseClusterSpec(Spec(kValidWorker, "? [a]\n: 1\n"), "c.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keys must be plain names")));
 }
 
 TEST(ClusterSpecTest, RejectsZeroAndNegativeSizes) {

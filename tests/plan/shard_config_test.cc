@@ -85,6 +85,15 @@ TEST(ShardConfigTest, RejectsUnknownKeysWrongTypesAndEmptyRanges) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("missing 'model'")));
   EXPECT_THAT(ParseShardConfig("model: x\nworkers: []\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("non-empty")));
+  // Keys and values of shapes no field takes: one clear line each, never an abort.
+  EXPECT_THAT(ParseShardConfig("? [a, b]\n: 1\nmodel: x\nworkers:\n  - name: a\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top level: keys must be plain names")));
+  EXPECT_THAT(ParseShardConfig("model: x\nworkers:\n  - name: a\n    {x: 1}: 2\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("keys must be plain names")));
+  EXPECT_THAT(ParseShardConfig("model: x\nworkers:\n  - name: a\n    device: {cuda: 0}\n", "s.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("s.yaml:4:")));
+  EXPECT_THAT(ParseShardConfig("model: x\nexpert_dtype: [bf16]\nworkers:\n  - name: a\n", "s.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("s.yaml:2:")));
 }
 
 TEST(ShardConfigTest, ReportsEveryViolationOnItsOwnLine) {

@@ -39,6 +39,11 @@ TEST(TokenizerTest, RejectsTextThatIsNotJson) {
   EXPECT_THAT(
       Tokenizer::FromJson("{\"model\": "),
       StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("tokenizer.json: not valid JSON")));
+  // Valid syntax, but a number no double holds: an error, not an abort.
+  EXPECT_THAT(Tokenizer::FromJson("{\"model\": 1E400}"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("tokenizer.json: not valid JSON")));
+  EXPECT_THAT(Tokenizer::FromJson(TokenizerWith(BpeModel({"a"}, {})).dump(), "{\"model_max_length\": 1E400}"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("tokenizer_config.json: not valid JSON")));
   EXPECT_THAT(Tokenizer::FromJson("[1, 2]"), StatusIs(absl::StatusCode::kInvalidArgument,
                                                       "tokenizer.json: expected a JSON object"));
   EXPECT_THAT(Tokenizer::FromJson("{}"),

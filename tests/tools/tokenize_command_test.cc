@@ -152,6 +152,11 @@ TEST_F(TokenizeCommandTest, BadInputIsOneErrorLineAndNonZeroExit) {
   EXPECT_EQ(CountLines(not_json.err), 1) << not_json.err;
   EXPECT_THAT(not_json.err, HasSubstr("not JSON"));
 
+  RunResult huge = Run("detokenize --tokenizer " + tokenizer_path_, "[1E400]");
+  EXPECT_NE(huge.exit_code, 0);
+  EXPECT_EQ(CountLines(huge.err), 1) << huge.err;
+  EXPECT_THAT(huge.err, HasSubstr("not JSON"));
+
   RunResult out_of_range = Run("detokenize --tokenizer " + tokenizer_path_, "[72, 512]");
   EXPECT_NE(out_of_range.exit_code, 0);
   EXPECT_EQ(CountLines(out_of_range.err), 1) << out_of_range.err;
