@@ -50,7 +50,7 @@ void AddSamplingOptions(CLI::App* c, ClientOptions* o) {
 
 CLI::App* AddGenerateCommand(CLI::App& app, ClientOptions* o) {
   CLI::App* g = app.add_subcommand("generate", "Generate through an mmx-coord server (text or token ids)");
-  g->add_option("--server", o->server, "Coordinator address HOST:PORT");
+  AddConnectionOptions(g, &o->connection);
   auto* text = g->add_option("--prompt", o->prompt, "Prompt text (streamed back as text)");
   auto* ids = g->add_option("--prompt-ids", o->prompt_ids, "Prompt token ids, comma-separated");
   text->excludes(ids);
@@ -63,7 +63,7 @@ CLI::App* AddGenerateCommand(CLI::App& app, ClientOptions* o) {
 
 CLI::App* AddChatCommand(CLI::App& app, ClientOptions* o) {
   CLI::App* c = app.add_subcommand("chat", "Chat through an mmx-coord server: one user turn per line of stdin");
-  c->add_option("--server", o->server, "Coordinator address HOST:PORT");
+  AddConnectionOptions(c, &o->connection);
   c->add_option("--system", o->system, "System message");
   c->add_option("--max-tokens", o->max_tokens, "Longest reply, in tokens");
   AddSamplingOptions(c, o);
@@ -72,7 +72,7 @@ CLI::App* AddChatCommand(CLI::App& app, ClientOptions* o) {
 
 CLI::App* AddStatusCommand(CLI::App& app, ClientOptions* o) {
   CLI::App* s = app.add_subcommand("status", "Show the cluster's workers, readiness and serving statistics");
-  s->add_option("--server", o->server, "Coordinator address HOST:PORT");
+  AddConnectionOptions(s, &o->connection);
   s->add_flag("--json", o->json, "Print one JSON object");
   return s;
 }
@@ -103,7 +103,7 @@ struct Streamed {
 // Runs one Generate; `on_response` sees each response as it arrives (for streaming output).
 absl::Status Stream(const ClientOptions& o, const v1::GenerateRequest& request, Streamed* out,
                     const std::function<void(const v1::GenerateResponse&)>& on_response) {
-  auto stub = v1::Inference::NewStub(grpc::CreateChannel(o.server, grpc::InsecureChannelCredentials()));
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(o.connection));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(o.timeout_s));
   const auto t0 = std::chrono::steady_clock::now();
@@ -123,7 +123,7 @@ absl::Status Stream(const ClientOptions& o, const v1::GenerateRequest& request, 
     if (on_response) on_response(response);
   }
   out->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return FromGrpcStatus(reader->Finish(), o.server);
+  return FromGrpcStatus(reader->Finish(), o.connection.server);
 }
 
 }  // namespace
@@ -218,11 +218,11 @@ absl::Status RunChatClient(const ClientOptions& o) {
 }
 
 absl::Status RunStatusClient(const ClientOptions& o) {
-  auto stub = v1::Inference::NewStub(grpc::CreateChannel(o.server, grpc::InsecureChannelCredentials()));
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(o.connection));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ClusterStatus status;
-  MMX_RETURN_IF_ERROR(FromGrpcStatus(stub->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status), o.server));
+  MMX_RETURN_IF_ERROR(FromGrpcStatus(stub->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status), o.connection.server));
   if (o.json) {
     nlohmann::json j;
     j["ready"] = status.ready();

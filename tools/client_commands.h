@@ -16,11 +16,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "tools/client_channel.h"
 
 namespace mmx::tools {
 
 struct ClientOptions {
-  std::string server = "127.0.0.1:7070";
+  ServerConnection connection;  // --server and the TLS options
   std::string prompt_ids;
   std::string prompt;               // text
   std::string system;               // chat: the system message

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "proto/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -15,9 +16,6 @@
 namespace mmx::tools {
 namespace {
 
-std::unique_ptr<v1::Inference::Stub> Connect(const std::string& server) {
-  return v1::Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
-}
 
 void WithDeadline(grpc::ClientContext* c, int seconds = 30) {
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
@@ -74,7 +72,7 @@ JobCommands::JobCommands(CLI::App& app) {
   cancel_ = app.add_subcommand("cancel", "Cancel a queued or running batch job");
   cancel_->add_option("id", job_id_, "Job id")->required();
   for (CLI::App* c : {submit_, job_, jobs_, cancel_}) {
-    c->add_option("--server", server_, "Coordinator address HOST:PORT");
+    AddConnectionOptions(c, &connection_);
     c->add_flag("--json", json_, "Print JSON");
   }
 }
@@ -104,12 +102,12 @@ absl::Status JobCommands::Submit() const {
     }
   }
   if (request.requests_size() == 0) return absl::InvalidArgumentError(absl::StrCat(file_, " has no requests"));
-  auto stub = Connect(server_);
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(connection_));
   v1::Job job;
   {
     grpc::ClientContext context;
     WithDeadline(&context);
-    if (absl::Status st = FromGrpcStatus(stub->SubmitJob(&context, request, &job), server_); !st.ok()) return st;
+    if (absl::Status st = FromGrpcStatus(stub->SubmitJob(&context, request, &job), connection_.server); !st.ok()) return st;
   }
   if (!wait_) {
     if (json_) {
@@ -127,7 +125,7 @@ absl::Status JobCommands::Submit() const {
     v1::GetJobRequest get;
     get.set_job_id(job.job_id());
     get.set_omit_results(true);
-    if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), server_); !st.ok()) return st;
+    if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), connection_.server); !st.ok()) return st;
     if (job.completed() != last_completed && !json_) {
       std::fprintf(stderr, "\r%s: %d/%d", job.job_id().c_str(), job.completed(), job.total());
       last_completed = job.completed();
@@ -138,7 +136,7 @@ absl::Status JobCommands::Submit() const {
   WithDeadline(&context);
   v1::GetJobRequest get;
   get.set_job_id(job.job_id());
-  if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), server_); !st.ok()) return st;
+  if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), connection_.server); !st.ok()) return st;
   PrintJob(job, json_);
   return absl::OkStatus();
 }
@@ -149,7 +147,8 @@ absl::Status JobCommands::Show() const {
   v1::GetJobRequest get;
   get.set_job_id(job_id_);
   v1::Job job;
-  if (absl::Status st = FromGrpcStatus(Connect(server_)->GetJob(&context, get, &job), server_); !st.ok()) return st;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(connection_));
+  if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), connection_.server); !st.ok()) return st;
   PrintJob(job, json_);
   return absl::OkStatus();
 }
@@ -160,7 +159,8 @@ absl::Status JobCommands::List() const {
   v1::ListJobsRequest list;
   list.set_limit(limit_);
   v1::ListJobsResponse response;
-  if (absl::Status st = FromGrpcStatus(Connect(server_)->ListJobs(&context, list, &response), server_); !st.ok()) return st;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(connection_));
+  if (absl::Status st = FromGrpcStatus(stub->ListJobs(&context, list, &response), connection_.server); !st.ok()) return st;
   if (json_) {
     std::printf("%s\n", ToJson(response).c_str());
     return absl::OkStatus();
@@ -175,7 +175,8 @@ absl::Status JobCommands::Cancel() const {
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job_id_);
   v1::Job job;
-  if (absl::Status st = FromGrpcStatus(Connect(server_)->CancelJob(&context, cancel, &job), server_); !st.ok()) return st;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(connection_));
+  if (absl::Status st = FromGrpcStatus(stub->CancelJob(&context, cancel, &job), connection_.server); !st.ok()) return st;
   PrintJob(job, json_);
   return absl::OkStatus();
 }

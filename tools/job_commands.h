@@ -11,6 +11,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "tools/client_channel.h"
 #include "absl/status/status.h"
 
 namespace mmx::tools {
@@ -27,7 +28,7 @@ class JobCommands {
   absl::Status List() const;
   absl::Status Cancel() const;
 
-  std::string server_ = "127.0.0.1:7070";
+  ServerConnection connection_;
   std::string file_, job_id_, idempotency_key_;
   bool json_ = false, wait_ = false;
   int limit_ = 20;

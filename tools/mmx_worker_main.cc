@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   mmx::worker::WorkerOptions o;
   int connect_timeout_s = 120;
   app.add_option("--coordinator", o.coordinator, "Coordinator address HOST:PORT")->required();
+  app.add_option("--tls-ca", o.tls.ca, "Verify the coordinator's TLS certificate against this PEM CA (TLS on)");
+  app.add_option("--tls-cert", o.tls.cert, "Present this PEM certificate to the coordinator (mutual TLS)");
+  app.add_option("--tls-key", o.tls.key, "The PEM private key of --tls-cert");
   app.add_option("--name", o.name, "This worker's entry in the shard config")->required();
   app.add_option("--device", o.device,
                  "cpu (default), cuda (= cuda:0), cuda:N, or cuda:N,M,... (one worker over several GPUs, NCCL): "

@@ -43,6 +43,12 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   model->needs(expect);
   expect->needs(model);
   serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
+  serve->add_option("--tls-cert", o->tls.cert, "Serve over TLS with this PEM certificate chain (with --tls-key)");
+  serve->add_option("--tls-key", o->tls.key, "The PEM private key of --tls-cert");
+  serve->add_option("--tls-client-ca", o->tls.client_ca,
+                    "Require every client and worker to present a certificate signed by this CA (mutual TLS)");
+  serve->add_flag("--insecure", o->insecure,
+                  "Allow plain text on a --listen address other than loopback (a trusted network only)");
   serve->add_option("--max-concurrent,--max-sequences", o->max_sequences, "Requests running at once (the batch)")
       ->check(CLI::Range(1, 4096));
   serve->add_option("--max-queue", o->max_queue, "Requests waiting beyond those; more get RESOURCE_EXHAUSTED")
@@ -247,7 +253,8 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  MMX_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, rpc::MakeServerCredentials(o.tls));
+  builder.AddListeningPort(o.listen, credentials, &port);
   builder.RegisterService(&control);
   builder.RegisterService(&inference);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -299,6 +306,14 @@ absl::Status Serve(const ServeOptions& o) {
   if (o.shard_config.empty() && o.model_dir.empty()) {
     return absl::InvalidArgumentError("give --shard-config FILE, or --model DIR --expect-workers N to plan from live workers");
   }
+  // Secure by default: plain text only where nobody else can connect, or when asked for.
+  if (!o.tls.enabled() && !o.insecure && !rpc::IsLoopbackAddress(o.listen)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("refusing to serve plain text on ", o.listen,
+                     ": give --tls-cert FILE --tls-key FILE (deploy/certs.sh makes them), or --insecure on a "
+                     "trusted network"));
+  }
+  MMX_RETURN_IF_ERROR(rpc::MakeServerCredentials(o.tls).status());  // bad files fail before loading
   plan::ShardConfig shard;
   std::unique_ptr<model::Checkpoint> checkpoint;
   if (!o.shard_config.empty()) {

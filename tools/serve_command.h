@@ -9,6 +9,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "proto/tls_credentials.h"
 
 namespace mmx::tools {
 
@@ -35,6 +36,8 @@ struct ServeOptions {
   std::string state_dir;       // SQLite job store; "" = jobs off
   std::string metrics_listen;  // "" = the gRPC host, port + 1 ("off" = no metrics server)
   std::string tokenizer;       // tokenizer.json; "" = the checkpoint's, if it has one
+  rpc::ServerTlsFiles tls;     // --tls-cert, --tls-key, --tls-client-ca ("" = plain text)
+  bool insecure = false;       // plain text on a non-loopback --listen address
 };
 
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions* options);

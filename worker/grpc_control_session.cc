@@ -39,14 +39,17 @@ class GrpcControlSession final : public ControlSession {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std::string& address,
+                                                                      const rpc::ClientTlsFiles& tls,
                                                                       absl::Duration timeout, const LogSink& log) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = rpc::MakeChannelCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
   // Short reconnect backoff: a worker started before its coordinator should join within a
   // fraction of a second of it coming up, not after gRPC's default backoff of seconds.
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(address, *credentials, args);
   const absl::Time give_up = absl::Now() + timeout;  // InfiniteDuration: never
   bool said_waiting = false;
   while (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(1))) {
@@ -55,8 +58,11 @@ absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std:
       said_waiting = true;
     }
     if (absl::Now() > give_up) {
-      return absl::UnavailableError(absl::StrCat("cannot reach the coordinator at ", address, " after ",
-                                                 absl::FormatDuration(timeout), "; is mmx-coord serve running there?"));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach the coordinator at ", address, " after ", absl::FormatDuration(timeout),
+          "; is mmx-coord serve running there?",
+          tls.enabled() ? " (or the TLS handshake fails: does --tls-ca sign its certificate, for this host name?)"
+                        : " (if it serves TLS, give --tls-ca)"));
     }
   }
   return std::unique_ptr<ControlSession>(new GrpcControlSession(std::move(channel)));

@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "proto/tls_credentials.h"
 #include "worker/control_session.h"
 
 namespace mmx::worker {
@@ -14,7 +15,9 @@ namespace mmx::worker {
 // Connects to the coordinator at `address` (HOST:PORT), retrying until `timeout` (workers may
 // start before their coordinator; the first wait is logged once; InfiniteDuration: for ever), and opens the Session stream.
 // Unavailable, saying what to check, if the coordinator cannot be reached in time.
+// `tls`: verify the coordinator's certificate (and present the worker's) when set.
 absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std::string& address,
+                                                                      const rpc::ClientTlsFiles& tls,
                                                                       absl::Duration timeout, const LogSink& log);
 
 }  // namespace mmx::worker

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "proto/tls_credentials.h"
 #include "transport/transport.h"
 #include "worker/control_session.h"
 #include "worker/leave_request.h"
@@ -23,6 +24,7 @@ namespace mmx::worker {
 
 struct WorkerOptions {
   std::string coordinator;   // HOST:PORT (a worker process's gRPC session)
+  rpc::ClientTlsFiles tls;   // --tls-ca (--tls-cert, --tls-key): the session over TLS
   std::string name;
   // Register without claiming an entry; take a lost worker's entry when the coordinator gives one.
   bool standby = false;

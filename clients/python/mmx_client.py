@@ -26,9 +26,28 @@ import grpc  # noqa: E402  (python3-grpcio)
 from mmx.v1 import inference_pb2, inference_pb2_grpc  # noqa: E402
 
 
+def _read(path):
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise SystemExit(f"mmx_client: cannot read {path}: {e.strerror}")
+
+
 class MmxClient:
-    def __init__(self, server, timeout_s=600):
-        self.channel = grpc.insecure_channel(server)
+    """tls_ca: verify the coordinator against this PEM CA (TLS on); tls_cert/tls_key: mutual TLS."""
+
+    def __init__(self, server, timeout_s=600, tls_ca=None, tls_cert=None, tls_key=None):
+        if tls_ca or tls_cert or tls_key:
+            if bool(tls_cert) != bool(tls_key):
+                raise SystemExit("mmx_client: a client certificate needs both --tls-cert and --tls-key")
+            credentials = grpc.ssl_channel_credentials(root_certificates=_read(tls_ca), private_key=_read(tls_key),
+                                                       certificate_chain=_read(tls_cert))
+            self.channel = grpc.secure_channel(server, credentials)
+        else:
+            self.channel = grpc.insecure_channel(server)
         self.stub = inference_pb2_grpc.InferenceStub(self.channel)
         self.timeout_s = timeout_s
 
@@ -75,6 +94,9 @@ class MmxClient:
 def main():
     parser = argparse.ArgumentParser(description="mmx-coord Python client example")
     parser.add_argument("--server", default="127.0.0.1:7070")
+    parser.add_argument("--tls-ca", help="connect over TLS, verifying the coordinator against this PEM CA")
+    parser.add_argument("--tls-cert", help="present this PEM certificate (mutual TLS)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     parser.add_argument("--json", action="store_true", help="print one JSON object per result")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate")
@@ -91,7 +113,7 @@ def main():
     j.add_argument("--max-tokens", type=int, default=16)
     sub.add_parser("status")
     args = parser.parse_args()
-    client = MmxClient(args.server)
+    client = MmxClient(args.server, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
     try:
         if args.command in ("generate", "chat"):
             kwargs = dict(max_tokens=args.max_tokens, temperature=args.temperature, stop=args.stop,

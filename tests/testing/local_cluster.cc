@@ -104,6 +104,15 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartWith(const std:
                 workers_first, threads_per_worker, cwd, start_workers);
 }
 
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartSecured(
+    const std::string& shard_yaml, std::vector<std::string> coordinator_args, std::vector<std::string> worker_args,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->worker_args_ = std::move(worker_args);
+  c->credentials_ = std::move(credentials);
+  return Launch(std::move(c), shard_yaml, std::move(coordinator_args), false, 1, "", true);
+}
+
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Launch(std::unique_ptr<LocalCluster> c,
                                                                    const std::string& shard_yaml,
                                                                    std::vector<std::string> coordinator_args,
@@ -131,6 +140,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Launch(std::unique_p
                           // Ping-pong always, even though test workers share this machine's cores.
                           "--micro-batches", "2"};
   c->coordinator_argv_.insert(c->coordinator_argv_.end(), coordinator_args.begin(), coordinator_args.end());
+  // Namespaces of the test's own (tests/faults): a private network, plain text allowed.
+  if (c->placement_) c->coordinator_argv_.push_back("--insecure");
   auto start_coordinator = [&] { c->StartCoordinator(); };
   if (!workers_first) start_coordinator();
   for (const std::string& name : start_workers ? WorkerNames(shard_yaml) : std::vector<std::string>{}) {
@@ -144,7 +155,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Launch(std::unique_p
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  c->channel_ = grpc::CreateCustomChannel(c->address_, grpc::InsecureChannelCredentials(), args);
+  c->channel_ = grpc::CreateCustomChannel(
+      c->address_, c->credentials_ ? c->credentials_ : grpc::InsecureChannelCredentials(), args);
   c->stub_ = v1::Inference::NewStub(c->channel_);
   return c;
 }
@@ -169,16 +181,18 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartPlanned(const s
 }
 
 absl::Status LocalCluster::StartWorker(const std::string& name) {
-  Spawn(name, {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--threads",
-               std::to_string(threads_), "--connect-timeout", "60"},
-        cwd_);
+  std::vector<std::string> argv = {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--threads",
+                                   std::to_string(threads_), "--connect-timeout", "60"};
+  argv.insert(argv.end(), worker_args_.begin(), worker_args_.end());
+  Spawn(name, argv, cwd_);
   return absl::OkStatus();
 }
 
 absl::Status LocalCluster::StartStandby(const std::string& name) {
-  Spawn(name, {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--standby", "--threads",
-               std::to_string(threads_), "--connect-timeout", "60"},
-        cwd_);
+  std::vector<std::string> argv = {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--standby",
+                                   "--threads", std::to_string(threads_), "--connect-timeout", "60"};
+  argv.insert(argv.end(), worker_args_.begin(), worker_args_.end());
+  Spawn(name, argv, cwd_);
   return absl::OkStatus();
 }
 

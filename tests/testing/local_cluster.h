@@ -47,6 +47,13 @@ class LocalCluster {
   static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlaced(const std::string& shard_yaml,
                                                                    std::vector<std::string> coordinator_args,
                                                                    Placement placement);
+  // A cluster over TLS: `coordinator_args` carry --tls-cert/--tls-key (and --tls-client-ca),
+  // `worker_args` go to every worker (--tls-ca, and --tls-cert/--tls-key for mutual TLS), and the
+  // test's own channel uses `credentials`.
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> StartSecured(const std::string& shard_yaml,
+                                                                    std::vector<std::string> coordinator_args,
+                                                                    std::vector<std::string> worker_args,
+                                                                    std::shared_ptr<grpc::ChannelCredentials> credentials);
   // A coordinator that plans from live workers (`serve --model DIR --expect-workers N`), and N
   // workers with the given names.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlanned(const std::string& model_dir,
@@ -97,6 +104,8 @@ class LocalCluster {
   std::string cwd_;
   std::vector<std::string> coordinator_argv_;
   std::optional<Placement> placement_;
+  std::vector<std::string> worker_args_;  // appended to every worker's command line
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // the test's channel (null: plain text)
   std::map<std::string, pid_t> pids_;
   int port_fd_ = -1;  // holds the coordinator's port for the cluster's life
   std::shared_ptr<grpc::Channel> channel_;
