@@ -31,6 +31,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
     if (p_.metrics) p_.metrics->RequestRejected(CodeName(st.code()));
     return new RefusedGenerate(ToGrpcStatus(st));
   };
+  if (absl::StatusOr<Caller> caller = Identify(*context); !caller.ok()) return refuse(caller.status());
   absl::StatusOr<std::shared_ptr<Request>> made = p_.factory->Make(*request);
   if (!made.ok()) return refuse(made.status());
   if (!p_.cluster->ready()) return refuse(absl::UnavailableError(p_.cluster->NotReadyReason()));
@@ -43,13 +44,36 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
   return GenerateStream::Start(std::move(r), p_.metrics);
 }
 
-grpc::Status InferenceService::GetClusterStatus(grpc::ServerContext*, const v1::GetClusterStatusRequest*,
+absl::StatusOr<Caller> InferenceService::Identify(const grpc::ServerContextBase& context) const {
+  if (p_.keys == nullptr) return Caller{};
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  return p_.keys->Authenticate(it == metadata.end() ? "" : std::string(it->second.data(), it->second.size()));
+}
+
+absl::StatusOr<v1::Job> InferenceService::VisibleJob(const Caller& caller, const std::string& job_id,
+                                                     bool with_results) const {
+  absl::StatusOr<v1::Job> job = p_.jobs->Get(job_id, with_results);
+  if (job.ok() && !caller.admin && job->owner() != caller.name) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "' (ListJobs shows the jobs this server has)"));
+  }
+  return job;
+}
+
+grpc::Status InferenceService::GetClusterStatus(grpc::ServerContext* context, const v1::GetClusterStatusRequest*,
                                                 v1::ClusterStatus* response) {
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   *response = p_.cluster->Status();
   response->set_running_requests(p_.scheduler->running());
   if (p_.metrics) *response->mutable_stats() = p_.metrics->Stats();
   response->mutable_stats()->set_queue_depth(p_.scheduler->queued());
   response->set_metrics_address(p_.metrics_address);
+  if (!caller->admin) {  // which machines hold what is the operators' business
+    response->clear_workers();
+    response->mutable_stats()->clear_worker_step_p50_s();
+    response->clear_metrics_address();
+  }
   return grpc::Status::OK;
 }
 
@@ -58,37 +82,51 @@ grpc::Status InferenceService::JobsOff() const {
                       "batch jobs are off on this server: start mmx-coord serve with --state-dir DIR");
 }
 
-grpc::Status InferenceService::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request, v1::Job* response) {
+grpc::Status InferenceService::SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
+                                         v1::Job* response) {
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (!p_.job_runner) return JobsOff();
-  absl::StatusOr<v1::Job> job = p_.job_runner->Submit(*request);
+  absl::StatusOr<v1::Job> job = p_.job_runner->Submit(*request, caller->name);
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request, v1::Job* response) {
+grpc::Status InferenceService::GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
+                                      v1::Job* response) {
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (!p_.jobs) return JobsOff();
   if (request->job_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give a job_id");
-  absl::StatusOr<v1::Job> job = p_.jobs->Get(request->job_id(), !request->omit_results());
+  absl::StatusOr<v1::Job> job = VisibleJob(*caller, request->job_id(), !request->omit_results());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request, v1::Job* response) {
+grpc::Status InferenceService::CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
+                                         v1::Job* response) {
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (!p_.job_runner) return JobsOff();
   if (request->job_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give a job_id");
+  if (absl::StatusOr<v1::Job> visible = VisibleJob(*caller, request->job_id(), false); !visible.ok()) {
+    return ToGrpcStatus(visible.status());
+  }
   absl::StatusOr<v1::Job> job = p_.job_runner->Cancel(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
+grpc::Status InferenceService::ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
                                         v1::ListJobsResponse* response) {
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (!p_.jobs) return JobsOff();
   if (request->limit() < 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit must be >= 0");
-  absl::StatusOr<std::vector<v1::Job>> jobs = p_.jobs->List(request->limit());
+  absl::StatusOr<std::vector<v1::Job>> jobs = p_.jobs->List(request->limit(), caller->admin ? nullptr : &caller->name);
   if (!jobs.ok()) return ToGrpcStatus(jobs.status());
   for (v1::Job& j : *jobs) *response->add_jobs() = std::move(j);
   return grpc::Status::OK;

@@ -1,12 +1,15 @@
 // The public API (inference.proto): Generate streams tokens and their text as the scheduler
 // produces them; the job RPCs go to the JobRunner and JobStore; GetClusterStatus reports the
-// workers and serving statistics. Bad requests get INVALID_ARGUMENT saying what to fix; a full
+// workers and serving statistics (per-worker detail for admins only, with API keys: api_keys.h).
+// Without a known API key (when keys are on) every call is UNAUTHENTICATED. Bad requests get
+// INVALID_ARGUMENT saying what to fix; a full
 // queue RESOURCE_EXHAUSTED; a cluster that is not ready, or a worker lost mid-request,
 // UNAVAILABLE.
 #pragma once
 
 #include <string>
 
+#include "coordinator/api_keys.h"
 #include "coordinator/cluster.h"
 #include "proto/grpc_status.h"
 #include "coordinator/job_runner.h"
@@ -30,6 +33,7 @@ class InferenceService final : public v1::Inference::WithCallbackMethod_Generate
     JobStore* jobs = nullptr;        // null: jobs are off (no --state-dir)
     JobRunner* job_runner = nullptr;
     std::string metrics_address;     // for ClusterStatus
+    const ApiKeys* keys = nullptr;   // null: every caller is an anonymous admin (no --api-keys)
   };
   explicit InferenceService(Parts parts) : p_(std::move(parts)) {}
 
@@ -45,6 +49,10 @@ class InferenceService final : public v1::Inference::WithCallbackMethod_Generate
 
  private:
   grpc::Status JobsOff() const;
+  // The caller, from its `authorization` metadata (UNAUTHENTICATED without a known key).
+  absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& context) const;
+  // `job_id` as `caller` may see it: another user's job is NOT_FOUND, like an unknown one.
+  absl::StatusOr<v1::Job> VisibleJob(const Caller& caller, const std::string& job_id, bool with_results) const;
   Parts p_;
 };
 

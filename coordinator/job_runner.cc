@@ -39,7 +39,7 @@ JobRunner::~JobRunner() {
   thread_.join();
 }
 
-absl::StatusOr<v1::Job> JobRunner::Submit(const v1::SubmitJobRequest& request) {
+absl::StatusOr<v1::Job> JobRunner::Submit(const v1::SubmitJobRequest& request, const std::string& owner) {
   if (request.requests_size() == 0) return absl::InvalidArgumentError("the job has no requests");
   if (request.requests_size() > kMaxJobRequests) {
     return absl::InvalidArgumentError(absl::StrCat("the job has ", request.requests_size(),
@@ -50,7 +50,7 @@ absl::StatusOr<v1::Job> JobRunner::Submit(const v1::SubmitJobRequest& request) {
     if (!p.ok()) return absl::Status(p.status().code(), absl::StrCat("requests[", i, "]: ", p.status().message()));
   }
   bool created = false;
-  absl::StatusOr<v1::Job> job = store_->Create(request, &created);
+  absl::StatusOr<v1::Job> job = store_->Create(request, &created, owner);
   if (!job.ok()) return job.status();
   if (created) {
     absl::MutexLock lock(&mu_);

@@ -36,7 +36,7 @@ class JobRunner {
   ~JobRunner();  // in-flight requests are cancelled and left unrecorded (they resume later)
 
   // Validates every request (INVALID_ARGUMENT names the index), stores the job, starts it.
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request, const std::string& owner = "");
   // Cancels a QUEUED or RUNNING job (its unfinished requests end "cancelled"); returns the job.
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
 

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   total INTEGER NOT NULL,
   created_ms INTEGER NOT NULL,
   error TEXT NOT NULL DEFAULT '',
-  request BLOB NOT NULL
+  request BLOB NOT NULL,
+  owner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS results (
   job_id TEXT NOT NULL,
@@ -85,6 +86,10 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& stat
   // that (FULL would also cover power loss, at an fsync per result).
   if (absl::Status st = store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !st.ok()) return st;
   if (absl::Status st = store->Exec(kSchema); !st.ok()) return st;
+  // A database from before API keys: its jobs are the anonymous owner's.
+  if (!store->Exec("SELECT owner FROM jobs LIMIT 0").ok()) {
+    if (absl::Status st = store->Exec("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''"); !st.ok()) return st;
+  }
   return store;
 }
 
@@ -107,29 +112,34 @@ absl::Status JobStore::Exec(const std::string& sql) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Job> JobStore::Create(const v1::SubmitJobRequest& request, bool* created) {
+absl::StatusOr<v1::Job> JobStore::Create(const v1::SubmitJobRequest& request, bool* created,
+                                         const std::string& owner) {
   absl::MutexLock lock(&mu_);
   *created = false;
+  // Stored scoped to the owner (the anonymous owner's as given, as before keys existed).
+  const std::string idempotency_key =
+      owner.empty() ? request.idempotency_key() : absl::StrCat(owner, "\x1f", request.idempotency_key());
   if (!request.idempotency_key().empty()) {
     Statement find(db_, "SELECT job_id FROM jobs WHERE idempotency_key = ?");
     if (!find.ok()) return Error("prepare");
-    find.Bind(1, request.idempotency_key());
+    find.Bind(1, idempotency_key);
     if (find.Step() == SQLITE_ROW) return GetLocked(find.Text(0), /*with_results=*/true);
   }
   const std::string id = NewJobId();
-  Statement insert(db_, "INSERT INTO jobs (job_id, idempotency_key, state, total, created_ms, request) "
-                        "VALUES (?, ?, ?, ?, ?, ?)");
+  Statement insert(db_, "INSERT INTO jobs (job_id, idempotency_key, state, total, created_ms, request, owner) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!insert.ok()) return Error("prepare");
   insert.Bind(1, id);
   if (request.idempotency_key().empty()) {
     insert.BindNull(2);
   } else {
-    insert.Bind(2, request.idempotency_key());
+    insert.Bind(2, idempotency_key);
   }
   insert.Bind(3, static_cast<int64_t>(v1::JOB_STATE_QUEUED));
   insert.Bind(4, static_cast<int64_t>(request.requests_size()));
   insert.Bind(5, NowMs());
   insert.BindBlob(6, request.SerializeAsString());
+  insert.Bind(7, owner);
   if (insert.Step() != SQLITE_DONE) return Error("insert job");
   *created = true;
   return GetLocked(id, /*with_results=*/false);
@@ -141,7 +151,7 @@ absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id, bool with_resul
 }
 
 absl::StatusOr<v1::Job> JobStore::GetLocked(const std::string& job_id, bool with_results) const {
-  Statement q(db_, "SELECT state, total, created_ms, error FROM jobs WHERE job_id = ?");
+  Statement q(db_, "SELECT state, total, created_ms, error, owner FROM jobs WHERE job_id = ?");
   if (!q.ok()) return Error("prepare");
   q.Bind(1, job_id);
   if (q.Step() != SQLITE_ROW) {
@@ -153,6 +163,7 @@ absl::StatusOr<v1::Job> JobStore::GetLocked(const std::string& job_id, bool with
   job.set_total(static_cast<int32_t>(q.Int(1)));
   job.set_created_unix_ms(q.Int(2));
   job.set_error(q.Text(3));
+  job.set_owner(q.Text(4));
   Statement r(db_, with_results ? "SELECT result FROM results WHERE job_id = ? ORDER BY idx"
                                 : "SELECT COUNT(*) FROM results WHERE job_id = ?");
   if (!r.ok()) return Error("prepare");
@@ -179,13 +190,20 @@ absl::StatusOr<v1::SubmitJobRequest> JobStore::GetRequest(const std::string& job
   return request;
 }
 
-absl::StatusOr<std::vector<v1::Job>> JobStore::List(int limit) const {
+absl::StatusOr<std::vector<v1::Job>> JobStore::List(int limit, const std::string* owner) const {
   std::vector<std::string> ids;
   {
     absl::MutexLock lock(&mu_);
-    Statement q(db_, "SELECT job_id FROM jobs ORDER BY created_ms DESC, rowid DESC LIMIT ?");
+    Statement q(db_, owner == nullptr
+                         ? "SELECT job_id FROM jobs WHERE ?1 IS NULL ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
+                         : "SELECT job_id FROM jobs WHERE owner = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2");
     if (!q.ok()) return Error("prepare");
-    q.Bind(1, static_cast<int64_t>(limit > 0 ? limit : 100));
+    if (owner == nullptr) {
+      q.BindNull(1);
+    } else {
+      q.Bind(1, *owner);
+    }
+    q.Bind(2, static_cast<int64_t>(limit > 0 ? limit : 100));
     while (q.Step() == SQLITE_ROW) ids.push_back(q.Text(0));
   }
   std::vector<v1::Job> jobs;

@@ -27,14 +27,16 @@ class JobStore {
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& state_dir);
   ~JobStore();
 
-  // Stores a new QUEUED job. With an idempotency key that an earlier submit used, returns that
-  // job instead (AlreadyExists is not an error for a retry); `*created` says which happened.
-  absl::StatusOr<v1::Job> Create(const v1::SubmitJobRequest& request, bool* created);
+  // Stores a new QUEUED job of `owner` (an API key's name; "" without keys). With an
+  // idempotency key that an earlier submit of the same owner used, returns that job instead
+  // (AlreadyExists is not an error for a retry); `*created` says which happened. Keys of
+  // different owners never meet.
+  absl::StatusOr<v1::Job> Create(const v1::SubmitJobRequest& request, bool* created, const std::string& owner = "");
   // NotFound for an unknown id.
   absl::StatusOr<v1::Job> Get(const std::string& job_id, bool with_results) const;
   absl::StatusOr<v1::SubmitJobRequest> GetRequest(const std::string& job_id) const;
-  // Newest first, without results.
-  absl::StatusOr<std::vector<v1::Job>> List(int limit) const;
+  // Newest first, without results; only `*owner`'s when it is given.
+  absl::StatusOr<std::vector<v1::Job>> List(int limit, const std::string* owner = nullptr) const;
   // Jobs that are QUEUED or RUNNING, oldest first (the ones to resume).
   absl::StatusOr<std::vector<std::string>> Unfinished() const;
   // Indices of the requests of a job that already have a result.

@@ -15,10 +15,14 @@ namespace mmx::tools {
 struct ServerConnection {
   std::string server = "127.0.0.1:7070";
   rpc::ClientTlsFiles tls;
+  std::string api_key;  // --api-key, else the MMX_API_KEY environment variable ("" = none)
 };
 
-// Adds --server, --tls-ca, --tls-cert and --tls-key to `command`.
+// Adds --server, --tls-ca, --tls-cert, --tls-key and --api-key to `command`.
 void AddConnectionOptions(CLI::App* command, ServerConnection* connection);
+
+// Puts the API key (if any) into a call's metadata: `authorization: Bearer KEY`.
+void Authorize(grpc::ClientContext* context, const ServerConnection& connection);
 
 // A stub on a channel to the server (TLS when any TLS file is given). InvalidArgument or
 // NotFound naming the flag when a TLS file is missing or not PEM.

@@ -105,6 +105,7 @@ absl::Status Stream(const ClientOptions& o, const v1::GenerateRequest& request, 
                     const std::function<void(const v1::GenerateResponse&)>& on_response) {
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(o.connection));
   grpc::ClientContext context;
+  Authorize(&context, o.connection);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(o.timeout_s));
   const auto t0 = std::chrono::steady_clock::now();
   auto reader = stub->Generate(&context, request);
@@ -220,6 +221,7 @@ absl::Status RunChatClient(const ClientOptions& o) {
 absl::Status RunStatusClient(const ClientOptions& o) {
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(o.connection));
   grpc::ClientContext context;
+  Authorize(&context, o.connection);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ClusterStatus status;
   MMX_RETURN_IF_ERROR(FromGrpcStatus(stub->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status), o.connection.server));

@@ -106,6 +106,7 @@ absl::Status JobCommands::Submit() const {
   v1::Job job;
   {
     grpc::ClientContext context;
+    Authorize(&context, connection_);
     WithDeadline(&context);
     if (absl::Status st = FromGrpcStatus(stub->SubmitJob(&context, request, &job), connection_.server); !st.ok()) return st;
   }
@@ -121,6 +122,7 @@ absl::Status JobCommands::Submit() const {
   while (job.state() == v1::JOB_STATE_QUEUED || job.state() == v1::JOB_STATE_RUNNING) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     grpc::ClientContext context;
+    Authorize(&context, connection_);
     WithDeadline(&context);
     v1::GetJobRequest get;
     get.set_job_id(job.job_id());
@@ -133,6 +135,7 @@ absl::Status JobCommands::Submit() const {
   }
   if (!json_) std::fprintf(stderr, "\n");
   grpc::ClientContext context;
+  Authorize(&context, connection_);
   WithDeadline(&context);
   v1::GetJobRequest get;
   get.set_job_id(job.job_id());
@@ -143,6 +146,7 @@ absl::Status JobCommands::Submit() const {
 
 absl::Status JobCommands::Show() const {
   grpc::ClientContext context;
+  Authorize(&context, connection_);
   WithDeadline(&context);
   v1::GetJobRequest get;
   get.set_job_id(job_id_);
@@ -155,6 +159,7 @@ absl::Status JobCommands::Show() const {
 
 absl::Status JobCommands::List() const {
   grpc::ClientContext context;
+  Authorize(&context, connection_);
   WithDeadline(&context);
   v1::ListJobsRequest list;
   list.set_limit(limit_);
@@ -171,6 +176,7 @@ absl::Status JobCommands::List() const {
 
 absl::Status JobCommands::Cancel() const {
   grpc::ClientContext context;
+  Authorize(&context, connection_);
   WithDeadline(&context);
   v1::CancelJobRequest cancel;
   cancel.set_job_id(job_id_);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "base/thread_pool.h"
+#include "coordinator/api_keys.h"
 #include "coordinator/cluster.h"
 #include "coordinator/control_service.h"
 #include "coordinator/inference_service.h"
@@ -47,6 +48,8 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   serve->add_option("--tls-key", o->tls.key, "The PEM private key of --tls-cert");
   serve->add_option("--tls-client-ca", o->tls.client_ca,
                     "Require every client and worker to present a certificate signed by this CA (mutual TLS)");
+  serve->add_option("--api-keys", o->api_keys,
+                    "Require an API key: a file of `NAME ROLE KEY` lines (ROLE user or admin), read again on SIGHUP");
   serve->add_flag("--insecure", o->insecure,
                   "Allow plain text on a --listen address other than loopback (a trusted network only)");
   serve->add_option("--max-concurrent,--max-sequences", o->max_sequences, "Requests running at once (the batch)")
@@ -242,13 +245,15 @@ absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> StartMetricsServ
 absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordinator::Scheduler& scheduler,
                                  coordinator::ControlService& control, coordinator::InferenceService& inference,
                                  size_t expected_workers, const std::string& model,
-                                 const std::string& metrics_address) {
+                                 const std::string& metrics_address, coordinator::ApiKeys* keys) {
   // Block the stop signals before gRPC starts its threads, so only sigwait below sees them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t waited = stop_signals;  // and SIGHUP: the API keys file is read again
+  sigaddset(&waited, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &waited, nullptr);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -275,7 +280,13 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
+    if (keys == nullptr) continue;
+    const absl::Status reloaded = keys->Reload();
+    std::fprintf(stderr, "mmx-coord: SIGHUP: %s\n",
+                 reloaded.ok() ? absl::StrCat("API keys read again (", keys->size(), " keys)").c_str()
+                               : absl::StrCat(reloaded.message(), "; the keys in force stay").c_str());
+  }
   // Stop admitting (health NOT_SERVING, new and waiting requests UNAVAILABLE), let the running
   // ones finish within --shutdown-timeout. Jobs resume after a restart (--state-dir).
   cluster.Unsubscribe(subscription);
@@ -314,6 +325,10 @@ absl::Status Serve(const ServeOptions& o) {
                      "trusted network"));
   }
   MMX_RETURN_IF_ERROR(rpc::MakeServerCredentials(o.tls).status());  // bad files fail before loading
+  std::unique_ptr<coordinator::ApiKeys> keys;
+  if (!o.api_keys.empty()) {
+    MMX_ASSIGN_OR_RETURN(keys, coordinator::ApiKeys::Load(o.api_keys));
+  }
   plan::ShardConfig shard;
   std::unique_ptr<model::Checkpoint> checkpoint;
   if (!o.shard_config.empty()) {
@@ -374,11 +389,13 @@ absl::Status Serve(const ServeOptions& o) {
   parts.jobs = jobs.get();
   parts.job_runner = job_runner.get();
   parts.metrics_address = metrics_address;
+  parts.keys = keys.get();
   coordinator::InferenceService inference(parts);
   const size_t expected_workers =
       o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size();
   absl::Status served = ServeUntilSignalled(o, *cluster, scheduler, control, inference, expected_workers,
-                                            o.shard_config.empty() ? o.model_dir : shard.model, metrics_address);
+                                            o.shard_config.empty() ? o.model_dir : shard.model, metrics_address,
+                                            keys.get());
   data_plane->Shutdown();
   return served;
 }

@@ -38,6 +38,7 @@ struct ServeOptions {
   std::string tokenizer;       // tokenizer.json; "" = the checkpoint's, if it has one
   rpc::ServerTlsFiles tls;     // --tls-cert, --tls-key, --tls-client-ca ("" = plain text)
   bool insecure = false;       // plain text on a non-loopback --listen address
+  std::string api_keys;        // NAME ROLE KEY per line; "" = open API (coordinator/api_keys.h)
 };
 
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions* options);

@@ -37,9 +37,12 @@ def _read(path):
 
 
 class MmxClient:
-    """tls_ca: verify the coordinator against this PEM CA (TLS on); tls_cert/tls_key: mutual TLS."""
+    """tls_ca: verify the coordinator against this PEM CA (TLS on); tls_cert/tls_key: mutual TLS;
+    api_key (or MMX_API_KEY): sent as `authorization: Bearer KEY` with every call."""
 
-    def __init__(self, server, timeout_s=600, tls_ca=None, tls_cert=None, tls_key=None):
+    def __init__(self, server, timeout_s=600, tls_ca=None, tls_cert=None, tls_key=None, api_key=None):
+        api_key = api_key or os.environ.get("MMX_API_KEY")
+        self.metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
         if tls_ca or tls_cert or tls_key:
             if bool(tls_cert) != bool(tls_key):
                 raise SystemExit("mmx_client: a client certificate needs both --tls-cert and --tls-key")
@@ -71,14 +74,15 @@ class MmxClient:
 
     def generate(self, prompt=None, messages=None, prompt_ids=None, **sampling):
         """Yields GenerateResponse messages: .token_ids, .text, and on the last .finish_reason, .usage."""
-        yield from self.stub.Generate(self.request(prompt, messages, prompt_ids, **sampling), timeout=self.timeout_s)
+        yield from self.stub.Generate(self.request(prompt, messages, prompt_ids, **sampling), timeout=self.timeout_s,
+                                      metadata=self.metadata)
 
     def submit_job(self, requests, idempotency_key=""):
         return self.stub.SubmitJob(inference_pb2.SubmitJobRequest(requests=requests, idempotency_key=idempotency_key),
-                                   timeout=30)
+                                   timeout=30, metadata=self.metadata)
 
     def get_job(self, job_id):
-        return self.stub.GetJob(inference_pb2.GetJobRequest(job_id=job_id), timeout=30)
+        return self.stub.GetJob(inference_pb2.GetJobRequest(job_id=job_id), timeout=30, metadata=self.metadata)
 
     def wait_job(self, job_id, poll_s=0.2):
         while True:
@@ -88,7 +92,7 @@ class MmxClient:
             time.sleep(poll_s)
 
     def status(self):
-        return self.stub.GetClusterStatus(inference_pb2.GetClusterStatusRequest(), timeout=10)
+        return self.stub.GetClusterStatus(inference_pb2.GetClusterStatusRequest(), timeout=10, metadata=self.metadata)
 
 
 def main():
@@ -97,6 +101,7 @@ def main():
     parser.add_argument("--tls-ca", help="connect over TLS, verifying the coordinator against this PEM CA")
     parser.add_argument("--tls-cert", help="present this PEM certificate (mutual TLS)")
     parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    parser.add_argument("--api-key", help="the API key to send (default: the MMX_API_KEY environment variable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per result")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate")
@@ -113,7 +118,8 @@ def main():
     j.add_argument("--max-tokens", type=int, default=16)
     sub.add_parser("status")
     args = parser.parse_args()
-    client = MmxClient(args.server, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    client = MmxClient(args.server, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                       api_key=args.api_key)
     try:
         if args.command in ("generate", "chat"):
             kwargs = dict(max_tokens=args.max_tokens, temperature=args.temperature, stop=args.stop,

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include <sqlite3.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -91,6 +93,50 @@ TEST_F(JobStoreTest, IdempotencyKeyReturnsTheSameJob) {
   absl::StatusOr<v1::Job> other = (*store)->Create(TwoPrompts("k2"), &created);
   ASSERT_THAT(other, IsOk());
   EXPECT_NE(other->job_id(), first->job_id());
+}
+
+// With API keys a job has an owner: each owner's idempotency keys are its own (another owner's
+// replay of a key makes a new job, never returns someone else's), and List filters by owner.
+TEST_F(JobStoreTest, OwnersKeepTheirJobsAndIdempotencyKeysApart) {
+  auto store = JobStore::Open(dir_);
+  ASSERT_THAT(store, IsOk());
+  bool created = false;
+  absl::StatusOr<v1::Job> alices = (*store)->Create(TwoPrompts("k"), &created, "alice");
+  ASSERT_THAT(alices, IsOk());
+  EXPECT_EQ(alices->owner(), "alice");
+  absl::StatusOr<v1::Job> bobs = (*store)->Create(TwoPrompts("k"), &created, "bob");
+  ASSERT_THAT(bobs, IsOk());
+  EXPECT_TRUE(created);
+  EXPECT_NE(bobs->job_id(), alices->job_id());
+  EXPECT_EQ((*store)->Create(TwoPrompts("k"), &created, "alice")->job_id(), alices->job_id());
+  const std::string alice = "alice";
+  auto listed = (*store)->List(10, &alice);
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].job_id(), alices->job_id());
+  EXPECT_EQ((*store)->List(10)->size(), 2u);
+}
+
+// A database written before owners existed opens, its jobs the anonymous owner's.
+TEST_F(JobStoreTest, ADatabaseFromBeforeOwnersOpensWithItsJobsUnowned) {
+  {
+    auto store = JobStore::Open(dir_);
+    ASSERT_THAT(store, IsOk());
+  }
+  // Rebuild the table as the old schema had it, with one job.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/jobs.db").c_str(), &db), SQLITE_OK);
+  const char* old_schema =
+      "DROP TABLE jobs; CREATE TABLE jobs (job_id TEXT PRIMARY KEY, idempotency_key TEXT UNIQUE, "
+      "state INTEGER NOT NULL, total INTEGER NOT NULL, created_ms INTEGER NOT NULL, error TEXT NOT NULL DEFAULT '', "
+      "request BLOB NOT NULL); INSERT INTO jobs VALUES ('job-old', NULL, 1, 2, 1, '', x'');";
+  ASSERT_EQ(sqlite3_exec(db, old_schema, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = JobStore::Open(dir_);
+  ASSERT_THAT(store, IsOk());
+  auto old = (*store)->Get("job-old", false);
+  ASSERT_THAT(old, IsOk());
+  EXPECT_EQ(old->owner(), "");
 }
 
 TEST_F(JobStoreTest, EverythingSurvivesReopeningAndUnfinishedListsResumableJobs) {
