@@ -49,10 +49,12 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
       }
       messages.push_back({m.role(), m.content()});
     }
-    absl::StatusOr<std::string> text = tokenizer::FormatMiniMaxChat(messages, /*add_generation_prompt=*/true);
-    if (!text.ok()) return Invalid(absl::StrCat("messages: ", text.status().message()));
-    // The chat layout writes its own special tokens; nothing else is added.
-    p.prompt = tokenizer_->Encode(*text, /*add_special_tokens=*/false);
+    // The chat layout places its own special tokens; message text is data (a user cannot forge a
+    // turn by writing <end_of_sentence>), and nothing else is added.
+    absl::StatusOr<std::vector<int32_t>> ids =
+        tokenizer::EncodeMiniMaxChat(*tokenizer_, messages, /*add_generation_prompt=*/true);
+    if (!ids.ok()) return Invalid(absl::StrCat("messages: ", ids.status().message()));
+    p.prompt = *std::move(ids);
   }
   if (p.prompt.empty()) return Invalid("the prompt encodes to no tokens; give some text");
   if (static_cast<int>(p.prompt.size()) > limits_.max_prompt_tokens) {

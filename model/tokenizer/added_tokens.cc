@@ -91,8 +91,8 @@ absl::StatusOr<AddedVocabulary> AddedVocabulary::FromJson(const Json& json, std:
   return vocab;
 }
 
-std::vector<AddedVocabulary::Segment> AddedVocabulary::Split(std::string_view text,
-                                                             bool normalized_pass) const {
+std::vector<AddedVocabulary::Segment> AddedVocabulary::Split(std::string_view text, bool normalized_pass,
+                                                             bool special) const {
   const Trie& trie = normalized_pass ? normalized_trie_ : raw_trie_;
   std::vector<Segment> segments;
   if (text.empty()) return segments;
@@ -109,6 +109,10 @@ std::vector<AddedVocabulary::Segment> AddedVocabulary::Split(std::string_view te
       continue;
     }
     const AddedToken& token = tokens_[match->first];
+    if (token.special && !special) {
+      ++pos;
+      continue;
+    }
     size_t start = pos;
     size_t stop = pos + match->second;
     pos = stop;

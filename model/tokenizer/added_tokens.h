@@ -51,8 +51,9 @@ class AddedVocabulary {
 
   // `text` cut at the tokens of one kind: normalized: false ones when !normalized_pass (call
   // on raw text), normalized: true ones when normalized_pass (call on normalized text).
-  // Plain segments are never empty.
-  std::vector<Segment> Split(std::string_view text, bool normalized_pass) const;
+  // Plain segments are never empty. Without `special`, special tokens are not matched: their
+  // text stays plain text (message content, which must not forge the chat layout's tokens).
+  std::vector<Segment> Split(std::string_view text, bool normalized_pass, bool special = true) const;
 
   const AddedToken* FindById(int32_t id) const;
   std::optional<int32_t> FindByContent(std::string_view content) const;

@@ -120,11 +120,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Parse(std::string_view tok
   return tokenizer;
 }
 
-std::vector<int32_t> Tokenizer::EncodeWithoutPostProcessing(std::string_view text) const {
+std::vector<int32_t> Tokenizer::EncodeWithoutPostProcessing(std::string_view text, bool special) const {
   const std::string valid = ToValidUtf8(text);
   std::vector<int32_t> ids;
   std::vector<std::string> pieces;
-  for (const AddedVocabulary::Segment& raw : added_->Split(valid, /*normalized_pass=*/false)) {
+  for (const AddedVocabulary::Segment& raw : added_->Split(valid, /*normalized_pass=*/false, special)) {
     if (raw.id.has_value()) {
       ids.push_back(*raw.id);
       continue;
@@ -132,7 +132,7 @@ std::vector<int32_t> Tokenizer::EncodeWithoutPostProcessing(std::string_view tex
     const std::string normalized =
         normalizer_ != nullptr ? normalizer_->Normalize(raw.text) : std::string(raw.text);
     for (const AddedVocabulary::Segment& segment :
-         added_->Split(normalized, /*normalized_pass=*/true)) {
+         added_->Split(normalized, /*normalized_pass=*/true, special)) {
       if (segment.id.has_value()) {
         ids.push_back(*segment.id);
         continue;
@@ -155,6 +155,10 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_t
     out.insert(out.end(), sequence.begin(), sequence.end());
   }
   return out;
+}
+
+std::vector<int32_t> Tokenizer::EncodeLiteral(std::string_view text) const {
+  return EncodeWithoutPostProcessing(text, /*special=*/false);
 }
 
 absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodePair(std::string_view a, std::string_view b,

@@ -57,6 +57,10 @@ class Tokenizer {
   ~Tokenizer();
 
   std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens = true) const;
+  // `text` as plain text: special added tokens are not matched (their text is tokenized like any
+  // other), nothing is added. For text a user supplied inside a structure whose special tokens
+  // the caller places (chat messages): HF's split_special_tokens.
+  std::vector<int32_t> EncodeLiteral(std::string_view text) const;
   // A pair of sequences (as for a cross-encoder): the post-processor's pair template when
   // add_special_tokens, else A's ids then B's. FailedPrecondition if the post-processor has no
   // pair form.
@@ -81,8 +85,8 @@ class Tokenizer {
                                                           std::string_view tokenizer_config_json,
                                                           std::string_view json_name,
                                                           std::string_view config_name);
-  // The ids of `text` before post-processing.
-  std::vector<int32_t> EncodeWithoutPostProcessing(std::string_view text) const;
+  // The ids of `text` before post-processing (special tokens matched unless !special).
+  std::vector<int32_t> EncodeWithoutPostProcessing(std::string_view text, bool special = true) const;
 
   std::unique_ptr<Normalizer> normalizer_;       // may be null
   std::unique_ptr<PreTokenizer> pre_tokenizer_;  // may be null
@@ -128,8 +132,19 @@ struct ChatMessage {
 //   <beginning_of_sentence>ai name=assistant\n{content}<end_of_sentence>\n
 // then, with add_generation_prompt, "<beginning_of_sentence>ai name=assistant\n". Roles are
 // taken as given, in any order. InvalidArgument names the index of a message with another role.
-// Content is not escaped: text that spells a special token encodes as that token.
+// Content is not escaped: text that spells a special token encodes as that token if this
+// string is encoded as a whole (what Hugging Face's apply_chat_template + encode does).
 absl::StatusOr<std::string> FormatMiniMaxChat(const std::vector<ChatMessage>& messages,
                                               bool add_generation_prompt = true);
+
+// The same layout as token ids, with the content as data: the layout's own special tokens are
+// placed by id and every stretch between them (role header and content) is encoded with
+// EncodeLiteral, so text in a message that spells <end_of_sentence> or <beginning_of_sentence>
+// is tokenized as text and cannot open another turn. For content that spells no special token
+// the ids are those of Encode(FormatMiniMaxChat(...), false): the layout's special tokens cut the
+// string at the same places. FailedPrecondition if the tokenizer lacks the layout's tokens.
+absl::StatusOr<std::vector<int32_t>> EncodeMiniMaxChat(const Tokenizer& tokenizer,
+                                                       const std::vector<ChatMessage>& messages,
+                                                       bool add_generation_prompt = true);
 
 }  // namespace mmx::tokenizer
