@@ -6,8 +6,10 @@
 
 namespace mmx::coordinator {
 
-GenerateStream* GenerateStream::Start(std::shared_ptr<Request> request, Metrics* metrics) {
+GenerateStream* GenerateStream::Start(std::shared_ptr<Request> request, Metrics* metrics,
+                                      std::shared_ptr<void> hold) {
   std::shared_ptr<GenerateStream> stream(new GenerateStream(request, metrics));
+  stream->hold_ = std::move(hold);
   stream->self_ = stream;
   std::weak_ptr<GenerateStream> weak = stream;
   request->SetUpdateListener([weak] {

@@ -20,8 +20,10 @@ class GenerateStream final : public grpc::ServerWriteReactor<v1::GenerateRespons
                              public std::enable_shared_from_this<GenerateStream> {
  public:
   // Streams `request` (already submitted to the scheduler) to the client. The stream keeps
-  // itself alive until gRPC is done with it. `metrics` may be null.
-  static GenerateStream* Start(std::shared_ptr<Request> request, Metrics* metrics);
+  // itself alive until gRPC is done with it, and `hold` (a per-key slot, may be null) as long.
+  // `metrics` may be null.
+  static GenerateStream* Start(std::shared_ptr<Request> request, Metrics* metrics,
+                               std::shared_ptr<void> hold = nullptr);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -35,6 +37,7 @@ class GenerateStream final : public grpc::ServerWriteReactor<v1::GenerateRespons
   const std::shared_ptr<Request> request_;
   Metrics* const metrics_;
   std::shared_ptr<GenerateStream> self_;  // until OnDone
+  std::shared_ptr<void> hold_;            // released with the stream
 
   std::mutex mu_;
   bool writing_ = false;

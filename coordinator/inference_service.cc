@@ -31,7 +31,14 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
     if (p_.metrics) p_.metrics->RequestRejected(CodeName(st.code()));
     return new RefusedGenerate(ToGrpcStatus(st));
   };
-  if (absl::StatusOr<Caller> caller = Identify(*context); !caller.ok()) return refuse(caller.status());
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return refuse(caller.status());
+  std::shared_ptr<void> hold;  // one of the caller's slots while the call is open
+  if (p_.per_key != nullptr && p_.keys != nullptr) {
+    absl::StatusOr<std::shared_ptr<void>> slot = p_.per_key->Acquire(caller->name);
+    if (!slot.ok()) return refuse(slot.status());
+    hold = *std::move(slot);
+  }
   absl::StatusOr<std::shared_ptr<Request>> made = p_.factory->Make(*request);
   if (!made.ok()) return refuse(made.status());
   if (!p_.cluster->ready()) return refuse(absl::UnavailableError(p_.cluster->NotReadyReason()));
@@ -41,7 +48,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
     p_.metrics->RequestAccepted();
     p_.metrics->PromptTokens(static_cast<int64_t>(r->params().prompt.size()));
   }
-  return GenerateStream::Start(std::move(r), p_.metrics);
+  return GenerateStream::Start(std::move(r), p_.metrics, std::move(hold));
 }
 
 absl::StatusOr<Caller> InferenceService::Identify(const grpc::ServerContextBase& context) const {

@@ -11,6 +11,7 @@
 
 #include "coordinator/api_keys.h"
 #include "coordinator/cluster.h"
+#include "coordinator/per_key_limit.h"
 #include "proto/grpc_status.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_store.h"
@@ -34,6 +35,7 @@ class InferenceService final : public v1::Inference::WithCallbackMethod_Generate
     JobRunner* job_runner = nullptr;
     std::string metrics_address;     // for ClusterStatus
     const ApiKeys* keys = nullptr;   // null: every caller is an anonymous admin (no --api-keys)
+    PerKeyLimit* per_key = nullptr;  // Generate calls open per key (null: no limit)
   };
   explicit InferenceService(Parts parts) : p_(std::move(parts)) {}
 

@@ -50,6 +50,9 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "Require every client and worker to present a certificate signed by this CA (mutual TLS)");
   serve->add_option("--api-keys", o->api_keys,
                     "Require an API key: a file of `NAME ROLE KEY` lines (ROLE user or admin), read again on SIGHUP");
+  serve->add_option("--max-concurrent-per-key", o->max_concurrent_per_key,
+                    "With --api-keys: Generate calls one key may have open at once (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
   serve->add_flag("--insecure", o->insecure,
                   "Allow plain text on a --listen address other than loopback (a trusted network only)");
   serve->add_option("--max-concurrent,--max-sequences", o->max_sequences, "Requests running at once (the batch)")
@@ -390,6 +393,8 @@ absl::Status Serve(const ServeOptions& o) {
   parts.job_runner = job_runner.get();
   parts.metrics_address = metrics_address;
   parts.keys = keys.get();
+  coordinator::PerKeyLimit per_key(o.max_concurrent_per_key);
+  parts.per_key = &per_key;
   coordinator::InferenceService inference(parts);
   const size_t expected_workers =
       o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size();

@@ -37,7 +37,8 @@ class ApiKeysTest : public ::testing::Test {
     std::filesystem::create_directories(state_);
     std::ofstream(keys_) << "alice user " << kAlice << "\nbob user " << kBob << "\nops admin " << kOps << "\n";
     auto c = testing::LocalCluster::StartWith(testing::OneWorkerShard(testing::GoldenDir()),
-                                              {"--api-keys", keys_, "--state-dir", state_});
+                                              {"--api-keys", keys_, "--state-dir", state_,
+                                               "--max-concurrent-per-key", "1"});
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = *std::move(c);
     ASSERT_TRUE(cluster_->WaitReady(absl::Seconds(60)).ok()) << cluster_->Log("coordinator");
@@ -115,6 +116,31 @@ TEST_F(ApiKeysTest, NoOrUnknownKeysAreUnauthenticatedAndUsersSeeNoWorkers) {
   EXPECT_TRUE(status.stats().worker_step_p50_s().empty());
   ASSERT_TRUE(Status(kOps, &status).ok());
   EXPECT_EQ(status.workers_size(), 1);
+}
+
+// --max-concurrent-per-key 1: while Alice has a call open her second is refused at once; Bob's
+// is not, and Alice's slot comes back when her call ends.
+TEST_F(ApiKeysTest, AKeyOverItsConcurrencyLimitIsRefusedAndOthersAreNot) {
+  v1::GenerateRequest request;
+  request.add_prompt_token_ids(5);
+  request.mutable_sampling()->set_max_tokens(400);
+  request.mutable_sampling()->set_ignore_eos(true);
+  grpc::ClientContext open;
+  As(&open, kAlice);
+  auto reader = cluster_->stub().Generate(&open, request);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response)) << "the first call streams";
+  EXPECT_EQ(Generate(kAlice), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Generate(kBob), grpc::StatusCode::OK);
+  open.TryCancel();
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The slot is given back when the server is done with the call: the next call gets it.
+  grpc::StatusCode again = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (again == grpc::StatusCode::RESOURCE_EXHAUSTED && absl::Now() < give_up) again = Generate(kAlice);
+  EXPECT_EQ(again, grpc::StatusCode::OK);
 }
 
 TEST_F(ApiKeysTest, AUsersJobsAreItsOwnAndAnAdminSeesAndCancelsAll) {
