@@ -9,6 +9,13 @@ namespace {
 
 absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 
+// A client's string inside an error message, cut short: errors stay a line, whatever was sent.
+std::string Quoted(const std::string& text) {
+  constexpr size_t kMaxEcho = 40;
+  return text.size() <= kMaxEcho ? absl::StrCat("'", text, "'")
+                                 : absl::StrCat("'", text.substr(0, kMaxEcho), "...' (", text.size(), " bytes)");
+}
+
 }  // namespace
 
 std::vector<int64_t> RequestFactory::DefaultStopIds() const {
@@ -45,7 +52,7 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
     for (int i = 0; i < request.messages_size(); ++i) {
       const v1::ChatMessage& m = request.messages(i);
       if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
-        return Invalid(absl::StrCat("messages[", i, "].role is '", m.role(), "'; use system, user or assistant"));
+        return Invalid(absl::StrCat("messages[", i, "].role is ", Quoted(m.role()), "; use system, user or assistant"));
       }
       messages.push_back({m.role(), m.content()});
     }
@@ -69,6 +76,10 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
   p.sampling.temperature = s.temperature();
   p.sampling.top_p = s.has_top_p() ? s.top_p() : 1.f;
   p.sampling.top_k = s.top_k();
+  if (s.top_k() > config_.vocab_size) {
+    return Invalid(absl::StrCat("sampling.top_k is ", s.top_k(), "; at most the vocabulary's ", config_.vocab_size,
+                                " (0 turns it off)"));
+  }
   p.sampling.seed = s.seed();
   if (absl::Status st = model::ValidateSamplingParams(p.sampling); !st.ok()) {
     return Invalid(absl::StrCat("sampling.", st.message()));
@@ -84,6 +95,10 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
       return Invalid(absl::StrCat("sampling.stop[", i, "] must be 1 to ", kMaxStopStringBytes, " bytes, got ",
                                   s.stop(i).size()));
     }
+  }
+  if (s.stop_token_ids_size() > kMaxStopTokenIds) {
+    return Invalid(absl::StrCat("sampling.stop_token_ids has ", s.stop_token_ids_size(), " ids; at most ",
+                                kMaxStopTokenIds));
   }
   for (int i = 0; i < s.stop_token_ids_size(); ++i) {
     if (s.stop_token_ids(i) < 0 || s.stop_token_ids(i) >= config_.vocab_size) {

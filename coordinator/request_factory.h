@@ -24,6 +24,7 @@ struct ServingLimits {
 
 inline constexpr int kMaxStopStrings = 16;
 inline constexpr int kMaxStopStringBytes = 256;
+inline constexpr int kMaxStopTokenIds = 64;
 
 class RequestFactory {
  public:

@@ -116,6 +116,19 @@ TEST_F(RequestFactoryTest, EachMalformedRequestSaysWhatToFix) {
   v1::GenerateRequest k = Ids({1});
   k.mutable_sampling()->set_top_k(-1);
   ExpectInvalid(k, "top_k");
+  v1::GenerateRequest big_k = Ids({1});
+  big_k.mutable_sampling()->set_top_k(513);
+  ExpectInvalid(big_k, "sampling.top_k is 513; at most the vocabulary's 512");
+  v1::GenerateRequest stop_ids = Ids({1});
+  for (int i = 0; i < kMaxStopTokenIds + 1; ++i) stop_ids.mutable_sampling()->add_stop_token_ids(1);
+  ExpectInvalid(stop_ids, "at most 64");
+  // A client's string is echoed cut short: the error stays one bounded line.
+  v1::GenerateRequest long_role;
+  long_role.add_messages()->set_role(std::string(100000, 'r'));
+  long_role.mutable_sampling()->set_max_tokens(2);
+  const absl::StatusOr<Request::Params> refused = factory_.Validate(long_role);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(100000 bytes)")));
+  EXPECT_LT(refused.status().message().size(), 200u);
   v1::GenerateRequest lp = Ids({1});
   lp.mutable_sampling()->set_logprobs(21);
   ExpectInvalid(lp, "logprobs");
