@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace mmx::rpc {
@@ -72,6 +73,14 @@ bool IsLoopbackAddress(const std::string& listen) {
   std::string host = listen.substr(0, listen.rfind(':'));
   if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) host = host.substr(1, host.size() - 2);
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+std::string DefaultMetricsAddress(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  const std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  int port = 0;
+  if (colon != std::string::npos && !absl::SimpleAtoi(listen.substr(colon + 1), &port)) port = 0;
+  return absl::StrCat(IsLoopbackAddress(listen) ? host : "127.0.0.1", ":", port == 0 ? 0 : port + 1);
 }
 
 }  // namespace mmx::rpc

@@ -34,4 +34,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
 // Whether `listen` (HOST:PORT) is reachable only from this machine: 127.0.0.0/8, ::1, localhost.
 bool IsLoopbackAddress(const std::string& listen);
 
+// Where the metrics and health endpoint listens by default, next to the gRPC `listen` address:
+// port + 1 (0 stays 0: any), on `listen`'s host when that is loopback, else on 127.0.0.1. It is
+// reachable from other machines only when `--metrics-listen` says so.
+std::string DefaultMetricsAddress(const std::string& listen);
+
 }  // namespace mmx::rpc

@@ -71,8 +71,8 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "Tokens per step: decode tokens first, then prompt chunks")->check(CLI::Range(1, 1 << 20));
   serve->add_option("--state-dir", o->state_dir, "Directory for durable state (batch jobs, SQLite); jobs are off without it");
   serve->add_option("--metrics-listen", o->metrics_listen,
-                    "HOST:PORT for Prometheus metrics (/metrics) and /healthz; default: the --listen host, port + 1; "
-                    "'off' for none");
+                    "HOST:PORT for Prometheus metrics (/metrics) and /healthz; default: loopback (127.0.0.1, or "
+                    "the --listen host when it is loopback), the --listen port + 1; 'off' for none");
   serve->add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: the checkpoint's, if it has one)");
   serve->add_option("--micro-batches", o->micro_batches,
                     "Micro-batches in flight per step when there are enough sequences; 0 = automatic: 2, or 1 "
@@ -221,13 +221,8 @@ absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> StartMetricsServ
                                                                                    Cluster& cluster,
                                                                                    std::string* address) {
   if (o.metrics_listen == "off") return nullptr;
-  const std::string listen_host = o.listen.substr(0, o.listen.rfind(':'));
-  std::string wanted = o.metrics_listen;
-  if (wanted.empty()) {
-    int grpc_port = 0;
-    (void)absl::SimpleAtoi(o.listen.substr(o.listen.rfind(':') + 1), &grpc_port);
-    wanted = absl::StrCat(listen_host, ":", grpc_port == 0 ? 0 : grpc_port + 1);
-  }
+  std::string wanted = o.metrics_listen.empty() ? rpc::DefaultMetricsAddress(o.listen) : o.metrics_listen;
+  const std::string listen_host = wanted.substr(0, wanted.rfind(':'));
   auto render = [&metrics] { return metrics.RenderPrometheus(); };
   auto healthy = [&cluster] { return cluster.ready(); };
   absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> started =

@@ -65,7 +65,10 @@ class FaultHarnessTest : public ::testing::Test {
     testing::LocalCluster::Placement placement;
     placement.coordinator_address = topology_->Address("coordinator") + ":7070";
     placement.prefix = [](const std::string& process) { return topology_->Prefix(process); };
-    coordinator_args.insert(coordinator_args.end(), {"--prefill-chunk", "64"});
+    // Metrics on the namespace's address: the harness scrapes them from outside (the default is
+    // loopback, inside the coordinator's namespace).
+    coordinator_args.insert(coordinator_args.end(), {"--prefill-chunk", "64", "--metrics-listen",
+                                                     topology_->Address("coordinator") + ":7071"});
     auto cluster = testing::LocalCluster::StartPlaced(layout, coordinator_args, placement);
     EXPECT_TRUE(cluster.ok()) << cluster.status();
     return cluster.ok() ? *std::move(cluster) : nullptr;
