@@ -34,15 +34,14 @@ Isa DetectHardwareIsa() {
   return Isa::kAvx2;
 }
 
-// The hardware's level, capped by MMX_ISA=avx2|avx512|amx when set (to rule a path out, or to
-// compare paths on one machine).
+// The level the kernels run at by default: the hardware's, except AMX, which is opt-in
+// (MMX_ISA=amx) until it has been measured on AMX hardware; MMX_ISA=avx2|avx512 caps it.
 Isa DetectIsa() {
-  const Isa hardware = DetectHardwareIsa();
+  const Isa hardware = HardwareIsa();
   const char* cap = std::getenv("MMX_ISA");
-  if (cap == nullptr) return hardware;
-  Isa limit = hardware;
-  if (std::strcmp(cap, "avx2") == 0) limit = Isa::kAvx2;
-  if (std::strcmp(cap, "avx512") == 0) limit = Isa::kAvx512;
+  Isa limit = Isa::kAvx512;
+  if (cap != nullptr && std::strcmp(cap, "avx2") == 0) limit = Isa::kAvx2;
+  if (cap != nullptr && std::strcmp(cap, "amx") == 0) limit = Isa::kAmx;
   return limit < hardware ? limit : hardware;
 }
 
@@ -63,6 +62,11 @@ const char* IsaName(Isa isa) {
   return "avx2";
 }
 
+Isa HardwareIsa() {
+  static const Isa hardware = DetectHardwareIsa();
+  return hardware;
+}
+
 Isa BestIsa() {
   static const Isa best = DetectIsa();
   return best;
@@ -76,7 +80,8 @@ Isa ActiveIsa() {
 bool Avx512Active() { return ActiveIsa() >= Isa::kAvx512; }
 
 void SetIsaOverride(Isa isa) {
-  if (static_cast<int>(isa) > static_cast<int>(BestIsa())) isa = BestIsa();
+  // Tests and benchmarks may reach every level the hardware has, AMX included.
+  if (static_cast<int>(isa) > static_cast<int>(HardwareIsa())) isa = HardwareIsa();
   g_override.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
@@ -84,8 +89,8 @@ void ClearIsaOverride() { g_override.store(-1, std::memory_order_relaxed); }
 
 std::vector<Isa> SupportedIsas() {
   std::vector<Isa> out{Isa::kAvx2};
-  if (BestIsa() >= Isa::kAvx512) out.push_back(Isa::kAvx512);
-  if (BestIsa() >= Isa::kAmx) out.push_back(Isa::kAmx);
+  if (HardwareIsa() >= Isa::kAvx512) out.push_back(Isa::kAvx512);
+  if (HardwareIsa() >= Isa::kAmx) out.push_back(Isa::kAmx);
   return out;
 }
 

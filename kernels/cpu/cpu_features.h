@@ -16,14 +16,18 @@ bool Avx512Active();
 
 const char* IsaName(Isa isa);
 
-// The best level this CPU supports (detected once), capped by the environment variable
-// MMX_ISA=avx2|avx512|amx when it is set.
+// The level the kernels use by default (detected once): the CPU's best, except that AMX is
+// opt-in, with the environment variable MMX_ISA=amx (its kernel has run only under emulation so
+// far); MMX_ISA=avx2 or avx512 caps the level.
 Isa BestIsa();
+
+// The best level this CPU can run, AMX included (what SupportedIsas and overrides reach).
+Isa HardwareIsa();
 
 // The level the kernels use now: BestIsa(), or the override if one is set.
 Isa ActiveIsa();
 
-// Makes the kernels use `isa` (clamped to BestIsa()). Not for concurrent use with running
+// Makes the kernels use `isa` (clamped to HardwareIsa()). Not for concurrent use with running
 // kernels: meant for tests and benchmarks.
 void SetIsaOverride(Isa isa);
 void ClearIsaOverride();

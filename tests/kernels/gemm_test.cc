@@ -139,7 +139,8 @@ TEST(GemmTest, RowsViewReadsOnlyItsRows) {
 // sum in an order that depends on the token count. Runs where the CPU has AMX;
 // gemm_amx_emulated_test.cc checks the kernel's logic everywhere.
 TEST(GemmTest, WithAmxATokensOutputsDoNotDependOnItsBatch) {
-  if (BestIsa() != Isa::kAmx) GTEST_SKIP() << "no AMX on this CPU";
+  if (HardwareIsa() != Isa::kAmx) GTEST_SKIP() << "no AMX on this CPU";
+  const ScopedIsa amx(Isa::kAmx);
   for (const ActivationPrecision precision : {ActivationPrecision::kFp32, ActivationPrecision::kBf16}) {
     const ScopedActivationPrecision scoped(precision);
     TestWeights w(DType::kBF16, 70, 256, 21);
