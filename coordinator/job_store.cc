@@ -195,14 +195,10 @@ absl::StatusOr<std::vector<v1::Job>> JobStore::List(int limit, const std::string
   {
     absl::MutexLock lock(&mu_);
     Statement q(db_, owner == nullptr
-                         ? "SELECT job_id FROM jobs WHERE ?1 IS NULL ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
+                         ? "SELECT job_id FROM jobs ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
                          : "SELECT job_id FROM jobs WHERE owner = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2");
     if (!q.ok()) return Error("prepare");
-    if (owner == nullptr) {
-      q.BindNull(1);
-    } else {
-      q.Bind(1, *owner);
-    }
+    if (owner != nullptr) q.Bind(1, *owner);
     q.Bind(2, static_cast<int64_t>(limit > 0 ? limit : 100));
     while (q.Step() == SQLITE_ROW) ids.push_back(q.Text(0));
   }

@@ -33,7 +33,7 @@ workers:
 
 // The same stages as group a, and group b: one worker with every layer's attention, using group
 // a's stages as its expert hosts.
-std::string TwoGroupsShard() {
+std::string StagesBesideAWholeGroupShard() {
   return absl::StrCat("model: ", testing::GoldenDir(), R"(
 workers:
   - {name: stage0, group: a, embedding: true, attention: [0, 4], experts: [{layers: [0, 4], ids: all}]}
@@ -152,7 +152,7 @@ TEST(StepsInFlightTest, GreedyOutputsAreTheSameWithOneTwoAndFourStepsInFlightAnd
   check(one, 1, 1);
   check(Serve(2), 2, 2);
   check(Serve(4), 4, 4);
-  const Outputs groups = Serve(2, TwoGroupsShard());
+  const Outputs groups = Serve(2, StagesBesideAWholeGroupShard());
   check(groups, 2, 4);
   EXPECT_TRUE(groups.worker_steps.contains("stage0")) << "group a ran no step";
   EXPECT_TRUE(groups.worker_steps.contains("whole")) << "group b ran no step";
