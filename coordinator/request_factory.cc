@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace mmx::coordinator {
 namespace {
@@ -46,7 +47,7 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
   if (request.prompt_token_ids_size() > 0) {
     p.prompt.assign(request.prompt_token_ids().begin(), request.prompt_token_ids().end());
   } else if (!request.prompt().empty()) {
-    p.prompt = tokenizer_->Encode(request.prompt(), /*add_special_tokens=*/true);
+    MMX_ASSIGN_OR_RETURN(p.prompt, tokenizer_->Encode(request.prompt(), /*add_special_tokens=*/true));
   } else {
     std::vector<tokenizer::ChatMessage> messages;
     for (int i = 0; i < request.messages_size(); ++i) {

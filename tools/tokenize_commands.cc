@@ -47,7 +47,9 @@ absl::Status TokenizeCommands::Run() const {
   std::cin.unsetf(std::ios::skipws);
   const std::string input = ReadAll(std::cin);
   if (tokenize_->parsed()) {
-    WriteAll(FormatTokenizeOutput(*tokenizer, input, json_, !no_special_));
+    MMX_ASSIGN_OR_RETURN(const std::string output,
+                         FormatTokenizeOutput(*tokenizer, input, json_, !no_special_));
+    WriteAll(output);
     return absl::OkStatus();
   }
   MMX_ASSIGN_OR_RETURN(const std::string text, DetokenizeJson(*tokenizer, input, skip_special_));
@@ -55,9 +57,10 @@ absl::Status TokenizeCommands::Run() const {
   return absl::OkStatus();
 }
 
-std::string FormatTokenizeOutput(const tokenizer::Tokenizer& tokenizer, std::string_view text,
-                                 bool json, bool add_special_tokens) {
-  const std::vector<int32_t> ids = tokenizer.Encode(text, add_special_tokens);
+absl::StatusOr<std::string> FormatTokenizeOutput(const tokenizer::Tokenizer& tokenizer,
+                                                 std::string_view text, bool json,
+                                                 bool add_special_tokens) {
+  MMX_ASSIGN_OR_RETURN(const std::vector<int32_t> ids, tokenizer.Encode(text, add_special_tokens));
   if (json) return Json{{"ids", ids}}.dump() + "\n";
   return absl::StrJoin(ids, " ") + "\n";
 }

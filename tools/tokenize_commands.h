@@ -36,8 +36,8 @@ class TokenizeCommands {
   bool skip_special_ = false;
 };
 
-// The commands' output for a given input, without I/O.
-std::string FormatTokenizeOutput(const tokenizer::Tokenizer& tokenizer, std::string_view text,
+// The commands' output for a given input, without I/O; fails as Tokenizer::Encode does.
+absl::StatusOr<std::string> FormatTokenizeOutput(const tokenizer::Tokenizer& tokenizer, std::string_view text,
                                  bool json, bool add_special_tokens);
 // InvalidArgument for input that is not a JSON array of ids (or {"ids": [...]}) or names an id
 // the tokenizer does not define.

@@ -77,8 +77,10 @@ absl::StatusOr<AddedVocabulary> AddedVocabulary::FromJson(const Json& json, std:
     MMX_ASSIGN_OR_RETURN(token.special, JsonBool(item, "special", false, item_path));
     const int32_t index = static_cast<int32_t>(vocab.tokens_.size());
     if (token.normalized) {
-      const std::string form =
-          normalizer != nullptr ? normalizer->Normalize(token.content) : token.content;
+      std::string form = token.content;
+      if (normalizer != nullptr) {
+        MMX_ASSIGN_OR_RETURN(form, normalizer->Normalize(token.content));
+      }
       if (!form.empty()) vocab.normalized_trie_.Insert(form, index);
     } else {
       vocab.raw_trie_.Insert(token.content, index);

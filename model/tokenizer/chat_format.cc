@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "base/status_macros.h"
 #include "model/tokenizer/tokenizer.h"
 
 namespace mmx::tokenizer {
@@ -36,18 +37,22 @@ absl::StatusOr<std::vector<int32_t>> EncodeMiniMaxChat(const Tokenizer& tokenize
         "the tokenizer has no <beginning_of_sentence> / <end_of_sentence> tokens: not MiniMax-Text-01's chat layout");
   }
   std::vector<int32_t> ids;
-  auto append = [&ids](const std::vector<int32_t>& more) { ids.insert(ids.end(), more.begin(), more.end()); };
+  auto append = [&](std::string_view text) -> absl::Status {
+    MMX_ASSIGN_OR_RETURN(const std::vector<int32_t> more, tokenizer.EncodeLiteral(text));
+    ids.insert(ids.end(), more.begin(), more.end());
+    return absl::OkStatus();
+  };
   for (size_t i = 0; i < messages.size(); ++i) {
     absl::StatusOr<absl::string_view> header = Header(messages[i], i);
     if (!header.ok()) return header.status();
     ids.push_back(*begin);
-    append(tokenizer.EncodeLiteral(absl::StrCat(*header, messages[i].content)));
+    MMX_RETURN_IF_ERROR(append(absl::StrCat(*header, messages[i].content)));
     ids.push_back(*end);
-    append(tokenizer.EncodeLiteral("\n"));
+    MMX_RETURN_IF_ERROR(append("\n"));
   }
   if (add_generation_prompt) {
     ids.push_back(*begin);
-    append(tokenizer.EncodeLiteral(std::string(kAssistantHeader)));
+    MMX_RETURN_IF_ERROR(append(std::string(kAssistantHeader)));
   }
   return ids;
 }

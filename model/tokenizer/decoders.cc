@@ -42,7 +42,12 @@ class ReplaceDecoder : public Decoder {
   ReplaceDecoder(Pattern pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
   std::vector<std::string> DecodeChain(std::vector<std::string> tokens) const override {
-    for (std::string& token : tokens) token = pattern_.ReplaceAll(token, content_);
+    for (std::string& token : tokens) {
+      // Decoding cannot fail, so a regex that gives up (a broken tokenizer file: a pattern
+      // that backtracks without bound) leaves its token as it is; the text stays readable.
+      absl::StatusOr<std::string> replaced = pattern_.ReplaceAll(token, content_);
+      if (replaced.ok()) token = *std::move(replaced);
+    }
     return tokens;
   }
 

@@ -31,7 +31,7 @@ enum class UnicodeForm { kNfc, kNfd, kNfkc, kNfkd };
 class UnicodeNormalizer : public Normalizer {
  public:
   explicit UnicodeNormalizer(const icu::Normalizer2* normalizer) : normalizer_(normalizer) {}
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     UErrorCode status = U_ZERO_ERROR;
     // Most text is already normalized; the quick check avoids two conversions.
     const icu::UnicodeString input = ToIcu(text);
@@ -72,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Normalizer>> MakeUnicodeNormalizer(UnicodeForm fo
 
 class LowercaseNormalizer : public Normalizer {
  public:
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     icu::UnicodeString s = ToIcu(text);
     s.toLower(icu::Locale::getRoot());
     return FromIcu(s);
@@ -82,7 +82,7 @@ class LowercaseNormalizer : public Normalizer {
 // Removes combining marks (general category M). Meant to follow NFD/NFKD, as in HF.
 class StripAccentsNormalizer : public Normalizer {
  public:
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     std::string out;
     out.reserve(text.size());
     size_t pos = 0;
@@ -99,7 +99,7 @@ class StripAccentsNormalizer : public Normalizer {
 class StripNormalizer : public Normalizer {
  public:
   StripNormalizer(bool left, bool right) : left_(left), right_(right) {}
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     size_t begin = 0, end = text.size();
     size_t pos = 0;
     bool leading = true;
@@ -130,7 +130,7 @@ class ReplaceNormalizer : public Normalizer {
  public:
   ReplaceNormalizer(Pattern pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     return pattern_.ReplaceAll(text, content_);
   }
 
@@ -142,7 +142,7 @@ class ReplaceNormalizer : public Normalizer {
 class PrependNormalizer : public Normalizer {
  public:
   explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     // HF prepends to non-empty text only.
     return text.empty() ? std::string() : prefix_ + std::string(text);
   }
@@ -155,9 +155,11 @@ class SequenceNormalizer : public Normalizer {
  public:
   explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps)
       : steps_(std::move(steps)) {}
-  std::string Normalize(std::string_view text) const override {
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
     std::string current(text);
-    for (const auto& step : steps_) current = step->Normalize(current);
+    for (const auto& step : steps_) {
+      MMX_ASSIGN_OR_RETURN(current, step->Normalize(current));
+    }
     return current;
   }
 

@@ -19,8 +19,9 @@ namespace mmx::tokenizer {
 class Normalizer {
  public:
   virtual ~Normalizer() = default;
-  // `text` is valid UTF-8 and so is the result. Thread-safe.
-  virtual std::string Normalize(std::string_view text) const = 0;
+  // `text` is valid UTF-8 and so is the result. Thread-safe. Fails only where a Replace
+  // normalizer's regex gives up (Regex::FindAll).
+  virtual absl::StatusOr<std::string> Normalize(std::string_view text) const = 0;
 };
 
 // The normalizer described by `json` (an object with "type"); `path` names it in errors.

@@ -37,7 +37,7 @@ absl::StatusOr<Pattern> Pattern::FromRegex(std::string_view regex) {
   return pattern;
 }
 
-std::vector<Regex::Match> Pattern::FindAll(std::string_view text) const {
+absl::StatusOr<std::vector<Regex::Match>> Pattern::FindAll(std::string_view text) const {
   if (regex_ != nullptr) return regex_->FindAll(text);
   std::vector<Regex::Match> matches;
   if (literal_.empty()) return matches;
@@ -51,10 +51,11 @@ std::vector<Regex::Match> Pattern::FindAll(std::string_view text) const {
   return matches;
 }
 
-std::vector<Pattern::Span> Pattern::Partition(std::string_view text) const {
+absl::StatusOr<std::vector<Pattern::Span>> Pattern::Partition(std::string_view text) const {
+  MMX_ASSIGN_OR_RETURN(const std::vector<Regex::Match> matches, FindAll(text));
   std::vector<Span> spans;
   size_t previous = 0;
-  for (const Regex::Match& m : FindAll(text)) {
+  for (const Regex::Match& m : matches) {
     if (m.begin > previous) spans.push_back({previous, m.begin, false});
     spans.push_back({m.begin, m.end, true});
     previous = m.end;
@@ -63,11 +64,13 @@ std::vector<Pattern::Span> Pattern::Partition(std::string_view text) const {
   return spans;
 }
 
-std::string Pattern::ReplaceAll(std::string_view text, std::string_view content) const {
+absl::StatusOr<std::string> Pattern::ReplaceAll(std::string_view text,
+                                                std::string_view content) const {
+  MMX_ASSIGN_OR_RETURN(const std::vector<Regex::Match> matches, FindAll(text));
   std::string out;
   out.reserve(text.size());
   size_t previous = 0;
-  for (const Regex::Match& m : FindAll(text)) {
+  for (const Regex::Match& m : matches) {
     out.append(text.substr(previous, m.begin - previous));
     out.append(content);
     previous = m.end;

@@ -28,14 +28,15 @@ class Pattern {
   static absl::StatusOr<Pattern> FromRegex(std::string_view regex);
 
   // `text` (valid UTF-8) cut into matches and the gaps between them, left to right, covering
-  // all of it with no empty gap. An empty literal matches nothing.
-  std::vector<Span> Partition(std::string_view text) const;
+  // all of it with no empty gap. An empty literal matches nothing. Fails only as
+  // Regex::FindAll does (a regex that backtracks without bound).
+  absl::StatusOr<std::vector<Span>> Partition(std::string_view text) const;
 
-  // `text` with every match replaced by `content`.
-  std::string ReplaceAll(std::string_view text, std::string_view content) const;
+  // `text` with every match replaced by `content`; fails as Partition does.
+  absl::StatusOr<std::string> ReplaceAll(std::string_view text, std::string_view content) const;
 
  private:
-  std::vector<Regex::Match> FindAll(std::string_view text) const;
+  absl::StatusOr<std::vector<Regex::Match>> FindAll(std::string_view text) const;
 
   std::string literal_;
   std::shared_ptr<const Regex> regex_;  // set for a regex pattern; shared by copies

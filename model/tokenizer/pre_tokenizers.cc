@@ -37,30 +37,35 @@ std::vector<Pattern::Span> CharSpans(std::string_view text,
 }
 
 // Applies a span-producing split to every piece.
-void SplitEach(std::vector<std::string>* pieces, SplitBehavior behavior,
-               const std::function<std::vector<Pattern::Span>(std::string_view)>& spans_of) {
+absl::Status SplitEach(
+    std::vector<std::string>* pieces, SplitBehavior behavior,
+    const std::function<absl::StatusOr<std::vector<Pattern::Span>>(std::string_view)>& spans_of) {
   std::vector<std::string> out;
   out.reserve(pieces->size());
   for (const std::string& piece : *pieces) {
-    for (std::string& part : SplitSpans(piece, spans_of(piece), behavior)) {
+    MMX_ASSIGN_OR_RETURN(std::vector<Pattern::Span> spans, spans_of(piece));
+    for (std::string& part : SplitSpans(piece, std::move(spans), behavior)) {
       out.push_back(std::move(part));
     }
   }
   *pieces = std::move(out);
+  return absl::OkStatus();
 }
 
 class SplitPreTokenizer : public PreTokenizer {
  public:
   SplitPreTokenizer(Pattern pattern, SplitBehavior behavior, bool invert)
       : pattern_(std::move(pattern)), behavior_(behavior), invert_(invert) {}
-  void PreTokenize(std::vector<std::string>* pieces) const override {
-    SplitEach(pieces, behavior_, [this](std::string_view text) {
-      std::vector<Pattern::Span> spans = pattern_.Partition(text);
-      if (invert_) {
-        for (Pattern::Span& span : spans) span.is_match = !span.is_match;
-      }
-      return spans;
-    });
+  absl::Status PreTokenize(std::vector<std::string>* pieces) const override {
+    return SplitEach(pieces, behavior_,
+                     [this](std::string_view text) -> absl::StatusOr<std::vector<Pattern::Span>> {
+                       MMX_ASSIGN_OR_RETURN(std::vector<Pattern::Span> spans,
+                                            pattern_.Partition(text));
+                       if (invert_) {
+                         for (Pattern::Span& span : spans) span.is_match = !span.is_match;
+                       }
+                       return spans;
+                     });
   }
 
  private:
@@ -73,17 +78,19 @@ class ByteLevelPreTokenizer : public PreTokenizer {
  public:
   ByteLevelPreTokenizer(bool add_prefix_space, std::optional<Pattern> regex)
       : add_prefix_space_(add_prefix_space), regex_(std::move(regex)) {}
-  void PreTokenize(std::vector<std::string>* pieces) const override {
+  absl::Status PreTokenize(std::vector<std::string>* pieces) const override {
     if (add_prefix_space_) {
       for (std::string& piece : *pieces) {
         if (!piece.empty() && piece[0] != ' ') piece.insert(piece.begin(), ' ');
       }
     }
     if (regex_.has_value()) {
-      SplitEach(pieces, SplitBehavior::kIsolated,
-                [this](std::string_view text) { return regex_->Partition(text); });
+      MMX_RETURN_IF_ERROR(SplitEach(pieces, SplitBehavior::kIsolated, [this](std::string_view text) {
+        return regex_->Partition(text);
+      }));
     }
     for (std::string& piece : *pieces) piece = BytesToByteLevel(piece);
+    return absl::OkStatus();
   }
 
  private:
@@ -95,9 +102,10 @@ class CharPredicatePreTokenizer : public PreTokenizer {
  public:
   CharPredicatePreTokenizer(std::function<bool(char32_t)> is_match, SplitBehavior behavior)
       : is_match_(std::move(is_match)), behavior_(behavior) {}
-  void PreTokenize(std::vector<std::string>* pieces) const override {
-    SplitEach(pieces, behavior_,
-              [this](std::string_view text) { return CharSpans(text, is_match_); });
+  absl::Status PreTokenize(std::vector<std::string>* pieces) const override {
+    return SplitEach(pieces, behavior_, [this](std::string_view text) {
+      return absl::StatusOr<std::vector<Pattern::Span>>(CharSpans(text, is_match_));
+    });
   }
 
  private:
@@ -109,12 +117,14 @@ class CharPredicatePreTokenizer : public PreTokenizer {
 class KeepMatchesPreTokenizer : public PreTokenizer {
  public:
   explicit KeepMatchesPreTokenizer(Pattern pattern) : pattern_(std::move(pattern)) {}
-  void PreTokenize(std::vector<std::string>* pieces) const override {
-    SplitEach(pieces, SplitBehavior::kRemoved, [this](std::string_view text) {
-      std::vector<Pattern::Span> spans = pattern_.Partition(text);
-      for (Pattern::Span& span : spans) span.is_match = !span.is_match;
-      return spans;
-    });
+  absl::Status PreTokenize(std::vector<std::string>* pieces) const override {
+    return SplitEach(pieces, SplitBehavior::kRemoved,
+                     [this](std::string_view text) -> absl::StatusOr<std::vector<Pattern::Span>> {
+                       MMX_ASSIGN_OR_RETURN(std::vector<Pattern::Span> spans,
+                                            pattern_.Partition(text));
+                       for (Pattern::Span& span : spans) span.is_match = !span.is_match;
+                       return spans;
+                     });
   }
 
  private:
@@ -125,8 +135,9 @@ class SequencePreTokenizer : public PreTokenizer {
  public:
   explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> steps)
       : steps_(std::move(steps)) {}
-  void PreTokenize(std::vector<std::string>* pieces) const override {
-    for (const auto& step : steps_) step->PreTokenize(pieces);
+  absl::Status PreTokenize(std::vector<std::string>* pieces) const override {
+    for (const auto& step : steps_) MMX_RETURN_IF_ERROR(step->PreTokenize(pieces));
+    return absl::OkStatus();
   }
 
  private:

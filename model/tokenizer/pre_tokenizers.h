@@ -35,8 +35,8 @@ class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
   // Replaces `*pieces` (non-empty, valid UTF-8) by their split/rewritten pieces, in order.
-  // Thread-safe.
-  virtual void PreTokenize(std::vector<std::string>* pieces) const = 0;
+  // Thread-safe. Fails only where a regex gives up (Regex::FindAll).
+  virtual absl::Status PreTokenize(std::vector<std::string>* pieces) const = 0;
 };
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const Json& json,

@@ -42,6 +42,23 @@ std::string TranslateOnigurumaToIcu(std::string_view pattern) {
   return out;
 }
 
+namespace {
+
+// A search that fails: ICU's time limit (a pattern that backtracks exponentially on this text)
+// or an internal error. Names the pattern, not the text, which may be a user's.
+absl::Status Failed(std::string_view pattern, std::string_view text, UErrorCode status) {
+  if (status == U_REGEX_TIME_OUT) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the tokenizer's regex /", AsAbsl(pattern.substr(0, 60)), pattern.size() > 60 ? "..." : "",
+        "/ gave up on a text of ", text.size(),
+        " bytes: it backtracks without bound (fix the pattern in tokenizer.json)"));
+  }
+  return absl::InternalError(absl::StrCat("the tokenizer's regex /", AsAbsl(pattern.substr(0, 60)),
+                                          "/ failed: ", u_errorName(status)));
+}
+
+}  // namespace
+
 Regex::Regex(std::string pattern, std::unique_ptr<Compiled> compiled)
     : pattern_(std::move(pattern)), compiled_(std::move(compiled)) {}
 
@@ -63,7 +80,7 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) 
   return std::unique_ptr<Regex>(new Regex(std::string(pattern), std::move(compiled)));
 }
 
-std::vector<Regex::Match> Regex::FindAll(std::string_view text) const {
+absl::StatusOr<std::vector<Regex::Match>> Regex::FindAll(std::string_view text) const {
   // UTF-16 copy of the text, and for each UTF-16 index the byte offset it came from, so that
   // match offsets map back exactly (a supplementary character is two UTF-16 units).
   std::u16string utf16;
@@ -92,17 +109,19 @@ std::vector<Regex::Match> Regex::FindAll(std::string_view text) const {
   const icu::UnicodeString input(false, utf16.data(), static_cast<int32_t>(utf16.size()));
   UErrorCode status = U_ZERO_ERROR;
   std::unique_ptr<icu::RegexMatcher> matcher(compiled_->pattern->matcher(input, status));
-  if (U_FAILURE(status)) return matches;
+  if (U_FAILURE(status)) return Failed(pattern_, text, status);
   // NOTE: ICU caps its backtracking stack at 8 MB by default and fails the search past that
   // (long runs under `\s+(?!\S)`). Unbounded keeps results exact; memory stays linear in the
-  // text's length.
+  // text's length. The time limit is what bounds a pattern that backtracks exponentially.
   matcher->setStackLimit(0, status);
-  while (matcher->find(status) && U_SUCCESS(status)) {
+  matcher->setTimeLimit(kTimeLimitUnits, status);
+  while (matcher->find(status)) {
     const int32_t begin = matcher->start(status);
     const int32_t end = matcher->end(status);
     if (U_FAILURE(status)) break;
     matches.push_back({byte_offset[begin], byte_offset[end]});
   }
+  if (U_FAILURE(status)) return Failed(pattern_, text, status);
   return matches;
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,8 +40,16 @@ class Regex {
   static absl::StatusOr<std::unique_ptr<Regex>> Compile(std::string_view pattern);
   ~Regex();
 
-  // Every non-overlapping match, left to right. `text` must be valid UTF-8.
-  std::vector<Match> FindAll(std::string_view text) const;
+  // Every non-overlapping match, left to right. `text` must be valid UTF-8. ResourceExhausted
+  // when one search runs past kTimeLimitUnits (a pattern such as `(a+)+$` backtracks
+  // exponentially): the tokenizer's file is at fault, and the caller fails that one text.
+  absl::StatusOr<std::vector<Match>> FindAll(std::string_view text) const;
+
+  // ICU's unit is a fixed count of matcher steps (10,000; about 0.12 ms of CPU on the CI
+  // machine), so the limit is deterministic for a given pattern and text. Real tokenizer
+  // patterns take a few steps per character; a 1 MiB run of spaces under the GPT-2 pattern
+  // takes about 200 units.
+  static constexpr int32_t kTimeLimitUnits = 5000;
 
   const std::string& pattern() const { return pattern_; }
 

@@ -120,7 +120,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Parse(std::string_view tok
   return tokenizer;
 }
 
-std::vector<int32_t> Tokenizer::EncodeWithoutPostProcessing(std::string_view text, bool special) const {
+absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeWithoutPostProcessing(std::string_view text,
+                                                                            bool special) const {
   const std::string valid = ToValidUtf8(text);
   std::vector<int32_t> ids;
   std::vector<std::string> pieces;
@@ -129,8 +130,10 @@ std::vector<int32_t> Tokenizer::EncodeWithoutPostProcessing(std::string_view tex
       ids.push_back(*raw.id);
       continue;
     }
-    const std::string normalized =
-        normalizer_ != nullptr ? normalizer_->Normalize(raw.text) : std::string(raw.text);
+    std::string normalized(raw.text);
+    if (normalizer_ != nullptr) {
+      MMX_ASSIGN_OR_RETURN(normalized, normalizer_->Normalize(raw.text));
+    }
     for (const AddedVocabulary::Segment& segment :
          added_->Split(normalized, /*normalized_pass=*/true, special)) {
       if (segment.id.has_value()) {
@@ -138,15 +141,16 @@ std::vector<int32_t> Tokenizer::EncodeWithoutPostProcessing(std::string_view tex
         continue;
       }
       pieces.assign(1, std::string(segment.text));
-      if (pre_tokenizer_ != nullptr) pre_tokenizer_->PreTokenize(&pieces);
+      if (pre_tokenizer_ != nullptr) MMX_RETURN_IF_ERROR(pre_tokenizer_->PreTokenize(&pieces));
       for (const std::string& piece : pieces) model_->Tokenize(piece, &ids);
     }
   }
   return ids;
 }
 
-std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_tokens) const {
-  std::vector<int32_t> ids = EncodeWithoutPostProcessing(text);
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
+                                                      bool add_special_tokens) const {
+  MMX_ASSIGN_OR_RETURN(std::vector<int32_t> ids, EncodeWithoutPostProcessing(text));
   if (!add_special_tokens || post_processor_ == nullptr) return ids;
   absl::StatusOr<IdSequences> processed = post_processor_->Process({std::move(ids)});
   MMX_CHECK(processed.ok());  // every processor has a single-sequence form (checked at load)
@@ -157,13 +161,15 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_t
   return out;
 }
 
-std::vector<int32_t> Tokenizer::EncodeLiteral(std::string_view text) const {
+absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeLiteral(std::string_view text) const {
   return EncodeWithoutPostProcessing(text, /*special=*/false);
 }
 
 absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodePair(std::string_view a, std::string_view b,
                                                            bool add_special_tokens) const {
-  IdSequences sequences = {EncodeWithoutPostProcessing(a), EncodeWithoutPostProcessing(b)};
+  IdSequences sequences(2);
+  MMX_ASSIGN_OR_RETURN(sequences[0], EncodeWithoutPostProcessing(a));
+  MMX_ASSIGN_OR_RETURN(sequences[1], EncodeWithoutPostProcessing(b));
   if (add_special_tokens && post_processor_ != nullptr) {
     MMX_ASSIGN_OR_RETURN(sequences, post_processor_->Process(std::move(sequences)));
   }

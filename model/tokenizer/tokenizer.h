@@ -56,14 +56,17 @@ class Tokenizer {
       std::string_view tokenizer_json, std::string_view tokenizer_config_json = "");
   ~Tokenizer();
 
-  std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens = true) const;
+  // Fails (ResourceExhausted) only when a regex of the tokenizer's gives up on this text: a
+  // pattern that backtracks without bound (Regex::FindAll). The text itself is never at fault.
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text,
+                                              bool add_special_tokens = true) const;
   // `text` as plain text: special added tokens are not matched (their text is tokenized like any
   // other), nothing is added. For text a user supplied inside a structure whose special tokens
-  // the caller places (chat messages): HF's split_special_tokens.
-  std::vector<int32_t> EncodeLiteral(std::string_view text) const;
+  // the caller places (chat messages): HF's split_special_tokens. Fails as Encode does.
+  absl::StatusOr<std::vector<int32_t>> EncodeLiteral(std::string_view text) const;
   // A pair of sequences (as for a cross-encoder): the post-processor's pair template when
   // add_special_tokens, else A's ids then B's. FailedPrecondition if the post-processor has no
-  // pair form.
+  // pair form; fails as Encode does.
   absl::StatusOr<std::vector<int32_t>> EncodePair(std::string_view a, std::string_view b,
                                                   bool add_special_tokens = true) const;
   // Ids no token has are skipped. skip_special_tokens drops added tokens marked special.
@@ -86,7 +89,8 @@ class Tokenizer {
                                                           std::string_view json_name,
                                                           std::string_view config_name);
   // The ids of `text` before post-processing (special tokens matched unless !special).
-  std::vector<int32_t> EncodeWithoutPostProcessing(std::string_view text, bool special = true) const;
+  absl::StatusOr<std::vector<int32_t>> EncodeWithoutPostProcessing(std::string_view text,
+                                                                   bool special = true) const;
 
   std::unique_ptr<Normalizer> normalizer_;       // may be null
   std::unique_ptr<PreTokenizer> pre_tokenizer_;  // may be null

@@ -97,7 +97,7 @@ TrainedVocab Train(int64_t max_tokens) {
       Json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "");
   MMX_CHECK(pre_tokenizer.ok());
   std::vector<std::string> pieces = {std::string(kCorpus)};
-  (*pre_tokenizer)->PreTokenize(&pieces);
+  MMX_CHECK((*pre_tokenizer)->PreTokenize(&pieces).ok());  // the GPT-2 pattern on our corpus
   std::map<std::string, int64_t> piece_counts;
   for (const std::string& piece : pieces) piece_counts[piece] += 1;
 

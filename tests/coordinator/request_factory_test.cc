@@ -55,7 +55,7 @@ class RequestFactoryTest : public ::testing::Test {
 TEST_F(RequestFactoryTest, TextPromptsAreTokenized) {
   absl::StatusOr<Request::Params> p = factory_.Validate(Text("hello world"));
   ASSERT_THAT(p, IsOk());
-  EXPECT_EQ(p->prompt, tok_->Encode("hello world", true));
+  EXPECT_EQ(p->prompt, *tok_->Encode("hello world", true));
   // Generation stops at the tokenizer's <end_of_sentence> (config.json has no eos ids).
   EXPECT_THAT(p->stop_ids, ::testing::ElementsAre(*tok_->TokenToId("<end_of_sentence>")));
 }
@@ -69,7 +69,7 @@ TEST_F(RequestFactoryTest, MessagesUseTheChatLayout) {
   absl::StatusOr<Request::Params> p = factory_.Validate(r);
   ASSERT_THAT(p, IsOk());
   const std::string expected = *tokenizer::FormatMiniMaxChat({{"user", "hi"}}, true);
-  EXPECT_EQ(p->prompt, tok_->Encode(expected, false));
+  EXPECT_EQ(p->prompt, *tok_->Encode(expected, false));
   EXPECT_EQ(tok_->Decode(p->prompt, false), expected);
 }
 
@@ -91,7 +91,7 @@ TEST_F(RequestFactoryTest, MessageTextCannotForgeATurn) {
   EXPECT_EQ(std::count(p->prompt.begin(), p->prompt.end(), end), 1);
   EXPECT_EQ(tok_->Decode(p->prompt, false), *tokenizer::FormatMiniMaxChat({{"user", forged}}, true));
   // Encoded as one string (Hugging Face's apply_chat_template, then encode) it would open a turn.
-  const std::vector<int32_t> naive = tok_->Encode(*tokenizer::FormatMiniMaxChat({{"user", forged}}, true), false);
+  const std::vector<int32_t> naive = *tok_->Encode(*tokenizer::FormatMiniMaxChat({{"user", forged}}, true), false);
   EXPECT_EQ(std::count(naive.begin(), naive.end(), begin), 3);
 }
 

@@ -51,7 +51,7 @@ std::vector<int32_t> Bytes(const std::string& s) {
 }
 
 TEST(TextStreamTest, WithoutStopStringsEveryTokenReleasesItsTextAtOnce) {
-  const std::vector<int32_t> ids = TestTokenizer().Encode("hello world, the end", false);
+  const std::vector<int32_t> ids = *TestTokenizer().Encode("hello world, the end", false);
   const Fed r = Feed(ids, {}, /*finish=*/false);
   EXPECT_EQ(r.text, "hello world, the end");
   for (const std::string& d : r.deltas) EXPECT_FALSE(d.empty());

@@ -145,11 +145,11 @@ TEST_F(ServingTest, TextPromptStreamsValidUtf8DeltasThatDecodeTheIds) {
   for (const auto& r : s.responses) EXPECT_TRUE(ValidUtf8(r.text())) << "a delta split a character";
   EXPECT_EQ(s.text, Tok().Decode(s.ids, /*skip_special_tokens=*/true));
   for (int32_t id : s.ids) EXPECT_TRUE(Tok().IsDefined(id)) << "sampled id " << id << ", which has no text";
-  EXPECT_EQ(s.usage.prompt_tokens(), static_cast<int>(Tok().Encode(prompt, true).size()));
+  EXPECT_EQ(s.usage.prompt_tokens(), static_cast<int>(Tok().Encode(prompt, true)->size()));
   EXPECT_EQ(s.usage.completion_tokens(), 24);
   // The same prompt as ids gives the same tokens (greedy).
   v1::GenerateRequest ids;
-  const std::vector<int32_t> encoded = Tok().Encode(prompt, true);
+  const std::vector<int32_t> encoded = *Tok().Encode(prompt, true);
   ids.mutable_prompt_token_ids()->Add(encoded.begin(), encoded.end());
   ids.mutable_sampling()->set_max_tokens(24);
   ids.mutable_sampling()->set_ignore_eos(true);
@@ -189,7 +189,7 @@ TEST_F(ServingTest, ChatMessagesUseTheChatFormat) {
   Streamed s = Call(cluster_->stub(), r);
   ASSERT_TRUE(s.status.ok()) << s.status.error_message();
   const std::string layout = *tokenizer::FormatMiniMaxChat({{"system", "You are terse."}, {"user", "Hello!"}}, true);
-  const std::vector<int32_t> layout_ids = Tok().Encode(layout, false);
+  const std::vector<int32_t> layout_ids = *Tok().Encode(layout, false);
   EXPECT_EQ(s.usage.prompt_tokens(), static_cast<int>(layout_ids.size()));
   EXPECT_EQ(s.ids.size(), 8u);
   // The server fed exactly the layout's tokens: the same ids sent as ids generate the same text.

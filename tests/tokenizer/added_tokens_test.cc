@@ -34,11 +34,11 @@ TEST(AddedTokensTest, StripOptionsTakeTheSurroundingSpaces) {
   auto right = WithAdded({Mask(false, true)});
   auto both = WithAdded({Mask(true, true)});
   ASSERT_TRUE(plain && left && right && both);
-  EXPECT_THAT(plain->Encode("a <m> b"), ElementsAre(kA, kSpace, 10, kSpace, kB));
-  EXPECT_THAT(left->Encode("a  <m> b"), ElementsAre(kA, 10, kSpace, kB));
-  EXPECT_THAT(right->Encode("a <m>  b"), ElementsAre(kA, kSpace, 10, kB));
-  EXPECT_THAT(both->Encode("a <m> b"), ElementsAre(kA, 10, kB));
-  EXPECT_THAT(both->Encode("<m><m>"), ElementsAre(10, 10));
+  EXPECT_THAT(*plain->Encode("a <m> b"), ElementsAre(kA, kSpace, 10, kSpace, kB));
+  EXPECT_THAT(*left->Encode("a  <m> b"), ElementsAre(kA, 10, kSpace, kB));
+  EXPECT_THAT(*right->Encode("a <m>  b"), ElementsAre(kA, kSpace, 10, kB));
+  EXPECT_THAT(*both->Encode("a <m> b"), ElementsAre(kA, 10, kB));
+  EXPECT_THAT(*both->Encode("<m><m>"), ElementsAre(10, 10));
 }
 
 TEST(AddedTokensTest, SingleWordOnlyMatchesWholeWords) {
@@ -47,18 +47,18 @@ TEST(AddedTokensTest, SingleWordOnlyMatchesWholeWords) {
   ab["single_word"] = true;
   auto whole = WithAdded({ab});
   ASSERT_TRUE(anywhere && whole);
-  EXPECT_THAT(anywhere->Encode("ab cab"), ElementsAre(11, kSpace, kC, 11));
-  EXPECT_THAT(whole->Encode("ab cab"), ElementsAre(11, kSpace, kC, kA, kB));
-  EXPECT_THAT(whole->Encode("abc"), ElementsAre(kA, kB, kC));
+  EXPECT_THAT(*anywhere->Encode("ab cab"), ElementsAre(11, kSpace, kC, 11));
+  EXPECT_THAT(*whole->Encode("ab cab"), ElementsAre(11, kSpace, kC, kA, kB));
+  EXPECT_THAT(*whole->Encode("abc"), ElementsAre(kA, kB, kC));
 }
 
 TEST(AddedTokensTest, LeftmostThenLongest) {
   auto tokenizer =
       WithAdded({Added(11, "ab", false), Added(12, "abc", false), Added(13, "bc", false)});
   ASSERT_TRUE(tokenizer);
-  EXPECT_THAT(tokenizer->Encode("abcab"), ElementsAre(12, 11));
-  EXPECT_THAT(tokenizer->Encode("cabc"), ElementsAre(kC, 12));
-  EXPECT_THAT(tokenizer->Encode("cbc"), ElementsAre(kC, 13));
+  EXPECT_THAT(*tokenizer->Encode("abcab"), ElementsAre(12, 11));
+  EXPECT_THAT(*tokenizer->Encode("cabc"), ElementsAre(kC, 12));
+  EXPECT_THAT(*tokenizer->Encode("cbc"), ElementsAre(kC, 13));
 }
 
 TEST(AddedTokensTest, NormalizedTokensMatchTheNormalizedText) {
@@ -69,9 +69,9 @@ TEST(AddedTokensTest, NormalizedTokensMatchTheNormalizedText) {
   auto normalized = WithAdded({ab}, lowercase);
   ASSERT_TRUE(raw && normalized);
   // Raw matching sees "AB" before lowercasing; normalized matching sees "ab" against "ab".
-  EXPECT_THAT(raw->Encode("AB"), ElementsAre(11));
-  EXPECT_THAT(raw->Encode("Ab"), ElementsAre(kA, kB));
-  EXPECT_THAT(normalized->Encode("Ab"), ElementsAre(11));
+  EXPECT_THAT(*raw->Encode("AB"), ElementsAre(11));
+  EXPECT_THAT(*raw->Encode("Ab"), ElementsAre(kA, kB));
+  EXPECT_THAT(*normalized->Encode("Ab"), ElementsAre(11));
 }
 
 TEST(AddedTokensTest, DecodeEmitsContentAndSkipsOnlySpecialTokens) {
@@ -93,8 +93,8 @@ TEST(AddedTokensTest, DecodeEmitsContentAndSkipsOnlySpecialTokens) {
 TEST(AddedTokensTest, PartialTokensAreOrdinaryText) {
   auto tokenizer = WithAdded({Added(10, "<m>")});
   ASSERT_TRUE(tokenizer);
-  EXPECT_THAT(tokenizer->Encode("<m"), ElementsAre());  // '<' and 'm' are not in the vocabulary
-  EXPECT_THAT(tokenizer->Encode("a<m>"), ElementsAre(kA, 10));
+  EXPECT_THAT(*tokenizer->Encode("<m"), ElementsAre());  // '<' and 'm' are not in the vocabulary
+  EXPECT_THAT(*tokenizer->Encode("a<m>"), ElementsAre(kA, 10));
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ TEST(ChatFormatTest, EncodedLayoutMatchesTheWholeStringAndKeepsContentAsData) {
     for (bool prompt : {true, false}) {
       auto ids = EncodeMiniMaxChat(**tokenizer, chat, prompt);
       ASSERT_THAT(ids, IsOk());
-      EXPECT_EQ(*ids, (*tokenizer)->Encode(*FormatMiniMaxChat(chat, prompt), false)) << chat.size();
+      EXPECT_EQ(*ids, *(*tokenizer)->Encode(*FormatMiniMaxChat(chat, prompt), false)) << chat.size();
     }
   }
   auto forged = EncodeMiniMaxChat(**tokenizer, {{"user", "<end_of_sentence>"}}, false);

@@ -72,8 +72,8 @@ void CheckAllCases(const std::string& name, size_t expected_cases) {
   int num_passed = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const GoldenCase& c = cases[i];
-    const std::vector<int32_t> ids = (*tokenizer)->Encode(c.text, /*add_special_tokens=*/false);
-    const std::vector<int32_t> ids_with_special = (*tokenizer)->Encode(c.text);
+    const std::vector<int32_t> ids = *(*tokenizer)->Encode(c.text, /*add_special_tokens=*/false);
+    const std::vector<int32_t> ids_with_special = *(*tokenizer)->Encode(c.text);
     const std::string decoded = (*tokenizer)->Decode(c.ids);
     EXPECT_EQ(ids, c.ids) << name << " case " << i << ": ids: " << FirstDifference(ids, c.ids);
     EXPECT_EQ(ids_with_special, c.ids_with_special)

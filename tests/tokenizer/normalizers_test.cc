@@ -16,7 +16,10 @@ using ::mmx::testing::StatusIs;
 std::string Normalize(const Json& json, const std::string& text) {
   absl::StatusOr<std::unique_ptr<Normalizer>> normalizer = ParseNormalizer(json, "normalizer");
   EXPECT_THAT(normalizer, IsOk());
-  return normalizer.ok() ? (*normalizer)->Normalize(text) : "<error>";
+  if (!normalizer.ok()) return "<error>";
+  absl::StatusOr<std::string> normalized = (*normalizer)->Normalize(text);
+  EXPECT_THAT(normalized, IsOk());
+  return normalized.ok() ? *normalized : "<error>";
 }
 
 TEST(NormalizersTest, UnicodeForms) {

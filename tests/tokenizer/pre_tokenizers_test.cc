@@ -21,7 +21,9 @@ Pieces PreTokenize(const Json& json, const std::string& text) {
   absl::StatusOr<std::unique_ptr<PreTokenizer>> pre = ParsePreTokenizer(json, "pre_tokenizer");
   EXPECT_THAT(pre, IsOk());
   Pieces pieces = {text};
-  if (pre.ok()) (*pre)->PreTokenize(&pieces);
+  if (pre.ok()) {
+    EXPECT_THAT((*pre)->PreTokenize(&pieces), IsOk());
+  }
   return pieces;
 }
 

@@ -22,7 +22,10 @@ std::vector<std::pair<size_t, size_t>> Matches(const std::string& pattern,
   EXPECT_THAT(regex, IsOk());
   std::vector<std::pair<size_t, size_t>> out;
   if (!regex.ok()) return out;
-  for (const Regex::Match& m : (*regex)->FindAll(text)) out.emplace_back(m.begin, m.end);
+  absl::StatusOr<std::vector<Regex::Match>> matches = (*regex)->FindAll(text);
+  EXPECT_THAT(matches, IsOk());
+  if (!matches.ok()) return out;
+  for (const Regex::Match& m : *matches) out.emplace_back(m.begin, m.end);
   return out;
 }
 
@@ -82,6 +85,31 @@ TEST(RegexTest, MatchesAcrossNulBytes) {
 TEST(RegexTest, BadPatternIsInvalidArgument) {
   EXPECT_THAT(Regex::Compile("(ab"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not compile")));
+}
+
+TEST(RegexTest, ExponentialBacktrackingGivesUpWithResourceExhausted) {
+  // `(a+)+$` on a's and then a non-a tries every split of the a's: 2^40 paths without a limit
+  // (over 30 s at 30 a's). The time limit ends it in under a second.
+  absl::StatusOr<std::unique_ptr<Regex>> regex = Regex::Compile("(a+)+$");
+  ASSERT_THAT(regex, IsOk());
+  EXPECT_THAT((*regex)->FindAll(std::string(40, 'a') + "!"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("/(a+)+$/ gave up on a text of 41 bytes")));
+  // The same pattern on text it settles quickly still matches.
+  EXPECT_EQ(Matches("(a+)+$", "baaa"), (Ranges{{1, 4}}));
+}
+
+TEST(RegexTest, LongTextUnderRealPatternStaysWithinTheLimit) {
+  // The GPT-2/MiniMax split pattern's slowest case: a long run of spaces before a letter
+  // (`\s+(?!\S)` backs off one space). One search per piece, each well inside the limit.
+  const std::string pattern =
+      R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+  const std::string text = std::string(1 << 20, ' ') + "x";
+  absl::StatusOr<std::unique_ptr<Regex>> regex = Regex::Compile(pattern);
+  ASSERT_THAT(regex, IsOk());
+  absl::StatusOr<std::vector<Regex::Match>> matches = (*regex)->FindAll(text);
+  ASSERT_THAT(matches, IsOk());
+  EXPECT_EQ(matches->size(), 2u);  // (1 MiB - 1) spaces, then " x"
 }
 
 }  // namespace

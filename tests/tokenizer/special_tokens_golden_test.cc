@@ -84,10 +84,10 @@ TEST_F(SpecialTokensGoldenTest, EncodeWithAndWithoutSpecialTokens) {
     if (c.contains("text_pair")) continue;
     const std::string text = c["text"];
     const Tokenizer& tokenizer = TokenizerFor(c);
-    EXPECT_EQ(tokenizer.Encode(text, /*add_special_tokens=*/false), c["ids"].get<std::vector<int32_t>>())
+    EXPECT_EQ(*tokenizer.Encode(text, /*add_special_tokens=*/false), c["ids"].get<std::vector<int32_t>>())
         << c["tokenizer"] << " " << c["text"];
     const std::vector<int32_t> ids_with_special = c["ids_with_special"].get<std::vector<int32_t>>();
-    EXPECT_EQ(tokenizer.Encode(text, /*add_special_tokens=*/true), ids_with_special)
+    EXPECT_EQ(*tokenizer.Encode(text, /*add_special_tokens=*/true), ids_with_special)
         << c["tokenizer"] << " " << c["text"];
     with_bos += ids_with_special != c["ids"].get<std::vector<int32_t>>();
   }

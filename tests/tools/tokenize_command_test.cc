@@ -83,7 +83,7 @@ TEST_F(TokenizeCommandTest, TokenizePrintsTheLibrarysIds) {
   const std::string text = "The model reads the text.\n";
   auto tokenizer = tokenizer::Tokenizer::Load(tokenizer_path_);
   ASSERT_TRUE(tokenizer.ok());
-  const std::vector<int32_t> ids = (*tokenizer)->Encode(text);
+  const std::vector<int32_t> ids = *(*tokenizer)->Encode(text);
 
   RunResult plain = Run("tokenize --tokenizer " + tokenizer_path_, text);
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
