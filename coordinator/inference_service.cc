@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/generate_stream.h"
+#include "coordinator/utf8_fields.h"
 
 namespace mmx::coordinator {
 namespace {
@@ -33,6 +34,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
   };
   absl::StatusOr<Caller> caller = Identify(*context);
   if (!caller.ok()) return refuse(caller.status());
+  if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return refuse(st);
   std::shared_ptr<void> hold;  // one of the caller's slots while the call is open
   if (p_.per_key != nullptr && p_.keys != nullptr) {
     absl::StatusOr<std::shared_ptr<void>> slot = p_.per_key->Acquire(caller->name);
@@ -93,6 +95,7 @@ grpc::Status InferenceService::SubmitJob(grpc::ServerContext* context, const v1:
                                          v1::Job* response) {
   absl::StatusOr<Caller> caller = Identify(*context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return ToGrpcStatus(st);
   if (!p_.job_runner) return JobsOff();
   absl::StatusOr<v1::Job> job = p_.job_runner->Submit(*request, caller->name);
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -104,6 +107,7 @@ grpc::Status InferenceService::GetJob(grpc::ServerContext* context, const v1::Ge
                                       v1::Job* response) {
   absl::StatusOr<Caller> caller = Identify(*context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return ToGrpcStatus(st);
   if (!p_.jobs) return JobsOff();
   if (request->job_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give a job_id");
   absl::StatusOr<v1::Job> job = VisibleJob(*caller, request->job_id(), !request->omit_results());
@@ -116,6 +120,7 @@ grpc::Status InferenceService::CancelJob(grpc::ServerContext* context, const v1:
                                          v1::Job* response) {
   absl::StatusOr<Caller> caller = Identify(*context);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return ToGrpcStatus(st);
   if (!p_.job_runner) return JobsOff();
   if (request->job_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give a job_id");
   if (absl::StatusOr<v1::Job> visible = VisibleJob(*caller, request->job_id(), false); !visible.ok()) {

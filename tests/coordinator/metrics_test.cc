@@ -1,8 +1,14 @@
 #include "coordinator/metrics.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "coordinator/metrics_http.h"
 #include "gmock/gmock.h"
@@ -83,6 +89,67 @@ TEST(MetricsHttpServerTest, BadAddressesAreClearErrors) {
   ASSERT_THAT(first, testing::IsOk());
   EXPECT_THAT(MetricsHttpServer::Start("127.0.0.1:" + std::to_string((*first)->port()), none, yes),
               testing::StatusIs(absl::StatusCode::kUnavailable, HasSubstr("cannot listen")));
+}
+
+// A connection to 127.0.0.1:port that has sent `bytes` and then nothing.
+int Dawdle(int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  if (!bytes.empty()) {
+    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  return fd;
+}
+
+// True while the server has neither answered nor closed `fd`.
+bool StillWaiting(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) == 0;
+}
+
+TEST(MetricsHttpServerTest, SlowAndSilentClientsDoNotHoldUpAScrape) {
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", [] { return std::string("mmx_x 1\n"); },
+                                         [] { return true; });
+  ASSERT_THAT(server, testing::IsOk());
+  const int port = (*server)->port();
+  // Fewer than the server's threads: one silent, others stuck partway through a request head.
+  std::vector<int> slow = {Dawdle(port, ""), Dawdle(port, "GET /metr"),
+                           Dawdle(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n")};
+  ASSERT_LT(static_cast<int>(slow.size()), MetricsHttpServer::kThreads);
+  EXPECT_THAT(testing::HttpGet("127.0.0.1:" + std::to_string(port), "/metrics"),
+              ::testing::EndsWith("mmx_x 1\n"));
+  // Served while every slow client was still being waited for (a one-connection-at-a-time
+  // server answers only after dropping them, at its read timeout).
+  for (int fd : slow) {
+    EXPECT_TRUE(StillWaiting(fd));
+    close(fd);
+  }
+}
+
+TEST(MetricsHttpServerTest, MalformedRequestsAreRefusedAndTheServerGoesOn) {
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", [] { return std::string("mmx_x 1\n"); },
+                                         [] { return true; });
+  ASSERT_THAT(server, testing::IsOk());
+  const int port = (*server)->port();
+  for (const std::string& garbage :
+       {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),  // a TLS hello
+        std::string("GET /metrics HTTP/1.1\r\nContent-Length: -5\r\n\r\n"),
+        "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n"}) {
+    const int fd = Dawdle(port, garbage);
+    shutdown(fd, SHUT_WR);  // nothing more comes: the server answers (or not) and closes
+    std::string response;
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<size_t>(n));
+    close(fd);
+    // Refused (4xx) or dropped: never served, never a crash.
+    EXPECT_THAT(response, ::testing::AnyOf("", ::testing::StartsWith("HTTP/1.1 4"))) << garbage.substr(0, 40);
+  }
+  EXPECT_THAT(testing::HttpGet("127.0.0.1:" + std::to_string(port), "/metrics"),
+              ::testing::EndsWith("mmx_x 1\n"));
 }
 
 }  // namespace

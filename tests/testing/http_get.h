@@ -23,7 +23,7 @@ inline std::string HttpGet(const std::string& address, const std::string& path) 
     close(fd);
     return "";
   }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   (void)!write(fd, request.data(), request.size());
   std::string response;
   char buf[4096];
