@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "proto/join_token.h"
 
 namespace mmx::coordinator {
 namespace {
@@ -23,13 +24,6 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& path) {
 }
 
 }  // namespace
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 absl::StatusOr<std::vector<ApiKey>> ParseApiKeys(const std::string& text, const std::string& source) {
   std::vector<ApiKey> keys;
@@ -102,7 +96,7 @@ absl::StatusOr<Caller> ApiKeys::Authenticate(const std::string& authorization) c
   absl::MutexLock lock(&mu_);
   const ApiKey* found = nullptr;
   for (const ApiKey& k : keys_) {
-    if (ConstantTimeEquals(k.key, key) && found == nullptr) found = &k;  // every key compared
+    if (rpc::ConstantTimeEquals(k.key, key) && found == nullptr) found = &k;  // every key compared
   }
   if (found == nullptr) return absl::UnauthenticatedError("unknown API key");
   return Caller{found->name, found->admin};

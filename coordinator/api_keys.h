@@ -56,7 +56,4 @@ class ApiKeys {
   std::vector<ApiKey> keys_ ABSL_GUARDED_BY(mu_);
 };
 
-// Whether `a` equals `b`, in time that depends only on their lengths.
-bool ConstantTimeEquals(const std::string& a, const std::string& b);
-
 }  // namespace mmx::coordinator

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "proto/join_token.h"
 #include "worker/worker_process.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", o.tls.ca, "Verify the coordinator's TLS certificate against this PEM CA (TLS on)");
   app.add_option("--tls-cert", o.tls.cert, "Present this PEM certificate to the coordinator (mutual TLS)");
   app.add_option("--tls-key", o.tls.key, "The PEM private key of --tls-cert");
+  std::string join_token_file;
+  app.add_option("--join-token-file", join_token_file,
+                 "Show the coordinator this file's token (its serve --join-token-file)");
   app.add_option("--name", o.name, "This worker's entry in the shard config")->required();
   app.add_option("--device", o.device,
                  "cpu (default), cuda (= cuda:0), cuda:N, or cuda:N,M,... (one worker over several GPUs, NCCL): "
@@ -45,6 +49,14 @@ int main(int argc, char** argv) {
   }
   o.connect_timeout = absl::Seconds(connect_timeout_s);
   o.bf16_activations = activations == "bf16";
+  if (!join_token_file.empty()) {
+    absl::StatusOr<std::string> token = mmx::rpc::ReadJoinTokenFile(join_token_file);
+    if (!token.ok()) {
+      std::fprintf(stderr, "mmx-worker: error: %s\n", std::string(token.status().message()).c_str());
+      return 1;
+    }
+    o.join_token = *std::move(token);
+  }
 
   // SIGTERM / SIGINT: while serving, leave gracefully (the coordinator lets the step in flight
   // finish, hands the entry to a standby if there is one, then dismisses this worker); otherwise

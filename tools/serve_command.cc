@@ -28,6 +28,7 @@
 #include "model/checkpoint.h"
 #include "model/checkpoint_fingerprint.h"
 #include "plan/shard_config.h"
+#include "proto/join_token.h"
 #include "transport/ucx_transport.h"
 
 namespace mmx::tools {
@@ -53,6 +54,8 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   serve->add_option("--max-concurrent-per-key", o->max_concurrent_per_key,
                     "With --api-keys: Generate calls one key may have open at once (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
+  serve->add_option("--join-token-file", o->join_token_file,
+                    "Refuse workers that do not show this file's token (mmx-worker --join-token-file)");
   serve->add_flag("--insecure", o->insecure,
                   "Allow plain text on a --listen address other than loopback (a trusted network only)");
   serve->add_option("--max-concurrent,--max-sequences", o->max_sequences, "Requests running at once (the batch)")
@@ -327,6 +330,10 @@ absl::Status Serve(const ServeOptions& o) {
   if (!o.api_keys.empty()) {
     MMX_ASSIGN_OR_RETURN(keys, coordinator::ApiKeys::Load(o.api_keys));
   }
+  std::string join_token;
+  if (!o.join_token_file.empty()) {
+    MMX_ASSIGN_OR_RETURN(join_token, rpc::ReadJoinTokenFile(o.join_token_file));
+  }
   plan::ShardConfig shard;
   std::unique_ptr<model::Checkpoint> checkpoint;
   if (!o.shard_config.empty()) {
@@ -378,7 +385,8 @@ absl::Status Serve(const ServeOptions& o) {
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::MetricsHttpServer> metrics_server,
                        StartMetricsServer(o, metrics, *cluster, &metrics_address));
 
-  coordinator::ControlService control(cluster.get());
+  coordinator::ControlService control(cluster.get(), join_token,
+                                      [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); });
   coordinator::InferenceService::Parts parts;
   parts.cluster = cluster.get();
   parts.scheduler = &scheduler;

@@ -39,6 +39,7 @@ struct ServeOptions {
   rpc::ServerTlsFiles tls;     // --tls-cert, --tls-key, --tls-client-ca ("" = plain text)
   bool insecure = false;       // plain text on a non-loopback --listen address
   std::string api_keys;        // NAME ROLE KEY per line; "" = open API (coordinator/api_keys.h)
+  std::string join_token_file; // workers must show this token to register; "" = any worker
   int max_concurrent_per_key = 0;  // Generate calls open per API key (0 = no limit)
 };
 

@@ -6,14 +6,18 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/control.grpc.pb.h"
+#include "proto/join_token.h"
 
 namespace mmx::worker {
 namespace {
 
 class GrpcControlSession final : public ControlSession {
  public:
-  explicit GrpcControlSession(std::shared_ptr<grpc::Channel> channel)
-      : channel_(std::move(channel)), stub_(v1::Control::NewStub(channel_)), stream_(stub_->Session(&context_)) {}
+  GrpcControlSession(std::shared_ptr<grpc::Channel> channel, const std::string& join_token)
+      : channel_(std::move(channel)), stub_(v1::Control::NewStub(channel_)) {
+    if (!join_token.empty()) context_.AddMetadata(rpc::kJoinTokenMetadata, join_token);
+    stream_ = stub_->Session(&context_);
+  }
   ~GrpcControlSession() override { context_.TryCancel(); }
 
   bool Write(const v1::WorkerMessage& message) override {
@@ -40,6 +44,7 @@ class GrpcControlSession final : public ControlSession {
 
 absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std::string& address,
                                                                       const rpc::ClientTlsFiles& tls,
+                                                                      const std::string& join_token,
                                                                       absl::Duration timeout, const LogSink& log) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = rpc::MakeChannelCredentials(tls);
   if (!credentials.ok()) return credentials.status();
@@ -65,7 +70,7 @@ absl::StatusOr<std::unique_ptr<ControlSession>> ConnectControlSession(const std:
                         : " (if it serves TLS, give --tls-ca)"));
     }
   }
-  return std::unique_ptr<ControlSession>(new GrpcControlSession(std::move(channel)));
+  return std::unique_ptr<ControlSession>(new GrpcControlSession(std::move(channel), join_token));
 }
 
 }  // namespace mmx::worker

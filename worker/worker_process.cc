@@ -34,7 +34,7 @@ absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave, ShardCache* 
     return std::unique_ptr<transport::Transport>(std::move(ucx));
   };
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<ControlSession> session,
-                       ConnectControlSession(o.coordinator, o.tls, o.connect_timeout, env.log));
+                       ConnectControlSession(o.coordinator, o.tls, o.join_token, o.connect_timeout, env.log));
   return ServeSession(o, *session, env);
 }
 

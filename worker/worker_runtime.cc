@@ -326,7 +326,8 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
                                                          gpu->total_bytes / double(1 << 30), gpu->bandwidth_gbs)));
   }
   if (!session.Write(MakeRegister(o, device, gpu, env.measure_host))) {
-    return absl::UnavailableError("the coordinator closed the session at Register");
+    const absl::Status st = session.Finish();  // a refusal (join token) says why here
+    return absl::UnavailableError(absl::StrCat("the coordinator closed the session at Register: ", st.message()));
   }
   v1::CoordinatorMessage msg;
   if (!session.Read(&msg)) {

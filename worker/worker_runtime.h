@@ -25,6 +25,7 @@ namespace mmx::worker {
 struct WorkerOptions {
   std::string coordinator;   // HOST:PORT (a worker process's gRPC session)
   rpc::ClientTlsFiles tls;   // --tls-ca (--tls-cert, --tls-key): the session over TLS
+  std::string join_token;    // shown to the coordinator (--join-token-file); "" = none
   std::string name;
   // Register without claiming an entry; take a lost worker's entry when the coordinator gives one.
   bool standby = false;

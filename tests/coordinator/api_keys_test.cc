@@ -73,12 +73,5 @@ TEST(ApiKeysTest, ReloadTakesTheNewFileAndKeepsTheOldKeysWhenItIsBad) {
   std::remove(path.c_str());
 }
 
-TEST(ApiKeysTest, ConstantTimeEqualsComparesWholeStrings) {
-  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
-  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
-  EXPECT_FALSE(ConstantTimeEquals("abc", "ab"));
-  EXPECT_TRUE(ConstantTimeEquals("", ""));
-}
-
 }  // namespace
 }  // namespace mmx::coordinator

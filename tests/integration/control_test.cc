@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -46,6 +47,38 @@ TEST(ControlTest, SecondWorkerClaimingALiveNameIsRefused) {
                               absl::Seconds(20));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("'all' is already claimed by a live worker"));
+  absl::StatusOr<v1::ClusterStatus> status = (*cluster)->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(status->ready());
+}
+
+TEST(ControlTest, WorkersWithoutTheJoinTokenAreRefusedAndLoggedWhileTheClusterServes) {
+  const std::string right = testing::TempPath("join-right");
+  const std::string wrong = testing::TempPath("join-wrong");
+  std::ofstream(right) << "right-token-0123456789abcdef\n";
+  std::ofstream(wrong) << "wrong-token-0123456789abcdef\n";
+  auto cluster = testing::LocalCluster::StartSecured(OneWorker(kModel), {"--join-token-file", right},
+                                                     {"--join-token-file", right},
+                                                     grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  const std::vector<std::string> worker = {kBin + "mmx-worker", "--coordinator", (*cluster)->address(),
+                                           "--name", "all", "--connect-timeout", "20"};
+  auto none = testing::RunToExit(worker, absl::Seconds(30));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.output, HasSubstr("this coordinator needs a join token: give --join-token-file"));
+  EXPECT_EQ(CountLines(none.output), 1) << none.output;
+  std::vector<std::string> with_wrong = worker;
+  with_wrong.insert(with_wrong.end(), {"--join-token-file", wrong});
+  auto bad = testing::RunToExit(with_wrong, absl::Seconds(30));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("the join token is wrong"));
+  // The coordinator names where each came from, and never a token.
+  const std::string log = (*cluster)->Log("coordinator");
+  EXPECT_THAT(log, HasSubstr("refused a worker session from ipv4:127.0.0.1:"));
+  EXPECT_THAT(log, HasSubstr(": no join token"));
+  EXPECT_THAT(log, HasSubstr(": wrong join token"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("token-0123456789abcdef")));
   absl::StatusOr<v1::ClusterStatus> status = (*cluster)->Status();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(status->ready());
