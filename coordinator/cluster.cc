@@ -26,7 +26,7 @@ std::vector<std::string> DescribeRoles(const plan::WorkerShard& w) {
 }
 
 Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
-                 transport::Transport* transport, uint64_t cluster_token)
+                 transport::Transport* transport, transport::ClusterToken cluster_token)
     : config_(std::move(config)), sizes_(plan::ComputeModelSizes(config_)), fingerprint_(std::move(fingerprint)),
       transport_(transport), cluster_token_(cluster_token) {
   absl::MutexLock lock(&mu_);
@@ -34,7 +34,7 @@ Cluster::Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string
 }
 
 Cluster::Cluster(LivePlanning planning, model::ModelConfig config, std::string fingerprint,
-                 transport::Transport* transport, uint64_t cluster_token)
+                 transport::Transport* transport, transport::ClusterToken cluster_token)
     : config_(std::move(config)), sizes_(plan::ComputeModelSizes(config_)), fingerprint_(std::move(fingerprint)),
       transport_(transport), cluster_token_(cluster_token), planning_(std::move(planning)) {
   absl::MutexLock lock(&mu_);
@@ -213,7 +213,7 @@ void Cluster::Claim(Slot& slot, uint64_t session_id, SessionWriter writer, const
 v1::Assignment Cluster::MakeAssignment(const Slot& slot) const {
   v1::Assignment a;
   a.set_peer_id(slot.peer_id);
-  a.set_cluster_token(cluster_token_);
+  a.set_cluster_token(cluster_token_.ToBytes());
   a.set_model_dir(shard_.model);
   a.set_shard_yaml(plan::ShardConfigToYaml(shard_));
   a.set_config_fingerprint(fingerprint_);

@@ -36,7 +36,7 @@ class Cluster {
  public:
   // `transport` is the coordinator's data-plane endpoint, peer id 0.
   Cluster(plan::ShardConfig shard, model::ModelConfig config, std::string fingerprint,
-          transport::Transport* transport, uint64_t cluster_token);
+          transport::Transport* transport, transport::ClusterToken cluster_token);
 
   // Plans from live workers: waits until `expect_workers` workers (any distinct names) have
   // registered, plans the model on the capabilities they reported (plan/planner.h), logs the
@@ -48,7 +48,7 @@ class Cluster {
     double network_gbps = 10;  // the link between workers (not measured yet)
   };
   Cluster(LivePlanning planning, model::ModelConfig config, std::string fingerprint,
-          transport::Transport* transport, uint64_t cluster_token);
+          transport::Transport* transport, transport::ClusterToken cluster_token);
 
   // Where the cluster logs workers joining, loading, failing and leaving (default: stderr, each
   // line prefixed "mmx-coord: "). Set before the first session.
@@ -242,7 +242,7 @@ class Cluster {
   const plan::ModelSizes sizes_;
   const std::string fingerprint_;
   transport::Transport* const transport_;
-  const uint64_t cluster_token_;
+  const transport::ClusterToken cluster_token_;
   absl::Duration heartbeat_timeout_ = absl::Seconds(10);
   LogSink log_ = [](const std::string& line) { std::fprintf(stderr, "mmx-coord: %s\n", line.c_str()); };
   std::map<std::string, transport::PeerId> heads_ ABSL_GUARDED_BY(mu_);  // by attention group

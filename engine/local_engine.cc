@@ -1,6 +1,5 @@
 #include "engine/local_engine.h"
 
-#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -32,10 +31,9 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Start(LocalEngineOptio
                            : plan::WholeModelShardConfig(o.model_dir, "local", o.device, engine->config_, o.expert_dtype);
   MMX_RETURN_IF_ERROR(plan::ValidateShardConfig(engine->shard_, engine->config_));
 
-  std::random_device rd;
   transport::TransportOptions topts;
   topts.self = 0;
-  topts.cluster_token = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  topts.cluster_token = transport::ClusterToken::Random();
   engine->fabric_ = std::make_shared<transport::InprocFabric>();
   MMX_ASSIGN_OR_RETURN(engine->transport_, transport::InprocTransport::Create(engine->fabric_, "coordinator", topts));
   engine->cluster_ = std::make_unique<coordinator::Cluster>(engine->shard_, engine->config_,

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <random>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -173,7 +172,7 @@ using coordinator::Cluster;
 // The cluster of a shard config, or one that plans from the workers that register.
 std::unique_ptr<Cluster> MakeCluster(const ServeOptions& o, const plan::ShardConfig& shard,
                                      const model::Checkpoint& checkpoint, transport::Transport* data_plane,
-                                     uint64_t token) {
+                                     transport::ClusterToken token) {
   const std::string fingerprint = model::CheckpointFingerprint(checkpoint);
   if (!o.shard_config.empty()) {
     return std::make_unique<Cluster>(shard, checkpoint.config(), fingerprint, data_plane, token);
@@ -344,10 +343,9 @@ absl::Status Serve(const ServeOptions& o) {
   }
   const model::ModelConfig& config = checkpoint->config();
 
-  std::random_device rd;
   transport::TransportOptions topts;
   topts.self = 0;
-  topts.cluster_token = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  topts.cluster_token = transport::ClusterToken::Random();
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
   std::unique_ptr<Cluster> cluster = MakeCluster(o, shard, *checkpoint, data_plane.get(), topts.cluster_token);
   cluster->set_heartbeat_timeout(absl::Seconds(o.heartbeat_timeout_s));

@@ -13,11 +13,11 @@ constexpr size_t kVersionAt = 4;        // u16
 constexpr size_t kFlagsAt = 6;          // u16, zero in version 1
 constexpr size_t kSenderAt = 8;         // u32
 constexpr size_t kHeaderBytesAt = 12;   // u32
-constexpr size_t kClusterTokenAt = 16;  // u64
-constexpr size_t kKeyAt = 24;           // u64
-constexpr size_t kPayloadBytesAt = 32;  // u64
-constexpr size_t kReservedAt = 40;      // u32, zero in version 1
-constexpr size_t kChecksumAt = 44;      // u32: CRC-32C of bytes [0, 44) and the header
+constexpr size_t kClusterTokenAt = 16;  // u64 low, then u64 high
+constexpr size_t kKeyAt = 32;           // u64
+constexpr size_t kPayloadBytesAt = 40;  // u64
+constexpr size_t kReservedAt = 48;      // u32, zero in version 2
+constexpr size_t kChecksumAt = 52;      // u32: CRC-32C of bytes [0, 52) and the header
 static_assert(kChecksumAt + 4 == kEnvelopeBytes);
 
 // Explicit little-endian byte order, independent of the host's.
@@ -59,7 +59,8 @@ absl::Status EncodeFrame(const Envelope& envelope, absl::string_view header, std
   PutLE(p + kVersionAt, kEnvelopeVersion, 2);
   PutLE(p + kSenderAt, envelope.sender, 4);
   PutLE(p + kHeaderBytesAt, header.size(), 4);
-  PutLE(p + kClusterTokenAt, envelope.cluster_token, 8);
+  PutLE(p + kClusterTokenAt, envelope.cluster_token.low, 8);
+  PutLE(p + kClusterTokenAt + 8, envelope.cluster_token.high, 8);
   PutLE(p + kKeyAt, envelope.key, 8);
   PutLE(p + kPayloadBytesAt, envelope.payload_bytes, 8);
   PutLE(p + kChecksumAt, FrameChecksum(p, header), 4);
@@ -81,11 +82,11 @@ absl::StatusOr<Envelope> DecodePrefix(absl::string_view prefix) {
     return Corrupt("version", absl::StrCat(version, ", this build speaks ", kEnvelopeVersion));
   }
   if (uint64_t flags = GetLE(p + kFlagsAt, 2); flags != 0) {
-    return Corrupt("flags", absl::StrCat("0x", absl::Hex(flags), ", must be 0 in version 1"));
+    return Corrupt("flags", absl::StrCat("0x", absl::Hex(flags), ", must be 0 in version 2"));
   }
   if (uint64_t reserved = GetLE(p + kReservedAt, 4); reserved != 0) {
     return Corrupt("reserved", absl::StrCat("0x", absl::Hex(reserved),
-                                            ", must be 0 in version 1"));
+                                            ", must be 0 in version 2"));
   }
   Envelope envelope;
   const uint64_t header_bytes = GetLE(p + kHeaderBytesAt, 4);
@@ -100,7 +101,8 @@ absl::StatusOr<Envelope> DecodePrefix(absl::string_view prefix) {
                                                  " exceeds the limit of ", kMaxPayloadBytes));
   }
   envelope.sender = static_cast<PeerId>(GetLE(p + kSenderAt, 4));
-  envelope.cluster_token = GetLE(p + kClusterTokenAt, 8);
+  envelope.cluster_token.low = GetLE(p + kClusterTokenAt, 8);
+  envelope.cluster_token.high = GetLE(p + kClusterTokenAt + 8, 8);
   envelope.key = GetLE(p + kKeyAt, 8);
   return envelope;
 }

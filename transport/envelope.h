@@ -26,15 +26,15 @@
 namespace mmx::transport {
 
 inline constexpr uint32_t kEnvelopeMagic = 0x54584D4Du;  // bytes "MMXT" on the wire
-inline constexpr uint16_t kEnvelopeVersion = 1;
-inline constexpr size_t kEnvelopeBytes = 48;
+inline constexpr uint16_t kEnvelopeVersion = 2;  // 2: the cluster token has 128 bits
+inline constexpr size_t kEnvelopeBytes = 56;
 // Limits a receiver enforces before it allocates anything for a message.
 inline constexpr size_t kMaxHeaderBytes = size_t{64} << 10;     // 64 KiB
 inline constexpr uint64_t kMaxPayloadBytes = uint64_t{4} << 30;  // 4 GiB
 
 struct Envelope {
   PeerId sender = 0;
-  uint64_t cluster_token = 0;
+  ClusterToken cluster_token;
   uint64_t key = 0;
   uint32_t header_bytes = 0;  // set by EncodeFrame from the header it is given
   uint64_t payload_bytes = 0;

@@ -9,7 +9,7 @@ namespace mmx::transport {
 
 absl::Status Inbox::CheckTrust(const Envelope& envelope) {
   absl::Status status;
-  if (envelope.cluster_token != cluster_token_) {
+  if (!envelope.cluster_token.Equals(cluster_token_)) {
     // The token itself stays out of the message: it is the cluster's shared secret.
     status = absl::PermissionDeniedError(absl::StrCat(
         "transport: message from peer ", envelope.sender, " carries a wrong cluster token"));

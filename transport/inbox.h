@@ -25,7 +25,7 @@ namespace mmx::transport {
 
 class Inbox {
  public:
-  explicit Inbox(uint64_t cluster_token) : cluster_token_(cluster_token) {}
+  explicit Inbox(ClusterToken cluster_token) : cluster_token_(cluster_token) {}
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
@@ -63,7 +63,7 @@ class Inbox {
   // Token and peer-table checks (PermissionDenied, Unavailable); counts a drop on failure.
   absl::Status CheckTrust(const Envelope& envelope);
 
-  const uint64_t cluster_token_;
+  const ClusterToken cluster_token_;
   Mailbox mailbox_;
   mutable absl::Mutex mu_;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "transport/cluster_token.h"
 
 namespace mmx::transport {
 
@@ -36,7 +37,7 @@ struct Message {
 
 struct TransportOptions {
   PeerId self = 0;              // this process's id in the peer table
-  uint64_t cluster_token = 0;   // shared secret of the cluster, from the coordinator
+  ClusterToken cluster_token;   // shared secret of the cluster, from the coordinator
 };
 
 class Transport {

@@ -366,7 +366,7 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
 
   transport::TransportOptions topts;
   topts.self = assignment.peer_id();
-  topts.cluster_token = assignment.cluster_token();
+  MMX_ASSIGN_OR_RETURN(topts.cluster_token, transport::ClusterToken::FromBytes(assignment.cluster_token()));
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::Transport> data_plane, env.make_transport(topts));
 
   plan::ShardConfig entry_only;

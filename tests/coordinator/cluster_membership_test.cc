@@ -34,7 +34,7 @@ class ClusterMembershipTest : public ::testing::Test {
     }
     auto shard = plan::ParseShardConfig(testing::StageAndTwinHostsShard(testing::GoldenDir()));
     ASSERT_THAT(shard, IsOk());
-    cluster_ = std::make_unique<Cluster>(*shard, *config, "fp", coordinator_.get(), 1);
+    cluster_ = std::make_unique<Cluster>(*shard, *config, "fp", coordinator_.get(), transport::ClusterToken{1, 1});
     cluster_->set_log(NullLog());
   }
 

@@ -29,7 +29,7 @@ using ::testing::HasSubstr;
 using transport::InboxKey;
 using transport::MessageKind;
 
-constexpr uint64_t kToken = 77;
+constexpr transport::ClusterToken kToken{77, 1};
 inline const std::string kModel = testing::GoldenDir();
 
 // The reply the fake worker sends to one micro-batch.

@@ -19,7 +19,7 @@ using ::testing::HasSubstr;
 using transport::InboxKey;
 using transport::MessageKind;
 
-constexpr uint64_t kToken = 5;
+constexpr transport::ClusterToken kToken{5, 1};
 constexpr transport::PeerId kCoordinator = 0, kWorker = 1;
 
 class StepsInFlightTest : public ::testing::Test {

@@ -23,11 +23,11 @@ constexpr size_t kVersionAt = 4;
 constexpr size_t kFlagsAt = 6;
 constexpr size_t kSenderAt = 8;
 constexpr size_t kHeaderBytesAt = 12;
-constexpr size_t kClusterTokenAt = 16;
-constexpr size_t kKeyAt = 24;
-constexpr size_t kPayloadBytesAt = 32;
-constexpr size_t kReservedAt = 40;
-constexpr size_t kChecksumAt = 44;
+constexpr size_t kClusterTokenAt = 16;  // 16 bytes
+constexpr size_t kKeyAt = 32;
+constexpr size_t kPayloadBytesAt = 40;
+constexpr size_t kReservedAt = 48;
+constexpr size_t kChecksumAt = 52;
 
 void PutLE(std::string* frame, size_t at, uint64_t value, size_t bytes) {
   for (size_t i = 0; i < bytes; ++i) (*frame)[at + i] = static_cast<char>(value >> (8 * i));
@@ -44,7 +44,7 @@ class EnvelopeTest : public ::testing::Test {
  protected:
   EnvelopeTest() {
     envelope_.sender = 7;
-    envelope_.cluster_token = 0x0123456789ABCDEFull;
+    envelope_.cluster_token = ClusterToken{0x0123456789ABCDEFull, 0x1122334455667788ull};
     envelope_.key = 0xFEDCBA9876543210ull;
     envelope_.payload_bytes = 12288;
     EXPECT_THAT(EncodeFrame(envelope_, "step=3 layer=17", &frame_), IsOk());
@@ -56,6 +56,19 @@ class EnvelopeTest : public ::testing::Test {
   std::string frame_;
 };
 
+TEST(ClusterTokenTest, HasOneHundredTwentyEightRandomBitsAndRoundTripsAsSixteenBytes) {
+  const ClusterToken a = ClusterToken::Random();
+  const ClusterToken b = ClusterToken::Random();
+  EXPECT_FALSE(a.Equals(b));  // 2^-128 to fail
+  EXPECT_NE(a.high, 0u);      // both halves are filled (2^-64 to fail)
+  absl::StatusOr<ClusterToken> back = ClusterToken::FromBytes(a.ToBytes());
+  ASSERT_THAT(back, IsOk());
+  EXPECT_TRUE(back->Equals(a));
+  EXPECT_EQ((ClusterToken{0x0102, 0xFF}.ToBytes()), std::string("\x02\x01\0\0\0\0\0\0\xFF\0\0\0\0\0\0\0", 16));
+  EXPECT_THAT(ClusterToken::FromBytes("12345678"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("8 bytes, expected 16")));
+}
+
 TEST(Crc32cTest, MatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c(0, "123456789", 9), 0xE3069283u);
   EXPECT_EQ(Crc32c(Crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
@@ -66,7 +79,8 @@ TEST_F(EnvelopeTest, RoundTrips) {
   absl::StatusOr<DecodedFrame> decoded = Decode();
   ASSERT_THAT(decoded, IsOk());
   EXPECT_EQ(decoded->envelope.sender, 7u);
-  EXPECT_EQ(decoded->envelope.cluster_token, 0x0123456789ABCDEFull);
+  EXPECT_EQ(decoded->envelope.cluster_token.low, 0x0123456789ABCDEFull);
+  EXPECT_EQ(decoded->envelope.cluster_token.high, 0x1122334455667788ull);
   EXPECT_EQ(decoded->envelope.key, 0xFEDCBA9876543210ull);
   EXPECT_EQ(decoded->envelope.payload_bytes, 12288u);
   EXPECT_EQ(decoded->header, "step=3 layer=17");
@@ -75,6 +89,8 @@ TEST_F(EnvelopeTest, RoundTrips) {
 TEST_F(EnvelopeTest, IsLittleEndianOnTheWire) {
   EXPECT_EQ(frame_.substr(0, 4), "MMXT");
   EXPECT_EQ(static_cast<uint8_t>(frame_[kSenderAt]), 7);
+  EXPECT_EQ(static_cast<uint8_t>(frame_[kClusterTokenAt]), 0xEF);
+  EXPECT_EQ(static_cast<uint8_t>(frame_[kClusterTokenAt + 8]), 0x88);
   EXPECT_EQ(static_cast<uint8_t>(frame_[kKeyAt]), 0x10);
   EXPECT_EQ(static_cast<uint8_t>(frame_[kKeyAt + 7]), 0xFE);
   EXPECT_EQ(static_cast<uint8_t>(frame_[kPayloadBytesAt + 1]), 0x30);  // 12288 = 0x3000
@@ -113,7 +129,7 @@ TEST_F(EnvelopeTest, RejectsBadMagic) {
 }
 
 TEST_F(EnvelopeTest, RejectsUnknownVersion) {
-  PutLE(&frame_, kVersionAt, 2, 2);
+  PutLE(&frame_, kVersionAt, 1, 2);  // the 64-bit token of version 1
   Reseal(&frame_);
   EXPECT_THAT(Decode(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("version")));
 }
@@ -243,7 +259,7 @@ TEST(EnvelopeRandomTest, RandomFramesRoundTrip) {
   for (int i = 0; i < 2000; ++i) {
     Envelope envelope;
     envelope.sender = static_cast<PeerId>(rng());
-    envelope.cluster_token = rng();
+    envelope.cluster_token = ClusterToken{rng(), rng()};
     envelope.key = rng();
     envelope.payload_bytes = rng() % (kMaxPayloadBytes + 1);
     std::string header(rng() % 300, '\0');
@@ -253,7 +269,7 @@ TEST(EnvelopeRandomTest, RandomFramesRoundTrip) {
     absl::StatusOr<DecodedFrame> decoded = DecodeFrame(frame, envelope.payload_bytes);
     ASSERT_THAT(decoded, IsOk());
     EXPECT_EQ(decoded->envelope.sender, envelope.sender);
-    EXPECT_EQ(decoded->envelope.cluster_token, envelope.cluster_token);
+    EXPECT_TRUE(decoded->envelope.cluster_token.Equals(envelope.cluster_token));
     EXPECT_EQ(decoded->envelope.key, envelope.key);
     EXPECT_EQ(decoded->envelope.payload_bytes, envelope.payload_bytes);
     EXPECT_EQ(decoded->header, header);

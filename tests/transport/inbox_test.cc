@@ -15,7 +15,7 @@ using ::mmx::testing::IsOk;
 using ::mmx::testing::StatusIs;
 using ::testing::HasSubstr;
 
-constexpr uint64_t kToken = 99;
+constexpr ClusterToken kToken{99, 0xA5A5};
 
 class InboxTest : public ::testing::Test {
  protected:
@@ -54,7 +54,7 @@ TEST_F(InboxTest, AdmitPrefixChecksHeaderPlusPayloadAgainstTheData) {
 }
 
 TEST_F(InboxTest, AdmitPrefixChecksTokenAndSender) {
-  Inbox other(kToken + 1);
+  Inbox other(ClusterToken{kToken.low, kToken.high + 1});  // differs only in the high half
   other.mailbox().Connect(3);
   EXPECT_THAT(other.AdmitPrefix(prefix_, 16), StatusIs(absl::StatusCode::kPermissionDenied));
   Inbox stranger(kToken);  // knows no peers

@@ -20,7 +20,7 @@ using ::mmx::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr uint64_t kToken = 0x5EC2E7;
+constexpr ClusterToken kToken{0x5EC2E7, 0x1234};
 
 std::vector<uint8_t> Bytes(size_t n, uint8_t seed) {
   std::vector<uint8_t> bytes(n);
@@ -37,7 +37,7 @@ class InprocTransportTest : public ::testing::Test {
     ASSERT_THAT(b_->Connect(1, "a"), IsOk());
   }
 
-  std::unique_ptr<InprocTransport> Make(const std::string& name, PeerId self, uint64_t token) {
+  std::unique_ptr<InprocTransport> Make(const std::string& name, PeerId self, ClusterToken token) {
     absl::StatusOr<std::unique_ptr<InprocTransport>> t =
         InprocTransport::Create(fabric_, name, TransportOptions{self, token});
     EXPECT_THAT(t, IsOk());
@@ -144,7 +144,7 @@ TEST_F(InprocTransportTest, DropsMessageFromNonPeer) {
 
 TEST_F(InprocTransportTest, DropsMessageWithWrongToken) {
   // Claims to be peer 1 (which b accepts), but carries another cluster's token.
-  std::unique_ptr<InprocTransport> forger = Make("forger", 1, kToken + 1);
+  std::unique_ptr<InprocTransport> forger = Make("forger", 1, ClusterToken{kToken.low + 1, kToken.high});
   ASSERT_THAT(forger->Connect(2, "b"), IsOk());
   ASSERT_THAT(forger->Send(2, 5, "forged", nullptr, 0), IsOk());
   EXPECT_EQ(b_->dropped_messages(), 1u);

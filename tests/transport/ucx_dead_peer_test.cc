@@ -23,7 +23,7 @@
 namespace mmx::transport {
 namespace {
 
-constexpr uint64_t kToken = 77;
+constexpr ClusterToken kToken{77, 2};
 
 bool WriteString(int fd, const std::string& s) {
   const uint32_t n = static_cast<uint32_t>(s.size());

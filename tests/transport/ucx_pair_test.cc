@@ -24,7 +24,7 @@
 namespace mmx::transport {
 namespace {
 
-constexpr uint64_t kToken = 0xFA11BAC4;
+constexpr ClusterToken kToken{0xFA11BAC4, 2};
 
 struct PairEnv {
   const char* tls = nullptr;          // UCX_TLS, or nullptr to leave UCX's default

@@ -21,7 +21,7 @@ using ::mmx::testing::IsOk;
 using ::mmx::testing::StatusIs;
 using ::testing::HasSubstr;
 
-constexpr uint64_t kToken = 0xC1A55E7;
+constexpr ClusterToken kToken{0xC1A55E7, 2};
 
 std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
   std::vector<uint8_t> bytes(n);
@@ -34,7 +34,7 @@ std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
 }
 
 std::unique_ptr<UcxTransport> MakeTransport(
-    PeerId self, uint64_t token, absl::Duration progress_budget = absl::Microseconds(50)) {
+    PeerId self, ClusterToken token, absl::Duration progress_budget = absl::Microseconds(50)) {
   UcxTransportOptions ucx_options;
   ucx_options.send_progress_budget = progress_budget;
   absl::StatusOr<std::unique_ptr<UcxTransport>> t =
@@ -142,7 +142,7 @@ INSTANTIATE_TEST_SUITE_P(SendProgressBudget, UcxTransportTest,
 
 TEST(UcxTransportTrustTest, DropsForgedMessageWithWrongToken) {
   std::unique_ptr<UcxTransport> receiver = MakeTransport(2, kToken);
-  std::unique_ptr<UcxTransport> forger = MakeTransport(1, kToken ^ 0xFF);  // claims peer 1
+  std::unique_ptr<UcxTransport> forger = MakeTransport(1, ClusterToken{kToken.low, kToken.high ^ 0xFF});  // claims peer 1
   std::unique_ptr<UcxTransport> honest = MakeTransport(1, kToken);
   ASSERT_NE(receiver, nullptr);
   ASSERT_NE(forger, nullptr);
@@ -161,7 +161,7 @@ TEST(UcxTransportTrustTest, DropsForgedMessageWithWrongToken) {
 
 TEST(UcxTransportTrustTest, DropsForgedRendezvousWithoutPullingIt) {
   std::unique_ptr<UcxTransport> receiver = MakeTransport(2, kToken);
-  std::unique_ptr<UcxTransport> forger = MakeTransport(1, kToken + 1);
+  std::unique_ptr<UcxTransport> forger = MakeTransport(1, ClusterToken{kToken.low + 1, kToken.high});
   ASSERT_NE(receiver, nullptr);
   ASSERT_NE(forger, nullptr);
   ASSERT_THAT(receiver->Connect(1, forger->LocalAddress()), IsOk());
@@ -275,7 +275,7 @@ TEST_P(UcxTransportTest, HeadersUpToTheEnvelopeLimitArrive) {
 
 TEST(UcxTransportTrustTest, DropsSplitMessagesWithWrongToken) {
   std::unique_ptr<UcxTransport> receiver = MakeTransport(2, kToken);
-  std::unique_ptr<UcxTransport> forger = MakeTransport(1, kToken - 1);
+  std::unique_ptr<UcxTransport> forger = MakeTransport(1, ClusterToken{kToken.low - 1, kToken.high});
   ASSERT_NE(receiver, nullptr);
   ASSERT_NE(forger, nullptr);
   ASSERT_THAT(receiver->Connect(1, forger->LocalAddress()), IsOk());

@@ -31,7 +31,7 @@ using ::mmx::testing::IsOk;
 using ::mmx::transport::InboxKey;
 using ::mmx::transport::MessageKind;
 
-constexpr uint64_t kToken = 0x5eed;
+constexpr transport::ClusterToken kToken{0x5eed, 1};
 constexpr transport::PeerId kCoordinator = 0, kStage = 1, kHostA = 2, kHostB = 3;
 
 // Stage `stage` holds experts 0-3; hosts `a` and `b` both hold 4-7.

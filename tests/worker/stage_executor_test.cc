@@ -34,7 +34,7 @@ using ::testing::HasSubstr;
 using ::mmx::transport::InboxKey;
 using ::mmx::transport::MessageKind;
 
-constexpr uint64_t kToken = 0x5eed;
+constexpr transport::ClusterToken kToken{0x5eed, 1};
 constexpr transport::PeerId kCoordinator = 0, kStage = 1, kExperts = 2;
 constexpr float kTolerance = 5e-4f;  // the golden README's fp32 figure
 
