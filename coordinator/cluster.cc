@@ -251,6 +251,16 @@ absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
                               " vs ", fingerprint_, "): config.json or tensor headers are not the same model");
     return absl::FailedPreconditionError(absl::StrCat("worker '", s->entry->name, "': ", s->message));
   }
+  if (s->connected_address != ready.data_address()) {
+    // Connect before any peer hears of the address: a garbage or unreachable one fails this
+    // worker alone, where sending it out would fail every peer that tried it.
+    if (absl::Status st = transport_->Connect(s->peer_id, ready.data_address()); !st.ok()) {
+      s->state = v1::WORKER_STATE_FAILED;
+      s->message = absl::StrCat("its data-plane address is unusable: ", st.message());
+      return absl::FailedPreconditionError(absl::StrCat("worker '", s->entry->name, "': ", s->message));
+    }
+    s->connected_address = ready.data_address();
+  }
   s->data_address = ready.data_address();
   s->state_memory_bytes = ready.state_memory_bytes();
   s->state = v1::WORKER_STATE_READY;

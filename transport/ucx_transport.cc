@@ -9,10 +9,28 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "base/status_macros.h"
+#include "transport/crc32c.h"
 #include "transport/envelope.h"
 #include "transport/ucs_status.h"
 
 namespace mmx::transport {
+namespace {
+
+// The frame around UCX's address bytes (ucx_transport.h): magic, length, CRC-32C, little-endian.
+constexpr uint32_t kAddressMagic = 0x41584D4Du;  // bytes "MMXA"
+constexpr size_t kAddressFrameBytes = 12;
+
+void PutU32(char* out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((value >> (8 * i)) & 0xFFu);
+}
+
+uint32_t GetU32(const char* in) {
+  uint32_t value = 0;
+  for (int i = 0; i < 4; ++i) value |= uint32_t{static_cast<uint8_t>(in[i])} << (8 * i);
+  return value;
+}
+
+}  // namespace
 
 // A posted send. Owned jointly by the sending thread and the UCX callback (refs = 2); whoever
 // lets go last deletes it. A sender may give up on a send to a peer that was disconnected (it
@@ -100,16 +118,29 @@ UcxTransport::~UcxTransport() {
   worker_.reset();  // destroys the worker while inbox_ (used by late callbacks) is alive
 }
 
+std::string UcxTransport::LocalAddress() const {
+  const std::string& ucx = worker_->address();
+  std::string framed(kAddressFrameBytes, '\0');
+  PutU32(framed.data(), kAddressMagic);
+  PutU32(framed.data() + 4, static_cast<uint32_t>(ucx.size()));
+  PutU32(framed.data() + 8, Crc32c(0, ucx.data(), ucx.size()));
+  return framed + ucx;
+}
+
 absl::Status UcxTransport::Connect(PeerId peer, const std::string& address) {
-  if (address.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ucx transport: empty address for peer ", peer));
+  const bool framed = address.size() > kAddressFrameBytes && GetU32(address.data()) == kAddressMagic &&
+                      GetU32(address.data() + 4) == address.size() - kAddressFrameBytes &&
+                      GetU32(address.data() + 8) ==
+                          Crc32c(0, address.data() + kAddressFrameBytes, address.size() - kAddressFrameBytes);
+  if (!framed) {
+    return absl::InvalidArgumentError(absl::StrCat("ucx transport: the address for peer ", peer, " (",
+                                                   address.size(), " bytes) is not a data-plane address"));
   }
   absl::MutexLock lock(&mu_);
   if (shut_down_) return absl::CancelledError("ucx transport: shut down");
   ucp_ep_params_t params{};
   params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
-  params.address = reinterpret_cast<const ucp_address_t*>(address.data());
+  params.address = reinterpret_cast<const ucp_address_t*>(address.data() + kAddressFrameBytes);
   // NONE, not PEER: PEER would cost us shared memory on one host (see the header).
   params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
   ucp_ep_h ep = nullptr;

@@ -14,8 +14,10 @@
 //
 // Addresses are out of band: LocalAddress() is the worker address, which the coordinator
 // passes to peers; Connect() makes an endpoint from it (UCP_EP_PARAM_FIELD_REMOTE_ADDRESS).
-// Addresses are trusted input (they come from the coordinator over the authenticated control
-// plane, and UCX does not harden its address parser).
+// UCX's parser takes no length and trusts its input, so the address travels framed ("MMXA",
+// length, CRC-32C, then UCX's bytes) and Connect checks the frame before UCX sees it: garbage
+// or a truncated address is InvalidArgument, not a read past the buffer. A well-formed forged
+// address is still trusted: addresses come from the coordinator over the control plane.
 //
 // Error mode NONE: with UCP_ERR_HANDLING_MODE_PEER, UCX 1.13 drops the shared-memory transports
 // and talks TCP even between processes on one host (BUILD.md §5), which costs 2-6x on local
@@ -71,9 +73,9 @@ class UcxTransport final : public Transport {
   // releases UCX, endpoints included.
   ~UcxTransport() override;
 
-  std::string LocalAddress() const override { return worker_->address(); }
+  std::string LocalAddress() const override;
   // Creates the endpoint; replaces (and closes) an existing one for `peer`. InvalidArgument for
-  // an empty address; UCX failures via UcsStatus (Unavailable when unreachable); Cancelled
+  // an address that is not a framed one of LocalAddress(); UCX failures via UcsStatus (Unavailable when unreachable); Cancelled
   // after Shutdown(). NOTE: success does not prove the peer is alive: UCX connects lazily.
   absl::Status Connect(PeerId peer, const std::string& address) override;
   // Closes the endpoint (flush, in the background) and fails receivers waiting on `peer`. If

@@ -230,6 +230,32 @@ TEST_F(ClusterMembershipTest, ALeavingReplicatedExpertHostGoesAtOnceAndTheCluste
   EXPECT_TRUE(cluster_->ready());
 }
 
+TEST_F(ClusterMembershipTest, AGarbageDataAddressFailsItsWorkerAloneAndReachesNoPeer) {
+  Join("stage");
+  Join("a");
+  ASSERT_TRUE(Register("b").has_assignment());
+  v1::Ready ready;
+  ready.set_checkpoint_fingerprint("fp");
+  ready.set_data_address(std::string("\x00garbage\xff", 9));
+  EXPECT_THAT(cluster_->OnReady(session_["b"], ready),
+              testing::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                ::testing::HasSubstr("worker 'b': its data-plane address is unusable")));
+  EXPECT_EQ(Entry("b").state(), v1::WORKER_STATE_FAILED);
+  EXPECT_EQ(Entry("stage").state(), v1::WORKER_STATE_READY);
+  EXPECT_EQ(Entry("a").state(), v1::WORKER_STATE_READY);
+  for (const char* peer : {"stage", "a"}) {
+    for (const v1::CoordinatorMessage& m : inbox_[peer]) {
+      if (!m.has_peers()) continue;
+      for (const v1::Peer& p : m.peers().peers()) EXPECT_NE(p.name(), "b") << "b's address reached " << peer;
+    }
+  }
+  // The session ends (the worker was told why); b restarted with a good address joins.
+  cluster_->OnSessionEnded(session_["b"]);
+  Join("b");
+  ApplyTables();
+  EXPECT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+}
+
 TEST_F(ClusterMembershipTest, AStoppingWorkerHandsItsEntryToAStandbyThatLoadsWhileItServes) {
   for (const char* name : {"stage", "a", "b"}) Join(name);
   ApplyTables();

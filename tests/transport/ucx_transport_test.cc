@@ -140,6 +140,22 @@ INSTANTIATE_TEST_SUITE_P(SendProgressBudget, UcxTransportTest,
                            return "ProgressFirst";
                          });
 
+TEST(UcxTransportTrustTest, GarbageOrTruncatedAddressesAreRefusedBeforeUcxParsesThem) {
+  std::unique_ptr<UcxTransport> a = MakeTransport(1, kToken);
+  std::unique_ptr<UcxTransport> b = MakeTransport(2, kToken);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  const std::string good = b->LocalAddress();
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 0x10;
+  for (const std::string& bad : {std::string(), std::string("\x00garbage\xff", 9), good.substr(0, good.size() - 1),
+                                 flipped, good.substr(12)}) {
+    EXPECT_THAT(a->Connect(2, bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("is not a data-plane address")));
+  }
+  EXPECT_THAT(a->Connect(2, good), IsOk());
+}
+
 TEST(UcxTransportTrustTest, DropsForgedMessageWithWrongToken) {
   std::unique_ptr<UcxTransport> receiver = MakeTransport(2, kToken);
   std::unique_ptr<UcxTransport> forger = MakeTransport(1, ClusterToken{kToken.low, kToken.high ^ 0xFF});  // claims peer 1
