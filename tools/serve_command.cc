@@ -43,7 +43,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   shard->excludes(model);
   model->needs(expect);
   expect->needs(model);
-  serve->add_option("--listen", o->listen, "gRPC address for workers and clients (HOST:PORT; port 0 = any)");
+  serve->add_option("--listen", o->listen, "gRPC address for clients, and for workers unless --control-listen");
+  serve->add_option("--control-listen", o->control_listen,
+                    "The worker control plane's own address (HOST:PORT), e.g. on the cluster network while "
+                    "--listen faces clients (default: --listen)");
   serve->add_option("--tls-cert", o->tls.cert, "Serve over TLS with this PEM certificate chain (with --tls-key)");
   serve->add_option("--tls-key", o->tls.key, "The PEM private key of --tls-cert");
   serve->add_option("--tls-client-ca", o->tls.client_ca,
@@ -260,11 +263,27 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
   int port = 0;
   MMX_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, rpc::MakeServerCredentials(o.tls));
   builder.AddListeningPort(o.listen, credentials, &port);
-  builder.RegisterService(&control);
+  const bool split = !o.control_listen.empty() && o.control_listen != o.listen;
+  if (!split) builder.RegisterService(&control);
   builder.RegisterService(&inference);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen, " (address in use or not local?)"));
+  }
+  // The control plane on its own address: workers register there, clients reach only the API.
+  std::unique_ptr<grpc::Server> control_server;
+  if (split) {
+    grpc::ServerBuilder control_builder;
+    int control_port = 0;
+    control_builder.AddListeningPort(o.control_listen, credentials, &control_port);
+    control_builder.RegisterService(&control);
+    control_server = control_builder.BuildAndStart();
+    if (!control_server || control_port == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", o.control_listen, " (--control-listen: address in use or not local?)"));
+    }
+    std::printf("mmx-coord: worker control plane on %s:%d\n",
+                o.control_listen.substr(0, o.control_listen.rfind(':')).c_str(), control_port);
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(false);
@@ -307,6 +326,7 @@ absl::Status ServeUntilSignalled(const ServeOptions& o, Cluster& cluster, coordi
   while (!idle && !*again && absl::Now() < give_up) idle = scheduler.WaitIdle(std::min(give_up - absl::Now(), absl::Milliseconds(200)));
   std::fprintf(stderr, "mmx-coord: %s, shutting down\n",
                idle ? "no request running" : absl::StrCat(scheduler.running(), " requests still running end UNAVAILABLE").c_str());
+  if (control_server) control_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return absl::OkStatus();
 }
@@ -318,9 +338,10 @@ absl::Status Serve(const ServeOptions& o) {
     return absl::InvalidArgumentError("give --shard-config FILE, or --model DIR --expect-workers N to plan from live workers");
   }
   // Secure by default: plain text only where nobody else can connect, or when asked for.
-  if (!o.tls.enabled() && !o.insecure && !rpc::IsLoopbackAddress(o.listen)) {
+  for (const std::string& address : {o.listen, o.control_listen}) {
+    if (address.empty() || o.tls.enabled() || o.insecure || rpc::IsLoopbackAddress(address)) continue;
     return absl::FailedPreconditionError(
-        absl::StrCat("refusing to serve plain text on ", o.listen,
+        absl::StrCat("refusing to serve plain text on ", address,
                      ": give --tls-cert FILE --tls-key FILE (deploy/certs.sh makes them), or --insecure on a "
                      "trusted network"));
   }

@@ -314,6 +314,18 @@ bool IsCoordinatorLost(const absl::Status& status) {
 
 bool IsDismissed(const absl::Status& status) { return status.GetPayload(kDismissedType).has_value(); }
 
+// The session ended before an Assignment: what the coordinator said (a refused join token), or,
+// where no control plane answers (the client API's address of a coordinator whose control plane
+// has its own --control-listen), where to point the worker instead.
+absl::Status SessionRefused(const WorkerOptions& o, const absl::Status& finished, absl::string_view what) {
+  if (finished.code() == absl::StatusCode::kUnimplemented) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no worker control plane at ", o.coordinator,
+        ": give --coordinator the address of the coordinator's --control-listen"));
+  }
+  return absl::UnavailableError(absl::StrCat("the coordinator ", what, ": ", finished.message()));
+}
+
 absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const WorkerEnvironment& env) {
   MMX_ASSIGN_OR_RETURN(const model::DeviceSpec device, model::ParseDeviceSpec(o.device));
   // A GPU worker offers its GPU's memory and bandwidth to the planner; checking the GPU before
@@ -326,13 +338,11 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
                                                          gpu->total_bytes / double(1 << 30), gpu->bandwidth_gbs)));
   }
   if (!session.Write(MakeRegister(o, device, gpu, env.measure_host))) {
-    const absl::Status st = session.Finish();  // a refusal (join token) says why here
-    return absl::UnavailableError(absl::StrCat("the coordinator closed the session at Register: ", st.message()));
+    return SessionRefused(o, session.Finish(), "closed the session at Register");
   }
   v1::CoordinatorMessage msg;
   if (!session.Read(&msg)) {
-    const absl::Status st = session.Finish();
-    return absl::UnavailableError(absl::StrCat("the coordinator ended the session: ", st.message()));
+    return SessionRefused(o, session.Finish(), "ended the session");
   }
   if (msg.has_rejected()) return absl::FailedPreconditionError(msg.rejected().message());
   std::optional<Heartbeats> heartbeats;

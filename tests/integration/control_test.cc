@@ -1,5 +1,6 @@
 // Bad input at the control plane: each gives a clear message and a non-zero exit, and the
 // coordinator keeps serving.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -82,6 +83,35 @@ TEST(ControlTest, WorkersWithoutTheJoinTokenAreRefusedAndLoggedWhileTheClusterSe
   absl::StatusOr<v1::ClusterStatus> status = (*cluster)->Status();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(status->ready());
+}
+
+TEST(ControlTest, SplitPlanesServeWorkersAndClientsEachOnTheirOwnAddress) {
+  auto cluster = testing::LocalCluster::StartSplitPlanes(OneWorker(kModel));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  EXPECT_NE((*cluster)->control_address(), (*cluster)->address());
+  EXPECT_THAT((*cluster)->Log("coordinator"),
+              HasSubstr("worker control plane on 127.0.0.1:" +
+                        (*cluster)->control_address().substr((*cluster)->control_address().rfind(':') + 1)));
+  // The public address has no control plane: a worker dialling it is told, in one line.
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "all",
+                               "--connect-timeout", "20"},
+                              absl::Seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("no worker control plane at " + (*cluster)->address() +
+                                  ": give --coordinator the address of the coordinator's --control-listen"));
+  EXPECT_EQ(CountLines(r.output), 1) << r.output;
+  // And the control address has no API.
+  auto control_api = v1::Inference::NewStub(
+      grpc::CreateChannel((*cluster)->control_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ClusterStatus status;
+  EXPECT_EQ(control_api->GetClusterStatus(&context, v1::GetClusterStatusRequest(), &status).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  absl::StatusOr<v1::ClusterStatus> served = (*cluster)->Status();
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_TRUE(served->ready());
 }
 
 TEST(ControlTest, WorkerWhoseCheckpointDiffersIsRefused) {

@@ -113,6 +113,16 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartSecured(
   return Launch(std::move(c), shard_yaml, std::move(coordinator_args), false, 1, "", true);
 }
 
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartSplitPlanes(const std::string& shard_yaml) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  int port = 0;
+  c->control_port_fd_ = ReservePort(&port);
+  if (c->control_port_fd_ < 0) return absl::InternalError("cannot reserve a loopback port");
+  c->control_address_ = absl::StrCat("127.0.0.1:", port);
+  const std::string control = c->control_address_;
+  return Launch(std::move(c), shard_yaml, {"--control-listen", control}, false, 1, "", true);
+}
+
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Launch(std::unique_ptr<LocalCluster> c,
                                                                    const std::string& shard_yaml,
                                                                    std::vector<std::string> coordinator_args,
@@ -181,7 +191,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartPlanned(const s
 }
 
 absl::Status LocalCluster::StartWorker(const std::string& name) {
-  std::vector<std::string> argv = {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--threads",
+  std::vector<std::string> argv = {kBin + "mmx-worker", "--coordinator", control_address(), "--name", name, "--threads",
                                    std::to_string(threads_), "--connect-timeout", "60"};
   argv.insert(argv.end(), worker_args_.begin(), worker_args_.end());
   Spawn(name, argv, cwd_);
@@ -189,7 +199,7 @@ absl::Status LocalCluster::StartWorker(const std::string& name) {
 }
 
 absl::Status LocalCluster::StartStandby(const std::string& name) {
-  std::vector<std::string> argv = {kBin + "mmx-worker", "--coordinator", address_, "--name", name, "--standby",
+  std::vector<std::string> argv = {kBin + "mmx-worker", "--coordinator", control_address(), "--name", name, "--standby",
                                    "--threads", std::to_string(threads_), "--connect-timeout", "60"};
   argv.insert(argv.end(), worker_args_.begin(), worker_args_.end());
   Spawn(name, argv, cwd_);
@@ -232,6 +242,7 @@ LocalCluster::~LocalCluster() {
   for (auto& [name, pid] : pids_) kill(pid, SIGKILL);
   for (auto& [name, pid] : pids_) waitpid(pid, nullptr, 0);
   if (port_fd_ >= 0) close(port_fd_);
+  if (control_port_fd_ >= 0) close(control_port_fd_);
   // The shard config and the logs go with the cluster (a failing test prints the logs it needs
   // first); MMX_KEEP_TEST_CLUSTERS=1 keeps them for a look afterwards.
   const char* keep = std::getenv("MMX_KEEP_TEST_CLUSTERS");

@@ -54,6 +54,9 @@ class LocalCluster {
                                                                     std::vector<std::string> coordinator_args,
                                                                     std::vector<std::string> worker_args,
                                                                     std::shared_ptr<grpc::ChannelCredentials> credentials);
+  // The worker control plane on its own loopback port (`serve --control-listen`): workers dial
+  // control_address(), the test's channel address().
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> StartSplitPlanes(const std::string& shard_yaml);
   // A coordinator that plans from live workers (`serve --model DIR --expect-workers N`), and N
   // workers with the given names.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> StartPlanned(const std::string& model_dir,
@@ -62,6 +65,8 @@ class LocalCluster {
   ~LocalCluster();
 
   const std::string& address() const { return address_; }
+  // Where workers register: address() unless the planes are split.
+  const std::string& control_address() const { return control_address_.empty() ? address_ : control_address_; }
   v1::Inference::Stub& stub() { return *stub_; }
 
   // Waits until the coordinator's health service says SERVING (the cluster is ready).
@@ -108,6 +113,8 @@ class LocalCluster {
   std::shared_ptr<grpc::ChannelCredentials> credentials_;  // the test's channel (null: plain text)
   std::map<std::string, pid_t> pids_;
   int port_fd_ = -1;  // holds the coordinator's port for the cluster's life
+  std::string control_address_;  // "" = address_
+  int control_port_fd_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Inference::Stub> stub_;
 };
