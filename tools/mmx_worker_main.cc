@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--join-token-file", join_token_file,
                  "Show the coordinator this file's token (its serve --join-token-file)");
   app.add_option("--name", o.name, "This worker's entry in the shard config")->required();
+  app.add_option("--data-interface", o.data_interface,
+                 "Network device(s) of the data plane, e.g. eth1 or eth1,mlx5_0:1 (default: the interface that "
+                 "reaches the coordinator, and every RDMA port)");
   app.add_option("--device", o.device,
                  "cpu (default), cuda (= cuda:0), cuda:N, or cuda:N,M,... (one worker over several GPUs, NCCL): "
                  "where this worker computes (GPUs need a CUDA build)");

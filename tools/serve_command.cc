@@ -28,6 +28,7 @@
 #include "model/checkpoint_fingerprint.h"
 #include "plan/shard_config.h"
 #include "proto/join_token.h"
+#include "transport/net_interface.h"
 #include "transport/ucx_transport.h"
 
 namespace mmx::tools {
@@ -56,6 +57,9 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   serve->add_option("--max-concurrent-per-key", o->max_concurrent_per_key,
                     "With --api-keys: Generate calls one key may have open at once (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
+  serve->add_option("--data-interface", o->data_interface,
+                    "Network device(s) of the coordinator's data plane (default: the interface of the control "
+                    "plane's address, and every RDMA port; every device when that is 0.0.0.0)");
   serve->add_option("--join-token-file", o->join_token_file,
                     "Refuse workers that do not show this file's token (mmx-worker --join-token-file)");
   serve->add_flag("--insecure", o->insecure,
@@ -171,6 +175,17 @@ absl::Status Check(const CheckOptions& o) {
 namespace {
 
 using coordinator::Cluster;
+
+// The coordinator's data-plane devices: --data-interface, else the interface of the control
+// plane's address when it names one (every device for 0.0.0.0 or ::).
+std::string DataPlaneDevices(const ServeOptions& o) {
+  if (!o.data_interface.empty()) return o.data_interface;
+  const std::string& control = o.control_listen.empty() ? o.listen : o.control_listen;
+  const std::string host = control.substr(0, control.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") return "";
+  absl::StatusOr<std::string> interface = transport::InterfaceReaching(control);
+  return interface.ok() ? transport::DataPlaneDevices(*interface) : "";
+}
 
 // The cluster of a shard config, or one that plans from the workers that register.
 std::unique_ptr<Cluster> MakeCluster(const ServeOptions& o, const plan::ShardConfig& shard,
@@ -367,7 +382,10 @@ absl::Status Serve(const ServeOptions& o) {
   transport::TransportOptions topts;
   topts.self = 0;
   topts.cluster_token = transport::ClusterToken::Random();
-  MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane, transport::UcxTransport::Create(topts));
+  transport::UcxTransportOptions ucx_options;
+  ucx_options.net_devices = DataPlaneDevices(o);
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane,
+                       transport::UcxTransport::Create(topts, ucx_options));
   std::unique_ptr<Cluster> cluster = MakeCluster(o, shard, *checkpoint, data_plane.get(), topts.cluster_token);
   cluster->set_heartbeat_timeout(absl::Seconds(o.heartbeat_timeout_s));
 

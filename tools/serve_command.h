@@ -41,6 +41,7 @@ struct ServeOptions {
   std::string api_keys;        // NAME ROLE KEY per line; "" = open API (coordinator/api_keys.h)
   std::string join_token_file; // workers must show this token to register; "" = any worker
   std::string control_listen;  // the worker control plane's own HOST:PORT; "" = on --listen
+  std::string data_interface;  // the data plane's network devices; "" = the control address's interface
   int max_concurrent_per_key = 0;  // Generate calls open per API key (0 = no limit)
 };
 

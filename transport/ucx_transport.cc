@@ -71,7 +71,7 @@ UcxTransport::UcxTransport(const TransportOptions& options, const UcxTransportOp
 absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(
     const TransportOptions& options, const UcxTransportOptions& ucx_options) {
   std::unique_ptr<UcxTransport> transport(new UcxTransport(options, ucx_options));
-  MMX_ASSIGN_OR_RETURN(transport->worker_, UcxWorker::Create());
+  MMX_ASSIGN_OR_RETURN(transport->worker_, UcxWorker::Create(ucx_options.net_devices));
   MMX_RETURN_IF_ERROR(
       transport->worker_->SetHandler(kUcxAmId, &UcxTransport::OnActiveMessage, transport.get()));
   MMX_RETURN_IF_ERROR(transport->worker_->SetHandler(

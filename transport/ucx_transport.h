@@ -60,6 +60,10 @@ struct UcxTransportOptions {
   // absl::InfiniteDuration(): never sleep (spins while the peer works). Measurements and the
   // reasons for the default are in docs/protocol.md ("Send completion").
   absl::Duration send_progress_budget = absl::Microseconds(50);
+  // The network devices UCX may use (UCX_NET_DEVICES syntax; net_interface.h makes it), so
+  // the data plane listens only where the cluster is. "" = every device; the environment's
+  // UCX_NET_DEVICES wins.
+  std::string net_devices;
 };
 
 class UcxTransport final : public Transport {

@@ -15,7 +15,7 @@
 
 namespace mmx::transport {
 
-absl::StatusOr<std::unique_ptr<UcxWorker>> UcxWorker::Create() {
+absl::StatusOr<std::unique_ptr<UcxWorker>> UcxWorker::Create(const std::string& net_devices) {
   std::unique_ptr<UcxWorker> self(new UcxWorker());
 
   ucp_config_t* config = nullptr;
@@ -34,6 +34,9 @@ absl::StatusOr<std::unique_ptr<UcxWorker>> UcxWorker::Create() {
   // under the thread wake-ups every message costs anyway); large ones still use CMA
   // (process_vm_readv, zero-copy), and separate machines never used mm.
   if (getenv("UCX_TLS") == nullptr) ucp_config_modify(config, "TLS", "^mm");
+  if (!net_devices.empty() && getenv("UCX_NET_DEVICES") == nullptr) {
+    ucp_config_modify(config, "NET_DEVICES", net_devices.c_str());
+  }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_NAME;
   // WAKEUP makes UCX pick transports whose events can wake the blocked progress thread.

@@ -31,7 +31,9 @@ class UcxWorker {
   // come from UCX via UcsStatus (e.g. Unavailable when no transport can carry active messages),
   // or Internal when the worker is not thread-safe or an event fd cannot be had.
   // NOTE: a process must not fork() after the first Create (UCX state does not survive it).
-  static absl::StatusOr<std::unique_ptr<UcxWorker>> Create();
+  // `net_devices` (UCX_NET_DEVICES syntax) limits UCX to those network devices unless the
+  // environment sets UCX_NET_DEVICES; "" = every device.
+  static absl::StatusOr<std::unique_ptr<UcxWorker>> Create(const std::string& net_devices = "");
   // Registers `handler` with `arg` for active message id `am_id` (UCP_AM_FLAG_WHOLE_MSG). Call
   // before Start(). Errors from UCX via UcsStatus.
   absl::Status SetHandler(unsigned am_id, ucp_am_recv_callback_t handler, void* arg);

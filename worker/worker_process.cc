@@ -6,6 +6,7 @@
 #include "model/device_spec.h"
 #include "model/stage_compute.h"
 #include "parallel/stage_compute_factory.h"
+#include "transport/net_interface.h"
 #include "transport/ucx_transport.h"
 #include "worker/grpc_control_session.h"
 
@@ -23,13 +24,25 @@ absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave, ShardCache* 
   env.leave = leave;
   env.shard_cache = cache;
   env.log = [prefix](const std::string& line) { std::fprintf(stderr, "%s%s\n", prefix.c_str(), line.c_str()); };
-  env.make_transport = [](const transport::TransportOptions& topts)
+  // The data plane listens where the coordinator is reachable, not on every interface.
+  std::string net_devices = o.data_interface;
+  if (net_devices.empty()) {
+    absl::StatusOr<std::string> reaching = transport::InterfaceReaching(o.coordinator);
+    if (reaching.ok()) {
+      net_devices = transport::DataPlaneDevices(*reaching);
+    } else {
+      env.log(absl::StrCat("data plane on every interface: ", reaching.status().message(),
+                           " (give --data-interface)"));
+    }
+  }
+  env.make_transport = [net_devices](const transport::TransportOptions& topts)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
     // Senders leave UCX progress to the progress thread: a worker has several threads that send,
     // and UCX's multi-thread mode guards the worker with a spinlock, so senders progressing it
     // themselves spin against each other (measured: a fifth of a worker's CPU in the lock).
     transport::UcxTransportOptions ucx_options;
     ucx_options.send_progress_budget = absl::ZeroDuration();
+    ucx_options.net_devices = net_devices;
     MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> ucx, transport::UcxTransport::Create(topts, ucx_options));
     return std::unique_ptr<transport::Transport>(std::move(ucx));
   };

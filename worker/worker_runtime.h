@@ -26,6 +26,9 @@ struct WorkerOptions {
   std::string coordinator;   // HOST:PORT (a worker process's gRPC session)
   rpc::ClientTlsFiles tls;   // --tls-ca (--tls-cert, --tls-key): the session over TLS
   std::string join_token;    // shown to the coordinator (--join-token-file); "" = none
+  // The network devices of the data plane (--data-interface; UCX_NET_DEVICES syntax). "" = the
+  // interface that reaches the coordinator, and the machine's RDMA ports.
+  std::string data_interface;
   std::string name;
   // Register without claiming an entry; take a lost worker's entry when the coordinator gives one.
   bool standby = false;
