@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
+#include "proto/tls_credentials.h"
 
 namespace {
 
@@ -66,9 +67,16 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", temperature, "Sampling temperature (0 = greedy)");
   app.add_option("--top-p", top_p, "Nucleus mass (1 = off)");
   app.add_option("--top-k", top_k, "Keep the k most likely (0 = off)");
+  mmx::rpc::ClientTlsFiles tls;
+  app.add_option("--tls-ca", tls.ca, "Verify the coordinator's TLS certificate against this PEM CA (TLS on)");
   CLI11_PARSE(app, argc, argv);
 
-  auto stub = mmx::v1::Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = mmx::rpc::MakeChannelCredentials(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "mmx-bench-serve: error: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  auto stub = mmx::v1::Inference::NewStub(grpc::CreateChannel(server, *credentials));
   std::mt19937 rng(7);
   std::printf("| streams | decode tokens/s (aggregate) | ms per output token (per stream) |\n|---|---|---|\n");
   for (absl::string_view part : absl::StrSplit(concurrency_text, ',')) {

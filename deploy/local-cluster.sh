@@ -4,7 +4,7 @@
 #
 #   deploy/local-cluster.sh start --shard-config FILE [--port 7070] [--threads N] [--run-dir DIR]
 #                                 [--expert-host-threads N] [--micro-batches M] [--steps-in-flight N]
-#                                 [--pin] [--state-dir DIR]
+#                                 [--pin] [--state-dir DIR] [--tls-dir DIR]
 #   deploy/local-cluster.sh stop [--run-dir DIR]
 #
 # Each worker runs on the device its shard config entry names (cpu, cuda:N).
@@ -17,12 +17,14 @@
 # them from fighting over the cores. --micro-batches, --steps-in-flight: 0 (default) lets the
 # coordinator choose. --pin: the k-th worker runs on core k (modulo the cores), with `taskset`.
 # --state-dir: where the coordinator keeps batch jobs (SQLite); without it jobs are off.
+# --tls-dir: serve over TLS with the certificates deploy/certs.sh wrote there (workers and the
+# readiness check verify against its ca.crt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cmd=${1:-}; shift || true
 shard=""; port=7070; threads=1; run_dir=out/cluster; timeout_s=300; micro_batches=0; expert_threads=""; state_dir=""
-steps_in_flight=0; pin=0
+steps_in_flight=0; pin=0; tls_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --shard-config) shard=$2; shift 2 ;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --pin) pin=1; shift ;;
     --expert-host-threads) expert_threads=$2; shift 2 ;;
     --state-dir) state_dir=$2; shift 2 ;;
+    --tls-dir) tls_dir=$2; shift 2 ;;
     *) echo "local-cluster.sh: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +69,11 @@ case "$cmd" in
     extra=()
     [ -n "$state_dir" ] && extra+=(--state-dir "$state_dir")
     [ "$steps_in_flight" != 0 ] && extra+=(--steps-in-flight "$steps_in_flight")
+    client_tls=()
+    if [ -n "$tls_dir" ]; then
+      extra+=(--tls-cert "$tls_dir/coordinator.crt" --tls-key "$tls_dir/coordinator.key")
+      client_tls=(--tls-ca "$tls_dir/ca.crt")
+    fi
     "$bin/mmx-coord" serve --shard-config "$shard" --listen "$addr" --micro-batches "$micro_batches" "${extra[@]}" \
       >"$run_dir/coordinator.log" 2>&1 &
     echo $! >"$run_dir/coordinator.pid"
@@ -78,12 +86,13 @@ case "$cmd" in
       [ "$pin" = 1 ] && pinned=(taskset -c $((k % $(nproc))))
       k=$((k + 1))
       "${pinned[@]}" "$bin/mmx-worker" --coordinator "$addr" --name "$w" --threads "$t" --device "${device:-cpu}" \
+        "${client_tls[@]}" \
         >"$run_dir/$w.log" 2>&1 &
       echo $! >"$run_dir/$w.pid"
     done
     echo "local-cluster: coordinator on $addr, workers: $(echo $workers | tr '\n' ' ')"
     deadline=$((SECONDS + timeout_s))
-    while ! "$bin/mmx" status --server "$addr" 2>/dev/null | grep -q "^cluster: ready"; do
+    while ! "$bin/mmx" status --server "$addr" "${client_tls[@]}" 2>/dev/null | grep -q "^cluster: ready"; do
       if [ $SECONDS -gt $deadline ] || ! kill -0 "$(cat "$run_dir/coordinator.pid")" 2>/dev/null; then
         echo "local-cluster.sh: error: cluster not ready; coordinator log:" >&2
         tail -20 "$run_dir/coordinator.log" >&2
@@ -92,7 +101,7 @@ case "$cmd" in
       fi
       sleep 0.5
     done
-    "$bin/mmx" status --server "$addr"
+    "$bin/mmx" status --server "$addr" "${client_tls[@]}"
     ;;
   *)
     echo "usage: local-cluster.sh start --shard-config FILE [--port P] [--threads N] | stop" >&2

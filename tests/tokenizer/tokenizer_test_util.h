@@ -52,7 +52,7 @@ inline TestJson ByteTokenizer() {
   TestJson json = TokenizerWith(BpeModel(tokens, {}));
   json["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
   json["decoder"] = {{"type", "ByteLevel"}};
-  json["added_tokens"] = {Added(256, "<eos>")};
+  json["added_tokens"] = TestJson::array({Added(256, "<eos>")});  // {x} alone is x under clang
   return json;
 }
 
