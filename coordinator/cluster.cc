@@ -245,10 +245,9 @@ absl::Status Cluster::OnReady(uint64_t session_id, const v1::Ready& ready) {
   if (Slot* h = FindHandover(session_id)) return CompleteHandover(*h, ready);
   Slot* s = FindSession(session_id);
   if (s == nullptr) return absl::NotFoundError("session is gone");
-  if (ready.checkpoint_fingerprint() != fingerprint_) {
+  if (absl::Status same = SameCheckpoint(ready); !same.ok()) {
     s->state = v1::WORKER_STATE_FAILED;
-    s->message = absl::StrCat("checkpoint differs from the coordinator's (fingerprint ", ready.checkpoint_fingerprint(),
-                              " vs ", fingerprint_, "): config.json or tensor headers are not the same model");
+    s->message = std::string(same.message());
     return absl::FailedPreconditionError(absl::StrCat("worker '", s->entry->name, "': ", s->message));
   }
   if (s->connected_address != ready.data_address()) {

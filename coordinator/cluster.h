@@ -22,6 +22,7 @@
 #include "mmx/v1/control.pb.h"
 #include "mmx/v1/inference.pb.h"
 #include "model/config.h"
+#include "model/tensor_digests.h"
 #include "plan/cluster_spec.h"
 #include "plan/model_sizes.h"
 #include "plan/shard_config.h"
@@ -57,6 +58,10 @@ class Cluster {
   // so they hold the coordinator to the same. Set before the first session.
   void set_heartbeat_timeout(absl::Duration timeout) { heartbeat_timeout_ = timeout; }
   absl::Duration heartbeat_timeout() const { return heartbeat_timeout_; }
+  // The SHA-256 of every tensor of the coordinator's checkpoint (model/tensor_digests.h): a
+  // worker whose loaded tensors differ is refused naming the first, whatever its headers say.
+  // Empty (the default) checks headers only. Set before the first session.
+  void set_tensor_digests(model::TensorDigests digests) { tensor_digests_ = std::move(digests); }
 
   // A worker's session opened with Register. Returns the first message to send: its Assignment,
   // or Standby for a standby (Register.standby, or a worker whose entry a standby took over
@@ -224,6 +229,9 @@ class Cluster {
   absl::StatusOr<v1::CoordinatorMessage> RegisterLocked(const v1::Register& request, SessionWriter writer,
                                                         uint64_t* session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NotReadyReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // cluster_checkpoint.cc: OK when `ready` reports the coordinator's checkpoint: its fingerprint
+  // (config.json, headers) and, with tensor digests set, the data of every tensor it loaded.
+  absl::Status SameCheckpoint(const v1::Ready& ready) const;
   // Ends a session from this side, if it has a closer.
   void CloseSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetShard(plan::ShardConfig shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -241,6 +249,7 @@ class Cluster {
   const model::ModelConfig config_;
   const plan::ModelSizes sizes_;
   const std::string fingerprint_;
+  model::TensorDigests tensor_digests_;  // cluster_checkpoint.cc
   transport::Transport* const transport_;
   const transport::ClusterToken cluster_token_;
   absl::Duration heartbeat_timeout_ = absl::Seconds(10);

@@ -108,10 +108,10 @@ absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
   if (slot.handover->race) {
     // The restarted worker is ready before the standby loading its entry: it takes the entry
     // (its sequences were lost already); the standby goes back to standing by.
-    if (ready.checkpoint_fingerprint() != fingerprint_) {
+    if (absl::Status same = SameCheckpoint(ready); !same.ok()) {
       CloseSession(slot.handover->session_id);
       slot.handover.reset();
-      return absl::FailedPreconditionError("checkpoint differs from the coordinator's");
+      return same;
     }
     log_(absl::StrCat("worker '", slot.handover->info.name(), "' is ready before standby '", slot.info.name(),
                       "': it takes its entry back"));
@@ -121,14 +121,13 @@ absl::Status Cluster::CompleteHandover(Slot& slot, const v1::Ready& ready) {
     MaybePublishPeers();
     return absl::OkStatus();
   }
-  if (ready.checkpoint_fingerprint() != fingerprint_) {
-    log_(absl::StrCat("standby '", slot.handover->info.name(), "' has another checkpoint (fingerprint ",
-                      ready.checkpoint_fingerprint(), "); worker '", slot.entry->name, "' stops without a hand-over"));
+  if (absl::Status same = SameCheckpoint(ready); !same.ok()) {
+    log_(absl::StrCat("standby '", slot.handover->info.name(), "' has another checkpoint (", same.message(),
+                      "); worker '", slot.entry->name, "' stops without a hand-over"));
     slot.handover.reset();
     slot.leaving = true;
     UpdateReady();
-    return absl::FailedPreconditionError("checkpoint differs from the coordinator's: config.json or tensor headers are not "
-                                         "the same model");
+    return same;
   }
   if (slot.writer) {
     v1::CoordinatorMessage msg;

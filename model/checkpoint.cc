@@ -209,11 +209,20 @@ std::vector<std::string> Checkpoint::TensorNames() const {
   return names;
 }
 
+std::vector<std::string> Checkpoint::TouchedTensors() const {
+  absl::MutexLock lock(&touched_mu_);
+  return std::vector<std::string>(touched_.begin(), touched_.end());
+}
+
 absl::StatusOr<TensorInfo> Checkpoint::Get(const std::string& name,
                                            const std::vector<int64_t>& shape) const {
   auto it = where_.find(name);
   if (it == where_.end()) {
     return absl::NotFoundError(absl::StrCat(dir_, ": checkpoint has no tensor '", name, "'"));
+  }
+  {
+    absl::MutexLock lock(&touched_mu_);
+    touched_.insert(name);
   }
   const TensorInfo* info = it->second->Find(name);
   if (info->shape != shape) {

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "base/dtype.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
@@ -34,6 +36,8 @@ class Checkpoint {
   const TensorInfo* Find(const std::string& name) const;
   // All tensor names, sorted.
   std::vector<std::string> TensorNames() const;
+  // The tensors Get (Matrix, VectorF32) has handed out, sorted: what a worker loaded.
+  std::vector<std::string> TouchedTensors() const;
 
   // The tensor, checked to have exactly `shape`. NotFound if absent (names the tensor and the
   // file the index points at), InvalidArgument on a shape mismatch with the config.
@@ -56,6 +60,8 @@ class Checkpoint {
   ModelConfig config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> where_;  // tensor name -> its shard
+  mutable absl::Mutex touched_mu_;
+  mutable std::set<std::string> touched_ ABSL_GUARDED_BY(touched_mu_);
 };
 
 // The names and shapes MODEL.md §6 gives for `config`, in a stable order.

@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "model/checkpoint.h"
 #include "model/checkpoint_fingerprint.h"
+#include "model/tensor_digests.h"
 #include "plan/shard_config.h"
 #include "proto/join_token.h"
 #include "transport/net_interface.h"
@@ -185,6 +186,22 @@ std::string DataPlaneDevices(const ServeOptions& o) {
   if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") return "";
   absl::StatusOr<std::string> interface = transport::InterfaceReaching(control);
   return interface.ok() ? transport::DataPlaneDevices(*interface) : "";
+}
+
+// Every tensor's SHA-256, for checking what workers load: from the cache beside the checkpoint
+// (or in the state directory), else computed (the whole checkpoint is read once) and cached.
+absl::StatusOr<model::TensorDigests> TensorDigestsOf(const model::Checkpoint& checkpoint, const std::string& state_dir) {
+  const std::string cache = model::DigestCachePath(checkpoint, state_dir);
+  const absl::Time start = absl::Now();
+  bool computed = false;
+  MMX_ASSIGN_OR_RETURN(model::TensorDigests digests, model::CachedTensorDigests(checkpoint, cache, &computed));
+  std::fprintf(stderr, "mmx-coord: checkpoint data: %zu tensor digests %s%s\n", digests.size(),
+               computed ? absl::StrCat("computed in ", absl::FormatDuration(absl::Now() - start)).c_str()
+                        : absl::StrCat("read from ", cache).c_str(),
+               computed && !cache.empty() ? absl::StrCat(", cached in ", cache).c_str()
+               : computed                 ? " (no writable place to cache them: give --state-dir)"
+                                          : "");
+  return digests;
 }
 
 // The cluster of a shard config, or one that plans from the workers that register.
@@ -388,6 +405,8 @@ absl::Status Serve(const ServeOptions& o) {
                        transport::UcxTransport::Create(topts, ucx_options));
   std::unique_ptr<Cluster> cluster = MakeCluster(o, shard, *checkpoint, data_plane.get(), topts.cluster_token);
   cluster->set_heartbeat_timeout(absl::Seconds(o.heartbeat_timeout_s));
+  MMX_ASSIGN_OR_RETURN(model::TensorDigests digests, TensorDigestsOf(*checkpoint, o.state_dir));
+  cluster->set_tensor_digests(std::move(digests));
 
   const std::string model_dir = o.shard_config.empty() ? o.model_dir : shard.model;
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,

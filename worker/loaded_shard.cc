@@ -104,6 +104,8 @@ absl::StatusOr<std::unique_ptr<LoadedShard>> LoadShard(const std::string& model_
     }
     for (const model::Int8Matrix& m : loaded->int8_experts) loaded->weight_bytes += m.bytes();
   }
+  // Over the cores, and from the page cache after the page-in (a GPU worker reads them here).
+  MMX_ASSIGN_OR_RETURN(loaded->tensor_digests, model::ComputeTensorDigests(ckpt, ckpt.TouchedTensors()));
   loaded->compute = model::MakeCpuStageCompute(loaded->weights_view());
   return loaded;
 }

@@ -15,6 +15,7 @@
 #include "model/device_spec.h"
 #include "model/int8_experts.h"
 #include "model/stage_compute.h"
+#include "model/tensor_digests.h"
 #include "model/weights.h"
 #include "plan/shard_config.h"
 #include "transport/wire_check.h"
@@ -32,6 +33,8 @@ struct LoadedShard {
   model::ExpertDType expert_dtype = model::ExpertDType::kBf16;
   std::vector<model::Int8Matrix> int8_experts;  // with int8 experts: what their I8 views point into
   int64_t weight_bytes = 0;  // bytes held: mapped tensors plus int8 copies (not their sources)
+  // SHA-256 of every checkpoint tensor it read: the coordinator checks them (tensor_digests.h).
+  model::TensorDigests tensor_digests;
   // Runs the pieces: on the host over the views above (LoadShard's default), or on a GPU with
   // its own copies of them (PlaceShard).
   std::unique_ptr<model::StageCompute> compute;

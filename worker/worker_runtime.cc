@@ -408,6 +408,12 @@ absl::Status ServeSession(const WorkerOptions& o, ControlSession& session, const
   ready.mutable_ready()->set_checkpoint_fingerprint(model::CheckpointFingerprint(*shard->checkpoint));
   ready.mutable_ready()->set_data_address(data_plane->LocalAddress());
   ready.mutable_ready()->set_state_memory_bytes(*state_memory);
+  for (const auto& [name, digest] : shard->tensor_digests) {
+    v1::TensorDigest* d = ready.mutable_ready()->add_tensor_digests();
+    d->set_name(name);
+    d->set_file(digest.file);
+    d->set_sha256(digest.sha256);
+  }
   session.Write(ready);
   return ServeUntilSessionEnds(o, assignment, config, *shard, *data_plane, session, *heartbeats, env.leave, env.log);
 }

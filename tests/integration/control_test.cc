@@ -143,6 +143,47 @@ TEST(ControlTest, WorkerWhoseCheckpointDiffersIsRefused) {
   fs::remove_all(root);
 }
 
+TEST(ControlTest, WorkerWhoseCheckpointDataDiffersIsRefusedNamingTheFile) {
+  // Same config.json and headers, one weight byte flipped in the worker's copy of shard 2: the
+  // fingerprint matches, the tensor digests do not.
+  const fs::path root = fs::temp_directory_path() / ("mmx-data-" + std::to_string(getpid()));
+  fs::remove_all(root);
+  for (const char* side : {"coord", "worker"}) {
+    fs::create_directories(root / side / "model");
+    for (const auto& f : fs::directory_iterator(kModel)) {
+      if (f.is_regular_file()) fs::copy_file(f.path(), root / side / "model" / f.path().filename());
+    }
+  }
+  const fs::path shard2 = root / "worker" / "model" / "model-00002-of-00002.safetensors";
+  fs::permissions(shard2, fs::perms::owner_write, fs::perm_options::add);
+  {
+    std::fstream f(shard2, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-2, std::ios::end);  // inside the last tensor's data, far from the header
+    char byte = 0;
+    f.read(&byte, 1);
+    f.seekp(-2, std::ios::end);
+    byte ^= 0x01;
+    f.write(&byte, 1);
+  }
+  auto cluster = testing::LocalCluster::Start(testing::OneWorkerShard("model"), false, 1, (root / "coord").string());
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  EXPECT_THAT((*cluster)->Log("coordinator"), HasSubstr("tensor digests computed"));
+  (*cluster)->KillWorker("all");
+  ASSERT_TRUE((*cluster)->WaitWorkerState("all", v1::WORKER_STATE_LOST, absl::Seconds(30)).ok());
+  auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", (*cluster)->address(), "--name", "all"},
+                              absl::Seconds(60), (root / "worker").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("checkpoint data: tensor '"));
+  EXPECT_THAT(r.output, HasSubstr("' in its model-00002-of-00002.safetensors differs from the coordinator's "
+                                  "checkpoint (same header, other data)"));
+  // The coordinator goes on: the right worker takes the entry back.
+  ASSERT_TRUE((*cluster)->StartWorker("all").ok());
+  EXPECT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  cluster->reset();
+  fs::remove_all(root);
+}
+
 TEST(ControlTest, UnreachableCoordinatorIsOneLineAndNonZeroExit) {
   auto r = testing::RunToExit({kBin + "mmx-worker", "--coordinator", "127.0.0.1:1", "--name", "w", "--connect-timeout", "1"},
                               absl::Seconds(20));
