@@ -179,7 +179,7 @@ using coordinator::Cluster;
 
 // The coordinator's data-plane devices: --data-interface, else the interface of the control
 // plane's address when it names one (every device for 0.0.0.0 or ::).
-std::string DataPlaneDevices(const ServeOptions& o) {
+std::string CoordinatorDataDevices(const ServeOptions& o) {
   if (!o.data_interface.empty()) return o.data_interface;
   const std::string& control = o.control_listen.empty() ? o.listen : o.control_listen;
   const std::string host = control.substr(0, control.rfind(':'));
@@ -400,7 +400,7 @@ absl::Status Serve(const ServeOptions& o) {
   topts.self = 0;
   topts.cluster_token = transport::ClusterToken::Random();
   transport::UcxTransportOptions ucx_options;
-  ucx_options.net_devices = DataPlaneDevices(o);
+  ucx_options.net_devices = CoordinatorDataDevices(o);
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> data_plane,
                        transport::UcxTransport::Create(topts, ucx_options));
   std::unique_ptr<Cluster> cluster = MakeCluster(o, shard, *checkpoint, data_plane.get(), topts.cluster_token);

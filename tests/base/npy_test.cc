@@ -25,5 +25,29 @@ TEST(NpyTest, WritesVersion1HeaderPaddedTo64AndReadsBack) {
   EXPECT_EQ(back->data, data);
 }
 
+TEST(NpyTest, AShapeLargerThanTheFileIsRefusedBeforeAllocating) {
+  // Found by fuzzing: a 100-byte file whose header claims 444 million floats.
+  const std::string path = ::testing::TempDir() + "/claims-too-much.npy";
+  ASSERT_TRUE(WriteNpyF32(path, {2, 2}, std::vector<float>(4, 1.f).data()).ok());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  for (const std::string& shape : {std::string("(2, 3)"), std::string("(88888888, 5)"),
+                                   std::string("(9999999999, 9999999999, 9999)")}) {
+    std::string forged = bytes;
+    forged.replace(forged.find("(2, 2)"), 6, shape);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << forged;
+    auto read = ReadNpyF32(path);
+    EXPECT_FALSE(read.ok()) << shape;
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << shape;
+  }
+  ASSERT_TRUE(WriteNpyF32(path, {5, 0}, nullptr).ok());  // empty arrays still read
+  auto empty = ReadNpyF32(path);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->shape, (std::vector<int64_t>{5, 0}));
+}
+
 }  // namespace
 }  // namespace mmx

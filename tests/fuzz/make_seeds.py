@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under tests/fuzz/corpus/ (checked in; run again after a format change).
 
+Files named regression-* are inputs that once crashed a harness (found by bench/fuzz.sh); they
+stay, so CI replays them on every run.
+
 Each harness gets a few valid inputs of the shapes it parses, so fuzzing starts from inputs that
 reach deep into the parser rather than from nothing. Protobuf seeds are encoded by protoc from
 text format; envelopes are built here with the same layout and CRC-32C as transport/envelope.cc.
 """
 import json
 import os
-import shutil
 import struct
 import subprocess
 
@@ -80,7 +82,11 @@ def tokenizer(pre_tokenizer, normalizer=None, decoder=None, post=None):
 
 
 def main():
-    shutil.rmtree(OUT, ignore_errors=True)
+    # Seeds are rewritten; inputs that once crashed a harness (regression-*) are kept for good.
+    for root, _, files in os.walk(OUT):
+        for name in files:
+            if not name.startswith("regression-"):
+                os.remove(os.path.join(root, name))
     write("safetensors_fuzz", "two-tensors", safetensors({
         "w": ("BF16", [2, 2], b"\x80\x3f" * 4), "b": ("F32", [2], struct.pack("<2f", 1.0, -2.0))}))
     write("safetensors_fuzz", "empty-tensor", safetensors({"e": ("F32", [0, 3], b"")}))
