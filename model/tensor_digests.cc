@@ -4,16 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
+#include "base/thread_pool.h"
 #include "model/checkpoint_fingerprint.h"
 #include "nlohmann/json.hpp"
 
@@ -93,22 +91,13 @@ absl::StatusOr<TensorDigests> ComputeTensorDigests(const Checkpoint& checkpoint,
       return absl::NotFoundError(absl::StrCat(checkpoint.dir(), ": no tensor '", name, "' to digest"));
     }
   }
+  std::vector<TensorDigest> each(names.size());
+  ThreadPool::Default().RunTasks(static_cast<int64_t>(names.size()), [&](int64_t i) {
+    const TensorInfo* info = checkpoint.Find(names[i]);
+    each[i] = TensorDigest{fs::path(info->file).filename().string(), Sha256(info->data, info->num_bytes)};
+  });
   TensorDigests digests;
-  absl::Mutex mu;
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < names.size(); i = next++) {
-      const TensorInfo* info = checkpoint.Find(names[i]);
-      TensorDigest digest{fs::path(info->file).filename().string(), Sha256(info->data, info->num_bytes)};
-      absl::MutexLock lock(&mu);
-      digests[names[i]] = std::move(digest);
-    }
-  };
-  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(names.size(), 1));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  for (size_t i = 0; i < names.size(); ++i) digests[names[i]] = std::move(each[i]);
   return digests;
 }
 

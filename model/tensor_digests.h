@@ -24,7 +24,7 @@ using TensorDigests = std::map<std::string, TensorDigest>;  // by tensor name
 
 std::string Sha256(const void* data, size_t size);
 
-// The digests of `names` (each must be in `checkpoint`), over the machine's cores.
+// The digests of `names` (each must be in `checkpoint`), over ThreadPool::Default().
 absl::StatusOr<TensorDigests> ComputeTensorDigests(const Checkpoint& checkpoint,
                                                    const std::vector<std::string>& names);
 

@@ -195,12 +195,13 @@ absl::StatusOr<model::TensorDigests> TensorDigestsOf(const model::Checkpoint& ch
   const absl::Time start = absl::Now();
   bool computed = false;
   MMX_ASSIGN_OR_RETURN(model::TensorDigests digests, model::CachedTensorDigests(checkpoint, cache, &computed));
-  std::fprintf(stderr, "mmx-coord: checkpoint data: %zu tensor digests %s%s\n", digests.size(),
-               computed ? absl::StrCat("computed in ", absl::FormatDuration(absl::Now() - start)).c_str()
-                        : absl::StrCat("read from ", cache).c_str(),
-               computed && !cache.empty() ? absl::StrCat(", cached in ", cache).c_str()
-               : computed                 ? " (no writable place to cache them: give --state-dir)"
-                                          : "");
+  std::string how = absl::StrCat("read from ", cache);
+  if (computed) {
+    how = absl::StrCat("computed in ", absl::FormatDuration(absl::Now() - start),
+                       cache.empty() ? " (no writable place to cache them: give --state-dir)"
+                                     : absl::StrCat(", cached in ", cache));
+  }
+  std::fprintf(stderr, "mmx-coord: checkpoint data: %zu tensor digests %s\n", digests.size(), how.c_str());
   return digests;
 }
 

@@ -7,21 +7,9 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "transport/little_endian.h"
 
 namespace mmx::transport {
-namespace {
-
-void PutLE(char* out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((value >> (8 * i)) & 0xFFu);
-}
-
-uint64_t GetLE(const char* in) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value |= uint64_t{static_cast<uint8_t>(in[i])} << (8 * i);
-  return value;
-}
-
-}  // namespace
 
 ClusterToken ClusterToken::Random() {
   char bytes[16];
@@ -35,7 +23,7 @@ ClusterToken ClusterToken::Random() {
     }
     done += static_cast<size_t>(n);
   }
-  return ClusterToken{GetLE(bytes), GetLE(bytes + 8)};
+  return ClusterToken{GetLE(bytes, 8), GetLE(bytes + 8, 8)};
 }
 
 absl::StatusOr<ClusterToken> ClusterToken::FromBytes(std::string_view bytes) {
@@ -43,13 +31,13 @@ absl::StatusOr<ClusterToken> ClusterToken::FromBytes(std::string_view bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("cluster token of ", bytes.size(), " bytes, expected 16"));
   }
-  return ClusterToken{GetLE(bytes.data()), GetLE(bytes.data() + 8)};
+  return ClusterToken{GetLE(bytes.data(), 8), GetLE(bytes.data() + 8, 8)};
 }
 
 std::string ClusterToken::ToBytes() const {
   std::string bytes(16, '\0');
-  PutLE(bytes.data(), low);
-  PutLE(bytes.data() + 8, high);
+  PutLE(bytes.data(), low, 8);
+  PutLE(bytes.data() + 8, high, 8);
   return bytes;
 }
 

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "transport/crc32c.h"
+#include "transport/little_endian.h"
 
 namespace mmx::transport {
 namespace {
@@ -19,16 +20,6 @@ constexpr size_t kPayloadBytesAt = 40;  // u64
 constexpr size_t kReservedAt = 48;      // u32, zero in version 2
 constexpr size_t kChecksumAt = 52;      // u32: CRC-32C of bytes [0, 52) and the header
 static_assert(kChecksumAt + 4 == kEnvelopeBytes);
-
-// Explicit little-endian byte order, independent of the host's.
-void PutLE(char* out, uint64_t value, size_t bytes) {
-  for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<char>((value >> (8 * i)) & 0xFFu);
-}
-uint64_t GetLE(const char* in, size_t bytes) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < bytes; ++i) value |= uint64_t{static_cast<uint8_t>(in[i])} << (8 * i);
-  return value;
-}
 
 uint32_t FrameChecksum(const char* prefix, absl::string_view header) {
   uint32_t crc = Crc32c(0, prefix, kChecksumAt);

@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "transport/crc32c.h"
 #include "transport/envelope.h"
+#include "transport/little_endian.h"
 #include "transport/ucs_status.h"
 
 namespace mmx::transport {
@@ -19,16 +20,6 @@ namespace {
 // The frame around UCX's address bytes (ucx_transport.h): magic, length, CRC-32C, little-endian.
 constexpr uint32_t kAddressMagic = 0x41584D4Du;  // bytes "MMXA"
 constexpr size_t kAddressFrameBytes = 12;
-
-void PutU32(char* out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((value >> (8 * i)) & 0xFFu);
-}
-
-uint32_t GetU32(const char* in) {
-  uint32_t value = 0;
-  for (int i = 0; i < 4; ++i) value |= uint32_t{static_cast<uint8_t>(in[i])} << (8 * i);
-  return value;
-}
 
 }  // namespace
 
@@ -121,16 +112,16 @@ UcxTransport::~UcxTransport() {
 std::string UcxTransport::LocalAddress() const {
   const std::string& ucx = worker_->address();
   std::string framed(kAddressFrameBytes, '\0');
-  PutU32(framed.data(), kAddressMagic);
-  PutU32(framed.data() + 4, static_cast<uint32_t>(ucx.size()));
-  PutU32(framed.data() + 8, Crc32c(0, ucx.data(), ucx.size()));
+  PutLE(framed.data(), kAddressMagic, 4);
+  PutLE(framed.data() + 4, static_cast<uint32_t>(ucx.size()), 4);
+  PutLE(framed.data() + 8, Crc32c(0, ucx.data(), ucx.size()), 4);
   return framed + ucx;
 }
 
 absl::Status UcxTransport::Connect(PeerId peer, const std::string& address) {
-  const bool framed = address.size() > kAddressFrameBytes && GetU32(address.data()) == kAddressMagic &&
-                      GetU32(address.data() + 4) == address.size() - kAddressFrameBytes &&
-                      GetU32(address.data() + 8) ==
+  const bool framed = address.size() > kAddressFrameBytes && GetLE(address.data(), 4) == kAddressMagic &&
+                      GetLE(address.data() + 4, 4) == address.size() - kAddressFrameBytes &&
+                      GetLE(address.data() + 8, 4) ==
                           Crc32c(0, address.data() + kAddressFrameBytes, address.size() - kAddressFrameBytes);
   if (!framed) {
     return absl::InvalidArgumentError(absl::StrCat("ucx transport: the address for peer ", peer, " (",
