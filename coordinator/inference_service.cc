@@ -1,23 +1,11 @@
 #include "coordinator/inference_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/generate_admission.h"
 #include "coordinator/generate_stream.h"
 #include "coordinator/utf8_fields.h"
 
 namespace mmx::coordinator {
-namespace {
-
-const char* CodeName(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case absl::StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case absl::StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case absl::StatusCode::kUnavailable: return "UNAVAILABLE";
-    default: return "OTHER";
-  }
-}
-
-}  // namespace
 
 // A Generate call refused before it started: ends at once with the status.
 class RefusedGenerate final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
@@ -28,36 +16,20 @@ class RefusedGenerate final : public grpc::ServerWriteReactor<v1::GenerateRespon
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc::CallbackServerContext* context,
                                                                            const v1::GenerateRequest* request) {
-  auto refuse = [&](const absl::Status& st) -> grpc::ServerWriteReactor<v1::GenerateResponse>* {
-    if (p_.metrics) p_.metrics->RequestRejected(CodeName(st.code()));
-    return new RefusedGenerate(ToGrpcStatus(st));
-  };
   absl::StatusOr<Caller> caller = Identify(*context);
-  if (!caller.ok()) return refuse(caller.status());
-  if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return refuse(st);
-  std::shared_ptr<void> hold;  // one of the caller's slots while the call is open
-  if (p_.per_key != nullptr && p_.keys != nullptr) {
-    absl::StatusOr<std::shared_ptr<void>> slot = p_.per_key->Acquire(caller->name);
-    if (!slot.ok()) return refuse(slot.status());
-    hold = *std::move(slot);
+  if (!caller.ok()) {
+    CountRefusal(p_, caller.status().code());
+    return new RefusedGenerate(ToGrpcStatus(caller.status()));
   }
-  absl::StatusOr<std::shared_ptr<Request>> made = p_.factory->Make(*request);
-  if (!made.ok()) return refuse(made.status());
-  if (!p_.cluster->ready()) return refuse(absl::UnavailableError(p_.cluster->NotReadyReason()));
-  std::shared_ptr<Request> r = *std::move(made);
-  if (absl::Status st = p_.scheduler->Submit(r); !st.ok()) return refuse(st);
-  if (p_.metrics) {
-    p_.metrics->RequestAccepted();
-    p_.metrics->PromptTokens(static_cast<int64_t>(r->params().prompt.size()));
-  }
-  return GenerateStream::Start(std::move(r), p_.metrics, std::move(hold));
+  absl::StatusOr<AdmittedRequest> admitted = AdmitGenerate(p_, *caller, *request);
+  if (!admitted.ok()) return new RefusedGenerate(ToGrpcStatus(admitted.status()));
+  return GenerateStream::Start(std::move(admitted->request), p_.metrics, std::move(admitted->hold));
 }
 
 absl::StatusOr<Caller> InferenceService::Identify(const grpc::ServerContextBase& context) const {
-  if (p_.keys == nullptr) return Caller{};
   const auto& metadata = context.client_metadata();
   const auto it = metadata.find("authorization");
-  return p_.keys->Authenticate(it == metadata.end() ? "" : std::string(it->second.data(), it->second.size()));
+  return IdentifyCaller(p_, it == metadata.end() ? "" : std::string(it->second.data(), it->second.size()));
 }
 
 absl::StatusOr<v1::Job> InferenceService::VisibleJob(const Caller& caller, const std::string& job_id,

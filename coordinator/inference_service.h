@@ -9,15 +9,8 @@
 
 #include <string>
 
-#include "coordinator/api_keys.h"
-#include "coordinator/cluster.h"
-#include "coordinator/per_key_limit.h"
+#include "coordinator/serving_parts.h"
 #include "proto/grpc_status.h"
-#include "coordinator/job_runner.h"
-#include "coordinator/job_store.h"
-#include "coordinator/metrics.h"
-#include "coordinator/request_factory.h"
-#include "coordinator/scheduler.h"
 #include "mmx/v1/inference.grpc.pb.h"
 
 namespace mmx::coordinator {
@@ -26,17 +19,7 @@ namespace mmx::coordinator {
 // generate_stream.h); the other methods are plain synchronous calls.
 class InferenceService final : public v1::Inference::WithCallbackMethod_Generate<v1::Inference::Service> {
  public:
-  struct Parts {
-    Cluster* cluster = nullptr;
-    Scheduler* scheduler = nullptr;
-    RequestFactory* factory = nullptr;
-    Metrics* metrics = nullptr;
-    JobStore* jobs = nullptr;        // null: jobs are off (no --state-dir)
-    JobRunner* job_runner = nullptr;
-    std::string metrics_address;     // for ClusterStatus
-    const ApiKeys* keys = nullptr;   // null: every caller is an anonymous admin (no --api-keys)
-    PerKeyLimit* per_key = nullptr;  // Generate calls open per key (null: no limit)
-  };
+  using Parts = ServingParts;
   explicit InferenceService(Parts parts) : p_(std::move(parts)) {}
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,

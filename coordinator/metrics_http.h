@@ -6,17 +6,12 @@
 // for at most the read timeout while scrapes go on in the others; a malformed request gets 400.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
-
-namespace httplib {
-class Server;
-}
+#include "coordinator/http_listener.h"
 
 namespace mmx::coordinator {
 
@@ -32,16 +27,11 @@ class MetricsHttpServer {
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& address,
                                                                    std::function<std::string()> render,
                                                                    std::function<bool()> healthy);
-  ~MetricsHttpServer();
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
  private:
-  MetricsHttpServer();
-
-  std::unique_ptr<httplib::Server> server_;
-  int port_ = 0;
-  std::atomic<bool> listen_returned_{false};
-  std::thread thread_;
+  MetricsHttpServer() = default;
+  std::unique_ptr<HttpListener> listener_;
 };
 
 }  // namespace mmx::coordinator

@@ -29,6 +29,11 @@ Scheduler::~Scheduler() {
   cluster_->Unsubscribe(subscription_);
 }
 
+bool Scheduler::draining() const {
+  absl::MutexLock lock(&mu_);
+  return !draining_.empty();
+}
+
 void Scheduler::Drain(const std::string& why) {
   {
     absl::MutexLock lock(&mu_);

@@ -111,6 +111,7 @@ class Scheduler {
   // UNAVAILABLE with `why`; running ones go on. WaitIdle then waits (up to `timeout`) for them
   // to end; false if some are still running.
   void Drain(const std::string& why);
+  bool draining() const;
   bool WaitIdle(absl::Duration timeout);
   int running() const;
   int queued() const;

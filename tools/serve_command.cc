@@ -16,6 +16,7 @@
 #include "coordinator/api_keys.h"
 #include "coordinator/cluster.h"
 #include "coordinator/control_service.h"
+#include "coordinator/http_api.h"
 #include "coordinator/inference_service.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_store.h"
@@ -58,6 +59,15 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
   serve->add_option("--max-concurrent-per-key", o->max_concurrent_per_key,
                     "With --api-keys: Generate calls one key may have open at once (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
+  serve->add_option("--http-listen", o->http_listen,
+                    "Serve the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, "
+                    "/health, /metrics) on HOST:PORT, over HTTPS with --tls-cert (default: off)");
+  serve->add_option("--served-model-name", o->served_model_name,
+                    "The model's name in the HTTP API (default: the checkpoint directory's name)");
+  serve->add_option("--http-threads", o->http_threads,
+                    "HTTP requests handled at once, each open completion holding one (default: --max-concurrent + "
+                    "--max-queue, at most 256, plus 8 for /health and /metrics)")
+      ->check(CLI::Range(0, 4096));
   serve->add_option("--data-interface", o->data_interface,
                     "Network device(s) of the coordinator's data plane (default: the interface of the control "
                     "plane's address, and every RDMA port; every device when that is 0.0.0.0)");
@@ -275,6 +285,32 @@ absl::StatusOr<std::unique_ptr<coordinator::MetricsHttpServer>> StartMetricsServ
   return started;
 }
 
+// The OpenAI-compatible HTTP API on --http-listen, sharing the gRPC API's scheduler and keys.
+absl::StatusOr<std::unique_ptr<coordinator::HttpApiServer>> StartHttpApi(const ServeOptions& o,
+                                                                          const coordinator::ServingParts& parts,
+                                                                          coordinator::Metrics& metrics,
+                                                                          const std::string& model_dir) {
+  coordinator::HttpApiServer::Options http;
+  http.listen = o.http_listen;
+  http.served_model = o.served_model_name;
+  if (http.served_model.empty()) {
+    http.served_model = std::filesystem::path(model_dir).lexically_normal().filename().string();
+    if (http.served_model.empty()) {  // "out/models/small/" normalizes to a trailing empty name
+      http.served_model = std::filesystem::path(model_dir).lexically_normal().parent_path().filename().string();
+    }
+  }
+  http.threads = o.http_threads > 0 ? o.http_threads : std::min(o.max_sequences + o.max_queue, 256) + 8;
+  http.tls = o.tls;
+  http.render_metrics = [&metrics] { return metrics.RenderPrometheus(); };
+  const std::string served = http.served_model;
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<coordinator::HttpApiServer> server,
+                       coordinator::HttpApiServer::Start(std::move(http), parts));
+  const std::string host = o.http_listen.substr(0, o.http_listen.rfind(':'));
+  std::printf("mmx-coord: OpenAI-compatible HTTP API on %s://%s:%d/v1 (model \"%s\")\n", o.tls.enabled() ? "https" : "http",
+              host.c_str(), server->port(), served.c_str());
+  return server;
+}
+
 // Serves the control plane and the API on o.listen until SIGINT or SIGTERM. The gRPC health
 // service (grpc.health.v1) says SERVING while the cluster is ready, for the whole server ("")
 // and for the Inference service.
@@ -371,7 +407,7 @@ absl::Status Serve(const ServeOptions& o) {
     return absl::InvalidArgumentError("give --shard-config FILE, or --model DIR --expect-workers N to plan from live workers");
   }
   // Secure by default: plain text only where nobody else can connect, or when asked for.
-  for (const std::string& address : {o.listen, o.control_listen}) {
+  for (const std::string& address : {o.listen, o.control_listen, o.http_listen}) {
     if (address.empty() || o.tls.enabled() || o.insecure || rpc::IsLoopbackAddress(address)) continue;
     return absl::FailedPreconditionError(
         absl::StrCat("refusing to serve plain text on ", address,
@@ -456,6 +492,10 @@ absl::Status Serve(const ServeOptions& o) {
   coordinator::PerKeyLimit per_key(o.max_concurrent_per_key);
   parts.per_key = &per_key;
   coordinator::InferenceService inference(parts);
+  std::unique_ptr<coordinator::HttpApiServer> http_api;
+  if (!o.http_listen.empty()) {
+    MMX_ASSIGN_OR_RETURN(http_api, StartHttpApi(o, parts, metrics, model_dir));
+  }
   const size_t expected_workers =
       o.shard_config.empty() ? static_cast<size_t>(o.expect_workers) : shard.workers.size();
   absl::Status served = ServeUntilSignalled(o, *cluster, scheduler, control, inference, expected_workers,

@@ -43,6 +43,9 @@ struct ServeOptions {
   std::string control_listen;  // the worker control plane's own HOST:PORT; "" = on --listen
   std::string data_interface;  // the data plane's network devices; "" = the control address's interface
   int max_concurrent_per_key = 0;  // Generate calls open per API key (0 = no limit)
+  std::string http_listen;         // the OpenAI-compatible HTTP API's HOST:PORT; "" = off
+  std::string served_model_name;   // its model name; "" = the checkpoint directory's name
+  int http_threads = 0;            // its handler threads; 0 = the scheduler's capacity + spares
 };
 
 CLI::App* AddServeCommand(CLI::App& app, ServeOptions* options);
