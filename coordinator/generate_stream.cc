@@ -43,6 +43,18 @@ void GenerateStream::Pump() {
         top->mutable_logprobs()->Add(t.top_logprobs.begin(), t.top_logprobs.end());
       }
     }
+    if (!prompt_sent_ && !tokens.empty() && request_->params().prompt_logprobs >= 0) {
+      // Every prompt row was scored before the first token was sampled (step_results.cc).
+      prompt_sent_ = true;
+      const auto& prompt = request_->params().prompt;
+      response_.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());
+      for (const TokenEvent& t : request_->prompt_logprobs()) {
+        response_.add_prompt_logprobs(t.logprob);
+        v1::TopLogprobs* top = response_.add_prompt_top_logprobs();
+        top->mutable_token_ids()->Add(t.top_ids.begin(), t.top_ids.end());
+        top->mutable_logprobs()->Add(t.top_logprobs.begin(), t.top_logprobs.end());
+      }
+    }
     completion_tokens_ += static_cast<int64_t>(tokens.size());
     response_.set_text(std::move(text));
     if (done && final_status.ok()) {

@@ -43,6 +43,7 @@ class GenerateStream final : public grpc::ServerWriteReactor<v1::GenerateRespons
   bool writing_ = false;
   bool finished_ = false;
   bool finish_after_write_ = false;
+  bool prompt_sent_ = false;  // the prompt's log-probabilities (when asked) went with the first tokens
   grpc::Status final_status_;
   int64_t completion_tokens_ = 0;
   v1::GenerateResponse response_;  // the one being written

@@ -166,10 +166,18 @@ void HttpApiServer::Complete(bool chat, const httplib::Request& req, httplib::Re
   setup.logprobs = parsed->logprobs;
   setup.include_usage = parsed->include_usage;
   setup.tokenizer = parts_.factory->tokenizer();
-  HttpCompletion completion{*std::move(admitted), OpenAiResponder(std::move(setup)), parsed->stream,
-                            parsed->include_usage,
-                            FindAcceptedSocket(req.local_addr, req.local_port, req.remote_addr, req.remote_port),
-                            &stop_};
+  HttpCompletion completion(*std::move(admitted), OpenAiResponder(std::move(setup)));
+  completion.stream = parsed->stream;
+  completion.include_usage = parsed->include_usage;
+  completion.echo = parsed->echo;
+  completion.drop_output = parsed->drop_output;
+  if (parsed->echo) {
+    const tokenizer::Tokenizer* tok = parts_.factory->tokenizer();
+    const auto& ids = completion.admitted.request->params().prompt;
+    completion.prompt_text = parsed->generate.has_prompt() ? parsed->generate.prompt() : tok ? tok->Decode(ids) : "";
+  }
+  completion.client_socket = FindAcceptedSocket(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  completion.stop = &stop_;
   RespondToCompletion(std::move(completion), res);
 }
 

@@ -11,6 +11,19 @@ namespace {
 
 std::string Event(const std::string& data) { return "data: " + data + "\n\n"; }
 
+// Once the first token is in (the prompt was scored by then), the echo goes before it; with
+// max_tokens 0 the token itself is dropped. True when the echo was queued now.
+bool ShapeOutput(HttpCompletion& c, bool* echoed, std::vector<TokenEvent>* tokens) {
+  bool now = false;
+  if (c.echo && !*echoed && !tokens->empty()) {
+    const Request& request = *c.admitted.request;
+    c.responder.Echo(c.prompt_text, request.params().prompt, request.prompt_logprobs());
+    *echoed = now = true;
+  }
+  if (c.drop_output) tokens->clear();
+  return now;
+}
+
 // Appends the request's new events to `tokens`; false once the request is over and everything
 // was taken.
 bool TakeEvents(Request& request, std::vector<TokenEvent>* tokens) {
@@ -43,9 +56,12 @@ void RespondWhole(HttpCompletion& c, httplib::Response& response) {
     response.set_content(OpenAiErrorBody(status), "application/json");
     return;
   }
-  response.set_content(
-      c.responder.Whole(tokens, request.finish_reason(), static_cast<int64_t>(request.params().prompt.size())),
-      "application/json");
+  bool echoed = false;
+  ShapeOutput(c, &echoed, &tokens);
+  const auto prompt_tokens = static_cast<int64_t>(request.params().prompt.size());
+  response.set_content(c.responder.Whole(tokens, request.finish_reason(), prompt_tokens,
+                                         static_cast<int64_t>(tokens.size())),
+                       "application/json");
 }
 
 // What a stream's content provider keeps between its calls.
@@ -56,6 +72,7 @@ struct StreamState {
   HttpCompletion completion;
   CompletionWaiter waiter;
   bool role_sent = false;
+  bool echoed = false;
   int64_t completion_tokens = 0;
 };
 
@@ -71,7 +88,8 @@ bool StreamSome(StreamState& s, httplib::DataSink& sink) {
   }
   std::vector<TokenEvent> tokens;
   const bool more = TakeEvents(request, &tokens);
-  if (!tokens.empty()) {
+  const bool echo_now = ShapeOutput(s.completion, &s.echoed, &tokens);
+  if (!tokens.empty() || echo_now) {
     s.completion_tokens += static_cast<int64_t>(tokens.size());
     out += Event(responder.DeltaChunk(tokens));
   }

@@ -16,11 +16,15 @@ struct Response;
 namespace mmx::coordinator {
 
 struct HttpCompletion {
+  HttpCompletion(AdmittedRequest a, OpenAiResponder r) : admitted(std::move(a)), responder(std::move(r)) {}
   AdmittedRequest admitted;
   OpenAiResponder responder;
   bool stream = false;
   bool include_usage = false;
-  int client_socket = -1;  // -1: unknown
+  bool echo = false;         // completions: the prompt goes first (responder.Echo)
+  std::string prompt_text;   // what echo sends back as the prompt
+  bool drop_output = false;  // max_tokens 0: the token sampled is not returned
+  int client_socket = -1;    // -1: unknown
   const StopSignal* stop = nullptr;
 };
 

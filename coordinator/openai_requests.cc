@@ -86,9 +86,6 @@ absl::Status RefuseUnsupported(const Json& body, bool chat) {
     if (!suffix.is_null() && !(suffix.is_string() && suffix.get<std::string>().empty())) {
       return Invalid("suffix", "suffix is not supported by this server; leave it out");
     }
-    if (Field(body, "echo").is_boolean() && Field(body, "echo").get<bool>()) {
-      return Invalid("echo", "echo is not supported by this server yet; leave it out");
-    }
     absl::StatusOr<int64_t> best_of = Integer(body, "best_of", 1, 1, 1);
     if (!best_of.ok()) return Invalid("best_of", "best_of must be 1: this server returns one completion per request");
   }
@@ -107,8 +104,10 @@ absl::Status ParseCommon(const Json& body, int default_max_tokens, OpenAiRequest
   v1::SamplingParams& s = *out->generate.mutable_sampling();
   const char* max_name = out->chat && !Field(body, "max_completion_tokens").is_null() ? "max_completion_tokens" : "max_tokens";
   MMX_ASSIGN_OR_RETURN(const int64_t max_tokens,
-                       Integer(body, max_name, default_max_tokens, 1, std::numeric_limits<int32_t>::max()));
-  s.set_max_tokens(static_cast<int32_t>(max_tokens));
+                       Integer(body, max_name, default_max_tokens, out->echo ? 0 : 1, std::numeric_limits<int32_t>::max()));
+  // Nothing to generate (scoring an echoed prompt): the server still samples one token, unseen.
+  out->drop_output = max_tokens == 0;
+  s.set_max_tokens(static_cast<int32_t>(std::max<int64_t>(max_tokens, 1)));
   MMX_ASSIGN_OR_RETURN(const double temperature, Number(body, "temperature", 1.0, 0.0, 2.0));
   s.set_temperature(static_cast<float>(temperature));
   MMX_ASSIGN_OR_RETURN(const double top_p, Number(body, "top_p", 1.0, 0.0, 1.0));
@@ -200,6 +199,7 @@ absl::StatusOr<OpenAiRequest> ParseChatCompletionRequest(std::string_view text, 
 absl::StatusOr<OpenAiRequest> ParseCompletionRequest(std::string_view text, int default_max_tokens) {
   MMX_ASSIGN_OR_RETURN(const Json body, ParseBody(text));
   OpenAiRequest out;
+  MMX_ASSIGN_OR_RETURN(out.echo, Bool(body, "echo"));
   // OpenAI's legacy completions stop at 16 tokens unless told otherwise.
   MMX_RETURN_IF_ERROR(ParseCommon(body, std::min(16, default_max_tokens), &out));
   // One prompt: a string, a list of token ids, or a list holding exactly one of those.
@@ -226,6 +226,7 @@ absl::StatusOr<OpenAiRequest> ParseCompletionRequest(std::string_view text, int 
     out.logprobs = true;
     out.top_logprobs = static_cast<int>(top);
     out.generate.mutable_sampling()->set_logprobs(out.top_logprobs);
+    if (out.echo) out.generate.mutable_sampling()->set_prompt_logprobs(out.top_logprobs);
   }
   return out;
 }

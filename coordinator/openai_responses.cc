@@ -58,23 +58,34 @@ Json OpenAiResponder::Logprobs(const std::vector<TokenEvent>& tokens) {
     return {{"content", content}};
   }
   Json strings = Json::array(), logprobs = Json::array(), tops = Json::array(), offsets = Json::array();
-  for (const TokenEvent& t : tokens) {
-    const std::string token = TokenString(t.token_id);
+  auto add = [&](int32_t id, const TokenEvent* scored) {
+    const std::string token = TokenString(id);
     strings.push_back(token);
-    logprobs.push_back(t.logprob);
-    Json top = Json::object();
-    for (size_t k = 0; k < t.top_ids.size(); ++k) top[TokenString(t.top_ids[k])] = t.top_logprobs[k];
-    tops.push_back(top);
     offsets.push_back(text_offset_);
     text_offset_ += CodePoints(token);
+    if (scored == nullptr) {  // the prompt's first token: nothing before it to predict it
+      logprobs.push_back(nullptr);
+      tops.push_back(nullptr);
+      return;
+    }
+    logprobs.push_back(scored->logprob);
+    Json top = Json::object();
+    for (size_t k = 0; k < scored->top_ids.size(); ++k) top[TokenString(scored->top_ids[k])] = scored->top_logprobs[k];
+    tops.push_back(top);
+  };
+  if (echo_) {
+    for (size_t i = 0; i < echo_->ids.size(); ++i) {
+      add(echo_->ids[i], i == 0 || i > echo_->scored.size() ? nullptr : &echo_->scored[i - 1]);
+    }
   }
+  for (const TokenEvent& t : tokens) add(t.token_id, &t);
   return {{"tokens", strings}, {"token_logprobs", logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
 Json OpenAiResponder::Choice(const std::string& text, const std::vector<TokenEvent>& tokens, bool delta) {
   Json choice = {{"index", 0}};
   if (!s_.chat) {
-    choice["text"] = text;
+    choice["text"] = echo_ ? echo_->text + text : text;
   } else if (delta) {
     choice["delta"] = {{"content", text}};
   } else {
@@ -82,7 +93,12 @@ Json OpenAiResponder::Choice(const std::string& text, const std::vector<TokenEve
   }
   choice["logprobs"] = s_.logprobs ? Logprobs(tokens) : Json(nullptr);
   choice["finish_reason"] = nullptr;
+  echo_.reset();  // sent
   return choice;
+}
+
+void OpenAiResponder::Echo(std::string prompt_text, std::vector<int32_t> prompt_ids, std::vector<TokenEvent> scored) {
+  echo_ = Echoed{std::move(prompt_text), std::move(prompt_ids), std::move(scored)};
 }
 
 std::string OpenAiResponder::RoleChunk() const {
@@ -124,14 +140,14 @@ std::string OpenAiResponder::UsageChunk(int64_t prompt_tokens, int64_t completio
 }
 
 std::string OpenAiResponder::Whole(const std::vector<TokenEvent>& tokens, const std::string& finish_reason,
-                                   int64_t prompt_tokens) {
+                                   int64_t prompt_tokens, int64_t completion_tokens) {
   std::string text;
   for (const TokenEvent& t : tokens) text += t.text;
   Json choice = Choice(text, tokens, /*delta=*/false);
   choice["finish_reason"] = finish_reason;
   Json j = Envelope(false);
   j["choices"] = Json::array({choice});
-  j["usage"] = OpenAiUsage(prompt_tokens, static_cast<int64_t>(tokens.size()));
+  j["usage"] = OpenAiUsage(prompt_tokens, completion_tokens);
   return Dump(j);
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,9 +38,13 @@ class OpenAiResponder {
   // With include_usage, after the finish chunk: no choices, the token counts.
   std::string UsageChunk(int64_t prompt_tokens, int64_t completion_tokens) const;
 
+  // Completions with echo: the prompt (its text, ids, and tokens 1.. scored when logprobs were
+  // asked) goes before the completion, in the next DeltaChunk or in Whole.
+  void Echo(std::string prompt_text, std::vector<int32_t> prompt_ids, std::vector<TokenEvent> scored);
+
   // Not streamed: the whole response.
   std::string Whole(const std::vector<TokenEvent>& tokens, const std::string& finish_reason,
-                    int64_t prompt_tokens);
+                    int64_t prompt_tokens, int64_t completion_tokens);
 
  private:
   nlohmann::json Envelope(bool chunk) const;
@@ -48,6 +53,12 @@ class OpenAiResponder {
   std::string TokenString(int32_t id) const;
 
   const Setup s_;
+  struct Echoed {
+    std::string text;
+    std::vector<int32_t> ids;
+    std::vector<TokenEvent> scored;  // ids[1..]
+  };
+  std::optional<Echoed> echo_;  // until it went out
   int64_t text_offset_ = 0;  // completions' logprobs.text_offset: characters before the next token
 };
 

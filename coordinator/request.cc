@@ -34,6 +34,18 @@ void Request::AppendLogits(const float* rows, int64_t first_position, int64_t n,
   logits_.insert(logits_.end(), rows + skip * vocab, rows + n * vocab);
 }
 
+void Request::AppendPromptLogprobs(int64_t first_position, std::vector<TokenEvent> rows) {
+  absl::MutexLock lock(&mu_);
+  const int64_t held = static_cast<int64_t>(prompt_logprobs_.size());
+  const int64_t skip = std::clamp<int64_t>(held - first_position, 0, static_cast<int64_t>(rows.size()));
+  for (size_t i = static_cast<size_t>(skip); i < rows.size(); ++i) prompt_logprobs_.push_back(std::move(rows[i]));
+}
+
+std::vector<TokenEvent> Request::prompt_logprobs() const {
+  absl::MutexLock lock(&mu_);
+  return prompt_logprobs_;
+}
+
 std::vector<float> Request::logits() const {
   absl::MutexLock lock(&mu_);
   return logits_;

@@ -38,6 +38,8 @@ class Request {
     std::vector<std::string> stop_strings;
     // Keep the logits of every position (prompt and generated): `mmx-coord run --logits-out`.
     bool return_logits = false;
+    // Score the prompt's own tokens, with this many alternatives each (-1: do not).
+    int prompt_logprobs = -1;
     // Who asked: "" for a Generate call, the job id for a job's requests. The scheduler admits
     // interactive requests first, and round-robin over jobs (coordinator/waiting_room.h).
     std::string source;
@@ -59,6 +61,9 @@ class Request {
   // Logits rows [n, V] of positions [first_position, first_position + n), in order
   // (return_logits only). Rows of positions already held (a replay after failover) are skipped.
   void AppendLogits(const float* rows, int64_t first_position, int64_t n, int64_t vocab);
+  // Scored prompt rows (prompt_logprobs only): rows[i] is the prompt token at position
+  // first_position + i + 1 with its log-probability there. Rows already held are skipped.
+  void AppendPromptLogprobs(int64_t first_position, std::vector<TokenEvent> rows);
   void Finish(const std::string& reason);
   void Fail(absl::Status status);
   bool cancelled() const;
@@ -80,6 +85,9 @@ class Request {
 
   // With return_logits: [positions processed, V], row i the logits after position i.
   std::vector<float> logits() const;
+  // With prompt_logprobs: the prompt's tokens 1..P-1 scored, as far as the prefill has gone
+  // (all of them once the first token was sampled).
+  std::vector<TokenEvent> prompt_logprobs() const;
   // When the first token was sampled (the end of the prompt's prefill) and when the request
   // ended; InfiniteFuture until then.
   absl::Time first_token_time() const;
@@ -134,6 +142,7 @@ class Request {
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::string finish_reason_ ABSL_GUARDED_BY(mu_);
   std::vector<float> logits_ ABSL_GUARDED_BY(mu_);
+  std::vector<TokenEvent> prompt_logprobs_ ABSL_GUARDED_BY(mu_);
   absl::Time first_token_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time end_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };

@@ -88,6 +88,9 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
   if (s.logprobs() < 0 || s.logprobs() > 20) {
     return Invalid(absl::StrCat("sampling.logprobs must be in [0, 20], got ", s.logprobs()));
   }
+  if (s.has_prompt_logprobs() && (s.prompt_logprobs() < 0 || s.prompt_logprobs() > 20)) {
+    return Invalid(absl::StrCat("sampling.prompt_logprobs must be in [0, 20], got ", s.prompt_logprobs()));
+  }
   if (s.stop_size() > kMaxStopStrings) {
     return Invalid(absl::StrCat("sampling.stop has ", s.stop_size(), " strings; at most ", kMaxStopStrings));
   }
@@ -109,6 +112,7 @@ absl::StatusOr<Request::Params> RequestFactory::Validate(const v1::GenerateReque
   }
   p.max_tokens = s.max_tokens();
   p.logprobs = s.logprobs();
+  p.prompt_logprobs = s.has_prompt_logprobs() ? s.prompt_logprobs() : -1;
   for (int32_t id : p.prompt) {
     if (id < 0 || id >= config_.vocab_size) {
       return Invalid(absl::StrCat("token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));

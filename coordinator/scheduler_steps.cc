@@ -28,6 +28,15 @@ SequenceStep ToSequenceStep(const Request& r, const PlannedSequence& p) {
   s.return_logits = r.params().return_logits;
   s.sampling = r.params().sampling;
   s.logprobs = r.params().logprobs;
+  if (r.params().prompt_logprobs >= 0) {
+    // Rows inside the prompt are scored against the prompt token after them; the prompt's last
+    // row predicts the first generated token, which is sampled, not scored.
+    const int64_t prompt = static_cast<int64_t>(r.params().prompt.size());
+    for (int64_t i = p.start_position; i < p.start_position + p.num_tokens && i + 1 < prompt; ++i) {
+      s.next_token_ids.push_back(r.params().prompt[i + 1]);
+    }
+    s.prompt_logprobs = r.params().prompt_logprobs;
+  }
   return s;
 }
 

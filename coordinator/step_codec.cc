@@ -24,6 +24,8 @@ OutgoingMicroBatch EncodeMicroBatch(uint64_t step_id, uint32_t index, uint32_t c
     out->set_top_k(s.sampling.top_k);
     out->set_seed(s.sampling.seed);
     out->set_logprobs(s.logprobs);
+    out->mutable_next_token_ids()->Add(s.next_token_ids.begin(), s.next_token_ids.end());
+    out->set_prompt_logprobs(s.prompt_logprobs);
     mb.tokens.insert(mb.tokens.end(), s.tokens.begin(), s.tokens.end());
   }
   for (uint64_t id : freed) mb.header.add_freed_sequences(id);
@@ -56,7 +58,24 @@ absl::StatusOr<MicroBatchResult> DecodeReply(const transport::Message& reply, co
     result.logits[entry.sequence_id()].assign(rows, rows + n);
     rows += n;
   }
+  for (const v1::PromptRows& entry : tokens.prompt()) {
+    auto it = by_id.find(entry.sequence_id());
+    if (it == by_id.end() || it->second->next_token_ids_size() != entry.rows_size()) {
+      return absl::DataLossError(absl::StrCat("the tail returned ", entry.rows_size(), " scored prompt rows for sequence ",
+                                              entry.sequence_id(), ", which did not ask for that many"));
+    }
+    for (int i = 0; i < entry.rows_size(); ++i) {
+      if (entry.rows(i).token_id() != it->second->next_token_ids(i)) {
+        return absl::DataLossError(absl::StrCat("the tail scored prompt row ", i, " of sequence ", entry.sequence_id(),
+                                                " against the wrong token"));
+      }
+    }
+    result.prompt[entry.sequence_id()].assign(entry.rows().begin(), entry.rows().end());
+  }
   for (const v1::StepSequence& s : sent.sequences()) {
+    if (s.next_token_ids_size() > 0 && !result.prompt.count(s.sequence_id())) {
+      return absl::DataLossError(absl::StrCat("the tail sent no prompt scores for sequence ", s.sequence_id()));
+    }
     if (s.sample() && !result.tokens.count(s.sequence_id())) {
       return absl::DataLossError(absl::StrCat("the tail sent no token for sequence ", s.sequence_id()));
     }

@@ -25,6 +25,10 @@ struct SequenceStep {
   bool return_logits = false;   // the tail returns every token's logits
   model::SamplingParams sampling;
   int logprobs = 0;             // top alternatives returned with each sampled token
+  // The prompt's own log-probabilities: row i is scored against next_token_ids[i], with
+  // `prompt_logprobs` alternatives (wire.proto StepSequence).
+  std::vector<int32_t> next_token_ids;
+  int prompt_logprobs = 0;
 };
 
 struct OutgoingMicroBatch {
@@ -41,6 +45,7 @@ OutgoingMicroBatch EncodeMicroBatch(uint64_t step_id, uint32_t index, uint32_t c
 struct MicroBatchResult {
   std::map<uint64_t, v1::SampledToken> tokens;     // by sequence id: those that sampled
   std::map<uint64_t, std::vector<float>> logits;   // by sequence id: [num_tokens, V], if asked
+  std::map<uint64_t, std::vector<v1::SampledToken>> prompt;  // by sequence id: its scored rows, if asked
   std::vector<v1::WorkerTime> timings;              // each worker the micro-batch passed
 };
 
@@ -54,7 +59,7 @@ std::optional<ReplyId> PeekReply(const transport::Message& reply);
 
 // The reply to `sent`: its error as a status with the code it had where it arose
 // (transport::RemoteError), DataLoss for a malformed reply, a token missing for a sequence
-// that sampled, or logits that do not match what was asked.
+// that sampled, or logits or scored prompt rows that do not match what was asked.
 absl::StatusOr<MicroBatchResult> DecodeReply(const transport::Message& reply, const v1::StepHeader& sent,
                                              const transport::WireLimits& limits);
 

@@ -5,14 +5,19 @@
 namespace mmx::coordinator {
 namespace {
 
-// Appends a sampled token to `r` and ends the request when the token ends it. Returns the
-// outcome ("stop", "length"), or "" when the request goes on.
-std::string AppendSampled(Request& r, const v1::SampledToken& t) {
+TokenEvent ToEvent(const v1::SampledToken& t) {
   TokenEvent ev;
   ev.token_id = t.token_id();
   ev.logprob = t.logprob();
   ev.top_ids.assign(t.top_token_ids().begin(), t.top_token_ids().end());
   ev.top_logprobs.assign(t.top_logprobs().begin(), t.top_logprobs().end());
+  return ev;
+}
+
+// Appends a sampled token to `r` and ends the request when the token ends it. Returns the
+// outcome ("stop", "length"), or "" when the request goes on.
+std::string AppendSampled(Request& r, const v1::SampledToken& t) {
+  TokenEvent ev = ToEvent(t);
   r.output.push_back(t.token_id());
   const auto& stops = r.params().stop_ids;
   const bool stop_id = std::find(stops.begin(), stops.end(), t.token_id()) != stops.end();
@@ -42,6 +47,11 @@ void ApplyResult(const std::vector<Request*>& members, const std::vector<Planned
     }
     if (auto logits = result.logits.find(r.id()); logits != result.logits.end()) {
       r.AppendLogits(logits->second.data(), p.start_position, p.num_tokens, vocab_size);
+    }
+    if (auto scored = result.prompt.find(r.id()); scored != result.prompt.end()) {
+      std::vector<TokenEvent> rows;
+      for (const v1::SampledToken& t : scored->second) rows.push_back(ToEvent(t));
+      r.AppendPromptLogprobs(p.start_position, std::move(rows));
     }
     if (!p.sample || r.done()) continue;
     const auto token = result.tokens.find(r.id());

@@ -14,7 +14,8 @@ packages=(
   libucx-dev ucx-utils libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libsqlite3-dev libbenchmark-dev libgtest-dev libgmock-dev libicu-dev
   libcpp-httplib-dev clang-14 libfuzzer-14-dev
-  iproute2 nftables procps python3 python3-grpcio python3-protobuf
+  iproute2 nftables procps python3 python3-grpcio python3-protobuf systemd
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace mmx::transport {
 namespace {
@@ -47,6 +48,13 @@ absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const Wire
     if (s.num_tokens() < 1 || s.start_position() < 0) {
       return Bad(absl::StrCat("sequence ", s.sequence_id(), ": num_tokens ", s.num_tokens(),
                               ", start_position ", s.start_position()), m);
+    }
+    if (s.next_token_ids_size() > s.num_tokens() || s.prompt_logprobs() < 0 || s.prompt_logprobs() > c.vocab_size) {
+      return Bad(absl::StrCat("sequence ", s.sequence_id(), ": ", s.next_token_ids_size(), " prompt rows to score of ",
+                              s.num_tokens(), ", ", s.prompt_logprobs(), " alternatives each"), m);
+    }
+    for (int32_t id : s.next_token_ids()) {
+      if (id < 0 || id >= c.vocab_size) return Bad(absl::StrCat("next token id ", id, " outside the vocabulary"), m);
     }
     total += s.num_tokens();
     if (total > kMaxStepTokens) return Bad("step too large", m);
@@ -113,11 +121,19 @@ absl::StatusOr<v1::TokensHeader> CheckTokens(const transport::Message& m, const 
   if (m.payload.size() != expect) {
     return Bad(absl::StrCat("tokens payload is ", m.payload.size(), " bytes, its logits entries imply ", expect), m);
   }
-  for (const auto& t : h.tokens()) {
+  auto check_token = [&](const v1::SampledToken& t) -> absl::Status {
     if (t.token_id() < 0 || t.token_id() >= c.vocab_size) {
       return Bad(absl::StrCat("sampled token ", t.token_id(), " outside the vocabulary"), m);
     }
     if (t.top_token_ids_size() != t.top_logprobs_size()) return Bad("top logprob lists differ in length", m);
+    return absl::OkStatus();
+  };
+  for (const auto& t : h.tokens()) MMX_RETURN_IF_ERROR(check_token(t));
+  int64_t scored = 0;
+  for (const auto& p : h.prompt()) {
+    scored += p.rows_size();
+    if (scored > kMaxStepTokens) return Bad("tokens message carries too many prompt rows", m);
+    for (const auto& t : p.rows()) MMX_RETURN_IF_ERROR(check_token(t));
   }
   return h;
 }

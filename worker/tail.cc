@@ -36,10 +36,11 @@ void FillLogprobs(const float* logits, int64_t vocab, int n, v1::SampledToken* o
 absl::StatusOr<v1::TokensHeader> Tail::Run(model::StageCompute& compute, const v1::StepHeader& header,
                                            const float* x, int64_t V, std::vector<float>* returned) {
   // The rows whose logits are needed: each sampling sequence's last row, and every row of a
-  // sequence that asked for its logits.
+  // sequence that asked for its logits or for its prompt's log-probabilities.
   std::vector<int64_t> rows;
   std::vector<const v1::StepSequence*> sampled;
   std::vector<int64_t> sample_row;  // index into `rows` of each sampled sequence's last row
+  std::vector<int64_t> first_row;   // per sequence: index into `rows` of its first row (-1: none)
   v1::TokensHeader reply;
   int64_t row = 0;
   for (const auto& s : header.sequences()) {
@@ -50,13 +51,17 @@ absl::StatusOr<v1::TokensHeader> Tail::Run(model::StageCompute& compute, const v
     }
     const int64_t first = row;
     row += s.num_tokens();
-    if (s.return_logits()) {
+    first_row.push_back(-1);
+    if (s.return_logits() || s.next_token_ids_size() > 0) {
+      first_row.back() = static_cast<int64_t>(rows.size());
       for (int64_t r = first; r < row; ++r) rows.push_back(r);
+    } else if (s.sample()) {
+      rows.push_back(row - 1);
+    }
+    if (s.return_logits()) {
       v1::LogitsRows* entry = reply.add_logits();
       entry->set_sequence_id(s.sequence_id());
       entry->set_num_rows(s.num_tokens());
-    } else if (s.sample()) {
-      rows.push_back(row - 1);
     }
     if (!s.sample()) continue;
     sampled.push_back(&s);
@@ -64,15 +69,21 @@ absl::StatusOr<v1::TokensHeader> Tail::Run(model::StageCompute& compute, const v
   }
   std::vector<float> logits(rows.size() * V);
   if (!rows.empty()) MMX_RETURN_IF_ERROR(compute.Logits(x, rows, logits.data()));
-  // The returned logits are copied before the mask below, which shapes only what is sampled.
+  // The returned logits and the prompt's scores come from the raw rows, before the mask below,
+  // which shapes only what is sampled.
   returned->clear();
-  for (size_t r = 0, i = 0; i < static_cast<size_t>(header.sequences_size()); ++i) {
-    const v1::StepSequence& s = header.sequences(static_cast<int>(i));
-    if (s.return_logits()) {
-      returned->insert(returned->end(), logits.begin() + r * V, logits.begin() + (r + s.num_tokens()) * V);
-      r += s.num_tokens();
-    } else if (s.sample()) {
-      ++r;
+  for (int i = 0; i < header.sequences_size(); ++i) {
+    const v1::StepSequence& s = header.sequences(i);
+    if (first_row[i] < 0) continue;
+    const float* seq_rows = logits.data() + first_row[i] * V;
+    if (s.return_logits()) returned->insert(returned->end(), seq_rows, seq_rows + s.num_tokens() * V);
+    if (s.next_token_ids_size() == 0) continue;
+    v1::PromptRows* scored = reply.add_prompt();
+    scored->set_sequence_id(s.sequence_id());
+    for (int r = 0; r < s.next_token_ids_size(); ++r) {
+      v1::SampledToken* t = scored->add_rows();
+      t->set_token_id(s.next_token_ids(r));
+      FillLogprobs(seq_rows + r * V, V, s.prompt_logprobs(), t);
     }
   }
   for (size_t i = 0; i < sampled.size(); ++i) {

@@ -70,6 +70,22 @@ TEST(OpenAiRequestsTest, CompletionPromptsAsTextOrTokenIds) {
   EXPECT_TRUE(wrapped->logprobs);  // logprobs 0: the chosen token's, no alternatives
 }
 
+// echo with logprobs: the prompt is scored (sampling.prompt_logprobs); max_tokens 0 generates
+// one token that is not returned.
+TEST(OpenAiRequestsTest, EchoScoresThePrompt) {
+  absl::StatusOr<OpenAiRequest> r = ParseCompletionRequest(R"({"prompt": "a b c", "echo": true, "logprobs": 1, "max_tokens": 0})", 100);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->echo);
+  EXPECT_TRUE(r->drop_output);
+  EXPECT_EQ(r->generate.sampling().max_tokens(), 1);
+  EXPECT_TRUE(r->generate.sampling().has_prompt_logprobs());
+  EXPECT_EQ(r->generate.sampling().prompt_logprobs(), 1);
+  absl::StatusOr<OpenAiRequest> plain = ParseCompletionRequest(R"({"prompt": "a", "echo": true})", 100);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->generate.sampling().has_prompt_logprobs());  // nothing to score without logprobs
+  EXPECT_FALSE(plain->drop_output);
+}
+
 struct Refused {
   const char* body;
   bool chat;
@@ -104,7 +120,8 @@ TEST(OpenAiRequestsTest, RefusalsNameTheFieldAndWhatToFix) {
       {R"({"prompt": ["a", "b"]})", false, "prompt", "one prompt per request"},
       {R"({"prompt": [1, -2]})", false, "prompt", "non-negative"},
       {R"({"prompt": 7})", false, "prompt", "string or a list of token ids"},
-      {R"({"prompt": "x", "echo": true})", false, "echo", "not supported"},
+      {R"({"prompt": "x", "max_tokens": 0})", false, "max_tokens", "at least 1"},  // 0 only with echo
+      {R"({"prompt": "x", "echo": 1})", false, "echo", "true or false"},
       {R"({"prompt": "x", "suffix": "y"})", false, "suffix", "not supported"},
       {R"({"prompt": "x", "best_of": 3})", false, "best_of", "best_of must be 1"},
       {R"({"prompt": "x", "logprobs": 30})", false, "logprobs", "at most 20"},

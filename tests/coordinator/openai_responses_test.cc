@@ -38,7 +38,7 @@ OpenAiResponder::Setup Chat(bool logprobs = false, bool usage = false) {
 
 TEST(OpenAiResponsesTest, WholeChatCompletion) {
   OpenAiResponder r(Chat());
-  const Json j = Json::parse(r.Whole({Token(5, -0.5f, "Hel"), Token(6, -1.f, "lo")}, "length", 9));
+  const Json j = Json::parse(r.Whole({Token(5, -0.5f, "Hel"), Token(6, -1.f, "lo")}, "length", 9, 2));
   EXPECT_EQ(j["id"], "chatcmpl-1");
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["created"], 1700000000);
@@ -101,6 +101,26 @@ TEST(OpenAiResponsesTest, CompletionLogprobsWithTextOffsets) {
   EXPECT_EQ(lp["text_offset"], Json::array({0}));
   const Json second = Json::parse(r.DeltaChunk({Token(9, -1.f, "")}));
   EXPECT_EQ(second["choices"][0]["logprobs"]["text_offset"], Json::array({10}));  // after "token_id:7"
+}
+
+// echo: the prompt's text and tokens go first, its first token without a log-probability.
+TEST(OpenAiResponsesTest, EchoedPromptComesBeforeTheCompletion) {
+  OpenAiResponder::Setup s = Chat(/*logprobs=*/true);
+  s.chat = false;
+  OpenAiResponder r(s);
+  r.Echo("ab", {1, 2}, {Token(2, -0.5f, "", {2, 3}, {-0.5f, -1.f})});
+  const Json j = Json::parse(r.Whole({Token(4, -2.f, "c")}, "length", 2, 1));
+  EXPECT_EQ(j["choices"][0]["text"], "abc");
+  const Json& lp = j["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], Json::array({"token_id:1", "token_id:2", "token_id:4"}));
+  EXPECT_EQ(lp["token_logprobs"], Json::array({nullptr, -0.5, -2.0}));
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  EXPECT_EQ(lp["top_logprobs"][1], Json({{"token_id:2", -0.5}, {"token_id:3", -1.0}}));
+  EXPECT_EQ(lp["text_offset"], Json::array({0, 10, 20}));
+  EXPECT_EQ(j["usage"]["completion_tokens"], 1);
+  // Sent once: a later chunk carries only its own tokens.
+  const Json next = Json::parse(r.DeltaChunk({Token(5, -1.f, "d")}));
+  EXPECT_EQ(next["choices"][0]["text"], "d");
 }
 
 TEST(OpenAiResponsesTest, ErrorsInOpenAisShapeWithTheirStatus) {

@@ -102,6 +102,52 @@ TEST(StepCodecTest, RefusesARepliesThatDoNotAnswerWhatWasSent) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("no token for sequence 9")));
 }
 
+// A prompt chunk whose rows are scored against the prompt's next tokens (prompt_logprobs).
+TEST(StepCodecTest, ScoredPromptRowsGoOutAndComeBackChecked) {
+  std::vector<SequenceStep> sequences = TwoSequences();
+  sequences[0].return_logits = false;
+  sequences[0].next_token_ids = {4, 5};  // rows 0 and 1; row 2 predicts a generated token
+  sequences[0].prompt_logprobs = 2;
+  const OutgoingMicroBatch mb = EncodeMicroBatch(5, 0, 1, sequences);
+  EXPECT_THAT(mb.header.sequences(0).next_token_ids(), ::testing::ElementsAre(4, 5));
+  EXPECT_EQ(mb.header.sequences(0).prompt_logprobs(), 2);
+  transport::Message step;
+  step.header = mb.header.SerializeAsString();
+  step.payload.resize(mb.tokens.size() * 4);
+  std::memcpy(step.payload.data(), mb.tokens.data(), step.payload.size());
+  EXPECT_THAT(transport::CheckStep(step, Limits()).status(), IsOk());
+
+  auto reply = [](std::vector<int32_t> scored) {
+    v1::TokensHeader t;
+    v1::SampledToken* token = t.add_tokens();
+    token->set_sequence_id(9);
+    token->set_token_id(6);
+    v1::PromptRows* rows = t.add_prompt();
+    rows->set_sequence_id(7);
+    for (int32_t id : scored) {
+      v1::SampledToken* row = rows->add_rows();
+      row->set_token_id(id);
+      row->set_logprob(-1.f);
+    }
+    transport::Message m;
+    m.header = t.SerializeAsString();
+    return m;
+  };
+  absl::StatusOr<MicroBatchResult> r = DecodeReply(reply({4, 5}), mb.header, Limits());
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->prompt.count(7), 1u);
+  EXPECT_EQ(r->prompt.at(7).size(), 2u);
+  EXPECT_THAT(DecodeReply(reply({4}), mb.header, Limits()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("did not ask for that many")));
+  EXPECT_THAT(DecodeReply(reply({4, 9}), mb.header, Limits()),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("wrong token")));
+  // More rows to score than the step has tokens: the head refuses the step.
+  sequences[0].next_token_ids = {4, 5, 6, 7};
+  const OutgoingMicroBatch bad = EncodeMicroBatch(5, 0, 1, sequences);
+  step.header = bad.header.SerializeAsString();
+  EXPECT_FALSE(transport::CheckStep(step, Limits()).ok());
+}
+
 TEST(StepCodecTest, AWorkersErrorKeepsItsCode) {
   v1::TokensHeader t;
   t.set_error("worker stage0: sequence 7 at position 3 but this stage holds no state for it");

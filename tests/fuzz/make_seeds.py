@@ -132,6 +132,12 @@ def main():
     tokens = encode("TokensHeader", "step_id: 4 tokens { sequence_id: 9 token_id: 17 logprob: -0.5 "
                     "top_token_ids: [17, 3] top_logprobs: [-0.5, -1.5] }")
     write("data_plane_fuzz", "tokens", frame(tokens, b""))
+    scored = encode("TokensHeader", "step_id: 5 prompt { sequence_id: 9 rows { token_id: 6 logprob: -2.5 "
+                    "top_token_ids: [1] top_logprobs: [-0.1] } }")
+    write("data_plane_fuzz", "tokens-prompt-scores", frame(scored, b""))
+    step_scored = encode("StepHeader", "step_id: 5 layer: -1 sequences { sequence_id: 9 start_position: 0 num_tokens: 2 "
+                         "next_token_ids: [6] prompt_logprobs: 1 }")
+    write("data_plane_fuzz", "step-prompt-scores", frame(step_scored, struct.pack("<2i", 5, 6)))
     inference = "mmx/v1/inference.proto"
     write("generate_request_fuzz", "ids", encode("GenerateRequest", "prompt_token_ids: [1, 2, 3] sampling "
                                                  "{ max_tokens: 4 temperature: 0.7 top_p: 0.9 top_k: 5 seed: 1 "
@@ -144,6 +150,16 @@ def main():
     write("submit_job_request_fuzz", "two", encode("SubmitJobRequest", 'idempotency_key: "k1" requests '
                                                    '{ prompt_token_ids: [5] sampling { max_tokens: 2 } } requests '
                                                    '{ prompt: "abc" sampling { max_tokens: 1 } }', inference))
+
+    # OpenAI-compatible HTTP bodies (tests/fuzz/openai_request_fuzz.cc parses each as both kinds).
+    write("openai_request_fuzz", "chat", json.dumps({
+        "model": "tiny-a", "messages": [{"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "max_tokens": 4, "temperature": 0.5, "top_p": 0.9, "seed": 3, "stop": ["\n", "end"],
+        "logprobs": True, "top_logprobs": 2, "stream": True, "stream_options": {"include_usage": True}}))
+    write("openai_request_fuzz", "completion-ids", json.dumps({
+        "prompt": [1, 2, 3], "max_tokens": 0, "echo": True, "logprobs": 1, "ignore_eos": True, "top_k": 5}))
+    write("openai_request_fuzz", "completion-text", json.dumps({"prompt": ["Hello <s> world"], "stop": "x", "n": 1}))
 
 
 if __name__ == "__main__":

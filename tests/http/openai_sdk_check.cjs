@@ -1,5 +1,5 @@
 // The official OpenAI SDK for Node against a live mmx cluster's HTTP API. Run by
-// tests/integration/http_api_test.cc (NODE_PATH: the SDK installed by install_openai_sdk.sh):
+// tests/integration/http_api_test.cc (NODE_PATH: the SDK installed by tests/install_node_packages.sh):
 //   MMX_HTTP_BASE     http://127.0.0.1:P/v1, the served model "tiny-a"
 //   MMX_GUARDED_BASE  a server with --api-keys (MMX_API_KEY is one), --max-concurrent 1 --max-queue 1
 //   MMX_UNREADY_BASE  a server whose workers never came

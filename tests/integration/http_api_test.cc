@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -21,6 +23,7 @@
 #include <httplib.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/npy.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -259,6 +262,63 @@ TEST_F(HttpApiTest, ErrorsAreOpenAisShapeWithTheirStatus) {
   EXPECT_THAT(metrics->body, HasSubstr("mmx_requests_rejected_total"));
 }
 
+// The prompt's own log-probabilities (evaluation harnesses' loglikelihood call): through gRPC
+// (sampling.prompt_logprobs) and through HTTP (completions with echo, logprobs, max_tokens 0)
+// they are the log-softmax of `mmx-coord run --logits-out`'s rows at the next prompt token.
+TEST_F(HttpApiTest, PromptLogprobsEqualTheLogSoftmaxOfRunsLogits) {
+  const std::vector<int32_t> prompt = {446, 348, 230, 12, 113, 5, 17, 42};
+  const std::string npy = testing::TempPath("prompt-logits.npy");
+  const testing::ProcessResult run = testing::RunToExit(
+      {testing::BinaryPath("mmx-coord"), "run", "--model", kModel, "--prompt-ids", "446,348,230,12,113,5,17,42",
+       "--max-tokens", "1", "--logits-out", npy},
+      absl::Seconds(120));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  absl::StatusOr<NpyArray> logits = ReadNpyF32(npy);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const int64_t vocab = logits->shape.back();
+  std::vector<double> expected;  // prompt tokens 1..P-1
+  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
+    const float* row = logits->data.data() + i * vocab;
+    double max = row[0], sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) max = std::max<double>(max, row[v]);
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(row[v] - max);
+    expected.push_back(row[prompt[i + 1]] - max - std::log(sum));
+  }
+
+  v1::GenerateRequest r;
+  for (int32_t id : prompt) r.add_prompt_token_ids(id);
+  r.mutable_sampling()->set_max_tokens(2);
+  r.mutable_sampling()->set_prompt_logprobs(2);
+  grpc::ClientContext context;
+  auto reader = cluster_->stub().Generate(&context, r);
+  v1::GenerateResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  EXPECT_THAT(first.prompt_token_ids(), ::testing::ElementsAreArray(prompt));
+  ASSERT_EQ(first.prompt_logprobs_size(), static_cast<int>(expected.size()));
+  ASSERT_EQ(first.prompt_top_logprobs_size(), static_cast<int>(expected.size()));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(first.prompt_logprobs(static_cast<int>(i)), expected[i], 1e-4) << "prompt token " << i + 1;
+    EXPECT_EQ(first.prompt_top_logprobs(static_cast<int>(i)).token_ids_size(), 2);
+  }
+  for (v1::GenerateResponse more; reader->Read(&more);) EXPECT_EQ(more.prompt_logprobs_size(), 0) << "sent twice";
+  EXPECT_TRUE(reader->Finish().ok());
+
+  httplib::Result res = Post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}});
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json j = Json::parse(res->body);
+  const Json& lp = j["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), prompt.size()) << "the prompt only: max_tokens 0";
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(lp["token_logprobs"][i + 1].get<double>(), expected[i], 1e-4) << "prompt token " << i + 1;
+  }
+  EXPECT_EQ(j["usage"]["completion_tokens"], 0);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], prompt.size());
+  EXPECT_EQ(j["choices"][0]["text"].get<std::string>().empty(), false);
+}
+
 // Sends a completion on a raw socket and closes it once the request runs: the coordinator
 // must cancel it and free its sequence, streamed or not.
 void HangUpWhileRunning(int port, bool stream, const std::function<int(int)>& wait_running) {
@@ -285,7 +345,7 @@ TEST_F(HttpApiTest, ClientHangingUpCancelsItsRequest) {
 }
 
 // The official OpenAI SDK for Node (npm package openai, installed into the build folder by the
-// openai_sdk_install fixture) against this cluster, one with API keys and room for one running
+// node_packages_install fixture) against this cluster, one with API keys and room for one running
 // and one waiting request, and one whose workers never come.
 TEST_F(HttpApiTest, OfficialOpenAiSdkForNode) {
   const std::string dir = testing::TempPath("http-sdk");
@@ -335,6 +395,50 @@ TEST_F(HttpApiTest, OfficialOpenAiSdkForNode) {
     EXPECT_NEAR(got["completion_logprobs"][i].get<double>(), completion.logprobs[i], 1e-6);
   }
   std::filesystem::remove_all(dir);
+}
+
+// Resident memory of a process, from /proc (0 if it cannot be read).
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (absl::StartsWith(line, "VmRSS:")) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// 64 streaming clients at once, two rounds, against room for 2 running and 6 waiting: each
+// request streams to its end or gets 429 at once, and the coordinator's memory does not grow
+// from round to round.
+TEST_F(HttpApiTest, SixtyFourStreamingClientsGetTheirStreamsOr429) {
+  auto bounded = testing::LocalCluster::StartWith(
+      testing::OneWorkerShard(kModel), {"--tokenizer", TokenizerFile(), "--http-listen", "127.0.0.1:0",
+                                        "--served-model-name", "tiny-a", "--max-concurrent", "2", "--max-queue", "6",
+                                        "--metrics-listen", "off"});
+  ASSERT_TRUE(bounded.ok()) << bounded.status();
+  ASSERT_TRUE((*bounded)->WaitReady(absl::Seconds(120)).ok()) << (*bounded)->Log("coordinator");
+  const int port = HttpPort((*bounded)->Log("coordinator"));
+  ASSERT_GT(port, 0);
+  const pid_t coordinator = (*bounded)->Pid("coordinator");
+  const std::string command = absl::StrCat("NODE_PATH=", MMX_BINARY_DIR, "/node/node_modules MMX_HTTP_BASE=http://127.0.0.1:",
+                                           port, "/v1 MMX_CLIENTS=64 MMX_ROUNDS=2 MMX_TOKENS=16 node ",
+                                           MMX_SOURCE_DIR, "/tests/http/load_check.cjs");
+  const int64_t rss_before = RssBytes(coordinator);
+  const testing::ProcessResult node = testing::RunShell(command, absl::Seconds(240));
+  ASSERT_EQ(node.exit_code, 0) << node.out << node.err;
+  const std::vector<std::string> lines = absl::StrSplit(node.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << node.out;
+  for (const std::string& line : lines) {
+    std::cout << "load round: " << line << "\n";
+    const Json round = Json::parse(line);
+    EXPECT_GE(round["accepted"].get<int>(), 8) << "at least what runs and waits at once: " << line;
+    EXPECT_GT(round["refused"].get<int>(), 0) << "64 at once cannot all fit: " << line;
+  }
+  const int64_t rss_after = RssBytes(coordinator);
+  std::cout << "coordinator RSS " << rss_before << " -> " << rss_after << " bytes\n";
+  EXPECT_LT(rss_after - rss_before, int64_t{64} << 20) << rss_before << " -> " << rss_after << " bytes";
+  absl::StatusOr<v1::ClusterStatus> st = (*bounded)->Status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->running_requests(), 0);
 }
 
 }  // namespace

@@ -41,6 +41,7 @@ constexpr PinnedVersion kPinned[] = {
     {4, 0xb9369ca7db83bbabull},  // several steps in flight: tokens to the coordinator's inbox; Register.host_cpus
     {5, 0x79b4f0fadd654795ull},  // a 128-bit cluster token (Assignment.cluster_token is bytes)
     {6, 0xec3114d73163faf0ull},  // Ready.tensor_digests: workers prove the data they loaded
+    {7, 0x54626483c8bf8438ull},  // prompt log-probabilities: StepSequence.next_token_ids, TokensHeader.prompt
 };
 
 TEST(ProtocolVersionTest, SchemaChangesOnlyWithANewProtocolVersion) {

@@ -91,6 +91,11 @@ class LocalCluster {
   // `mmx-worker --standby --name NAME`: holds nothing until a worker is lost.
   absl::Status StartStandby(const std::string& name);
 
+  // The pid of a running process ("coordinator" or a worker's name), -1 if none.
+  pid_t Pid(const std::string& name) const {
+    const auto it = pids_.find(name);
+    return it == pids_.end() ? -1 : it->second;
+  }
   // What a process printed (stdout and stderr together).
   std::string Log(const std::string& name) const;
 
