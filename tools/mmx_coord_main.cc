@@ -4,6 +4,7 @@
 //   check  validate a shard config against its checkpoint
 //   plan   capacity planning: shard config and predicted performance (coordinator/plan_command.h)
 // Every failure prints one line, "mmx-coord: error: ...", and exits non-zero.
+#include <csignal>
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
@@ -12,6 +13,9 @@
 #include "tools/serve_command.h"
 
 int main(int argc, char** argv) {
+  // A peer that hangs up while we write (an HTTPS client: OpenSSL writes with write(2), without
+  // send's MSG_NOSIGNAL) must fail that one connection with EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{"mmx-coord: the mmx coordinator (MiniMax-Text-01 serving)"};
   app.require_subcommand(1);
   mmx::tools::RunOptions run_options;

@@ -1,5 +1,6 @@
 // mmx-worker: one per machine (or GPU). Holds the shard of the model the coordinator assigns
 // to its name and serves it on the data plane. Every failure prints one line and exits non-zero.
+#include <csignal>
 #include <pthread.h>
 #include <signal.h>
 
@@ -12,6 +13,9 @@
 #include "worker/worker_process.h"
 
 int main(int argc, char** argv) {
+  // A peer that hangs up while we write (an HTTPS client: OpenSSL writes with write(2), without
+  // send's MSG_NOSIGNAL) must fail that one connection with EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{"mmx-worker: holds a shard of MiniMax-Text-01 and serves it to an mmx-coord cluster"};
   mmx::worker::WorkerOptions o;
   int connect_timeout_s = 120;
