@@ -36,6 +36,15 @@ absl::Status InOpenAiTerms(const absl::Status& status) {
   return renamed;
 }
 
+// NOT_FOUND for a model this server does not serve, naming the one it does (param "model").
+absl::Status ModelNotFound(const std::string& asked, const std::string& served) {
+  absl::Status missing = absl::NotFoundError(absl::StrCat("the model '", asked.substr(0, 64),
+                                                          "' does not exist; this server serves '", served,
+                                                          "' (GET /v1/models)"));
+  missing.SetPayload(kOpenAiParamPayload, absl::Cord("model"));
+  return missing;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpApiServer>> HttpApiServer::Start(Options options, ServingParts parts) {
@@ -128,10 +137,7 @@ void HttpApiServer::Models(const httplib::Request& req, httplib::Response& res, 
   } else if (id == o_.served_model) {
     res.set_content(model.dump(), "application/json");
   } else {
-    absl::Status missing = absl::NotFoundError(absl::StrCat("the model '", id.substr(0, 64),
-                                                            "' does not exist; this server serves '", o_.served_model, "'"));
-    missing.SetPayload(kOpenAiParamPayload, absl::Cord("model"));
-    Fail(res, missing);
+    Fail(res, ModelNotFound(id, o_.served_model));
   }
 }
 
@@ -142,11 +148,7 @@ void HttpApiServer::Complete(bool chat, const httplib::Request& req, httplib::Re
   absl::StatusOr<OpenAiRequest> parsed =
       chat ? ParseChatCompletionRequest(req.body, max_tokens) : ParseCompletionRequest(req.body, max_tokens);
   if (parsed.ok() && !parsed->model.empty() && parsed->model != o_.served_model) {
-    absl::Status missing = absl::NotFoundError(absl::StrCat("the model '", parsed->model.substr(0, 64),
-                                                            "' does not exist; this server serves '", o_.served_model,
-                                                            "' (GET /v1/models)"));
-    missing.SetPayload(kOpenAiParamPayload, absl::Cord("model"));
-    parsed = missing;
+    parsed = ModelNotFound(parsed->model, o_.served_model);
   }
   if (!parsed.ok()) {
     CountRefusal(parts_, parsed.status().code());

@@ -93,12 +93,8 @@ TEST(MetricsHttpServerTest, BadAddressesAreClearErrors) {
 
 // A connection to 127.0.0.1:port that has sent `bytes` and then nothing.
 int Dawdle(int port, const std::string& bytes) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = testing::ConnectLoopback(port);
+  EXPECT_GE(fd, 0);
   if (!bytes.empty()) {
     EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
   }

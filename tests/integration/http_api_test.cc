@@ -31,7 +31,9 @@
 #include "model/tokenizer/tokenizer_maker.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/golden.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/streamed_generate.h"
 #include "tests/testing/process.h"
 #include "tests/testing/shards.h"
 
@@ -71,28 +73,10 @@ int HttpPort(const std::string& log) {
   return std::regex_search(log, m, line) ? std::stoi(m[1]) : -1;
 }
 
-struct Streamed {
-  std::string text;
-  std::vector<int32_t> ids;
-  std::vector<float> logprobs;
-  std::string finish_reason;
-  grpc::Status status;
-};
+using testing::Streamed;
 
 Streamed GrpcGenerate(v1::Inference::Stub& stub, const v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto reader = stub.Generate(&context, request);
-  Streamed s;
-  v1::GenerateResponse r;
-  while (reader->Read(&r)) {
-    s.text += r.text();
-    s.ids.insert(s.ids.end(), r.token_ids().begin(), r.token_ids().end());
-    s.logprobs.insert(s.logprobs.end(), r.logprobs().begin(), r.logprobs().end());
-    if (!r.finish_reason().empty()) s.finish_reason = r.finish_reason();
-  }
-  s.status = reader->Finish();
-  return s;
+  return testing::StreamGenerate(stub, request);
 }
 
 class HttpApiTest : public ::testing::Test {
@@ -330,12 +314,8 @@ TEST_F(HttpApiTest, PromptLogprobsEqualTheLogSoftmaxOfRunsLogits) {
 // Sends a completion on a raw socket and closes it once the request runs: the coordinator
 // must cancel it and free its sequence, streamed or not.
 void HangUpWhileRunning(int port, bool stream, const std::function<int(int)>& wait_running) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = testing::ConnectLoopback(port);
+  ASSERT_GE(fd, 0);
   const std::string body = Json{{"prompt", "hang up on me"}, {"max_tokens", 3900}, {"ignore_eos", true},
                                 {"stream", stream}}.dump();
   const std::string request = absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -24,6 +24,7 @@
 #include "tests/testing/shards.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/streamed_generate.h"
 
 namespace mmx {
 namespace {
@@ -79,30 +80,10 @@ bool ValidUtf8(const std::string& s) {
   return true;
 }
 
-struct Streamed {
-  std::vector<v1::GenerateResponse> responses;
-  std::vector<int32_t> ids;
-  std::string text;
-  std::string finish_reason;
-  v1::Usage usage;
-  grpc::Status status;
-};
+using testing::Streamed;
 
 Streamed Call(v1::Inference::Stub& stub, const v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto reader = stub.Generate(&context, request);
-  Streamed s;
-  v1::GenerateResponse r;
-  while (reader->Read(&r)) {
-    s.responses.push_back(r);
-    s.ids.insert(s.ids.end(), r.token_ids().begin(), r.token_ids().end());
-    s.text += r.text();
-    if (!r.finish_reason().empty()) s.finish_reason = r.finish_reason();
-    if (r.has_usage()) s.usage = r.usage();
-  }
-  s.status = reader->Finish();
-  return s;
+  return testing::StreamGenerate(stub, request);
 }
 
 v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens, bool ignore_eos = true) {

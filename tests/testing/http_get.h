@@ -11,6 +11,20 @@
 
 namespace mmx::testing {
 
+// A TCP connection to 127.0.0.1:port: its descriptor, or -1.
+inline int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 inline std::string HttpGet(const std::string& address, const std::string& path) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return "";
