@@ -22,7 +22,12 @@ constexpr size_t kMaxBodyBytes = 16 << 20;
 
 void Fail(httplib::Response& res, const absl::Status& status) {
   res.status = HttpStatusOf(status.code());
-  if (res.status == 429 || res.status == 503) res.set_header("Retry-After", "1");
+  if (res.status == 429 || res.status == 503) {
+    res.set_header("Retry-After", "1");
+    // An overloaded server sheds the connection too: an idle keep-alive connection would hold one
+    // of the --http-threads for its whole timeout while new clients wait for a thread.
+    res.set_header("Connection", "close");
+  }
   res.set_content(OpenAiErrorBody(status), "application/json");
 }
 

@@ -1,6 +1,6 @@
 // Many streaming clients at once against a server with a bounded queue, through the official
 // OpenAI SDK for Node: every request either streams to its end or is refused with 429 at once;
-// nothing else. Prints one JSON line per round: {"accepted", "refused", "tokens"}.
+// nothing else. Prints one JSON line per round: {"accepted", "refused", "tokens", "seconds"}.
 //   MMX_HTTP_BASE  http://127.0.0.1:P/v1 (model "tiny-a")
 //   MMX_CLIENTS    clients per round (64)
 //   MMX_ROUNDS     rounds (3)
@@ -35,9 +35,11 @@ async function one(i) {
 
 async function main() {
   for (let round = 0; round < rounds; ++round) {
+    const start = process.hrtime.bigint();
     const outcomes = await Promise.all(Array.from({length: clients}, (_, i) => one(i)));
     const accepted = outcomes.filter((o) => o === 'accepted').length;
-    console.log(JSON.stringify({round, accepted, refused: clients - accepted, tokens: accepted * tokens}));
+    console.log(JSON.stringify({round, accepted, refused: clients - accepted, tokens: accepted * tokens,
+                                  seconds: Number(process.hrtime.bigint() - start) / 1e9}));
   }
 }
 

@@ -408,7 +408,7 @@ TEST_F(HttpApiTest, SixtyFourStreamingClientsGetTheirStreamsOr429) {
   ASSERT_GT(port, 0);
   const pid_t coordinator = (*bounded)->Pid("coordinator");
   const std::string command = absl::StrCat("NODE_PATH=", MMX_BINARY_DIR, "/node/node_modules MMX_HTTP_BASE=http://127.0.0.1:",
-                                           port, "/v1 MMX_CLIENTS=64 MMX_ROUNDS=2 MMX_TOKENS=8 node ",
+                                           port, "/v1 MMX_CLIENTS=64 MMX_ROUNDS=2 MMX_TOKENS=4 node ",
                                            MMX_SOURCE_DIR, "/tests/http/load_check.cjs");
   const int64_t rss_before = RssBytes(coordinator);
   const testing::ProcessResult node = testing::RunShell(command, absl::Seconds(240));
