@@ -188,6 +188,37 @@ absl::Status BenchGemm(const Device& d, const Options& options, cudaStream_t str
   return absl::OkStatus();
 }
 
+// The same w1 as weight-only int8 (per-row fp32 scales): half the weight bytes. The fraction of
+// HBM counts the bytes each pass really reads (int8 weights and scales, once per 32 tokens).
+absl::Status BenchGemmInt8(const Device& d, const Options& options, cudaStream_t stream) {
+  constexpr int64_t kRows = 9216, kCols = 6144, kMaxBatch = 64;
+  const size_t w_bytes = static_cast<size_t>(kRows * kCols), s_bytes = kRows * sizeof(float);
+  const int copies = CopiesFor(w_bytes, d);
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer w, DeviceBuffer::Allocate(w_bytes * copies, 0));
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer scales, DeviceBuffer::Allocate(s_bytes * copies, 0));
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer x, DeviceBuffer::Allocate(kMaxBatch * kCols * sizeof(float), 0));
+  MMX_ASSIGN_OR_RETURN(DeviceBuffer y, DeviceBuffer::Allocate(kMaxBatch * kRows * sizeof(float), 0));
+  MMX_RETURN_IF_ERROR(FillRandom(w, /*bf16=*/true, 11));  // any bytes are valid int8
+  MMX_RETURN_IF_ERROR(FillRandom(scales, /*bf16=*/false, 12));
+  MMX_RETURN_IF_ERROR(FillRandom(x, /*bf16=*/false, 13));
+  std::printf("\nGemm, one expert's w1 [%ld, %ld] int8 + fp32 row scales, %d copies of %.0f MiB cycled\n",
+              static_cast<long>(kRows), static_cast<long>(kCols), copies, w_bytes / 1048576.0);
+  for (int64_t batch : {1, 2, 4, 8, 16, 32, 64}) {
+    const std::string shape = "9216x6144 T=" + std::to_string(batch);
+    MMX_ASSIGN_OR_RETURN(const double seconds, TimeIt(stream, options, [&](int i) {
+                           const WeightView view{w.as<char>() + (i % copies) * w_bytes, DType::kI8, kRows, kCols,
+                                                 scales.as<const float>() + (i % copies) * kRows};
+                           return Gemm(x.as<float>(), batch, view, y.as<float>(), stream);
+                         }));
+    const int64_t passes = (batch + 31) / 32;
+    const double bytes = static_cast<double>(w_bytes + s_bytes) * passes +
+                         static_cast<double>(batch) * (kCols + kRows) * sizeof(float);
+    const std::string path = "int8 w, " + std::to_string(passes) + (passes == 1 ? " pass" : " passes");
+    Report(d, "Gemm", shape, path.c_str(), seconds, bytes, 2.0 * batch * kRows * kCols);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BenchLightning(const Device& d, const Options& options, cudaStream_t stream) {
   constexpr int kHeads = 64, kDim = 128;
   const size_t state_bytes = size_t{kHeads} * kDim * kDim * sizeof(float);  // 4 MiB per sequence
@@ -299,6 +330,52 @@ absl::Status BenchAttention(const Device& d, const Options& options, cudaStream_
   return absl::OkStatus();
 }
 
+// The same decode over a paged bf16 cache, as workers hold it (pages of 64 rows, read through a
+// device page table): half the bytes of the fp32 cache.
+absl::Status BenchPagedAttention(const Device& d, const Options& options, cudaStream_t stream) {
+  const AttentionShape shape{64, 8, 128, 0.08838834764831845f};
+  constexpr int64_t kPageRows = 64;
+  std::printf("\nCausalAttentionDecode over bf16 pages of %ld rows, one softmax layer\n", static_cast<long>(kPageRows));
+  for (int64_t len : {4096, 32768}) {
+    const size_t kv_bytes = static_cast<size_t>(len) * shape.num_kv_heads * shape.head_dim * 2;  // bf16
+    const int copies = CopiesFor(2 * kv_bytes, d);
+    MMX_ASSIGN_OR_RETURN(DeviceBuffer kv, DeviceBuffer::Allocate(2 * kv_bytes * copies, 0));
+    MMX_RETURN_IF_ERROR(FillRandom(kv, /*bf16=*/true, 6));
+    const int64_t pages = len / kPageRows;
+    const size_t page_bytes = kv_bytes / pages;
+    std::vector<const void*> table(static_cast<size_t>(2 * pages * copies));  // per copy: K pages, then V pages
+    for (int c = 0; c < copies; ++c) {
+      for (int64_t p = 0; p < 2 * pages; ++p) table[c * 2 * pages + p] = kv.as<char>() + c * 2 * kv_bytes + p * page_bytes;
+    }
+    MMX_ASSIGN_OR_RETURN(DeviceBuffer tables, DeviceBuffer::Allocate(table.size() * sizeof(void*), 0));
+    MMX_RETURN_IF_ERROR(tables.CopyFromHost(table.data(), table.size() * sizeof(void*)));
+    MMX_ASSIGN_OR_RETURN(DeviceBuffer q, DeviceBuffer::Allocate(shape.num_heads * shape.head_dim * sizeof(float), 0));
+    MMX_RETURN_IF_ERROR(FillRandom(q, /*bf16=*/false, 7));
+    MMX_ASSIGN_OR_RETURN(DeviceBuffer out, DeviceBuffer::Allocate(q.size(), 0));
+    const size_t ws_bytes = CausalAttentionDecodeWorkspaceBytes(shape, len);
+    MMX_ASSIGN_OR_RETURN(DeviceBuffer workspace, DeviceBuffer::Allocate(ws_bytes, 0));
+    MMX_ASSIGN_OR_RETURN(const double seconds, TimeIt(stream, options, [&](int i) {
+                           const void* const* base = tables.as<const void* const>() + (i % copies) * 2 * pages;
+                           CausalAttentionDecodeParams p;
+                           p.shape = shape;
+                           p.q = q.as<float>();
+                           p.paged.k_pages = base;
+                           p.paged.v_pages = base + pages;
+                           p.paged.page_rows = kPageRows;
+                           p.paged.dtype = DType::kBF16;
+                           p.total_len = len;
+                           p.out = out.as<float>();
+                           p.workspace = workspace.data();
+                           p.workspace_bytes = ws_bytes;
+                           return CausalAttentionDecode(p, stream);
+                         }));
+    const double bytes = 2.0 * kv_bytes + 2.0 * q.size() + 2.0 * ws_bytes;
+    const double flops = 4.0 * shape.num_heads * shape.head_dim * len;
+    Report(d, "AttentionDecode", "64/8x128 n=" + std::to_string(len), "bf16 KV pages", seconds, bytes, flops);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run(const Options& options) {
   MMX_ASSIGN_OR_RETURN(const int count, DeviceCount());
   if (count == 0) {
@@ -310,9 +387,11 @@ absl::Status Run(const Options& options) {
   cudaStream_t stream;
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamCreate(&stream));
   MMX_RETURN_IF_ERROR(BenchGemm(d, options, stream));
+  MMX_RETURN_IF_ERROR(BenchGemmInt8(d, options, stream));
   MMX_RETURN_IF_ERROR(BenchLightning(d, options, stream));
   MMX_RETURN_IF_ERROR(BenchLightningPrefill(d, options, stream));
   MMX_RETURN_IF_ERROR(BenchAttention(d, options, stream));
+  MMX_RETURN_IF_ERROR(BenchPagedAttention(d, options, stream));
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamDestroy(stream));
   return absl::OkStatus();
 }

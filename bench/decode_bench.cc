@@ -4,9 +4,11 @@
 // run in the same process).
 //
 //   mmx-bench-decode --model DIR [--threads N] [--batches 1,8,32] [--steps 32] [--prefill 512]
-//                    [--activations fp32|bf16] [--expert-dtype bf16|int8]
+//                    [--activations fp32|bf16] [--expert-dtype bf16|int8] [--context 16]
+//                    [--kv-dtype bf16|fp32]
 //
-// For each batch size b: b sequences with a short random prompt are prefilled (not timed), then
+// For each batch size b: b sequences with a random prompt of --context tokens are prefilled (not
+// timed; in chunks of up to 256), then
 // `steps` decode steps run with all b sequences in each step (a first decode step is not timed:
 // it pages in what the prefill did not touch). Reported: tokens/s (b * steps / time, each step
 // timed by the scheduler from sending it to its tokens) and the achieved bandwidth, i.e. weight
@@ -36,6 +38,7 @@
 #include "coordinator/scheduler.h"
 #include "engine/local_engine.h"
 #include "kernels/cpu/cpu_features.h"
+#include "model/state_bytes.h"
 #include "nlohmann/json.hpp"
 
 namespace mmx {
@@ -104,6 +107,8 @@ struct BenchOptions {
   int prefill_len = 512;
   std::string activations = "fp32";
   std::string expert_dtype = "bf16";
+  int context = 16;              // prompt tokens of each decoding sequence
+  std::string kv_dtype = "bf16";
 };
 
 // The engine, and every step its scheduler runs as the scheduler reports them.
@@ -115,10 +120,12 @@ class Bench {
     engine::LocalEngineOptions options;
     options.model_dir = o.model_dir;
     options.expert_dtype = o.expert_dtype;
+    MMX_ASSIGN_OR_RETURN(options.kv_dtype, model::ParseKvDType(o.kv_dtype));
     options.bf16_activations = o.activations == "bf16";
     options.scheduler.max_sequences = max_batch;
-    options.scheduler.max_step_tokens = 16 * max_batch + std::max(o.prefill_len, 16);
-    options.scheduler.prefill_chunk = std::max(o.prefill_len, 16);
+    const int chunk = std::max({o.prefill_len, std::min(o.context, 256), 16});
+    options.scheduler.max_step_tokens = 16 * max_batch + chunk;
+    options.scheduler.prefill_chunk = chunk;
     options.scheduler.micro_batches = 1;
     options.scheduler.on_step = [this](const coordinator::StepReport& r) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -167,11 +174,11 @@ class Bench {
 
 // One row of the decode table: b sequences, steps + 1 decode steps after the prefill (the first
 // untimed: it touches pages the prefill did not).
-absl::Status MeasureDecode(Bench& bench, int b, int steps, double triad, std::mt19937& rng) {
+absl::Status MeasureDecode(Bench& bench, int b, int steps, int context, double triad, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(bench.config().vocab_size - 1));
   std::vector<std::vector<int32_t>> prompts(b);
   for (auto& p : prompts) {
-    for (int t = 0; t < 16; ++t) p.push_back(token(rng));
+    for (int t = 0; t < context; ++t) p.push_back(token(rng));
   }
   // The prefill step samples the first token; steps + 1 decode steps follow.
   absl::StatusOr<std::vector<coordinator::StepReport>> steps_run = bench.Run(prompts, steps + 2);
@@ -221,10 +228,22 @@ absl::Status RunBench(const BenchOptions& o) {
   MMX_RETURN_IF_ERROR(bench.Start(o));
   std::printf("activations: %s\nexperts: %s (load %.1f s)\nkernels: %s\n", o.activations.c_str(),
               o.expert_dtype.c_str(), Now() - load_t0, kernels::IsaName(kernels::ActiveIsa()));
+  {
+    // The state the largest batch holds at the end of its decode (model/state_bytes.h).
+    const model::ModelConfig& c = bench.config();
+    const int largest = *std::max_element(o.batches.begin(), o.batches.end());
+    const int64_t positions = o.context + o.steps + 2;
+    const DType kv = *model::ParseKvDType(o.kv_dtype);
+    std::printf("KV cache: %s; %d sequences of %lld positions hold %.3f GB of state (KV %.3f GB)\n",
+                o.kv_dtype.c_str(), largest, static_cast<long long>(positions),
+                largest * model::SequenceStateBytes(c, 0, c.num_hidden_layers, positions, kv) / 1e9,
+                largest * model::SequenceStateBytes(c, 0, c.num_hidden_layers, positions, kv) / 1e9 -
+                    largest * model::SequenceStateBytes(c, 0, c.num_hidden_layers, 0, kv) / 1e9);
+  }
   std::mt19937 rng(1);
   std::printf("\n| batch | tokens/s | ms/step | weight GB read/step | achieved GB/s | of triad |\n");
   std::printf("|---|---|---|---|---|---|\n");
-  for (int b : o.batches) MMX_RETURN_IF_ERROR(MeasureDecode(bench, b, o.steps, triad, rng));
+  for (int b : o.batches) MMX_RETURN_IF_ERROR(MeasureDecode(bench, b, o.steps, o.context, triad, rng));
   if (o.prefill_len > 0) MMX_RETURN_IF_ERROR(MeasurePrefill(bench, o.prefill_len, rng));
 
   const int64_t weights = CheckpointWeightBytes(o.model_dir);
@@ -251,6 +270,10 @@ int main(int argc, char** argv) {
   app.add_option("--activations", o.activations, "fp32 or bf16 (batched GEMMs)")->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--expert-dtype", o.expert_dtype, "bf16 (as stored) or int8 (experts quantized at load)")
       ->check(CLI::IsMember({"bf16", "int8"}));
+  app.add_option("--context", o.context, "Prompt tokens of each decoding sequence (the context decode reads)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--kv-dtype", o.kv_dtype, "bf16 (as served) or fp32 (golden-exact) KV cache")
+      ->check(CLI::IsMember({"bf16", "fp32"}));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) ThreadPool::SetDefaultThreads(threads);
   for (absl::string_view s : absl::StrSplit(batches_text, ',')) {

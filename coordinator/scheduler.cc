@@ -96,7 +96,7 @@ Scheduler::ClusterView Scheduler::ViewCluster(const std::vector<ScheduledRequest
     for (const Cluster::Stage& s : cluster_->Stages()) {
       stages.push_back({s.worker, s.begin, s.end, s.state_memory_bytes, s.group});
     }
-    budget_ = std::make_unique<StateBudget>(cluster_->config(), std::move(stages));
+    budget_ = std::make_unique<StateBudget>(cluster_->config(), cluster_->shard().kv_dtype, std::move(stages));
     budget_epoch_ = view.epoch;
     for (const ScheduledRequest& s : running) {
       budget_->Hold(s.request->id(), s.request->params().max_positions(), s.request->group);

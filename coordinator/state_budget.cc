@@ -7,21 +7,13 @@
 
 namespace mmx::coordinator {
 
-int64_t SequenceStateBytes(const model::ModelConfig& c, int begin, int end, int64_t positions) {
-  const int64_t lightning = int64_t{c.num_attention_heads} * c.head_dim * c.head_dim * sizeof(float);
-  const int64_t kv_per_token = 2 * int64_t{c.num_key_value_heads} * c.head_dim * sizeof(float);
-  int64_t bytes = 0;
-  for (int l = begin; l < end; ++l) bytes += c.is_softmax(l) ? kv_per_token * positions : lightning;
-  return bytes;
-}
-
-StateBudget::StateBudget(const model::ModelConfig& config, std::vector<StageMemory> stages)
-    : config_(config), stages_(std::move(stages)), reserved_(stages_.size(), 0) {}
+StateBudget::StateBudget(const model::ModelConfig& config, DType kv_dtype, std::vector<StageMemory> stages)
+    : config_(config), kv_dtype_(kv_dtype), stages_(std::move(stages)), reserved_(stages_.size(), 0) {}
 
 std::vector<int64_t> StateBudget::Need(int64_t positions, const std::string& group) const {
   std::vector<int64_t> need(stages_.size(), 0);
   for (size_t i = 0; i < stages_.size(); ++i) {
-    if (stages_[i].group == group) need[i] = SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions);
+    if (stages_[i].group == group) need[i] = model::SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions, kv_dtype_);
   }
   return need;
 }

@@ -1,7 +1,8 @@
 // StateBudget: admission control by the memory each attention stage has for per-sequence
 // state. A request is admitted only when every stage can hold its state at its longest
 // (prompt + max_tokens positions): the lightning state of each owned lightning layer plus the
-// softmax layers' KV cache, as model/sequence_state.h holds them (fp32). Reservations are
+// softmax layers' KV blocks in the served dtype, as model/sequence_state.h holds them
+// (model/state_bytes.h, which the planner counts by too). Reservations are
 // released when the request leaves the running batch. A request that could not fit even on an
 // idle cluster is refused with RESOURCE_EXHAUSTED saying how much it needs where.
 //
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "base/dtype.h"
 #include "model/config.h"
+#include "model/state_bytes.h"
 
 namespace mmx::coordinator {
 
@@ -26,12 +29,10 @@ struct StageMemory {
   std::string group;           // its attention group ("": the default)
 };
 
-// Bytes one sequence of `positions` tokens holds on a stage owning layers [begin, end).
-int64_t SequenceStateBytes(const model::ModelConfig& config, int begin, int end, int64_t positions);
-
 class StateBudget {
  public:
-  StateBudget(const model::ModelConfig& config, std::vector<StageMemory> stages);
+  // Sequences hold their KV caches in `kv_dtype` (the shard config's serving.kv_dtype).
+  StateBudget(const model::ModelConfig& config, DType kv_dtype, std::vector<StageMemory> stages);
 
   enum class Admission { kAdmitted, kWait, kNever };
   // Reserves `positions` tokens of state for `id` on every stage of the group where it leaves the
@@ -58,6 +59,7 @@ class StateBudget {
   std::vector<std::string> Groups() const;
 
   const model::ModelConfig config_;
+  const DType kv_dtype_;
   std::vector<StageMemory> stages_;
   std::vector<int64_t> reserved_;                       // per stage
   struct Holding {

@@ -27,8 +27,12 @@ absl::StatusOr<std::unique_ptr<LocalEngine>> LocalEngine::Start(LocalEngineOptio
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::Checkpoint> checkpoint, model::Checkpoint::Open(o.model_dir));
   MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());
   engine->config_ = checkpoint->config();
-  engine->shard_ = o.shard ? *o.shard
-                           : plan::WholeModelShardConfig(o.model_dir, "local", o.device, engine->config_, o.expert_dtype);
+  if (o.shard) {
+    engine->shard_ = *o.shard;
+  } else {
+    engine->shard_ = plan::WholeModelShardConfig(o.model_dir, "local", o.device, engine->config_, o.expert_dtype);
+    engine->shard_.kv_dtype = o.kv_dtype;
+  }
   MMX_RETURN_IF_ERROR(plan::ValidateShardConfig(engine->shard_, engine->config_));
 
   transport::TransportOptions topts;

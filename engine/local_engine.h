@@ -30,6 +30,7 @@ struct LocalEngineOptions {
   std::optional<plan::ShardConfig> shard;
   std::string device = "cpu";
   std::string expert_dtype = "bf16";  // of the default shard config: bf16 or int8
+  DType kv_dtype = DType::kBF16;      // of the default shard config: bf16 (as served) or fp32 (golden-exact)
   bool bf16_activations = false;      // batched GEMMs round activations to bf16 (kernels.h)
   // The scheduler serves Submit()ed requests. Off: tests drive steps on transport() themselves.
   bool start_scheduler = true;

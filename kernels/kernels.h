@@ -120,9 +120,24 @@ struct AttentionShape {
   float scale = 0.f;     // usually 1/sqrt(D)
 };
 
+// A sequence's KV cache as the attention kernel reads it: rows [Nkv*D] of K (after RoPE) and V
+// in blocks of `block_tokens` rows each, fp32 or bf16. Row r is row r % block_tokens of block
+// r / block_tokens. block_tokens is a multiple of kKvKeyBlock (the kernel walks keys in those).
+struct KvCacheView {
+  DType dtype = DType::kF32;  // kF32 or kBF16
+  int64_t block_tokens = 0;
+  const void* const* key_blocks = nullptr;
+  const void* const* value_blocks = nullptr;
+};
+inline constexpr int64_t kKvKeyBlock = 64;
+
 // Causal softmax attention of one sequence's new queries against its KV cache.
-// q: [n, N*D] for absolute positions total_len-n .. total_len-1; k, v: [total_len, Nkv*D], the
-// cache including the n new rows (K after RoPE). out: [n, N*D]. Query i sees keys 0..total_len-n+i.
+// q: [n, N*D] for absolute positions total_len-n .. total_len-1; kv: total_len rows, the cache
+// including the n new rows. out: [n, N*D]. Query i sees keys 0..total_len-n+i. Scores and sums
+// are fp32 whatever the cache's dtype (bf16 rows are widened exactly).
+void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const KvCacheView& kv,
+                     int64_t total_len, float* out);
+// The same over contiguous fp32 k, v: [total_len, Nkv*D].
 void CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k,
                      const float* v, int64_t total_len, float* out);
 

@@ -80,16 +80,12 @@ class CpuLayerOps {
     return absl::OkStatus();
   }
   absl::Status AppendKv(SequenceState& state, int layer, const float* k, const float* v, int64_t n) {
-    LayerState& s = state.layer(layer);
-    const int64_t width = static_cast<int64_t>(n) * kv_width_of(state);
-    s.keys.insert(s.keys.end(), k, k + width);
-    s.values.insert(s.values.end(), v, v + width);
+    state.layer(layer).kv.Append(k, v, n);
     return absl::OkStatus();
   }
   absl::Status CausalAttention(const kernels::AttentionShape& shape, const float* q, int64_t n, SequenceState& state,
                                int layer, int64_t total_len, float* o) {
-    const LayerState& s = state.layer(layer);
-    kernels::CausalAttention(shape, q, n, s.keys.data(), s.values.data(), total_len, o);
+    kernels::CausalAttention(shape, q, n, state.layer(layer).kv.view(), total_len, o);
     return absl::OkStatus();
   }
   absl::Status RouterTopK(const float* logits, int64_t T, int E, int K, Routing* routing) {
@@ -116,8 +112,6 @@ class CpuLayerOps {
   }
 
  private:
-  static int64_t kv_width_of(const SequenceState& state) { return state.kv_width(); }
-
   model::Scratch& scratch_ = model::Scratch::ForThisThread();
   std::vector<double> row_sums_;
 };

@@ -20,6 +20,10 @@ class RankCollective {
   // a tensor-parallel projection must agree exactly, or the ranks' routings could differ).
   virtual absl::Status AllReduceSum(float* x, int64_t n) = 0;
   virtual absl::Status AllReduceSum(double* x, int64_t n) = 0;
+  // Called over and over by a rank's own thread while it waits for its device (a GPU rank's
+  // CudaLayerOps::Sync): where a rank whose group was aborted aborts its own communicator, from
+  // its own thread (parallel/rank_aborts.h). Non-OK ends the wait with that status.
+  virtual absl::Status WhileWaiting() { return absl::OkStatus(); }
 };
 
 }  // namespace mmx::model

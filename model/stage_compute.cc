@@ -13,8 +13,8 @@ class CpuStageCompute final : public StageCompute {
 
   std::string device_name() const override { return "cpu"; }
 
-  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override {
-    return std::make_unique<SequenceState>(*w_.config, first_layer, end_layer);
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer, DType kv_dtype) override {
+    return std::make_unique<SequenceState>(*w_.config, first_layer, end_layer, kv_dtype);
   }
   absl::Status Embed(const int32_t* ids, int64_t n, float* x) override {
     if (w_.embedding == nullptr) return absl::FailedPreconditionError("received tokens but holds no embedding");

@@ -45,8 +45,10 @@ class StageCompute {
   virtual int64_t device_weight_bytes() const { return 0; }
 
   // Zeroed state for a new sequence over layers [first_layer, end_layer), where this device
-  // keeps it. Fails (out of device memory) with a status that says how much was asked.
-  virtual absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) = 0;
+  // keeps it, its KV cache in `kv_dtype` (kBF16 or kF32). Fails (out of device memory) with a
+  // status that says how much was asked.
+  virtual absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer,
+                                                                     DType kv_dtype) = 0;
 
   // layers.h EmbedTokens: x [n, H] = embedding rows of ids (each < V, checked by the caller).
   virtual absl::Status Embed(const int32_t* ids, int64_t n, float* x) = 0;

@@ -76,13 +76,15 @@ absl::Status RankedStageCompute::OnEveryRank(const std::function<absl::Status(in
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<SequenceState>> RankedStageCompute::NewSequence(int first_layer, int end_layer) {
+absl::StatusOr<std::unique_ptr<SequenceState>> RankedStageCompute::NewSequence(int first_layer, int end_layer,
+                                                                               DType kv_dtype) {
   std::vector<std::unique_ptr<SequenceState>> states;
   for (const auto& r : ranks_) {
-    MMX_ASSIGN_OR_RETURN(std::unique_ptr<SequenceState> s, r->NewSequence(first_layer, end_layer));
+    MMX_ASSIGN_OR_RETURN(std::unique_ptr<SequenceState> s, r->NewSequence(first_layer, end_layer, kv_dtype));
     states.push_back(std::move(s));
   }
-  auto state = std::make_unique<SequenceState>(config_, first_layer, end_layer, SequenceState::Storage::kDevice);
+  auto state =
+      std::make_unique<SequenceState>(config_, first_layer, end_layer, kv_dtype, SequenceState::Storage::kDevice);
   state->set_device(std::make_unique<RankedSequenceState>(std::move(states)));
   return state;
 }

@@ -41,7 +41,7 @@ class RankedStageCompute final : public StageCompute {
 
   std::string device_name() const override { return name_; }
   int64_t device_weight_bytes() const override;
-  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override;
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer, DType kv_dtype) override;
   absl::Status Embed(const int32_t* ids, int64_t n, float* x) override;
   absl::Status AttentionBlock(int layer, const BatchLayout& batch, float* x, std::vector<float>* residual,
                               Routing* routing) override;

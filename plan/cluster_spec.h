@@ -13,6 +13,7 @@
 //       price_per_hour: 2.50    # optional: the report gives tokens per dollar
 //   serving:                    # optional, defaults below
 //     expert_dtype: bf16        # bf16 | int8 (weight-only, per-output-channel scales)
+//     kv_dtype: bf16            # bf16 (as served) | fp32 (golden-exact): the KV cache
 //     max_context: 131072
 //     max_sequences: 32
 //
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/dtype.h"
 
 namespace mmx::plan {
 
@@ -55,6 +57,7 @@ inline constexpr int kMaxStepsInFlight = 16;
 
 struct ServingSpec {
   std::string expert_dtype = "bf16";  // bf16 | int8
+  DType kv_dtype = DType::kBF16;      // of the softmax KV cache (model/state_bytes.h)
   int64_t max_context = kDefaultMaxContext;
   int max_sequences = kDefaultMaxSequences;
   // Waves of the running sequences with a step out at once (`mmx-coord serve --steps-in-flight`);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <utility>
 
+#include "model/state_bytes.h"
+
 namespace mmx::plan {
 namespace {
 
@@ -45,7 +47,7 @@ int64_t CostModel::GroupSequences(const Layout& layout) const {
 int64_t CostModel::StageLayerMemory(int layer, int64_t sequences) const {
   const ServingSpec& s = cluster_.serving;
   if (sequences <= 0) sequences = s.max_sequences;
-  return sizes_.StageLayerBytes(layer) + sequences * s.max_context * sizes_.KvBytesPerToken(layer) +
+  return sizes_.StageLayerBytes(layer) + sequences * model::KvRowsHeld(s.max_context) * sizes_.KvBytesPerToken(layer, s.kv_dtype) +
          sequences * sizes_.LightningStateBytes(layer);
 }
 
@@ -85,7 +87,8 @@ std::vector<WorkerMemory> CostModel::Memory(const Layout& layout) const {
     if (roles.attention) {
       for (int l = roles.attention->begin; l < roles.attention->end; ++l) {
         m.attention += sizes_.StageLayerBytes(l);
-        m.kv_cache += sequences * s.max_context * sizes_.KvBytesPerToken(l);
+        // Whole KV blocks, as a worker holds them and admission counts them (model/state_bytes.h).
+        m.kv_cache += sequences * model::KvRowsHeld(s.max_context) * sizes_.KvBytesPerToken(l, s.kv_dtype);
         m.lightning_state += sequences * sizes_.LightningStateBytes(l);
       }
       m.workspace += StageWorkspaceBytes(sequences);
@@ -119,7 +122,7 @@ CostModel::Work CostModel::AttentionWork(int worker, int layer, const Shape& sha
   double bytes = static_cast<double>(sizes_.StageLayerBytes(layer));
   double flops = 2.0 * static_cast<double>(sizes_.StageLayerParams(layer)) * T;
   if (sizes_.is_softmax[layer]) {
-    const double kv = static_cast<double>(sizes_.KvBytesPerToken(layer));
+    const double kv = static_cast<double>(sizes_.KvBytesPerToken(layer, cluster_.serving.kv_dtype));
     bytes += S * (p + m) * kv + S * m * kv;      // read the whole cache, append the new rows
     flops += S * m * (p + (m + 1) / 2) * 4 * N * D;  // q.k and p.v over the causal context
   } else {

@@ -86,6 +86,7 @@ ShardConfig ShardConfigFromLayout(const Layout& layout, const ClusterSpec& clust
   ShardConfig shard;
   shard.model = model_dir;
   shard.expert_dtype = expert_dtype;
+  shard.kv_dtype = cluster.serving.kv_dtype;
   for (size_t w = 0; w < layout.workers.size(); ++w) {
     const WorkerRoles& roles = layout.workers[w];
     if (!roles.HasRole()) continue;

@@ -7,15 +7,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/dtype.h"
 #include "model/config.h"
 
 namespace mmx::plan {
 
 // Bytes per element as the runtime holds them. Weights stay in the checkpoint's bf16 (mmap);
-// the softmax KV cache is bf16 (MODEL.md §4.3); the lightning state is fp32 (MODEL.md §3.4);
-// activations between workers are fp32 rows, as worker/stage_executor.cc sends them.
+// the softmax KV cache is in the served kv_dtype (bf16 by default, as MODEL.md §4.3; counted by
+// model/state_bytes.h); the lightning state is fp32 (MODEL.md §3.4); activations between
+// workers are fp32 rows, as worker/stage_executor.cc sends them.
 inline constexpr int64_t kWeightBytes = 2;
-inline constexpr int64_t kKvBytes = 2;
 inline constexpr int64_t kLightningStateBytes = 4;
 inline constexpr int64_t kActivationBytes = 4;
 inline constexpr int64_t kInt8ScaleBytes = 2;  // one bf16 scale per output channel
@@ -52,8 +53,10 @@ struct ModelSizes {
   int64_t EmbeddingBytes() const { return embedding_params * kWeightBytes; }
   int64_t TailBytes() const { return (lm_head_params + final_norm_params) * kWeightBytes; }
 
-  // Softmax KV bytes one token adds to layer l (0 for lightning layers).
-  int64_t KvBytesPerToken(int l) const { return is_softmax[l] ? 2 * num_kv_heads * head_dim * kKvBytes : 0; }
+  // Softmax KV bytes one token adds to layer l in `kv_dtype` (0 for lightning layers).
+  int64_t KvBytesPerToken(int l, DType kv_dtype) const {
+    return is_softmax[l] ? 2 * num_kv_heads * head_dim * static_cast<int64_t>(DTypeSize(kv_dtype)) : 0;
+  }
   // Lightning state bytes of one sequence in layer l (0 for softmax layers): [N, D, D] fp32.
   int64_t LightningStateBytes(int l) const {
     return is_softmax[l] ? 0 : num_heads * head_dim * head_dim * kLightningStateBytes;

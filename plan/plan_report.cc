@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/state_bytes.h"
 #include "nlohmann/json.hpp"
 #include "plan/cost_model.h"
 #include "plan/model_sizes.h"
@@ -144,13 +145,14 @@ std::string ReportText(const model::ModelConfig& config, const ClusterSpec& clus
   }
   int64_t kv_per_token = 0, lightning = 0;
   for (int l = 0; l < s.num_layers; ++l) {
-    kv_per_token += s.KvBytesPerToken(l);
+    kv_per_token += s.KvBytesPerToken(l, serving.kv_dtype);
     lightning += s.LightningStateBytes(l);
   }
-  absl::StrAppend(&out, "\nServing target: expert_dtype ", serving.expert_dtype, ", max_context ",
+  absl::StrAppend(&out, "\nServing target: expert_dtype ", serving.expert_dtype, ", kv_dtype ",
+                  model::KvDTypeName(serving.kv_dtype), ", max_context ",
                   WithCommas(serving.max_context), ", max_sequences ", serving.max_sequences, "\n");
   absl::StrAppend(&out, "  state per sequence: softmax KV ", WithCommas(kv_per_token), " B/token (",
-                  FormatBytes(kv_per_token * serving.max_context), " at max_context), lightning ",
+                  FormatBytes(kv_per_token * model::KvRowsHeld(serving.max_context)), " at max_context), lightning ",
                   FormatBytes(lightning), " (fp32)\n");
   int64_t capacity = 0, usable = 0;
   for (size_t w = 0; w < cluster.workers.size(); ++w) {
@@ -267,7 +269,8 @@ std::string ReportJson(const model::ModelConfig& config, const ClusterSpec& clus
   }
   model["components"] = components;
   j["model_sizes"] = model;
-  j["serving"] = {{"expert_dtype", serving.expert_dtype}, {"max_context", serving.max_context},
+  j["serving"] = {{"expert_dtype", serving.expert_dtype}, {"kv_dtype", model::KvDTypeName(serving.kv_dtype)},
+                  {"max_context", serving.max_context},
                   {"max_sequences", serving.max_sequences}};
   j["fits"] = result.fits;
   j["shortfall"] = result.fits ? Json(nullptr)

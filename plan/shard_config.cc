@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "model/state_bytes.h"
 #include "yaml-cpp/yaml.h"
 
 namespace mmx::plan {
@@ -167,7 +168,12 @@ absl::StatusOr<ShardConfig> ParseRoot(const std::string& source, const YAML::Nod
   }
   if (const YAML::Node serving = root["serving"]) {
     if (!serving.IsMap()) return ParseError(source, serving, "serving: expected a mapping");
-    MMX_RETURN_IF_ERROR(CheckKeys(source, serving, "serving", {"steps_in_flight"}));
+    MMX_RETURN_IF_ERROR(CheckKeys(source, serving, "serving", {"steps_in_flight", "kv_dtype"}));
+    if (const YAML::Node n = serving["kv_dtype"]) {
+      absl::StatusOr<DType> dtype = model::ParseKvDType(n.IsScalar() ? n.as<std::string>() : std::string("?"));
+      if (!dtype.ok()) return ParseError(source, n, absl::StrCat("serving.", dtype.status().message()));
+      shard.kv_dtype = *dtype;
+    }
     if (const YAML::Node n = serving["steps_in_flight"]) {
       int value = -1;
       try {
@@ -337,9 +343,11 @@ std::string ShardConfigToYaml(const ShardConfig& shard) {
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "model" << YAML::Value << shard.model;
   if (shard.expert_dtype != "bf16") out << YAML::Key << "expert_dtype" << YAML::Value << shard.expert_dtype;
-  if (shard.steps_in_flight > 0) {
-    out << YAML::Key << "serving" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "steps_in_flight"
-        << YAML::Value << shard.steps_in_flight << YAML::EndMap;
+  if (shard.steps_in_flight > 0 || shard.kv_dtype != DType::kBF16) {
+    out << YAML::Key << "serving" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    if (shard.steps_in_flight > 0) out << YAML::Key << "steps_in_flight" << YAML::Value << shard.steps_in_flight;
+    if (shard.kv_dtype != DType::kBF16) out << YAML::Key << "kv_dtype" << YAML::Value << model::KvDTypeName(shard.kv_dtype);
+    out << YAML::EndMap;
   }
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginSeq;
   for (const WorkerShard& w : shard.workers) {

@@ -4,7 +4,9 @@
 //
 //   model: /path/to/checkpoint      # as every worker sees it
 //   expert_dtype: bf16              # optional: bf16 | int8
-//   serving: {steps_in_flight: 2}   # optional: what `mmx-coord serve` does when its own flag is 0
+//   serving: {steps_in_flight: 2,   # optional: what `mmx-coord serve` does when its own flag is 0
+//             kv_dtype: bf16}       # optional: bf16 (default, as served) | fp32 (golden-exact);
+//                                   #   `--kv-dtype` on run and serve overrides it
 //   workers:
 //     - name: stage0                # unique; `mmx-worker --name stage0` claims this entry
 //       device: cpu                 # cpu | cuda:N   (default cpu)
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/dtype.h"
 #include "model/config.h"
 
 namespace mmx::plan {
@@ -65,6 +68,8 @@ struct ShardConfig {
   // The planner's choice of steps in flight (0: none; the coordinator then runs one per attention
   // stage).
   int steps_in_flight = 0;
+  // The softmax KV cache's dtype on every attention worker (model/state_bytes.h).
+  DType kv_dtype = DType::kBF16;
   std::vector<WorkerShard> workers;
 
   const WorkerShard* Find(const std::string& name) const;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "model/config.h"
+#include "model/state_bytes.h"
 #include "plan/cluster_spec.h"
 #include "plan/cost_model.h"
 #include "plan/layout.h"
@@ -34,6 +35,7 @@ Cluster spec (YAML):
       price_per_hour: 2.50    # optional: tokens per dollar
   serving:                    # optional; the defaults:
     expert_dtype: bf16        # bf16 | int8
+    kv_dtype: bf16            # bf16 (as served) | fp32 (golden-exact)
     max_context: 131072
     max_sequences: 32
     steps_in_flight: 0        # 0: the planner recommends (see the report)
@@ -76,6 +78,7 @@ absl::Status CheckShard(const PlanOptions& o, plan::ClusterSpec cluster) {
   // The shard config decides how workers load experts, whatever the spec's serving says, and the
   // steps in flight it asks for (unless the command line asks for others).
   cluster.serving.expert_dtype = shard.expert_dtype;
+  if (o.kv_dtype.empty()) cluster.serving.kv_dtype = shard.kv_dtype;
   if (o.steps_in_flight < 0 && shard.steps_in_flight > 0) cluster.serving.steps_in_flight = shard.steps_in_flight;
   MMX_ASSIGN_OR_RETURN(plan::Layout layout, plan::LayoutFromShardConfig(shard, cluster, config.num_hidden_layers,
                                                                         config.num_local_experts));
@@ -117,6 +120,10 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions* o) {
                    "Predict with this many steps in flight (as `serve --steps-in-flight`); 0 = the planner's "
                    "choice; default: the spec's serving.steps_in_flight")
       ->check(CLI::Range(0, plan::kMaxStepsInFlight));
+  plan->add_option("--kv-dtype", o->kv_dtype,
+                   "The KV cache's dtype to plan for: bf16 (as served) or fp32 (golden-exact, twice the KV "
+                   "memory); default: the spec's serving.kv_dtype (with --check: the shard config's), else bf16")
+      ->check(CLI::IsMember({"bf16", "fp32"}));
   plan->add_option("--max-sequences", o->max_sequences, "Override the spec's serving.max_sequences")
       ->check(CLI::Range(1, 1 << 20));
   plan->footer(kSchema);
@@ -127,6 +134,9 @@ absl::Status RunPlan(const PlanOptions& o) {
   MMX_ASSIGN_OR_RETURN(plan::ClusterSpec cluster, plan::LoadClusterSpec(o.cluster));
   if (o.steps_in_flight >= 0) cluster.serving.steps_in_flight = o.steps_in_flight;
   if (o.max_sequences > 0) cluster.serving.max_sequences = o.max_sequences;
+  if (!o.kv_dtype.empty()) {
+    MMX_ASSIGN_OR_RETURN(cluster.serving.kv_dtype, model::ParseKvDType(o.kv_dtype));
+  }
   if (!o.check.empty()) {
     if (!o.out.empty()) return absl::InvalidArgumentError("--out and --check do not go together");
     return CheckShard(o, std::move(cluster));

@@ -18,6 +18,7 @@
 #include "engine/local_engine.h"
 #include "mmx/v1/inference.pb.h"
 #include "model/config.h"
+#include "model/state_bytes.h"
 #include "tools/prompt_ids.h"
 #include "nlohmann/json.hpp"
 
@@ -46,6 +47,10 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions* o) {
                   "bf16 (experts as the checkpoint stores them, default) or int8 (quantized at load: "
                   "weight-only, per-output-channel scales; half the expert bytes)")
       ->check(CLI::IsMember({"bf16", "int8"}));
+  run->add_option("--kv-dtype", o->kv_dtype,
+                  "The softmax KV cache's dtype: bf16 (as the model is served, default) or fp32 (golden-exact, "
+                  "twice the memory)")
+      ->check(CLI::IsMember({"bf16", "fp32"}));
   return run;
 }
 
@@ -91,6 +96,7 @@ absl::Status RunLocal(const RunOptions& o) {
   engine::LocalEngineOptions options;
   options.model_dir = o.model_dir;
   options.expert_dtype = o.expert_dtype;
+  MMX_ASSIGN_OR_RETURN(options.kv_dtype, model::ParseKvDType(o.kv_dtype));
   options.bf16_activations = o.activations == "bf16";
   options.scheduler.prefill_chunk = o.prefill_chunk;
   options.scheduler.max_step_tokens = o.prefill_chunk + 1;  // the whole chunk in every prefill step

@@ -30,6 +30,7 @@ struct RunOptions {
   bool no_eos = false;
   std::string activations = "fp32";  // fp32 | bf16 (batched GEMMs)
   std::string expert_dtype = "bf16";  // bf16 (as stored) | int8 (quantized at load)
+  std::string kv_dtype = "bf16";      // bf16 (as served) | fp32 (golden-exact)
 };
 
 // Registers the `run` subcommand and its flags on `app`.

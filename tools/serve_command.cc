@@ -28,6 +28,7 @@
 #include "model/checkpoint.h"
 #include "model/checkpoint_fingerprint.h"
 #include "model/tensor_digests.h"
+#include "model/state_bytes.h"
 #include "plan/shard_config.h"
 #include "proto/join_token.h"
 #include "transport/net_interface.h"
@@ -103,6 +104,10 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "its tokens are back; 0 = automatic: one per attention stage in a row (so each has work), or 1 "
                     "when workers share a host's cores")
       ->check(CLI::Range(0, 64));
+  serve->add_option("--kv-dtype", o->kv_dtype,
+                    "The softmax KV cache's dtype on every attention worker: bf16 (as the model is served) or fp32 "
+                    "(golden-exact, twice the memory); default: the shard config's serving.kv_dtype, else bf16")
+      ->check(CLI::IsMember({"bf16", "fp32"}));
   serve->add_option("--failover-timeout", o->failover_timeout_s,
                     "Seconds running requests stay paused when a worker is lost, waiting for it (or a standby) to "
                     "take its place and their state to be replayed; past it they end UNAVAILABLE. 0 = end them at once")
@@ -228,6 +233,7 @@ std::unique_ptr<Cluster> MakeCluster(const ServeOptions& o, const plan::ShardCon
   planning.expect_workers = o.expect_workers;
   planning.serving.max_sequences = o.max_sequences;
   if (o.max_context > 0) planning.serving.max_context = o.max_context;
+  planning.serving.kv_dtype = shard.kv_dtype;
   return std::make_unique<Cluster>(planning, checkpoint.config(), fingerprint, data_plane, token);
 }
 
@@ -430,6 +436,9 @@ absl::Status Serve(const ServeOptions& o) {
   } else {
     MMX_ASSIGN_OR_RETURN(checkpoint, model::Checkpoint::Open(o.model_dir));
     MMX_RETURN_IF_ERROR(checkpoint->ValidateAgainstConfig());
+  }
+  if (!o.kv_dtype.empty()) {
+    MMX_ASSIGN_OR_RETURN(shard.kv_dtype, model::ParseKvDType(o.kv_dtype));
   }
   const model::ModelConfig& config = checkpoint->config();
 

@@ -126,18 +126,6 @@ model::WeightsView LoadedShard::weights_view() const {
 absl::Status PlaceShard(LoadedShard& shard, const model::DeviceSpec& device, kernels::ActivationPrecision precision,
                         const ProgressFn& progress) {
   if (!device.is_cuda()) return absl::OkStatus();
-  if (shard.expert_dtype == model::ExpertDType::kInt8) {
-    bool holds_experts = false;
-    for (const model::MoeWeights& m : shard.experts) {
-      for (const model::ExpertWeights& e : m.experts) holds_experts |= e.loaded();
-    }
-    if (holds_experts) {
-      return absl::UnimplementedError(absl::StrCat(
-          "worker ", shard.shard.name, " on ", device.ToString(),
-          " holds experts, and the shard config says expert_dtype: int8, which only CPU expert hosts run; "
-          "use expert_dtype: bf16, or give this worker's experts to CPU workers"));
-    }
-  }
   MMX_ASSIGN_OR_RETURN(shard.compute, parallel::MakeStageCompute(device, shard.weights_view(), precision, progress));
   return absl::OkStatus();
 }

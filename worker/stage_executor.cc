@@ -327,7 +327,7 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
   for (const auto& s : mb.header.sequences()) {
     auto& state = states_[s.sequence_id()];
     if (s.start_position() == 0) {
-      MMX_ASSIGN_OR_RETURN(state, shard_->compute->NewSequence(range.begin, range.end));
+      MMX_ASSIGN_OR_RETURN(state, shard_->compute->NewSequence(range.begin, range.end, kv_dtype_));
     } else if (!state || state->length() != s.start_position()) {
       const int64_t have = state ? state->length() : -1;
       states_.erase(s.sequence_id());

@@ -62,6 +62,9 @@ class StageExecutor {
   // Restricts sampling (and the returned log-probabilities) to these [begin, end) id ranges;
   // empty = every id.
   void SetSampleableRanges(std::vector<int32_t> ranges) { tail_.SetSampleableRanges(std::move(ranges)); }
+  // The dtype of the KV caches of sequences started from now on (the shard config's
+  // serving.kv_dtype; default bf16, as the model is served).
+  void SetKvDType(DType kv_dtype) { kv_dtype_ = kv_dtype; }
 
   // Makes a running HandleSteps return UNAVAILABLE at once (its peer table was replaced): a wait for
   // an expert host's reply wakes up.
@@ -111,6 +114,7 @@ class StageExecutor {
   std::optional<Routes> next_routes_ ABSL_GUARDED_BY(routes_mu_);
   std::vector<transport::PeerId> lost_hosts_ ABSL_GUARDED_BY(routes_mu_);
   absl::Duration reply_timeout_;
+  DType kv_dtype_ = DType::kBF16;
   std::map<uint64_t, std::unique_ptr<model::SequenceState>> states_;
   std::set<uint64_t> in_progress_;  // sequences of the micro-batches running here
   std::set<uint64_t> free_later_;   // freed while in progress

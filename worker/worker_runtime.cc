@@ -236,6 +236,7 @@ absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, 
   auto executor = std::make_shared<StageExecutor>(&shard, &data_plane, assignment.peer_id(), *std::move(routes),
                                                   o.reply_timeout);
   executor->SetSampleableRanges({assignment.sampleable_ranges().begin(), assignment.sampleable_ranges().end()});
+  executor->SetKvDType(config.kv_dtype);
   serving.Set(std::move(executor));
   return absl::OkStatus();
 }

@@ -49,8 +49,9 @@ size_t SplitSmemBytes(int head_dim) {
                           static_cast<size_t>(kWarps) * kTile * (dq + 1));
 }
 
-// kDPerLane: head-dim elements per lane in the P V step (D <= 32 * kDPerLane).
-template <int kDPerLane>
+// kDPerLane: head-dim elements per lane in the P V step (D <= 32 * kDPerLane). T: the cache's
+// element, float or uint16_t (bf16).
+template <int kDPerLane, class T>
 __global__ void __launch_bounds__(kWarps * kWarpSize) AttentionSplitKernel(AttentionDecodeArgs a, SplitPlan plan) {
   extern __shared__ __align__(16) float smem[];  // q_s and p_s are read as float4
   const int D = a.head_dim, dq = PaddedDim(D);
@@ -72,8 +73,7 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) AttentionSplitKernel(Atten
 
   const int64_t key_begin = split * plan.keys_per_split;
   const int64_t key_end = Min64(a.total_len, key_begin + plan.keys_per_split);
-  const float* k_head = a.k + static_cast<int64_t>(kvh) * D;
-  const float* v_head = a.v + static_cast<int64_t>(kvh) * D;
+  const int64_t head_offset = static_cast<int64_t>(kvh) * D;
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kDPerLane];
 #pragma unroll
@@ -86,13 +86,16 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) AttentionSplitKernel(Atten
 
   for (int64_t tile0 = key_begin + warp * kTile; tile0 < key_end; tile0 += kWarps * kTile) {
     const int n_keys = static_cast<int>(Min64(kTile, key_end - tile0));
+    // The tile's K and V rows (one page: keys_per_split and tile0 are multiples of the tile).
+    const T* k_tile = KvTileRow<T>(a.kv.k_pages, a.kv.k, a.kv.page_rows, tile0, kv_stride, head_offset);
+    const T* v_tile = KvTileRow<T>(a.kv.v_pages, a.kv.v, a.kv.page_rows, tile0, kv_stride, head_offset);
     // Stage K: row r of the tile, zero past the last key and in the padding columns.
 #pragma unroll 8
     for (int r = 0; r < kTile; ++r) {
 #pragma unroll
       for (int i = 0; i < kDPerLane; ++i) {  // dq <= 32 * kDPerLane
         const int d = lane + i * kWarpSize;
-        if (d < dq) k_s[r * (dq + 1) + d] = (r < n_keys && d < D) ? k_head[(tile0 + r) * kv_stride + d] : 0.f;
+        if (d < dq) k_s[r * (dq + 1) + d] = (r < n_keys && d < D) ? KvToFloat(k_tile[r * kv_stride + d]) : 0.f;
       }
     }
     __syncwarp();
@@ -102,7 +105,7 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) AttentionSplitKernel(Atten
     ScoreTileKeys(k_s, q_s, dq, num_g, s);
     UpdateOnlineSoftmax(s, n_keys, a.scale, num_g, m, l, corr, p_s);
     __syncwarp();
-    AccumulateTilePV<kDPerLane>(v_head + tile0 * kv_stride, kv_stride, D, n_keys, num_g, p_s, corr, acc);
+    AccumulateTilePV<kDPerLane>(v_tile, kv_stride, D, n_keys, num_g, p_s, corr, acc);
     __syncwarp();  // the next tile overwrites k_s and p_s
   }
 
@@ -148,18 +151,18 @@ __global__ void __launch_bounds__(kCombineThreads) AttentionCombineKernel(Attent
   }
 }
 
-template <int kDPerLane>
+template <int kDPerLane, class T>
 cudaError_t LaunchSplit(const AttentionDecodeArgs& a, const SplitPlan& plan, cudaStream_t stream) {
   const size_t smem = SplitSmemBytes(a.head_dim);
   if (smem > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(AttentionSplitKernel<kDPerLane>,
+    const cudaError_t err = cudaFuncSetAttribute(AttentionSplitKernel<kDPerLane, T>,
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (err != cudaSuccess) return err;
   }
   const int group = a.num_heads / a.num_kv_heads;
   const dim3 grid(static_cast<unsigned>(AttentionNumSplits(a.total_len)), static_cast<unsigned>(a.num_kv_heads),
                   static_cast<unsigned>((group + kMaxGroup - 1) / kMaxGroup));
-  AttentionSplitKernel<kDPerLane><<<grid, kWarps * kWarpSize, smem, stream>>>(a, plan);
+  AttentionSplitKernel<kDPerLane, T><<<grid, kWarps * kWarpSize, smem, stream>>>(a, plan);
   return cudaGetLastError();
 }
 
@@ -167,8 +170,10 @@ cudaError_t LaunchSplit(const AttentionDecodeArgs& a, const SplitPlan& plan, cud
 
 cudaError_t LaunchAttentionDecode(const AttentionDecodeArgs& a, cudaStream_t stream) {
   const SplitPlan plan{AttentionKeysPerSplit(a.total_len), AttentionNumSplits(a.total_len) * kWarps};
-  const cudaError_t err =
-      a.head_dim <= 4 * kWarpSize ? LaunchSplit<4>(a, plan, stream) : LaunchSplit<8>(a, plan, stream);
+  const bool bf16 = a.kv.k_pages != nullptr && a.kv.bf16;
+  const bool narrow = a.head_dim <= 4 * kWarpSize;
+  const cudaError_t err = bf16 ? (narrow ? LaunchSplit<4, uint16_t>(a, plan, stream) : LaunchSplit<8, uint16_t>(a, plan, stream))
+                               : (narrow ? LaunchSplit<4, float>(a, plan, stream) : LaunchSplit<8, float>(a, plan, stream));
   if (err != cudaSuccess) return err;
   const size_t combine_smem = sizeof(float) * static_cast<size_t>(plan.num_partials);
   AttentionCombineKernel<<<static_cast<unsigned>(a.num_heads), kCombineThreads, combine_smem, stream>>>(a, plan);

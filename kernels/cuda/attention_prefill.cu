@@ -41,8 +41,9 @@ size_t SmemBytes(int head_dim) {
   return sizeof(float) * (kRowsPerBlock * kMaxGroup * dq + kRowsPerBlock * kTile * kMaxGroup + kTile * (dq + 1));
 }
 
-// kDPerLane: head-dim elements per lane in the p V step (D <= 32 * kDPerLane).
-template <int kDPerLane>
+// kDPerLane: head-dim elements per lane in the p V step (D <= 32 * kDPerLane). T: the cache's
+// element, float or uint16_t (bf16).
+template <int kDPerLane, class T>
 __global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) AttentionPrefillKernel(AttentionPrefillArgs a) {
   extern __shared__ __align__(16) float smem[];  // q_s and p_s are read as float4
   const int D = a.head_dim, dq = PaddedDim(D);
@@ -72,8 +73,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) AttentionPrefillKer
                                                 : 0.f;
   }
 
-  const float* k_head = a.k + static_cast<int64_t>(kvh) * D;
-  const float* v_head = a.v + static_cast<int64_t>(kvh) * D;
+  const int64_t head_offset = static_cast<int64_t>(kvh) * D;
   const float* q_w = q_s + warp * kMaxGroup * dq;  // this warp's queries [kMaxGroup, dq]
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kDPerLane];
@@ -88,9 +88,12 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) AttentionPrefillKer
   for (int64_t tile0 = 0; tile0 < block_keys; tile0 += kTile) {
     const int n_tile = static_cast<int>(block_keys - tile0 < kTile ? block_keys - tile0 : kTile);
     __syncthreads();  // q_s is written (first tile); no warp still reads the previous tile's k_s
+    // The tile's K and V rows (one page: tile0 is a multiple of the tile, pages of whole tiles).
+    const T* k_tile = KvTileRow<T>(a.kv.k_pages, a.kv.k, a.kv.page_rows, tile0, kv_stride, head_offset);
+    const T* v_tile = KvTileRow<T>(a.kv.v_pages, a.kv.v, a.kv.page_rows, tile0, kv_stride, head_offset);
     for (int idx = threadIdx.x; idx < kTile * dq; idx += blockDim.x) {
       const int r = idx / dq, d = idx % dq;
-      k_s[r * (dq + 1) + d] = (r < n_tile && d < D) ? k_head[(tile0 + r) * kv_stride + d] : 0.f;
+      k_s[r * (dq + 1) + d] = (r < n_tile && d < D) ? KvToFloat(k_tile[r * kv_stride + d]) : 0.f;
     }
     __syncthreads();
     // Keys of this tile the warp's row sees: >= 1 on the first tile for every row, and a row
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) AttentionPrefillKer
     ScoreTileKeys(k_s, q_w, dq, num_g, s);
     UpdateOnlineSoftmax(s, n_keys, a.scale, num_g, m, l, corr, p_s);
     __syncwarp();
-    AccumulateTilePV<kDPerLane>(v_head + tile0 * kv_stride, kv_stride, D, n_keys, num_g, p_s, corr, acc);
+    AccumulateTilePV<kDPerLane>(v_tile, kv_stride, D, n_keys, num_g, p_s, corr, acc);
     __syncwarp();  // the next tile overwrites p_s
   }
 
@@ -123,24 +126,27 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarpSize) AttentionPrefillKer
   }
 }
 
-template <int kDPerLane>
+template <int kDPerLane, class T>
 cudaError_t Launch(const AttentionPrefillArgs& a, cudaStream_t stream) {
   const size_t smem = SmemBytes(a.head_dim);
   if (smem > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(AttentionPrefillKernel<kDPerLane>,
+    const cudaError_t err = cudaFuncSetAttribute(AttentionPrefillKernel<kDPerLane, T>,
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (err != cudaSuccess) return err;
   }
   const dim3 grid(static_cast<unsigned>(AttentionPrefillRowTiles(a.n)), static_cast<unsigned>(a.num_kv_heads),
                   static_cast<unsigned>(AttentionPrefillHeadChunks(a.num_heads, a.num_kv_heads)));
-  AttentionPrefillKernel<kDPerLane><<<grid, kRowsPerBlock * kWarpSize, smem, stream>>>(a);
+  AttentionPrefillKernel<kDPerLane, T><<<grid, kRowsPerBlock * kWarpSize, smem, stream>>>(a);
   return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t LaunchAttentionPrefill(const AttentionPrefillArgs& a, cudaStream_t stream) {
-  return a.head_dim <= 4 * kWarpSize ? Launch<4>(a, stream) : Launch<8>(a, stream);
+  const bool bf16 = a.kv.k_pages != nullptr && a.kv.bf16;
+  const bool narrow = a.head_dim <= 4 * kWarpSize;
+  return bf16 ? (narrow ? Launch<4, uint16_t>(a, stream) : Launch<8, uint16_t>(a, stream))
+              : (narrow ? Launch<4, float>(a, stream) : Launch<8, float>(a, stream));
 }
 
 }  // namespace mmx::kernels::cuda::internal

@@ -77,12 +77,25 @@ __device__ __forceinline__ void UpdateOnlineSoftmax(const float (&s)[kAttentionM
   }
 }
 
+// A KV element as fp32: fp32 as is, bf16 (its bits as uint16_t) widened exactly.
+__device__ __forceinline__ float KvToFloat(float x) { return x; }
+__device__ __forceinline__ float KvToFloat(uint16_t x) { return __uint_as_float(static_cast<unsigned>(x) << 16); }
+
+// Element `offset` of the KV row `tile0` (the first key of a tile: the tile's rows follow it at
+// kv_stride, within one page). T: float, or uint16_t for bf16 pages.
+template <class T>
+__device__ __forceinline__ const T* KvTileRow(const void* const* pages, const float* contiguous, int64_t page_rows,
+                                              int64_t tile0, int64_t kv_stride, int64_t offset) {
+  if (pages == nullptr) return reinterpret_cast<const T*>(contiguous + tile0 * kv_stride + offset);
+  return static_cast<const T*>(pages[tile0 / page_rows]) + (tile0 % page_rows) * kv_stride + offset;
+}
+
 // acc[g] = acc[g] * corr[g] + sum_r p_s[r][g] v_r over the keys r < n_keys, lane's head-dim
 // elements d = lane + 32 i < head_dim. v: the V row of the tile's first key, row r at
-// v + r * kv_stride (global memory). p_s as UpdateOnlineSoftmax wrote it, after a __syncwarp();
-// 16-byte aligned.
-template <int kDPerLane>
-__device__ __forceinline__ void AccumulateTilePV(const float* v, int64_t kv_stride, int head_dim, int n_keys,
+// v + r * kv_stride (global memory, fp32 or bf16 as T). p_s as UpdateOnlineSoftmax wrote it,
+// after a __syncwarp(); 16-byte aligned.
+template <int kDPerLane, class T>
+__device__ __forceinline__ void AccumulateTilePV(const T* v, int64_t kv_stride, int head_dim, int n_keys,
                                                  int num_g, const float* p_s,
                                                  const float (&corr)[kAttentionMaxGroup],
                                                  float (&acc)[kAttentionMaxGroup][kDPerLane]) {
@@ -93,12 +106,12 @@ __device__ __forceinline__ void AccumulateTilePV(const float* v, int64_t kv_stri
     for (int i = 0; i < kDPerLane; ++i) acc[g][i] *= corr[g];
 #pragma unroll 4
   for (int r = 0; r < n_keys; ++r) {
-    const float* vr = v + r * kv_stride;
+    const T* vr = v + r * kv_stride;
     float v_lane[kDPerLane];
 #pragma unroll
     for (int i = 0; i < kDPerLane; ++i) {
       const int d = lane + i * kWarpSize;
-      v_lane[i] = d < head_dim ? vr[d] : 0.f;
+      v_lane[i] = d < head_dim ? KvToFloat(vr[d]) : 0.f;
     }
     const float4 pa = *reinterpret_cast<const float4*>(p_s + r * kAttentionMaxGroup);
     const float4 pb = *reinterpret_cast<const float4*>(p_s + r * kAttentionMaxGroup + 4);

@@ -70,13 +70,42 @@ absl::StatusOr<DeviceBuffer> DeviceBuffer::Allocate(size_t bytes, int device) {
   return buffer;
 }
 
+absl::StatusOr<DeviceBuffer> DeviceBuffer::AllocateOnStream(size_t bytes, int device, cudaStream_t stream) {
+  if (device < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DeviceBuffer::AllocateOnStream: device ordinal must be >= 0, got ", device));
+  }
+  DeviceBuffer buffer;
+  buffer.device_ = device;
+  buffer.stream_ = stream;
+  buffer.stream_ordered_ = true;
+  if (bytes == 0) return buffer;
+  const std::string what = absl::StrCat("DeviceBuffer::AllocateOnStream(", bytes, " bytes) on cuda:", device);
+  ScopedDevice scoped;
+  if (absl::Status s = scoped.Enter(device); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+  }
+  void* data = nullptr;
+  const cudaError_t err = cudaMallocAsync(&data, bytes, stream);
+  MMX_RETURN_IF_ERROR(CudaAllocStatus(err, what, bytes, device));
+  buffer.data_ = data;
+  buffer.size_ = bytes;
+  return buffer;
+}
+
 DeviceBuffer::~DeviceBuffer() { Release(); }
 
 void DeviceBuffer::Release() {
   if (data_ == nullptr) return;
   ScopedDevice scoped;
   // cudaFree on a device other than the current one works, but can synchronise the wrong one.
-  if (scoped.Enter(device_).ok()) cudaFree(data_);
+  if (scoped.Enter(device_).ok()) {
+    if (stream_ordered_) {
+      cudaFreeAsync(data_, stream_);
+    } else {
+      cudaFree(data_);
+    }
+  }
   data_ = nullptr;
   size_ = 0;
 }
@@ -87,6 +116,8 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     device_ = other.device_;
+    stream_ = other.stream_;
+    stream_ordered_ = other.stream_ordered_;
   }
   return *this;
 }

@@ -29,6 +29,11 @@ class DeviceBuffer {
   // same way); kResourceExhausted on out-of-memory, saying how many bytes were asked and how
   // many were free on which device; kFailedPrecondition when there is no GPU or driver.
   static absl::StatusOr<DeviceBuffer> Allocate(size_t bytes, int device);
+  // The same, stream-ordered (cudaMallocAsync on `stream`, and cudaFreeAsync there when the
+  // buffer goes): neither synchronises the device, so a buffer can grow between a rank's
+  // collectives, and one freed while work queued on `stream` still reads it stays valid for that
+  // work. The stream must outlive the buffer.
+  static absl::StatusOr<DeviceBuffer> AllocateOnStream(size_t bytes, int device, cudaStream_t stream);
 
   DeviceBuffer() = default;
   ~DeviceBuffer();
@@ -64,6 +69,8 @@ class DeviceBuffer {
   void* data_ = nullptr;
   size_t size_ = 0;
   int device_ = 0;
+  cudaStream_t stream_ = nullptr;  // set: stream-ordered
+  bool stream_ordered_ = false;
 };
 
 class PinnedHostBuffer {

@@ -46,10 +46,12 @@ __device__ __forceinline__ float Dot8(float4 a, float4 b, uint4 w, float acc) {
 }
 
 // kMaxT: register tile of tokens (1, 2, 4 or 8); num_tokens <= kMaxT.
+// blockIdx.y: the K split (gridDim.y splits, each a range of the row's chunks); with more than
+// one, the sums go to partials [split, token, row].
 template <int kMaxT>
 __global__ void __launch_bounds__(kThreads)
     GemvBf16Vec8(const float* __restrict__ x, int num_tokens, const uint16_t* __restrict__ w,
-                 int64_t rows, int64_t cols, float* __restrict__ y) {
+                 int64_t rows, int64_t cols, float* __restrict__ y, float* __restrict__ partials) {
   const int lane = threadIdx.x % kWarpSize;
   const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize) * kRowsPerWarp;
   if (row0 >= rows) return;  // the whole warp leaves together
@@ -63,8 +65,11 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int t = 0; t < kMaxT; ++t) acc[r][t] = 0.f;
 
+  const int64_t per_split = (chunks + gridDim.y - 1) / gridDim.y;
+  const int64_t c_begin = static_cast<int64_t>(blockIdx.y) * per_split;
+  const int64_t c_end = c_begin + per_split < chunks ? c_begin + per_split : chunks;
 #pragma unroll 2
-  for (int64_t c = lane; c < chunks; c += kWarpSize) {
+  for (int64_t c = c_begin + lane; c < c_end; c += kWarpSize) {
     uint4 wv[kRowsPerWarp];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) wv[r] = r < num_rows ? __ldg(wc + r * chunks + c) : make_uint4(0, 0, 0, 0);
@@ -83,11 +88,22 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int t = 0; t < kMaxT; ++t) acc[r][t] = WarpSum(acc[r][t]);
   if (lane == 0) {
+    float* out = gridDim.y > 1 ? partials + static_cast<int64_t>(blockIdx.y) * num_tokens * rows : y;
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
 #pragma unroll
       for (int t = 0; t < kMaxT; ++t)
-        if (r < num_rows && t < num_tokens) y[t * rows + row0 + r] = acc[r][t];
+        if (r < num_rows && t < num_tokens) out[t * rows + row0 + r] = acc[r][t];
+  }
+}
+
+// y[i] = sum over the splits s, in order, of partials[s * n + i].
+__global__ void SumSplitsKernel(const float* __restrict__ partials, int splits, int64_t n, float* __restrict__ y) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = partials[i];
+    for (int k = 1; k < splits; ++k) s += partials[k * n + i];
+    y[i] = s;
   }
 }
 
@@ -129,6 +145,16 @@ unsigned BlocksFor(int64_t units, int64_t per_block) {
 
 }  // namespace
 
+int GemvBf16Splits(int64_t rows, int64_t cols) {
+  if (cols % 8 != 0) return 1;
+  const int64_t row_blocks = (rows + kRowsPerWarp * kWarpsPerBlock - 1) / (kRowsPerWarp * kWarpsPerBlock);
+  const int64_t by_blocks = (256 + row_blocks - 1) / row_blocks;
+  const int64_t by_columns = cols / 8 / 32;  // at least one chunk per lane per split
+  int64_t splits = by_blocks < by_columns ? by_blocks : by_columns;
+  if (splits > 32) splits = 32;
+  return splits < 1 ? 1 : static_cast<int>(splits);
+}
+
 cudaError_t LaunchGemvBf16(const GemvArgs& a, cudaStream_t stream) {
   const bool vec8 = a.cols % 8 == 0 && Aligned16(a.w) && Aligned16(a.x);
   if (!vec8) {
@@ -136,15 +162,23 @@ cudaError_t LaunchGemvBf16(const GemvArgs& a, cudaStream_t stream) {
                                                                                a.cols, a.y);
     return cudaGetLastError();
   }
-  const unsigned blocks = BlocksFor(a.rows, kRowsPerWarp * kWarpsPerBlock);
+  const int splits = a.splits > 1 && a.partials != nullptr ? a.splits : 1;
+  const dim3 grid(BlocksFor(a.rows, kRowsPerWarp * kWarpsPerBlock), static_cast<unsigned>(splits));
   if (a.num_tokens <= 1) {
-    GemvBf16Vec8<1><<<blocks, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y);
+    GemvBf16Vec8<1><<<grid, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y, a.partials);
   } else if (a.num_tokens <= 2) {
-    GemvBf16Vec8<2><<<blocks, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y);
+    GemvBf16Vec8<2><<<grid, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y, a.partials);
   } else if (a.num_tokens <= 4) {
-    GemvBf16Vec8<4><<<blocks, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y);
+    GemvBf16Vec8<4><<<grid, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y, a.partials);
   } else {
-    GemvBf16Vec8<kMaxGemvTokens><<<blocks, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y);
+    GemvBf16Vec8<kMaxGemvTokens><<<grid, kThreads, 0, stream>>>(a.x, a.num_tokens, a.w, a.rows, a.cols, a.y,
+                                                                a.partials);
+  }
+  if (splits > 1) {
+    const int64_t n = static_cast<int64_t>(a.num_tokens) * a.rows;
+    const int64_t blocks = (n + 255) / 256;
+    SumSplitsKernel<<<static_cast<unsigned>(blocks < 65536 ? blocks : 65536), 256, 0, stream>>>(a.partials, splits, n,
+                                                                                                a.y);
   }
   return cudaGetLastError();
 }

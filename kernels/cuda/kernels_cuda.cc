@@ -7,13 +7,17 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <mutex>
+#include <map>
 #include <string>
 #include <utility>
 
 #include <cublas_v2.h>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "base/status_macros.h"
 #include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/launch.h"
 
@@ -40,6 +44,42 @@ absl::Status NonNull(absl::string_view fn, std::initializer_list<std::pair<const
     if (p == nullptr) return Invalid(fn, absl::StrCat(name, " is null"));
   }
   return absl::OkStatus();
+}
+
+// The device's compute capability, asked of the driver once per device (every launch of the
+// blocked lightning prefill checks it).
+absl::StatusOr<std::pair<int, int>> ComputeCapability(int device) {
+  static std::mutex mu;
+  static std::map<int, std::pair<int, int>> known;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known.find(device); it != known.end()) return it->second;
+  int major = 0, minor = 0;
+  MMX_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  MMX_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  known[device] = {major, minor};
+  return known[device];
+}
+
+// The cache rows of a contiguous fp32 cache (k, v) or a paged one, checked.
+absl::StatusOr<internal::KvRows> CheckKv(absl::string_view fn, const float* k, const float* v, const PagedKv* paged) {
+  internal::KvRows rows{k, v, nullptr, nullptr, 0, false};
+  if (paged == nullptr || (k != nullptr || v != nullptr)) {
+    MMX_RETURN_IF_ERROR(NonNull(fn, {{"k", k}, {"v", v}}));
+    return rows;
+  }
+  MMX_RETURN_IF_ERROR(NonNull(fn, {{"k_pages", paged->k_pages}, {"v_pages", paged->v_pages}}));
+  if (paged->page_rows < 1 || paged->page_rows % internal::kAttentionKeysPerWarpTile != 0) {
+    return Invalid(fn, absl::StrCat("page_rows must be a positive multiple of ", internal::kAttentionKeysPerWarpTile,
+                                    ", got ", paged->page_rows));
+  }
+  if (paged->dtype != DType::kF32 && paged->dtype != DType::kBF16) {
+    return Invalid(fn, absl::StrCat("a KV cache of ", DTypeName(paged->dtype), ": fp32 or bf16 expected"));
+  }
+  rows.k_pages = paged->k_pages;
+  rows.v_pages = paged->v_pages;
+  rows.page_rows = paged->page_rows;
+  rows.bf16 = paged->dtype == DType::kBF16;
+  return rows;
 }
 
 // The shape checks CausalAttention and CausalAttentionDecode share.
@@ -94,8 +134,15 @@ absl::Status CublasGemm(const float* x, int64_t num_tokens, const WeightView& w,
 }  // namespace
 
 size_t GemmWorkspaceBytes(int64_t num_tokens, const WeightView& w, const GemmOptions& options) {
-  if (!UsesCublas(num_tokens, w, options)) return 0;
-  return static_cast<size_t>(num_tokens) * static_cast<size_t>(w.cols) * sizeof(uint16_t);
+  if (UsesCublas(num_tokens, w, options)) {
+    return static_cast<size_t>(num_tokens) * static_cast<size_t>(w.cols) * sizeof(uint16_t);
+  }
+  if (w.dtype != DType::kBF16) return 0;
+  // The GEMV's K-split partials, for shapes with too few rows to fill the GPU.
+  const int splits = internal::GemvBf16Splits(w.rows, w.cols);
+  if (splits <= 1) return 0;
+  const int64_t tokens = std::min<int64_t>(num_tokens, kMaxGemvTokens);
+  return static_cast<size_t>(splits) * static_cast<size_t>(tokens * w.rows) * sizeof(float);
 }
 
 absl::Status Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y, cudaStream_t stream,
@@ -104,9 +151,9 @@ absl::Status Gemm(const float* x, int64_t num_tokens, const WeightView& w, float
   if (num_tokens < 0 || w.rows < 0 || w.cols < 0) {
     return Invalid(kFn, absl::StrCat("negative size: num_tokens ", num_tokens, ", w [", w.rows, ", ", w.cols, "]"));
   }
-  if (w.dtype != DType::kBF16) {
-    return absl::UnimplementedError(absl::StrCat(
-        "CUDA Gemm supports BF16 weights only, got ", DTypeName(w.dtype), " [", w.rows, ", ", w.cols, "]"));
+  if (w.dtype != DType::kBF16 && w.dtype != DType::kI8) {
+    return absl::UnimplementedError(absl::StrCat("CUDA Gemm supports BF16 and int8 weights, got ",
+                                                 DTypeName(w.dtype), " [", w.rows, ", ", w.cols, "]"));
   }
   if (num_tokens == 0 || w.rows == 0) return absl::OkStatus();
   MMX_RETURN_IF_ERROR(NonNull(kFn, {{"y", y}}));
@@ -116,11 +163,32 @@ absl::Status Gemm(const float* x, int64_t num_tokens, const WeightView& w, float
   }
   MMX_RETURN_IF_ERROR(NonNull(kFn, {{"x", x}, {"w.data", w.data}}));
   if (w.rows > kMaxGridX) return Invalid(kFn, absl::StrCat("w.rows ", w.rows, " exceeds ", kMaxGridX));
+  if (w.dtype == DType::kI8) {
+    // Weight-only int8 (per-row scales): its own kernel whatever the activation mode, the
+    // weights read once per kMaxGemvInt8Tokens tokens.
+    MMX_RETURN_IF_ERROR(NonNull(kFn, {{"w.scales", w.scales}}));
+    const auto* q = static_cast<const int8_t*>(w.data);
+    for (int64_t t0 = 0; t0 < num_tokens; t0 += internal::kMaxGemvInt8Tokens) {
+      const int tokens = static_cast<int>(std::min<int64_t>(internal::kMaxGemvInt8Tokens, num_tokens - t0));
+      const internal::GemvInt8Args args{x + t0 * w.cols, tokens, q, w.scales, w.rows, w.cols, y + t0 * w.rows};
+      MMX_RETURN_IF_ERROR(Launched(internal::LaunchGemvInt8(args, stream), kFn));
+    }
+    return absl::OkStatus();
+  }
   if (UsesCublas(num_tokens, w, options)) return CublasGemm(x, num_tokens, w, y, stream, options);
   const auto* wd = static_cast<const uint16_t*>(w.data);
+  // Few rows (a router, a tensor-parallel slice): split K over more blocks when the caller gave
+  // room for the partials (GemmWorkspaceBytes); without it, one block per 16 rows still works.
+  const int splits = internal::GemvBf16Splits(w.rows, w.cols);
+  const bool split = splits > 1 && options.workspace != nullptr &&
+                     options.workspace_bytes >= GemmWorkspaceBytes(num_tokens, w, options);
   for (int64_t t0 = 0; t0 < num_tokens; t0 += kMaxGemvTokens) {
     const int tokens = static_cast<int>(std::min<int64_t>(kMaxGemvTokens, num_tokens - t0));
-    const internal::GemvArgs args{x + t0 * w.cols, tokens, wd, w.rows, w.cols, y + t0 * w.rows};
+    internal::GemvArgs args{x + t0 * w.cols, tokens, wd, w.rows, w.cols, y + t0 * w.rows};
+    if (split) {
+      args.splits = splits;
+      args.partials = static_cast<float*>(options.workspace);
+    }
     MMX_RETURN_IF_ERROR(Launched(internal::LaunchGemvBf16(args, stream), kFn));
   }
   return absl::OkStatus();
@@ -216,6 +284,14 @@ absl::Status GatherRows(const float* src, const int64_t* index, int64_t n, int64
   return Launched(internal::LaunchGatherRows(src, index, n, width, dst, stream), kFn);
 }
 
+absl::Status ConvertToBf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream) {
+  constexpr absl::string_view kFn = "ConvertToBf16";
+  if (n < 0) return Invalid(kFn, absl::StrCat("negative size ", n));
+  if (n == 0) return absl::OkStatus();
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"x", x}, {"out", out}}));
+  return Launched(internal::LaunchFloatToBf16(x, n, out, stream), kFn);
+}
+
 absl::Status ScaleScatterRows(const float* src, const float* scale, const int64_t* index, int64_t n, int64_t width,
                               float* dst, cudaStream_t stream) {
   constexpr absl::string_view kFn = "ScaleScatterRows";
@@ -303,10 +379,10 @@ absl::Status LightningPrefillBlocked(const LightningShape& shape, const float* q
   }
   MMX_RETURN_IF_ERROR(
       NonNull(kFn, {{"shape.slopes", shape.slopes}, {"qkv", qkv}, {"state", state}, {"out", out}}));
-  int device = 0, major = 0, minor = 0;
+  int device = 0;
   MMX_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  MMX_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  MMX_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  MMX_ASSIGN_OR_RETURN(const auto capability, ComputeCapability(device));
+  const auto [major, minor] = capability;
   if (major < 8) {
     return absl::UnimplementedError(absl::StrCat(kFn, ": bf16 tensor cores need compute capability 8.0 or newer, cuda:",
                                                  device, " is ", major, ".", minor, "; use LightningPrefill"));
@@ -315,9 +391,11 @@ absl::Status LightningPrefillBlocked(const LightningShape& shape, const float* q
   return Launched(internal::LaunchLightningPrefillBlocked(args, stream), kFn);
 }
 
-absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k, const float* v,
-                             int64_t total_len, float* out, cudaStream_t stream) {
-  constexpr absl::string_view kFn = "CausalAttention";
+namespace {
+
+absl::Status AttentionPrefill(absl::string_view kFn, const AttentionShape& shape, const float* q, int64_t n,
+                              const float* k, const float* v, const PagedKv* paged, int64_t total_len, float* out,
+                              cudaStream_t stream) {
   MMX_RETURN_IF_ERROR(CheckAttentionShape(kFn, shape));
   if (n < 0) return Invalid(kFn, absl::StrCat("negative n ", n));
   if (n == 0) return absl::OkStatus();
@@ -329,10 +407,23 @@ absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_
   if (internal::AttentionPrefillHeadChunks(shape.num_heads, shape.num_kv_heads) > kMaxGridYZ) {
     return Invalid(kFn, "too many query heads per KV head");
   }
-  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"q", q}, {"k", k}, {"v", v}, {"out", out}}));
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"q", q}, {"out", out}}));
+  MMX_ASSIGN_OR_RETURN(const internal::KvRows rows, CheckKv(kFn, k, v, paged));
   const internal::AttentionPrefillArgs args{shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.scale, q, n,
-                                            k, v, total_len, out};
+                                            rows, total_len, out};
   return Launched(internal::LaunchAttentionPrefill(args, stream), kFn);
+}
+
+}  // namespace
+
+absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k, const float* v,
+                             int64_t total_len, float* out, cudaStream_t stream) {
+  return AttentionPrefill("CausalAttention", shape, q, n, k, v, nullptr, total_len, out, stream);
+}
+
+absl::Status CausalAttentionPaged(const AttentionShape& shape, const float* q, int64_t n, const PagedKv& kv,
+                                  int64_t total_len, float* out, cudaStream_t stream) {
+  return AttentionPrefill("CausalAttentionPaged", shape, q, n, nullptr, nullptr, &kv, total_len, out, stream);
 }
 
 size_t CausalAttentionDecodeWorkspaceBytes(const AttentionShape& shape, int64_t total_len) {
@@ -346,13 +437,14 @@ absl::Status CausalAttentionDecode(const CausalAttentionDecodeParams& p, cudaStr
   MMX_RETURN_IF_ERROR(CheckAttentionShape(kFn, s));
   if (p.total_len < 1) return Invalid(kFn, absl::StrCat("total_len must be >= 1 (it counts the new token), got ",
                                                         p.total_len));
-  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"q", p.q}, {"k", p.k}, {"v", p.v}, {"out", p.out}}));
+  MMX_RETURN_IF_ERROR(NonNull(kFn, {{"q", p.q}, {"out", p.out}}));
+  MMX_ASSIGN_OR_RETURN(const internal::KvRows rows, CheckKv(kFn, p.k, p.v, &p.paged));
   const size_t need = CausalAttentionDecodeWorkspaceBytes(s, p.total_len);
   if (p.workspace == nullptr || p.workspace_bytes < need) {
     return Invalid(kFn, absl::StrCat("workspace of ", p.workspace_bytes, " bytes is smaller than the ", need,
                                      " bytes CausalAttentionDecodeWorkspaceBytes() asks for"));
   }
-  const internal::AttentionDecodeArgs args{s.num_heads, s.num_kv_heads, s.head_dim, s.scale, p.q, p.k, p.v,
+  const internal::AttentionDecodeArgs args{s.num_heads, s.num_kv_heads, s.head_dim, s.scale, p.q, rows,
                                            p.total_len, p.out, static_cast<float*>(p.workspace)};
   return Launched(internal::LaunchAttentionDecode(args, stream), kFn);
 }

@@ -49,10 +49,12 @@ struct GemmOptions {
 // cuBLAS path (the bf16 copy of x), else 0.
 size_t GemmWorkspaceBytes(int64_t num_tokens, const WeightView& w, const GemmOptions& options);
 
-// y[t, o] = sum_i x[t, i] * w[o, i] (kernels.h Gemm) for BF16 weights only (kUnimplemented for
-// other dtypes). x [num_tokens, w.cols] fp32, y [num_tokens, w.rows] fp32, w.data device bf16.
-// Any shape and alignment works; cols % 8 == 0 with 16-byte aligned x and w.data takes the
-// vectorised path. kInvalidArgument for the kBf16 path without a cublas handle or with a
+// y[t, o] = sum_i x[t, i] * w[o, i] (kernels.h Gemm) for BF16 and weight-only int8 weights
+// (kUnimplemented for other dtypes). x [num_tokens, w.cols] fp32, y [num_tokens, w.rows] fp32,
+// w.data device bf16; or device int8 with w.scales device fp32 [w.rows] (y = scale * the int8
+// dot product, the CPU's format, read once per 32 tokens, in fp32 whatever the activation
+// mode). Any shape and alignment works; cols % 8 (bf16) or % 16 (int8) == 0 with 16-byte
+// aligned x and w.data takes the vectorised path. kInvalidArgument for the kBf16 path without a cublas handle or with a
 // workspace smaller than GemmWorkspaceBytes.
 absl::Status Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y,
                   cudaStream_t stream, const GemmOptions& options = {});
@@ -85,6 +87,9 @@ absl::Status EmbedRows(const WeightView& embed, const int32_t* ids, int64_t num_
 // index[r] must be a row of src (not checked; a negative one writes a NaN row). Exact.
 absl::Status GatherRows(const float* src, const int64_t* index, int64_t n, int64_t width, float* dst,
                         cudaStream_t stream);
+// out[i] = x[i] rounded to bf16 (nearest even, as base/bf16.h FloatToBf16), as its 16 bits;
+// x and out device memory of n elements (a bf16 KV cache's rows).
+absl::Status ConvertToBf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
 // dst[index[r], :] = scale[r] * src[r, :]; scale device fp32 [n], index device int64 [n]
 // (distinct; each a row of dst, not checked; a negative one writes nothing). Rows of dst that no
 // index names are left alone. One fp32 product per element, as the CPU's loop.
@@ -164,14 +169,29 @@ absl::Status LightningPrefillBlocked(const LightningShape& shape, const float* q
 absl::Status CausalAttention(const AttentionShape& shape, const float* q, int64_t n, const float* k,
                              const float* v, int64_t total_len, float* out, cudaStream_t stream);
 
+// A paged KV cache on the device (model/kv_cache.h's layout): pages of page_rows rows
+// [num_kv_heads * D] of K (after RoPE) and of V, fp32 or bf16; k_pages and v_pages are device
+// arrays of device pointers, page r / page_rows holding row r.
+struct PagedKv {
+  const void* const* k_pages = nullptr;
+  const void* const* v_pages = nullptr;
+  int64_t page_rows = 0;      // a positive multiple of 32
+  DType dtype = DType::kF32;  // kF32 or kBF16
+};
+// CausalAttention over a paged cache; the same checks, and kInvalidArgument for null page
+// tables, page_rows that is not a positive multiple of 32, or a dtype other than fp32 and bf16.
+absl::Status CausalAttentionPaged(const AttentionShape& shape, const float* q, int64_t n, const PagedKv& kv,
+                                  int64_t total_len, float* out, cudaStream_t stream);
+
 // Causal softmax attention of one sequence's single decode query against its whole KV cache
 // (kernels.h CausalAttention with n == 1): out = softmax(q k^T * scale) v per query head, query
 // head h reading KV head h / (N / num_kv_heads).
 struct CausalAttentionDecodeParams {
   AttentionShape shape;
   const float* q = nullptr;    // [N * D], the query at position total_len - 1 (after RoPE)
-  const float* k = nullptr;    // [total_len, num_kv_heads * D] fp32, after RoPE
-  const float* v = nullptr;    // [total_len, num_kv_heads * D] fp32
+  const float* k = nullptr;    // [total_len, num_kv_heads * D] fp32, after RoPE; or null and
+  const float* v = nullptr;    // [total_len, num_kv_heads * D] fp32                 `paged` set
+  PagedKv paged;               // the cache in pages (when k and v are null)
   int64_t total_len = 0;       // keys, the new token's included; >= 1
   float* out = nullptr;        // [N * D]
   void* workspace = nullptr;   // device scratch of CausalAttentionDecodeWorkspaceBytes(...)

@@ -23,8 +23,29 @@ struct GemvArgs {
   int64_t rows;
   int64_t cols;
   float* y;            // [num_tokens, rows]
+  // Split over K (the columns) into `splits` ranges when the rows alone give too few blocks to
+  // fill the GPU (a router's 32 rows, a tensor-parallel slice): each range's sums go to
+  // partials [splits, num_tokens, rows], then one pass adds them in order (deterministic).
+  int splits = 1;
+  float* partials = nullptr;
 };
+// The K splits GemvBf16 takes for this shape on the vectorised path (1 for the scalar one):
+// enough blocks for a large GPU (~256), at least 32 16-byte chunks of a row per split.
+int GemvBf16Splits(int64_t rows, int64_t cols);
 cudaError_t LaunchGemvBf16(const GemvArgs& args, cudaStream_t stream);
+// gemm_int8.cu: y[t, o] = scales[o] * sum_i x[t, i] * int8 w[o, i] in fp32, for num_tokens <=
+// kMaxGemvInt8Tokens (the weights read once).
+constexpr int kMaxGemvInt8Tokens = 32;
+struct GemvInt8Args {
+  const float* x;       // [num_tokens, cols]
+  int num_tokens;
+  const int8_t* w;      // [rows, cols]
+  const float* scales;  // [rows]
+  int64_t rows;
+  int64_t cols;
+  float* y;             // [num_tokens, rows]
+};
+cudaError_t LaunchGemvInt8(const GemvInt8Args& args, cudaStream_t stream);
 // out[i] = bf16(x[i]), round to nearest even.
 cudaError_t LaunchFloatToBf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
 
@@ -144,14 +165,26 @@ inline size_t AttentionWorkspaceFloats(int num_heads, int head_dim, int64_t tota
          static_cast<size_t>(num_heads) * (static_cast<size_t>(head_dim) + 2);
 }
 
+// A KV cache as the attention kernels read it: contiguous fp32 rows [total_len, num_kv_heads *
+// head_dim] (k, v), or pages of page_rows such rows (k_pages, v_pages: device arrays of device
+// pointers, row r in page r / page_rows), fp32 or bf16. page_rows is a multiple of
+// kAttentionKeysPerWarpTile, so a tile of keys never straddles two pages.
+struct KvRows {
+  const float* k;
+  const float* v;
+  const void* const* k_pages;  // null: k and v are contiguous fp32
+  const void* const* v_pages;
+  int64_t page_rows;
+  bool bf16;  // paged rows hold bf16 (the fp32's top 16 bits)
+};
+
 struct AttentionDecodeArgs {
   int num_heads;
   int num_kv_heads;
   int head_dim;
   float scale;
   const float* q;   // [num_heads * head_dim]
-  const float* k;   // [total_len, num_kv_heads * head_dim]
-  const float* v;   // [total_len, num_kv_heads * head_dim]
+  KvRows kv;        // total_len rows
   int64_t total_len;
   float* out;       // [num_heads * head_dim]
   float* workspace;  // AttentionWorkspaceFloats(...)
@@ -169,8 +202,7 @@ struct AttentionPrefillArgs {
   float scale;
   const float* q;    // [n, num_heads * head_dim]
   int64_t n;
-  const float* k;    // [total_len, num_kv_heads * head_dim]
-  const float* v;    // [total_len, num_kv_heads * head_dim]
+  KvRows kv;         // total_len rows
   int64_t total_len;  // >= n
   float* out;        // [n, num_heads * head_dim]
 };

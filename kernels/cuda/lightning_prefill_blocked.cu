@@ -30,6 +30,8 @@
 // sm_80, none on sm_90), D = 64 about 200; shared memory 89 KiB (D = 128) or 64 KiB, above the
 // default 48 KiB, so the launch opts in. One thread block per SM.
 #include <cstdint>
+#include <mutex>
+#include <set>
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -358,11 +360,27 @@ __global__ void __launch_bounds__(kThreads, 1) LightningPrefillBlockedKernel(Lig
 #endif
 }
 
+// The kernel's shared-memory opt-in, set once per device (it is the function's attribute on that
+// device: setting it on every launch cost a driver call per call).
+template <int D>
+cudaError_t OptInSharedMemoryOnce(size_t bytes) {
+  static std::mutex mu;
+  static std::set<int> done;
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  std::lock_guard<std::mutex> lock(mu);
+  if (done.count(device) > 0) return cudaSuccess;
+  err = cudaFuncSetAttribute(LightningPrefillBlockedKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes));
+  if (err == cudaSuccess) done.insert(device);
+  return err;
+}
+
 template <int D>
 cudaError_t Launch(const LightningPrefillArgs& a, cudaStream_t stream) {
   constexpr size_t kSmem = Smem<D>::kBytes;
-  const cudaError_t err = cudaFuncSetAttribute(LightningPrefillBlockedKernel<D>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
+  const cudaError_t err = OptInSharedMemoryOnce<D>(kSmem);
   if (err != cudaSuccess) return err;
   const unsigned blocks = static_cast<unsigned>(LightningPrefillBlockedBlocks(a.num_heads, D));
   LightningPrefillBlockedKernel<D><<<blocks, kThreads, kSmem, stream>>>(a);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -28,7 +29,7 @@ enum BufferKey : int {
 };
 
 constexpr size_t kMinArenaBlock = size_t{1} << 20;
-constexpr int64_t kMinKvCapacity = 256;
+constexpr int64_t kMinPageTable = 32;  // entries: 2048 rows before the first growth
 
 }  // namespace
 
@@ -81,9 +82,21 @@ int SlotAllocator::high_water() const {
   return next_;
 }
 
+CudaSequenceState::~CudaSequenceState() {
+  slots_->Release(slot_);
+  for (auto& [layer, kv] : kv_) {
+    for (void* p : kv.k_pages) pages_->Give(p, page_bytes_);
+    for (void* p : kv.v_pages) pages_->Give(p, page_bytes_);
+    pages_->Give(kv.k_table, kv.table_capacity * sizeof(void*));
+    pages_->Give(kv.v_table, kv.table_capacity * sizeof(void*));
+  }
+}
+
 int64_t CudaSequenceState::bytes() const {
   int64_t total = lightning_bytes_;
-  for (const auto& [layer, kv] : kv_) total += static_cast<int64_t>(kv.keys.size() + kv.values.size());
+  for (const auto& [layer, kv] : kv_) {
+    total += static_cast<int64_t>((kv.k_pages.size() + kv.v_pages.size()) * page_bytes_);
+  }
   return total;
 }
 
@@ -94,12 +107,16 @@ absl::StatusOr<std::unique_ptr<CudaLayerOps>> CudaLayerOps::Create(int device, c
   std::unique_ptr<CudaLayerOps> ops(new CudaLayerOps(device, config, precision));
   MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
   MMX_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&ops->stream_, cudaStreamNonBlocking));
+  ops->pages_ = std::make_shared<DevicePages>(device, ops->stream_);
   MMX_ASSIGN_OR_RETURN(ops->cublas_, kc::CublasHandle::Create());
   return ops;
 }
 
 CudaLayerOps::~CudaLayerOps() {
   if (stream_ != nullptr) {
+    // The stream-ordered buffers are freed on the stream: before it goes.
+    buffers_.clear();
+    pools_.clear();
     cudaStreamSynchronize(stream_);
     cublas_ = kc::CublasHandle();  // the handle was last set to this stream: release it first
     cudaStreamDestroy(stream_);
@@ -112,11 +129,10 @@ absl::StatusOr<void*> CudaLayerOps::Buffer(int key, size_t bytes) {
   kc::DeviceBuffer& buffer = buffers_[key];
   if (buffer.size() < bytes) {
     const size_t grown = std::max(bytes, buffer.size() * 3 / 2);
-    // NOTE: work already queued may still use the old buffer, and cudaFree only "may"
-    // synchronise (CUDA's words), so wait for the stream before freeing it.
-    if (buffer.size() > 0) MMX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    // Stream-ordered: work already queued keeps the old buffer until it is done, and nothing
+    // waits for the device (a wait here could sit between two ranks' collectives).
     buffer = kc::DeviceBuffer();  // free first: the old and new sizes need not fit together
-    MMX_ASSIGN_OR_RETURN(buffer, kc::DeviceBuffer::Allocate(grown, device_));
+    MMX_ASSIGN_OR_RETURN(buffer, kc::DeviceBuffer::AllocateOnStream(grown, device_, stream_));
   }
   return buffer.data();
 }
@@ -156,7 +172,23 @@ absl::Status CudaLayerOps::Download(const void* device_src, size_t bytes, void* 
 }
 
 absl::Status CudaLayerOps::Sync() {
-  const absl::Status st = kc::CudaStatus(cudaStreamSynchronize(stream_), "waiting for the GPU stream");
+  absl::Status st;
+  if (collective_ != nullptr) {
+    // A rank polls instead of blocking: a peer rank that failed never joins the collective this
+    // stream may be waiting in, and only this thread may abort this rank's communicator.
+    cudaError_t err;
+    while ((err = cudaStreamQuery(stream_)) == cudaErrorNotReady) {
+      st = collective_->WhileWaiting();
+      if (!st.ok()) break;
+      std::this_thread::yield();
+    }
+    if (st.ok()) st = kc::CudaStatus(err, "waiting for the GPU stream");
+    // Aborted: the communicator's kernels have returned; let the rest of the queue drain before
+    // the pinned arena is reused.
+    if (!st.ok()) cudaStreamSynchronize(stream_);
+  } else {
+    st = kc::CudaStatus(cudaStreamSynchronize(stream_), "waiting for the GPU stream");
+  }
   if (st.ok()) {
     for (const PendingDownload& d : downloads_) std::memcpy(d.host, d.pinned, d.bytes);
   }
@@ -292,33 +324,63 @@ absl::Status CudaLayerOps::Lightning(const kernels::LightningShape& shape, const
   return absl::OkStatus();
 }
 
+absl::Status CudaLayerOps::EnsureKvPages(CudaSequenceState& device, CudaSequenceState::Kv& kv, int64_t rows) {
+  const size_t need = static_cast<size_t>((rows + kKvBlockTokens - 1) / kKvBlockTokens);
+  if (need <= kv.k_pages.size()) return absl::OkStatus();
+  DevicePages& pages = device.pages();
+  const size_t first_new = kv.k_pages.size();
+  while (kv.k_pages.size() < need) {
+    MMX_ASSIGN_OR_RETURN(void* k, pages.Take(device.page_bytes()));
+    kv.k_pages.push_back(k);
+    MMX_ASSIGN_OR_RETURN(void* v, pages.Take(device.page_bytes()));
+    kv.v_pages.push_back(v);
+  }
+  size_t upload_from = first_new;
+  if (static_cast<int64_t>(need) > kv.table_capacity) {
+    // A larger table, written whole; the old one goes back to the pool (stream-ordered reuse).
+    const int64_t capacity = std::max<int64_t>({kMinPageTable, 2 * kv.table_capacity, static_cast<int64_t>(need)});
+    MMX_ASSIGN_OR_RETURN(void* k_table, pages.Take(capacity * sizeof(void*)));
+    MMX_ASSIGN_OR_RETURN(void* v_table, pages.Take(capacity * sizeof(void*)));
+    pages.Give(kv.k_table, kv.table_capacity * sizeof(void*));
+    pages.Give(kv.v_table, kv.table_capacity * sizeof(void*));
+    kv.k_table = k_table;
+    kv.v_table = v_table;
+    kv.table_capacity = capacity;
+    upload_from = 0;
+  }
+  const size_t count = need - upload_from;
+  MMX_RETURN_IF_ERROR(Upload(kv.k_pages.data() + upload_from, count * sizeof(void*),
+                             static_cast<void**>(kv.k_table) + upload_from));
+  return Upload(kv.v_pages.data() + upload_from, count * sizeof(void*), static_cast<void**>(kv.v_table) + upload_from);
+}
+
 absl::Status CudaLayerOps::AppendKv(SequenceState& state, int layer, const float* k, const float* v, int64_t n) {
   MMX_RETURN_IF_ERROR(deferred_);
   auto* device = static_cast<CudaSequenceState*>(state.device());
   if (device == nullptr) return absl::InternalError("a sequence without device state reached the GPU");
   CudaSequenceState::Kv& kv = device->kv()[layer];
   const int64_t length = state.layer(layer).length;
-  const size_t row_bytes = static_cast<size_t>(state.kv_width()) * sizeof(float);
-  if (length + n > kv.capacity) {
-    const int64_t capacity = std::max({length + n, 2 * kv.capacity, kMinKvCapacity});
-    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer keys, kc::DeviceBuffer::Allocate(capacity * row_bytes, device_));
-    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer values, kc::DeviceBuffer::Allocate(capacity * row_bytes, device_));
-    if (length > 0) {
-      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(keys.data(), kv.keys.data(), length * row_bytes,
-                                               cudaMemcpyDeviceToDevice, stream_));
-      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values.data(), kv.values.data(), length * row_bytes,
-                                               cudaMemcpyDeviceToDevice, stream_));
+  MMX_RETURN_IF_ERROR(EnsureKvPages(*device, kv, length + n));
+  const int64_t width = state.kv_width();
+  const bool bf16 = state.kv_dtype() == DType::kBF16;
+  const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+  // The new rows, a page's worth at a time.
+  for (int64_t row = length; row < length + n;) {
+    const int64_t page = row / kKvBlockTokens, in_page = row % kKvBlockTokens;
+    const int64_t count = std::min(length + n - row, kKvBlockTokens - in_page);
+    const int64_t from = (row - length) * width;
+    char* k_dst = static_cast<char*>(kv.k_pages[page]) + in_page * width * elem;
+    char* v_dst = static_cast<char*>(kv.v_pages[page]) + in_page * width * elem;
+    if (bf16) {
+      MMX_RETURN_IF_ERROR(kc::ConvertToBf16(k + from, count * width, reinterpret_cast<uint16_t*>(k_dst), stream_));
+      MMX_RETURN_IF_ERROR(kc::ConvertToBf16(v + from, count * width, reinterpret_cast<uint16_t*>(v_dst), stream_));
+    } else {
+      const size_t bytes = static_cast<size_t>(count * width) * sizeof(float);
+      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(k_dst, k + from, bytes, cudaMemcpyDeviceToDevice, stream_));
+      MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(v_dst, v + from, bytes, cudaMemcpyDeviceToDevice, stream_));
     }
-    // The old buffers are freed here: wait for the copies above first (cudaFree does not promise to).
-    if (kv.capacity > 0) MMX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    kv.keys = std::move(keys);
-    kv.values = std::move(values);
-    kv.capacity = capacity;
+    row += count;
   }
-  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(kv.keys.as<char>() + length * row_bytes, k, n * row_bytes,
-                                           cudaMemcpyDeviceToDevice, stream_));
-  MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(kv.values.as<char>() + length * row_bytes, v, n * row_bytes,
-                                           cudaMemcpyDeviceToDevice, stream_));
   return absl::OkStatus();
 }
 
@@ -328,14 +390,16 @@ absl::Status CudaLayerOps::CausalAttention(const kernels::AttentionShape& shape,
   auto* device = static_cast<CudaSequenceState*>(state.device());
   if (device == nullptr) return absl::InternalError("a sequence without device state reached the GPU");
   const CudaSequenceState::Kv& kv = device->kv()[layer];
-  if (n != 1) {
-    return kc::CausalAttention(shape, q, n, kv.keys.as<float>(), kv.values.as<float>(), total_len, o, stream_);
-  }
+  kc::PagedKv paged;
+  paged.k_pages = static_cast<const void* const*>(kv.k_table);
+  paged.v_pages = static_cast<const void* const*>(kv.v_table);
+  paged.page_rows = kKvBlockTokens;
+  paged.dtype = state.kv_dtype();
+  if (n != 1) return kc::CausalAttentionPaged(shape, q, n, paged, total_len, o, stream_);
   kc::CausalAttentionDecodeParams p;
   p.shape = shape;
   p.q = q;
-  p.k = kv.keys.as<float>();
-  p.v = kv.values.as<float>();
+  p.paged = paged;
   p.total_len = total_len;
   p.out = o;
   const size_t need = kc::CausalAttentionDecodeWorkspaceBytes(shape, total_len);
@@ -393,20 +457,18 @@ absl::Status CudaLayerOps::EnsurePoolSlots(int slots) {
   const size_t per_slot = static_cast<size_t>(config_.num_attention_heads) * config_.head_dim * config_.head_dim *
                           sizeof(float);
   for (auto& [layer, pool] : pools_) {
-    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer grown, kc::DeviceBuffer::Allocate(capacity * per_slot, device_));
+    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer grown, kc::DeviceBuffer::AllocateOnStream(capacity * per_slot, device_, stream_));
     if (pool.size() > 0) {
       MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.data(), pool.data(), pool.size(), cudaMemcpyDeviceToDevice,
                                                stream_));
-      // The old pool is freed below: wait for the copy first (cudaFree does not promise to).
-      MMX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     }
-    pool = std::move(grown);
+    pool = std::move(grown);  // the old pool is freed after the copy, in stream order
   }
   pool_slots_ = capacity;
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<SequenceState>> CudaLayerOps::NewSequence(int first_layer, int end_layer) {
+absl::StatusOr<std::unique_ptr<SequenceState>> CudaLayerOps::NewSequence(int first_layer, int end_layer, DType kv_dtype) {
   const size_t per_slot = static_cast<size_t>(config_.num_attention_heads) * config_.head_dim * config_.head_dim *
                           sizeof(float);
   MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
@@ -415,19 +477,25 @@ absl::StatusOr<std::unique_ptr<SequenceState>> CudaLayerOps::NewSequence(int fir
     if (config_.is_softmax(l)) continue;
     ++lightning_layers;
     if (pools_.find(l) == pools_.end() && pool_slots_ > 0) {
-      MMX_ASSIGN_OR_RETURN(pools_[l], kc::DeviceBuffer::Allocate(pool_slots_ * per_slot, device_));
+      MMX_ASSIGN_OR_RETURN(pools_[l], kc::DeviceBuffer::AllocateOnStream(pool_slots_ * per_slot, device_, stream_));
     } else if (pools_.find(l) == pools_.end()) {
       pools_[l] = kc::DeviceBuffer();
     }
   }
+  if (kv_dtype != DType::kF32 && kv_dtype != DType::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat("a KV cache of ", DTypeName(kv_dtype), ": fp32 or bf16"));
+  }
+  const size_t page_bytes = static_cast<size_t>(kKvBlockTokens * config_.kv_width()) * DTypeSize(kv_dtype);
   const int slot = slots_->Acquire();
-  auto device = std::make_unique<CudaSequenceState>(slots_, slot, lightning_layers * static_cast<int64_t>(per_slot));
+  auto device = std::make_unique<CudaSequenceState>(slots_, slot, lightning_layers * static_cast<int64_t>(per_slot),
+                                                    pages_, page_bytes);
   MMX_RETURN_IF_ERROR(EnsurePoolSlots(slot + 1));
   for (int l = first_layer; l < end_layer; ++l) {
     if (config_.is_softmax(l)) continue;
     MMX_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(LightningState(l, slot), 0, per_slot, stream_));
   }
-  auto state = std::make_unique<SequenceState>(config_, first_layer, end_layer, SequenceState::Storage::kDevice);
+  auto state =
+      std::make_unique<SequenceState>(config_, first_layer, end_layer, kv_dtype, SequenceState::Storage::kDevice);
   state->set_device(std::move(device));
   return state;
 }

@@ -1,7 +1,8 @@
 // CudaLayerOps: the recipe's backend (model/layer_recipe.h) on one GPU. Activations and
 // scratch live in device memory; the sequence state too (lightning states in a slot pool per
-// layer, so that a decode batch updates every sequence's state in one launch; KV caches per
-// sequence, grown by doubling). Everything is enqueued on one stream; host-side inputs the
+// layer, so that a decode batch updates every sequence's state in one launch; KV caches in pages
+// of model/kv_cache.h's layout, fp32 or bf16, from a DevicePages pool: a growing sequence takes
+// a page, its old rows never move). Everything is enqueued on one stream; host-side inputs the
 // recipe passes (indices, scales, positions) go up through a pinned arena, and the routing comes
 // down the same way (the one synchronisation inside a layer).
 //
@@ -24,7 +25,9 @@
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
+#include "model/cuda/device_pages.h"
 #include "model/layers.h"
+#include "model/rank_collective.h"
 #include "model/scratch.h"
 #include "model/sequence_state.h"
 
@@ -59,22 +62,34 @@ class SlotAllocator {
 // One sequence's state on the device: its slot in the lightning pools and its KV caches.
 class CudaSequenceState final : public DeviceSequenceState {
  public:
+  // One softmax layer's cache: pages of kKvBlockTokens rows of K and of V, and the device page
+  // tables (arrays of the pages' addresses, the attention kernels' input) of table_capacity
+  // entries each.
   struct Kv {
-    kernels::cuda::DeviceBuffer keys, values;  // [capacity, Nkv*D] fp32 each
-    int64_t capacity = 0;                      // tokens
+    std::vector<void*> k_pages, v_pages;
+    void* k_table = nullptr;
+    void* v_table = nullptr;
+    int64_t table_capacity = 0;
   };
-  CudaSequenceState(std::shared_ptr<SlotAllocator> slots, int slot, int64_t lightning_bytes)
-      : slots_(std::move(slots)), slot_(slot), lightning_bytes_(lightning_bytes) {}
-  ~CudaSequenceState() override { slots_->Release(slot_); }
+  CudaSequenceState(std::shared_ptr<SlotAllocator> slots, int slot, int64_t lightning_bytes,
+                    std::shared_ptr<DevicePages> pages, size_t page_bytes)
+      : slots_(std::move(slots)), slot_(slot), lightning_bytes_(lightning_bytes), pages_(std::move(pages)),
+        page_bytes_(page_bytes) {}
+  ~CudaSequenceState() override;
 
+  // Lightning states and KV pages (the page tables, 8 bytes a page, are not counted).
   int64_t bytes() const override;
   int slot() const { return slot_; }
   std::map<int, Kv>& kv() { return kv_; }  // by layer
+  size_t page_bytes() const { return page_bytes_; }
+  DevicePages& pages() { return *pages_; }
 
  private:
   std::shared_ptr<SlotAllocator> slots_;
   int slot_;
   int64_t lightning_bytes_;
+  std::shared_ptr<DevicePages> pages_;
+  size_t page_bytes_;  // of one K (or V) page
   std::map<int, Kv> kv_;
 };
 
@@ -126,7 +141,11 @@ class CudaLayerOps {
   absl::StatusOr<void*> Buffer(int key, size_t bytes);
 
   // A zeroed state for a new sequence over layers [first_layer, end_layer).
-  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer);
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer, DType kv_dtype);
+
+  // This GPU's rank collective, when it is one rank of a split (borrowed): Sync polls it while it
+  // waits, so that an aborted group's communicator is aborted from this rank's thread.
+  void set_collective(RankCollective* collective) { collective_ = collective; }
 
   // The first error a void-returning operation (Scratch) met; the recipe's next call returns it.
   absl::Status deferred_error() const { return deferred_; }
@@ -135,6 +154,8 @@ class CudaLayerOps {
   CudaLayerOps(int device, const ModelConfig& config, kernels::ActivationPrecision precision)
       : device_(device), config_(config), precision_(precision) {}
   absl::Status EnsurePoolSlots(int slots);
+  // Pages (and page-table room) for rows [0, rows) of one layer's cache.
+  absl::Status EnsureKvPages(CudaSequenceState& device, CudaSequenceState::Kv& kv, int64_t rows);
   float* LightningState(int layer, int slot);
 
   int device_;
@@ -151,8 +172,10 @@ class CudaLayerOps {
   std::vector<PendingDownload> downloads_;
   std::map<int, kernels::cuda::DeviceBuffer> buffers_;  // Scratch slots and Buffer keys
   std::shared_ptr<SlotAllocator> slots_ = std::make_shared<SlotAllocator>();
+  std::shared_ptr<DevicePages> pages_;  // KV pages and page tables (made with the stream)
   std::map<int, kernels::cuda::DeviceBuffer> pools_;    // lightning layer -> [pool_slots_, N, D, D]
   int pool_slots_ = 0;
+  RankCollective* collective_ = nullptr;
   absl::Status deferred_;
 };
 

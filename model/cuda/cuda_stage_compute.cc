@@ -66,15 +66,20 @@ class CudaStageCompute final : public StageCompute {
     }
     weight_bytes_ = up.bytes();
     buffers_ = up.TakeBuffers();
+    // The copies ran on the legacy stream (cudaMemcpy from pageable memory may return before its
+    // DMA lands) and the compute stream is non-blocking, so it never waits for them: wait here,
+    // once, before the first kernel can read a weight.
+    MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(ops_->device()));
+    MMX_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
     return absl::OkStatus();
   }
 
   std::string device_name() const override { return name_; }
   int64_t device_weight_bytes() const override { return weight_bytes_; }
 
-  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override {
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer, DType kv_dtype) override {
     std::lock_guard<std::mutex> lock(mu_);
-    MMX_ASSIGN_OR_RETURN(std::unique_ptr<SequenceState> state, ops_->NewSequence(first_layer, end_layer));
+    MMX_ASSIGN_OR_RETURN(std::unique_ptr<SequenceState> state, ops_->NewSequence(first_layer, end_layer, kv_dtype));
     MMX_RETURN_IF_ERROR(ops_->Sync());
     return state;
   }
@@ -263,6 +268,7 @@ absl::StatusOr<std::unique_ptr<StageCompute>> CreateCudaStageCompute(int device,
   RankCollective* collective = nullptr;
   if (rank.collective) {
     MMX_ASSIGN_OR_RETURN(collective, rank.collective(ops->stream()));
+    ops->set_collective(collective);
   }
   auto compute = std::make_unique<CudaStageCompute>(weights, std::move(ops), collective,
                                                     absl::StrCat("cuda:", device, " (", props.name, ")"));

@@ -7,34 +7,48 @@ namespace mmx::model::cuda {
 namespace kc = ::mmx::kernels::cuda;
 
 namespace {
-int64_t MatrixBytes(const kernels::WeightView& w) { return w.data == nullptr ? 0 : WeightBytes(w); }
+int64_t MatrixBytes(const kernels::WeightView& w) {
+  if (w.data == nullptr) return 0;
+  // int8: the per-row fp32 scales go up too.
+  return WeightBytes(w) + (w.dtype == DType::kI8 ? w.rows * static_cast<int64_t>(sizeof(float)) : 0);
+}
 int64_t FloatBytes(const std::vector<float>& v) { return static_cast<int64_t>(v.size() * sizeof(float)); }
 }  // namespace
 
-absl::StatusOr<kernels::WeightView> DeviceWeightUploader::Copy(const kernels::WeightView& host, const char* what) {
-  const size_t bytes = static_cast<size_t>(host.rows * host.cols * static_cast<int64_t>(DTypeSize(host.dtype)));
+absl::StatusOr<void*> DeviceWeightUploader::CopyBytes(const void* host, size_t bytes, const char* what) {
   absl::StatusOr<kc::DeviceBuffer> buffer = kc::DeviceBuffer::Allocate(bytes, device_);
   if (!buffer.ok()) {
     return absl::Status(buffer.status().code(), absl::StrCat("uploading ", what, ": ", buffer.status().message()));
   }
-  MMX_RETURN_IF_ERROR(buffer->CopyFromHost(host.data, bytes));
-  kernels::WeightView device = host;
-  device.data = buffer->data();
+  MMX_RETURN_IF_ERROR(buffer->CopyFromHost(host, bytes));
+  void* device = buffer->data();
   buffers_.push_back(*std::move(buffer));
   done_ += static_cast<int64_t>(bytes);
   if (progress_) progress_(done_);
   return device;
 }
 
+absl::StatusOr<kernels::WeightView> DeviceWeightUploader::Copy(const kernels::WeightView& host, const char* what) {
+  const size_t bytes = static_cast<size_t>(host.rows * host.cols * static_cast<int64_t>(DTypeSize(host.dtype)));
+  kernels::WeightView device = host;
+  MMX_ASSIGN_OR_RETURN(device.data, CopyBytes(host.data, bytes, what));
+  return device;
+}
+
 absl::StatusOr<kernels::WeightView> DeviceWeightUploader::Matrix(const kernels::WeightView& host, const char* what) {
   if (host.data == nullptr) return host;  // not held (an expert of another host)
-  if (host.dtype != DType::kBF16) {
-    return absl::UnimplementedError(absl::StrCat(
-        "the CUDA kernels multiply BF16 weights only, and ", what, " is ", DTypeName(host.dtype),
-        host.dtype == DType::kI8 ? " (expert_dtype: int8 is for CPU expert hosts; give GPU workers bf16 experts)"
-                                 : " (convert the checkpoint to BF16)"));
+  if (host.dtype != DType::kBF16 && host.dtype != DType::kI8) {
+    return absl::UnimplementedError(absl::StrCat("the CUDA kernels multiply BF16 and int8 weights, and ", what,
+                                                 " is ", DTypeName(host.dtype), " (convert the checkpoint to BF16)"));
   }
-  return Copy(host, what);
+  MMX_ASSIGN_OR_RETURN(kernels::WeightView device, Copy(host, what));
+  if (host.dtype == DType::kI8) {
+    // Weight-only int8: the per-row scales go up beside the weights.
+    if (host.scales == nullptr) return absl::InternalError(absl::StrCat(what, ": int8 weights without scales"));
+    MMX_ASSIGN_OR_RETURN(void* scales, CopyBytes(host.scales, static_cast<size_t>(host.rows) * sizeof(float), what));
+    device.scales = static_cast<const float*>(scales);
+  }
+  return device;
 }
 
 absl::StatusOr<kernels::WeightView> DeviceWeightUploader::Embedding(const kernels::WeightView& host) {

@@ -79,6 +79,8 @@ class DeviceWeightUploader {
 
  private:
   absl::StatusOr<kernels::WeightView> Copy(const kernels::WeightView& host, const char* what);
+  // `bytes` of host memory into a new device buffer this uploader keeps; its device address.
+  absl::StatusOr<void*> CopyBytes(const void* host, size_t bytes, const char* what);
 
   int device_;
   ProgressFn progress_;

@@ -3,14 +3,14 @@
 // to travel). Each rank's RankCollective enqueues on that rank's compute stream, so a collective
 // runs after the kernels that produced its input and before those that read its output.
 //
-// Abort() (a rank failed mid-collective) makes the others' pending collectives return; the group
-// is unusable after it (ncclCommAbort frees the communicators): every later collective returns
-// kAborted without touching them.
+// Abort() (a rank failed mid-collective) marks the group; each rank then aborts its own
+// communicator from its own thread, at its next collective or while it waits for its GPU
+// (RankCollective::WhileWaiting, polled by CudaLayerOps::Sync), which makes its pending
+// collective return (parallel/rank_aborts.h). The group is unusable after it: every later
+// collective returns kAborted.
 #pragma once
 
-#include <atomic>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include <cuda_runtime_api.h>

@@ -37,8 +37,8 @@ std::vector<uint64_t> Ids(const std::vector<ScheduledRequest>& v) {
 
 // One stage over the whole model with room for `sequences` sequences of `positions` tokens each.
 StateBudget Budget(const model::ModelConfig& c, int sequences, int64_t positions = 8) {
-  return StateBudget(
-      c, {{"stage", 0, c.num_hidden_layers, sequences * SequenceStateBytes(c, 0, c.num_hidden_layers, positions), ""}});
+  const int64_t each = model::SequenceStateBytes(c, 0, c.num_hidden_layers, positions, DType::kBF16);
+  return StateBudget(c, DType::kBF16, {{"stage", 0, c.num_hidden_layers, sequences * each, ""}});
 }
 
 const PreemptJob kNoPreemption = [] { return false; };
@@ -90,10 +90,10 @@ TEST(AdmissionTest, AnInteractiveRequestWithoutASlotPreemptsAJobRequest) {
 
 TEST(AdmissionTest, AnInteractiveRequestWithoutStatePreemptsJobRequestsUntilItFits) {
   const model::ModelConfig c = Tiny();
-  StateBudget budget = Budget(c, 3);  // three requests of 8 positions
-  for (uint64_t id : {10, 11, 12}) budget.Hold(id, 8);  // running job requests
+  StateBudget budget = Budget(c, 3, /*positions=*/64);  // three requests of one KV block
+  for (uint64_t id : {10, 11, 12}) budget.Hold(id, 64);  // running job requests
   WaitingRoom waiting;
-  waiting.Push(Make(1, "", /*prompt=*/12, /*max_tokens=*/4));  // needs two of them
+  waiting.Push(Make(1, "", /*prompt=*/100, /*max_tokens=*/28));  // two KV blocks: needs two of them
   std::vector<uint64_t> victims = {10, 11, 12};
   auto preempt = [&] {
     if (victims.empty()) return false;
@@ -135,9 +135,9 @@ TEST(AdmissionTest, APreemptedJobRequestGoesBackFirstInItsJob) {
 
 TEST(AdmissionTest, ARequestNoStageCouldEverHoldIsRefusedSayingWhy) {
   const model::ModelConfig c = Tiny();
-  StateBudget budget = Budget(c, 1, /*positions=*/20);
+  StateBudget budget = Budget(c, 1, /*positions=*/64);  // one KV block
   WaitingRoom waiting;
-  waiting.Push(Make(1, "", /*prompt=*/30, /*max_tokens=*/10));
+  waiting.Push(Make(1, "", /*prompt=*/60, /*max_tokens=*/10));  // two
   waiting.Push(Make(2, ""));
   Admitted a = AdmitWaiting(waiting, budget, Room(10), kNoPreemption);
   ASSERT_EQ(a.refused.size(), 1u);
@@ -158,7 +158,7 @@ TEST(AdmissionTest, CancelledRequestsAreRefusedNotAdmitted) {
   ASSERT_EQ(a.refused.size(), 1u);
   EXPECT_THAT(a.refused[0].status, StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   EXPECT_EQ(Ids(a.admitted), (std::vector<uint64_t>{2}));
-  EXPECT_EQ(budget.reserved_bytes("stage"), SequenceStateBytes(c, 0, c.num_hidden_layers, 8));
+  EXPECT_EQ(budget.reserved_bytes("stage"), model::SequenceStateBytes(c, 0, c.num_hidden_layers, 8, DType::kBF16));
 }
 
 TEST(AdmissionTest, WithoutAReadyClusterOnlyExpiredOrCancelledRequestsLeave) {

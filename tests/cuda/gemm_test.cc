@@ -1,4 +1,5 @@
-// CUDA Gemm (bf16 weights, fp32 activations) against kernels/cpu's reference loop.
+// CUDA Gemm (bf16 weights, fp32 activations) against kernels/cpu's reference loop; with int8
+// weights (per-row scales, the CPU's format) against the CPU's int8 Gemm on the same q and scales.
 // Tolerances: the exact path 1e-5 * sum_i |x_i * w_oi| per output, as the CPU tests (fp32
 // accumulation in any order stays well inside it); the kBf16 cuBLAS path 2^-8 of the same sum
 // (each activation rounded to bf16 moves its product by at most 2^-9 relative).
@@ -12,6 +13,7 @@
 #include "kernels/cpu/reference.h"
 #include "kernels/cuda/cublas_handle.h"
 #include "kernels/cuda/kernels_cuda.h"
+#include "kernels/kernels.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -119,6 +121,70 @@ TEST(CudaGemmTest, Bf16ActivationPathIsWithinBf16RoundingOfExact) {
     options.workspace = workspace.data();
     ExpectClose(RunGemm(x, tokens, w, options), e.y, Scaled(e.magnitude, 1.0 / 256), "cuda Gemm kBf16");
   }
+}
+
+// Few rows (a router, a tensor-parallel slice) with room for the K-split partials: the split
+// GEMV and its in-order sum, against the reference.
+TEST(CudaGemmTest, SplitKForFewRowsMatchesCpuReference) {
+  MMX_SKIP_WITHOUT_GPU();
+  uint32_t seed = 200;
+  for (int64_t rows : {1, 8, 32, 130})
+    for (int64_t cols : {2048, 6144})
+      for (int64_t tokens : {1, 5, 8, 13}) {
+        SCOPED_TRACE(::testing::Message() << "split: rows " << rows << " cols " << cols << " tokens " << tokens);
+        const TestWeights w(DType::kBF16, rows, cols, seed);
+        const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), seed + 1);
+        const Expected e = Reference(x, tokens, w);
+        const size_t need = GemmWorkspaceBytes(tokens, w.View(), GemmOptions{});
+        ASSERT_GT(need, 0u);  // these shapes do split
+        DeviceBuffer workspace = DeviceArray<char>(need);
+        GemmOptions options;
+        options.workspace = workspace.data();
+        options.workspace_bytes = need;
+        ExpectClose(RunGemm(x, tokens, w, options), e.y, Scaled(e.magnitude, 1e-5), "cuda Gemm, split K");
+        seed += 2;
+      }
+}
+
+// Weight-only int8: the same quantized matrix (kernels.h QuantizeInt8 of a bf16 one) through the
+// CPU Gemm and the CUDA one. Both sum fp32 products scale * q * x in some order: 1e-5 of
+// sum_i |x_i * scale * q_oi| per output.
+void CheckInt8(int64_t rows, int64_t cols, int64_t tokens, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message() << "int8 rows " << rows << " cols " << cols << " tokens " << tokens);
+  const TestWeights source(DType::kBF16, rows, cols, seed);
+  std::vector<int8_t> q(static_cast<size_t>(rows * cols));
+  std::vector<float> scales(static_cast<size_t>(rows));
+  kernels::QuantizeInt8(source.View(), q.data(), scales.data());
+  const WeightView host{q.data(), DType::kI8, rows, cols, scales.data()};
+  const std::vector<float> x = RandomVector(static_cast<size_t>(tokens * cols), seed + 1);
+  std::vector<float> expected(static_cast<size_t>(tokens * rows)), magnitude(expected.size());
+  kernels::Gemm(x.data(), tokens, host, expected.data());
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t o = 0; o < rows; ++o) {
+      double m = 0;
+      for (int64_t i = 0; i < cols; ++i) m += std::fabs(x[t * cols + i] * scales[o] * q[o * cols + i]);
+      magnitude[t * rows + o] = static_cast<float>(1e-5 * m + 1e-30);
+    }
+  }
+  DeviceBuffer dq = ToDevice(q), ds = ToDevice(scales), dx = ToDevice(x);
+  DeviceBuffer dy = DeviceArray<float>(expected.size());
+  const WeightView device{dq.data(), DType::kI8, rows, cols, ds.as<const float>()};
+  ASSERT_THAT(Gemm(dx.as<float>(), tokens, device, dy.as<float>(), nullptr), IsOk());
+  ExpectClose(ToHost<float>(dy, expected.size()), expected, magnitude, "cuda int8 Gemm");
+}
+
+TEST(CudaGemmInt8Test, MatchesTheCpuInt8KernelOnOddShapesAndTokenCounts) {
+  MMX_SKIP_WITHOUT_GPU();
+  uint32_t seed = 300;
+  for (int64_t rows : {1, 3, 17, 65})
+    for (int64_t cols : {1, 15, 16, 48, 100, 2048})  // not multiples of 16 take the scalar kernel
+      for (int64_t tokens : {1, 2, 5, 8, 9, 16, 17, 32, 33, 70}) CheckInt8(rows, cols, tokens, seed++);
+}
+
+TEST(CudaGemmInt8Test, MatchesTheCpuInt8KernelAtTheExpertW1Shape) {
+  MMX_SKIP_WITHOUT_GPU();
+  CheckInt8(9216, 6144, 1, 31);
+  CheckInt8(9216, 6144, 32, 32);
 }
 
 }  // namespace

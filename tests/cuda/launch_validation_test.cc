@@ -23,11 +23,25 @@ const int32_t* const kTokenIds = reinterpret_cast<const int32_t*>(uintptr_t{256}
 
 WeightView Bf16Weights(int64_t rows, int64_t cols) { return WeightView{kPtr, DType::kBF16, rows, cols}; }
 
-TEST(CudaLaunchValidationTest, GemmRefusesWeightsThatAreNotBf16) {
-  for (DType dtype : {DType::kF16, DType::kF32, DType::kI8}) {
+TEST(CudaLaunchValidationTest, GemmRefusesWeightsThatAreNotBf16OrInt8AndInt8WithoutScales) {
+  for (DType dtype : {DType::kF16, DType::kF32}) {
     EXPECT_THAT(Gemm(kPtr, 1, WeightView{kPtr, dtype, 4, 8}, kPtr, nullptr),
-                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("BF16 weights only")));
+                StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("BF16 and int8 weights")));
   }
+  EXPECT_THAT(Gemm(kPtr, 1, WeightView{kPtr, DType::kI8, 4, 16}, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Gemm: w.scales is null")));
+}
+
+TEST(CudaLaunchValidationTest, TheExactGemvSplitsKOnlyWhenTheRowsAreFew) {
+  // The router of the real model [32, 6144]: 2 row blocks, so K is split 24 ways (32 16-byte
+  // chunks of a row per split), partials for up to 8 tokens a pass.
+  EXPECT_EQ(GemmWorkspaceBytes(1, Bf16Weights(32, 6144), GemmOptions{}), 24u * 1u * 32u * 4u);
+  EXPECT_EQ(GemmWorkspaceBytes(20, Bf16Weights(32, 6144), GemmOptions{}), 24u * 8u * 32u * 4u);
+  // An expert's w1 [9216, 6144] has 576 row blocks: no split.
+  EXPECT_EQ(GemmWorkspaceBytes(1, Bf16Weights(9216, 6144), GemmOptions{}), 0u);
+  // Too few columns to split, and int8 weights (their own kernel): none either.
+  EXPECT_EQ(GemmWorkspaceBytes(1, Bf16Weights(32, 128), GemmOptions{}), 0u);
+  EXPECT_EQ(GemmWorkspaceBytes(1, WeightView{kPtr, DType::kI8, 32, 6144}, GemmOptions{}), 0u);
 }
 
 TEST(CudaLaunchValidationTest, GemmBf16ActivationPathNeedsCublasAndWorkspace) {
@@ -216,6 +230,36 @@ TEST(CudaLaunchValidationTest, LightningChecksShapeSlotsAndPointers) {
   p.num_slots = 4;
   p.slots = nullptr;
   EXPECT_THAT(LightningDecode(p, nullptr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("slots is null")));
+}
+
+TEST(CudaLaunchValidationTest, PagedAttentionNeedsPageTablesWholeTilesAndFp32OrBf16) {
+  const AttentionShape model{8, 2, 128, 0.088f};
+  const void* const* table = reinterpret_cast<const void* const*>(kPtr);
+  PagedKv kv;
+  kv.k_pages = kv.v_pages = table;
+  kv.page_rows = 64;
+  kv.dtype = DType::kBF16;
+  EXPECT_THAT(CausalAttentionPaged(model, kPtr, 0, kv, 10, kPtr, nullptr), IsOk());  // n == 0: nothing to do
+  kv.page_rows = 48;
+  EXPECT_THAT(CausalAttentionPaged(model, kPtr, 4, kv, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_rows must be a positive multiple of 32")));
+  kv.page_rows = 64;
+  kv.dtype = DType::kF16;
+  EXPECT_THAT(CausalAttentionPaged(model, kPtr, 4, kv, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fp32 or bf16 expected")));
+  kv.dtype = DType::kF32;
+  kv.v_pages = nullptr;
+  EXPECT_THAT(CausalAttentionPaged(model, kPtr, 4, kv, 10, kPtr, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CausalAttentionPaged: v_pages is null")));
+  CausalAttentionDecodeParams p;
+  p.shape = model;
+  p.q = p.out = kPtr;
+  p.total_len = 10;
+  std::vector<char> workspace(CausalAttentionDecodeWorkspaceBytes(model, 10));
+  p.workspace = workspace.data();
+  p.workspace_bytes = workspace.size();
+  EXPECT_THAT(CausalAttentionDecode(p, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CausalAttentionDecode: k_pages is null")));
 }
 
 TEST(CudaLaunchValidationTest, AttentionWorkspaceCoversEverySplit) {

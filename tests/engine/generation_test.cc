@@ -60,6 +60,7 @@ void ExpectGoldenGenerations(LocalEngine& engine) {
 
 TEST(EngineGenerationTest, ConcurrentGreedyRequestsGiveTheOfficialIds) {
   LocalEngineOptions o;
+  o.kv_dtype = DType::kF32;  // golden-exact
   o.model_dir = testing::GoldenDir();
   o.scheduler.prefill_chunk = 100;  // p300 and p700 prefill over several steps, beside decodes
   auto engine = LocalEngine::Start(std::move(o));
@@ -77,8 +78,10 @@ workers:
 )"));
   ASSERT_TRUE(shard.ok()) << shard.status();
   LocalEngineOptions o;
+  o.kv_dtype = DType::kF32;  // golden-exact
   o.model_dir = testing::GoldenDir();
   o.shard = *shard;
+  o.shard->kv_dtype = DType::kF32;
   o.scheduler.prefill_chunk = 64;
   o.scheduler.micro_batches = 2;
   o.scheduler.min_sequences_per_micro_batch = 1;
@@ -92,8 +95,10 @@ TEST(EngineGenerationTest, AWorkerThatCannotLoadFailsStartWithItsError) {
   auto shard = plan::ParseShardConfig(testing::OneWorkerShard(testing::GoldenDir(), "gpu", "cuda:7"));
   ASSERT_TRUE(shard.ok()) << shard.status();
   LocalEngineOptions o;
+  o.kv_dtype = DType::kF32;  // golden-exact
   o.model_dir = testing::GoldenDir();
   o.shard = *shard;
+  o.shard->kv_dtype = DType::kF32;
   auto engine = LocalEngine::Start(std::move(o));
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kFailedPrecondition) << engine.status();

@@ -40,12 +40,14 @@ class EngineGoldenTest : public ::testing::TestWithParam<Layout> {
  protected:
   void SetUp() override {
     LocalEngineOptions o;
+    o.kv_dtype = DType::kF32;  // golden-exact
     o.model_dir = testing::GoldenDir();
     o.start_scheduler = false;
     if (!GetParam().shard_yaml.empty()) {
       auto shard = plan::ParseShardConfig(GetParam().shard_yaml);
       ASSERT_TRUE(shard.ok()) << shard.status();
       o.shard = *shard;
+      o.shard->kv_dtype = DType::kF32;
     }
     if (const int ranks = GetParam().ranks; ranks > 1) {
       o.place_shard = [ranks](worker::LoadedShard& shard, const worker::ProgressFn&) -> absl::Status {

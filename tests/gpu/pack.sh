@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
 tests=(cuda_status_test cuda_device_buffer_test cuda_launch_validation_test cuda_gemm_test
-       cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test cuda_rows_test
+       cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test cuda_paged_attention_test cuda_rows_test
        cuda_stage_compute_test)
 bins=(mmx-coord mmx-worker mmx mmx-bench-cuda)
 ninja -C "$build" "${tests[@]}" "${bins[@]}" >/dev/null

@@ -12,6 +12,9 @@
 # carried along), it runs those prebuilt binaries instead of building: the device image has
 # CUDA, CMake and ninja but not mmx's other dependencies.
 #
+# Ends with a summary table (test counts, the golden max difference, the bf16 statistics, each
+# benchmarked kernel's fraction of peak HBM) to paste into docs/benchmarks.md as is.
+#
 # Logs: nvidia-smi.txt, build.log, tests.log, bench.txt and summary.txt in $OUT when it is set,
 # else in a fresh temporary directory (printed at the end). Exit status 0 only if the build,
 # every test binary and the benchmark succeeded and no device test was skipped (a skip on a
@@ -30,7 +33,8 @@ echo "== device"
 } 2>&1 | tee "$logdir/nvidia-smi.txt"
 
 tests=(cuda_status_test cuda_device_buffer_test cuda_launch_validation_test cuda_gemm_test
-       cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test cuda_rows_test
+       cuda_elementwise_test cuda_router_test cuda_lightning_test cuda_attention_test cuda_paged_attention_test
+       cuda_rows_test
        cuda_stage_compute_test)
 if [ -f gpu-kit.tar.xz ]; then
   # Prebuilt (tests/gpu/pack.sh): the machine's image lacks gRPC, UCX, abseil, GTest, ...
@@ -38,9 +42,9 @@ if [ -f gpu-kit.tar.xz ]; then
   kit=/tmp/mmx-gpu-kit
   rm -rf "$kit" && mkdir -p "$kit" && tar -C "$kit" -xJf gpu-kit.tar.xz --strip-components=1
   # CUDA's own libraries from this machine: the toolkit's, then any pip wheels' (nvidia-*).
-  cuda_libs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
-  cuda_libs+=$(python3 -c 'import glob, site; print(":".join(sorted({d for p in site.getsitepackages() for d in glob.glob(p + "/nvidia/*/lib")})))' 2>/dev/null || true)
-  export LD_LIBRARY_PATH="$kit/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  source tests/gpu/cuda_lib_path.sh
+  cuda_libs=$(cuda_library_path)
+  export LD_LIBRARY_PATH="$kit/lib${cuda_libs:+:$cuda_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export UCX_MODULE_DIR="$kit/lib/ucx"
   export MMX_TEST_DATA_DIR="$PWD/tests/data"
   test_dir=$kit/tests
@@ -83,12 +87,10 @@ timeout 240 "$bin_dir/mmx-bench-cuda" 2>&1 | tee "$logdir/bench.txt" || bench_rc
 
 {
   echo "== summary (+$((SECONDS - start)) s, logs in $logdir)"
-  echo "test binaries run: ${#tests[@]}, failed: ${#failed[@]}"
   if ((${#failed[@]})); then printf 'FAILED: %s\n' "${failed[@]}"; fi
   if [[ -n "$skipped" ]]; then printf 'SKIPPED on a GPU machine:\n%s\n' "$skipped"; fi
-  echo "mixed clusters exit status: $mixed_rc"
-  grep -h "bf16 vs fp32" "$logdir/tests.log" || true
-  echo "mmx-bench-cuda exit status: $bench_rc"
+  echo
+  bash tests/gpu/summary.sh "$logdir" "${#tests[@]}" "${#failed[@]}" "$mixed_rc" "$bench_rc"
 } 2>&1 | tee "$logdir/summary.txt"
 if ((${#failed[@]} || bench_rc || mixed_rc)) || [[ -n "$skipped" ]]; then
   exit 1

@@ -154,6 +154,7 @@ TEST(ClusterTest, Int8ExpertsInTheShardConfigMatchTheLocalInt8Engine) {
   engine::LocalEngineOptions o;
   o.model_dir = kModel;
   o.expert_dtype = "int8";
+  o.kv_dtype = DType::kF32;  // as the test cluster serves
   auto local = engine::LocalEngine::Start(o);
   ASSERT_TRUE(local.ok()) << local.status();
   const GoldenCase g = Golden("p64");

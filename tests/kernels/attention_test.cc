@@ -1,8 +1,11 @@
 // CausalAttention: the reference against an independently written loop (full score matrix, then
-// the mask), the fast path against the reference, with GQA and a KV prefix before the queries.
+// the mask), the fast path against the reference, with GQA and a KV prefix before the queries;
+// and over a paged cache (separate blocks of 64 rows), fp32 and bf16.
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
+#include "base/bf16.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/reference.h"
 #include "kernels/kernels.h"
@@ -96,6 +99,67 @@ TEST(CausalAttentionTest, IsStableForHugeScores) {
     EXPECT_NEAR(out[0], 1.f + 2.f * w1, 1e-6f);
     EXPECT_NEAR(out[1], 2.f + 2.f * w1, 1e-6f);
   });
+}
+
+// A cache of `rows` rows of `width` split into separately allocated blocks of `block` rows, in
+// `dtype`; `rounded` receives the values as the cache holds them (bf16-rounded for kBF16).
+struct PagedCopy {
+  std::vector<std::vector<uint16_t>> bf16_blocks;
+  std::vector<std::vector<float>> f32_blocks;
+  std::vector<const void*> pointers;
+};
+PagedCopy Page(const std::vector<float>& data, int64_t width, int64_t block, DType dtype, std::vector<float>* rounded) {
+  PagedCopy p;
+  const int64_t rows = static_cast<int64_t>(data.size()) / width;
+  rounded->assign(data.begin(), data.end());
+  for (int64_t b0 = 0; b0 < rows; b0 += block) {
+    if (dtype == DType::kBF16) {
+      p.bf16_blocks.emplace_back(static_cast<size_t>(block * width), uint16_t{0xffff});  // NaN past the rows
+      for (int64_t i = b0 * width; i < std::min(rows, b0 + block) * width; ++i) {
+        p.bf16_blocks.back()[i - b0 * width] = FloatToBf16(data[i]);
+        (*rounded)[i] = Bf16ToFloat(FloatToBf16(data[i]));
+      }
+      p.pointers.push_back(p.bf16_blocks.back().data());
+    } else {
+      p.f32_blocks.emplace_back(static_cast<size_t>(block * width), NAN);
+      for (int64_t i = b0 * width; i < std::min(rows, b0 + block) * width; ++i) p.f32_blocks.back()[i - b0 * width] = data[i];
+      p.pointers.push_back(p.f32_blocks.back().data());
+    }
+  }
+  return p;
+}
+
+TEST(CausalAttentionTest, PagedCacheInFp32AndBf16MatchesTheLoopOnTheValuesItHolds) {
+  const Case cases[] = {{4, 2, 16, 1, 0}, {8, 2, 128, 1, 200}, {4, 1, 16, 70, 0},
+                        {4, 2, 128, 130, 63}, {2, 1, 7, 5, 64}};  // last: the reference path
+  uint32_t seed = 100;
+  for (const DType dtype : {DType::kF32, DType::kBF16}) {
+    for (const int64_t block : {int64_t{64}, int64_t{128}}) {
+      for (const Case& c : cases) {
+        SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " blocks of " << block << ": heads " << c.heads
+                                          << "/" << c.kv_heads << " dim " << c.dim << " n " << c.n << " prefix "
+                                          << c.prefix);
+        AttentionShape s{c.heads, c.kv_heads, c.dim, 1.f / std::sqrt(static_cast<float>(c.dim))};
+        const int64_t total = c.n + c.prefix, width = int64_t{c.kv_heads} * c.dim;
+        const auto q = RandomVector(static_cast<size_t>(c.n * c.heads * c.dim), seed++, -2.f, 2.f);
+        std::vector<float> k, v;
+        const PagedCopy pk = Page(RandomVector(static_cast<size_t>(total * width), seed++, -2.f, 2.f), width, block,
+                                  dtype, &k);
+        const PagedCopy pv = Page(RandomVector(static_cast<size_t>(total * width), seed++), width, block, dtype, &v);
+        const std::vector<float> expected = NaiveAttention(s, q, c.n, k, v, total);
+        KvCacheView view;
+        view.dtype = dtype;
+        view.block_tokens = block;
+        view.key_blocks = pk.pointers.data();
+        view.value_blocks = pv.pointers.data();
+        ForEachIsa([&](Isa) {
+          std::vector<float> out(expected.size(), NAN);
+          CausalAttention(s, q.data(), c.n, view, total, out.data());
+          ExpectClose(out, expected, {1e-5f}, "paged");
+        });
+      }
+    }
+  }
 }
 
 }  // namespace

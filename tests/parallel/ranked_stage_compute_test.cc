@@ -76,8 +76,8 @@ class FakeRank final : public StageCompute {
  public:
   explicit FakeRank(const ModelConfig& config) : config_(config) {}
   std::string device_name() const override { return "fake"; }
-  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer) override {
-    return std::make_unique<SequenceState>(config_, first_layer, end_layer);
+  absl::StatusOr<std::unique_ptr<SequenceState>> NewSequence(int first_layer, int end_layer, DType kv_dtype) override {
+    return std::make_unique<SequenceState>(config_, first_layer, end_layer, kv_dtype);
   }
   absl::Status Embed(const int32_t*, int64_t, float*) override { return absl::OkStatus(); }
   absl::Status AttentionBlock(int, const BatchLayout&, float*, std::vector<float>*, Routing*) override {
@@ -124,7 +124,7 @@ class RankFailureTest : public ::testing::Test {
     }
     compute_ = std::make_unique<RankedStageCompute>(config_, std::move(sliced), std::move(ranks),
                                                     [this] { ++aborts_; }, "fake x2");
-    auto state = compute_->NewSequence(0, config_.num_hidden_layers);
+    auto state = compute_->NewSequence(0, config_.num_hidden_layers, DType::kF32);
     ASSERT_TRUE(state.ok()) << state.status();
     state_ = std::move(*state);
     batch_.Add(1, 0, state_.get());

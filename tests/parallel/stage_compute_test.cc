@@ -37,7 +37,7 @@ TEST(StageComputeRefusals, PiecesNotHeldAreFailedPreconditions) {
   std::vector<float> x(c.hidden_size), residual, logits(c.vocab_size);
   int32_t id = 1;
   EXPECT_THAT(compute->Embed(&id, 1, x.data()).message(), HasSubstr("no embedding"));
-  auto state = compute->NewSequence(2, 4);
+  auto state = compute->NewSequence(2, 4, DType::kBF16);
   ASSERT_TRUE(state.ok());
   BatchLayout batch;
   batch.Add(1, 0, state->get());

@@ -38,13 +38,16 @@ TEST(ModelSizesTest, RealModelMatchesModelMdSection7) {
   EXPECT_EQ(s.expert_output_channels * s.num_expert_pairs(), 62'914'560);
   EXPECT_EQ(s.ExpertBytes(true) * s.num_expert_pairs(), 434'865'438'720 + 2 * 62'914'560);
   EXPECT_EQ(s.ExpertBytes(false), 2 * 169'869'312);
-  // State: 40,960 B of softmax KV per token, 280 MiB of lightning state per sequence.
-  int64_t kv = 0, lightning = 0;
+  // State: 40,960 B of softmax KV per token in bf16 (81,920 in fp32), 280 MiB of lightning state
+  // per sequence.
+  int64_t kv = 0, kv_fp32 = 0, lightning = 0;
   for (int l = 0; l < s.num_layers; ++l) {
-    kv += s.KvBytesPerToken(l);
+    kv += s.KvBytesPerToken(l, DType::kBF16);
+    kv_fp32 += s.KvBytesPerToken(l, DType::kF32);
     lightning += s.LightningStateBytes(l);
   }
   EXPECT_EQ(kv, 40'960);
+  EXPECT_EQ(kv_fp32, 81'920);
   EXPECT_EQ(lightning, 293'601'280);
 }
 
@@ -68,7 +71,7 @@ TEST(CostModelTest, MemoryCountsWeightsStateAndWorkspaceByRole) {
   int64_t attention = 0, kv = 0, lightning = 0;
   for (int l = 0; l < s.num_layers; ++l) {
     attention += s.StageLayerBytes(l);
-    kv += 3 * 1000 * s.KvBytesPerToken(l);
+    kv += 3 * 1024 * s.KvBytesPerToken(l, DType::kBF16);  // 1000 positions: 16 blocks of 64
     lightning += 3 * s.LightningStateBytes(l);
   }
   EXPECT_EQ(m[0].attention, attention);

@@ -6,6 +6,8 @@
 // figure).
 #pragma once
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -36,19 +38,27 @@ inline std::vector<float> PrefillLogits(EngineStepper& m, uint64_t id, const std
   return all;
 }
 
+// Also prints the largest difference seen ("golden prefill logits: max |diff| ..."), which
+// tests/gpu/run.sh puts in its summary.
 inline void CheckPrefillAtEveryPosition(EngineStepper& m, float tolerance) {
   auto golden = ReadGoldenFile("prefill_logits.safetensors");
+  float worst = 0;
   for (const std::string name : {"p1", "p5", "p64", "p300"}) {
     const std::vector<float> ours = PrefillLogits(m, 1, GoldenPrompt(name), 1 << 20);
     const auto& want = golden.at(name).f32;
     ASSERT_EQ(ours.size(), want.size()) << name;
-    EXPECT_LE(MaxAbsDiff(ours.data(), want.data(), want.size()), tolerance) << name;
+    const float diff = MaxAbsDiff(ours.data(), want.data(), want.size());
+    EXPECT_LE(diff, tolerance) << name;
+    worst = std::max(worst, diff);
   }
   // p700 in chunks of 256: the golden set keeps its last 64 positions.
   const std::vector<float> ours = PrefillLogits(m, 2, GoldenPrompt("p700"), 256);
   const auto& want = golden.at("p700.last64").f32;
   ASSERT_GE(ours.size(), want.size());
-  EXPECT_LE(MaxAbsDiff(ours.data() + ours.size() - want.size(), want.data(), want.size()), tolerance) << "p700";
+  const float diff = MaxAbsDiff(ours.data() + ours.size() - want.size(), want.data(), want.size());
+  EXPECT_LE(diff, tolerance) << "p700";
+  worst = std::max(worst, diff);
+  std::printf("golden prefill logits (p1, p5, p64, p300, p700): max |diff| %.2e (tolerance %.0e)\n", worst, tolerance);
 }
 
 inline void CheckChunkedPrefill(EngineStepper& m, float tolerance) {

@@ -1,7 +1,7 @@
 // Runs a prompt layer by layer through one StageCompute, with the worker's own decoder-layer
 // halves (worker/decoder_layer.h, every expert local), keeping what the golden set's debug files
 // hold: the embeddings, every layer's output, every layer's router logits, and the final norm's
-// output. CheckLayerTrace holds a backend to them.
+// output. CheckLayerTrace holds a backend to them. The KV cache is fp32 (golden-exact).
 #pragma once
 
 #include <string>
@@ -25,7 +25,7 @@ struct LayerTrace {
 inline absl::StatusOr<LayerTrace> TraceLayers(model::StageCompute& compute, const model::ModelConfig& c,
                                               const std::vector<int32_t>& prompt) {
   const int64_t n = static_cast<int64_t>(prompt.size());
-  MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::SequenceState> state, compute.NewSequence(0, c.num_hidden_layers));
+  MMX_ASSIGN_OR_RETURN(std::unique_ptr<model::SequenceState> state, compute.NewSequence(0, c.num_hidden_layers, DType::kF32));
   model::BatchLayout batch;
   batch.Add(n, 0, state.get());
   LayerTrace trace;

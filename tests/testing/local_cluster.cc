@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -149,6 +150,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Launch(std::unique_p
   c->coordinator_argv_ = {kBin + "mmx-coord", "serve", "--shard-config", c->dir_ + "/shard.yaml", "--listen", c->address_,
                           // Ping-pong always, even though test workers share this machine's cores.
                           "--micro-batches", "2"};
+  // Golden-exact (an fp32 KV cache) unless the test asks for another.
+  if (std::find(coordinator_args.begin(), coordinator_args.end(), "--kv-dtype") == coordinator_args.end()) {
+    c->coordinator_argv_.insert(c->coordinator_argv_.end(), {"--kv-dtype", "fp32"});
+  }
   c->coordinator_argv_.insert(c->coordinator_argv_.end(), coordinator_args.begin(), coordinator_args.end());
   // Namespaces of the test's own (tests/faults): a private network, plain text allowed.
   if (c->placement_) c->coordinator_argv_.push_back("--insecure");
@@ -181,7 +186,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::StartPlanned(const s
   if (!c.ok()) return c.status();
   (*c)->KillWorker("coordinator");
   (*c)->Spawn("coordinator", {kBin + "mmx-coord", "serve", "--model", model_dir, "--expect-workers",
-                              std::to_string(workers.size()), "--max-context", "4096", "--listen", (*c)->address_},
+                              std::to_string(workers.size()), "--max-context", "4096", "--kv-dtype", "fp32",
+                              "--listen", (*c)->address_},
               "");
   for (const std::string& name : workers) {
     absl::Status st = (*c)->StartWorker(name);

@@ -27,6 +27,8 @@ class LocalCluster {
   // before the coordinator when `workers_first` (both orders must work).
   // Processes run in `cwd` when given (a relative `model:` path resolves there). With
   // `start_workers` false only the coordinator starts (tests start workers themselves).
+  // The coordinator serves with an fp32 KV cache (golden-exact) unless its arguments name a
+  // --kv-dtype.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const std::string& shard_yaml,
                                                              bool workers_first = false,
                                                              int threads_per_worker = 1,

@@ -64,7 +64,8 @@ TEST(RunCommandTest, StopsOnAnEosIdWithFinishReasonStop) {
 
 TEST(RunCommandTest, LogitsOutHasPrefillThenDecodeRows) {
   const std::string npy = ::testing::TempDir() + "/logits_p5_" + std::to_string(getpid()) + ".npy";
-  RunResult r = RunCoord("run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 4 --json --logits-out " + npy);
+  RunResult r = RunCoord("run --model " + kModel + " --prompt-ids 446,348,230,12,113 --max-tokens 4 --kv-dtype fp32 --json " +
+                         "--logits-out " + npy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto array = ReadNpyF32(npy);
   ASSERT_TRUE(array.ok()) << array.status();
@@ -134,7 +135,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"MissingModelDir", "run --model /nonexistent/model --prompt-ids 5 --max-tokens 4", "/nonexistent/model"},
         BadInput{"MissingPromptIds", "run --model " + kModel + " --max-tokens 4", "prompt-ids"},
         BadInput{"UnknownFlag", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --bogus", "bogus"},
-        BadInput{"UnknownExpertDtype", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --expert-dtype fp8", "expert-dtype"}),
+        BadInput{"UnknownExpertDtype", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --expert-dtype fp8", "expert-dtype"},
+        BadInput{"UnknownKvDtype", "run --model " + kModel + " --prompt-ids 5 --max-tokens 4 --kv-dtype fp16", "kv-dtype"}),
     [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
 
 }  // namespace

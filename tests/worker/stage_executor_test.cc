@@ -86,6 +86,7 @@ class StageExecutorTest : public ::testing::Test {
     ASSERT_THAT(routes, IsOk());
     routes_ = *routes;
     executor_ = std::make_unique<StageExecutor>(stage_shard_.get(), stage_.get(), kStage, routes_, absl::Seconds(60));
+    executor_->SetKvDType(DType::kF32);  // golden-exact
   }
 
   // The expert host's dispatch loop, as worker_runtime runs it.
@@ -378,6 +379,7 @@ TEST_F(StageExecutorTest, AbortWakesAStepWaitingOnASilentExpertHost) {
 
 TEST_F(StageExecutorTest, ASilentExpertHostFailsTheStepAtTheReplyTimeout) {
   executor_ = std::make_unique<StageExecutor>(stage_shard_.get(), stage_.get(), kStage, routes_, absl::Milliseconds(200));
+  executor_->SetKvDType(DType::kF32);
   StepOutcome out = RunStep({coordinator::EncodeMicroBatch(1, 0, 1, {Prefill(1, testing::GoldenPrompt("p64"))})});
   EXPECT_THAT(out.handled, StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("sent no combine")));
   EXPECT_THAT(out.replies.status(), StatusIs(absl::StatusCode::kDeadlineExceeded));
