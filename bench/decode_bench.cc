@@ -8,7 +8,7 @@
 //                    [--kv-dtype bf16|fp32]
 //
 // For each batch size b: b sequences with a random prompt of --context tokens are prefilled (not
-// timed; in chunks of up to 256), then
+// timed; in chunks of up to 256, every sequence's chunk in each step), then
 // `steps` decode steps run with all b sequences in each step (a first decode step is not timed:
 // it pages in what the prefill did not touch). Reported: tokens/s (b * steps / time, each step
 // timed by the scheduler from sending it to its tokens) and the achieved bandwidth, i.e. weight
@@ -124,7 +124,9 @@ class Bench {
     options.bf16_activations = o.activations == "bf16";
     options.scheduler.max_sequences = max_batch;
     const int chunk = std::max({o.prefill_len, std::min(o.context, 256), 16});
-    options.scheduler.max_step_tokens = 16 * max_batch + chunk;
+    // Every sequence's chunk in each step: the batch's prompts end together, so its decode steps
+    // hold every sequence (a longer --context would otherwise spread the prefills over the decode).
+    options.scheduler.max_step_tokens = std::max(16, std::min(o.context, chunk)) * max_batch + chunk;
     options.scheduler.prefill_chunk = chunk;
     options.scheduler.micro_batches = 1;
     options.scheduler.on_step = [this](const coordinator::StepReport& r) {

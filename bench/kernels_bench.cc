@@ -210,6 +210,63 @@ BENCHMARK(BM_CausalAttention)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// The same over a paged cache as sequences hold it (pages of 64 rows; arg 2: 0 fp32, 1 bf16),
+// cycling through enough sequences' caches that each is read from DRAM, as a decode batch is.
+// bytes_per_second counts one read of K and V in the cache's dtype.
+void BM_CausalAttentionPaged(benchmark::State& state) {
+  const int64_t n = state.range(0), total = state.range(1);
+  const DType dtype = state.range(2) == 1 ? DType::kBF16 : DType::kF32;
+  constexpr int64_t kPage = 64, kWidth = 2 * 128;
+  const AttentionShape shape{16, 2, 128, 1.f / std::sqrt(128.f)};
+  const int64_t pages = (total + kPage - 1) / kPage;
+  const size_t page_bytes = static_cast<size_t>(kPage * kWidth) * DTypeSize(dtype);
+  const int64_t copies = std::max<int64_t>(1, static_cast<int64_t>(kColdBytes / (2 * pages * page_bytes)));
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<std::vector<char>> storage;
+  std::vector<std::vector<const void*>> keys(copies), values(copies);
+  for (int64_t c = 0; c < copies; ++c) {
+    for (auto* table : {&keys[c], &values[c]}) {
+      for (int64_t p = 0; p < pages; ++p) {
+        std::vector<char>& page = storage.emplace_back(page_bytes);
+        for (int64_t i = 0; i < kPage * kWidth; ++i) {
+          const float x = dist(rng);
+          if (dtype == DType::kBF16) {
+            const uint16_t b = FloatToBf16(x);
+            std::memcpy(page.data() + i * 2, &b, 2);
+          } else {
+            std::memcpy(page.data() + i * 4, &x, 4);
+          }
+        }
+        table->push_back(page.data());
+      }
+    }
+  }
+  std::vector<float> q(static_cast<size_t>(n * 16 * 128)), out(q.size());
+  for (float& f : q) f = dist(rng);
+  int64_t i = 0;
+  for (auto _ : state) {
+    KvCacheView view;
+    view.dtype = dtype;
+    view.block_tokens = kPage;
+    view.key_blocks = keys[i % copies].data();
+    view.value_blocks = values[i % copies].data();
+    ++i;
+    CausalAttention(shape, q.data(), n, view, total, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * total * kWidth * 2 *
+                          static_cast<int64_t>(DTypeSize(dtype)));
+}
+BENCHMARK(BM_CausalAttentionPaged)
+    ->ArgNames({"n", "total", "bf16"})
+    ->Args({1, 4096, 0})
+    ->Args({1, 4096, 1})
+    ->Args({8, 4096, 0})
+    ->Args({8, 4096, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // ---- int8 experts: the I8 Gemm (weight-only, per-row scales) against bf16 ----
 
 std::vector<int8_t> RandomInt8(size_t n, uint32_t seed) {

@@ -13,7 +13,8 @@ StateBudget::StateBudget(const model::ModelConfig& config, DType kv_dtype, std::
 std::vector<int64_t> StateBudget::Need(int64_t positions, const std::string& group) const {
   std::vector<int64_t> need(stages_.size(), 0);
   for (size_t i = 0; i < stages_.size(); ++i) {
-    if (stages_[i].group == group) need[i] = model::SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions, kv_dtype_);
+    if (stages_[i].group != group) continue;
+    need[i] = model::SequenceStateBytes(config_, stages_[i].begin, stages_[i].end, positions, kv_dtype_);
   }
   return need;
 }

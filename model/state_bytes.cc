@@ -24,7 +24,8 @@ int64_t LightningStateBytes(const ModelConfig& config) {
 int64_t SequenceStateBytes(const ModelConfig& config, int begin, int end, int64_t positions, DType kv_dtype) {
   int64_t bytes = 0;
   for (int l = begin; l < end; ++l) {
-    bytes += config.is_softmax(l) ? KvRowsHeld(positions) * KvBytesPerToken(config, kv_dtype) : LightningStateBytes(config);
+    bytes += config.is_softmax(l) ? KvRowsHeld(positions) * KvBytesPerToken(config, kv_dtype)
+                                  : LightningStateBytes(config);
   }
   return bytes;
 }

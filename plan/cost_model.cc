@@ -47,7 +47,8 @@ int64_t CostModel::GroupSequences(const Layout& layout) const {
 int64_t CostModel::StageLayerMemory(int layer, int64_t sequences) const {
   const ServingSpec& s = cluster_.serving;
   if (sequences <= 0) sequences = s.max_sequences;
-  return sizes_.StageLayerBytes(layer) + sequences * model::KvRowsHeld(s.max_context) * sizes_.KvBytesPerToken(layer, s.kv_dtype) +
+  return sizes_.StageLayerBytes(layer) +
+         sequences * model::KvRowsHeld(s.max_context) * sizes_.KvBytesPerToken(layer, s.kv_dtype) +
          sequences * sizes_.LightningStateBytes(layer);
 }
 

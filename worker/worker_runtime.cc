@@ -298,7 +298,8 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
     v1::WorkerMessage applied;
     applied.mutable_peers_applied()->set_version(msg.peers().version());
     session.Write(applied);
-    log(absl::StrCat("serving (peer table v", msg.peers().version(), ")"));
+    log(absl::StrCat("serving (peer table v", msg.peers().version(),
+                     shard.attention ? absl::StrCat(", KV cache ", model::KvDTypeName(config.kv_dtype)) : "", ")"));
   }
   if (leave) leave->SetHandler(nullptr);
   data_plane.Shutdown();

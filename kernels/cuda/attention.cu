@@ -172,8 +172,12 @@ cudaError_t LaunchAttentionDecode(const AttentionDecodeArgs& a, cudaStream_t str
   const SplitPlan plan{AttentionKeysPerSplit(a.total_len), AttentionNumSplits(a.total_len) * kWarps};
   const bool bf16 = a.kv.k_pages != nullptr && a.kv.bf16;
   const bool narrow = a.head_dim <= 4 * kWarpSize;
-  const cudaError_t err = bf16 ? (narrow ? LaunchSplit<4, uint16_t>(a, plan, stream) : LaunchSplit<8, uint16_t>(a, plan, stream))
-                               : (narrow ? LaunchSplit<4, float>(a, plan, stream) : LaunchSplit<8, float>(a, plan, stream));
+  cudaError_t err;
+  if (bf16) {
+    err = narrow ? LaunchSplit<4, uint16_t>(a, plan, stream) : LaunchSplit<8, uint16_t>(a, plan, stream);
+  } else {
+    err = narrow ? LaunchSplit<4, float>(a, plan, stream) : LaunchSplit<8, float>(a, plan, stream);
+  }
   if (err != cudaSuccess) return err;
   const size_t combine_smem = sizeof(float) * static_cast<size_t>(plan.num_partials);
   AttentionCombineKernel<<<static_cast<unsigned>(a.num_heads), kCombineThreads, combine_smem, stream>>>(a, plan);

@@ -457,7 +457,8 @@ absl::Status CudaLayerOps::EnsurePoolSlots(int slots) {
   const size_t per_slot = static_cast<size_t>(config_.num_attention_heads) * config_.head_dim * config_.head_dim *
                           sizeof(float);
   for (auto& [layer, pool] : pools_) {
-    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer grown, kc::DeviceBuffer::AllocateOnStream(capacity * per_slot, device_, stream_));
+    MMX_ASSIGN_OR_RETURN(kc::DeviceBuffer grown,
+                         kc::DeviceBuffer::AllocateOnStream(capacity * per_slot, device_, stream_));
     if (pool.size() > 0) {
       MMX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.data(), pool.data(), pool.size(), cudaMemcpyDeviceToDevice,
                                                stream_));
@@ -468,7 +469,8 @@ absl::Status CudaLayerOps::EnsurePoolSlots(int slots) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<SequenceState>> CudaLayerOps::NewSequence(int first_layer, int end_layer, DType kv_dtype) {
+absl::StatusOr<std::unique_ptr<SequenceState>> CudaLayerOps::NewSequence(int first_layer, int end_layer,
+                                                                         DType kv_dtype) {
   const size_t per_slot = static_cast<size_t>(config_.num_attention_heads) * config_.head_dim * config_.head_dim *
                           sizeof(float);
   MMX_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));

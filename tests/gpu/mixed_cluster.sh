@@ -19,8 +19,10 @@ model=tests/data/golden/tiny-a
 work=$(mktemp -d /tmp/mmx-mixed.XXXXXX)
 failures=0
 
+# fp32 KV: the golden ids are the fp32 model's.
 cat >"$work/gpu-attention.yaml" <<YAML
 model: $PWD/$model
+serving: {kv_dtype: fp32}
 workers:
   - {name: gpu, device: $gpu, embedding: true, attention: [0, 8], lm_head: true}
   - {name: cpu-a, experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}
@@ -28,6 +30,7 @@ workers:
 YAML
 cat >"$work/gpu-experts.yaml" <<YAML
 model: $PWD/$model
+serving: {kv_dtype: fp32}
 workers:
   - {name: cpu, embedding: true, attention: [0, 8], lm_head: true, experts: [{layers: [0, 8], ids: [4, 5, 6, 7]}]}
   - {name: gpu, device: $gpu, experts: [{layers: [0, 8], ids: [0, 1, 2, 3]}]}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The summary table of tests/gpu/run.sh, from its logs: test counts, the golden max difference,
-# the bf16 statistics and each benchmarked kernel's fraction of peak HBM, as Markdown to paste
-# into docs/benchmarks.md as is.
+# the int8 GPU-vs-CPU difference, the bf16 statistics and each benchmarked kernel's fraction of
+# peak HBM, as Markdown to paste into docs/benchmarks.md as is.
 #   tests/gpu/summary.sh LOGDIR BINARIES_RUN BINARIES_FAILED MIXED_RC BENCH_RC
 # LOGDIR holds nvidia-smi.txt, tests.log and bench.txt (any may be missing: its rows are left out).
 set -uo pipefail
@@ -17,7 +17,7 @@ echo "|---|---|"
 echo "| test binaries | $binaries run, $binaries_failed failed |"
 echo "| test cases | $passed passed, $failed_cases failed, $skipped_cases skipped |"
 # "what: figures" lines the tests print become "| what | figures |" rows.
-grep -hE "golden prefill logits|bf16 vs fp32" "$tests_log" | sed -E 's/^([^:]*): (.*)$/| \1 | \2 |/'
+grep -hE "golden prefill logits|bf16 vs fp32|int8 experts, GPU vs CPU" "$tests_log" | sed -E 's/^([^:]*): (.*)$/| \1 | \2 |/'
 echo "| mixed CPU/GPU clusters | exit status $mixed_rc |"
 if [ -f "$logdir/bench.txt" ]; then
   # Kernel rows: "NAME SHAPE... PATH... T us G GB/s P% HBM ...": everything before the time, the

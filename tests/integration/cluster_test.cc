@@ -24,6 +24,7 @@ namespace mmx {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kModel = testing::GoldenDir();
 
@@ -142,6 +143,48 @@ TEST(ClusterTest, PlansFromLiveWorkersAndReproducesGolden) {
   ExpectGolden((*cluster)->stub(), "p64");
 }
 
+// Greedy ids of `prompt` from the single-process engine with `o`, and every position's logits.
+struct LocalRun {
+  std::vector<int32_t> ids;
+  std::vector<float> logits;
+  int64_t vocab = 0;
+};
+LocalRun RunLocally(engine::LocalEngineOptions o, const std::vector<int32_t>& prompt, int max_tokens) {
+  LocalRun run;
+  o.model_dir = kModel;
+  auto local = engine::LocalEngine::Start(o);
+  EXPECT_TRUE(local.ok()) << local.status();
+  if (!local.ok()) return run;
+  coordinator::Request::Params params;
+  params.prompt = prompt;
+  params.max_tokens = max_tokens;
+  params.return_logits = true;
+  auto request = std::make_shared<coordinator::Request>(1, params);
+  EXPECT_TRUE((*local)->scheduler().Submit(request).ok());
+  std::vector<coordinator::TokenEvent> events;
+  while (request->Next(&events, absl::Seconds(60))) {
+    for (const auto& e : events) run.ids.push_back(e.token_id);
+  }
+  EXPECT_TRUE(request->final_status().ok()) << request->final_status();
+  run.logits = request->logits();
+  run.vocab = (*local)->config().vocab_size;
+  return run;
+}
+
+// The cluster's greedy ids and log-probabilities of `g` equal the local run's (within the golden
+// tolerance for the log-probabilities).
+void ExpectClusterEqualsLocal(testing::LocalCluster& cluster, const GoldenCase& g, const LocalRun& local) {
+  auto out = testing::GenerateOnce(cluster.stub(), g.prompt, static_cast<int>(local.ids.size()), 1);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->tokens, local.ids);
+  ASSERT_EQ(out->logprobs.size(), local.ids.size());
+  const int64_t P = static_cast<int64_t>(g.prompt.size());
+  for (size_t i = 0; i < local.ids.size(); ++i) {
+    const float* row = local.logits.data() + (P - 1 + static_cast<int64_t>(i)) * local.vocab;
+    EXPECT_NEAR(out->logprobs[i], LogProb(row, local.vocab, local.ids[i]), 5e-4) << i;
+  }
+}
+
 TEST(ClusterTest, Int8ExpertsInTheShardConfigMatchTheLocalInt8Engine) {
   // `expert_dtype: int8` reaches the workers in the assigned shard yaml; the expert hosts
   // quantize at load. The cluster must then give what the single-process engine gives with
@@ -149,38 +192,26 @@ TEST(ClusterTest, Int8ExpertsInTheShardConfigMatchTheLocalInt8Engine) {
   auto cluster = testing::LocalCluster::Start(absl::StrCat("expert_dtype: int8\n", Disaggregated()));
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
-
-  // The same model in this process: one worker, int8 experts, every position's logits kept.
   engine::LocalEngineOptions o;
-  o.model_dir = kModel;
   o.expert_dtype = "int8";
   o.kv_dtype = DType::kF32;  // as the test cluster serves
-  auto local = engine::LocalEngine::Start(o);
-  ASSERT_TRUE(local.ok()) << local.status();
   const GoldenCase g = Golden("p64");
-  coordinator::Request::Params params;
-  params.prompt = g.prompt;
-  params.max_tokens = 16;
-  params.return_logits = true;
-  auto request = std::make_shared<coordinator::Request>(1, params);
-  ASSERT_TRUE((*local)->scheduler().Submit(request).ok());
-  std::vector<int32_t> ids;
-  std::vector<coordinator::TokenEvent> events;
-  while (request->Next(&events, absl::Seconds(60))) {
-    for (const auto& e : events) ids.push_back(e.token_id);
-  }
-  ASSERT_TRUE(request->final_status().ok()) << request->final_status();
-  const std::vector<float> logits = request->logits();
+  ExpectClusterEqualsLocal(**cluster, g, RunLocally(o, g.prompt, 16));
+  EXPECT_THAT((*cluster)->Log("stage0"), HasSubstr("KV cache fp32"));      // an attention stage
+  EXPECT_THAT((*cluster)->Log("experts-a"), Not(HasSubstr("KV cache")));  // an expert host holds none
+}
 
-  auto out = testing::GenerateOnce((*cluster)->stub(), g.prompt, params.max_tokens, 1);
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->tokens, ids);
-  ASSERT_EQ(out->logprobs.size(), ids.size());
-  const int64_t V = (*local)->config().vocab_size, P = static_cast<int64_t>(g.prompt.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const float* row = logits.data() + (P - 1 + static_cast<int64_t>(i)) * V;
-    EXPECT_NEAR(out->logprobs[i], LogProb(row, V, ids[i]), 5e-4) << i;
-  }
+TEST(ClusterTest, ABf16KvCacheReachesTheWorkerAndMatchesTheLocalBf16Engine) {
+  // `serve --kv-dtype bf16` goes to the worker in the assigned shard yaml; it keeps its
+  // sequences' KV in bf16 (and says so), and serves what the local engine does with a bf16 cache.
+  auto cluster = testing::LocalCluster::StartWith(testing::OneWorkerShard(kModel), {"--kv-dtype", "bf16"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  EXPECT_THAT((*cluster)->Log("all"), HasSubstr("KV cache bf16"));
+  engine::LocalEngineOptions o;
+  o.kv_dtype = DType::kBF16;
+  const GoldenCase g = Golden("p300");
+  ExpectClusterEqualsLocal(**cluster, g, RunLocally(o, g.prompt, 16));
 }
 
 TEST(ClusterTest, EightConcurrentRequestsGiveWhatEachGivesAlone) {

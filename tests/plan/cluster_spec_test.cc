@@ -74,8 +74,14 @@ TEST(ClusterSpecTest, ServingDefaults) {
   auto spec = ParseClusterSpec(Spec(kValidWorker));
   ASSERT_THAT(spec, IsOk());
   EXPECT_EQ(spec->serving.expert_dtype, "bf16");
+  EXPECT_EQ(spec->serving.kv_dtype, DType::kBF16);
   EXPECT_EQ(spec->serving.max_context, 131072);
   EXPECT_EQ(spec->serving.max_sequences, 32);
+  auto fp32 = ParseClusterSpec(Spec(kValidWorker, "serving:\n  kv_dtype: fp32\n"));
+  ASSERT_THAT(fp32, IsOk());
+  EXPECT_EQ(fp32->serving.kv_dtype, DType::kF32);
+  EXPECT_THAT(ParseClusterSpec(Spec(kValidWorker, "serving:\n  kv_dtype: int8\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("serving.kv_dtype 'int8' is neither bf16")));
 }
 
 TEST(ClusterSpecTest, UnknownKeysNameFileLineAndKey) {

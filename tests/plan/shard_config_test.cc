@@ -191,5 +191,22 @@ workers:
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("steps_in_flight")));
 }
 
+TEST(ShardConfigTest, KvDtypeIsBf16UnlessTheServingSectionSaysFp32AndSurvivesARoundTrip) {
+  auto plain = ParseShardConfig(kTwoGroups);
+  ASSERT_THAT(plain, IsOk());
+  EXPECT_EQ(plain->kv_dtype, DType::kBF16);  // as the model is served
+  EXPECT_EQ(ShardConfigToYaml(*plain).find("kv_dtype"), std::string::npos);  // the default is not written
+  auto fp32 = ParseShardConfig("model: /m\nserving: {kv_dtype: fp32, steps_in_flight: 3}\nworkers:\n  - {name: a}\n");
+  ASSERT_THAT(fp32, IsOk());
+  EXPECT_EQ(fp32->kv_dtype, DType::kF32);
+  auto again = ParseShardConfig(ShardConfigToYaml(*fp32));  // what the coordinator sends its workers
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->kv_dtype, DType::kF32);
+  EXPECT_EQ(again->steps_in_flight, 3);
+  EXPECT_THAT(ParseShardConfig("model: x\nserving: {kv_dtype: fp16}\nworkers:\n  - {name: a}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(":2: "), HasSubstr("serving.kv_dtype 'fp16' is neither bf16"))));
+}
+
 }  // namespace
 }  // namespace mmx::plan

@@ -42,6 +42,7 @@ constexpr PinnedVersion kPinned[] = {
     {5, 0x79b4f0fadd654795ull},  // a 128-bit cluster token (Assignment.cluster_token is bytes)
     {6, 0xec3114d73163faf0ull},  // Ready.tensor_digests: workers prove the data they loaded
     {7, 0x54626483c8bf8438ull},  // prompt log-probabilities: StepSequence.next_token_ids, TokensHeader.prompt
+    {8, 0xc5c99f1645cf6e23ull},  // no message changed: workers keep the KV cache in serving.kv_dtype (bf16 pages)
 };
 
 TEST(ProtocolVersionTest, SchemaChangesOnlyWithANewProtocolVersion) {
