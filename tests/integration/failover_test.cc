@@ -130,7 +130,7 @@ TEST(FailoverReplicatedTest, AnExpertHostWhoseExpertsAreReplicatedIsRoutedAround
   EXPECT_THAT(c.Log("coordinator"), HasSubstr("worker 'experts-b' is back"));
   auto after = c.Status();
   ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_EQ(after->stats().failovers_total(), 0);
+  EXPECT_EQ(after->stats().failovers_total(), 0) << c.Log("coordinator") << c.Log("stage0") << c.Log("stage1");
 }
 
 TEST(FailoverStandbyTest, AStandbyTakesOverAKilledStageAndTheStreamsGoOn) {
