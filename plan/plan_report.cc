@@ -124,6 +124,25 @@ std::string FormatBytes(int64_t bytes) {
   return absl::StrFormat("%.4g KB", b / 1e3);
 }
 
+namespace {
+
+// The serving target and what one sequence's state takes at it.
+void AppendServingTarget(const ModelSizes& s, const ServingSpec& serving, std::string* out) {
+  int64_t kv_per_token = 0, lightning = 0;
+  for (int l = 0; l < s.num_layers; ++l) {
+    kv_per_token += s.KvBytesPerToken(l, serving.kv_dtype);
+    lightning += s.LightningStateBytes(l);
+  }
+  absl::StrAppend(out, "\nServing target: expert_dtype ", serving.expert_dtype, ", kv_dtype ",
+                  model::KvDTypeName(serving.kv_dtype), ", max_context ", WithCommas(serving.max_context),
+                  ", max_sequences ", serving.max_sequences, "\n");
+  absl::StrAppend(out, "  state per sequence: softmax KV ", WithCommas(kv_per_token), " B/token (",
+                  FormatBytes(kv_per_token * model::KvRowsHeld(serving.max_context)), " at max_context), lightning ",
+                  FormatBytes(lightning), " (fp32)\n");
+}
+
+}  // namespace
+
 std::string ReportText(const model::ModelConfig& config, const ClusterSpec& cluster, const PlanResult& result,
                        const ReportContext& context) {
   const ModelSizes s = ComputeModelSizes(config);
@@ -143,17 +162,7 @@ std::string ReportText(const model::ModelConfig& config, const ClusterSpec& clus
     absl::StrAppend(&out, absl::StrFormat("  %-32s %20s %12s %12s\n", c.name, WithCommas(c.params),
                                           FormatBytes(c.bf16), FormatBytes(c.served)));
   }
-  int64_t kv_per_token = 0, lightning = 0;
-  for (int l = 0; l < s.num_layers; ++l) {
-    kv_per_token += s.KvBytesPerToken(l, serving.kv_dtype);
-    lightning += s.LightningStateBytes(l);
-  }
-  absl::StrAppend(&out, "\nServing target: expert_dtype ", serving.expert_dtype, ", kv_dtype ",
-                  model::KvDTypeName(serving.kv_dtype), ", max_context ",
-                  WithCommas(serving.max_context), ", max_sequences ", serving.max_sequences, "\n");
-  absl::StrAppend(&out, "  state per sequence: softmax KV ", WithCommas(kv_per_token), " B/token (",
-                  FormatBytes(kv_per_token * model::KvRowsHeld(serving.max_context)), " at max_context), lightning ",
-                  FormatBytes(lightning), " (fp32)\n");
+  AppendServingTarget(s, serving, &out);
   int64_t capacity = 0, usable = 0;
   for (size_t w = 0; w < cluster.workers.size(); ++w) {
     capacity += static_cast<int64_t>(cluster.workers[w].memory_gib * kGiB);

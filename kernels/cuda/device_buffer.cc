@@ -50,43 +50,30 @@ absl::StatusOr<int> DeviceCount() {
 }
 
 absl::StatusOr<DeviceBuffer> DeviceBuffer::Allocate(size_t bytes, int device) {
-  if (device < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DeviceBuffer::Allocate: device ordinal must be >= 0, got ", device));
-  }
-  DeviceBuffer buffer;
-  buffer.device_ = device;
-  if (bytes == 0) return buffer;
-  const std::string what = absl::StrCat("DeviceBuffer::Allocate(", bytes, " bytes) on cuda:", device);
-  ScopedDevice scoped;
-  if (absl::Status s = scoped.Enter(device); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
-  }
-  void* data = nullptr;
-  const cudaError_t err = cudaMalloc(&data, bytes);
-  MMX_RETURN_IF_ERROR(CudaAllocStatus(err, what, bytes, device));
-  buffer.data_ = data;
-  buffer.size_ = bytes;
-  return buffer;
+  return AllocateWith("DeviceBuffer::Allocate", bytes, device, /*stream_ordered=*/false, nullptr);
 }
 
 absl::StatusOr<DeviceBuffer> DeviceBuffer::AllocateOnStream(size_t bytes, int device, cudaStream_t stream) {
+  return AllocateWith("DeviceBuffer::AllocateOnStream", bytes, device, /*stream_ordered=*/true, stream);
+}
+
+absl::StatusOr<DeviceBuffer> DeviceBuffer::AllocateWith(const char* fn, size_t bytes, int device,
+                                                        bool stream_ordered, cudaStream_t stream) {
   if (device < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DeviceBuffer::AllocateOnStream: device ordinal must be >= 0, got ", device));
+    return absl::InvalidArgumentError(absl::StrCat(fn, ": device ordinal must be >= 0, got ", device));
   }
   DeviceBuffer buffer;
   buffer.device_ = device;
   buffer.stream_ = stream;
-  buffer.stream_ordered_ = true;
+  buffer.stream_ordered_ = stream_ordered;
   if (bytes == 0) return buffer;
-  const std::string what = absl::StrCat("DeviceBuffer::AllocateOnStream(", bytes, " bytes) on cuda:", device);
+  const std::string what = absl::StrCat(fn, "(", bytes, " bytes) on cuda:", device);
   ScopedDevice scoped;
   if (absl::Status s = scoped.Enter(device); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
   }
   void* data = nullptr;
-  const cudaError_t err = cudaMallocAsync(&data, bytes, stream);
+  const cudaError_t err = stream_ordered ? cudaMallocAsync(&data, bytes, stream) : cudaMalloc(&data, bytes);
   MMX_RETURN_IF_ERROR(CudaAllocStatus(err, what, bytes, device));
   buffer.data_ = data;
   buffer.size_ = bytes;

@@ -64,6 +64,8 @@ class DeviceBuffer {
   absl::Status CopyToHostAsync(void* dst, size_t bytes, size_t offset, cudaStream_t stream) const;
 
  private:
+  static absl::StatusOr<DeviceBuffer> AllocateWith(const char* fn, size_t bytes, int device, bool stream_ordered,
+                                                   cudaStream_t stream);
   void Release();
 
   void* data_ = nullptr;
