@@ -2,17 +2,19 @@
 // processes on this host, over shared memory (UCX's default choice) or TCP on loopback.
 //
 //   mmx_transport_bench [--tls shm|tcp|both] [--send-budget-us 0,50,inf]
+//                       [--receive-budget-us 50] [--window 1]
 //                       [--sizes 8,12288,1048576] [--iters 2000] [--bw-bytes 268435456] [--pin]
 //
 // The parent forks a client and a server before anything touches UCX (UCX state does not
 // survive fork), and the two swap worker addresses over a socketpair. For each send progress
 // budget (UcxTransportOptions::send_progress_budget, in microseconds; "inf" = never sleep) and
-// size:
+// size (the receive budget, UcxTransportOptions::receive_progress_budget, is one value for all):
 //   latency:   the client sends `size` bytes, the server receives them and sends them back;
 //              median and p99 of the round trip (one-way ~ half of it).
-//   bandwidth: the client sends messages of `size` bytes back to back (each Send returns once
-//              UCX is done with the buffer), the server receives them all and answers with one
-//              8-byte ack; bytes / (first send .. ack).
+//   bandwidth: the client sends messages of `size` bytes back to back, `window` at a time with
+//              SendAll (all posted, then each waited for until UCX is done with its buffer;
+//              window 1 is one Send after another), the server receives them all and answers
+//              with one 8-byte ack; bytes / (first send .. ack).
 // Everything goes through the Transport interface (envelope, mailbox, progress thread), so the
 // figures include what a worker pays, not just UCX. docs/protocol.md records results.
 //
@@ -49,6 +51,8 @@ constexpr uint64_t kAckKey = ~uint64_t{0};
 struct Config {
   std::vector<size_t> sizes;
   std::vector<absl::Duration> budgets;
+  absl::Duration receive_budget = absl::Microseconds(50);
+  int window = 1;
   int iters = 2000;
   size_t bw_bytes = size_t{256} << 20;
   bool pin = false;
@@ -95,9 +99,11 @@ bool ReadAll(int fd, void* data, size_t size) {
 }
 
 // Creates a transport and connects it to the other process through `fd`.
-std::unique_ptr<UcxTransport> Connect(int fd, PeerId self, PeerId other, absl::Duration budget) {
+std::unique_ptr<UcxTransport> Connect(int fd, PeerId self, PeerId other, absl::Duration budget,
+                                      absl::Duration receive_budget) {
   UcxTransportOptions options;
   options.send_progress_budget = budget;
+  options.receive_progress_budget = receive_budget;
   absl::StatusOr<std::unique_ptr<UcxTransport>> t =
       UcxTransport::Create(TransportOptions{self, kToken}, options);
   if (!t.ok()) Die("create", t.status());
@@ -136,7 +142,7 @@ int BandwidthMessages(const Config& config, size_t size) {
 
 void RunServer(int fd, const Config& config) {
   for (absl::Duration budget : config.budgets) {
-    std::unique_ptr<UcxTransport> t = Connect(fd, kServer, kClient, budget);
+    std::unique_ptr<UcxTransport> t = Connect(fd, kServer, kClient, budget, config.receive_budget);
     uint64_t key = 0;
     for (size_t size : config.sizes) {
       const int warmup = std::max(10, config.iters / 10);
@@ -157,7 +163,7 @@ void RunServer(int fd, const Config& config) {
 
 void RunClient(int fd, const Config& config, const char* tls) {
   for (absl::Duration budget : config.budgets) {
-    std::unique_ptr<UcxTransport> t = Connect(fd, kClient, kServer, budget);
+    std::unique_ptr<UcxTransport> t = Connect(fd, kClient, kServer, budget, config.receive_budget);
     const std::string budget_name =
         budget == absl::InfiniteDuration()
             ? "inf"
@@ -179,7 +185,13 @@ void RunClient(int fd, const Config& config, const char* tls) {
 
       const int messages = BandwidthMessages(config, size);
       const double start = NowSeconds();
-      for (int i = 0; i < messages; ++i, ++key) SendOrDie(*t, kServer, key, payload.data(), size);
+      for (int sent = 0; sent < messages;) {
+        std::vector<Transport::Outgoing> batch;
+        for (; sent < messages && static_cast<int>(batch.size()) < config.window; ++sent, ++key) {
+          batch.push_back({kServer, key, "", payload.data(), size});
+        }
+        if (absl::Status s = t->SendAll(batch); !s.ok()) Die("send", s);
+      }
       ReceiveOrDie(*t, kServer, kAckKey, sizeof(uint64_t));
       const double seconds = NowSeconds() - start;
       const double gbps = static_cast<double>(messages) * static_cast<double>(size) / seconds / 1e9;
@@ -257,6 +269,10 @@ int main(int argc, char** argv) {
   app.add_option("--send-budget-us", budgets,
                  "comma-separated send progress budgets in microseconds, or inf");
   app.add_option("--sizes", sizes, "comma-separated payload sizes in bytes");
+  int64_t receive_budget_us = 50;
+  app.add_option("--receive-budget-us", receive_budget_us,
+                 "receive progress budget in microseconds (UcxTransportOptions)");
+  app.add_option("--window", config.window, "bandwidth: sends posted at once (SendAll)");
   app.add_option("--iters", config.iters, "timed round trips per size");
   app.add_option("--bw-bytes", config.bw_bytes, "bytes per bandwidth run (16..20000 messages)");
   app.add_flag("--pin", config.pin, "pin client to CPU 0 and server to CPU 1");
@@ -280,7 +296,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (config.budgets.empty() || config.sizes.empty() || config.iters <= 0) {
+  config.receive_budget = absl::Microseconds(receive_budget_us);
+  if (config.budgets.empty() || config.sizes.empty() || config.iters <= 0 || config.window <= 0 ||
+      receive_budget_us < 0) {
     std::fprintf(stderr, "nothing to run\n");
     return 2;
   }

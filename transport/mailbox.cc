@@ -164,6 +164,22 @@ absl::StatusOr<Message> Mailbox::Wait(bool any, PeerId from, uint64_t key, absl:
   return std::move(*waiter.message);
 }
 
+bool Mailbox::CanReceiveNow(PeerId from, uint64_t key) const { return CanReceiveNow(false, from, key); }
+
+bool Mailbox::CanReceiveAnyNow(uint64_t key) const { return CanReceiveNow(true, 0, key); }
+
+bool Mailbox::CanReceiveNow(bool any, PeerId from, uint64_t key) const {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_ || (!any && !peers_.contains(from))) return true;
+  auto found = queued_.find(key);
+  if (found == queued_.end()) return false;
+  if (any) return true;  // a queue exists only while it holds messages
+  for (const Message& message : found->second) {
+    if (message.from == from) return true;
+  }
+  return false;
+}
+
 void Mailbox::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;

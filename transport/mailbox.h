@@ -59,6 +59,12 @@ class Mailbox {
   // Same for the next message with `key` from any peer; never Unavailable.
   absl::StatusOr<Message> ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop = {});
 
+  // Whether Receive(from, key) / ReceiveAny(key) would return now without waiting: a matching
+  // message is queued, or the call would fail at once (shut down, `from` not connected). For
+  // receivers that drive the network themselves while they wait (UcxTransport).
+  bool CanReceiveNow(PeerId from, uint64_t key) const;
+  bool CanReceiveAnyNow(uint64_t key) const;
+
   // Wakes every waiter with Cancelled, discards queued messages, and refuses all later calls.
   void Shutdown();
 
@@ -69,6 +75,7 @@ class Mailbox {
   struct Waiter;
   absl::StatusOr<Message> Wait(bool any, PeerId from, uint64_t key, absl::Duration timeout, std::stop_token stop);
   static void Finish(Waiter* waiter, absl::Status status);
+  bool CanReceiveNow(bool any, PeerId from, uint64_t key) const;
 
   mutable absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

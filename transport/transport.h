@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "transport/cluster_token.h"
+#include "transport/payload.h"
 
 namespace mmx::transport {
 
@@ -32,7 +33,7 @@ struct Message {
   PeerId from = 0;
   uint64_t key = 0;
   std::string header;            // the sender's header bytes, as sent
-  std::vector<uint8_t> payload;  // the sender's payload bytes, as sent
+  Payload payload;               // the sender's payload bytes, as sent
 };
 
 struct TransportOptions {

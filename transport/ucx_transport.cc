@@ -1,5 +1,6 @@
 #include "transport/ucx_transport.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include <cstdio>
@@ -296,16 +297,14 @@ bool UcxTransport::PeerStillConnected(PeerId peer, uint64_t epoch) const {
 }
 
 absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch) {
-  // Most rendezvous sends on shared memory complete within tens of microseconds, sooner than two
-  // thread wakeups (the progress thread's, then ours) would take; so progress here first.
-  const absl::Duration budget = ucx_options_.send_progress_budget;
-  if (budget > absl::ZeroDuration()) {
-    const absl::Time give_up = absl::Now() + budget;  // InfiniteDuration: InfiniteFuture
-    while (!state->done_flag.load(std::memory_order_acquire)) {
-      if (worker_->Progress() == 0 && absl::Now() >= give_up) break;
-    }
-  }
-  if (!state->done_flag.load(std::memory_order_acquire)) {
+  // Most rendezvous sends complete within tens of microseconds, sooner than two thread wakeups
+  // (the progress thread's, then ours) would take; so progress here first. The progress thread
+  // completes what is still pending after the budget.
+  const bool done = worker_->DriveUntil(
+      [state] { return state->done_flag.load(std::memory_order_acquire); }, ucx_options_.send_progress_budget);
+  std::optional<UcxWorker::Sleeper> sleeping;  // the wait below returns at once when done
+  if (!done) {
+    sleeping.emplace(*worker_);
     // The progress thread may be asleep on an fd that our request will not signal (e.g. a send
     // queued behind wireup): make it run progress once more before we sleep.
     worker_->Kick();
@@ -419,9 +418,7 @@ ucs_status_t UcxTransport::OnSplitActiveMessage(void* arg, const void* header,
 void UcxTransport::StartRendezvous(void* data_descriptor, size_t length,
                                    RendezvousReceive* receive) {
   receive->transport = this;
-  // NOTE: resize() zero-fills; std::vector offers no uninitialized growth, and Message fixes
-  // the type. Measured as part of the 1 MiB figures in docs/protocol.md.
-  receive->message.payload.resize(length);
+  receive->message.payload.resize(length);  // uninitialized, and a reused buffer (payload.h)
   {
     absl::MutexLock lock(&pending_mu_);
     ++rendezvous_in_flight_;
@@ -469,10 +466,22 @@ void UcxTransport::OnRendezvousDone(void* request, ucs_status_t status, size_t l
 
 absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::Duration timeout,
                                                 std::stop_token stop) {
+  const Mailbox& mailbox = inbox_.mailbox();
+  if (worker_->DriveUntil([&] { return stop.stop_requested() || mailbox.CanReceiveNow(peer, key); },
+                          std::min(timeout, ucx_options_.receive_progress_budget))) {
+    return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));  // returns at once
+  }
+  UcxWorker::Sleeper sleeping(*worker_);
   return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));
 }
 
 absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) {
+  const Mailbox& mailbox = inbox_.mailbox();
+  if (worker_->DriveUntil([&] { return stop.stop_requested() || mailbox.CanReceiveAnyNow(key); },
+                          std::min(timeout, ucx_options_.receive_progress_budget))) {
+    return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));  // returns at once
+  }
+  UcxWorker::Sleeper sleeping(*worker_);
   return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));
 }
 

@@ -60,6 +60,12 @@ struct UcxTransportOptions {
   // absl::InfiniteDuration(): never sleep (spins while the peer works). Measurements and the
   // reasons for the default are in docs/protocol.md ("Send completion").
   absl::Duration send_progress_budget = absl::Microseconds(50);
+  // How long Receive()/ReceiveAny() drive ucp_worker_progress on the calling thread, waiting for
+  // their message, before they sleep until the progress thread delivers it. A message that
+  // arrives within the budget lands on the receiving thread with no thread wakeup (tens of
+  // microseconds on a VM); one that does not costs the budget in CPU. Zero: sleep at once.
+  // The wait may outlast `timeout` by up to this budget.
+  absl::Duration receive_progress_budget = absl::Microseconds(50);
   // The network devices UCX may use (UCX_NET_DEVICES syntax; net_interface.h makes it), so
   // the data plane listens only where the cluster is. "" = every device; the environment's
   // UCX_NET_DEVICES wins.
@@ -112,7 +118,7 @@ class UcxTransport final : public Transport {
   // Largest caller header that still travels in the AM header (kUcxAmId): UCX's AM header
   // limit less the envelope prefix. Larger headers (up to kMaxHeaderBytes) go split.
   size_t max_inline_header_bytes() const;
-  // Wakeups of the progress thread so far (it sleeps in poll() when idle).
+  // Wakeups of the progress thread for events or kicks so far (ucx_worker.h).
   uint64_t progress_wakeups() const { return worker_->num_wakeups(); }
 
  private:

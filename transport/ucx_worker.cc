@@ -2,12 +2,13 @@
 
 #include <cstdlib>
 
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -72,6 +73,17 @@ absl::StatusOr<std::unique_ptr<UcxWorker>> UcxWorker::Create(const std::string& 
   if (self->wake_fd_ < 0) {
     return absl::InternalError(absl::StrCat("ucx worker: eventfd: ", std::strerror(errno)));
   }
+  self->watch_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = self->wake_fd_;
+  epoll_event worker{};
+  worker.events = EPOLLIN | EPOLLONESHOT;
+  worker.data.fd = self->worker_fd_;
+  if (self->watch_fd_ < 0 || epoll_ctl(self->watch_fd_, EPOLL_CTL_ADD, self->wake_fd_, &wake) != 0 ||
+      epoll_ctl(self->watch_fd_, EPOLL_CTL_ADD, self->worker_fd_, &worker) != 0) {
+    return absl::InternalError(absl::StrCat("ucx worker: epoll: ", std::strerror(errno)));
+  }
 
   return self;
 }
@@ -93,6 +105,7 @@ UcxWorker::~UcxWorker() {
   if (worker_ != nullptr) ucp_worker_destroy(worker_);
   if (context_ != nullptr) ucp_cleanup(context_);
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (watch_fd_ >= 0) close(watch_fd_);
 }
 
 absl::Status UcxWorker::Start() {
@@ -115,22 +128,142 @@ void UcxWorker::Kick() {
   [[maybe_unused]] ssize_t written = write(wake_fd_, &one, sizeof(one));
 }
 
-void UcxWorker::Run() {
-  pollfd fds[2] = {{worker_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  while (!stop_.load()) {
+ucs_status_t UcxWorker::DrainAndArm() {
+  for (;;) {
     while (ucp_worker_progress(worker_) != 0) {
     }
-    // Arm only after progress returned 0: UCX signals the fd only for events that arrive
-    // after arming. BUSY means events slipped in since; progress again.
+    // BUSY: events arrived since the last progress; drain them too.
     const ucs_status_t status = ucp_worker_arm(worker_);
-    if (status == UCS_ERR_BUSY) continue;
-    // A transport that cannot arm leaves us a bounded poll instead of a wait for ever: slower
-    // to notice events, but still asleep most of the time.
-    const int timeout_ms = status == UCS_OK ? -1 : 1;
+    if (status != UCS_ERR_BUSY) return status;
+  }
+}
+
+namespace {
+
+constexpr uint64_t kFree = 0;     // role_: nobody drives; the progress thread watches the fd
+constexpr uint64_t kHeld = 1;     // role_: a thread drives (the fd is disabled in the watch set)
+constexpr uint64_t kLingering = 2;  // role_ low bits: left without re-arming, since (high bits) ns
+
+uint64_t NowNanos() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(now.tv_nsec);
+}
+
+bool IsLingering(uint64_t role) { return (role & 3) == kLingering; }
+uint64_t LingeringSince(uint64_t role) { return role >> 2; }
+uint64_t Lingering(uint64_t since_nanos) { return (since_nanos << 2) | kLingering; }
+
+}  // namespace
+
+bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget) {
+  const absl::Time give_up = absl::Now() + budget;  // InfiniteDuration: InfiniteFuture
+  for (;;) {
+    if (done()) return true;
+    if (absl::Now() >= give_up) return false;
+    uint64_t role = role_.load();
+    // Another thread drives: what it receives reaches us too, through the mailbox or the send's
+    // completion. Sleep on that rather than spin beside it on a machine with few cores.
+    if (role != kFree && !IsLingering(role)) return false;
+    if (!role_.compare_exchange_strong(role, kHeld)) continue;
+    // While we drive, events must not wake the progress thread: on a VM that wakeup (and the
+    // CPU it takes from us or the peer) costs more than the message. A lingering driver left
+    // the fd disabled already.
+    const bool from_free = role == kFree;
+    if (from_free) WatchWorker(false);
+    bool finished = false;
+    // Progress in spells of up to 64 calls between clock reads (a call costs ~0.1-1 us).
+    while (!(finished = done()) && absl::Now() < give_up) {
+      for (int i = 0; i < 64 && !done(); ++i) ucp_worker_progress(worker_);
+    }
+    if (!finished || sleepers_.load() > 0) {
+      HandBack();
+      return finished || done();
+    }
+    // We got what we waited for and nobody sleeps on the progress thread: leave without the
+    // four system calls of a hand-back; the next driver (most often this thread, a few
+    // microseconds from now) takes over as is. The progress thread hands back after kLinger.
+    role_.store(Lingering(NowNanos()));
+    if (from_free) Kick();  // it may be asleep without a timeout
+    if (sleepers_.load() > 0) EndLingering();  // a sleeper came between our check and the store
+    return true;
+  }
+}
+
+void UcxWorker::HandBack() {
+  // The progress thread may be asleep on an arm that our progress used up: leave the worker
+  // drained and armed for it. An arm that fails (a transport without events) gets it awake to
+  // fall back on its timed wait.
+  const ucs_status_t armed = DrainAndArm();
+  WatchWorker(true);  // wakes the progress thread at once if an event came since the arm
+  role_.store(kFree);
+  if (armed != UCS_OK) Kick();
+}
+
+void UcxWorker::EndLingering() {
+  uint64_t role = role_.load();
+  if (IsLingering(role) && role_.compare_exchange_strong(role, kHeld)) HandBack();
+}
+
+UcxWorker::Sleeper::Sleeper(UcxWorker& worker) : worker_(worker) {
+  worker_.sleepers_.fetch_add(1);
+  worker_.EndLingering();  // we sleep on the progress thread: it must be watching
+}
+
+UcxWorker::Sleeper::~Sleeper() { worker_.sleepers_.fetch_sub(1); }
+
+bool UcxWorker::WatchWorker(bool watch) {
+  // One-shot: an event disables the fd until the next WatchWorker(true), so a progress thread
+  // woken just as a driver took the role (before the driver's WatchWorker(false)) sleeps on
+  // instead of finding the fd ready again and again.
+  epoll_event event{};
+  event.events = watch ? (EPOLLIN | EPOLLONESHOT) : EPOLLONESHOT;
+  event.data.fd = worker_fd_;
+  return epoll_ctl(watch_fd_, EPOLL_CTL_MOD, worker_fd_, &event) == 0;
+}
+
+int UcxWorker::WaitForEvents(::epoll_event* events, int max_events, int64_t timeout_nanos) {
+  static std::atomic<bool> have_pwait2{true};
+  if (have_pwait2.load(std::memory_order_relaxed)) {
+    timespec timeout{timeout_nanos / 1'000'000'000, timeout_nanos % 1'000'000'000};
+    const int ready = epoll_pwait2(watch_fd_, events, max_events, timeout_nanos < 0 ? nullptr : &timeout, nullptr);
+    if (ready >= 0 || errno != ENOSYS) return ready;
+    have_pwait2.store(false);  // a kernel before 5.11: millisecond timeouts, rounded up
+  }
+  const int timeout_ms = timeout_nanos < 0 ? -1 : static_cast<int>((timeout_nanos + 999'999) / 1'000'000);
+  return epoll_wait(watch_fd_, events, max_events, timeout_ms);
+}
+
+void UcxWorker::Run() {
+  epoll_event events[2];
+  const uint64_t linger = static_cast<uint64_t>(absl::ToInt64Nanoseconds(kLinger));
+  while (!stop_.load()) {
+    uint64_t role = role_.load();
+    int64_t timeout_nanos = -1;  // wait for an event or a kick
+    if (role == kFree) {
+      if (!role_.compare_exchange_strong(role, kHeld)) continue;
+      const ucs_status_t armed = DrainAndArm();
+      WatchWorker(true);  // again, if an event woke us (one-shot)
+      role_.store(kFree);
+      // A transport that cannot arm leaves us a bounded wait instead of one for ever: slower
+      // to notice events, but still asleep most of the time.
+      if (armed != UCS_OK) timeout_nanos = 1'000'000;
+    } else if (IsLingering(role)) {
+      const uint64_t age = NowNanos() - LingeringSince(role);
+      if (age >= linger) {
+        if (role_.compare_exchange_strong(role, kHeld)) HandBack();
+        continue;
+      }
+      timeout_nanos = static_cast<int64_t>(linger - age);
+    } else {
+      // A thread drives; it hands back, or lingers and we hand back after kLinger.
+      timeout_nanos = static_cast<int64_t>(linger);
+    }
     if (stop_.load()) break;
-    const int ready = poll(fds, 2, timeout_ms);
-    wakeups_.fetch_add(1, std::memory_order_relaxed);
-    if (ready > 0 && (fds[1].revents & POLLIN) != 0) {
+    const int ready = WaitForEvents(events, 2, timeout_nanos);
+    if (ready > 0) wakeups_.fetch_add(1, std::memory_order_relaxed);
+    for (int i = 0; i < ready; ++i) {
+      if (events[i].data.fd != wake_fd_) continue;
       uint64_t count = 0;
       [[maybe_unused]] ssize_t got = read(wake_fd_, &count, sizeof(count));
     }

@@ -37,11 +37,9 @@ absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave, ShardCache* 
   }
   env.make_transport = [net_devices](const transport::TransportOptions& topts)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
-    // Senders leave UCX progress to the progress thread: a worker has several threads that send,
-    // and UCX's multi-thread mode guards the worker with a spinlock, so senders progressing it
-    // themselves spin against each other (measured: a fifth of a worker's CPU in the lock).
+    // The default progress budgets: a waiting sender or receiver drives UCX itself for up to
+    // 50 us (one thread at a time, ucx_worker.h), then sleeps on the progress thread.
     transport::UcxTransportOptions ucx_options;
-    ucx_options.send_progress_budget = absl::ZeroDuration();
     ucx_options.net_devices = net_devices;
     MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> ucx, transport::UcxTransport::Create(topts, ucx_options));
     return std::unique_ptr<transport::Transport>(std::move(ucx));

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "coordinator/scheduler.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -117,6 +118,7 @@ class SchedulerTest : public ::testing::Test {
     cluster_->set_log(NullLog());
   }
   void TearDown() override {
+    if (!release_reply_.HasBeenNotified()) release_reply_.Notify();  // a test that failed holding
     scheduler_.reset();
     worker_->Shutdown();
     if (worker_thread_.joinable()) worker_thread_.join();
@@ -229,6 +231,11 @@ class SchedulerTest : public ::testing::Test {
     mu_.Await(absl::Condition(&freed));
   }
 
+  // Set before ServeContext: the worker holds its reply to step `hold_reply_at_` (counting from
+  // 1) until release_reply_ is notified, so that a test can act while that step is in flight.
+  int hold_reply_at_ = -1;
+  absl::Notification release_reply_;
+
   // Serves steps with `worker` until `drop_at` steps were seen: that step goes unanswered (the
   // worker died with it) and the thread ends. Step `unavailable_at` is answered with a
   // data-plane error instead (a peer of the worker unreachable), the worker staying up.
@@ -238,6 +245,7 @@ class SchedulerTest : public ::testing::Test {
       v1::StepHeader h;
       for (int n = 1; ReceiveStep(&m, &h); ++n) {
         if (n == drop_at) return;
+        if (n == hold_reply_at_) release_reply_.WaitForNotification();
         v1::TokensHeader t = worker->Step(h, reinterpret_cast<const int32_t*>(m.payload.data()));
         if (n == unavailable_at) {
           t.Clear();

@@ -81,10 +81,15 @@ TEST_F(PriorityTest, JobRequestsHoldAtMostTheirShareAndAnInteractiveRequestJoins
 }
 
 TEST_F(PriorityTest, AnInteractiveRequestPreemptsAJobHoldingEverySlotAndTheJobLosesNothing) {
+  // The worker holds step 6: the job's first two requests, decoding, hold both slots when the
+  // interactive request arrives (without the hold, a test thread descheduled long enough saw
+  // them finish and the interactive one take a free slot).
+  hold_reply_at_ = 6;
   Start(/*max_sequences=*/2, /*max_job_share=*/1.0);
   const auto job = SubmitJob(3, 24);
-  AwaitSeen(6);  // the job's first two requests are decoding
+  AwaitSeen(6);
   auto [interactive, seen] = SubmitInteractive({4, 4}, 6);
+  release_reply_.Notify();
   EXPECT_EQ(Finish(*interactive), Undisturbed({4, 4}, 6));
   ExpectUndisturbed(job, 24);  // the preempted one replayed its prompt and tokens exactly
   const int first = FirstSampleStep(interactive->id());

@@ -5,72 +5,23 @@
 //
 // Run with UCX's default transports (shared memory on one host) and with UCX_TLS=tcp
 // UCX_NET_DEVICES=lo (set in the children before ucp_init).
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <iterator>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "transport/ucx_transport.h"
+#include "tests/transport/ucx_peers.h"
 
-namespace mmx::transport {
+namespace mmx::transport::testing {
 namespace {
-
-constexpr ClusterToken kToken{0xFA11BAC4, 2};
 
 struct PairEnv {
   const char* tls = nullptr;          // UCX_TLS, or nullptr to leave UCX's default
   const char* net_devices = nullptr;  // UCX_NET_DEVICES
   const char* expect_transport = nullptr;  // must appear in the endpoint description
 };
-
-std::vector<uint8_t> Pattern(size_t n, uint64_t seed) {
-  std::vector<uint8_t> bytes(n);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    bytes[i] = static_cast<uint8_t>(x);
-  }
-  return bytes;
-}
-
-bool WriteAll(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = write(fd, p, size);
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool ReadAll(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = read(fd, p, size);
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Both sides wait here until the other has reached the same point.
-bool Barrier(int fd) {
-  char token = 'b';
-  return WriteAll(fd, &token, 1) && ReadAll(fd, &token, 1);
-}
 
 #define CHILD_CHECK(cond, ...)                                                  \
   do {                                                                          \
@@ -84,33 +35,13 @@ bool Barrier(int fd) {
 
 // The body of one child. Returns its exit code.
 int RunPeer(int fd, PeerId self, PeerId other, const PairEnv& env) {
-  // Only this child's environment changes; UCX reads it in ucp_config_read.
-  if (env.tls != nullptr) {
-    setenv("UCX_TLS", env.tls, 1);
-  } else {
-    unsetenv("UCX_TLS");
-  }
-  if (env.net_devices != nullptr) {
-    setenv("UCX_NET_DEVICES", env.net_devices, 1);
-  } else {
-    unsetenv("UCX_NET_DEVICES");
-  }
-  absl::StatusOr<std::unique_ptr<UcxTransport>> created =
-      UcxTransport::Create(TransportOptions{self, kToken});
-  CHILD_CHECK(created.ok(), "Create: %s", created.status().ToString().c_str());
+  PeerEnv peer_env;
+  peer_env.tls = env.tls;
+  peer_env.net_devices = env.net_devices;
+  absl::StatusOr<std::unique_ptr<UcxTransport>> created = ConnectPeer(fd, self, other, peer_env);
+  CHILD_CHECK(created.ok(), "connect: %s", created.status().ToString().c_str());
   std::unique_ptr<UcxTransport> transport = std::move(*created);
-
-  const std::string mine = transport->LocalAddress();
-  const uint32_t length = static_cast<uint32_t>(mine.size());
-  CHILD_CHECK(WriteAll(fd, &length, 4) && WriteAll(fd, mine.data(), mine.size()), "send address");
-  uint32_t theirs_length = 0;
-  CHILD_CHECK(ReadAll(fd, &theirs_length, 4) && theirs_length < 4096, "read address length");
-  std::string theirs(theirs_length, '\0');
-  CHILD_CHECK(ReadAll(fd, theirs.data(), theirs.size()), "read address");
-  absl::Status status = transport->Connect(other, theirs);
-  CHILD_CHECK(status.ok(), "Connect: %s", status.ToString().c_str());
-  // Messages from a peer we have not connected yet would be dropped as from a stranger.
-  CHILD_CHECK(Barrier(fd), "barrier after connect");
+  absl::Status status;
 
   // 0 B to 1 MiB payloads with small headers; the last two carry a 20 KiB header, which is
   // over UCX's AM header limit and so travels in front of the payload (kUcxAmIdSplit).
@@ -161,44 +92,11 @@ int RunPeer(int fd, PeerId self, PeerId other, const PairEnv& env) {
   return 0;
 }
 
-// Waits for `pid` up to `limit`; kills it past that. Returns the exit code, or -1.
-int WaitFor(pid_t pid, absl::Duration limit) {
-  const absl::Time give_up = absl::Now() + limit;
-  for (;;) {
-    int status = 0;
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (done < 0) return -1;
-    if (absl::Now() > give_up) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 void RunPair(const PairEnv& env) {
-  int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-  std::fflush(nullptr);  // nothing buffered may be written twice
-  const pid_t first = fork();
-  ASSERT_GE(first, 0);
-  if (first == 0) {
-    close(fds[1]);
-    _exit(RunPeer(fds[0], 1, 2, env));
-  }
-  const pid_t second = fork();
-  if (second == 0) {
-    close(fds[0]);
-    _exit(RunPeer(fds[1], 2, 1, env));
-  }
-  close(fds[0]);
-  close(fds[1]);
-  const int first_code = WaitFor(first, absl::Seconds(60));
-  const int second_code = second > 0 ? WaitFor(second, absl::Seconds(60)) : -1;
-  EXPECT_EQ(first_code, 0) << "peer 1 failed (its stderr says why)";
-  EXPECT_EQ(second_code, 0) << "peer 2 failed (its stderr says why)";
+  const auto [first, second] = RunPeers(
+      [&env](int fd, PeerId self, PeerId other) { return RunPeer(fd, self, other, env); }, absl::Seconds(60));
+  EXPECT_EQ(first, 0) << "peer 1 failed (its stderr says why)";
+  EXPECT_EQ(second, 0) << "peer 2 failed (its stderr says why)";
 }
 
 TEST(UcxPairTest, SharedMemoryByDefault) {
@@ -216,4 +114,4 @@ TEST(UcxPairTest, TcpOnLoopback) {
 }
 
 }  // namespace
-}  // namespace mmx::transport
+}  // namespace mmx::transport::testing
