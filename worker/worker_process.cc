@@ -35,11 +35,15 @@ absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave, ShardCache* 
                            " (give --data-interface)"));
     }
   }
-  env.make_transport = [net_devices](const transport::TransportOptions& topts)
+  const absl::Duration busy_poll = o.busy_poll;
+  env.make_transport = [net_devices, busy_poll](const transport::TransportOptions& topts)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
-    // The default progress budgets: a waiting sender or receiver drives UCX itself for up to
-    // 50 us (one thread at a time, ucx_worker.h), then sleeps on the progress thread.
+    // Waiting threads drive UCX themselves only for --busy-poll-us (default 0): with four
+    // workers sharing two cores (bench/ab_layouts.sh), 50 us of spinning per wait cost batch-1
+    // decode 5-20% (docs/benchmarks.md, issue 17); a worker with a core to spare gains.
     transport::UcxTransportOptions ucx_options;
+    ucx_options.send_progress_budget = busy_poll;
+    ucx_options.receive_progress_budget = busy_poll;
     ucx_options.net_devices = net_devices;
     MMX_ASSIGN_OR_RETURN(std::unique_ptr<transport::UcxTransport> ucx, transport::UcxTransport::Create(topts, ucx_options));
     return std::unique_ptr<transport::Transport>(std::move(ucx));

@@ -29,6 +29,9 @@ struct WorkerOptions {
   // The network devices of the data plane (--data-interface; UCX_NET_DEVICES syntax). "" = the
   // interface that reaches the coordinator, and the machine's RDMA ports.
   std::string data_interface;
+  // How long a thread waiting on the data plane drives UCX itself before it sleeps
+  // (--busy-poll-us; transport/ucx_worker.h). 0: sleep at once, leaving the cores to compute.
+  absl::Duration busy_poll = absl::ZeroDuration();
   std::string name;
   // Register without claiming an entry; take a lost worker's entry when the coordinator gives one.
   bool standby = false;

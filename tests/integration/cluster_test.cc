@@ -103,6 +103,16 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ClusterGoldenTest,
                                            Layout{"DisaggregatedWorkersFirst", Disaggregated(), true}),
                          [](const auto& info) { return info.param.name; });
 
+// Workers whose waiting threads drive UCX themselves (--busy-poll-us; transport/ucx_worker.h:
+// the drive role, hand-back and lingering) serve the golden set like sleeping ones.
+TEST(ClusterTest, DisaggregatedWorkersThatBusyPollReproduceGolden) {
+  auto cluster = testing::LocalCluster::StartSecured(Disaggregated(), {}, {"--busy-poll-us", "50"},
+                                                     grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  for (const std::string name : {"p1", "p5", "p64", "p300"}) ExpectGolden((*cluster)->stub(), name);
+}
+
 // Data-parallel attention over a shared expert pool: the golden set, sent at once, lands in both
 // groups (each admitted where state memory is most free) and every request gives the official
 // ids and log-probabilities, whichever group ran it.

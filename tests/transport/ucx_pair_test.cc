@@ -23,23 +23,13 @@ struct PairEnv {
   const char* expect_transport = nullptr;  // must appear in the endpoint description
 };
 
-#define CHILD_CHECK(cond, ...)                                                  \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "[peer %u] %s:%d: ", self, __FILE__, __LINE__);      \
-      std::fprintf(stderr, __VA_ARGS__);                                        \
-      std::fprintf(stderr, "\n");                                               \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
-
 // The body of one child. Returns its exit code.
 int RunPeer(int fd, PeerId self, PeerId other, const PairEnv& env) {
   PeerEnv peer_env;
   peer_env.tls = env.tls;
   peer_env.net_devices = env.net_devices;
   absl::StatusOr<std::unique_ptr<UcxTransport>> created = ConnectPeer(fd, self, other, peer_env);
-  CHILD_CHECK(created.ok(), "connect: %s", created.status().ToString().c_str());
+  PEER_CHECK(created.ok(), "connect: %s", created.status().ToString().c_str());
   std::unique_ptr<UcxTransport> transport = std::move(*created);
   absl::Status status;
 
@@ -54,40 +44,40 @@ int RunPeer(int fd, PeerId self, PeerId other, const PairEnv& env) {
     const uint64_t key = 100 * self + i;
     const std::vector<uint8_t> payload = Pattern(sizes[i], key);
     status = transport->Send(other, key, header_for(i), payload.data(), payload.size());
-    CHILD_CHECK(status.ok(), "Send %zu bytes: %s", sizes[i], status.ToString().c_str());
+    PEER_CHECK(status.ok(), "Send %zu bytes: %s", sizes[i], status.ToString().c_str());
   }
   for (size_t i = 0; i < std::size(sizes); ++i) {
     const uint64_t key = 100 * other + i;
     absl::StatusOr<Message> m = transport->Receive(other, key, absl::Seconds(20));
-    CHILD_CHECK(m.ok(), "Receive key %llu: %s", static_cast<unsigned long long>(key),
+    PEER_CHECK(m.ok(), "Receive key %llu: %s", static_cast<unsigned long long>(key),
                 m.status().ToString().c_str());
-    CHILD_CHECK(m->header == header_for(i), "header of message %zu differs", i);
-    CHILD_CHECK(m->payload == Pattern(sizes[i], key), "payload of %zu bytes differs", sizes[i]);
+    PEER_CHECK(m->header == header_for(i), "header of message %zu differs", i);
+    PEER_CHECK(m->payload == Pattern(sizes[i], key), "payload of %zu bytes differs", sizes[i]);
   }
   // A ping-pong round on top, so each side also receives while the other waits for it.
   for (int round = 0; round < 20; ++round) {
     const std::vector<uint8_t> payload = Pattern(round % 2 ? 12 << 10 : 8, 1000 + round);
     if ((round % 2 == 0) == (self == 1)) {
       status = transport->Send(other, 1000 + round, "", payload.data(), payload.size());
-      CHILD_CHECK(status.ok(), "ping %d: %s", round, status.ToString().c_str());
+      PEER_CHECK(status.ok(), "ping %d: %s", round, status.ToString().c_str());
     } else {
       absl::StatusOr<Message> m = transport->Receive(other, 1000 + round, absl::Seconds(20));
-      CHILD_CHECK(m.ok() && m->payload == payload, "pong %d", round);
+      PEER_CHECK(m.ok() && m->payload == payload, "pong %d", round);
     }
   }
-  CHILD_CHECK(transport->dropped_messages() == 0, "dropped %llu",
+  PEER_CHECK(transport->dropped_messages() == 0, "dropped %llu",
               static_cast<unsigned long long>(transport->dropped_messages()));
 
   if (env.expect_transport != nullptr) {
     absl::StatusOr<std::string> info = transport->DescribeEndpoint(other);
-    CHILD_CHECK(info.ok(), "DescribeEndpoint: %s", info.status().ToString().c_str());
-    CHILD_CHECK(info->find(env.expect_transport) != std::string::npos,
+    PEER_CHECK(info.ok(), "DescribeEndpoint: %s", info.status().ToString().c_str());
+    PEER_CHECK(info->find(env.expect_transport) != std::string::npos,
                 "expected transport '%s' in:\n%s", env.expect_transport, info->c_str());
     if (self == 1) std::fprintf(stderr, "[peer 1] endpoint:\n%s", info->c_str());
   }
   // Nobody closes an endpoint while the other side may still be pulling from it; then both
   // tear down at once, as a cluster does at shutdown.
-  CHILD_CHECK(Barrier(fd), "barrier before exit");
+  PEER_CHECK(Barrier(fd), "barrier before exit");
   transport.reset();
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,6 +39,17 @@ bool Barrier(int fd);
 // would be dropped as from a stranger).
 absl::StatusOr<std::unique_ptr<UcxTransport>> ConnectPeer(int fd, PeerId self, PeerId other,
                                                           const PeerEnv& env);
+
+// In a child's body (where `self` is its peer id): prints where and why, and returns 1.
+#define PEER_CHECK(cond, ...)                                              \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      std::fprintf(stderr, "[peer %u] %s:%d: ", self, __FILE__, __LINE__); \
+      std::fprintf(stderr, __VA_ARGS__);                                   \
+      std::fprintf(stderr, "\n");                                          \
+      return 1;                                                            \
+    }                                                                      \
+  } while (0)
 
 // The body of a child: peer id 1 or 2, the other's id, the socketpair end. Returns the exit code
 // (non-zero after printing why to stderr).

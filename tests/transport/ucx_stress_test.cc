@@ -34,16 +34,6 @@ constexpr int kMessagesPerSender = 36;
 constexpr size_t kSizes[] = {0, 8, 4000, 8192, 12288, 65536, 262144, 1 << 20, (2 << 20) + 3};
 const absl::Duration kLiveness = absl::Seconds(10);  // a message later than this is lost
 
-#define PEER_CHECK(cond, ...)                                              \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "[peer %u] %s:%d: ", self, __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);                                   \
-      std::fprintf(stderr, "\n");                                          \
-      return 1;                                                            \
-    }                                                                      \
-  } while (0)
-
 uint64_t FloodKey(int sender, int i) { return (uint64_t{1} << 40) | (uint64_t(sender) << 20) | uint64_t(i); }
 size_t FloodSize(int sender, int i) { return kSizes[(i * 5 + sender) % std::size(kSizes)]; }
 // Every fifth message carries a 20 KiB header: over the AM header limit, sent split.
