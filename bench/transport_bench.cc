@@ -1,9 +1,12 @@
 // mmx_transport_bench: round-trip latency and one-way bandwidth of UcxTransport between two
-// processes on this host, over shared memory (UCX's default choice) or TCP on loopback.
+// processes on this host, over shared memory (UCX's default choice) or TCP on loopback, or over
+// TCP between two network namespaces (--client-netns/--server-netns with --net-devices naming
+// their interface; bench/transport_netns.sh sets up a veth pair, shaped or not).
 //
 //   mmx_transport_bench [--tls shm|tcp|both] [--send-budget-us 0,50,inf]
 //                       [--receive-budget-us 50] [--window 1]
 //                       [--sizes 8,12288,1048576] [--iters 2000] [--bw-bytes 268435456] [--pin]
+//                       [--net-devices lo] [--client-netns NS] [--server-netns NS]
 //
 // The parent forks a client and a server before anything touches UCX (UCX state does not
 // survive fork), and the two swap worker addresses over a socketpair. For each send progress
@@ -20,7 +23,9 @@
 //
 // Not a test: it checks payload sizes but not contents, and its numbers depend on machine load
 // (it prints /proc/loadavg before and after; --pin puts the peers on CPUs 0 and 1).
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +34,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -37,6 +43,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "transport/ucx_transport.h"
 
@@ -56,6 +63,8 @@ struct Config {
   int iters = 2000;
   size_t bw_bytes = size_t{256} << 20;
   bool pin = false;
+  std::string net_devices = "lo";  // UCX_NET_DEVICES for --tls tcp
+  std::string client_netns, server_netns;  // network namespaces (ip netns names), "" = ours
 };
 
 double NowSeconds() {
@@ -220,12 +229,30 @@ void Pin(int cpu) {
   sched_setaffinity(0, sizeof(set), &set);  // best effort: a 1-CPU machine just shares
 }
 
+// Moves this process into the network namespace `name` (/var/run/netns/NAME, made by `ip netns
+// add`), before anything opens a socket. Exits on failure: the figures would be for loopback.
+void EnterNetns(const std::string& name) {
+  if (name.empty()) return;
+  const std::string path = "/var/run/netns/" + name;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    Die("netns", absl::FailedPreconditionError(absl::StrCat("cannot enter ", path, ": ", std::strerror(errno))));
+  }
+  close(fd);
+  // As `ip netns exec` does: a /sys of the new namespace, where UCX looks for its devices
+  // (/sys/class/net), in a mount namespace of our own.
+  if (unshare(CLONE_NEWNS) != 0 || mount("", "/", nullptr, MS_SLAVE | MS_REC, nullptr) != 0 ||
+      umount2("/sys", MNT_DETACH) != 0 || mount(name.c_str(), "/sys", "sysfs", 0, nullptr) != 0) {
+    Die("netns", absl::FailedPreconditionError(absl::StrCat("cannot mount /sys for ", name, ": ", std::strerror(errno))));
+  }
+}
+
 // Runs one client/server pair under `tls`. Returns false if either child failed.
 bool RunPair(const Config& config, const std::string& tls) {
   // Set in the parent before forking, so both children's UCX reads it in ucp_config_read.
   if (tls == "tcp") {
     setenv("UCX_TLS", "tcp", 1);
-    setenv("UCX_NET_DEVICES", "lo", 1);
+    setenv("UCX_NET_DEVICES", config.net_devices.c_str(), 1);
   } else {
     unsetenv("UCX_TLS");
     unsetenv("UCX_NET_DEVICES");
@@ -236,6 +263,7 @@ bool RunPair(const Config& config, const std::string& tls) {
   const pid_t server = fork();
   if (server == 0) {
     close(fds[0]);
+    EnterNetns(config.server_netns);
     if (config.pin) Pin(1);
     RunServer(fds[1], config);
     _exit(0);
@@ -243,6 +271,7 @@ bool RunPair(const Config& config, const std::string& tls) {
   const pid_t client = fork();
   if (client == 0) {
     close(fds[1]);
+    EnterNetns(config.client_netns);
     if (config.pin) Pin(0);
     RunClient(fds[0], config, tls.c_str());
     std::fflush(stdout);
@@ -276,6 +305,9 @@ int main(int argc, char** argv) {
   app.add_option("--iters", config.iters, "timed round trips per size");
   app.add_option("--bw-bytes", config.bw_bytes, "bytes per bandwidth run (16..20000 messages)");
   app.add_flag("--pin", config.pin, "pin client to CPU 0 and server to CPU 1");
+  app.add_option("--net-devices", config.net_devices, "UCX_NET_DEVICES for --tls tcp (default lo)");
+  app.add_option("--client-netns", config.client_netns, "run the client in this network namespace (ip netns)");
+  app.add_option("--server-netns", config.server_netns, "run the server in this network namespace (ip netns)");
   CLI11_PARSE(app, argc, argv);
   for (absl::string_view s : absl::StrSplit(sizes, ',')) {
     size_t size = 0;
