@@ -469,7 +469,7 @@ absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::D
   const Mailbox& mailbox = inbox_.mailbox();
   if (worker_->DriveUntil([&] { return stop.stop_requested() || mailbox.CanReceiveNow(peer, key); },
                           std::min(timeout, ucx_options_.receive_progress_budget))) {
-    return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));  // returns at once
+    return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));  // at once, unless another receiver took it
   }
   UcxWorker::Sleeper sleeping(*worker_);
   return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));
@@ -479,7 +479,7 @@ absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration ti
   const Mailbox& mailbox = inbox_.mailbox();
   if (worker_->DriveUntil([&] { return stop.stop_requested() || mailbox.CanReceiveAnyNow(key); },
                           std::min(timeout, ucx_options_.receive_progress_budget))) {
-    return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));  // returns at once
+    return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));  // at once, unless another receiver took it
   }
   UcxWorker::Sleeper sleeping(*worker_);
   return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));
