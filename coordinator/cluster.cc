@@ -314,10 +314,37 @@ void Cluster::MaybePublishPeers() {
   }
   v1::CoordinatorMessage msg;
   *msg.mutable_peers() = BuildPeerTable();
+  const bool returning = std::any_of(slots_.begin(), slots_.end(), Returning);
   for (Slot& s : slots_) {
-    if (s.writer && s.state == v1::WORKER_STATE_READY) s.writer(msg);
+    if (!s.writer || s.state != v1::WORKER_STATE_READY || (returning && !Returning(s))) continue;
+    s.writer(msg);
+    s.sent_version = table_version_;
   }
+  held_table_.reset();
+  if (returning) held_table_ = std::move(msg);
   published_ = true;
+}
+
+void Cluster::SendHeldTable() {
+  if (held_table_) {
+    for (const Slot& s : slots_) {
+      if (Returning(s) && s.applied_version < table_version_) return;
+    }
+    for (Slot& s : slots_) {
+      if (!s.writer || s.state != v1::WORKER_STATE_READY || s.sent_version >= table_version_) continue;
+      s.writer(*held_table_);
+      s.sent_version = table_version_;
+    }
+    held_table_.reset();
+  }
+  for (const Slot& s : slots_) {
+    if (s.session_id != 0 && s.state == v1::WORKER_STATE_READY && s.applied_version < table_version_) return;
+  }
+  for (Slot& s : slots_) {
+    if (!Returning(s)) continue;
+    s.excused = false;
+    log_(absl::StrCat("worker '", s.entry->name, "' is back; its experts are routed to it again"));
+  }
 }
 
 bool Cluster::ExpertsHeldElsewhere(const Slot& lost) const {
@@ -349,13 +376,8 @@ void Cluster::SendPeerLost(const Slot& lost, bool replicated) {
 
 void Cluster::OnPeersApplied(uint64_t session_id, uint64_t version) {
   absl::MutexLock lock(&mu_);
-  if (Slot* s = FindSession(session_id)) {
-    s->applied_version = version;
-    if (s->excused && version == table_version_) {
-      s->excused = false;
-      log_(absl::StrCat("worker '", s->entry->name, "' is back; its experts are routed to it again"));
-    }
-  }
+  if (Slot* s = FindSession(session_id)) s->applied_version = version;
+  SendHeldTable();
   UpdateReady();
 }
 
@@ -459,6 +481,8 @@ void Cluster::OnSessionEnded(uint64_t session_id) {
   }
   Slot* s = FindSession(session_id);
   if (s == nullptr) return;
+  // Lost again before it applied the table that brought it back: nobody else gets that table.
+  if (Returning(*s)) held_table_.reset();
   s->session_id = 0;
   s->writer = nullptr;
   if (s->state != v1::WORKER_STATE_FAILED) {

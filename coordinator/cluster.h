@@ -176,6 +176,7 @@ class Cluster {
     // Lost, but every expert it held is held by a live worker: the cluster serves without it
     // (no new epoch), and takes it back when it returns, until then it is out of peer tables.
     bool excused = false;
+    uint64_t sent_version = 0;      // the newest peer table sent to it
     std::string connected_address;  // what the coordinator's transport is connected to
     v1::Register info;              // of the process holding it (a standby's own name, device, memory)
     // A standby loading this entry while its worker, stopping, still serves it (a hand-over):
@@ -199,6 +200,13 @@ class Cluster {
     v1::Register info;
   };
   Slot* FindSession(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A live, ready worker that was excused (routed around) and has come back.
+  static bool Returning(const Slot& s) {
+    return s.excused && s.session_id != 0 && s.state == v1::WORKER_STATE_READY;
+  }
+  // Sends held_table_ to the workers that have not had it, once every returning worker applied
+  // it; then takes the returning workers back once every ready worker applied it.
+  void SendHeldTable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Assignment MakeAssignment(const Slot& slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a new session in `slot` (loading): the worker named by its entry, or a standby.
   void Claim(Slot& slot, uint64_t session_id, SessionWriter writer, const v1::Register& info)
@@ -269,6 +277,10 @@ class Cluster {
   uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t table_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool published_ ABSL_GUARDED_BY(mu_) = false;
+  // A table that brings back excused workers goes to them first and to the others once they
+  // applied it (SendHeldTable): a stage routes to a host as soon as it applies the table that
+  // lists it, and the host drops dispatches from stages it has not connected yet.
+  std::optional<v1::CoordinatorMessage> held_table_ ABSL_GUARDED_BY(mu_);
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   int automatic_micro_batches_ ABSL_GUARDED_BY(mu_) = 2;
   int automatic_steps_in_flight_ ABSL_GUARDED_BY(mu_) = 1;

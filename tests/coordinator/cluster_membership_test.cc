@@ -78,11 +78,23 @@ class ClusterMembershipTest : public ::testing::Test {
     ASSERT_TRUE(Register(name).has_assignment());
     Loaded(name);
   }
-  // Every worker applies the newest table it was sent.
+  // Every worker applies the newest table it was sent, until no worker has a newer one (a table
+  // that brings back a routed-around host reaches the others only after that host applied it).
   void ApplyTables() {
-    for (auto& [name, messages] : inbox_) {
-      for (const v1::CoordinatorMessage& m : messages) {
-        if (m.has_peers()) cluster_->OnPeersApplied(session_[name], m.peers().version());
+    for (bool more = true; more;) {
+      more = false;
+      std::vector<std::pair<std::string, uint64_t>> newest;  // the inboxes grow while we apply
+      for (const auto& [name, messages] : inbox_) {
+        for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+          if (!it->has_peers()) continue;
+          if (it->peers().version() > applied_[name]) newest.emplace_back(name, it->peers().version());
+          break;
+        }
+      }
+      for (const auto& [name, version] : newest) {
+        applied_[name] = version;
+        cluster_->OnPeersApplied(session_[name], version);
+        more = true;
       }
     }
   }
@@ -98,6 +110,7 @@ class ClusterMembershipTest : public ::testing::Test {
   std::vector<std::unique_ptr<transport::InprocTransport>> workers_;  // the data addresses the cluster connects to
   std::unique_ptr<Cluster> cluster_;
   std::map<std::string, uint64_t> session_;
+  std::map<std::string, uint64_t> applied_;  // the newest table version each worker applied
   std::map<std::string, std::vector<v1::CoordinatorMessage>> inbox_;
   std::set<std::string> closed_;  // sessions the cluster ended from its side
 };
@@ -123,6 +136,12 @@ TEST_F(ClusterMembershipTest, AnExpertHostWhoseExpertsAreAllReplicatedIsRoutedAr
   ASSERT_NE(table, nullptr);
   EXPECT_EQ(table->peers().sequence_epoch(), epoch);
   EXPECT_EQ(table->peers().peers_size(), 4);  // the coordinator and all three
+  // The table with b's new address reaches the stage only once b applied it: the stage routes to
+  // b as soon as it applies it, and b drops dispatches from a stage it has not connected yet.
+  const uint64_t b_table = Last("b", &v1::CoordinatorMessage::has_peers)->peers().version();
+  EXPECT_LT(table->peers().version(), b_table);
+  cluster_->OnPeersApplied(session_["b"], b_table);
+  EXPECT_EQ(Last("stage", &v1::CoordinatorMessage::has_peers)->peers().version(), b_table);
   ApplyTables();
   EXPECT_TRUE(cluster_->ready());
   EXPECT_EQ(cluster_->epoch(), epoch);
