@@ -82,6 +82,11 @@ void ExpectGolden(v1::Inference::Stub& stub, const std::string& name) {
   for (size_t i = 0; i < g.logprobs.size(); ++i) EXPECT_NEAR(out->logprobs[i], g.logprobs[i], 5e-4) << name << " " << i;
 }
 
+// The golden prompts every layout test serves.
+void ExpectGoldenSet(v1::Inference::Stub& stub) {
+  for (const char* name : {"p1", "p5", "p64", "p300"}) ExpectGolden(stub, name);
+}
+
 struct Layout {
   std::string name;
   std::string yaml;
@@ -94,7 +99,7 @@ TEST_P(ClusterGoldenTest, ReproducesGoldenIdsAndLogprobs) {
   auto cluster = testing::LocalCluster::Start(GetParam().yaml, GetParam().workers_first);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
-  for (const std::string name : {"p1", "p5", "p64", "p300"}) ExpectGolden((*cluster)->stub(), name);
+  ExpectGoldenSet((*cluster)->stub());
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ClusterGoldenTest,
@@ -110,7 +115,7 @@ TEST(ClusterTest, DisaggregatedWorkersThatBusyPollReproduceGolden) {
                                                      grpc::InsecureChannelCredentials());
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
-  for (const std::string name : {"p1", "p5", "p64", "p300"}) ExpectGolden((*cluster)->stub(), name);
+  ExpectGoldenSet((*cluster)->stub());
 }
 
 // Data-parallel attention over a shared expert pool: the golden set, sent at once, lands in both
