@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace mmx {
 
@@ -37,5 +38,11 @@ inline const char* DTypeName(DType t) {
 // (BF16, F16, F32): I8 is refused, since an int8 tensor in a checkpoint would come without the
 // per-row scales mmx's I8 means.
 absl::StatusOr<DType> ParseDType(const std::string& name);
+
+// Activations between workers (serving.wire_dtype): "fp32" (as computed, golden-exact, the
+// default) or "bf16" (half the bytes); anything else is InvalidArgument naming both.
+absl::StatusOr<DType> ParseWireDType(absl::string_view name);
+// "bf16" or "fp32".
+inline const char* WireDTypeName(DType wire_dtype) { return wire_dtype == DType::kBF16 ? "bf16" : "fp32"; }
 
 }  // namespace mmx

@@ -147,12 +147,17 @@ absl::StatusOr<Entry> ParseEntry(const std::string& source, const YAML::Node& no
 
 absl::Status ParseServing(const std::string& source, const YAML::Node& node, ServingSpec* serving) {
   if (!node.IsMap()) return Error(source, node, "serving: expected a mapping");
-  MMX_RETURN_IF_ERROR(CheckKeys(source, node, "serving.", {"expert_dtype", "kv_dtype", "max_context",
+  MMX_RETURN_IF_ERROR(CheckKeys(source, node, "serving.", {"expert_dtype", "kv_dtype", "wire_dtype", "max_context",
                                                            "max_sequences", "steps_in_flight"}));
   if (const YAML::Node n = node["kv_dtype"]) {
     absl::StatusOr<DType> dtype = model::ParseKvDType(n.IsScalar() ? n.as<std::string>() : std::string("?"));
     if (!dtype.ok()) return Error(source, n, absl::StrCat("serving.", dtype.status().message()));
     serving->kv_dtype = *dtype;
+  }
+  if (const YAML::Node n = node["wire_dtype"]) {
+    absl::StatusOr<DType> dtype = ParseWireDType(n.IsScalar() ? n.as<std::string>() : std::string("?"));
+    if (!dtype.ok()) return Error(source, n, absl::StrCat("serving.", dtype.status().message()));
+    serving->wire_dtype = *dtype;
   }
   if (const YAML::Node dtype = node["expert_dtype"]) {
     serving->expert_dtype = dtype.IsScalar() ? dtype.as<std::string>() : "";

@@ -14,6 +14,7 @@
 //   serving:                    # optional, defaults below
 //     expert_dtype: bf16        # bf16 | int8 (weight-only, per-output-channel scales)
 //     kv_dtype: bf16            # bf16 (as served) | fp32 (golden-exact): the KV cache
+//     wire_dtype: fp32          # fp32 (golden-exact) | bf16 (half the bytes): activations between workers
 //     max_context: 131072
 //     max_sequences: 32
 //
@@ -58,6 +59,7 @@ inline constexpr int kMaxStepsInFlight = 16;
 struct ServingSpec {
   std::string expert_dtype = "bf16";  // bf16 | int8
   DType kv_dtype = DType::kBF16;      // of the softmax KV cache (model/state_bytes.h)
+  DType wire_dtype = DType::kF32;     // of activations between workers (transport/activation_rows.h)
   int64_t max_context = kDefaultMaxContext;
   int max_sequences = kDefaultMaxSequences;
   // Waves of the running sequences with a step out at once (`mmx-coord serve --steps-in-flight`);

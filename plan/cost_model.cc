@@ -156,7 +156,7 @@ StepBreakdown CostModel::Step(const Layout& layout, const std::vector<int>& owne
                               std::vector<WorkerTime>* times, int group) const {
   const int L = layout.num_layers, E = layout.num_experts;
   const double T = static_cast<double>(shape.sequences * shape.tokens);
-  const double row_bytes = static_cast<double>(sizes_.hidden * kActivationBytes);
+  const double row_bytes = WireRowBytes();
   const double k_over_e = static_cast<double>(sizes_.experts_per_token) / E;
   StepBreakdown b;
   b.by_worker.assign(cluster_.workers.size(), 0);
@@ -291,7 +291,7 @@ double CostModel::ExpertSeconds(int worker) const {
   const Shape decode{s.max_sequences, 1, s.max_context - 1, s.max_sequences};
   const WorkerSpec& w = cluster_.workers[worker];
   const double rows = static_cast<double>(s.max_sequences) * sizes_.experts_per_token / sizes_.num_experts;
-  const double bytes = rows * static_cast<double>(sizes_.hidden * kActivationBytes);
+  const double bytes = rows * WireRowBytes();
   return ExpertWork(worker, 1, decode).seconds() + 2 * bytes / NetBytesPerSecond(w);
 }
 

@@ -168,6 +168,10 @@ class CostModel {
   Work AttentionWork(int worker, int layer, const Shape& shape) const;
   Work ExpertWork(int worker, int64_t experts, const Shape& shape) const;
   double Transfer(int from, int to, double bytes) const;
+  // Bytes of one activation row on the network, in serving.wire_dtype (compute stays fp32).
+  double WireRowBytes() const {
+    return static_cast<double>(sizes_.hidden) * static_cast<double>(DTypeSize(cluster_.serving.wire_dtype));
+  }
   // The critical path of one step of `group`; adds each worker's share to `times` when non-null.
   StepBreakdown Step(const Layout& layout, const std::vector<int>& owners, const Shape& shape,
                      std::vector<WorkerTime>* times, int group = 0) const;

@@ -87,6 +87,7 @@ ShardConfig ShardConfigFromLayout(const Layout& layout, const ClusterSpec& clust
   shard.model = model_dir;
   shard.expert_dtype = expert_dtype;
   shard.kv_dtype = cluster.serving.kv_dtype;
+  shard.wire_dtype = cluster.serving.wire_dtype;
   for (size_t w = 0; w < layout.workers.size(); ++w) {
     const WorkerRoles& roles = layout.workers[w];
     if (!roles.HasRole()) continue;

@@ -134,7 +134,8 @@ void AppendServingTarget(const ModelSizes& s, const ServingSpec& serving, std::s
     lightning += s.LightningStateBytes(l);
   }
   absl::StrAppend(out, "\nServing target: expert_dtype ", serving.expert_dtype, ", kv_dtype ",
-                  model::KvDTypeName(serving.kv_dtype), ", max_context ", WithCommas(serving.max_context),
+                  model::KvDTypeName(serving.kv_dtype), ", wire_dtype ", WireDTypeName(serving.wire_dtype),
+                  ", max_context ", WithCommas(serving.max_context),
                   ", max_sequences ", serving.max_sequences, "\n");
   absl::StrAppend(out, "  state per sequence: softmax KV ", WithCommas(kv_per_token), " B/token (",
                   FormatBytes(kv_per_token * model::KvRowsHeld(serving.max_context)), " at max_context), lightning ",
@@ -248,9 +249,10 @@ std::string ReportText(const model::ModelConfig& config, const ClusterSpec& clus
   }
   absl::StrAppend(&out, absl::StrFormat(
       "\nAssumptions: uniform top-%d routing; %.0f%% of peak memory bandwidth, %.0f%% of peak TFLOP/s, %.0f%% of NIC "
-      "bandwidth; activations travel as fp32 rows; no overlap between a stage's attention and its experts "
-      "(docs/capacity-planning.md).\n",
-      s.experts_per_token, kMemoryEfficiency * 100, kComputeEfficiency * 100, kNetworkEfficiency * 100));
+      "bandwidth; activations travel as %s rows (serving.wire_dtype); no overlap between a stage's attention and its "
+      "experts (docs/capacity-planning.md).\n",
+      s.experts_per_token, kMemoryEfficiency * 100, kComputeEfficiency * 100, kNetworkEfficiency * 100,
+      WireDTypeName(cluster.serving.wire_dtype)));
   if (!context.shard_source.empty() && !context.check) absl::StrAppend(&out, "Shard config: ", context.shard_source, "\n");
   return out;
 }
@@ -279,6 +281,7 @@ std::string ReportJson(const model::ModelConfig& config, const ClusterSpec& clus
   model["components"] = components;
   j["model_sizes"] = model;
   j["serving"] = {{"expert_dtype", serving.expert_dtype}, {"kv_dtype", model::KvDTypeName(serving.kv_dtype)},
+                  {"wire_dtype", WireDTypeName(serving.wire_dtype)},
                   {"max_context", serving.max_context},
                   {"max_sequences", serving.max_sequences}};
   j["fits"] = result.fits;

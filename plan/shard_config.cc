@@ -168,7 +168,12 @@ absl::StatusOr<ShardConfig> ParseRoot(const std::string& source, const YAML::Nod
   }
   if (const YAML::Node serving = root["serving"]) {
     if (!serving.IsMap()) return ParseError(source, serving, "serving: expected a mapping");
-    MMX_RETURN_IF_ERROR(CheckKeys(source, serving, "serving", {"steps_in_flight", "kv_dtype"}));
+    MMX_RETURN_IF_ERROR(CheckKeys(source, serving, "serving", {"steps_in_flight", "kv_dtype", "wire_dtype"}));
+    if (const YAML::Node n = serving["wire_dtype"]) {
+      absl::StatusOr<DType> dtype = ParseWireDType(n.IsScalar() ? n.as<std::string>() : std::string("?"));
+      if (!dtype.ok()) return ParseError(source, n, absl::StrCat("serving.", dtype.status().message()));
+      shard.wire_dtype = *dtype;
+    }
     if (const YAML::Node n = serving["kv_dtype"]) {
       absl::StatusOr<DType> dtype = model::ParseKvDType(n.IsScalar() ? n.as<std::string>() : std::string("?"));
       if (!dtype.ok()) return ParseError(source, n, absl::StrCat("serving.", dtype.status().message()));
@@ -343,10 +348,11 @@ std::string ShardConfigToYaml(const ShardConfig& shard) {
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "model" << YAML::Value << shard.model;
   if (shard.expert_dtype != "bf16") out << YAML::Key << "expert_dtype" << YAML::Value << shard.expert_dtype;
-  if (shard.steps_in_flight > 0 || shard.kv_dtype != DType::kBF16) {
+  if (shard.steps_in_flight > 0 || shard.kv_dtype != DType::kBF16 || shard.wire_dtype != DType::kF32) {
     out << YAML::Key << "serving" << YAML::Value << YAML::Flow << YAML::BeginMap;
     if (shard.steps_in_flight > 0) out << YAML::Key << "steps_in_flight" << YAML::Value << shard.steps_in_flight;
     if (shard.kv_dtype != DType::kBF16) out << YAML::Key << "kv_dtype" << YAML::Value << model::KvDTypeName(shard.kv_dtype);
+    if (shard.wire_dtype != DType::kF32) out << YAML::Key << "wire_dtype" << YAML::Value << WireDTypeName(shard.wire_dtype);
     out << YAML::EndMap;
   }
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginSeq;

@@ -5,8 +5,10 @@
 //   model: /path/to/checkpoint      # as every worker sees it
 //   expert_dtype: bf16              # optional: bf16 | int8
 //   serving: {steps_in_flight: 2,   # optional: what `mmx-coord serve` does when its own flag is 0
-//             kv_dtype: bf16}       # optional: bf16 (default, as served) | fp32 (golden-exact);
+//             kv_dtype: bf16,       # optional: bf16 (default, as served) | fp32 (golden-exact);
 //                                   #   `--kv-dtype` on run and serve overrides it
+//             wire_dtype: fp32}     # optional: activations between workers, fp32 (default,
+//                                   #   golden-exact) | bf16 (half the bytes); `--wire-dtype`
 //   workers:
 //     - name: stage0                # unique; `mmx-worker --name stage0` claims this entry
 //       device: cpu                 # cpu | cuda:N   (default cpu)
@@ -70,6 +72,8 @@ struct ShardConfig {
   int steps_in_flight = 0;
   // The softmax KV cache's dtype on every attention worker (model/state_bytes.h).
   DType kv_dtype = DType::kBF16;
+  // How activations cross between workers (transport/activation_rows.h).
+  DType wire_dtype = DType::kF32;
   std::vector<WorkerShard> workers;
 
   const WorkerShard* Find(const std::string& name) const;

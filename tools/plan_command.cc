@@ -36,6 +36,7 @@ Cluster spec (YAML):
   serving:                    # optional; the defaults:
     expert_dtype: bf16        # bf16 | int8
     kv_dtype: bf16            # bf16 (as served) | fp32 (golden-exact)
+    wire_dtype: fp32          # fp32 (golden-exact) | bf16: activations between workers
     max_context: 131072
     max_sequences: 32
     steps_in_flight: 0        # 0: the planner recommends (see the report)
@@ -79,6 +80,7 @@ absl::Status CheckShard(const PlanOptions& o, plan::ClusterSpec cluster) {
   // steps in flight it asks for (unless the command line asks for others).
   cluster.serving.expert_dtype = shard.expert_dtype;
   if (o.kv_dtype.empty()) cluster.serving.kv_dtype = shard.kv_dtype;
+  if (o.wire_dtype.empty()) cluster.serving.wire_dtype = shard.wire_dtype;
   if (o.steps_in_flight < 0 && shard.steps_in_flight > 0) cluster.serving.steps_in_flight = shard.steps_in_flight;
   MMX_ASSIGN_OR_RETURN(plan::Layout layout, plan::LayoutFromShardConfig(shard, cluster, config.num_hidden_layers,
                                                                         config.num_local_experts));
@@ -124,6 +126,11 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions* o) {
                    "The KV cache's dtype to plan for: bf16 (as served) or fp32 (golden-exact, twice the KV "
                    "memory); default: the spec's serving.kv_dtype (with --check: the shard config's), else bf16")
       ->check(CLI::IsMember({"bf16", "fp32"}));
+  plan->add_option("--wire-dtype", o->wire_dtype,
+                   "How activations cross between workers, for the network term: fp32 (golden-exact) or bf16 "
+                   "(half the bytes); default: the spec's serving.wire_dtype (with --check: the shard config's), "
+                   "else fp32")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   plan->add_option("--max-sequences", o->max_sequences, "Override the spec's serving.max_sequences")
       ->check(CLI::Range(1, 1 << 20));
   plan->footer(kSchema);
@@ -136,6 +143,9 @@ absl::Status RunPlan(const PlanOptions& o) {
   if (o.max_sequences > 0) cluster.serving.max_sequences = o.max_sequences;
   if (!o.kv_dtype.empty()) {
     MMX_ASSIGN_OR_RETURN(cluster.serving.kv_dtype, model::ParseKvDType(o.kv_dtype));
+  }
+  if (!o.wire_dtype.empty()) {
+    MMX_ASSIGN_OR_RETURN(cluster.serving.wire_dtype, ParseWireDType(o.wire_dtype));
   }
   if (!o.check.empty()) {
     if (!o.out.empty()) return absl::InvalidArgumentError("--out and --check do not go together");

@@ -24,6 +24,7 @@ struct PlanOptions {
   std::string check;    // a shard config to check instead of planning
   bool json = false;
   std::string kv_dtype;  // "" = the spec's serving.kv_dtype (with --check: the shard config's)
+  std::string wire_dtype;  // "" = the spec's serving.wire_dtype (with --check: the shard config's)
   int steps_in_flight = -1;  // -1: the spec's serving.steps_in_flight; 0: the planner's choice
   int max_sequences = 0;     // 0: the spec's serving.max_sequences
 };

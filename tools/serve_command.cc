@@ -108,6 +108,11 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions* o) {
                     "The softmax KV cache's dtype on every attention worker: bf16 (as the model is served) or fp32 "
                     "(golden-exact, twice the memory); default: the shard config's serving.kv_dtype, else bf16")
       ->check(CLI::IsMember({"bf16", "fp32"}));
+  serve->add_option("--wire-dtype", o->wire_dtype,
+                    "How activations cross between workers: fp32 (as computed, golden-exact) or bf16 (half the "
+                    "bytes on the network, one rounding per crossing); default: the shard config's "
+                    "serving.wire_dtype, else fp32")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   serve->add_option("--failover-timeout", o->failover_timeout_s,
                     "Seconds running requests stay paused when a worker is lost, waiting for it (or a standby) to "
                     "take its place and their state to be replayed; past it they end UNAVAILABLE. 0 = end them at once")
@@ -234,6 +239,7 @@ std::unique_ptr<Cluster> MakeCluster(const ServeOptions& o, const plan::ShardCon
   planning.serving.max_sequences = o.max_sequences;
   if (o.max_context > 0) planning.serving.max_context = o.max_context;
   planning.serving.kv_dtype = shard.kv_dtype;
+  planning.serving.wire_dtype = shard.wire_dtype;
   return std::make_unique<Cluster>(planning, checkpoint.config(), fingerprint, data_plane, token);
 }
 
@@ -439,6 +445,9 @@ absl::Status Serve(const ServeOptions& o) {
   }
   if (!o.kv_dtype.empty()) {
     MMX_ASSIGN_OR_RETURN(shard.kv_dtype, model::ParseKvDType(o.kv_dtype));
+  }
+  if (!o.wire_dtype.empty()) {
+    MMX_ASSIGN_OR_RETURN(shard.wire_dtype, ParseWireDType(o.wire_dtype));
   }
   const model::ModelConfig& config = checkpoint->config();
 

@@ -30,6 +30,7 @@ struct ServeOptions {
   int micro_batches = 0;  // 0 = automatic
   int steps_in_flight = 0;  // 0 = automatic
   std::string kv_dtype;     // bf16 | fp32; "" = the shard config's serving.kv_dtype (bf16 by default)
+  std::string wire_dtype;   // fp32 | bf16; "" = the shard config's serving.wire_dtype (fp32 by default)
   double failover_timeout_s = 300;  // paused requests wait this long for a lost worker's entry
   double heartbeat_timeout_s = 10;  // a worker silent this long is lost
   double shutdown_timeout_s = 30;   // SIGTERM: running requests may finish within this

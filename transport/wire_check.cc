@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "transport/activation_rows.h"
 
 namespace mmx::transport {
 namespace {
@@ -15,6 +16,18 @@ constexpr int kMaxTimings = 4096;
 
 absl::Status Bad(const std::string& what, const transport::Message& m) {
   return absl::DataLossError(absl::StrCat("bad data-plane message from peer ", m.from, ": ", what));
+}
+
+// The payload holds exactly `rows` rows of `hidden` activations in `dtype`.
+absl::Status CheckRows(const char* what, int dtype, int64_t rows, int64_t hidden, const transport::Message& m) {
+  const std::optional<uint64_t> expect = RowsBytes(dtype, rows * hidden);
+  if (!expect) return Bad(absl::StrCat(what, " rows_dtype ", dtype, " is unknown (a newer peer?)"), m);
+  if (m.payload.size() != *expect) {
+    return Bad(absl::StrCat(what, " payload is ", m.payload.size(), " bytes, header implies ", rows, " rows of ", hidden,
+                            dtype == v1::ROWS_BF16 ? " bf16" : " fp32"),
+               m);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -59,10 +72,10 @@ absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& m, const Wire
     total += s.num_tokens();
     if (total > kMaxStepTokens) return Bad("step too large", m);
   }
-  const uint64_t row_bytes = h.layer() == -1 ? sizeof(int32_t) : c.hidden_size * sizeof(float);
-  if (m.payload.size() != static_cast<uint64_t>(total) * row_bytes) {
-    return Bad(absl::StrCat("payload is ", m.payload.size(), " bytes, header implies ", total, " rows of ",
-                            row_bytes), m);
+  if (h.layer() != -1) {
+    MMX_RETURN_IF_ERROR(CheckRows("step", h.rows_dtype(), total, c.hidden_size, m));
+  } else if (m.payload.size() != static_cast<uint64_t>(total) * sizeof(int32_t)) {
+    return Bad(absl::StrCat("payload is ", m.payload.size(), " bytes, header implies ", total, " token ids"), m);
   }
   if (h.layer() == -1) {
     const int32_t* ids32 = reinterpret_cast<const int32_t*>(m.payload.data());
@@ -87,10 +100,7 @@ absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& m, co
       return Bad(absl::StrCat("expert id ", id, " outside [0, ", c.num_experts, ")"), m);
     }
   }
-  const uint64_t expect = static_cast<uint64_t>(h.expert_ids_size()) * c.hidden_size * sizeof(float);
-  if (m.payload.size() != expect) {
-    return Bad(absl::StrCat("dispatch payload is ", m.payload.size(), " bytes, expected ", expect), m);
-  }
+  MMX_RETURN_IF_ERROR(CheckRows("dispatch", h.rows_dtype(), h.expert_ids_size(), c.hidden_size, m));
   return h;
 }
 
@@ -102,8 +112,7 @@ absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& m, cons
   if (h.num_rows() != expected_rows) {
     return Bad(absl::StrCat("combine has ", h.num_rows(), " rows, expected ", expected_rows), m);
   }
-  const uint64_t expect = static_cast<uint64_t>(expected_rows) * c.hidden_size * sizeof(float);
-  if (m.payload.size() != expect) return Bad("combine payload size does not match its rows", m);
+  MMX_RETURN_IF_ERROR(CheckRows("combine", h.rows_dtype(), expected_rows, c.hidden_size, m));
   return h;
 }
 

@@ -20,13 +20,14 @@ struct WireLimits {
   int num_experts = 0;
 };
 
-// Tokens (layer == -1: payload int32 [T]) or activations (layer in [0, L]: payload fp32 [T, H]).
+// Tokens (layer == -1: payload int32 [T]) or activations (layer in [0, L]: payload [T, H] in the
+// header's rows_dtype, transport/activation_rows.h).
 absl::StatusOr<v1::StepHeader> CheckStep(const transport::Message& message,
                                          const WireLimits& limits);
-// Rows fp32 [n, H] with n expert ids and n weights; layer in [0, L), ids in [0, E).
+// Rows [n, H] (rows_dtype) with n expert ids and n weights; layer in [0, L), ids in [0, E).
 absl::StatusOr<v1::DispatchHeader> CheckDispatch(const transport::Message& message,
                                                  const WireLimits& limits);
-// Rows fp32 [num_rows, H] unless error is set (then the error, with its code: RemoteError).
+// Rows [num_rows, H] (rows_dtype) unless error is set (then the error, with its code: RemoteError).
 absl::StatusOr<v1::CombineHeader> CheckCombine(const transport::Message& message,
                                                const WireLimits& limits,
                                                int64_t expected_rows);

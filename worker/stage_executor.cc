@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "transport/activation_rows.h"
 #include "transport/message_keys.h"
 #include "transport/wire_check.h"
 #include "worker/decoder_layer.h"
@@ -46,15 +47,20 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
 
   absl::Status Send(int layer, const std::vector<const model::MoeExchange::Part*>& parts) override {
     std::vector<transport::Transport::Outgoing> sends;
-    for (const model::MoeExchange::Part* part : parts) {
+    std::vector<transport::EncodedRows>& rows = stage_.dispatch_rows_;  // live until SendAll returns
+    if (rows.size() < parts.size()) rows.resize(parts.size());
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const model::MoeExchange::Part* part = parts[i];
       v1::DispatchHeader d;
       d.set_step_id(mb_.header.step_id());
       d.set_micro_batch(mb_.header.micro_batch());
       d.set_layer(layer);
       d.mutable_expert_ids()->Add(part->expert_ids.begin(), part->expert_ids.end());
       d.mutable_weights()->Add(part->weights.begin(), part->weights.end());
-      sends.push_back({part->holder, InboxKey(MessageKind::kDispatch), d.SerializeAsString(), part->rows.data(),
-                       part->rows.size() * sizeof(float)});
+      d.set_rows_dtype(stage_.rows_dtype_);
+      rows[i].Encode(part->rows.data(), static_cast<int64_t>(part->rows.size()), stage_.rows_dtype_);
+      sends.push_back({part->holder, InboxKey(MessageKind::kDispatch), d.SerializeAsString(), rows[i].data(),
+                       rows[i].bytes()});
     }
     return stage_.transport_->SendAll(sends);
   }
@@ -75,7 +81,8 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
     time.set_peer_id(part.holder);
     time.set_micros(time.micros() + combine.compute_micros());
     time.set_weight_bytes(time.weight_bytes() + combine.weight_bytes());
-    std::memcpy(results, reply->payload.data(), reply->payload.size());
+    transport::DecodeRows(reply->payload.data(), part.num_rows() * stage_.shard_->config().hidden_size,
+                          combine.rows_dtype(), results);
     return absl::OkStatus();
   }
 
@@ -311,7 +318,8 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
     mb.weight_bytes += mb.num_tokens * H * static_cast<int64_t>(DTypeSize(shard_->embedding->dtype));
     mb.layer = 0;
   } else {
-    std::memcpy(mb.state.x.data(), message.payload.data(), mb.state.x.size() * sizeof(float));
+    transport::DecodeRows(message.payload.data(), static_cast<int64_t>(mb.state.x.size()), mb.header.rows_dtype(),
+                          mb.state.x.data());
   }
   if (mb.layer >= c.num_hidden_layers || routes_.attention_owner[mb.layer] != self_) return absl::OkStatus();
   if (!shard_->attention || shard_->attention->begin != mb.layer) {
@@ -357,8 +365,10 @@ absl::Status StageExecutor::Forward(MicroBatch& mb) {
   const transport::PeerId next = mb.layer == L ? routes_.tail : routes_.attention_owner[mb.layer];
   v1::StepHeader header = mb.header;
   header.set_layer(mb.layer);
-  return transport_->Send(next, InboxKey(MessageKind::kStep), header.SerializeAsString(), mb.state.x.data(),
-                          mb.state.x.size() * sizeof(float));
+  header.set_rows_dtype(rows_dtype_);
+  forward_rows_.Encode(mb.state.x.data(), static_cast<int64_t>(mb.state.x.size()), rows_dtype_);
+  return transport_->Send(next, InboxKey(MessageKind::kStep), header.SerializeAsString(), forward_rows_.data(),
+                          forward_rows_.bytes());
 }
 
 absl::Status StageExecutor::RunTail(MicroBatch& mb) {

@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "mmx/v1/wire.pb.h"
 #include "model/sequence_state.h"
+#include "transport/activation_rows.h"
 #include "transport/transport.h"
 #include "worker/loaded_shard.h"
 #include "worker/routes.h"
@@ -65,6 +66,9 @@ class StageExecutor {
   // The dtype of the KV caches of sequences started from now on (the shard config's
   // serving.kv_dtype; default bf16, as the model is served).
   void SetKvDType(DType kv_dtype) { kv_dtype_ = kv_dtype; }
+  // How this stage sends activations on (to the next stage and to expert hosts; serving.wire_dtype:
+  // fp32 by default, golden-exact). Whatever arrives is read in its own header's dtype.
+  void SetWireDType(DType wire_dtype) { rows_dtype_ = transport::RowsDTypeOf(wire_dtype); }
 
   // Makes a running HandleSteps return UNAVAILABLE at once (its peer table was replaced): a wait for
   // an expert host's reply wakes up.
@@ -115,6 +119,9 @@ class StageExecutor {
   std::vector<transport::PeerId> lost_hosts_ ABSL_GUARDED_BY(routes_mu_);
   absl::Duration reply_timeout_;
   DType kv_dtype_ = DType::kBF16;
+  v1::RowsDType rows_dtype_ = v1::ROWS_FP32;
+  transport::EncodedRows forward_rows_;                // step thread
+  std::vector<transport::EncodedRows> dispatch_rows_;  // step thread
   std::map<uint64_t, std::unique_ptr<model::SequenceState>> states_;
   std::set<uint64_t> in_progress_;  // sequences of the micro-batches running here
   std::set<uint64_t> free_later_;   // freed while in progress

@@ -237,6 +237,7 @@ absl::Status ApplyPeerTable(const v1::PeerTable& table, const WorkerOptions& o, 
                                                   o.reply_timeout);
   executor->SetSampleableRanges({assignment.sampleable_ranges().begin(), assignment.sampleable_ranges().end()});
   executor->SetKvDType(config.kv_dtype);
+  executor->SetWireDType(config.wire_dtype);
   serving.Set(std::move(executor));
   return absl::OkStatus();
 }
@@ -295,11 +296,15 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
       (void)ReportFailure(session, st);
       continue;
     }
+    // Logged before the coordinator hears of it: once the cluster is ready, the line is there.
+    log(absl::StrCat("serving (peer table v", msg.peers().version(),
+                     shard.attention ? absl::StrCat(", KV cache ", model::KvDTypeName(config.kv_dtype), ", activations out ",
+                                                    WireDTypeName(config.wire_dtype))
+                                     : "",
+                     ")"));
     v1::WorkerMessage applied;
     applied.mutable_peers_applied()->set_version(msg.peers().version());
     session.Write(applied);
-    log(absl::StrCat("serving (peer table v", msg.peers().version(),
-                     shard.attention ? absl::StrCat(", KV cache ", model::KvDTypeName(config.kv_dtype)) : "", ")"));
   }
   if (leave) leave->SetHandler(nullptr);
   data_plane.Shutdown();

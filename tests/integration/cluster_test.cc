@@ -229,6 +229,25 @@ TEST(ClusterTest, ABf16KvCacheReachesTheWorkerAndMatchesTheLocalBf16Engine) {
   ExpectClusterEqualsLocal(**cluster, g, RunLocally(o, g.prompt, 16));
 }
 
+TEST(ClusterTest, ABf16WireReachesTheWorkersAndMatchesTheLocalEngineWithABf16Wire) {
+  // `serve --wire-dtype bf16` goes to the workers in the assigned shard yaml; the stages send
+  // their activations as bf16 (and say so), the expert hosts answer in kind, and the cluster
+  // serves what the local engine does with the same layout and wire over its in-process
+  // transport (the fp32 wire's log-probabilities differ from these by far more than 5e-4).
+  auto cluster = testing::LocalCluster::StartWith(Disaggregated(), {"--wire-dtype", "bf16"});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->WaitReady(absl::Seconds(60)).ok()) << (*cluster)->Log("coordinator");
+  EXPECT_THAT((*cluster)->Log("stage0"), HasSubstr("activations out bf16"));
+  absl::StatusOr<plan::ShardConfig> shard = plan::ParseShardConfig(Disaggregated());
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  engine::LocalEngineOptions o;
+  o.shard = *shard;
+  o.shard->kv_dtype = DType::kF32;  // as the test cluster serves
+  o.shard->wire_dtype = DType::kBF16;
+  const GoldenCase g = Golden("p64");
+  ExpectClusterEqualsLocal(**cluster, g, RunLocally(o, g.prompt, 16));
+}
+
 TEST(ClusterTest, EightConcurrentRequestsGiveWhatEachGivesAlone) {
   auto cluster = testing::LocalCluster::Start(Disaggregated());
   ASSERT_TRUE(cluster.ok()) << cluster.status();

@@ -82,6 +82,12 @@ TEST(ClusterSpecTest, ServingDefaults) {
   EXPECT_EQ(fp32->serving.kv_dtype, DType::kF32);
   EXPECT_THAT(ParseClusterSpec(Spec(kValidWorker, "serving:\n  kv_dtype: int8\n")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("serving.kv_dtype 'int8' is neither bf16")));
+  EXPECT_EQ(spec->serving.wire_dtype, DType::kF32);  // golden-exact unless asked
+  auto bf16_wire = ParseClusterSpec(Spec(kValidWorker, "serving:\n  wire_dtype: bf16\n"));
+  ASSERT_THAT(bf16_wire, IsOk());
+  EXPECT_EQ(bf16_wire->serving.wire_dtype, DType::kBF16);
+  EXPECT_THAT(ParseClusterSpec(Spec(kValidWorker, "serving:\n  wire_dtype: fp8\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("serving.wire_dtype 'fp8' is neither fp32")));
 }
 
 TEST(ClusterSpecTest, UnknownKeysNameFileLineAndKey) {

@@ -151,6 +151,18 @@ TEST(CostModelTest, RemoteExpertsAddNetworkTimeAndSplitTheWork) {
   EXPECT_EQ(b.active_experts[0], s.num_expert_pairs() / 2);
   EXPECT_EQ(b.active_experts[1], s.num_expert_pairs() / 2);
   EXPECT_GT(b.decode_time[1].network_s, 0);
+
+  // Activations as bf16 on the wire: the same transfers at half the bytes (no latency here, so
+  // the network term halves exactly); nothing else changes.
+  ClusterSpec no_latency = c;
+  for (WorkerSpec& w : no_latency.workers) w.network_latency_us = 0;
+  ClusterSpec bf16 = no_latency;
+  bf16.serving.wire_dtype = DType::kBF16;
+  const Prediction fp32_wire = CostModel(s, no_latency).Predict(split), bf16_wire = CostModel(s, bf16).Predict(split);
+  EXPECT_GT(fp32_wire.decode.network_s, 0);
+  EXPECT_NEAR(bf16_wire.decode.network_s, fp32_wire.decode.network_s / 2, 1e-12);
+  EXPECT_EQ(bf16_wire.decode.experts_s, fp32_wire.decode.experts_s);
+  EXPECT_EQ(bf16_wire.decode.attention_s, fp32_wire.decode.attention_s);
 }
 
 TEST(CostModelTest, TokensPerDollarNeedsEveryPrice) {

@@ -208,5 +208,22 @@ TEST(ShardConfigTest, KvDtypeIsBf16UnlessTheServingSectionSaysFp32AndSurvivesARo
                        AllOf(HasSubstr(":2: "), HasSubstr("serving.kv_dtype 'fp16' is neither bf16"))));
 }
 
+TEST(ShardConfigTest, WireDtypeIsFp32UnlessTheServingSectionSaysBf16AndSurvivesARoundTrip) {
+  auto plain = ParseShardConfig(kTwoGroups);
+  ASSERT_THAT(plain, IsOk());
+  EXPECT_EQ(plain->wire_dtype, DType::kF32);  // golden-exact
+  EXPECT_EQ(ShardConfigToYaml(*plain).find("wire_dtype"), std::string::npos);
+  auto bf16 = ParseShardConfig("model: /m\nserving: {wire_dtype: bf16}\nworkers:\n  - {name: a}\n");
+  ASSERT_THAT(bf16, IsOk());
+  EXPECT_EQ(bf16->wire_dtype, DType::kBF16);
+  EXPECT_EQ(bf16->kv_dtype, DType::kBF16);
+  auto again = ParseShardConfig(ShardConfigToYaml(*bf16));  // what the coordinator sends its workers
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->wire_dtype, DType::kBF16);
+  EXPECT_THAT(ParseShardConfig("model: x\nserving: {wire_dtype: [bf16]}\nworkers:\n  - {name: a}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(":2: "), HasSubstr("serving.wire_dtype '?' is neither fp32"))));
+}
+
 }  // namespace
 }  // namespace mmx::plan

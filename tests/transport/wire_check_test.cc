@@ -1,12 +1,15 @@
 // Data-plane messages are checked field by field before use: each forged or truncated message
-// is refused with DataLoss naming the problem.
+// is refused with DataLoss naming the problem. And activation rows in either wire dtype.
 #include "transport/wire_check.h"
+
+#include <vector>
 
 #include <cstring>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "transport/activation_rows.h"
 
 namespace mmx::transport {
 namespace {
@@ -84,6 +87,68 @@ TEST(WireCheckTest, RejectsForgedDispatches) {
   EXPECT_THAT(CheckDispatch(m, Tiny()).status(), IsOk());
   m.payload.resize(96 * 4);
   EXPECT_THAT(CheckDispatch(m, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("dispatch payload")));
+}
+
+// bf16 rows (serving.wire_dtype) are half the bytes; each message's own rows_dtype decides, and
+// a dtype no protocol version defines is refused.
+TEST(WireCheckTest, RowsAreSizedByTheirHeadersDType) {
+  transport::Message step = StepMessage(2, {3, 2}, 5 * 96 * 2);
+  EXPECT_THAT(CheckStep(step, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("5 rows of 96 fp32")));
+  v1::StepHeader h;
+  ASSERT_TRUE(h.ParseFromString(step.header));
+  h.set_rows_dtype(v1::ROWS_BF16);
+  step.header = h.SerializeAsString();
+  EXPECT_THAT(CheckStep(step, Tiny()).status(), IsOk());
+  step.payload.resize(5 * 96 * 4);
+  EXPECT_THAT(CheckStep(step, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("5 rows of 96 bf16")));
+  h.set_rows_dtype(static_cast<v1::RowsDType>(7));
+  step.header = h.SerializeAsString();
+  EXPECT_THAT(CheckStep(step, Tiny()), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("rows_dtype 7 is unknown")));
+
+  v1::DispatchHeader d;
+  d.set_layer(1);
+  d.add_expert_ids(2);
+  d.add_weights(1.f);
+  d.set_rows_dtype(v1::ROWS_BF16);
+  transport::Message dispatch;
+  dispatch.header = d.SerializeAsString();
+  dispatch.payload.assign(96 * 2, 0);
+  EXPECT_THAT(CheckDispatch(dispatch, Tiny()).status(), IsOk());
+
+  v1::CombineHeader c;
+  c.set_num_rows(2);
+  c.set_rows_dtype(v1::ROWS_BF16);
+  transport::Message combine;
+  combine.header = c.SerializeAsString();
+  combine.payload.assign(2 * 96 * 2, 0);
+  EXPECT_THAT(CheckCombine(combine, Tiny(), 2).status(), IsOk());
+  combine.payload.assign(2 * 96 * 4, 0);
+  EXPECT_THAT(CheckCombine(combine, Tiny(), 2), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("combine payload")));
+}
+
+// fp32 rows travel as they are; bf16 rows are rounded to nearest even and widened back exactly.
+TEST(ActivationRowsTest, Fp32IsSentInPlaceAndBf16RoundsToNearestEven) {
+  const std::vector<float> x = {1.0f, -2.5f, 1.00390625f /* 1 + 2^-8: a tie, to even (1) */,
+                                1.01171875f /* 1 + 3 * 2^-8: a tie, to even (1 + 2^-6) */, 3.14159265f, 0.f};
+  EncodedRows rows;
+  rows.Encode(x.data(), static_cast<int64_t>(x.size()), v1::ROWS_FP32);
+  EXPECT_EQ(rows.data(), x.data());
+  EXPECT_EQ(rows.bytes(), x.size() * 4);
+
+  rows.Encode(x.data(), static_cast<int64_t>(x.size()), v1::ROWS_BF16);
+  ASSERT_EQ(rows.bytes(), x.size() * 2);
+  ASSERT_EQ(RowsBytes(v1::ROWS_BF16, static_cast<int64_t>(x.size())), rows.bytes());
+  std::vector<float> back(x.size());
+  DecodeRows(rows.data(), static_cast<int64_t>(x.size()), v1::ROWS_BF16, back.data());
+  EXPECT_EQ(back[0], 1.0f);
+  EXPECT_EQ(back[1], -2.5f);
+  EXPECT_EQ(back[2], 1.0f);
+  EXPECT_EQ(back[3], 1.015625f);
+  EXPECT_EQ(back[4], 3.140625f);  // 3.14159265 to 8 significant bits
+  EXPECT_EQ(back[5], 0.f);
+  EXPECT_EQ(RowsBytes(9, 4), std::nullopt);
+  EXPECT_EQ(RowsDTypeOf(DType::kBF16), v1::ROWS_BF16);
+  EXPECT_EQ(RowsDTypeOf(DType::kF32), v1::ROWS_FP32);
 }
 
 TEST(WireCheckTest, CombineAndTokensAreCheckedToo) {
