@@ -179,7 +179,7 @@ void RunClient(int fd, const Config& config, const char* tls) {
             : std::to_string(absl::ToInt64Microseconds(budget)) + "us";
     uint64_t key = 0;
     for (size_t size : config.sizes) {
-      std::vector<uint8_t> payload(size, 0x5A);
+      Payload payload(size, 0x5A);  // pooled: huge pages from 1 MiB, as a worker sends large rows
       const int warmup = std::max(10, config.iters / 10);
       std::vector<double> rtt_us;
       for (int i = 0; i < warmup + config.iters; ++i, ++key) {

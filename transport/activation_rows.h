@@ -11,6 +11,7 @@
 
 #include "base/dtype.h"
 #include "mmx/v1/wire.pb.h"
+#include "transport/payload.h"
 
 namespace mmx::transport {
 
@@ -29,7 +30,7 @@ class EncodedRows {
   size_t bytes() const { return bytes_; }
 
  private:
-  std::vector<uint16_t> bf16_;
+  std::vector<uint16_t, PayloadAllocator<uint16_t>> bf16_;  // pooled, as the rows it stands for
   const void* data_ = nullptr;
   size_t bytes_ = 0;
 };

@@ -1,7 +1,11 @@
 #include "transport/payload.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -17,6 +21,35 @@ size_t SizeClass(size_t bytes) {
   const int octave = std::bit_width(bytes - 1) - 1;  // bytes > 2^octave
   const size_t step = (size_t{1} << octave) / 4;
   return (bytes + step - 1) / step * step;
+}
+
+// Buffers of a size class of at least kMinHugeBytes are whole transparent huge pages (2 MiB
+// aligned, MADV_HUGEPAGE; the kernel here gives them only to memory that asks). A rendezvous
+// over CMA pins the sender's pages and copies into the receiver's one page at a time
+// (process_vm_readv); on 4 KiB pages that bookkeeping, not the copy, was a third of a 1 MiB
+// transfer (docs/benchmarks.md). The rounding up to 2 MiB is what the cache counts.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+size_t BufferBytes(size_t size_class) {
+  if (size_class < PayloadPool::kMinHugeBytes) return size_class;
+  return (size_class + kHugePage - 1) / kHugePage * kHugePage;
+}
+
+void* NewBuffer(size_t size_class) {
+  if (size_class < PayloadPool::kMinHugeBytes) return ::operator new(size_class);
+  const size_t bytes = BufferBytes(size_class);
+  void* p = std::aligned_alloc(kHugePage, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  (void)madvise(p, bytes, MADV_HUGEPAGE);  // advice: without THP the buffer still works
+  return p;
+}
+
+void DeleteBuffer(void* p, size_t size_class) {
+  if (size_class < PayloadPool::kMinHugeBytes) {
+    ::operator delete(p);
+  } else {
+    std::free(p);
+  }
 }
 
 struct Cache {
@@ -42,11 +75,11 @@ void* PayloadPool::Allocate(size_t bytes) {
     if (found != cache.free.end() && !found->second.empty()) {
       void* p = found->second.back();
       found->second.pop_back();
-      cache.cached_bytes -= size_class;
+      cache.cached_bytes -= BufferBytes(size_class);
       return p;
     }
   }
-  return ::operator new(size_class);
+  return NewBuffer(size_class);
 }
 
 void PayloadPool::Free(void* p, size_t bytes) {
@@ -59,13 +92,13 @@ void PayloadPool::Free(void* p, size_t bytes) {
   Cache& cache = TheCache();
   {
     absl::MutexLock lock(&cache.mu);
-    if (cache.cached_bytes + size_class <= kMaxCachedBytes) {
+    if (cache.cached_bytes + BufferBytes(size_class) <= kMaxCachedBytes) {
       cache.free[size_class].push_back(p);
-      cache.cached_bytes += size_class;
+      cache.cached_bytes += BufferBytes(size_class);
       return;
     }
   }
-  ::operator delete(p);
+  DeleteBuffer(p, size_class);
 }
 
 size_t PayloadPool::cached_bytes() {

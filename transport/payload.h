@@ -5,7 +5,9 @@
 // buffer cost more than copying the page, and two rendezvous messages in flight made glibc trim
 // and refault its heap on every message (1 MiB messages fell from 7 GB/s to 0.4 GB/s). Reused
 // addresses also hit UCX's registration cache on RDMA transports, so a buffer is registered
-// once, not per message.
+// once, not per message. (3) Buffers of 1 MiB and more are transparent huge pages (payload.cc).
+// Send from such memory too (PooledFloats) where rows are large: the sender's pages are the
+// ones a CMA rendezvous pins.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +25,8 @@ class PayloadPool {
  public:
   static constexpr size_t kMinPooledBytes = size_t{64} << 10;
   static constexpr size_t kMaxCachedBytes = size_t{256} << 20;
+  // From this size class up, buffers are 2 MiB-aligned transparent huge pages.
+  static constexpr size_t kMinHugeBytes = size_t{1} << 20;
   static void* Allocate(size_t bytes);
   static void Free(void* p, size_t bytes);
   // Bytes now cached (tests, diagnostics).
@@ -51,6 +55,8 @@ struct PayloadAllocator {
 };
 
 using Payload = std::vector<uint8_t, PayloadAllocator<uint8_t>>;
+// Rows to send from pooled memory (huge pages when large), left uninitialized by resize().
+using PooledFloats = std::vector<float, PayloadAllocator<float>>;
 
 // Payloads compare with plain byte vectors (tests build expected payloads that way).
 inline bool operator==(const Payload& a, const std::vector<uint8_t>& b) {

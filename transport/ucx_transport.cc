@@ -40,6 +40,7 @@ struct UcxTransport::SendState {
   std::atomic<int> refs{2};
   std::string frame;
   ucp_dt_iov_t iov[2];
+  size_t payload_bytes = 0;
 
   void Release() {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
@@ -233,6 +234,7 @@ absl::StatusOr<UcxTransport::PostedSend> UcxTransport::PostSend(PeerId peer, uin
   // NOTE: UCX 1.13 keeps pointers to the AM header and the iov array until the send completes
   // (there is no UCP_AM_SEND_FLAG_COPY_HEADER yet): `frame` and `iov` must outlive WaitForSend.
   auto* state = new SendState;
+  state->payload_bytes = payload_bytes;
   std::string& frame = state->frame;
   if (absl::Status st = EncodeFrame(envelope, header, &frame); !st.ok()) {
     delete state;
@@ -300,8 +302,8 @@ absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId p
   // Most rendezvous sends complete within tens of microseconds, sooner than two thread wakeups
   // (the progress thread's, then ours) would take; so progress here first. The progress thread
   // completes what is still pending after the budget.
-  const bool done = worker_->DriveUntil(
-      [state] { return state->done_flag.load(std::memory_order_acquire); }, ucx_options_.send_progress_budget);
+  const bool done = worker_->DriveUntil([state] { return state->done_flag.load(std::memory_order_acquire); },
+                                        SendDriveBudget(state->payload_bytes));
   std::optional<UcxWorker::Sleeper> sleeping;  // the wait below returns at once when done
   if (!done) {
     sleeping.emplace(*worker_);
@@ -423,6 +425,7 @@ void UcxTransport::StartRendezvous(void* data_descriptor, size_t length,
     absl::MutexLock lock(&pending_mu_);
     ++rendezvous_in_flight_;
   }
+  rendezvous_pulling_.fetch_add(1, std::memory_order_relaxed);
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
   params.cb.recv_am = &UcxTransport::OnRendezvousDone;
@@ -460,15 +463,31 @@ void UcxTransport::OnRendezvousDone(void* request, ucs_status_t status, size_t l
     }
   }
   delete receive;
+  self->rendezvous_pulling_.fetch_sub(1, std::memory_order_relaxed);
   absl::MutexLock lock(&self->pending_mu_);
   --self->rendezvous_in_flight_;
+}
+
+absl::Duration UcxTransport::SendDriveBudget(size_t payload_bytes) const {
+  const absl::Duration budget = ucx_options_.send_progress_budget;
+  if (budget == absl::ZeroDuration()) return budget;
+  const absl::Duration transfer = std::min(kMaxTransferDrive, absl::Seconds(payload_bytes / kDriveBytesPerSecond));
+  return std::max(budget, transfer);
+}
+
+bool UcxTransport::DriveForReceive(absl::FunctionRef<bool()> arrived, absl::Duration timeout) {
+  const absl::Duration budget = std::min(timeout, ucx_options_.receive_progress_budget);
+  if (budget == absl::ZeroDuration()) return worker_->DriveUntil(arrived, budget);
+  // A rendezvous being pulled in (ours, most likely) arrives only as progress runs.
+  return worker_->DriveUntil(
+      arrived, budget, [this] { return rendezvous_pulling_.load(std::memory_order_relaxed) > 0; },
+      std::min(timeout - budget, kMaxTransferDrive));
 }
 
 absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::Duration timeout,
                                                 std::stop_token stop) {
   const Mailbox& mailbox = inbox_.mailbox();
-  if (worker_->DriveUntil([&] { return stop.stop_requested() || mailbox.CanReceiveNow(peer, key); },
-                          std::min(timeout, ucx_options_.receive_progress_budget))) {
+  if (DriveForReceive([&] { return stop.stop_requested() || mailbox.CanReceiveNow(peer, key); }, timeout)) {
     return inbox_.mailbox().Receive(peer, key, timeout, std::move(stop));  // at once, unless another receiver took it
   }
   UcxWorker::Sleeper sleeping(*worker_);
@@ -477,8 +496,7 @@ absl::StatusOr<Message> UcxTransport::Receive(PeerId peer, uint64_t key, absl::D
 
 absl::StatusOr<Message> UcxTransport::ReceiveAny(uint64_t key, absl::Duration timeout, std::stop_token stop) {
   const Mailbox& mailbox = inbox_.mailbox();
-  if (worker_->DriveUntil([&] { return stop.stop_requested() || mailbox.CanReceiveAnyNow(key); },
-                          std::min(timeout, ucx_options_.receive_progress_budget))) {
+  if (DriveForReceive([&] { return stop.stop_requested() || mailbox.CanReceiveAnyNow(key); }, timeout)) {
     return inbox_.mailbox().ReceiveAny(key, timeout, std::move(stop));  // at once, unless another receiver took it
   }
   UcxWorker::Sleeper sleeping(*worker_);

@@ -178,6 +178,19 @@ class UcxTransport final : public Transport {
   absl::Mutex pending_mu_;
   int pending_closes_ ABSL_GUARDED_BY(pending_mu_) = 0;  // endpoint closes and worker flushes
   int rendezvous_in_flight_ ABSL_GUARDED_BY(pending_mu_) = 0;
+  // The same count, read without the lock by receivers deciding whether to drive on.
+  std::atomic<int> rendezvous_pulling_{0};
+
+  // How long a thread that drives while it waits keeps driving: its budget, and on while a
+  // transfer it waits on moves only as progress runs (a large send: as long as its bytes take at
+  // kDriveBytesPerSecond; a receive: while a rendezvous is being pulled in), at most
+  // kMaxTransferDrive. Over TCP a 1 MiB transfer is some sixteen socket reads or writes; left
+  // to the progress thread, each costs a wakeup and a re-arm. Zero budget: zero.
+  absl::Duration SendDriveBudget(size_t payload_bytes) const;
+  static constexpr double kDriveBytesPerSecond = 1e9;
+  static constexpr absl::Duration kMaxTransferDrive = absl::Milliseconds(1);
+  // Receive/ReceiveAny's drive: true when `arrived` came true on this thread.
+  bool DriveForReceive(absl::FunctionRef<bool()> arrived, absl::Duration timeout);
 };
 
 }  // namespace mmx::transport

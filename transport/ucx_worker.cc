@@ -157,7 +157,18 @@ uint64_t Lingering(uint64_t since_nanos) { return (since_nanos << 2) | kLingerin
 }  // namespace
 
 bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget) {
-  const absl::Time give_up = absl::Now() + budget;  // InfiniteDuration: InfiniteFuture
+  return DriveUntil(done, budget, [] { return false; }, absl::ZeroDuration());
+}
+
+bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget, absl::FunctionRef<bool()> moving,
+                           absl::Duration moving_budget) {
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = start + budget;  // InfiniteDuration: InfiniteFuture
+  const absl::Time moving_give_up = give_up + moving_budget;
+  auto more = [&] {
+    const absl::Time now = absl::Now();
+    return now < give_up || (now < moving_give_up && moving());
+  };
   for (;;) {
     if (done()) return true;
     if (absl::Now() >= give_up) return false;
@@ -173,7 +184,7 @@ bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget
     if (from_free) WatchWorker(false);
     bool finished = false;
     // Progress in spells of up to 64 calls between clock reads (a call costs ~0.1-1 us).
-    while (!(finished = done()) && absl::Now() < give_up) {
+    while (!(finished = done()) && more()) {
       for (int i = 0; i < 64 && !done(); ++i) ucp_worker_progress(worker_);
     }
     if (!finished || sleepers_.load() > 0) {

@@ -85,6 +85,10 @@ class UcxWorker {
   // inside a Sleeper.
   // Must not be called from inside a UCX callback. `done` is called often: make it cheap.
   bool DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget);
+  // The same, and past the budget on for up to `moving_budget` more while `moving()` says a
+  // transfer it waits on is under way (one that moves only as progress runs).
+  bool DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget, absl::FunctionRef<bool()> moving,
+                  absl::Duration moving_budget);
   // How long the progress thread lets a driver's role linger before it hands it back.
   static constexpr absl::Duration kLinger = absl::Microseconds(200);
 

@@ -17,12 +17,15 @@
 #include "model/layers.h"
 #include "model/moe_exchange.h"
 #include "model/stage_compute.h"
+#include "transport/payload.h"
 
 namespace mmx::worker {
 
 // One micro-batch's activations through a layer.
 struct LayerState {
-  std::vector<float> x;         // [T, H]: the layer's input; the normed MoE input w; the output
+  // [T, H]: the layer's input; the normed MoE input w; the output. Pooled (huge pages when
+  // large): a stage sends it on as is (transport/payload.h).
+  transport::PooledFloats x;
   std::vector<float> residual;  // [T, H]: y, when the model is not postnorm
   model::Routing routing;
   model::MoeExchange moe;

@@ -7,6 +7,7 @@
 #include "base/status_macros.h"
 #include "transport/activation_rows.h"
 #include "transport/message_keys.h"
+#include "transport/payload.h"
 #include "transport/wire_check.h"
 
 namespace mmx::worker {
@@ -34,7 +35,7 @@ absl::Status HandleDispatch(const LoadedShard& shard, transport::Transport* tran
   }
   const int64_t n = d.expert_ids_size();
   const auto started = std::chrono::steady_clock::now();
-  std::vector<float> out(n * c.hidden_size);
+  transport::PooledFloats out(n * c.hidden_size);  // sent as is: pooled, huge pages when large
   std::vector<int> ids(d.expert_ids().begin(), d.expert_ids().end());
   std::vector<float> weights(d.weights().begin(), d.weights().end());
   std::vector<float> widened;

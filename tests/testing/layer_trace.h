@@ -32,13 +32,13 @@ inline absl::StatusOr<LayerTrace> TraceLayers(model::StageCompute& compute, cons
   worker::LayerState layer;
   layer.x.resize(n * c.hidden_size);
   MMX_RETURN_IF_ERROR(compute.Embed(prompt.data(), n, layer.x.data()));
-  trace.hidden.push_back(layer.x);
+  trace.hidden.emplace_back(layer.x.begin(), layer.x.end());
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     layer.routing.keep_logits = true;
     MMX_RETURN_IF_ERROR(worker::BeginLayer(compute, l, batch, 0, worker::AllExpertsLocal(0), nullptr, layer));
     trace.router_logits.push_back(layer.routing.logits);
     MMX_RETURN_IF_ERROR(worker::EndLayer(compute, c, l, 0, nullptr, layer));
-    trace.hidden.push_back(layer.x);
+    trace.hidden.emplace_back(layer.x.begin(), layer.x.end());
   }
   std::vector<int64_t> rows(n);
   for (int64_t i = 0; i < n; ++i) rows[i] = i;

@@ -1,6 +1,9 @@
 // The payload pool: a freed large buffer is handed out again for the next message of its size
-// class (no fresh pages), small ones go to the heap, and the cache is bounded.
+// class (no fresh pages), small ones go to the heap, large ones are huge pages, and the cache
+// is bounded.
 #include "transport/payload.h"
+
+#include <cstdint>
 
 #include "gtest/gtest.h"
 
@@ -17,6 +20,23 @@ TEST(PayloadPoolTest, AFreedLargeBufferServesTheNextMessageOfItsSizeClass) {
   EXPECT_GT(PayloadPool::cached_bytes(), before);
   Payload b((1 << 20) - 100);  // same class (four per power of two)
   EXPECT_EQ(b.data(), first);
+  EXPECT_EQ(PayloadPool::cached_bytes(), before);
+}
+
+// From 1 MiB up a buffer is whole 2 MiB pages (asked to be transparent huge pages, so that a CMA
+// rendezvous pins and copies few pages), and the cache counts the whole pages it keeps.
+TEST(PayloadPoolTest, LargeBuffersAreWholeAlignedHugePages) {
+  const size_t before = PayloadPool::cached_bytes();
+  const void* first = nullptr;
+  {
+    PooledFloats rows((size_t{3} << 20) / sizeof(float));  // 3 MiB: two huge pages
+    first = rows.data();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % (size_t{2} << 20), 0u);
+    rows.back() = 1.f;
+  }
+  EXPECT_EQ(PayloadPool::cached_bytes(), before + (size_t{4} << 20));
+  Payload again(size_t{3} << 20);  // the same class, as bytes
+  EXPECT_EQ(static_cast<const void*>(again.data()), first);
   EXPECT_EQ(PayloadPool::cached_bytes(), before);
 }
 
