@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -285,12 +286,18 @@ v1::PeerTable Cluster::BuildPeerTable() const {
   coord->set_peer_id(0);
   coord->set_name("coordinator");
   coord->set_data_address(transport_->LocalAddress());
+  std::vector<v1::Register> serving;
+  for (const Slot& s : slots_) {
+    if (s.state == v1::WORKER_STATE_READY) serving.push_back(s.info);
+  }
+  const std::set<std::string> sharing = HostsSharingCores(serving);
   for (const Slot& s : slots_) {
     if (s.state != v1::WORKER_STATE_READY) continue;  // an expert host routed around until it is back
     v1::Peer* p = table.add_peers();
     p->set_peer_id(s.peer_id);
     p->set_name(s.entry->name);
     p->set_data_address(s.data_address);
+    p->set_shares_cores(sharing.contains(s.info.host()));
   }
   return table;
 }

@@ -8,14 +8,28 @@
 
 namespace mmx::coordinator {
 
-std::string DescribeCoreSharing(const std::vector<v1::Register>& workers) {
-  struct Host {
-    int workers = 0;
-    int threads = 0;
-    int cores = 0;
-    std::set<int> cpus;      // the union of the workers' affinities, where each reported its own
-    bool all_listed = true;
-  };
+namespace {
+
+// One host's workers taking turns on its cores, described; "" when they do not.
+struct Host {
+  int workers = 0;
+  int threads = 0;
+  int cores = 0;
+  std::set<int> cpus;      // the union of the workers' affinities, where each reported its own
+  bool all_listed = true;
+
+  std::string Sharing(const std::string& name) const {
+    // Workers pinned to different cores (taskset) each have their own: the union counts.
+    const int usable = all_listed ? static_cast<int>(cpus.size()) : cores;
+    if (workers > 1 && threads > usable) {
+      return absl::StrCat("host '", name, "' runs ", workers, " workers with ", threads, " threads on ", usable,
+                          " cores");
+    }
+    return "";
+  }
+};
+
+std::map<std::string, Host> Hosts(const std::vector<v1::Register>& workers) {
   std::map<std::string, Host> hosts;
   for (const v1::Register& w : workers) {
     if (w.host().empty() || w.host_cores() <= 0) continue;
@@ -27,15 +41,24 @@ std::string DescribeCoreSharing(const std::vector<v1::Register>& workers) {
     h.all_listed = h.all_listed && w.host_cpus_size() > 0;
     h.cpus.insert(w.host_cpus().begin(), w.host_cpus().end());
   }
-  for (const auto& [name, h] : hosts) {
-    // Workers pinned to different cores (taskset) each have their own: the union counts.
-    const int cores = h.all_listed ? static_cast<int>(h.cpus.size()) : h.cores;
-    if (h.workers > 1 && h.threads > cores) {
-      return absl::StrCat("host '", name, "' runs ", h.workers, " workers with ", h.threads, " threads on ", cores,
-                          " cores");
-    }
+  return hosts;
+}
+
+}  // namespace
+
+std::string DescribeCoreSharing(const std::vector<v1::Register>& workers) {
+  for (const auto& [name, h] : Hosts(workers)) {
+    if (std::string sharing = h.Sharing(name); !sharing.empty()) return sharing;
   }
   return "";
+}
+
+std::set<std::string> HostsSharingCores(const std::vector<v1::Register>& workers) {
+  std::set<std::string> sharing;
+  for (const auto& [name, h] : Hosts(workers)) {
+    if (!h.Sharing(name).empty()) sharing.insert(name);
+  }
+  return sharing;
 }
 
 AutomaticOverlap ChooseOverlap(const plan::ShardConfig& shard, const std::vector<v1::Register>& workers,

@@ -6,6 +6,7 @@
 // the weights again.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ namespace mmx::coordinator {
 // "host 'box' runs 4 workers with 8 threads on 2 cores". Workers that did not report a host or
 // their cores (older workers) are assumed to have a host of their own.
 std::string DescribeCoreSharing(const std::vector<v1::Register>& workers);
+// The hosts (Register.host) whose workers together ask for more threads than the host has cores.
+std::set<std::string> HostsSharingCores(const std::vector<v1::Register>& workers);
 
 struct AutomaticOverlap {
   // 2 where a stage's layers have experts on other workers (the attention of one micro-batch

@@ -30,11 +30,12 @@ int main(int argc, char** argv) {
   app.add_option("--data-interface", o.data_interface,
                  "Network device(s) of the data plane, e.g. eth1 or eth1,mlx5_0:1 (default: the interface that "
                  "reaches the coordinator, and every RDMA port)");
-  int64_t busy_poll_us = 0;
+  int64_t busy_poll_us = -1;
   app.add_option("--busy-poll-us", busy_poll_us,
-                 "Microseconds a thread waiting for the data plane drives UCX itself before it sleeps (default 0: "
-                 "sleep at once; 50 suits a worker with a core to spare, docs/protocol.md)")
-      ->check(CLI::NonNegativeNumber);
+                 "Microseconds a thread waiting for the data plane drives UCX itself before it sleeps; 0: sleep at "
+                 "once. Default: automatic, 50 where this worker's host has a core for each worker thread, 0 where "
+                 "the coordinator finds its cores shared (docs/protocol.md)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1000000}));
   app.add_option("--device", o.device,
                  "cpu (default), cuda (= cuda:0), cuda:N, or cuda:N,M,... (one worker over several GPUs, NCCL): "
                  "where this worker computes (GPUs need a CUDA build)");
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.connect_timeout = absl::Seconds(connect_timeout_s);
-  o.busy_poll = absl::Microseconds(busy_poll_us);
+  if (busy_poll_us >= 0) o.busy_poll = absl::Microseconds(busy_poll_us);
   o.bf16_activations = activations == "bf16";
   if (!join_token_file.empty()) {
     absl::StatusOr<std::string> token = mmx::rpc::ReadJoinTokenFile(join_token_file);

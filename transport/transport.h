@@ -54,6 +54,11 @@ class Transport {
   // Removes a peer: pending and future receives that name it fail with Unavailable.
   virtual void Disconnect(PeerId peer) = 0;
 
+  // How long a thread that waits on this transport (a receive, a send's completion) may drive
+  // the network itself before it sleeps (UcxTransport: both progress budgets); any thread, any
+  // time. Transports without a network to drive ignore it.
+  virtual void SetBusyPoll(absl::Duration budget) {}
+
   // Sends header + payload to `peer`, to be matched there under `key`. Returns once the payload
   // may be reused. Unavailable if the peer is unknown or unreachable.
   virtual absl::Status Send(PeerId peer, uint64_t key, const std::string& header,

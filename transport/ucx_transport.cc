@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -59,7 +60,28 @@ struct UcxTransport::RendezvousReceive {
 };
 
 UcxTransport::UcxTransport(const TransportOptions& options, const UcxTransportOptions& ucx_options)
-    : options_(options), ucx_options_(ucx_options), inbox_(options.cluster_token) {}
+    : options_(options), ucx_options_(ucx_options), inbox_(options.cluster_token) {
+  SetBusyPoll(ucx_options.send_progress_budget);
+  receive_budget_nanos_.store(absl::ToInt64Nanoseconds(ucx_options.receive_progress_budget));
+}
+
+void UcxTransport::SetBusyPoll(absl::Duration budget) {
+  const int64_t nanos = absl::ToInt64Nanoseconds(budget);  // InfiniteDuration: INT64_MAX
+  send_budget_nanos_.store(nanos, std::memory_order_relaxed);
+  receive_budget_nanos_.store(nanos, std::memory_order_relaxed);
+}
+
+namespace {
+absl::Duration FromNanos(int64_t nanos) {
+  return nanos == std::numeric_limits<int64_t>::max() ? absl::InfiniteDuration() : absl::Nanoseconds(nanos);
+}
+}  // namespace
+
+absl::Duration UcxTransport::SendBudget() const { return FromNanos(send_budget_nanos_.load(std::memory_order_relaxed)); }
+
+absl::Duration UcxTransport::ReceiveBudget() const {
+  return FromNanos(receive_budget_nanos_.load(std::memory_order_relaxed));
+}
 
 absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(
     const TransportOptions& options, const UcxTransportOptions& ucx_options) {
@@ -469,14 +491,14 @@ void UcxTransport::OnRendezvousDone(void* request, ucs_status_t status, size_t l
 }
 
 absl::Duration UcxTransport::SendDriveBudget(size_t payload_bytes) const {
-  const absl::Duration budget = ucx_options_.send_progress_budget;
+  const absl::Duration budget = SendBudget();
   if (budget == absl::ZeroDuration()) return budget;
   const absl::Duration transfer = std::min(kMaxTransferDrive, absl::Seconds(payload_bytes / kDriveBytesPerSecond));
   return std::max(budget, transfer);
 }
 
 bool UcxTransport::DriveForReceive(absl::FunctionRef<bool()> arrived, absl::Duration timeout) {
-  const absl::Duration budget = std::min(timeout, ucx_options_.receive_progress_budget);
+  const absl::Duration budget = std::min(timeout, ReceiveBudget());
   if (budget == absl::ZeroDuration()) return worker_->DriveUntil(arrived, budget);
   // A rendezvous being pulled in (ours, most likely) arrives only as progress runs.
   return worker_->DriveUntil(

@@ -100,6 +100,7 @@ class UcxTransport final : public Transport {
   absl::Status Send(PeerId peer, uint64_t key, const std::string& header, const void* payload,
                     size_t payload_bytes) override;
   absl::Status SendAll(const std::vector<Outgoing>& messages) override;
+  void SetBusyPoll(absl::Duration budget) override;
   using Transport::Receive;
   using Transport::ReceiveAny;
   absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout,
@@ -180,6 +181,12 @@ class UcxTransport final : public Transport {
   int rendezvous_in_flight_ ABSL_GUARDED_BY(pending_mu_) = 0;
   // The same count, read without the lock by receivers deciding whether to drive on.
   std::atomic<int> rendezvous_pulling_{0};
+  // The progress budgets (UcxTransportOptions, then SetBusyPoll), in nanoseconds (INT64_MAX:
+  // infinite).
+  std::atomic<int64_t> send_budget_nanos_{0};
+  std::atomic<int64_t> receive_budget_nanos_{0};
+  absl::Duration SendBudget() const;
+  absl::Duration ReceiveBudget() const;
 
   // How long a thread that drives while it waits keeps driving: its budget, and on while a
   // transfer it waits on moves only as progress runs (a large send: as long as its bytes take at

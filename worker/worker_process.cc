@@ -35,12 +35,13 @@ absl::Status RunWorker(const WorkerOptions& o, LeaveRequest* leave, ShardCache* 
                            " (give --data-interface)"));
     }
   }
-  const absl::Duration busy_poll = o.busy_poll;
+  // Until the first peer table says whether this host's cores are shared (automatic busy-poll,
+  // worker_runtime.h), waiting threads sleep at once: with four workers sharing two cores
+  // (bench/ab_layouts.sh), 50 us of spinning per wait cost batch-1 decode 5-20% (docs/
+  // benchmarks.md, issue 17); a worker with a core to spare gains.
+  const absl::Duration busy_poll = o.busy_poll.value_or(absl::ZeroDuration());
   env.make_transport = [net_devices, busy_poll](const transport::TransportOptions& topts)
       -> absl::StatusOr<std::unique_ptr<transport::Transport>> {
-    // Waiting threads drive UCX themselves only for --busy-poll-us (default 0): with four
-    // workers sharing two cores (bench/ab_layouts.sh), 50 us of spinning per wait cost batch-1
-    // decode 5-20% (docs/benchmarks.md, issue 17); a worker with a core to spare gains.
     transport::UcxTransportOptions ucx_options;
     ucx_options.send_progress_budget = busy_poll;
     ucx_options.receive_progress_budget = busy_poll;

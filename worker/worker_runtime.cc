@@ -296,12 +296,19 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
       (void)ReportFailure(session, st);
       continue;
     }
+    std::string busy_poll;
+    if (!o.busy_poll) {
+      const absl::Duration automatic = AutomaticBusyPoll(msg.peers(), assignment.peer_id());
+      data_plane.SetBusyPoll(automatic);
+      busy_poll = absl::StrCat(", busy-poll ", absl::ToInt64Microseconds(automatic), " us (automatic: ",
+                               automatic == absl::ZeroDuration() ? "its host's cores are shared)" : "cores to spare)");
+    }
     // Logged before the coordinator hears of it: once the cluster is ready, the line is there.
     log(absl::StrCat("serving (peer table v", msg.peers().version(),
                      shard.attention ? absl::StrCat(", KV cache ", model::KvDTypeName(config.kv_dtype), ", activations out ",
                                                     WireDTypeName(config.wire_dtype))
                                      : "",
-                     ")"));
+                     busy_poll, ")"));
     v1::WorkerMessage applied;
     applied.mutable_peers_applied()->set_version(msg.peers().version());
     session.Write(applied);
@@ -314,6 +321,13 @@ absl::Status ServeUntilSessionEnds(const WorkerOptions& o, const v1::Assignment&
 }
 
 }  // namespace
+
+absl::Duration AutomaticBusyPoll(const v1::PeerTable& table, uint32_t self) {
+  for (const v1::Peer& p : table.peers()) {
+    if (p.peer_id() == self) return p.shares_cores() ? absl::ZeroDuration() : kAutomaticBusyPoll;
+  }
+  return absl::ZeroDuration();
+}
 
 bool IsCoordinatorLost(const absl::Status& status) {
   return status.GetPayload(kCoordinatorLostType).has_value();

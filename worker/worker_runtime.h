@@ -31,7 +31,8 @@ struct WorkerOptions {
   std::string data_interface;
   // How long a thread waiting on the data plane drives UCX itself before it sleeps
   // (--busy-poll-us; transport/ucx_worker.h). 0: sleep at once, leaving the cores to compute.
-  absl::Duration busy_poll = absl::ZeroDuration();
+  // nullopt: automatic (AutomaticBusyPoll), from each peer table.
+  std::optional<absl::Duration> busy_poll;
   std::string name;
   // Register without claiming an entry; take a lost worker's entry when the coordinator gives one.
   bool standby = false;
@@ -70,6 +71,13 @@ struct WorkerEnvironment {
 
 // Runs the session to its end. Returns an error that says what went wrong: rejected
 // registration, failed load, or the coordinator lost (IsCoordinatorLost).
+// The automatic busy-poll: kAutomaticBusyPoll where this worker's host has a core for each of
+// its workers' threads, 0 where the coordinator found it shared (Peer.shares_cores): there the
+// spinning takes the cores another worker computes on (docs/benchmarks.md, issue 17). A table
+// without this worker leaves it 0.
+inline constexpr absl::Duration kAutomaticBusyPoll = absl::Microseconds(50);
+absl::Duration AutomaticBusyPoll(const v1::PeerTable& table, uint32_t self);
+
 absl::Status ServeSession(const WorkerOptions& options, ControlSession& session, const WorkerEnvironment& env);
 
 // The session ended after the worker was serving: the coordinator exited or was killed.

@@ -1,6 +1,7 @@
 // Cluster membership without processes: registrations, peer tables and losses driven directly,
 // the sessions' writers recorded.
 #include <map>
+#include <tuple>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,8 +41,12 @@ class ClusterMembershipTest : public ::testing::Test {
 
   // Registers `name`; its messages go to inbox_[name]. Returns the first reply.
   v1::CoordinatorMessage Register(const std::string& name, bool standby = false, const std::string& device = "cpu",
-                                  int64_t memory = int64_t{1} << 40) {
+                                  int64_t memory = int64_t{1} << 40, const std::string& host = "", int threads = 0,
+                                  int host_cores = 0) {
     v1::Register reg;
+    reg.set_host(host);
+    reg.set_threads(threads);
+    reg.set_host_cores(host_cores);
     reg.set_protocol_version(v1::PROTOCOL_VERSION_CURRENT);
     reg.set_name(name);
     reg.set_device(device);
@@ -114,6 +119,22 @@ class ClusterMembershipTest : public ::testing::Test {
   std::map<std::string, std::vector<v1::CoordinatorMessage>> inbox_;
   std::set<std::string> closed_;  // sessions the cluster ended from its side
 };
+
+// Each peer entry says whether its host's cores are shared (workers with automatic busy-poll
+// then sleep at once): the stage and a together ask 4 threads of a 2-core host, b is alone.
+TEST_F(ClusterMembershipTest, ThePeerTableSaysWhichWorkersShareTheirHostsCores) {
+  for (const auto& [name, host, cores] : {std::tuple{"stage", "vm", 2}, std::tuple{"a", "vm", 2}, std::tuple{"b", "box", 16}}) {
+    ASSERT_TRUE(Register(name, false, "cpu", int64_t{1} << 40, host, 2, cores).has_assignment());
+    Loaded(name);
+  }
+  ApplyTables();
+  ASSERT_TRUE(cluster_->ready()) << cluster_->NotReadyReason();
+  const v1::CoordinatorMessage* table = Last("b", &v1::CoordinatorMessage::has_peers);
+  ASSERT_NE(table, nullptr);
+  std::map<std::string, bool> shares;
+  for (const v1::Peer& p : table->peers().peers()) shares[p.name()] = p.shares_cores();
+  EXPECT_EQ(shares, (std::map<std::string, bool>{{"coordinator", false}, {"stage", true}, {"a", true}, {"b", false}}));
+}
 
 TEST_F(ClusterMembershipTest, AnExpertHostWhoseExpertsAreAllReplicatedIsRoutedAroundWithoutANewEpoch) {
   for (const char* name : {"stage", "a", "b"}) Join(name);

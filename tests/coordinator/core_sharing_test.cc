@@ -44,6 +44,15 @@ TEST(CoreSharingTest, WorkersPinnedToTheirOwnCoresDoNotShare) {
   EXPECT_EQ(DescribeCoreSharing({a, b}), "host 'vm' runs 2 workers with 2 threads on 1 cores");
 }
 
+TEST(CoreSharingTest, EveryOversubscribedHostIsListed) {
+  std::vector<v1::Register> workers(2, Worker("vm", 2, 2));
+  workers.push_back(Worker("other", 4, 4));
+  workers.push_back(Worker("small", 1, 1));
+  workers.push_back(Worker("small", 1, 1));
+  EXPECT_EQ(HostsSharingCores(workers), (std::set<std::string>{"vm", "small"}));
+  EXPECT_THAT(HostsSharingCores({Worker("vm", 8, 2)}), ::testing::IsEmpty());
+}
+
 TEST(CoreSharingTest, ASingleWorkerNeverSharesWithItself) {
   // More threads than cores inside one worker is that worker's business, not the pipeline's.
   EXPECT_EQ(DescribeCoreSharing({Worker("vm", 8, 2)}), "");

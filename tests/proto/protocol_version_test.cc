@@ -44,6 +44,7 @@ constexpr PinnedVersion kPinned[] = {
     {7, 0x54626483c8bf8438ull},  // prompt log-probabilities: StepSequence.next_token_ids, TokensHeader.prompt
     {8, 0xc5c99f1645cf6e23ull},  // no message changed: workers keep the KV cache in serving.kv_dtype (bf16 pages)
     {9, 0x7cf7ffb5944d0aa9ull},  // activation rows name their dtype (RowsDType): serving.wire_dtype bf16
+    {10, 0xc77f8f399bda1ec0ull},  // Peer.shares_cores: automatic busy-poll on workers
 };
 
 TEST(ProtocolVersionTest, SchemaChangesOnlyWithANewProtocolVersion) {

@@ -7,6 +7,7 @@
 #include "plan/shard_config.h"
 #include "base/status_macros.h"
 #include "tests/testing/status_matchers.h"
+#include "worker/worker_runtime.h"
 
 namespace mmx::worker {
 namespace {
@@ -121,6 +122,20 @@ workers:
   // Experts are shared: group b's stage dispatches expert 0 to a1 or x alike.
   EXPECT_THAT(b->ExpertHolders(1, 0), ElementsAre(2u, 4u));
   EXPECT_THAT(b->ExpertHolders(1, 3), ElementsAre(4u));
+}
+
+// A worker left to choose (no --busy-poll-us) spins while it waits only where its host's cores
+// are its own: the peer table's entry for it says.
+TEST(AutomaticBusyPollTest, SpinsOnlyWhereTheHostsCoresAreNotShared) {
+  v1::PeerTable table;
+  v1::Peer* own = table.add_peers();
+  own->set_peer_id(3);
+  v1::Peer* shared = table.add_peers();
+  shared->set_peer_id(4);
+  shared->set_shares_cores(true);
+  EXPECT_EQ(AutomaticBusyPoll(table, 3), kAutomaticBusyPoll);
+  EXPECT_EQ(AutomaticBusyPoll(table, 4), absl::ZeroDuration());
+  EXPECT_EQ(AutomaticBusyPoll(table, 5), absl::ZeroDuration());  // not in the table
 }
 
 }  // namespace
