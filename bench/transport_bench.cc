@@ -4,7 +4,7 @@
 // their interface; bench/transport_netns.sh sets up a veth pair, shaped or not).
 //
 //   mmx_transport_bench [--tls shm|tcp|both] [--send-budget-us 0,50,inf]
-//                       [--receive-budget-us 50] [--window 1]
+//                       [--receive-budget-us 50] [--window 1] [--senders 1]
 //                       [--sizes 8,12288,1048576] [--iters 2000] [--bw-bytes 268435456] [--pin]
 //                       [--net-devices lo] [--client-netns NS] [--server-netns NS]
 //
@@ -16,8 +16,9 @@
 //              median and p99 of the round trip (one-way ~ half of it).
 //   bandwidth: the client sends messages of `size` bytes back to back, `window` at a time with
 //              SendAll (all posted, then each waited for until UCX is done with its buffer;
-//              window 1 is one Send after another), the server receives them all and answers
-//              with one 8-byte ack; bytes / (first send .. ack).
+//              window 1 is one Send after another), from `senders` threads at once (each its
+//              share: a window that slides, as perftest's does), the server receives them all
+//              and answers with one 8-byte ack; bytes / (first send .. ack).
 // Everything goes through the Transport interface (envelope, mailbox, progress thread), so the
 // figures include what a worker pays, not just UCX. docs/protocol.md records results.
 //
@@ -38,6 +39,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -60,6 +62,7 @@ struct Config {
   std::vector<absl::Duration> budgets;
   absl::Duration receive_budget = absl::Microseconds(50);
   int window = 1;
+  int senders = 1;
   int iters = 2000;
   size_t bw_bytes = size_t{256} << 20;
   bool pin = false;
@@ -194,13 +197,24 @@ void RunClient(int fd, const Config& config, const char* tls) {
 
       const int messages = BandwidthMessages(config, size);
       const double start = NowSeconds();
-      for (int sent = 0; sent < messages;) {
-        std::vector<Transport::Outgoing> batch;
-        for (; sent < messages && static_cast<int>(batch.size()) < config.window; ++sent, ++key) {
-          batch.push_back({kServer, key, "", payload.data(), size});
+      // Sender j sends messages j, j + senders, ...: with several, one's next send leaves while
+      // another waits for its completion (a sliding window, as perftest keeps one).
+      auto send_share = [&](int j) {
+        std::vector<int> mine;
+        for (int i = j; i < messages; i += config.senders) mine.push_back(i);
+        for (size_t next = 0; next < mine.size();) {
+          std::vector<Transport::Outgoing> batch;
+          for (; next < mine.size() && static_cast<int>(batch.size()) < config.window; ++next) {
+            batch.push_back({kServer, key + static_cast<uint64_t>(mine[next]), "", payload.data(), size});
+          }
+          if (absl::Status s = t->SendAll(batch); !s.ok()) Die("send", s);
         }
-        if (absl::Status s = t->SendAll(batch); !s.ok()) Die("send", s);
-      }
+      };
+      std::vector<std::thread> senders;
+      for (int j = 1; j < config.senders; ++j) senders.emplace_back(send_share, j);
+      send_share(0);
+      for (std::thread& sender : senders) sender.join();
+      key += static_cast<uint64_t>(messages);
       ReceiveOrDie(*t, kServer, kAckKey, sizeof(uint64_t));
       const double seconds = NowSeconds() - start;
       const double gbps = static_cast<double>(messages) * static_cast<double>(size) / seconds / 1e9;
@@ -302,6 +316,8 @@ int main(int argc, char** argv) {
   app.add_option("--receive-budget-us", receive_budget_us,
                  "receive progress budget in microseconds (UcxTransportOptions)");
   app.add_option("--window", config.window, "bandwidth: sends posted at once (SendAll)");
+  app.add_option("--senders", config.senders,
+                 "bandwidth: client threads sending at once, each its share in windows of --window");
   app.add_option("--iters", config.iters, "timed round trips per size");
   app.add_option("--bw-bytes", config.bw_bytes, "bytes per bandwidth run (16..20000 messages)");
   app.add_flag("--pin", config.pin, "pin client to CPU 0 and server to CPU 1");
@@ -329,7 +345,7 @@ int main(int argc, char** argv) {
     }
   }
   config.receive_budget = absl::Microseconds(receive_budget_us);
-  if (config.budgets.empty() || config.sizes.empty() || config.iters <= 0 || config.window <= 0 ||
+  if (config.budgets.empty() || config.sizes.empty() || config.iters <= 0 || config.window <= 0 || config.senders <= 0 ||
       receive_budget_us < 0) {
     std::fprintf(stderr, "nothing to run\n");
     return 2;
