@@ -4,7 +4,7 @@
 // their interface; bench/transport_netns.sh sets up a veth pair, shaped or not).
 //
 //   mmx_transport_bench [--tls shm|tcp|both] [--send-budget-us 0,50,inf]
-//                       [--receive-budget-us 50] [--window 1] [--senders 1]
+//                       [--receive-budget-us 50] [--window 1] [--senders 1] [--slide]
 //                       [--sizes 8,12288,1048576] [--iters 2000] [--bw-bytes 268435456] [--pin]
 //                       [--net-devices lo] [--client-netns NS] [--server-netns NS]
 //
@@ -17,7 +17,8 @@
 //   bandwidth: the client sends messages of `size` bytes back to back, `window` at a time with
 //              SendAll (all posted, then each waited for until UCX is done with its buffer;
 //              window 1 is one Send after another), from `senders` threads at once (each its
-//              share: a window that slides, as perftest's does), the server receives them all
+//              share), or with --slide one thread keeping `window` in flight, posting the next
+//              as the oldest completes (a window that slides, as perftest's), the server receives them all
 //              and answers with one 8-byte ack; bytes / (first send .. ack).
 // Everything goes through the Transport interface (envelope, mailbox, progress thread), so the
 // figures include what a worker pays, not just UCX. docs/protocol.md records results.
@@ -36,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -63,6 +65,7 @@ struct Config {
   absl::Duration receive_budget = absl::Microseconds(50);
   int window = 1;
   int senders = 1;
+  bool slide = false;
   int iters = 2000;
   size_t bw_bytes = size_t{256} << 20;
   bool pin = false;
@@ -202,6 +205,20 @@ void RunClient(int fd, const Config& config, const char* tls) {
       auto send_share = [&](int j) {
         std::vector<int> mine;
         for (int i = j; i < messages; i += config.senders) mine.push_back(i);
+        if (config.slide) {  // one thread, `window` in flight, the next posted as the oldest completes
+          std::deque<UcxTransport::PostedSend> in_flight;
+          for (size_t next = 0; next < mine.size() || !in_flight.empty();) {
+            while (next < mine.size() && static_cast<int>(in_flight.size()) < config.window) {
+              absl::StatusOr<UcxTransport::PostedSend> posted =
+                  t->Post(kServer, key + static_cast<uint64_t>(mine[next++]), "", payload.data(), size);
+              if (!posted.ok()) Die("send", posted.status());
+              in_flight.push_back(*posted);
+            }
+            if (absl::Status s = t->Wait(in_flight.front()); !s.ok()) Die("send", s);
+            in_flight.pop_front();
+          }
+          return;
+        }
         for (size_t next = 0; next < mine.size();) {
           std::vector<Transport::Outgoing> batch;
           for (; next < mine.size() && static_cast<int>(batch.size()) < config.window; ++next) {
@@ -318,6 +335,9 @@ int main(int argc, char** argv) {
   app.add_option("--window", config.window, "bandwidth: sends posted at once (SendAll)");
   app.add_option("--senders", config.senders,
                  "bandwidth: client threads sending at once, each its share in windows of --window");
+  app.add_flag("--slide", config.slide,
+               "bandwidth: keep --window sends in flight, posting the next as the oldest completes "
+               "(UcxTransport::Post/Wait) instead of SendAll batches");
   app.add_option("--iters", config.iters, "timed round trips per size");
   app.add_option("--bw-bytes", config.bw_bytes, "bytes per bandwidth run (16..20000 messages)");
   app.add_flag("--pin", config.pin, "pin client to CPU 0 and server to CPU 1");

@@ -4,17 +4,18 @@
 # with the same UCX_TLS, the same sizes and the same pinning (client on CPU 0, server on CPU 1).
 # Prints both figures and their ratio per transport and size; record them in docs/benchmarks.md.
 #   bash bench/transport_vs_perftest.sh [--tls shm,tcp] [--sizes 8192,1048576] [--iters 5000]
-#                                       [--window 16] [--senders 1] [--rounds 2]
+#                                       [--window 16] [--senders 1] [--slide] [--rounds 2]
 # shm = UCX_TLS=^mm (mmx's default on one host: TCP for small messages, CMA for large ones);
 # tcp = UCX_TLS=tcp UCX_NET_DEVICES=lo. Latency is one-way (half the round trip's median for
 # mmx; perftest's own 50th percentile, which it already halves). Bandwidth: mmx posts --window
-# sends at once (SendAll) from each of --senders threads (several: a window that slides),
-# perftest keeps its default window of outstanding sends. perftest
+# sends at once (SendAll) from each of --senders threads, or with --slide keeps --window in
+# flight from one thread, posting the next as the oldest completes (as perftest keeps its
+# default window of outstanding sends). perftest
 # reports MB/s of 2^20 bytes; converted to GB/s of 1e9 here. Each round runs every pair again,
 # so drift between runs shows as spread within a ratio column.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tls_list=shm,tcp; sizes=8192,1048576; iters=5000; window=16; senders=1; rounds=2
+tls_list=shm,tcp; sizes=8192,1048576; iters=5000; window=16; senders=1; slide=(); rounds=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --tls) tls_list=$2; shift 2 ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
     --iters) iters=$2; shift 2 ;;
     --window) window=$2; shift 2 ;;
     --senders) senders=$2; shift 2 ;;
+    --slide) slide=(--slide); shift ;;
     --rounds) rounds=$2; shift 2 ;;
     *) echo "transport_vs_perftest.sh: error: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -60,7 +62,7 @@ for round in $(seq 1 "$rounds"); do
     wait_quiet
     # The bench sets UCX_TLS itself from --tls; for shm it leaves mmx's default (^mm).
     mmx=$(env -u UCX_TLS -u UCX_NET_DEVICES "$bench" --tls "$tls" --pin --send-budget-us 50 \
-      --sizes "$sizes" --iters "$iters" --window "$window" --senders "$senders" | grep ' budget ')
+      --sizes "$sizes" --iters "$iters" --window "$window" --senders "$senders" "${slide[@]}" | grep ' budget ')
     for size in ${sizes//,/ }; do
       line=$(grep -E " $size B " <<<"$mmx")
       m_lat=$(sed -E 's/.*one-way ~ *([0-9.]+) us.*/\1/' <<<"$line")

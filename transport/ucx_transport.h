@@ -101,6 +101,26 @@ class UcxTransport final : public Transport {
                     size_t payload_bytes) override;
   absl::Status SendAll(const std::vector<Outgoing>& messages) override;
   void SetBusyPoll(absl::Duration budget) override;
+
+  // A send posted and not yet waited for: `request` is null when it completed in place.
+  struct SendState;
+  struct PostedSend {
+    void* request = nullptr;
+    SendState* state = nullptr;
+    PeerId peer = 0;
+    uint64_t epoch = 0;
+  };
+  // Send in two halves, for a sender that keeps a window sliding on one thread (post the next
+  // as the oldest completes; SendAll waits for its whole batch): Post returns at once, Wait
+  // returns as Send would. Every posted send must be waited for exactly once, and its header
+  // and payload left untouched until then.
+  absl::StatusOr<PostedSend> Post(PeerId peer, uint64_t key, const std::string& header, const void* payload,
+                                  size_t payload_bytes) {
+    return PostSend(peer, key, header, payload, payload_bytes);
+  }
+  absl::Status Wait(const PostedSend& posted) {
+    return WaitForSend(posted.request, posted.state, posted.peer, posted.epoch);
+  }
   using Transport::Receive;
   using Transport::ReceiveAny;
   absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout,
@@ -123,7 +143,6 @@ class UcxTransport final : public Transport {
   uint64_t progress_wakeups() const { return worker_->num_wakeups(); }
 
  private:
-  struct SendState;
   struct RendezvousReceive;
   UcxTransport(const TransportOptions& options, const UcxTransportOptions& ucx_options);
 
@@ -140,15 +159,6 @@ class UcxTransport final : public Transport {
   static void OnCloseDone(void* request, ucs_status_t status, void* user_data);
   // Starts closing `ep` in the background (flush mode, as error mode NONE requires).
   void CloseEndpoint(ucp_ep_h ep);
-  // Waits for a posted send; gives up (Unavailable) if `peer` is disconnected or reconnected
-  // meanwhile (its endpoint epoch moved past `epoch`). Releases the sender's share of `state`.
-  // A posted send: `request` is null when it completed in place (nothing to wait for).
-  struct PostedSend {
-    void* request = nullptr;
-    SendState* state = nullptr;
-    PeerId peer = 0;
-    uint64_t epoch = 0;
-  };
   absl::StatusOr<PostedSend> PostSend(PeerId peer, uint64_t key, const std::string& header,
                                       const void* payload, size_t payload_bytes);
   absl::Status WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch);
