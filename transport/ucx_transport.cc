@@ -60,10 +60,11 @@ struct UcxTransport::RendezvousReceive {
 };
 
 UcxTransport::UcxTransport(const TransportOptions& options, const UcxTransportOptions& ucx_options)
-    : options_(options), ucx_options_(ucx_options), inbox_(options.cluster_token) {
-  SetBusyPoll(ucx_options.send_progress_budget);
-  receive_budget_nanos_.store(absl::ToInt64Nanoseconds(ucx_options.receive_progress_budget));
-}
+    : options_(options),
+      ucx_options_(ucx_options),
+      inbox_(options.cluster_token),
+      send_budget_nanos_(absl::ToInt64Nanoseconds(ucx_options.send_progress_budget)),  // Infinite: INT64_MAX
+      receive_budget_nanos_(absl::ToInt64Nanoseconds(ucx_options.receive_progress_budget)) {}
 
 void UcxTransport::SetBusyPoll(absl::Duration budget) {
   const int64_t nanos = absl::ToInt64Nanoseconds(budget);  // InfiniteDuration: INT64_MAX
@@ -121,7 +122,7 @@ UcxTransport::~UcxTransport() {
     // The progress thread is still running and completes the flushes and pulls.
     absl::MutexLock lock(&pending_mu_);
     auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_) {
-      return pending_closes_ == 0 && rendezvous_in_flight_ == 0;
+      return pending_closes_ == 0 && rendezvous_in_flight_.load(std::memory_order_relaxed) == 0;
     };
     pending_mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(1));
   }
@@ -445,9 +446,8 @@ void UcxTransport::StartRendezvous(void* data_descriptor, size_t length,
   receive->message.payload.resize(length);  // uninitialized, and a reused buffer (payload.h)
   {
     absl::MutexLock lock(&pending_mu_);
-    ++rendezvous_in_flight_;
+    rendezvous_in_flight_.fetch_add(1, std::memory_order_relaxed);
   }
-  rendezvous_pulling_.fetch_add(1, std::memory_order_relaxed);
   ucp_request_param_t params{};
   params.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
   params.cb.recv_am = &UcxTransport::OnRendezvousDone;
@@ -485,9 +485,8 @@ void UcxTransport::OnRendezvousDone(void* request, ucs_status_t status, size_t l
     }
   }
   delete receive;
-  self->rendezvous_pulling_.fetch_sub(1, std::memory_order_relaxed);
   absl::MutexLock lock(&self->pending_mu_);
-  --self->rendezvous_in_flight_;
+  self->rendezvous_in_flight_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 absl::Duration UcxTransport::SendDriveBudget(size_t payload_bytes) const {
@@ -502,7 +501,7 @@ bool UcxTransport::DriveForReceive(absl::FunctionRef<bool()> arrived, absl::Dura
   if (budget == absl::ZeroDuration()) return worker_->DriveUntil(arrived, budget);
   // A rendezvous being pulled in (ours, most likely) arrives only as progress runs.
   return worker_->DriveUntil(
-      arrived, budget, [this] { return rendezvous_pulling_.load(std::memory_order_relaxed) > 0; },
+      arrived, budget, [this] { return rendezvous_in_flight_.load(std::memory_order_relaxed) > 0; },
       std::min(timeout - budget, kMaxTransferDrive));
 }
 

@@ -161,6 +161,8 @@ class UcxTransport final : public Transport {
   void CloseEndpoint(ucp_ep_h ep);
   absl::StatusOr<PostedSend> PostSend(PeerId peer, uint64_t key, const std::string& header,
                                       const void* payload, size_t payload_bytes);
+  // Waits for a posted send; gives up (Unavailable) if `peer` is disconnected or reconnected
+  // meanwhile (its endpoint epoch moved past `epoch`). Releases the sender's share of `state`.
   absl::Status WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch);
   bool PeerStillConnected(PeerId peer, uint64_t epoch) const;
   bool IsShutDown() const;
@@ -188,9 +190,9 @@ class UcxTransport final : public Transport {
   // Operations still owned by UCX callbacks; the destructor waits for them.
   absl::Mutex pending_mu_;
   int pending_closes_ ABSL_GUARDED_BY(pending_mu_) = 0;  // endpoint closes and worker flushes
-  int rendezvous_in_flight_ ABSL_GUARDED_BY(pending_mu_) = 0;
-  // The same count, read without the lock by receivers deciding whether to drive on.
-  std::atomic<int> rendezvous_pulling_{0};
+  // Rendezvous receives UCX is pulling in: changed under pending_mu_ (the destructor awaits 0),
+  // read without it by receivers deciding whether to drive on (DriveForReceive).
+  std::atomic<int> rendezvous_in_flight_{0};
   // The progress budgets (UcxTransportOptions, then SetBusyPoll), in nanoseconds (INT64_MAX:
   // infinite).
   std::atomic<int64_t> send_budget_nanos_{0};

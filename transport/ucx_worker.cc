@@ -162,8 +162,7 @@ bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget
 
 bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget, absl::FunctionRef<bool()> moving,
                            absl::Duration moving_budget) {
-  const absl::Time start = absl::Now();
-  const absl::Time give_up = start + budget;  // InfiniteDuration: InfiniteFuture
+  const absl::Time give_up = absl::Now() + budget;  // InfiniteDuration: InfiniteFuture
   const absl::Time moving_give_up = give_up + moving_budget;
   auto more = [&] {
     const absl::Time now = absl::Now();
