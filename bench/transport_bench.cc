@@ -19,7 +19,8 @@
 //              window 1 is one Send after another), from `senders` threads at once (each its
 //              share), or with --slide one thread keeping `window` in flight, posting the next
 //              as the oldest completes (a window that slides, as perftest's), the server receives them all
-//              and answers with one 8-byte ack; bytes / (first send .. ack).
+//              and answers with one 8-byte ack; bytes / (first send .. ack). An untimed round
+//              of 2 x window x senders messages before it warms the payload buffer cache.
 // Everything goes through the Transport interface (envelope, mailbox, progress thread), so the
 // figures include what a worker pays, not just UCX. docs/protocol.md records results.
 //
@@ -155,6 +156,12 @@ int BandwidthMessages(const Config& config, size_t size) {
                                              20000));
 }
 
+// Untimed messages sent the bandwidth run's way before it: enough to have every buffer the
+// run keeps in flight at once allocated and cached (transport/payload.h). Without them the
+// first windows paid for fresh huge pages (2 MiB faults with compaction: 8-65 ms each window
+// on this VM), a third of a 256 MiB run, which no serving worker pays past its first steps.
+int WarmupMessages(const Config& config) { return 2 * config.window * config.senders; }
+
 void RunServer(int fd, const Config& config) {
   for (absl::Duration budget : config.budgets) {
     std::unique_ptr<UcxTransport> t = Connect(fd, kServer, kClient, budget, config.receive_budget);
@@ -165,10 +172,11 @@ void RunServer(int fd, const Config& config) {
         Message m = ReceiveOrDie(*t, kClient, key, size);
         SendOrDie(*t, kClient, key, m.payload.data(), m.payload.size());
       }
-      const int messages = BandwidthMessages(config, size);
-      for (int i = 0; i < messages; ++i, ++key) ReceiveOrDie(*t, kClient, key, size);
-      const uint64_t ack = key;
-      SendOrDie(*t, kClient, kAckKey, &ack, sizeof(ack));
+      for (const int messages : {WarmupMessages(config), BandwidthMessages(config, size)}) {
+        for (int i = 0; i < messages; ++i, ++key) ReceiveOrDie(*t, kClient, key, size);
+        const uint64_t ack = key;
+        SendOrDie(*t, kClient, kAckKey, &ack, sizeof(ack));
+      }
     }
     char token = 'd';  // neither side closes while the other may still be pulling
     WriteAll(fd, &token, 1);
@@ -198,8 +206,7 @@ void RunClient(int fd, const Config& config, const char* tls) {
       const double p50 = rtt_us[rtt_us.size() / 2];
       const double p99 = rtt_us[rtt_us.size() * 99 / 100];
 
-      const int messages = BandwidthMessages(config, size);
-      const double start = NowSeconds();
+      int messages = WarmupMessages(config);
       // Sender j sends messages j, j + senders, ...: with several, one's next send leaves while
       // another waits for its completion (a sliding window, as perftest keeps one).
       auto send_share = [&](int j) {
@@ -227,12 +234,18 @@ void RunClient(int fd, const Config& config, const char* tls) {
           if (absl::Status s = t->SendAll(batch); !s.ok()) Die("send", s);
         }
       };
-      std::vector<std::thread> senders;
-      for (int j = 1; j < config.senders; ++j) senders.emplace_back(send_share, j);
-      send_share(0);
-      for (std::thread& sender : senders) sender.join();
-      key += static_cast<uint64_t>(messages);
-      ReceiveOrDie(*t, kServer, kAckKey, sizeof(uint64_t));
+      auto run = [&] {  // every sender its share, then the server's ack
+        std::vector<std::thread> senders;
+        for (int j = 1; j < config.senders; ++j) senders.emplace_back(send_share, j);
+        send_share(0);
+        for (std::thread& sender : senders) sender.join();
+        key += static_cast<uint64_t>(messages);
+        ReceiveOrDie(*t, kServer, kAckKey, sizeof(uint64_t));
+      };
+      run();  // warm-up
+      messages = BandwidthMessages(config, size);
+      const double start = NowSeconds();
+      run();
       const double seconds = NowSeconds() - start;
       const double gbps = static_cast<double>(messages) * static_cast<double>(size) / seconds / 1e9;
       std::printf("%-4s budget %-5s %8zu B  rtt p50 %8.1f us  p99 %8.1f us  one-way ~%7.1f us  "

@@ -119,6 +119,7 @@ class UcxTransport final : public Transport {
     return PostSend(peer, key, header, payload, payload_bytes);
   }
   absl::Status Wait(const PostedSend& posted) {
+    if (posted.request == nullptr) return absl::OkStatus();  // completed in place (eager)
     return WaitForSend(posted.request, posted.state, posted.peer, posted.epoch);
   }
   using Transport::Receive;

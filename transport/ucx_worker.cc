@@ -4,6 +4,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,15 +74,23 @@ absl::StatusOr<std::unique_ptr<UcxWorker>> UcxWorker::Create(const std::string& 
   if (self->wake_fd_ < 0) {
     return absl::InternalError(absl::StrCat("ucx worker: eventfd: ", std::strerror(errno)));
   }
+  self->linger_timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (self->linger_timer_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("ucx worker: timerfd: ", std::strerror(errno)));
+  }
   self->watch_fd_ = epoll_create1(EPOLL_CLOEXEC);
   epoll_event wake{};
   wake.events = EPOLLIN;
   wake.data.fd = self->wake_fd_;
+  epoll_event timer{};
+  timer.events = EPOLLIN;
+  timer.data.fd = self->linger_timer_fd_;
   epoll_event worker{};
   worker.events = EPOLLIN | EPOLLONESHOT;
   worker.data.fd = self->worker_fd_;
   if (self->watch_fd_ < 0 || epoll_ctl(self->watch_fd_, EPOLL_CTL_ADD, self->wake_fd_, &wake) != 0 ||
-      epoll_ctl(self->watch_fd_, EPOLL_CTL_ADD, self->worker_fd_, &worker) != 0) {
+      epoll_ctl(self->watch_fd_, EPOLL_CTL_ADD, self->worker_fd_, &worker) != 0 ||
+      epoll_ctl(self->watch_fd_, EPOLL_CTL_ADD, self->linger_timer_fd_, &timer) != 0) {
     return absl::InternalError(absl::StrCat("ucx worker: epoll: ", std::strerror(errno)));
   }
 
@@ -105,6 +114,7 @@ UcxWorker::~UcxWorker() {
   if (worker_ != nullptr) ucp_worker_destroy(worker_);
   if (context_ != nullptr) ucp_cleanup(context_);
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (linger_timer_fd_ >= 0) close(linger_timer_fd_);
   if (watch_fd_ >= 0) close(watch_fd_);
 }
 
@@ -193,11 +203,28 @@ bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget
     // We got what we waited for and nobody sleeps on the progress thread: leave without the
     // four system calls of a hand-back; the next driver (most often this thread, a few
     // microseconds from now) takes over as is. The progress thread hands back after kLinger.
-    role_.store(Lingering(NowNanos()));
-    if (from_free) Kick();  // it may be asleep without a timeout
+    const uint64_t now = NowNanos();
+    role_.store(Lingering(now));
+    ArmLingerTimer(now);  // the progress thread sleeps without a timeout while others drive
     if (sleepers_.load() > 0) EndLingering();  // a sleeper came between our check and the store
     return true;
   }
+}
+
+void UcxWorker::ArmLingerTimer(uint64_t now_nanos) {
+  // Setting a timer is a VM exit here (8 us, against 1 us for a plain system call), too dear
+  // for every message. So a deadline kLinger to 2 x kLinger ahead is good enough: it is moved
+  // (to 2 x kLinger from now) only when it is less than kLinger away. While drivers stream,
+  // that is one setting per kLinger and the timer never fires; when they stop, the progress
+  // thread hands back between kLinger and 2 x kLinger later.
+  const uint64_t linger = static_cast<uint64_t>(absl::ToInt64Nanoseconds(kLinger));
+  if (linger_deadline_nanos_.load(std::memory_order_relaxed) >= now_nanos + linger) return;
+  const uint64_t deadline = now_nanos + 2 * linger;
+  linger_deadline_nanos_.store(deadline, std::memory_order_relaxed);
+  itimerspec when{};
+  when.it_value.tv_sec = static_cast<time_t>(deadline / 1'000'000'000u);
+  when.it_value.tv_nsec = static_cast<long>(deadline % 1'000'000'000u);
+  if (timerfd_settime(linger_timer_fd_, TFD_TIMER_ABSTIME, &when, nullptr) != 0) Kick();  // then poll once
 }
 
 void UcxWorker::HandBack() {
@@ -205,8 +232,12 @@ void UcxWorker::HandBack() {
   // drained and armed for it. An arm that fails (a transport without events) gets it awake to
   // fall back on its timed wait.
   const ucs_status_t armed = DrainAndArm();
-  WatchWorker(true);  // wakes the progress thread at once if an event came since the arm
+  // Free first, then watch: the one-shot watch may fire at once (an event came since the arm),
+  // and the progress thread it wakes must find the role free and drain. Watching first, it
+  // could find the role still held, sleep without a timeout and leave the event unread: a
+  // message stuck until the next one (tests/transport/ucx_stress_test.cc).
   role_.store(kFree);
+  WatchWorker(true);
   if (armed != UCS_OK) Kick();
 }
 
@@ -245,7 +276,7 @@ int UcxWorker::WaitForEvents(::epoll_event* events, int max_events, int64_t time
 }
 
 void UcxWorker::Run() {
-  epoll_event events[2];
+  epoll_event events[3];
   const uint64_t linger = static_cast<uint64_t>(absl::ToInt64Nanoseconds(kLinger));
   while (!stop_.load()) {
     uint64_t role = role_.load();
@@ -265,17 +296,18 @@ void UcxWorker::Run() {
         continue;
       }
       timeout_nanos = static_cast<int64_t>(linger - age);
-    } else {
-      // A thread drives; it hands back, or lingers and we hand back after kLinger.
-      timeout_nanos = static_cast<int64_t>(linger);
     }
+    // Otherwise a thread drives: it hands back (the worker's fd is watched again then), or it
+    // lingers and arms the linger timer, which wakes us to hand back. No timeout of our own:
+    // a wakeup every kLinger while a driver streams was a context switch per message on a
+    // core shared with that driver, 10-20% of tcp bandwidth (docs/benchmarks.md).
     if (stop_.load()) break;
-    const int ready = WaitForEvents(events, 2, timeout_nanos);
+    const int ready = WaitForEvents(events, 3, timeout_nanos);
     if (ready > 0) wakeups_.fetch_add(1, std::memory_order_relaxed);
     for (int i = 0; i < ready; ++i) {
-      if (events[i].data.fd != wake_fd_) continue;
-      uint64_t count = 0;
-      [[maybe_unused]] ssize_t got = read(wake_fd_, &count, sizeof(count));
+      if (events[i].data.fd != wake_fd_ && events[i].data.fd != linger_timer_fd_) continue;
+      uint64_t count = 0;  // eventfd: kicks; timerfd: expirations
+      [[maybe_unused]] ssize_t got = read(events[i].data.fd, &count, sizeof(count));
     }
   }
 }

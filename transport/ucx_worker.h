@@ -25,9 +25,10 @@
 // thread sleeps on the progress thread lingers instead: it leaves the role marked lingering and
 // the next driver (usually the same thread, microseconds later: a reply to send, the next
 // message to wait for) takes it over as is. The progress thread hands back a role left
-// lingering for kLinger, and any thread about to sleep on it (Sleeper) hands back at once. The
-// price: an event that arrives while a role lingers and nobody waits, such as a peer's
-// rendezvous that only our progress completes, waits up to kLinger.
+// lingering for kLinger to 2 x kLinger (a timerfd the lingering driver sets; while drivers keep
+// the role the progress thread sleeps without waking), and any thread about to sleep on it
+// (Sleeper) hands back at once. The price: an event that arrives while a role lingers and nobody
+// waits, such as a peer's rendezvous that only our progress completes, waits up to 2 x kLinger.
 //
 // UCX reads its own UCX_* environment variables (UCX_TLS, UCX_NET_DEVICES, ...) in
 // ucp_config_read; this class reads no environment itself.
@@ -123,6 +124,9 @@ class UcxWorker {
   ucs_status_t DrainAndArm();
   // With the role held: drain, arm, watch the fd again, free the role.
   void HandBack();
+  // Makes sure the linger timer fires between kLinger and 2 x kLinger after `now_nanos`
+  // (CLOCK_MONOTONIC); only the holder of the drive role calls it.
+  void ArmLingerTimer(uint64_t now_nanos);
   // Hands back a role left lingering, if it still is.
   void EndLingering();
   // epoll_wait on the watch set with a timeout in nanoseconds (-1: none).
@@ -137,7 +141,9 @@ class UcxWorker {
   size_t max_am_header_ = 0;
   int worker_fd_ = -1;  // owned by UCX
   int wake_fd_ = -1;    // eventfd for Kick() and Stop()
-  int watch_fd_ = -1;   // the progress thread's epoll set: wake_fd_, and worker_fd_ (enabled when idle)
+  int linger_timer_fd_ = -1;  // timerfd: fires after a driver left its role lingering
+  std::atomic<uint64_t> linger_deadline_nanos_{0};  // when linger_timer_fd_ fires next (or fired)
+  int watch_fd_ = -1;   // the progress thread's epoll set: wake_fd_, linger_timer_fd_, and worker_fd_ (enabled when idle)
   std::thread thread_;
   std::atomic<uint64_t> role_{0};    // the drive role: free, held, or lingering since a time
   std::atomic<int> sleepers_{0};     // threads inside a Sleeper

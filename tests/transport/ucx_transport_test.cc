@@ -3,6 +3,7 @@
 #include "transport/ucx_transport.h"
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -129,6 +130,36 @@ TEST_P(UcxTransportTest, ConcurrentSendersInterleave) {
     }
   }
   for (std::thread& s : senders) s.join();
+}
+
+// Post/Wait keep a window of sends in flight from one thread; small ones complete in place
+// (eager, no request), large ones when the peer has pulled them: Wait takes both.
+TEST_P(UcxTransportTest, PostedSendsOfEverySizeSlideThroughAWindow) {
+  constexpr int kMessages = 24, kWindow = 4;
+  const size_t sizes[] = {0, 100, 12 << 10, 1 << 20};
+  std::vector<std::vector<uint8_t>> payloads;
+  for (int i = 0; i < kMessages; ++i) payloads.push_back(Pattern(sizes[i % 4], i));
+  std::thread receiver([&] {
+    for (int i = 0; i < kMessages; ++i) {
+      absl::StatusOr<Message> m = b_->Receive(1, 500 + i, absl::Seconds(20));
+      ASSERT_THAT(m, IsOk()) << i;
+      EXPECT_TRUE(m->payload == payloads[i]) << i;
+    }
+  });
+  std::deque<UcxTransport::PostedSend> in_flight;
+  for (int next = 0; next < kMessages || !in_flight.empty();) {
+    while (next < kMessages && static_cast<int>(in_flight.size()) < kWindow) {
+      absl::StatusOr<UcxTransport::PostedSend> posted =
+          a_->Post(2, 500 + next, "", payloads[next].data(), payloads[next].size());
+      ASSERT_THAT(posted, IsOk()) << next;
+      in_flight.push_back(*posted);
+      ++next;
+    }
+    EXPECT_THAT(a_->Wait(in_flight.front()), IsOk());
+    in_flight.pop_front();
+  }
+  receiver.join();
+  EXPECT_EQ(a_->sends_waiting(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(SendProgressBudget, UcxTransportTest,
