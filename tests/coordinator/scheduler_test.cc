@@ -207,6 +207,7 @@ class FailoverTest : public SchedulerTest {
   // Two requests (one long prompt in chunks, one short) generated to the end.
   std::vector<std::vector<int32_t>> Run(int drop_at) {
     ContextWorker worker;
+    StopWorkerAtExit stop{this};
     JoinWorker();
     worker.Restart(sequence_epoch());
     ServeContext(&worker, drop_at);
@@ -265,6 +266,7 @@ INSTANTIATE_TEST_SUITE_P(Steps, FailoverAtStepTest, ::testing::Values(2, 7));
 TEST_F(FailoverTest, AStepFailingUnavailableWithNoWorkerLostResetsAndReplaysTheSequences) {
   cluster_->set_heartbeat_timeout(absl::Milliseconds(300));
   ContextWorker worker;
+  StopWorkerAtExit stop{this};
   JoinWorker();
   worker.Restart(sequence_epoch());
   const uint64_t first_table = table_version();

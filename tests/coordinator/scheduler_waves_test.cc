@@ -85,6 +85,7 @@ class SchedulerWavesTest : public SchedulerTest {
 TEST_F(SchedulerWavesTest, TwoWavesHaveTheirStepsOutAtOnceAndLoseNoToken) {
   auto requests = SubmitAll(2);
   ContextWorker worker;
+  StopWorkerAtExit stop{this};
   JoinWorker();
   worker.Restart(sequence_epoch());
   ServeGathered(&worker);
@@ -115,6 +116,7 @@ TEST_F(SchedulerWavesTest, TwoWavesHaveTheirStepsOutAtOnceAndLoseNoToken) {
 TEST_F(SchedulerWavesTest, WithOneStepInFlightStepsGoOneAtATime) {
   auto requests = SubmitAll(1);
   ContextWorker worker;
+  StopWorkerAtExit stop{this};
   JoinWorker();
   worker.Restart(sequence_epoch());
   ServeGathered(&worker);
@@ -130,6 +132,7 @@ TEST_F(SchedulerWavesTest, WithOneStepInFlightStepsGoOneAtATime) {
 TEST_F(SchedulerWavesTest, ALostWorkerVoidsEveryWaveAndTheReplayRebuildsEach) {
   auto requests = SubmitAll(2);
   ContextWorker worker;
+  StopWorkerAtExit stop{this};
   JoinWorker();
   worker.Restart(sequence_epoch());
   ServeGathered(&worker, /*drop_at=*/3);
@@ -164,6 +167,7 @@ TEST_F(SchedulerWavesTest, AWaveGoesOnWhileAnotherIsOutAndACancelledSequenceIsFr
   worker.Restart(sequence_epoch());
   absl::Mutex held_mu;
   std::optional<std::pair<transport::Message, v1::StepHeader>> held_step;
+  StopWorkerAtExit stop{this};  // the thread uses the locals above
   worker_thread_ = std::thread([&] {
     transport::Message m;
     v1::StepHeader h;
