@@ -9,17 +9,25 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 
 namespace mmx::fuzz {
 
-// A directory of this process's own under the temporary directory.
+// A directory of this process's own under the temporary directory, removed at exit.
 inline const std::string& ScratchDir() {
-  static const std::string dir = [] {
+  struct Dir {
+    std::string path;
+    ~Dir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Dir dir = [] {
     const std::string d = (std::filesystem::temp_directory_path() / ("mmx-fuzz-" + std::to_string(getpid()))).string();
     std::filesystem::create_directories(d);
-    return d;
+    return Dir{d};
   }();
-  return dir;
+  return dir.path;
 }
 
 // Writes the input to ScratchDir()/name; returns the path.

@@ -36,6 +36,7 @@
 #include "tests/testing/streamed_generate.h"
 #include "tests/testing/process.h"
 #include "tests/testing/shards.h"
+#include "tests/testing/scratch_dir.h"
 
 namespace mmx {
 namespace {
@@ -52,14 +53,9 @@ const bool kSigpipeIgnored = [] {
 
 const std::string kModel = testing::GoldenDir();
 
-std::string TempDir(const std::string& what) {
-  std::string tmpl = "/tmp/mmx-" + what + "-XXXXXX";
-  return mkdtemp(tmpl.data());
-}
-
 const std::string& TokenizerFile() {
   static const std::string path = [] {
-    const std::string p = TempDir("http-tok") + "/tokenizer.json";
+    const std::string p = testing::ScratchDir("http-tok") + "/tokenizer.json";
     std::ofstream(p) << tokenizer::MakeTestTokenizerJson(512);
     return p;
   }();

@@ -25,6 +25,7 @@
 #include "tests/testing/http_get.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/streamed_generate.h"
+#include "tests/testing/scratch_dir.h"
 
 namespace mmx {
 namespace {
@@ -34,11 +35,6 @@ using ::testing::HasSubstr;
 const std::string kModel = testing::GoldenDir();
 
 std::string OneWorker() { return testing::OneWorkerShard(kModel); }
-
-std::string TempDir(const std::string& what) {
-  std::string tmpl = "/tmp/mmx-" + what + "-XXXXXX";
-  return mkdtemp(tmpl.data());
-}
 
 // The test tokenizer, written once to a file the coordinator loads, with a hole: the last 100
 // merges and their tokens (ids 410-509) are removed, so those ids of the model's 512 map to no
@@ -54,7 +50,7 @@ const std::string& TokenizerFile() {
       const int id = it.value().get<int>();
       it = id >= kHoleBegin && id < kHoleEnd ? vocab.erase(it) : std::next(it);
     }
-    const std::string p = TempDir("tok") + "/tokenizer.json";
+    const std::string p = testing::ScratchDir("tok") + "/tokenizer.json";
     std::ofstream(p) << t.dump();
     return p;
   }();
@@ -97,7 +93,7 @@ v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens, bool 
 class ServingTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    state_dir_ = new std::string(TempDir("state"));
+    state_dir_ = new std::string(testing::ScratchDir("state"));
     auto c = testing::LocalCluster::StartWith(OneWorker(), {"--tokenizer", TokenizerFile(), "--state-dir", *state_dir_,
                                                             "--metrics-listen", "127.0.0.1:0"});
     ASSERT_TRUE(c.ok()) << c.status();
@@ -512,7 +508,7 @@ TEST_F(ServingTest, CommandLineClientCoversTextChatAndJobs) {
 // What the first recorded is kept as it was and not run again (the new coordinator accepts only
 // the requests that had no result), and every result equals the same request run alone.
 TEST(ServingDurabilityTest, AJobSurvivesTheCoordinatorBeingKilled) {
-  const std::string state = TempDir("durable");
+  const std::string state = testing::ScratchDir("durable");
   auto c = testing::LocalCluster::StartWith(OneWorker(), {"--tokenizer", TokenizerFile(), "--state-dir", state,
                                                           "--max-concurrent", "2", "--metrics-listen", "off"});
   ASSERT_TRUE(c.ok()) << c.status();
