@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/fd_io.h"
 #include "base/status_macros.h"
 
 namespace mmx::transport::testing {
@@ -55,28 +56,6 @@ std::vector<uint8_t> Pattern(size_t n, uint64_t seed) {
     bytes[i] = static_cast<uint8_t>(x);
   }
   return bytes;
-}
-
-bool WriteAll(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = write(fd, p, size);
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool ReadAll(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    const ssize_t n = read(fd, p, size);
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
 }
 
 bool Barrier(int fd) {

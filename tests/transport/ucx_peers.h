@@ -29,8 +29,6 @@ struct PeerEnv {
 // Deterministic pseudo-random bytes for `seed`: payloads that show any misplaced byte.
 std::vector<uint8_t> Pattern(size_t n, uint64_t seed);
 
-bool WriteAll(int fd, const void* data, size_t size);
-bool ReadAll(int fd, void* data, size_t size);
 // Both sides return once the other has reached the same point.
 bool Barrier(int fd);
 
