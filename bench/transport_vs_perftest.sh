@@ -61,8 +61,10 @@ for round in $(seq 1 "$rounds"); do
     esac
     wait_quiet
     # The bench sets UCX_TLS itself from --tls; for shm it leaves mmx's default (^mm).
+    # --bw-bytes: as many bandwidth messages as perftest sends (2000 of 1 MiB, 20000 of 8 KB).
     mmx=$(env -u UCX_TLS -u UCX_NET_DEVICES "$bench" --tls "$tls" --pin --send-budget-us 50 \
-      --sizes "$sizes" --iters "$iters" --window "$window" --senders "$senders" "${slide[@]}" | grep ' budget ')
+      --sizes "$sizes" --iters "$iters" --window "$window" --senders "$senders" "${slide[@]}" \
+      --bw-bytes 2097152000 | grep ' budget ')
     for size in ${sizes//,/ }; do
       line=$(grep -E " $size B " <<<"$mmx")
       m_lat=$(sed -E 's/.*one-way ~ *([0-9.]+) us.*/\1/' <<<"$line")
