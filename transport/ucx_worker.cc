@@ -220,11 +220,14 @@ void UcxWorker::ArmLingerTimer(uint64_t now_nanos) {
   const uint64_t linger = static_cast<uint64_t>(absl::ToInt64Nanoseconds(kLinger));
   if (linger_deadline_nanos_.load(std::memory_order_relaxed) >= now_nanos + linger) return;
   const uint64_t deadline = now_nanos + 2 * linger;
-  linger_deadline_nanos_.store(deadline, std::memory_order_relaxed);
   itimerspec when{};
   when.it_value.tv_sec = static_cast<time_t>(deadline / 1'000'000'000u);
   when.it_value.tv_nsec = static_cast<long>(deadline % 1'000'000'000u);
-  if (timerfd_settime(linger_timer_fd_, TFD_TIMER_ABSTIME, &when, nullptr) != 0) Kick();  // then poll once
+  if (timerfd_settime(linger_timer_fd_, TFD_TIMER_ABSTIME, &when, nullptr) != 0) {
+    Kick();  // no timer: the progress thread looks at the role now and times its own wait
+    return;
+  }
+  linger_deadline_nanos_.store(deadline, std::memory_order_relaxed);
 }
 
 void UcxWorker::HandBack() {
