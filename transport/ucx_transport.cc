@@ -225,9 +225,8 @@ void UcxTransport::OnCloseDone(void* request, ucs_status_t /*status*/, void* use
 
 absl::Status UcxTransport::Send(PeerId peer, uint64_t key, const std::string& header,
                                 const void* payload, size_t payload_bytes) {
-  MMX_ASSIGN_OR_RETURN(PostedSend posted, PostSend(peer, key, header, payload, payload_bytes));
-  if (posted.request == nullptr) return absl::OkStatus();
-  return WaitForSend(posted.request, posted.state, posted.peer, posted.epoch);
+  MMX_ASSIGN_OR_RETURN(PostedSend posted, Post(peer, key, header, payload, payload_bytes));
+  return Wait(posted);
 }
 
 absl::Status UcxTransport::SendAll(const std::vector<Outgoing>& messages) {
@@ -235,18 +234,18 @@ absl::Status UcxTransport::SendAll(const std::vector<Outgoing>& messages) {
   std::vector<PostedSend> posted;
   posted.reserve(messages.size());
   for (const Outgoing& m : messages) {
-    absl::StatusOr<PostedSend> p = PostSend(m.peer, m.key, m.header, m.payload, m.payload_bytes);
+    absl::StatusOr<PostedSend> p = Post(m.peer, m.key, m.header, m.payload, m.payload_bytes);
     if (!p.ok()) {
       first.Update(p.status());
     } else if (p->request != nullptr) {
       posted.push_back(*p);
     }
   }
-  for (const PostedSend& p : posted) first.Update(WaitForSend(p.request, p.state, p.peer, p.epoch));
+  for (const PostedSend& p : posted) first.Update(Wait(p));
   return first;
 }
 
-absl::StatusOr<UcxTransport::PostedSend> UcxTransport::PostSend(PeerId peer, uint64_t key,
+absl::StatusOr<UcxTransport::PostedSend> UcxTransport::Post(PeerId peer, uint64_t key,
                                                                 const std::string& header,
                                                                 const void* payload, size_t payload_bytes) {
   Envelope envelope;
@@ -255,7 +254,7 @@ absl::StatusOr<UcxTransport::PostedSend> UcxTransport::PostSend(PeerId peer, uin
   envelope.key = key;
   envelope.payload_bytes = payload_bytes;
   // NOTE: UCX 1.13 keeps pointers to the AM header and the iov array until the send completes
-  // (there is no UCP_AM_SEND_FLAG_COPY_HEADER yet): `frame` and `iov` must outlive WaitForSend.
+  // (there is no UCP_AM_SEND_FLAG_COPY_HEADER yet): `frame` and `iov` must outlive Wait.
   auto* state = new SendState;
   state->payload_bytes = payload_bytes;
   std::string& frame = state->frame;
@@ -321,7 +320,12 @@ bool UcxTransport::PeerStillConnected(PeerId peer, uint64_t epoch) const {
   return (e == peer_epoch_.end() ? 0 : e->second) == epoch;
 }
 
-absl::Status UcxTransport::WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch) {
+absl::Status UcxTransport::Wait(const PostedSend& posted) {
+  if (posted.request == nullptr) return absl::OkStatus();  // completed in place (eager)
+  void* const request = posted.request;
+  SendState* const state = posted.state;
+  const PeerId peer = posted.peer;
+  const uint64_t epoch = posted.epoch;
   // Most rendezvous sends complete within tens of microseconds, sooner than two thread wakeups
   // (the progress thread's, then ours) would take; so progress here first. The progress thread
   // completes what is still pending after the budget.

@@ -113,15 +113,11 @@ class UcxTransport final : public Transport {
   // Send in two halves, for a sender that keeps a window sliding on one thread (post the next
   // as the oldest completes; SendAll waits for its whole batch): Post returns at once, Wait
   // returns as Send would. Every posted send must be waited for exactly once, and its header
-  // and payload left untouched until then.
+  // and payload left untouched until then. Wait gives up (Unavailable) if the peer is
+  // disconnected or reconnected meanwhile (its endpoint epoch moved past the post's).
   absl::StatusOr<PostedSend> Post(PeerId peer, uint64_t key, const std::string& header, const void* payload,
-                                  size_t payload_bytes) {
-    return PostSend(peer, key, header, payload, payload_bytes);
-  }
-  absl::Status Wait(const PostedSend& posted) {
-    if (posted.request == nullptr) return absl::OkStatus();  // completed in place (eager)
-    return WaitForSend(posted.request, posted.state, posted.peer, posted.epoch);
-  }
+                                  size_t payload_bytes);
+  absl::Status Wait(const PostedSend& posted);
   using Transport::Receive;
   using Transport::ReceiveAny;
   absl::StatusOr<Message> Receive(PeerId peer, uint64_t key, absl::Duration timeout,
@@ -160,11 +156,6 @@ class UcxTransport final : public Transport {
   static void OnCloseDone(void* request, ucs_status_t status, void* user_data);
   // Starts closing `ep` in the background (flush mode, as error mode NONE requires).
   void CloseEndpoint(ucp_ep_h ep);
-  absl::StatusOr<PostedSend> PostSend(PeerId peer, uint64_t key, const std::string& header,
-                                      const void* payload, size_t payload_bytes);
-  // Waits for a posted send; gives up (Unavailable) if `peer` is disconnected or reconnected
-  // meanwhile (its endpoint epoch moved past `epoch`). Releases the sender's share of `state`.
-  absl::Status WaitForSend(void* request, SendState* state, PeerId peer, uint64_t epoch);
   bool PeerStillConnected(PeerId peer, uint64_t epoch) const;
   bool IsShutDown() const;
   // Wakes the sends waiting on `peer` (all peers: nullopt), which then give up.

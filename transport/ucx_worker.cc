@@ -202,7 +202,8 @@ bool UcxWorker::DriveUntil(absl::FunctionRef<bool()> done, absl::Duration budget
     }
     // We got what we waited for and nobody sleeps on the progress thread: leave without the
     // four system calls of a hand-back; the next driver (most often this thread, a few
-    // microseconds from now) takes over as is. The progress thread hands back after kLinger.
+    // microseconds from now) takes over as is. The progress thread hands back after kLinger to
+    // 2 x kLinger (the linger timer).
     const uint64_t now = NowNanos();
     role_.store(Lingering(now));
     ArmLingerTimer(now);  // the progress thread sleeps without a timeout while others drive

@@ -5,6 +5,10 @@
 
 #include <stdlib.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -13,7 +17,7 @@
 
 namespace mmx::testing {
 
-// Makes /tmp/mmx-WHAT-XXXXXX (mkdtemp) and returns its path ("" if it could not be made).
+// Makes /tmp/mmx-WHAT-XXXXXX (mkdtemp) and returns its path; aborts, saying why, if it cannot.
 inline std::string ScratchDir(const std::string& what) {
   struct Made {
     std::mutex mu;
@@ -27,7 +31,10 @@ inline std::string ScratchDir(const std::string& what) {
   };
   static Made made;  // destroyed at exit, after the tests that used the directories
   std::string tmpl = "/tmp/mmx-" + what + "-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) return "";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    std::fprintf(stderr, "ScratchDir: cannot make %s: %s\n", tmpl.c_str(), std::strerror(errno));
+    std::abort();
+  }
   std::lock_guard<std::mutex> lock(made.mu);
   made.dirs.push_back(tmpl);
   return tmpl;
