@@ -1,6 +1,9 @@
 #include "model/moe_exchange.h"
 
 #include <algorithm>
+#include <utility>
+
+#include "base/status_macros.h"
 
 namespace mmx::model {
 
@@ -39,7 +42,7 @@ void MoeExchange::Dispatch(const Routing& routing, const float* w, int64_t num_t
 }
 
 float* MoeExchange::ResultsBuffer(size_t index) {
-  std::vector<float>& r = results_[index];
+  PooledBuffer<float>& r = results_[index];
   r.resize(parts_[index].rows.size());
   return r.data();
 }
@@ -47,6 +50,11 @@ float* MoeExchange::ResultsBuffer(size_t index) {
 void MoeExchange::Receive(size_t index, const float* results) {
   float* buffer = ResultsBuffer(index);
   if (results != buffer) std::copy_n(results, parts_[index].rows.size(), buffer);
+}
+
+void MoeExchange::Receive(size_t index, PooledBuffer<float> results) {
+  MMX_CHECK(results.size() == parts_[index].rows.size());  // the caller checked the reply's size
+  results_[index] = std::move(results);
 }
 
 void MoeExchange::Combine(float* m) {

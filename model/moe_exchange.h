@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/pooled_buffer.h"
 #include "model/layers.h"
 
 namespace mmx::model {
@@ -41,6 +42,8 @@ class MoeExchange {
   // to be written by the caller (then Receive(index) with no copy), or copied in by Receive.
   float* ResultsBuffer(size_t index);
   void Receive(size_t index, const float* results);
+  // The same, taking over `results` (rows [n, H] as above; e.g. a received payload's memory).
+  void Receive(size_t index, PooledBuffer<float> results);
   // m [T, H] = each token's K contributions summed in ascending expert id. Every part must
   // have been received.
   void Combine(float* m);
@@ -52,7 +55,7 @@ class MoeExchange {
   int64_t num_tokens_ = 0, hidden_ = 0;
   std::vector<Part> parts_;
   size_t num_parts_ = 0;
-  std::vector<std::vector<float>> results_;  // per part, [n, H]
+  std::vector<PooledBuffer<float>> results_;  // per part, [n, H]
   std::vector<float> contributions_;         // [T*K, H]
 };
 

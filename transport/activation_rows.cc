@@ -1,6 +1,8 @@
 #include "transport/activation_rows.h"
 
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "base/bf16.h"
 
@@ -40,6 +42,18 @@ void DecodeRows(const void* data, int64_t values, v1::RowsDType dtype, float* ou
     std::memcpy(&v, bytes + 2 * i, sizeof v);
     out[i] = Bf16ToFloat(v);
   }
+}
+
+void DecodeRows(Payload&& payload, int64_t values, v1::RowsDType dtype, PooledFloats* out) {
+  if (dtype != v1::ROWS_BF16 && payload.size() == static_cast<size_t>(values) * sizeof(float)) {
+    std::optional<PooledFloats> rows = payload.ReleaseAs<float>();
+    if (rows.has_value()) {
+      *out = std::move(*rows);
+      return;
+    }
+  }
+  out->resize(static_cast<size_t>(values));
+  DecodeRows(payload.data(), values, dtype, out->data());
 }
 
 }  // namespace mmx::transport

@@ -30,12 +30,16 @@ class EncodedRows {
   size_t bytes() const { return bytes_; }
 
  private:
-  std::vector<uint16_t, PayloadAllocator<uint16_t>> bf16_;  // pooled, as the rows it stands for
+  PooledBuffer<uint16_t> bf16_;  // pooled, as the rows it stands for
   const void* data_ = nullptr;
   size_t bytes_ = 0;
 };
 
 // Widens `values` activations of `dtype` at `data` (bytes as RowsBytes says) into out.
 void DecodeRows(const void* data, int64_t values, v1::RowsDType dtype, float* out);
+// The same for a received payload of exactly RowsBytes: fp32 rows become *out with no copy (out
+// takes the payload's memory over; the rendezvous wrote them there), bf16 rows are widened into
+// *out. The payload is left empty or unchanged.
+void DecodeRows(Payload&& payload, int64_t values, v1::RowsDType dtype, PooledFloats* out);
 
 }  // namespace mmx::transport

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -71,15 +72,18 @@ absl::Status Redispatch(model::StageCompute& compute, int layer, int64_t H, uint
     if (!remote.empty()) MMX_RETURN_IF_ERROR(peers.Send(layer, remote));
     lost.clear();
     for (const auto& [holder, part] : parts) {
-      std::vector<float> results(part.rows.size());
+      transport::PooledFloats results;
       absl::Status st;
       if (holder == self) {
+        results.resize(part.rows.size());
         absl::StatusOr<int64_t> bytes = compute.ExpertPairs(layer, part.rows.data(), part.expert_ids.data(),
                                                              part.weights.data(), part.num_rows(), results.data());
         st = bytes.status();
         if (bytes.ok()) state.expert_bytes += *bytes;
       } else {
-        st = peers.Collect(layer, part, results.data());
+        absl::StatusOr<transport::PooledFloats> collected = peers.Collect(layer, part);
+        st = collected.status();
+        if (collected.ok()) results = std::move(*collected);
       }
       if (absl::IsUnavailable(st)) {
         lost.insert(lost.end(), origin[holder].begin(), origin[holder].end());
@@ -103,12 +107,13 @@ absl::Status EndLayer(model::StageCompute& compute, const model::ModelConfig& co
   for (size_t i = 0; i < state.moe.parts().size(); ++i) {
     const model::MoeExchange::Part& part = state.moe.parts()[i];
     if (part.holder == self) continue;
-    absl::Status st = peers->Collect(layer, part, state.moe.ResultsBuffer(i));
-    if (absl::IsUnavailable(st)) {
+    absl::StatusOr<transport::PooledFloats> results = peers->Collect(layer, part);
+    if (absl::IsUnavailable(results.status())) {
       for (int64_t r = 0; r < part.num_rows(); ++r) lost.push_back({i, r});
       continue;
     }
-    MMX_RETURN_IF_ERROR(st);
+    MMX_RETURN_IF_ERROR(results.status());
+    state.moe.Receive(i, std::move(*results));
   }
   if (!lost.empty()) MMX_RETURN_IF_ERROR(Redispatch(compute, layer, config.hidden_size, self, *peers, std::move(lost), state));
   const int64_t H = config.hidden_size;

@@ -39,9 +39,9 @@ class ExpertPeers {
   virtual ~ExpertPeers() = default;
   // Sends these parts, all at once (no holder waits for another's transfer).
   virtual absl::Status Send(int layer, const std::vector<const model::MoeExchange::Part*>& parts) = 0;
-  // Waits for one part's results and writes them to `results`: rows [n, H] = weight *
-  // expert(row), in the part's order. UNAVAILABLE when its holder is gone.
-  virtual absl::Status Collect(int layer, const model::MoeExchange::Part& part, float* results) = 0;
+  // Waits for one part's results: rows [n, H] = weight * expert(row), in the part's order (the
+  // received memory itself where the wire carries fp32). UNAVAILABLE when its holder is gone.
+  virtual absl::StatusOr<transport::PooledFloats> Collect(int layer, const model::MoeExchange::Part& part) = 0;
   // A live holder of `expert` at `layer` (this worker's id if it holds one), for rows whose
   // holder was lost mid-layer; UNAVAILABLE if none is left.
   virtual absl::StatusOr<uint32_t> Replacement(int layer, int expert) = 0;

@@ -65,7 +65,7 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
     return stage_.transport_->SendAll(sends);
   }
 
-  absl::Status Collect(int layer, const model::MoeExchange::Part& part, float* results) override {
+  absl::StatusOr<transport::PooledFloats> Collect(int layer, const model::MoeExchange::Part& part) override {
     const uint64_t key = ReplyKey(MessageKind::kCombine, mb_.header.step_id(), mb_.header.micro_batch(), layer);
     absl::StatusOr<transport::Message> reply =
         stage_.transport_->Receive(part.holder, key, stage_.reply_timeout_, stage_.abort_.get_token());
@@ -81,9 +81,10 @@ class StageExecutor::ExpertHosts final : public ExpertPeers {
     time.set_peer_id(part.holder);
     time.set_micros(time.micros() + combine.compute_micros());
     time.set_weight_bytes(time.weight_bytes() + combine.weight_bytes());
-    transport::DecodeRows(reply->payload.data(), part.num_rows() * stage_.shard_->config().hidden_size,
-                          combine.rows_dtype(), results);
-    return absl::OkStatus();
+    transport::PooledFloats results;
+    transport::DecodeRows(std::move(reply->payload), part.num_rows() * stage_.shard_->config().hidden_size,
+                          combine.rows_dtype(), &results);
+    return results;
   }
 
   absl::StatusOr<uint32_t> Replacement(int layer, int expert) override {
@@ -299,7 +300,7 @@ void StageExecutor::RunOneLayer(InProgress& active, absl::Status& first_error) {
   }
 }
 
-absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& message) {
+absl::Status StageExecutor::Prepare(MicroBatch& mb, transport::Message& message) {
   const model::ModelConfig& c = shard_->config();
   const int64_t H = c.hidden_size;
   for (uint64_t id : mb.header.freed_sequences()) {
@@ -310,16 +311,15 @@ absl::Status StageExecutor::Prepare(MicroBatch& mb, const transport::Message& me
     }
   }
   mb.num_tokens = transport::StepTokens(mb.header);
-  mb.state.x.resize(mb.num_tokens * H);
   mb.layer = mb.header.layer();
   if (mb.layer == -1) {
+    mb.state.x.resize(mb.num_tokens * H);
     MMX_RETURN_IF_ERROR(shard_->compute->Embed(reinterpret_cast<const int32_t*>(message.payload.data()),
                                                mb.num_tokens, mb.state.x.data()));
     mb.weight_bytes += mb.num_tokens * H * static_cast<int64_t>(DTypeSize(shard_->embedding->dtype));
     mb.layer = 0;
   } else {
-    transport::DecodeRows(message.payload.data(), static_cast<int64_t>(mb.state.x.size()), mb.header.rows_dtype(),
-                          mb.state.x.data());
+    transport::DecodeRows(std::move(message.payload), mb.num_tokens * H, mb.header.rows_dtype(), &mb.state.x);
   }
   if (mb.layer >= c.num_hidden_layers || routes_.attention_owner[mb.layer] != self_) return absl::OkStatus();
   if (!shard_->attention || shard_->attention->begin != mb.layer) {

@@ -98,7 +98,8 @@ class StageExecutor {
   // Some expert of this stage's layers is held only elsewhere: interleaving has something to overlap.
   bool HasRemoteExperts() const;
   absl::Status Run(std::deque<transport::Message> messages, StepInbox* inbox);
-  absl::Status Prepare(MicroBatch& mb, const transport::Message& message);
+  // Takes the message's rows over as the micro-batch's input (no copy when they are fp32).
+  absl::Status Prepare(MicroBatch& mb, transport::Message& message);
   // The micro-batch leaves this worker: its sequences are free for the next, and the frees put
   // off for them happen.
   void Release(const MicroBatch& mb);

@@ -2,9 +2,9 @@
 // is refused with DataLoss naming the problem. And activation rows in either wire dtype.
 #include "transport/wire_check.h"
 
-#include <vector>
-
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -149,6 +149,33 @@ TEST(ActivationRowsTest, Fp32IsSentInPlaceAndBf16RoundsToNearestEven) {
   EXPECT_EQ(RowsBytes(9, 4), std::nullopt);
   EXPECT_EQ(RowsDTypeOf(DType::kBF16), v1::ROWS_BF16);
   EXPECT_EQ(RowsDTypeOf(DType::kF32), v1::ROWS_FP32);
+}
+
+// A received payload's fp32 rows become the receiver's rows in the same memory (the rendezvous
+// wrote them there); bf16 rows are widened into the receiver's buffer.
+TEST(ActivationRowsTest, ReceivedFp32RowsAreTakenOverAndBf16RowsWidened) {
+  const std::vector<float> x = {1.0f, -2.5f, 3.0f, 0.5f};
+  Payload payload(x.size() * 4);
+  std::memcpy(payload.data(), x.data(), payload.size());
+  const void* received = payload.data();
+  PooledFloats rows;
+  DecodeRows(std::move(payload), static_cast<int64_t>(x.size()), v1::ROWS_FP32, &rows);
+  EXPECT_EQ(static_cast<const void*>(rows.data()), received);
+  EXPECT_EQ(std::vector<float>(rows.begin(), rows.end()), x);
+  EXPECT_TRUE(payload.empty());
+
+  EncodedRows encoded;
+  encoded.Encode(x.data(), static_cast<int64_t>(x.size()), v1::ROWS_BF16);
+  Payload narrow(encoded.bytes());
+  std::memcpy(narrow.data(), encoded.data(), encoded.bytes());
+  DecodeRows(std::move(narrow), static_cast<int64_t>(x.size()), v1::ROWS_BF16, &rows);
+  EXPECT_EQ(std::vector<float>(rows.begin(), rows.end()), x);  // each exact in bf16
+}
+
+TEST(ActivationRowsTest, PayloadsCompareWithByteVectors) {
+  Payload p = {1, 2, 3};
+  EXPECT_TRUE(p == (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_FALSE(p == (std::vector<uint8_t>{1, 2}));
 }
 
 TEST(WireCheckTest, CombineAndTokensAreCheckedToo) {

@@ -1,4 +1,4 @@
-#include "transport/payload.h"
+#include "base/buffer_pool.h"
 
 #include <sys/mman.h>
 
@@ -12,7 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 
-namespace mmx::transport {
+namespace mmx {
 namespace {
 
 // Four size classes per power of two (at most 25% rounding up), so that messages of one size
@@ -31,12 +31,12 @@ size_t SizeClass(size_t bytes) {
 constexpr size_t kHugePage = size_t{2} << 20;
 
 size_t BufferBytes(size_t size_class) {
-  if (size_class < PayloadPool::kMinHugeBytes) return size_class;
+  if (size_class < BufferPool::kMinHugeBytes) return size_class;
   return (size_class + kHugePage - 1) / kHugePage * kHugePage;
 }
 
 void* NewBuffer(size_t size_class) {
-  if (size_class < PayloadPool::kMinHugeBytes) return ::operator new(size_class);
+  if (size_class < BufferPool::kMinHugeBytes) return ::operator new(size_class);
   const size_t bytes = BufferBytes(size_class);
   void* p = std::aligned_alloc(kHugePage, bytes);
   if (p == nullptr) throw std::bad_alloc();
@@ -45,7 +45,7 @@ void* NewBuffer(size_t size_class) {
 }
 
 void DeleteBuffer(void* p, size_t size_class) {
-  if (size_class < PayloadPool::kMinHugeBytes) {
+  if (size_class < BufferPool::kMinHugeBytes) {
     ::operator delete(p);
   } else {
     std::free(p);
@@ -59,13 +59,13 @@ struct Cache {
 };
 
 Cache& TheCache() {
-  static Cache* cache = new Cache;  // never destroyed: payloads may be freed during exit
+  static Cache* cache = new Cache;  // never destroyed: buffers may be freed during exit
   return *cache;
 }
 
 }  // namespace
 
-void* PayloadPool::Allocate(size_t bytes) {
+void* BufferPool::Allocate(size_t bytes) {
   if (bytes < kMinPooledBytes) return ::operator new(bytes);
   const size_t size_class = SizeClass(bytes);
   Cache& cache = TheCache();
@@ -82,7 +82,7 @@ void* PayloadPool::Allocate(size_t bytes) {
   return NewBuffer(size_class);
 }
 
-void PayloadPool::Free(void* p, size_t bytes) {
+void BufferPool::Free(void* p, size_t bytes) {
   if (p == nullptr) return;
   if (bytes < kMinPooledBytes) {
     ::operator delete(p);
@@ -101,10 +101,10 @@ void PayloadPool::Free(void* p, size_t bytes) {
   DeleteBuffer(p, size_class);
 }
 
-size_t PayloadPool::cached_bytes() {
+size_t BufferPool::cached_bytes() {
   Cache& cache = TheCache();
   absl::MutexLock lock(&cache.mu);
   return cache.cached_bytes;
 }
 
-}  // namespace mmx::transport
+}  // namespace mmx
