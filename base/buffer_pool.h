@@ -18,7 +18,7 @@ class BufferPool {
   static constexpr size_t kMinPooledBytes = size_t{64} << 10;
   static constexpr size_t kMaxCachedBytes = size_t{256} << 20;
   // From this size class up, buffers are 2 MiB-aligned transparent huge pages.
-  static constexpr size_t kMinHugeBytes = size_t{1} << 20;
+  static constexpr size_t kMinHugeBytes = size_t{512} << 10;
   static void* Allocate(size_t bytes);
   static void Free(void* p, size_t bytes);
   // Bytes now cached (tests, diagnostics).

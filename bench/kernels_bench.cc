@@ -99,7 +99,7 @@ void BM_GemmBf16(benchmark::State& state) {
 // lm_head 32000x2048; decode batches 1, 8, 32 and a 512-token prefill.
 BENCHMARK(BM_GemmBf16)
     ->ArgNames({"rows", "cols", "tokens"})
-    ->ArgsProduct({{2048}, {2048}, {1, 8, 32, 512}})
+    ->ArgsProduct({{2048}, {2048}, {1, 2, 4, 8, 16, 32, 512}})
     ->ArgsProduct({{6144}, {2048}, {1, 8, 32, 512}})
     ->ArgsProduct({{32000}, {2048}, {1, 8, 32}})
     ->Unit(benchmark::kMicrosecond)
@@ -300,7 +300,7 @@ void BM_GemmInt8(benchmark::State& state) {
 // The medium model's expert shape (2048 x 2048) at decode batches 1, 8, 32 and a 512-token prefill.
 BENCHMARK(BM_GemmInt8)
     ->ArgNames({"rows", "cols", "tokens"})
-    ->ArgsProduct({{2048}, {2048}, {1, 8, 32, 512}})
+    ->ArgsProduct({{2048}, {2048}, {1, 2, 4, 8, 16, 32, 512}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -34,14 +34,14 @@ Isa DetectHardwareIsa() {
   return Isa::kAvx2;
 }
 
-// The level the kernels run at by default: the hardware's, except AMX, which is opt-in
-// (MMX_ISA=amx) until it has been measured on AMX hardware; MMX_ISA=avx2|avx512 caps it.
+// The level the kernels run at by default: the hardware's; MMX_ISA=avx2|avx512 caps it (AMX
+// was opt-in until it had run on AMX hardware: docs/benchmarks.md, 2026-12-08).
 Isa DetectIsa() {
   const Isa hardware = HardwareIsa();
   const char* cap = std::getenv("MMX_ISA");
-  Isa limit = Isa::kAvx512;
+  Isa limit = Isa::kAmx;
   if (cap != nullptr && std::strcmp(cap, "avx2") == 0) limit = Isa::kAvx2;
-  if (cap != nullptr && std::strcmp(cap, "amx") == 0) limit = Isa::kAmx;
+  if (cap != nullptr && std::strcmp(cap, "avx512") == 0) limit = Isa::kAvx512;
   return limit < hardware ? limit : hardware;
 }
 

@@ -16,9 +16,8 @@ bool Avx512Active();
 
 const char* IsaName(Isa isa);
 
-// The level the kernels use by default (detected once): the CPU's best, except that AMX is
-// opt-in, with the environment variable MMX_ISA=amx (its kernel has run only under emulation so
-// far); MMX_ISA=avx2 or avx512 caps the level.
+// The level the kernels use by default (detected once): the CPU's best; the environment
+// variable MMX_ISA=avx2 or avx512 caps it.
 Isa BestIsa();
 
 // The best level this CPU can run, AMX included (what SupportedIsas and overrides reach).

@@ -47,10 +47,16 @@ const float* PrepareActivations(const float* x, int64_t num_tokens, int64_t cols
   return base;
 }
 
-// AMX takes BF16 weights whose rows split into whole 32-column tiles, at every token count (so a
-// token's result never depends on its batch).
-bool TakesAmx(const WeightView& w) {
-  return ActiveIsa() == Isa::kAmx && w.dtype == DType::kBF16 && w.cols % internal::kAmxK == 0;
+// AMX takes BF16 weights whose rows split into whole 32-column tiles, from a few tokens on. One
+// token (a GEMV) stays on AVX-512, which streams the weights at the read bandwidth; with fp32
+// activations (three products per weight tile) AVX-512 also keeps up to 4 tokens, where it ran
+// at 1.1-1.2x AMX's rate, and AMX takes over from 8 (1.3x at 8, 1.7x at 16 and 32). With bf16
+// activations AMX was ahead from 2 tokens (1.1-2.5x the vdpbf16ps path). docs/benchmarks.md.
+int64_t AmxMinTokens() { return CurrentActivationPrecision() == ActivationPrecision::kBf16 ? 2 : 8; }
+
+bool TakesAmx(const WeightView& w, int64_t num_tokens) {
+  return ActiveIsa() == Isa::kAmx && num_tokens >= AmxMinTokens() && w.dtype == DType::kBF16 &&
+         w.cols % internal::kAmxK == 0;
 }
 
 // The AMX path for several problems (each TakesAmx), their 16-row blocks shared out in one pass.
@@ -90,7 +96,7 @@ void GemmGroup(const GemmProblem* problems, int64_t count) {
   for (int64_t i = 0; i < count; ++i) {
     const GemmProblem& p = problems[i];
     const bool nonempty = p.num_tokens > 0 && p.w.rows > 0 && p.w.cols > 0;
-    if (nonempty && TakesAmx(p.w)) {
+    if (nonempty && TakesAmx(p.w, p.num_tokens)) {
       amx.push_back(&p);
     } else if (nonempty && avx512 && bf16_mode && p.num_tokens > 1 && p.w.dtype == DType::kBF16) {
       bf16_dot.push_back(&p);  // vdpbf16ps, grouped the same way below
@@ -136,7 +142,7 @@ void Gemm(const float* x, int64_t num_tokens, const WeightView& w, float* y) {
     internal::GemmInt8(x, num_tokens, w, y);
     return;
   }
-  if (TakesAmx(w)) {
+  if (TakesAmx(w, num_tokens)) {
     const GemmProblem problem{x, num_tokens, w, y};
     const GemmProblem* one = &problem;
     GemmAmxGroup(&one, 1);
