@@ -18,22 +18,20 @@ using Payload = PooledBuffer<uint8_t>;
 using PooledFloats = PooledBuffer<float>;
 
 TEST(BufferPoolTest, AFreedLargeBufferServesTheNextMessageOfItsSizeClass) {
-  const size_t before = BufferPool::cached_bytes();
   const uint8_t* first = nullptr;
   {
     Payload a(1 << 20);
     first = a.data();
   }
-  EXPECT_GT(BufferPool::cached_bytes(), before);
+  const size_t cached = BufferPool::cached_bytes();
   Payload b((1 << 20) - 100);  // same class (four per power of two)
   EXPECT_EQ(b.data(), first);
-  EXPECT_EQ(BufferPool::cached_bytes(), before);
+  EXPECT_EQ(BufferPool::cached_bytes(), cached - (size_t{2} << 20));  // taken from the cache
 }
 
 // From 1 MiB up a buffer is whole 2 MiB pages (asked to be transparent huge pages, so that a CMA
 // rendezvous pins and copies few pages), and the cache counts the whole pages it keeps.
 TEST(BufferPoolTest, LargeBuffersAreWholeAlignedHugePages) {
-  const size_t before = BufferPool::cached_bytes();
   const void* first = nullptr;
   {
     PooledFloats rows((size_t{3} << 20) / sizeof(float));  // 3 MiB: two huge pages
@@ -41,10 +39,10 @@ TEST(BufferPoolTest, LargeBuffersAreWholeAlignedHugePages) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % (size_t{2} << 20), 0u);
     rows.back() = 1.f;
   }
-  EXPECT_EQ(BufferPool::cached_bytes(), before + (size_t{4} << 20));
+  const size_t cached = BufferPool::cached_bytes();
   Payload again(size_t{3} << 20);  // the same class, as bytes
   EXPECT_EQ(static_cast<const void*>(again.data()), first);
-  EXPECT_EQ(BufferPool::cached_bytes(), before);
+  EXPECT_EQ(BufferPool::cached_bytes(), cached - (size_t{4} << 20));  // the cache counted both pages
 }
 
 TEST(BufferPoolTest, SmallBuffersAreNotCached) {
@@ -60,6 +58,22 @@ TEST(BufferPoolTest, TheCacheStaysWithinItsBound) {
   }
   EXPECT_LE(BufferPool::cached_bytes(), BufferPool::kMaxCachedBytes);
   EXPECT_GT(BufferPool::cached_bytes(), 0u);
+}
+
+// A burst of one shape fills the cache; a buffer of another shape freed afterwards still gets
+// cached (the full class gives a buffer up), so the shape in use now is served from the cache.
+TEST(BufferPoolTest, AFullCacheMakesRoomForTheSizeClassInUse) {
+  {
+    std::vector<Payload> burst;
+    for (int i = 0; i < 40; ++i) burst.emplace_back(size_t{8} << 20);  // 320 MiB in flight
+  }
+  ASSERT_EQ(BufferPool::cached_bytes(), BufferPool::kMaxCachedBytes);  // 32 of them: full
+  const size_t other_bytes = size_t{5} << 20;  // a class no other test uses: 6 MiB of pages
+  { Payload other(other_bytes); }
+  const size_t with_other = BufferPool::cached_bytes();
+  EXPECT_EQ(with_other, BufferPool::kMaxCachedBytes - (size_t{8} << 20) + (size_t{6} << 20));
+  Payload again(other_bytes);
+  EXPECT_EQ(BufferPool::cached_bytes(), with_other - (size_t{6} << 20));  // taken from the cache
 }
 
 TEST(PooledBufferTest, ResizeKeepsTheElementsItHadAndAssignReplacesThem) {
@@ -86,7 +100,6 @@ TEST(PooledBufferTest, ResizeKeepsTheElementsItHadAndAssignReplacesThem) {
 // floats frees the buffer into its size class (the bytes' allocation size is kept).
 TEST(PooledBufferTest, BytesBecomeFloatsWithoutACopy) {
   const size_t bytes = size_t{768} << 10;  // a decode message's rows
-  const size_t before = BufferPool::cached_bytes();
   const void* memory = nullptr;
   {
     Payload payload(bytes);
@@ -103,9 +116,10 @@ TEST(PooledBufferTest, BytesBecomeFloatsWithoutACopy) {
     EXPECT_TRUE(payload.empty());
     EXPECT_EQ(payload.data(), nullptr);
   }
-  EXPECT_GT(BufferPool::cached_bytes(), before);
-  Payload again(bytes);  // the same size class: the same memory
+  const size_t cached = BufferPool::cached_bytes();
+  Payload again(bytes);  // the same size class: the same memory, from the cache
   EXPECT_EQ(static_cast<const void*>(again.data()), memory);
+  EXPECT_EQ(BufferPool::cached_bytes(), cached - (size_t{2} << 20));  // one huge page
 }
 
 TEST(PooledBufferTest, BytesThatAreNotWholeFloatsStayBytes) {
