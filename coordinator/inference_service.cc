@@ -33,8 +33,8 @@ absl::StatusOr<Caller> InferenceService::Identify(const grpc::ServerContextBase&
 }
 
 absl::StatusOr<v1::Job> InferenceService::VisibleJob(const Caller& caller, const std::string& job_id,
-                                                     bool with_results) const {
-  absl::StatusOr<v1::Job> job = p_.jobs->Get(job_id, with_results);
+                                                     bool with_results, const JobStore::ResultsPage& page) const {
+  absl::StatusOr<v1::Job> job = p_.jobs->Get(job_id, with_results, page);
   if (job.ok() && !caller.admin && job->owner() != caller.name) {
     return absl::NotFoundError(absl::StrCat("no job '", job_id, "' (ListJobs shows the jobs this server has)"));
   }
@@ -82,7 +82,9 @@ grpc::Status InferenceService::GetJob(grpc::ServerContext* context, const v1::Ge
   if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return ToGrpcStatus(st);
   if (!p_.jobs) return JobsOff();
   if (request->job_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give a job_id");
-  absl::StatusOr<v1::Job> job = VisibleJob(*caller, request->job_id(), !request->omit_results());
+  absl::StatusOr<JobStore::ResultsPage> page = ResultsPageOf(*request);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  absl::StatusOr<v1::Job> job = VisibleJob(*caller, request->job_id(), !request->omit_results(), *page);
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;

@@ -37,7 +37,8 @@ class InferenceService final : public v1::Inference::WithCallbackMethod_Generate
   // The caller, from its `authorization` metadata (UNAUTHENTICATED without a known key).
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& context) const;
   // `job_id` as `caller` may see it: another user's job is NOT_FOUND, like an unknown one.
-  absl::StatusOr<v1::Job> VisibleJob(const Caller& caller, const std::string& job_id, bool with_results) const;
+  absl::StatusOr<v1::Job> VisibleJob(const Caller& caller, const std::string& job_id, bool with_results,
+                                     const JobStore::ResultsPage& page = {}) const;
   Parts p_;
 };
 

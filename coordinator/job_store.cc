@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -123,7 +124,7 @@ absl::StatusOr<v1::Job> JobStore::Create(const v1::SubmitJobRequest& request, bo
     Statement find(db_, "SELECT job_id FROM jobs WHERE idempotency_key = ?");
     if (!find.ok()) return Error("prepare");
     find.Bind(1, idempotency_key);
-    if (find.Step() == SQLITE_ROW) return GetLocked(find.Text(0), /*with_results=*/true);
+    if (find.Step() == SQLITE_ROW) return GetLocked(find.Text(0), /*with_results=*/true, ResultsPage{});
   }
   const std::string id = NewJobId();
   Statement insert(db_, "INSERT INTO jobs (job_id, idempotency_key, state, total, created_ms, request, owner) "
@@ -142,15 +143,16 @@ absl::StatusOr<v1::Job> JobStore::Create(const v1::SubmitJobRequest& request, bo
   insert.Bind(7, owner);
   if (insert.Step() != SQLITE_DONE) return Error("insert job");
   *created = true;
-  return GetLocked(id, /*with_results=*/false);
+  return GetLocked(id, /*with_results=*/false, ResultsPage{});
 }
 
-absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id, bool with_results) const {
+absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id, bool with_results, const ResultsPage& page) const {
   absl::MutexLock lock(&mu_);
-  return GetLocked(job_id, with_results);
+  return GetLocked(job_id, with_results, page);
 }
 
-absl::StatusOr<v1::Job> JobStore::GetLocked(const std::string& job_id, bool with_results) const {
+absl::StatusOr<v1::Job> JobStore::GetLocked(const std::string& job_id, bool with_results,
+                                            const ResultsPage& page) const {
   Statement q(db_, "SELECT state, total, created_ms, error, owner FROM jobs WHERE job_id = ?");
   if (!q.ok()) return Error("prepare");
   q.Bind(1, job_id);
@@ -164,18 +166,26 @@ absl::StatusOr<v1::Job> JobStore::GetLocked(const std::string& job_id, bool with
   job.set_created_unix_ms(q.Int(2));
   job.set_error(q.Text(3));
   job.set_owner(q.Text(4));
-  Statement r(db_, with_results ? "SELECT result FROM results WHERE job_id = ? ORDER BY idx"
-                                : "SELECT COUNT(*) FROM results WHERE job_id = ?");
+  Statement count(db_, "SELECT COUNT(*) FROM results WHERE job_id = ?");
+  if (!count.ok()) return Error("prepare");
+  count.Bind(1, job_id);
+  if (count.Step() == SQLITE_ROW) job.set_completed(static_cast<int32_t>(count.Int(0)));
+  if (!with_results) return job;
+  // Rows in index order from the page's start (the primary key's order: no sort).
+  Statement r(db_, "SELECT idx, result FROM results WHERE job_id = ? AND idx >= ? ORDER BY idx");
   if (!r.ok()) return Error("prepare");
   r.Bind(1, job_id);
-  if (!with_results) {
-    if (r.Step() == SQLITE_ROW) job.set_completed(static_cast<int32_t>(r.Int(0)));
-    return job;
-  }
+  r.Bind(2, int64_t{page.from_index});
+  size_t bytes = 0;
   while (r.Step() == SQLITE_ROW) {
-    if (!job.add_results()->ParseFromString(r.Text(0))) return absl::DataLossError("job database: a stored result does not parse");
+    const std::string result = r.Text(1);
+    if (job.results_size() > 0 && (job.results_size() >= page.max_results || bytes + result.size() > page.max_bytes)) {
+      job.set_next_page_token(std::to_string(r.Int(0)));
+      break;
+    }
+    if (!job.add_results()->ParseFromString(result)) return absl::DataLossError("job database: a stored result does not parse");
+    bytes += result.size();
   }
-  job.set_completed(job.results_size());
   return job;
 }
 
@@ -253,6 +263,25 @@ absl::Status JobStore::PutResult(const std::string& job_id, const v1::JobResult&
   q.BindBlob(3, result.SerializeAsString());
   if (q.Step() != SQLITE_DONE) return Error("store result");
   return absl::OkStatus();
+}
+
+absl::StatusOr<JobStore::ResultsPage> ResultsPageOf(const v1::GetJobRequest& request) {
+  constexpr int kMaxPageSize = 10000;
+  JobStore::ResultsPage page;
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size ", request.page_size(), " is out of range: give 1-", kMaxPageSize, " (0 = 1000)"));
+  }
+  if (request.page_size() > 0) page.max_results = request.page_size();
+  if (!request.page_token().empty()) {
+    int from = 0;
+    if (!absl::SimpleAtoi(request.page_token(), &from) || from < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("page_token '", request.page_token(),
+                                                     "' is not one this server gave: pass Job.next_page_token as is"));
+    }
+    page.from_index = from;
+  }
+  return page;
 }
 
 }  // namespace mmx::coordinator

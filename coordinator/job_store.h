@@ -8,6 +8,7 @@
 // below what serialising them costs).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,8 +33,19 @@ class JobStore {
   // (AlreadyExists is not an error for a retry); `*created` says which happened. Keys of
   // different owners never meet.
   absl::StatusOr<v1::Job> Create(const v1::SubmitJobRequest& request, bool* created, const std::string& owner = "");
-  // NotFound for an unknown id.
-  absl::StatusOr<v1::Job> Get(const std::string& job_id, bool with_results) const;
+  // Which results Get returns: those from index `from_index` on, in index order, at most
+  // `max_results` and no more than about `max_bytes` of them serialized (at least one, if any).
+  // Job.next_page_token is set when results are left after them.
+  struct ResultsPage {
+    int from_index = 0;
+    int max_results = 1000;
+    size_t max_bytes = size_t{3} << 20;
+  };
+  // NotFound for an unknown id. Job.completed always counts every ended request.
+  absl::StatusOr<v1::Job> Get(const std::string& job_id, bool with_results) const {
+    return Get(job_id, with_results, ResultsPage{});
+  }
+  absl::StatusOr<v1::Job> Get(const std::string& job_id, bool with_results, const ResultsPage& page) const;
   absl::StatusOr<v1::SubmitJobRequest> GetRequest(const std::string& job_id) const;
   // Newest first, without results; only `*owner`'s when it is given.
   absl::StatusOr<std::vector<v1::Job>> List(int limit, const std::string* owner = nullptr) const;
@@ -49,7 +61,7 @@ class JobStore {
  private:
   explicit JobStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Exec(const std::string& sql) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::Job> GetLocked(const std::string& job_id, bool with_results) const
+  absl::StatusOr<v1::Job> GetLocked(const std::string& job_id, bool with_results, const ResultsPage& page) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(const std::string& what) const;
 
@@ -60,5 +72,9 @@ class JobStore {
 
 // "job-" and 16 random hex digits.
 std::string NewJobId();
+
+// The page a GetJobRequest asks for (page_size 0 = 1000, at most 10000; page_token a
+// Job.next_page_token). InvalidArgument, saying what to send, for anything else.
+absl::StatusOr<JobStore::ResultsPage> ResultsPageOf(const v1::GetJobRequest& request);
 
 }  // namespace mmx::coordinator

@@ -58,6 +58,30 @@ void PrintJob(const v1::Job& job, bool json) {
   }
 }
 
+// The job with every ended request's result: GetJob a page at a time (each reply stays under
+// gRPC's message limit however large the job).
+absl::StatusOr<v1::Job> GetWholeJob(v1::Inference::Stub& stub, const ServerConnection& connection,
+                                    const std::string& job_id) {
+  v1::Job whole;
+  v1::GetJobRequest get;
+  get.set_job_id(job_id);
+  do {
+    grpc::ClientContext context;
+    Authorize(&context, connection);
+    WithDeadline(&context);
+    v1::Job page;
+    if (absl::Status st = FromGrpcStatus(stub.GetJob(&context, get, &page), connection.server); !st.ok()) return st;
+    if (get.page_token().empty()) {  // state and counts as of the first page
+      whole = page;
+      whole.clear_results();
+    }
+    for (v1::JobResult& r : *page.mutable_results()) *whole.add_results() = std::move(r);
+    get.set_page_token(page.next_page_token());
+  } while (!get.page_token().empty());
+  whole.clear_next_page_token();
+  return whole;
+}
+
 }  // namespace
 
 JobCommands::JobCommands(CLI::App& app) {
@@ -134,25 +158,14 @@ absl::Status JobCommands::Submit() const {
     }
   }
   if (!json_) std::fprintf(stderr, "\n");
-  grpc::ClientContext context;
-  Authorize(&context, connection_);
-  WithDeadline(&context);
-  v1::GetJobRequest get;
-  get.set_job_id(job.job_id());
-  if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), connection_.server); !st.ok()) return st;
-  PrintJob(job, json_);
+  MMX_ASSIGN_OR_RETURN(const v1::Job whole, GetWholeJob(*stub, connection_, job.job_id()));
+  PrintJob(whole, json_);
   return absl::OkStatus();
 }
 
 absl::Status JobCommands::Show() const {
-  grpc::ClientContext context;
-  Authorize(&context, connection_);
-  WithDeadline(&context);
-  v1::GetJobRequest get;
-  get.set_job_id(job_id_);
-  v1::Job job;
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(connection_));
-  if (absl::Status st = FromGrpcStatus(stub->GetJob(&context, get, &job), connection_.server); !st.ok()) return st;
+  MMX_ASSIGN_OR_RETURN(const v1::Job job, GetWholeJob(*stub, connection_, job_id_));
   PrintJob(job, json_);
   return absl::OkStatus();
 }

@@ -81,14 +81,24 @@ class MmxClient:
         return self.stub.SubmitJob(inference_pb2.SubmitJobRequest(requests=requests, idempotency_key=idempotency_key),
                                    timeout=30, metadata=self.metadata)
 
-    def get_job(self, job_id):
-        return self.stub.GetJob(inference_pb2.GetJobRequest(job_id=job_id), timeout=30, metadata=self.metadata)
+    def get_job(self, job_id, omit_results=False):
+        """The job with all its ended requests' results, fetched a page at a time."""
+        job = self.stub.GetJob(inference_pb2.GetJobRequest(job_id=job_id, omit_results=omit_results), timeout=30,
+                               metadata=self.metadata)
+        token = job.next_page_token
+        while token:
+            page = self.stub.GetJob(inference_pb2.GetJobRequest(job_id=job_id, page_token=token), timeout=30,
+                                    metadata=self.metadata)
+            job.results.extend(page.results)
+            token = page.next_page_token
+        job.ClearField("next_page_token")
+        return job
 
     def wait_job(self, job_id, poll_s=0.2):
         while True:
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, omit_results=True)
             if job.state not in (inference_pb2.JOB_STATE_QUEUED, inference_pb2.JOB_STATE_RUNNING):
-                return job
+                return self.get_job(job_id)
             time.sleep(poll_s)
 
     def status(self):

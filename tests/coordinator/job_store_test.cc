@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <sqlite3.h>
 
+#include "absl/strings/numbers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -77,6 +79,72 @@ TEST_F(JobStoreTest, CreateGetListAndResults) {
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].job_id(), second->job_id());  // newest first
   EXPECT_EQ((*list)[1].completed(), 1);
+}
+
+// Results come a page at a time in index order, whatever order they ended in: by count and by
+// bytes, each page's token leading to the next, every result exactly once, the count whole.
+TEST_F(JobStoreTest, ResultsComeInPagesByCountAndBytes) {
+  auto store = JobStore::Open(dir_);
+  ASSERT_THAT(store, IsOk());
+  v1::SubmitJobRequest request;
+  for (int i = 0; i < 10; ++i) request.add_requests()->set_prompt("p");
+  bool created = false;
+  absl::StatusOr<v1::Job> job = (*store)->Create(request, &created);
+  ASSERT_THAT(job, IsOk());
+  for (int i : {9, 0, 4, 1, 7, 2, 8, 3, 6}) {  // index 5 has not ended
+    v1::JobResult r;
+    r.set_index(i);
+    r.set_text(std::string(100, 'a' + i));
+    ASSERT_THAT((*store)->PutResult(job->job_id(), r), IsOk());
+  }
+  std::vector<int> seen;
+  JobStore::ResultsPage page;
+  page.max_results = 4;
+  int pages = 0;
+  for (;; ++pages) {
+    absl::StatusOr<v1::Job> got = (*store)->Get(job->job_id(), true, page);
+    ASSERT_THAT(got, IsOk());
+    EXPECT_EQ(got->completed(), 9);
+    EXPECT_LE(got->results_size(), 4);
+    for (const v1::JobResult& r : got->results()) seen.push_back(r.index());
+    if (got->next_page_token().empty()) break;
+    ASSERT_TRUE(absl::SimpleAtoi(got->next_page_token(), &page.from_index));
+  }
+  EXPECT_EQ(pages, 2);  // 4 + 4 + 1
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 6, 7, 8, 9}));
+
+  page = JobStore::ResultsPage{};
+  page.max_bytes = 250;  // two results of ~105 bytes fit, the third does not
+  absl::StatusOr<v1::Job> by_bytes = (*store)->Get(job->job_id(), true, page);
+  ASSERT_THAT(by_bytes, IsOk());
+  EXPECT_EQ(by_bytes->results_size(), 2);
+  EXPECT_EQ(by_bytes->next_page_token(), "2");
+  page.max_bytes = 1;  // a result larger than the limit still comes, alone
+  by_bytes = (*store)->Get(job->job_id(), true, page);
+  ASSERT_THAT(by_bytes, IsOk());
+  EXPECT_EQ(by_bytes->results_size(), 1);
+  EXPECT_EQ(by_bytes->next_page_token(), "1");
+}
+
+TEST(ResultsPageOfTest, SizesAndTokensAreCheckedWithAClearError) {
+  v1::GetJobRequest request;
+  absl::StatusOr<JobStore::ResultsPage> page = ResultsPageOf(request);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->from_index, 0);
+  EXPECT_EQ(page->max_results, 1000);
+  request.set_page_size(50);
+  request.set_page_token("120");
+  page = ResultsPageOf(request);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->from_index, 120);
+  EXPECT_EQ(page->max_results, 50);
+  request.set_page_token("abc");
+  EXPECT_THAT(ResultsPageOf(request), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("next_page_token")));
+  request.set_page_token("-3");
+  EXPECT_THAT(ResultsPageOf(request), StatusIs(absl::StatusCode::kInvalidArgument));
+  request.clear_page_token();
+  request.set_page_size(10001);
+  EXPECT_THAT(ResultsPageOf(request), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_size")));
 }
 
 TEST_F(JobStoreTest, IdempotencyKeyReturnsTheSameJob) {

@@ -276,6 +276,27 @@ TEST_F(ServingTest, JobsRunToTheSameOutputsAsSoloRequestsAndKeyedRetriesReturnTh
     EXPECT_EQ(r.text(), solo.text);
     EXPECT_EQ(r.finish_reason(), "length");
   }
+  // Paged: 2 + 2 + 1 results, in order, each token leading to the next; a made-up token is refused.
+  std::vector<int> paged;
+  v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  get.set_page_size(2);
+  for (int page = 0; page < 3; ++page) {
+    grpc::ClientContext c;
+    v1::Job part;
+    ASSERT_TRUE(cluster_->stub().GetJob(&c, get, &part).ok());
+    EXPECT_EQ(part.completed(), 5);
+    for (const v1::JobResult& r : part.results()) paged.push_back(r.index());
+    EXPECT_EQ(part.next_page_token().empty(), page == 2);
+    get.set_page_token(part.next_page_token());
+  }
+  EXPECT_EQ(paged, (std::vector<int>{0, 1, 2, 3, 4}));
+  {
+    grpc::ClientContext c;
+    v1::Job part;
+    get.set_page_token("not-a-token");
+    EXPECT_EQ(cluster_->stub().GetJob(&c, get, &part).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
   grpc::ClientContext context;
   v1::ListJobsResponse list;
   ASSERT_TRUE(cluster_->stub().ListJobs(&context, v1::ListJobsRequest(), &list).ok());
