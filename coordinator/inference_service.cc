@@ -1,5 +1,8 @@
 #include "coordinator/inference_service.h"
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "coordinator/generate_admission.h"
 #include "coordinator/generate_stream.h"
@@ -116,6 +119,45 @@ grpc::Status InferenceService::ListJobs(grpc::ServerContext* context, const v1::
   if (!jobs.ok()) return ToGrpcStatus(jobs.status());
   for (v1::Job& j : *jobs) *response->add_jobs() = std::move(j);
   return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::StreamJobResults(grpc::ServerContext* context,
+                                                const v1::StreamJobResultsRequest* request,
+                                                grpc::ServerWriter<v1::JobResult>* writer) {
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (absl::Status st = CheckUtf8Fields(*request); !st.ok()) return ToGrpcStatus(st);
+  if (!p_.jobs) return JobsOff();
+  if (request->job_id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give a job_id");
+  if (request->from_index() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "from_index must be >= 0 (the first index wanted)");
+  }
+  if (absl::StatusOr<v1::Job> visible = VisibleJob(*caller, request->job_id(), false); !visible.ok()) {
+    return ToGrpcStatus(visible.status());
+  }
+  JobStore::ResultsPage page;
+  page.from_index = request->from_index();
+  page.max_results = 256;
+  for (;;) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    // State and results come from one read: once the job reads as ended, no result is to come.
+    absl::StatusOr<v1::Job> job = p_.jobs->Get(request->job_id(), true, page);
+    if (!job.ok()) return ToGrpcStatus(job.status());
+    const bool ended = job->state() != v1::JOB_STATE_QUEUED && job->state() != v1::JOB_STATE_RUNNING;
+    const bool in_order = request->follow() && !ended;  // wait at a request still running
+    bool at_gap = false;
+    for (const v1::JobResult& r : job->results()) {
+      if (in_order && r.index() != page.from_index) {
+        at_gap = true;
+        break;
+      }
+      if (!writer->Write(r)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      page.from_index = r.index() + 1;
+    }
+    if (!at_gap && !job->next_page_token().empty()) continue;  // more have ended: the next page now
+    if (!request->follow() || ended) return grpc::Status::OK;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 }  // namespace mmx::coordinator

@@ -31,6 +31,10 @@ class InferenceService final : public v1::Inference::WithCallbackMethod_Generate
   grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request, v1::Job* response) override;
   grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
                         v1::ListJobsResponse* response) override;
+  // Synchronous: a following stream holds one of the server's threads while it waits (it polls
+  // the job store every 200 ms once it has caught up).
+  grpc::Status StreamJobResults(grpc::ServerContext* context, const v1::StreamJobResultsRequest* request,
+                                grpc::ServerWriter<v1::JobResult>* writer) override;
 
  private:
   grpc::Status JobsOff() const;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "proto/grpc_status.h"
+#include "tools/job_results_download.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "mmx/v1/inference.grpc.pb.h"
@@ -91,6 +92,9 @@ JobCommands::JobCommands(CLI::App& app) {
   submit_->add_flag("--wait", wait_, "Wait for the job to end and print its results");
   job_ = app.add_subcommand("job", "Show a batch job and its results");
   job_->add_option("id", job_id_, "Job id")->required();
+  job_->add_option("--results", results_file_,
+                   "Write every result to FILE as JSON lines, following the job until it ends; run again to "
+                   "resume a broken download");
   jobs_ = app.add_subcommand("jobs", "List the newest batch jobs");
   jobs_->add_option("--limit", limit_, "How many");
   cancel_ = app.add_subcommand("cancel", "Cancel a queued or running batch job");
@@ -165,6 +169,7 @@ absl::Status JobCommands::Submit() const {
 
 absl::Status JobCommands::Show() const {
   MMX_ASSIGN_OR_RETURN(std::unique_ptr<v1::Inference::Stub> stub, ConnectInference(connection_));
+  if (!results_file_.empty()) return DownloadJobResults(*stub, connection_, job_id_, results_file_, json_);
   MMX_ASSIGN_OR_RETURN(const v1::Job job, GetWholeJob(*stub, connection_, job_id_));
   PrintJob(job, json_);
   return absl::OkStatus();

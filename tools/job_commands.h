@@ -29,7 +29,7 @@ class JobCommands {
   absl::Status Cancel() const;
 
   ServerConnection connection_;
-  std::string file_, job_id_, idempotency_key_;
+  std::string file_, job_id_, idempotency_key_, results_file_;
   bool json_ = false, wait_ = false;
   int limit_ = 20;
   CLI::App *submit_, *job_, *jobs_, *cancel_;
