@@ -94,6 +94,13 @@ class MmxClient:
         job.ClearField("next_page_token")
         return job
 
+    def stream_job_results(self, job_id, from_index=0, follow=False):
+        """Yields JobResult messages in index order from from_index; with follow, until the job ends.
+        After a broken stream, call again with from_index = the last index received + 1."""
+        yield from self.stub.StreamJobResults(
+            inference_pb2.StreamJobResultsRequest(job_id=job_id, from_index=from_index, follow=follow),
+            metadata=self.metadata)
+
     def wait_job(self, job_id, poll_s=0.2):
         while True:
             job = self.get_job(job_id, omit_results=True)
@@ -153,11 +160,13 @@ def main():
                 print(f"\n[{last.finish_reason}; {last.usage.completion_tokens} tokens]", file=sys.stderr)
         elif args.command == "job":
             requests = [client.request(prompt=p, max_tokens=args.max_tokens, ignore_eos=True) for p in args.prompts]
-            job = client.wait_job(client.submit_job(requests).job_id)
+            job_id = client.submit_job(requests).job_id
+            streamed = [r.index for r in client.stream_job_results(job_id, follow=True)]
+            job = client.wait_job(job_id)
             results = [{"index": r.index, "ids": list(r.token_ids), "text": r.text,
                         "finish_reason": r.finish_reason, "error": r.error} for r in job.results]
             print(json.dumps({"job_id": job.job_id, "state": inference_pb2.JobState.Name(job.state),
-                              "results": results}))
+                              "results": results, "streamed": streamed}))
         else:
             s = client.status()
             print(json.dumps({"ready": s.ready, "workers": [w.name for w in s.workers],

@@ -105,6 +105,36 @@ TEST_F(JobResultsTest, TheResultsFileHasEveryResultOnceAndADownloadResumes) {
   EXPECT_THAT(foreign.output, HasSubstr("does not end with a job result line"));
 }
 
+// Following, results come in index order even when a later request ends first: the first
+// request here is 40 times longer than the others, so the stream waits at index 0 while the
+// others end, then sends 0, 1, ... 7 once each.
+TEST_F(JobResultsTest, FollowingWaitsForAnEarlierRequestThatEndsLast) {
+  v1::SubmitJobRequest submit;
+  for (int i = 0; i < 8; ++i) {
+    v1::GenerateRequest* r = submit.add_requests();
+    for (int id : {1, 2, 3 + i}) r->add_prompt_token_ids(id);
+    r->mutable_sampling()->set_max_tokens(i == 0 ? 400 : 10);
+    r->mutable_sampling()->set_ignore_eos(true);
+  }
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(cluster_->stub().SubmitJob(&context, submit, &job).ok());
+  }
+  grpc::ClientContext context;
+  v1::StreamJobResultsRequest request;
+  request.set_job_id(job.job_id());
+  request.set_follow(true);
+  auto reader = cluster_->stub().StreamJobResults(&context, request);
+  std::vector<int> got;
+  for (v1::JobResult r; reader->Read(&r);) {
+    got.push_back(r.index());
+    EXPECT_EQ(r.token_ids_size(), r.index() == 0 ? 400 : 10);
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(got, Range(8));
+}
+
 // Without follow: the ended results from from_index on, then the end of the stream; requests
 // for nothing sensible get a clear status.
 TEST_F(JobResultsTest, StreamJobResultsFromAnIndexAndItsErrors) {

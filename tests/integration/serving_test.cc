@@ -392,6 +392,7 @@ TEST_F(ServingTest, PythonClientStreamsAndRunsAJob) {
       absl::Seconds(60));
   ASSERT_EQ(job.exit_code, 0) << job.output;
   EXPECT_THAT(job.output, HasSubstr("\"state\": \"JOB_STATE_SUCCEEDED\""));
+  EXPECT_THAT(job.output, HasSubstr("\"streamed\": [0, 1]"));  // StreamJobResults, following the job
   testing::ProcessResult bad = testing::RunToExit(
       {"/usr/bin/env", "MMX_PY_STUBS=" + stubs, "/usr/bin/python3", script, "--server", cluster_->address(),
        "generate", "x", "--max-tokens", "0"},
