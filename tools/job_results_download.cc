@@ -1,11 +1,11 @@
 #include "tools/job_results_download.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <memory>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -15,27 +15,38 @@ namespace mmx::tools {
 namespace {
 
 // The index after the last whole line of `path` (0 if none), cutting a torn last line off.
+// Reads the file from its end, a window that doubles until it holds the last whole line, so a
+// resume costs the last line, not the file.
 absl::StatusOr<int> ResumeIndex(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return 0;
-  std::string text;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
-    std::ostringstream all;
-    all << in.rdbuf();
-    text = all.str();
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  if (ec || !in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
+  uint64_t whole = 0;  // bytes up to and including the last newline
+  std::string last;
+  for (uint64_t window = uint64_t{64} << 10;; window *= 2) {
+    const uint64_t start = window < size ? size - window : 0;
+    std::string tail(size - start, '\0');
+    in.seekg(static_cast<std::streamoff>(start));
+    if (!in.read(tail.data(), static_cast<std::streamsize>(tail.size()))) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
+    }
+    const size_t end = tail.rfind('\n');
+    const size_t before = end == std::string::npos || end == 0 ? std::string::npos : tail.rfind('\n', end - 1);
+    if (start > 0 && before == std::string::npos) continue;  // the last whole line begins earlier
+    if (end != std::string::npos) {
+      const size_t begin = before == std::string::npos ? 0 : before + 1;
+      whole = start + end + 1;
+      last = tail.substr(begin, end - begin);
+    }
+    break;
   }
-  const size_t end = text.rfind('\n');
-  const size_t whole = end == std::string::npos ? 0 : end + 1;
-  if (whole < text.size()) {  // a line the last run did not finish
+  if (whole < size) {  // a line the last run did not finish
     std::filesystem::resize_file(path, whole, ec);
     if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot cut the torn last line of ", path, ": ", ec.message()));
   }
   if (whole == 0) return 0;
-  const size_t before = whole >= 2 ? text.rfind('\n', whole - 2) : std::string::npos;
-  const size_t begin = before == std::string::npos ? 0 : before + 1;
-  const std::string last = text.substr(begin, whole - 1 - begin);
   v1::JobResult result;
   if (!google::protobuf::util::JsonStringToMessage(last, &result).ok() || !result.has_index()) {
     return absl::FailedPreconditionError(

@@ -99,6 +99,14 @@ TEST_F(JobResultsTest, TheResultsFileHasEveryResultOnceAndADownloadResumes) {
   EXPECT_THAT(resumed.output, HasSubstr("7 results written (from index 5)"));
   EXPECT_EQ(Indices(file), Range(12));
 
+  // A last line longer than the first window read from the file's end (64 KiB) is found too.
+  std::ofstream(file, std::ios::trunc) << head << R"({"index": 11, "text": ")" << std::string(200000, 'x')
+                                       << "\"}\n" << R"({"index": 12, "te)";
+  testing::ProcessResult long_line = Download(id, file);
+  ASSERT_EQ(long_line.exit_code, 0) << long_line.output;
+  EXPECT_THAT(long_line.output, HasSubstr("0 results written (from index 12)"));
+  EXPECT_EQ(Indices(file), (std::vector<int>{0, 1, 2, 3, 4, 11}));
+
   std::ofstream(file, std::ios::trunc) << "not a result\n";
   testing::ProcessResult foreign = Download(id, file);
   EXPECT_EQ(foreign.exit_code, 1);
